@@ -1,0 +1,49 @@
+# tm20: `make run` starts the server on port 7788 with the embedded SQLite store;
+# `make test` runs ruff, mypy and every test.  Both create .venv and install on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 7788
+DATABASE ?= sqlite:tm20.sqlite3
+
+.PHONY: install run test lint typecheck unit bench bench-quick bench-soak conformance clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+	$(BIN)/python -c "import tm20.plugins; from twisted.plugin import getPlugins; from tm20.interfaces import ICommandHandler; list(getPlugins(ICommandHandler, tm20.plugins))"
+	touch $@
+
+run: install
+	@echo "tm20: terminals connect to ws://<this host>:$(PORT)/ (any path); REST API under http://<this host>:$(PORT)/api/"
+	@echo "tm20: create an API token with: $(BIN)/tm20-admin token create NAME --database $(DATABASE)"
+	$(BIN)/twistd -n --pidfile= tm20 --port $(PORT) --database $(DATABASE)
+
+lint: install
+	$(BIN)/ruff check tm20 twisted tests bench
+	$(BIN)/ruff format --check tm20 twisted tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: install
+	$(BIN)/python -m bench.run --full
+
+bench-quick: install
+	$(BIN)/python -m bench.run --quick
+
+bench-soak: install
+	$(BIN)/python -m bench.run --soak
+
+clean:
+	rm -rf $(VENV) build *.egg-info _trial_temp .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,25 @@
+"""What command handlers get: the store, the services, the clock (L{IServerContext})."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from zope.interface import implementer
+
+from tm20.config import ServerConfig
+from tm20.interfaces import IServerContext
+
+
+@implementer(IServerContext)
+@attrs.define
+class ServerContext:
+    """The server's parts, wired once by L{tm20.service.buildServer}."""
+
+    store: Any
+    clock: Any
+    registry: Any
+    registration: Any
+    ingest: Any
+    commands: Any
+    config: ServerConfig

@@ -1,0 +1,99 @@
+"""
+The dispatcher: one L{ICommandHandler} per terminal command, found as C{twisted.plugin} plugins.
+
+Every terminal command gets a reply, whatever happens: an unknown command or a failing handler is
+answered C{{"ret": cmd, "result": false, "reason": 1}} (a terminal that gets no reply resends
+forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from tm20.interfaces import ICommandHandler
+from tm20.protocol import replies
+from tm20.protocol.messages import TerminalMessage
+
+#: Modules of the built-in handlers; any other handler for the same command overrides them.
+BUILTIN_MODULE_PREFIX = "tm20.handlers."
+
+
+def isBuiltin(handler: object) -> bool:
+    """C{True} for the handlers shipped in C{tm20.handlers}."""
+    return type(handler).__module__.startswith(BUILTIN_MODULE_PREFIX)
+
+
+def handlersFromPlugins() -> dict[str, ICommandHandler]:
+    """
+    Load every L{ICommandHandler} plugin of C{tm20.plugins}; an operator's handler wins over a
+    built-in one for the same command.
+    """
+    from twisted.plugin import getPlugins
+
+    import tm20.plugins
+
+    return chooseHandlers(getPlugins(ICommandHandler, tm20.plugins))
+
+
+def chooseHandlers(found: Iterable[ICommandHandler]) -> dict[str, ICommandHandler]:
+    """Index handlers by command, preferring non-built-in ones."""
+    chosen: dict[str, ICommandHandler] = {}
+    for handler in found:
+        name = str(handler.command).strip().lower()
+        current = chosen.get(name)
+        if current is None or (isBuiltin(current) and not isBuiltin(handler)):
+            chosen[name] = handler
+    return chosen
+
+
+class Dispatcher:
+    """Routes typed terminal messages to their handler and shapes the reply."""
+
+    log = Logger()
+
+    def __init__(self, handlers: Mapping[str, ICommandHandler]) -> None:
+        self.handlers = dict(handlers)
+
+    @classmethod
+    def fromPlugins(cls) -> Dispatcher:
+        """A dispatcher with every handler found by L{handlersFromPlugins}."""
+        return cls(handlersFromPlugins())
+
+    def dispatch(
+        self, context: Any, session: Any, message: TerminalMessage
+    ) -> Deferred[dict[str, Any] | None]:
+        """
+        Handle C{message}.
+
+        @return: a L{Deferred} firing with the complete reply (with C{ret}), or C{None} when the
+            handler chose to send nothing (it replied itself, or the command has no reply).
+            It never fails.
+        """
+        cmd = message.cmd
+        handler = self.handlers.get(cmd)
+        if handler is None:
+            self.log.info(
+                "no handler for terminal command {cmd!r} from {sn}", cmd=cmd, sn=session.sn
+            )
+            d: Deferred[dict[str, Any] | None] = Deferred()
+            d.callback(replies.failure(cmd))
+            return d
+
+        def shape(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
+            if fields is None:
+                return None
+            return {"ret": cmd, **fields}
+
+        def failed(f: Failure) -> dict[str, Any]:
+            self.log.failure(
+                "handler for {cmd!r} failed (terminal {sn})", f, cmd=cmd, sn=session.sn
+            )
+            return replies.failure(cmd)
+
+        result = maybeDeferred(handler.handle, context, session, message)
+        return result.addCallback(shape).addErrback(failed)

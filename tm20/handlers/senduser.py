@@ -1,0 +1,37 @@
+"""C{senduser}: a user enrolled on the terminal, one credential slot per message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from tm20.handlers._fields import replyFields
+from tm20.interfaces import ICommandHandler
+from tm20.protocol import replies
+from tm20.protocol.messages import SendUser
+
+
+@implementer(IPlugin, ICommandHandler)
+class SendUserHandler:
+    """Store the user and the credential verbatim, then acknowledge."""
+
+    command = "senduser"
+
+    @inlineCallbacks
+    def handle(self, context: Any, session: Any, message: SendUser) -> Any:
+        if not session.registered:
+            return replyFields(replies.failure("senduser"))
+        yield context.store.saveCredential(
+            session.sn,
+            message.enrollid,
+            message.backupnum,
+            message.record,
+            message.name,
+            message.admin,
+        )
+        return replyFields(
+            replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
+        )

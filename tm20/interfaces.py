@@ -1,0 +1,259 @@
+"""
+The contracts between the parts of tm20, documented here and only here.
+
+  - L{ICommandHandler}: answers one terminal command (C{reg}, C{sendlog}, ... or an operator's own);
+    found with C{twisted.plugin.getPlugins(ICommandHandler, tm20.plugins)}.
+  - L{IServerContext}: what a handler may use (the store, the services, the clock).
+  - L{ITerminalSession}: one connected terminal, as handlers and services see it.
+  - L{ITerminalRegistry}: the connected terminals, by C{sn}.
+  - L{IStore}: persistence (SQLite embedded, PostgreSQL for production).
+
+Every method documented as returning a L{Deferred} may also fail it; callers treat any failure of
+the store as "not stored".
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class ICommandHandler(Interface):
+    """
+    Handles one terminal-initiated command.
+
+    Built-in handlers live in C{tm20.handlers} and are published as plugins in C{tm20.plugins};
+    an operator overrides one or adds a new command by dropping a module into any
+    C{tm20/plugins/} folder on the Python path.  When several handlers claim the same command,
+    one from outside the C{tm20} distribution wins over the built-in one.
+    """
+
+    command = Attribute("""The C{cmd} value handled, e.g. C{"sendlog"} (lower-case, trimmed).""")
+
+    def handle(context, session, message):  # type: ignore[no-untyped-def]
+        """
+        Answer C{message}.
+
+        @param context: the L{IServerContext}.
+        @param session: the L{ITerminalSession} the message came from.
+        @param message: a L{tm20.protocol.messages.TerminalMessage}: typed for the built-in
+            commands, a C{TerminalCommand} with the raw fields for any other.
+        @return: the reply fields (without C{ret}, which the dispatcher adds), e.g.
+            C{{"result": True}}; C{None} to send no reply at all; or a L{Deferred} of either.
+            A failure (raised or in the Deferred) is answered C{{"result": False, "reason": 1}}.
+        """
+
+
+class IServerContext(Interface):
+    """Everything a command handler may use; it never reaches sockets or SQL directly."""
+
+    store = Attribute("""The L{IStore}.""")
+    clock = Attribute("""The C{IReactorTime} provider (the reactor, or a C{Clock} in tests).""")
+    registry = Attribute("""The L{ITerminalRegistry} of connected terminals.""")
+    registration = Attribute("""C{tm20.services.registration.RegistrationService}.""")
+    ingest = Attribute("""C{tm20.services.ingest.LogIngest}: stores log batches (acks after commit).""")
+    commands = Attribute("""C{tm20.services.commands.CommandService}: sends commands to terminals.""")
+    config = Attribute("""The C{tm20.config.ServerConfig}.""")
+
+
+class ITerminalSession(Interface):
+    """One connected terminal (one WebSocket)."""
+
+    sn = Attribute("""The serial number given in C{reg}; C{None} before it registered.""")
+    peer = Attribute("""The remote address, as text.""")
+    registered = Attribute("""C{True} once a C{reg} was accepted on this connection.""")
+
+    def sendCommand(payload):  # type: ignore[no-untyped-def]
+        """
+        Send one server command (a dict with C{cmd}) to the terminal as a text frame.  Does nothing
+        if the connection is closing.
+        """
+
+    def sendReply(payload):  # type: ignore[no-untyped-def]
+        """Send one reply (a dict with C{ret}) to the terminal."""
+
+    def close(code, reason):  # type: ignore[no-untyped-def]
+        """Close the WebSocket with C{code} (1000 or 3000-4999) and a reason text."""
+
+    def executeCommand(payload, timeout):  # type: ignore[no-untyped-def]
+        """
+        Send C{payload} and wait for the terminal's C{ret} of the same name (one command in flight
+        per terminal; later ones wait their turn).
+
+        @return: a L{Deferred} firing with a L{tm20.protocol.messages.CommandReply}, or failing with
+            C{tm20.errors.CommandTimeout} / C{tm20.errors.TerminalGone}.  For commands without a
+            reply (C{reboot}) it fires with C{None} once the frame is written.
+        """
+
+
+class ITerminalRegistry(Interface):
+    """The connected terminals, keyed by C{sn}: the newest connection for an C{sn} wins."""
+
+    def get(sn):  # type: ignore[no-untyped-def]
+        """The L{ITerminalSession} for C{sn}, or C{None} when it is not connected."""
+
+    def connected():  # type: ignore[no-untyped-def]
+        """The C{sn}s of connected, registered terminals (a list, sorted)."""
+
+    def bind(sn, session):  # type: ignore[no-untyped-def]
+        """
+        Make C{session} the one for C{sn}.
+
+        @return: the session it replaced, or C{None}.
+        """
+
+    def unbind(sn, session):  # type: ignore[no-untyped-def]
+        """Forget C{session} for C{sn}, unless a newer session has replaced it since."""
+
+    def sessions():  # type: ignore[no-untyped-def]
+        """All sessions, registered or not (for shutdown)."""
+
+
+class IStore(Interface):
+    """
+    Persistence.  Every method returns a L{Deferred}; a failed one means nothing was changed
+    (each call is one transaction).  Implementations: C{tm20.store.sqlite.SQLiteStore},
+    C{tm20.store.postgres.PostgresStore}.
+    """
+
+    def start():  # type: ignore[no-untyped-def]
+        """Open connections and apply pending schema migrations.  @return: L{Deferred}."""
+
+    def stop():  # type: ignore[no-untyped-def]
+        """Flush pending writes and close.  @return: L{Deferred}."""
+
+    def ping():  # type: ignore[no-untyped-def]
+        """Check the database answers.  @return: L{Deferred} firing with C{True}."""
+
+    # -- terminals ---------------------------------------------------------------------------------
+
+    def recordTerminalSeen(sn, cpusn, devinfo, approvedIfNew):  # type: ignore[no-untyped-def]
+        """
+        A terminal sent C{reg}: create it if new (approved or pending as C{approvedIfNew} says),
+        else update its C{cpusn} (only if it had none), C{devinfo}, C{mac}, C{modelname},
+        C{firmware} and C{lastSeen}.  @return: L{Deferred} of the L{tm20.model.Terminal}.
+        """
+
+    def createTerminal(sn, name, approved, timezone):  # type: ignore[no-untyped-def]
+        """
+        Add a terminal before it ever connects (an operator pre-registering it for the whitelist).
+        @return: L{Deferred} of the L{tm20.model.Terminal}; fails with C{ValueError} if C{sn} exists.
+        """
+
+    def getTerminal(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.Terminal} or C{None}."""
+
+    def listTerminals(approved):  # type: ignore[no-untyped-def]
+        """
+        @param approved: C{True}/C{False} to filter, C{None} for all.
+        @return: L{Deferred} of a list of L{tm20.model.Terminal}, sorted by C{sn}.
+        """
+
+    def updateTerminal(sn, changes):  # type: ignore[no-untyped-def]
+        """
+        Change the fields in C{changes} (keys from L{tm20.model.TERMINAL_EDITABLE_FIELDS}; a
+        C{ValueError} for others).  An unknown C{sn} gives C{None}.
+        @return: L{Deferred} of the updated L{tm20.model.Terminal} or C{None}.
+        """
+
+    def deleteTerminal(sn):  # type: ignore[no-untyped-def]
+        """Delete a terminal and everything stored for it.  @return: L{Deferred} of C{bool}."""
+
+    # -- users and credentials ---------------------------------------------------------------------
+
+    def saveCredential(sn, enrollid, backupnum, record, name, admin):  # type: ignore[no-untyped-def]
+        """
+        Store one credential slot as a terminal reported it (C{senduser}, C{getuserinfo}): creates
+        the user if needed; C{name}/C{admin} update the user unless C{None}; C{backupnum} C{None}
+        stores only the user.  @return: L{Deferred} of C{None}.
+        """
+
+    def saveUser(sn, enrollid, name, admin, enabled):  # type: ignore[no-untyped-def]
+        """Create or update a user (not its credentials).  @return: L{Deferred} of the L{tm20.model.User}."""
+
+    def getUser(sn, enrollid):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.User} with its credentials, or C{None}."""
+
+    def listUsers(sn, limit, afterEnrollid):  # type: ignore[no-untyped-def]
+        """
+        A page of users of one terminal, by ascending C{enrollid}, strictly after C{afterEnrollid}
+        (C{None} for the first page), with their credentials.
+        @return: L{Deferred} of a list of L{tm20.model.User}.
+        """
+
+    def deleteUser(sn, enrollid):  # type: ignore[no-untyped-def]
+        """Delete a user and its credentials.  @return: L{Deferred} of C{bool} (existed)."""
+
+    def deleteCredential(sn, enrollid, backupnum):  # type: ignore[no-untyped-def]
+        """
+        Delete one slot; C{12} deletes all fingerprints (0-9), C{13} the whole user.
+        @return: L{Deferred} of the number of slots deleted.
+        """
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    def addLogs(sn, records):  # type: ignore[no-untyped-def]
+        """
+        Store a batch of L{tm20.protocol.messages.LogRecord}s atomically, punches and door events
+        (C{enrollid} 0) in their own tables; a record already stored (same C{sn}, C{enrollid},
+        C{time}, C{mode}, C{inout}, C{event}) is ignored.  The Deferred fires only once the rows
+        are committed.  @return: L{Deferred} of a L{tm20.model.LogInsertResult}.
+        """
+
+    def queryLogs(query):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of a list of L{tm20.model.StoredLog} for a L{tm20.model.LogQuery}."""
+
+    def queryDoorEvents(query):  # type: ignore[no-untyped-def]
+        """Like L{queryLogs}, over door events."""
+
+    def countLogs(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the number of punches stored for C{sn} (all terminals if C{None})."""
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def enqueueCommand(sn, name, payload, actor, maxAttempts):  # type: ignore[no-untyped-def]
+        """Add a command with status C{queued}.  @return: L{Deferred} of the L{tm20.model.StoredCommand}."""
+
+    def getCommand(commandId):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.StoredCommand} or C{None}."""
+
+    def pendingCommands(sn):  # type: ignore[no-untyped-def]
+        """
+        Commands of C{sn} still to deliver (status C{queued} or C{sent}), oldest first.
+        @return: L{Deferred} of a list of L{tm20.model.StoredCommand}.
+        """
+
+    def updateCommand(commandId, status, reply, attempted):  # type: ignore[no-untyped-def]
+        """
+        Set a command's status (and reply, when not C{None}); C{attempted} adds one to C{attempts}
+        and sets C{sentAt}; a final status sets C{finishedAt}.
+        @return: L{Deferred} of the updated L{tm20.model.StoredCommand}.
+        """
+
+    # -- API tokens and audit ----------------------------------------------------------------------
+
+    def addApiToken(name, tokenHash, scopes):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.ApiToken}; a C{ValueError} if the name is taken."""
+
+    def findApiToken(tokenHash):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.ApiToken} or C{None}."""
+
+    def listApiTokens():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of a list of L{tm20.model.ApiToken}."""
+
+    def deleteApiToken(name):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of C{bool}."""
+
+    def addAuditEntry(actor, action, target, detail):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.AuditEntry}."""
+
+    def listAuditEntries(limit, beforeId):  # type: ignore[no-untyped-def]
+        """Newest first.  @return: L{Deferred} of a list of L{tm20.model.AuditEntry}."""
+
+
+__all__ = [
+    "ICommandHandler",
+    "IServerContext",
+    "ITerminalSession",
+    "ITerminalRegistry",
+    "IStore",
+]

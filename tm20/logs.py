@@ -1,0 +1,49 @@
+"""Log observers: text or JSON lines, filtered by level, autobahn's chatter kept down."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+#: Libraries whose debug output is huge (every frame, ping and handshake).
+_NOISY_NAMESPACES = ("autobahn", "txaio", "txpostgres")
+
+
+def makeObserver(
+    logFormat: str = "text", logLevel: str = "info", stream: IO[str] | None = None
+) -> ILogObserver:
+    """
+    An observer writing to C{stream} (stderr by default): C{text} lines, or C{json} with one
+    JSON object per line (structured fields kept).  Events below C{logLevel} are dropped, and the
+    noisy libraries are held at C{info} or above even when C{logLevel} is C{debug}.
+    """
+    out = sys.stderr if stream is None else stream
+    level = LogLevel.levelWithName(logLevel)
+    inner: ILogObserver
+    if logFormat == "json":
+        inner = jsonFileLogObserver(out, recordSeparator="")
+    elif logFormat == "text":
+        inner = textFileLogObserver(out)
+    else:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {logFormat!r}")
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    noisy = max(level, LogLevel.info, key=_order)
+    for namespace in _NOISY_NAMESPACES:
+        predicate.setLogLevelForNamespace(namespace, noisy)
+    return FilteringLogObserver(inner, [predicate])
+
+
+def _order(level: LogLevel) -> int:
+    return list(LogLevel.iterconstants()).index(level)

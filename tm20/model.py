@@ -1,0 +1,161 @@
+"""
+What the server stores: terminals, users and their credentials, attendance logs, door events,
+commands and API tokens.  Plain immutable values shared by the store, the services and the API.
+
+Timestamps of the server's own (C{firstSeen}, C{receivedAt}, ...) are timezone-aware UTC
+C{datetime}s.  Times reported by terminals (log C{time}) stay terminal-local strings
+C{YYYY-MM-DD HH:MM:SS}, as the protocol has no time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Terminal:
+    """A terminal the server has seen (approved) or that asked to register (pending)."""
+
+    sn: str
+    cpusn: str | None = None
+    mac: str | None = None
+    modelname: str | None = None
+    firmware: str | None = None
+    devinfo: Mapping[str, Any] = attrs.field(factory=dict)
+    name: str | None = None
+    approved: bool = True
+    active: bool = True
+    timezone: str | None = None
+    firstSeen: datetime | None = None
+    lastSeen: datetime | None = None
+
+
+#: Fields of a terminal an operator may change (REST PATCH).
+TERMINAL_EDITABLE_FIELDS = frozenset({"name", "approved", "active", "timezone"})
+
+
+@attrs.frozen
+class Credential:
+    """
+    One credential slot of a user (C{backupnum} 0-9 fingerprints, 10 password, 11 card,
+    20-27 face, 50 photo).  C{record} is kept verbatim, with its JSON type (str or int).
+    """
+
+    backupnum: int
+    record: str | int | None
+    updatedAt: datetime | None = None
+
+
+@attrs.frozen
+class User:
+    """A user enrolled on one terminal."""
+
+    sn: str
+    enrollid: int
+    name: str | None = None
+    admin: int = 0
+    enabled: bool = True
+    credentials: tuple[Credential, ...] = ()
+    updatedAt: datetime | None = None
+
+
+@attrs.frozen
+class StoredLog:
+    """An attendance punch (or, from the door-event table, a door event) as stored."""
+
+    id: int
+    sn: str
+    enrollid: int
+    time: str
+    mode: int
+    inout: int
+    event: int
+    temp: float | None = None
+    verifymode: int | None = None
+    image: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    receivedAt: datetime | None = None
+
+
+@attrs.frozen
+class LogQuery:
+    """
+    A page of logs, newest first (by C{time}, then C{id}).
+
+    C{before} is the cursor: the C{(time, id)} of the last row of the previous page; rows strictly
+    older than it are returned.  C{since}/C{until} are inclusive terminal-local time strings.
+    """
+
+    sn: str | None = None
+    since: str | None = None
+    until: str | None = None
+    enrollid: int | None = None
+    limit: int = 50
+    before: tuple[str, int] | None = None
+
+
+@attrs.frozen
+class LogInsertResult:
+    """What one C{addLogs} did: rows newly stored and rows that were already there."""
+
+    inserted: int
+    duplicates: int
+
+
+#: Command statuses, in the order a command goes through them.
+COMMAND_QUEUED = "queued"
+COMMAND_SENT = "sent"
+COMMAND_SUCCEEDED = "succeeded"
+COMMAND_FAILED = "failed"
+COMMAND_TIMED_OUT = "timed_out"
+COMMAND_STATUSES = (
+    COMMAND_QUEUED,
+    COMMAND_SENT,
+    COMMAND_SUCCEEDED,
+    COMMAND_FAILED,
+    COMMAND_TIMED_OUT,
+)
+
+
+@attrs.frozen
+class StoredCommand:
+    """A server-to-terminal command in the durable queue."""
+
+    id: int
+    sn: str
+    name: str
+    payload: Mapping[str, Any]
+    status: str
+    reply: Mapping[str, Any] | None = None
+    attempts: int = 0
+    maxAttempts: int = 3
+    actor: str | None = None
+    createdAt: datetime | None = None
+    sentAt: datetime | None = None
+    finishedAt: datetime | None = None
+
+
+@attrs.frozen
+class ApiToken:
+    """An API token stored hashed (sha256 hex of the secret)."""
+
+    name: str
+    tokenHash: str
+    scopes: tuple[str, ...] = ("read", "write")
+    createdAt: datetime | None = None
+
+
+@attrs.frozen
+class AuditEntry:
+    """One operator action, with the token name that did it."""
+
+    id: int
+    actor: str
+    action: str
+    target: str | None
+    detail: Mapping[str, Any]
+    at: datetime | None = None

@@ -1,0 +1,578 @@
+"""
+Parse one frame received from a terminal into a typed L{Message}.
+
+The parser is tolerant of the quirks real firmwares and the vendor's own documents show (see the
+protocol notes, section 8): keys and C{cmd}/C{ret} values with stray spaces, trailing commas,
+integers sent as strings, C{data:image/...;base64,} prefixes, a missing C{sn}.  It is strict about
+everything that could hurt the server: invalid UTF-8, deep nesting, huge arrays, non-finite
+numbers, floats or booleans where an integer is meant.  Every failure is a L{ProtocolError}, whose
+C{cmd} is set whenever the command name could be read, so the dispatcher can always answer
+C{{"ret": cmd, "result": false}}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import attrs
+
+from tm20.protocol.messages import (
+    CommandReply,
+    LogRecord,
+    Message,
+    ProtocolError,
+    Register,
+    SendLog,
+    SendQrCode,
+    SendUser,
+    TerminalCommand,
+    UserRecord,
+)
+from tm20.protocol.timefmt import normaliseTime
+
+__all__ = [
+    "DEFAULT_MAX_ARRAY_LENGTH",
+    "DEFAULT_MAX_DEPTH",
+    "logRecordsOf",
+    "parseFrame",
+    "parseLogRecord",
+    "parseUserRecord",
+    "stripDataPrefix",
+    "userRecordsOf",
+]
+
+DEFAULT_MAX_DEPTH = 16
+DEFAULT_MAX_ARRAY_LENGTH = 100_000
+
+#: Longest integer literal accepted (a 64-bit card number has 20 digits).
+_MAX_INT_DIGITS = 40
+
+#: A JSON string literal (possibly unterminated, then it runs to the end of the text).
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+#: A trailing comma before a closing bracket, or a whole string literal (kept as is).
+_TRAILING_COMMA_RE = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")|,\s*([\]}])', re.DOTALL)
+#: A C{"cmd": "<name>"} pair, for the best-effort recovery of the name of a broken frame.
+_CMD_PAIR_RE = re.compile(r'"\s*cmd\s*"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
+_DATA_PREFIX_RE = re.compile(r"data:[^,;\"]{0,100}(?:;[^,;\"]{0,100}){0,5};base64,", re.ASCII)
+_INT_STRING_RE = re.compile(r"\s*[-+]?\d{1,20}\s*", re.ASCII)
+_FLOAT_STRING_RE = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*", re.ASCII)
+
+#: Keys whose string value may carry a C{data:...;base64,} prefix to strip.
+_BASE64_KEYS = frozenset({"image", "record"})
+#: Alternative names of a log record's C{mode}, in order of preference.
+_MODE_KEYS = ("mode", "attmode", "verify")
+
+
+class _BadNumber:
+    """A number literal the parser refuses (C{NaN}, C{Infinity}, an absurdly long integer)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _parseInt(text: str) -> int | _BadNumber:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        return _BadNumber(text[:20] + "...")
+    return int(text)
+
+
+def _decode(text: str) -> Any:
+    return json.loads(text, parse_int=_parseInt, parse_constant=_BadNumber)
+
+
+def stripDataPrefix(value: str) -> str:
+    """
+    Remove a C{data:image/jpeg;base64,} style prefix from Base64 text.
+
+    @param value: Base64 text, with or without the prefix.
+    @return: the bare Base64 text (C{value} itself when there is no prefix).
+    """
+    if value.startswith("data:"):
+        match = _DATA_PREFIX_RE.match(value)
+        if match is not None:
+            return value[match.end() :]
+    return value
+
+
+@attrs.frozen
+class _Context:
+    """Where we are: the command (or reply) name for errors, and the limits."""
+
+    cmd: str | None = None
+    ret: str | None = None
+    maxDepth: int = DEFAULT_MAX_DEPTH
+    maxArrayLength: int = DEFAULT_MAX_ARRAY_LENGTH
+
+    def fail(self, problem: str, field: str | None = None) -> NoReturn:
+        raise ProtocolError(problem, field=field, cmd=self.cmd, ret=self.ret)
+
+
+# --- the raw text ------------------------------------------------------------------------------
+
+
+def _toText(data: bytes | str) -> str:
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, bytes | bytearray | memoryview):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"invalid UTF-8 at byte {e.start}") from None
+    else:
+        raise ProtocolError(f"expected bytes or text, got {type(data).__name__}")
+    return text.removeprefix("\ufeff")
+
+
+def _depthAt(text: str, end: int) -> int:
+    """The bracket depth of C{text} at index C{end}, ignoring brackets in strings."""
+    bare = _STRING_RE.sub('""', text[:end])
+    return bare.count("[") + bare.count("{") - bare.count("]") - bare.count("}")
+
+
+def _guessCmd(text: str) -> str | None:
+    """
+    Best-effort recovery of the top-level C{cmd} of a frame that cannot be decoded, so that even
+    a broken C{sendlog} gets its C{result:false} answer.
+    """
+    for match in _CMD_PAIR_RE.finditer(text):
+        before = text[: match.start()].rstrip()
+        if not before or before[-1] not in "{,":
+            continue
+        if _depthAt(text, match.start()) != 1:
+            continue
+        try:
+            value = json.loads(match.group(1))
+        except ValueError:
+            continue
+        name = _cleanName(value)
+        if name:
+            return name
+    return None
+
+
+def _tooDeep(text: str, maxDepth: int) -> bool:
+    """
+    Cheaply tell whether the brackets of C{text} nest deeper than C{maxDepth}, before handing it
+    to L{json.loads} (whose recursion a 1 MB C{[[[[...} would exhaust).
+    """
+    if text.count("[") + text.count("{") <= maxDepth:
+        return False
+    depth = 0
+    for match in _BRACKET_RE.finditer(_STRING_RE.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > maxDepth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _removeTrailingCommas(text: str) -> str:
+    return _TRAILING_COMMA_RE.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+def _load(text: str, maxDepth: int) -> Any:
+    if _tooDeep(text, maxDepth):
+        raise ProtocolError(f"nesting deeper than {maxDepth}", cmd=_guessCmd(text))
+    try:
+        try:
+            return _decode(text)
+        except ValueError as first:
+            cleaned = _removeTrailingCommas(text)
+            if cleaned == text:
+                raise first from None
+            return _decode(cleaned)
+    except ValueError as e:
+        detail = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+        raise ProtocolError(f"invalid JSON: {detail}", cmd=_guessCmd(text)) from None
+    except RecursionError:
+        raise ProtocolError(f"nesting deeper than {maxDepth}", cmd=_guessCmd(text)) from None
+
+
+# --- cleaning the decoded value ----------------------------------------------------------------
+
+
+def _cleanName(value: object) -> str | None:
+    if isinstance(value, str):
+        return value.strip().lower() or None
+    return None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _trimKeys(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Trim the keys; an exact key wins over a padded one that trims to the same name."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = key.strip()
+        if name != key and name in obj:
+            continue
+        out[name] = value
+    return out
+
+
+def _checkText(ctx: _Context, value: str, path: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            ctx.fail("invalid text (lone surrogate escape)", path or None)
+    return value
+
+
+def _clean(ctx: _Context, value: Any, path: str, depth: int) -> Any:
+    """Recursively trim keys, strip Base64 prefixes and check the limits."""
+    if isinstance(value, dict):
+        if depth + 1 > ctx.maxDepth:
+            ctx.fail(f"nesting deeper than {ctx.maxDepth}", path or None)
+        out: dict[str, Any] = {}
+        for key, item in _trimKeys(value).items():
+            where = _join(path, key)
+            _checkText(ctx, key, where)
+            cleaned = _clean(ctx, item, where, depth + 1)
+            if key in _BASE64_KEYS and isinstance(cleaned, str):
+                cleaned = stripDataPrefix(cleaned)
+            out[key] = cleaned
+        return out
+    if isinstance(value, list):
+        if depth + 1 > ctx.maxDepth:
+            ctx.fail(f"nesting deeper than {ctx.maxDepth}", path or None)
+        if len(value) > ctx.maxArrayLength:
+            ctx.fail(f"array longer than {ctx.maxArrayLength}", path or None)
+        return [_clean(ctx, item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, str):
+        return _checkText(ctx, value, path)
+    if isinstance(value, _BadNumber):
+        ctx.fail(f"unsupported number {value.text}", path or None)
+    if isinstance(value, float) and not math.isfinite(value):
+        ctx.fail("non-finite number", path or None)
+    return value
+
+
+# --- typed fields ------------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _int(ctx: _Context, value: Any, field: str, *, minimum: int | None = None) -> int:
+    """An integer, given as a JSON number or as a string of digits."""
+    if isinstance(value, bool):
+        ctx.fail("must be an integer, not a boolean", field)
+    if isinstance(value, float):
+        ctx.fail("must be an integer, not a float", field)
+    if isinstance(value, str) and _INT_STRING_RE.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int):
+        ctx.fail(f"must be an integer, got {_describe(value)}", field)
+    if minimum is not None and value < minimum:
+        ctx.fail(f"must be >= {minimum}", field)
+    return value
+
+
+def _optInt(
+    ctx: _Context, obj: Mapping[str, Any], key: str, where: str, *, minimum: int | None = None
+) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    return _int(ctx, value, _join(where, key), minimum=minimum)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "a non-numeric string" if value else "an empty string"
+    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+
+
+def _optText(ctx: _Context, obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A string; a number is turned into its text (numeric names, QR codes)."""
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    ctx.fail(f"must be a string, got {_describe(value)}", _join(where, key))
+
+
+def _sn(ctx: _Context, obj: Mapping[str, Any]) -> str | None:
+    value = _optText(ctx, obj, "sn", "")
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def _credential(ctx: _Context, value: Any, field: str) -> str | int | None:
+    """A credential C{record}: kept with the JSON type the terminal used."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    ctx.fail(f"must be a string or an integer, got {_describe(value)}", field)
+
+
+def _temperature(ctx: _Context, value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        ctx.fail("must be a number, not a boolean", field)
+    if isinstance(value, str) and _FLOAT_STRING_RE.fullmatch(value):
+        value = float(value)
+    if not isinstance(value, int | float):
+        ctx.fail(f"must be a number, got {_describe(value)}", field)
+    result = float(value)
+    if not math.isfinite(result):
+        ctx.fail("must be a finite number", field)
+    return result
+
+
+def _object(ctx: _Context, value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        ctx.fail(f"must be an object, got {_describe(value)}", field)
+    return value
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def _logRecord(ctx: _Context, raw: Any, where: str) -> LogRecord:
+    obj = _object(ctx, raw, where)
+    rest = dict(obj)
+    if obj.get("enrollid") is None:
+        ctx.fail("is required", _join(where, "enrollid"))
+    enrollid = _int(ctx, rest.pop("enrollid"), _join(where, "enrollid"), minimum=0)
+    timeValue = rest.pop("time", None)
+    if timeValue is None:
+        ctx.fail("is required", _join(where, "time"))
+    try:
+        time = normaliseTime(timeValue)
+    except ValueError as e:
+        ctx.fail(str(e), _join(where, "time"))
+    mode = 0
+    for key in _MODE_KEYS:
+        if rest.get(key) is not None:
+            mode = _int(ctx, rest.pop(key), _join(where, key))
+            break
+    inout = _optInt(ctx, rest, "inout", where)
+    event = _optInt(ctx, rest, "event", where)
+    verifymode = _optInt(ctx, rest, "verifymode", where)
+    temp = _temperature(ctx, rest.get("temp"), _join(where, "temp"))
+    image = _optText(ctx, rest, "image", where)
+    for key in ("inout", "event", "verifymode", "temp", "image"):
+        rest.pop(key, None)
+    return LogRecord(
+        enrollid=enrollid,
+        time=time,
+        mode=mode,
+        inout=inout or 0,
+        event=event or 0,
+        temp=temp,
+        verifymode=verifymode,
+        image=image or None,
+        extra=rest,
+    )
+
+
+def _userRecord(ctx: _Context, raw: Any, where: str, skip: frozenset[str]) -> UserRecord:
+    obj = _object(ctx, raw, where)
+    if obj.get("enrollid") is None:
+        ctx.fail("is required", _join(where, "enrollid"))
+    enrollid = _int(ctx, obj["enrollid"], _join(where, "enrollid"), minimum=0)
+    name = _optText(ctx, obj, "name", where)
+    backupnum = _optInt(ctx, obj, "backupnum", where, minimum=0)
+    admin = _optInt(ctx, obj, "admin", where)
+    record = _credential(ctx, obj.get("record"), _join(where, "record"))
+    known = {"enrollid", "name", "backupnum", "admin", "record"} | skip
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return UserRecord(
+        enrollid=enrollid,
+        name=name,
+        backupnum=backupnum,
+        admin=admin or 0,
+        record=record,
+        extra=extra,
+    )
+
+
+def parseLogRecord(raw: Mapping[str, Any], where: str = "record") -> LogRecord:
+    """
+    Type one log record, as found in C{sendlog} and in the C{record} list of C{getnewlog} /
+    C{getalllog} replies (which L{parseFrame} leaves raw in L{CommandReply.fields}).
+
+    @param raw: the record object (already cleaned by L{parseFrame}).
+    @param where: the field path used in errors, e.g. C{"record[3]"}.
+    @raise ProtocolError: naming the offending field, e.g. C{record[3].time}.
+    """
+    return _logRecord(_Context(), raw, where)
+
+
+def parseUserRecord(raw: Mapping[str, Any], where: str = "record") -> UserRecord:
+    """
+    Type one user credential, as found in C{getuserinfo} / C{getallusers} replies and in the
+    C{record} list of C{getuserlist} replies (where C{admin} may be the string C{"0"}).
+
+    @param raw: the object (already cleaned by L{parseFrame}).
+    @param where: the field path used in errors.
+    @raise ProtocolError: naming the offending field.
+    """
+    return _userRecord(_Context(), raw, where, frozenset({"ret", "sn", "result", "reason"}))
+
+
+def logRecordsOf(reply: CommandReply) -> tuple[LogRecord, ...]:
+    """
+    The log records of a C{getnewlog} / C{getalllog} page.
+
+    @raise ProtocolError: (with C{ret} set) if C{record} is not a list or a record is invalid.
+    """
+    ctx = _Context(ret=reply.ret)
+    records = reply.fields.get("record")
+    if records is None:
+        return ()
+    if not isinstance(records, list | tuple):
+        ctx.fail(f"must be an array, got {_describe(records)}", "record")
+    return tuple(_logRecord(ctx, raw, f"record[{i}]") for i, raw in enumerate(records))
+
+
+def userRecordsOf(reply: CommandReply) -> tuple[UserRecord, ...]:
+    """
+    The user credentials of a reply: the C{record} list of a C{getuserlist} page, or the reply
+    itself for C{getuserinfo} / C{getallusers} (empty when it names no C{enrollid}).
+
+    @raise ProtocolError: (with C{ret} set) naming the offending field.
+    """
+    ctx = _Context(ret=reply.ret)
+    records = reply.fields.get("record")
+    if isinstance(records, list | tuple):
+        skip: frozenset[str] = frozenset()
+        return tuple(_userRecord(ctx, raw, f"record[{i}]", skip) for i, raw in enumerate(records))
+    if reply.fields.get("enrollid") is None:
+        return ()
+    return (_userRecord(ctx, reply.fields, "", frozenset({"count", "index"})),)
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+def _register(ctx: _Context, obj: Mapping[str, Any]) -> Register:
+    sn = _sn(ctx, obj)
+    if sn is None:
+        ctx.fail("is required to register", "sn")
+    cpusn = _optText(ctx, obj, "cpusn", "")
+    devinfo = obj.get("devinfo")
+    if devinfo is None:
+        devinfo = {}
+    return Register(
+        sn=sn,
+        cpusn=cpusn.strip() or None if cpusn is not None else None,
+        devinfo=_object(ctx, devinfo, "devinfo"),
+    )
+
+
+def _sendLog(ctx: _Context, obj: Mapping[str, Any]) -> SendLog:
+    records = obj.get("record")
+    if records is None:
+        records = []
+    if not isinstance(records, list):
+        ctx.fail(f"must be an array, got {_describe(records)}", "record")
+    return SendLog(
+        sn=_sn(ctx, obj),
+        count=_optInt(ctx, obj, "count", ""),
+        logindex=_optInt(ctx, obj, "logindex", ""),
+        records=tuple(_logRecord(ctx, raw, f"record[{i}]") for i, raw in enumerate(records)),
+    )
+
+
+def _sendUser(ctx: _Context, obj: Mapping[str, Any]) -> SendUser:
+    user = _userRecord(ctx, obj, "", frozenset({"cmd", "sn"}))
+    return SendUser(
+        sn=_sn(ctx, obj),
+        enrollid=user.enrollid,
+        name=user.name,
+        backupnum=user.backupnum,
+        admin=user.admin,
+        record=user.record,
+        extra=user.extra,
+    )
+
+
+def _sendQrCode(ctx: _Context, obj: Mapping[str, Any]) -> SendQrCode:
+    record = _optText(ctx, obj, "record", "")
+    if record is None:
+        ctx.fail("is required", "record")
+    return SendQrCode(sn=_sn(ctx, obj), record=record)
+
+
+def _reply(ctx: _Context, obj: Mapping[str, Any], ret: str) -> CommandReply:
+    reason = obj.get("reason")
+    result = obj.get("result", _MISSING)
+    if result is _MISSING or result is None:
+        ok = reason is None
+    elif isinstance(result, bool):
+        ok = result
+    elif isinstance(result, int) and result in (0, 1):
+        ok = bool(result)
+    elif isinstance(result, str) and result.strip().lower() in ("true", "false"):
+        ok = result.strip().lower() == "true"
+    else:
+        ctx.fail(f"must be a boolean, got {_describe(result)}", "result")
+    fields = {k: v for k, v in obj.items() if k not in ("ret", "sn", "result", "reason")}
+    return CommandReply(ret=ret, sn=_sn(ctx, obj), result=ok, reason=reason, fields=fields)
+
+
+_HANDLERS = {
+    "reg": _register,
+    "sendlog": _sendLog,
+    "senduser": _sendUser,
+    "sendqrcode": _sendQrCode,
+}
+
+
+def parseFrame(
+    data: bytes | str,
+    *,
+    maxDepth: int = DEFAULT_MAX_DEPTH,
+    maxArrayLength: int = DEFAULT_MAX_ARRAY_LENGTH,
+) -> Message:
+    """
+    Parse one WebSocket text frame from a terminal.
+
+    @param data: the frame payload (UTF-8 bytes, or already decoded text).
+    @param maxDepth: the deepest nesting of objects/arrays accepted (the top object is 1).
+    @param maxArrayLength: the longest array accepted, anywhere in the frame.
+    @return: a L{Register}, L{SendLog}, L{SendUser}, L{SendQrCode}, L{TerminalCommand} (any other
+        C{cmd}, fields cleaned but untyped) or L{CommandReply} (any C{ret}).  A frame with both
+        C{cmd} and C{ret} is a command.
+    @raise ProtocolError: for anything else; never any other exception.
+    """
+    text = _toText(data)
+    value = _load(text, maxDepth)
+    if not isinstance(value, dict):
+        raise ProtocolError(f"expected a JSON object, got {_describe(value)}")
+    top = _trimKeys(value)
+    cmd = _cleanName(top.get("cmd"))
+    ret = None if cmd is not None else _cleanName(top.get("ret"))
+    ctx = _Context(cmd=cmd, ret=ret, maxDepth=maxDepth, maxArrayLength=maxArrayLength)
+    if cmd is None and ret is None:
+        if "cmd" in top:
+            ctx.fail("must be a non-empty string", "cmd")
+        if "ret" in top:
+            ctx.fail("must be a non-empty string", "ret")
+        ctx.fail("neither cmd nor ret")
+    obj: dict[str, Any] = _clean(ctx, top, "", 0)
+    if cmd is None:
+        assert ret is not None
+        return _reply(ctx, obj, ret)
+    handler = _HANDLERS.get(cmd)
+    if handler is not None:
+        return handler(ctx, obj)
+    fields = {k: v for k, v in obj.items() if k not in ("cmd", "sn")}
+    return TerminalCommand(cmd=cmd, sn=_sn(ctx, obj), fields=fields)

@@ -1,0 +1,193 @@
+"""
+The running server: store first, then the listening ports; on stop, the reverse.
+
+L{buildServer} wires the parts (store, registry, services, dispatcher, WebSocket factory, web
+root); L{TM20Service} starts and stops them in order (Buildbot-style: it waits for each step).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from autobahn.twisted.resource import WebSocketResource
+from twisted.application import service
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
+from twisted.python.failure import Failure
+
+from tm20.config import ServerConfig
+from tm20.context import ServerContext
+from tm20.dispatch import Dispatcher
+from tm20.interfaces import IStore
+from tm20.services.commands import CommandService
+from tm20.services.ingest import LogIngest
+from tm20.services.registration import RegistrationService
+from tm20.terminal.factory import TerminalFactory
+from tm20.terminal.protocol import CLOSE_SHUTDOWN
+from tm20.terminal.registry import TerminalRegistry
+from tm20.web import HealthResource, QuietSite, TM20Root
+
+#: Endpoint types whose parser accepts C{backlog=}.
+_BACKLOG_TYPES = ("tcp", "tcp6", "ssl", "unix")
+
+
+def listenSpec(port: str, backlog: int) -> str:
+    """
+    The endpoint string for C{--port}: a bare number means C{tcp:N}; a listen backlog is added
+    to endpoint types that take one, unless the string sets its own.
+    """
+    spec = port.strip()
+    if re.fullmatch(r"\d+", spec):
+        spec = f"tcp:{spec}"
+    kind = spec.split(":", 1)[0]
+    if kind in _BACKLOG_TYPES and "backlog=" not in spec:
+        spec = f"{spec}:backlog={backlog}"
+    return spec
+
+
+@attrs.define
+class Server:
+    """The wired parts of one server process."""
+
+    config: ServerConfig
+    reactor: Any
+    store: IStore
+    context: ServerContext
+    factory: TerminalFactory
+    root: TM20Root
+    site: QuietSite
+
+
+def buildServer(
+    config: ServerConfig,
+    reactor: Any,
+    store: IStore,
+    clock: Any = None,
+    dispatcher: Dispatcher | None = None,
+) -> Server:
+    """Wire every part; nothing starts (see L{TM20Service})."""
+    clock = reactor if clock is None else clock
+    registry = TerminalRegistry()
+    registration = RegistrationService(
+        store,
+        registry,
+        clock,
+        requireWhitelist=config.requireWhitelist,
+        defaultTimezone=config.defaultTimezone,
+    )
+    commands = CommandService(registry, clock, timeout=config.commandTimeout)
+    context = ServerContext(
+        store=store,
+        clock=clock,
+        registry=registry,
+        registration=registration,
+        ingest=LogIngest(store),
+        commands=commands,
+        config=config,
+    )
+    if dispatcher is None:
+        dispatcher = Dispatcher.fromPlugins()
+    factory = TerminalFactory(context, dispatcher, config, clock)
+    root = TM20Root(WebSocketResource(factory))
+    root.putChild(
+        b"health",
+        HealthResource(store, lambda: {"connected": len(registry)}),
+    )
+    _mountApi(root, context)
+    return Server(config, reactor, store, context, factory, root, QuietSite(root))
+
+
+def _mountApi(root: TM20Root, context: ServerContext) -> None:
+    try:
+        from tm20.api import buildApiResource
+    except ImportError:
+        return
+    root.putChild(b"api", buildApiResource(context))
+
+
+class TM20Service(service.Service):
+    """
+    Starts the store, then listens on every port; stops listening, closes terminals (4001),
+    then closes the store.
+
+    @ivar ready: a L{Deferred} firing with the list of listening ports once started.
+    """
+
+    log = Logger()
+    name = "tm20"
+
+    def __init__(
+        self,
+        server: Server,
+        logObserver: ILogObserver | None = None,
+        onStartFailure: Callable[[Failure], None] | None = None,
+    ) -> None:
+        self.server = server
+        self.ports: list[IListeningPort] = []
+        self.ready: Deferred[list[IListeningPort]] = Deferred()
+        self._logObserver = logObserver
+        self._onStartFailure = onStartFailure
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd creates the Application after makeService(); give it our log observer here so
+        # that --log-format/--log-level apply (twistd starts logging after this).
+        if self._logObserver is not None and isinstance(parent, Componentized):
+            if parent.getComponent(ILogObserver, None) is None:
+                parent.setComponent(ILogObserver, self._logObserver)
+        super().setServiceParent(parent)
+
+    def startService(self) -> None:
+        super().startService()
+        self._start().addCallbacks(self.ready.callback, self._startFailed)
+
+    @inlineCallbacks
+    def _start(self) -> Any:
+        server = self.server
+        yield server.store.start()
+        for port in server.config.ports:
+            spec = listenSpec(port, server.config.backlog)
+            listening = yield serverFromString(server.reactor, spec).listen(server.site)
+            self.ports.append(listening)
+            self.log.info("listening on {endpoint}", endpoint=spec)
+        return list(self.ports)
+
+    def _startFailed(self, f: Failure) -> None:
+        self.log.critical(
+            "tm20 could not start: {error}", error=f.getErrorMessage(), failure=f
+        )
+        if self._onStartFailure is not None:
+            self._onStartFailure(f)
+        self.ready.errback(f)
+        self.ready.addErrback(lambda _: None)
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        super().stopService()
+        server = self.server
+        for port in self.ports:
+            yield port.stopListening()
+        self.ports = []
+        sessions = server.context.registry.sessions()
+        if sessions:
+            self.log.info("closing {n} terminal connections", n=len(sessions))
+            waits = []
+            for session in sessions:
+                session.close(CLOSE_SHUTDOWN, "server shutting down")
+                waits.append(session.is_closed)
+            closing = DeferredList(waits, consumeErrors=True)
+            closing.addTimeout(server.config.closeTimeout + 1, server.reactor)
+            try:
+                yield closing
+            except Exception:
+                self.log.warn("some terminals did not close in time")
+            # autobahn resolves is_closed before it aborts the transport: one more turn.
+            yield deferLater(server.reactor, 0, lambda: None)
+        yield server.store.stop()
+        self.log.info("tm20 stopped")

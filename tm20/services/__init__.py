@@ -1,0 +1,1 @@
+"""Business rules: registration, log ingest, commands.  No sockets, no SQL."""

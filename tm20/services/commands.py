@@ -1,0 +1,97 @@
+"""
+Server-to-terminal commands: send one and wait for the reply, page through lists.
+
+The REST layer uses this service, never a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from tm20.errors import TerminalGone
+from tm20.interfaces import ITerminalRegistry
+from tm20.protocol.commands import pageRequest
+from tm20.protocol.messages import CommandReply
+from tm20.protocol.paging import PageTracker
+
+#: A ceiling on pages of one paged request, whatever the terminal says (100 000 logs / 50).
+DEFAULT_MAX_PAGES = 5000
+
+
+class CommandService:
+    """Sends commands to connected terminals through their one-in-flight channel."""
+
+    log = Logger()
+
+    def __init__(
+        self, registry: ITerminalRegistry, clock: IReactorTime, timeout: float = 30.0
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.timeout = timeout
+
+    def isConnected(self, sn: str) -> bool:
+        """C{True} when a registered connection for C{sn} is open."""
+        return self.registry.get(sn) is not None
+
+    def execute(
+        self, sn: str, payload: Mapping[str, Any], timeout: float | None = None
+    ) -> Deferred[CommandReply | None]:
+        """
+        Send C{payload} (built by L{tm20.protocol.commands.buildCommand}) to C{sn}.
+
+        @return: a L{Deferred} of the reply (C{None} for C{reboot}); fails with
+            L{TerminalGone} when C{sn} is not connected, L{tm20.errors.CommandTimeout}.
+        """
+        session = self.registry.get(sn)
+        if session is None:
+            return fail(TerminalGone(f"terminal {sn} is not connected"))
+        d: Deferred[CommandReply | None] = session.executeCommand(
+            payload, self.timeout if timeout is None else timeout
+        )
+        return d
+
+    @inlineCallbacks
+    def page(
+        self,
+        sn: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        maxPages: int = DEFAULT_MAX_PAGES,
+        onPage: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """
+        Page through C{getuserlist}, C{getnewlog}, C{getalllog} or C{getallusers} with the
+        defensive stop rule of L{tm20.protocol.paging}.
+
+        @param onPage: called with each page's records (may return a L{Deferred}, which is
+            waited for before the next page is asked: persistence paces the paging, and a
+            failure there stops it).
+        @return: a L{Deferred} of the list of every record received, in order.
+        """
+        tracker = PageTracker(maxPages=maxPages)
+        collected: list[Any] = []
+        first = True
+        while True:
+            reply = yield self.execute(sn, pageRequest(name, first, params or {}), timeout)
+            first = False
+            decision = tracker.accept(reply)
+            records = list(decision.records)
+            if onPage is not None and records:
+                yield onPage(records)
+            collected.extend(records)
+            if decision.done:
+                self.log.info(
+                    "{name} of {sn}: {n} records ({why})",
+                    name=name,
+                    sn=sn,
+                    n=len(collected),
+                    why=decision.why,
+                )
+                return collected

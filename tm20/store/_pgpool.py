@@ -1,0 +1,502 @@
+"""
+A pool of txpostgres connections that recovers on its own.
+
+txpostgres' own C{ConnectionPool} never replaces a connection: once the server restarts (or a
+backend is killed) every pooled connection stays broken.  Here each connection lives in a slot
+that, when its connection dies, closes it and reconnects with a capped exponential back-off, for
+as long as the pool runs.  While no connection is alive, callers fail at once with
+L{StoreUnavailable} instead of queueing behind a dead server.
+
+Transactions are run by the pool itself (C{BEGIN} / C{COMMIT} / C{ROLLBACK} on the slot's
+connection, which the caller has for itself), not by txpostgres' C{runInteraction}, whose
+failed-rollback path logs tracebacks through the legacy logging system.
+
+Every statement has a deadline: when it passes, the statement is cancelled with
+C{Connection.cancel(d)} (never C{Deferred.cancel}, whose canceller raises and makes Twisted log
+CRITICAL) and fails with L{StatementTimeout}; the connection stays usable.  The server also
+enforces C{statement_timeout} (set at connect time, a little longer) in case the client's cancel
+request cannot get through.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg2
+import psycopg2.extensions
+from twisted.internet import defer, error
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from txpostgres import txpostgres
+
+from tm20.errors import StoreUnavailable
+
+T = TypeVar("T")
+
+
+class StatementTimeout(StoreUnavailable):
+    """A statement ran past its deadline and was cancelled; nothing was written."""
+
+
+class _Connection(txpostgres.Connection):  # type: ignore[misc]
+    """
+    A txpostgres connection that tells its owner when it dies.
+
+    When an idle connection's backend goes away, txpostgres raises from C{doRead} and Twisted
+    logs an "Unhandled Error"; here the error is handed back to the reactor as the reason for
+    the loss instead (which is how C{IReadDescriptor.doRead} reports one), so the loss is
+    handled quietly and the owner is told through C{onLost}.
+    """
+
+    onLost: Callable[[_Connection], None] | None = None
+
+    def doRead(self) -> Any:
+        try:
+            return super().doRead()
+        except (psycopg2.Error, txpostgres.UnexpectedPollResult) as e:
+            return e
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        onLost, self.onLost = self.onLost, None
+        if onLost is not None:
+            onLost(self)
+
+    @property
+    def isClosed(self) -> bool:
+        """C{True} once the underlying psycopg2 connection is closed or broken."""
+        raw = self.pollable()
+        return raw is None or bool(raw.closed)
+
+
+class Cursor:
+    """
+    What an interaction function gets: C{execute} with a deadline, and the DB-API fetch methods.
+    """
+
+    def __init__(self, pool: Pool, conn: _Connection, timeout: float | None) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._cursor = conn.cursor()
+        self._timeout = timeout
+
+    @property
+    def connection(self) -> Any:
+        """The psycopg2 connection (for C{quote_ident}, C{mogrify}, ...)."""
+        return self._conn.pollable()
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Cursor:
+        """
+        Run one statement.
+
+        @return: this cursor, to fetch from.
+        @raise StatementTimeout: the statement ran past the deadline and was cancelled.
+        """
+        d: Deferred[Any] = self._cursor.execute(sql, params)
+        timer = None
+        if self._timeout is not None and not d.called:
+            timer = self._pool.reactor.callLater(self._timeout, self._conn.cancel, d)
+        try:
+            await d
+        except CancelledError:
+            raise StatementTimeout(
+                f"statement cancelled after {self._timeout}s: {sql.split(None, 3)[:3]}"
+            ) from None
+        finally:
+            if timer is not None and timer.active():
+                timer.cancel()
+        return self
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """All rows of the last statement."""
+        rows: list[tuple[Any, ...]] = self._cursor.fetchall()
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row of the last statement, or C{None}."""
+        row: tuple[Any, ...] | None = self._cursor.fetchone()
+        return row
+
+    @property
+    def rowcount(self) -> int:
+        """The rows the last statement touched."""
+        count: int = self._cursor.rowcount
+        return count
+
+
+class _State(enum.Enum):
+    CONNECTING = "connecting"
+    IDLE = "idle"
+    BUSY = "busy"
+    DOWN = "down"
+
+
+class _Slot:
+    """One place in the pool: a connection, or the wait before making one."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.state = _State.DOWN
+        self.conn: _Connection | None = None
+        self.broken = False
+        self.failures = 0
+        self.retry: Any = None
+
+
+#: Errors that, when the connection is still open, still mean the database cannot serve us now.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "53300",  # too_many_connections
+        "08000",
+        "08003",
+        "08006",
+        "08001",
+        "08004",
+    }
+)
+
+
+class Pool:
+    """
+    A fixed-size pool of txpostgres connections that reconnects dead ones by itself.
+
+    @ivar reactor: the reactor for I/O and timers.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        dsn: str,
+        reactor: Any,
+        size: int = 4,
+        statementTimeout: float | None = 10.0,
+        connectTimeout: float = 5.0,
+        reconnectDelay: tuple[float, float] = (0.05, 1.0),
+        connectionFactory: Callable[[Any], _Connection] | None = None,
+        name: str = "pool",
+    ) -> None:
+        """
+        @param dsn: a libpq URL or key/value connection string.
+        @param reactor: provides C{IReactorFDSet} and C{IReactorTime}.
+        @param size: the number of connections.
+        @param statementTimeout: the default deadline of one statement, in seconds (C{None}: none).
+        @param connectTimeout: how long a connection attempt may take.
+        @param reconnectDelay: the first and the largest delay between reconnection attempts.
+        """
+        if size < 1:
+            raise ValueError("pool size must be at least 1")
+        self.dsn = dsn
+        self.reactor = reactor
+        self.statementTimeout = statementTimeout
+        self.connectTimeout = connectTimeout
+        self.reconnectDelay = reconnectDelay
+        self.name = name
+        self._factory = connectionFactory or (lambda r: _Connection(reactor=r))
+        self._slots = [_Slot(i) for i in range(size)]
+        self._idle: deque[_Slot] = deque()
+        self._waiters: deque[Deferred[_Slot]] = deque()
+        self._running = False
+        self._startWaiters: list[Deferred[None]] = []
+        #: How many times a connection was (re)established; for tests and metrics.
+        self.connectionsMade = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _connectArgs(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "application_name": "tm20",
+        }
+        if self.statementTimeout is not None:
+            # the server-side backstop: a little after the client cancels
+            ms = int((self.statementTimeout + 2.0) * 1000)
+            args["options"] = f"-c statement_timeout={ms}"
+        return args
+
+    def start(self) -> Deferred[None]:
+        """
+        Open every connection.
+
+        @return: a L{Deferred} firing once all are open, or failing with L{StoreUnavailable}
+            (the pool is then closed) when the database cannot be reached.
+        """
+        self._running = True
+        attempts = [self._connect(slot) for slot in self._slots]
+        d = defer.DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
+
+        def failed(f: Failure) -> Failure:
+            self.close()
+            original = f.value.subFailure if isinstance(f.value, defer.FirstError) else f
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL: {original.getErrorMessage()}"
+            ) from original.value
+
+        d.addCallbacks(lambda _: None, failed)
+        return d
+
+    def close(self) -> None:
+        """Close every connection and stop reconnecting; waiting callers fail."""
+        self._running = False
+        for slot in self._slots:
+            if slot.retry is not None and slot.retry.active():
+                slot.retry.cancel()
+            slot.retry = None
+            if slot.conn is not None:
+                self._closeConn(slot.conn)
+            slot.conn = None
+            slot.state = _State.DOWN
+        self._idle.clear()
+        self._failWaiters("the database pool is closed")
+
+    @property
+    def liveConnections(self) -> int:
+        """The connections open now (idle or in use)."""
+        return sum(
+            1
+            for slot in self._slots
+            if slot.state in (_State.IDLE, _State.BUSY) and not slot.broken
+        )
+
+    @property
+    def size(self) -> int:
+        """The number of connections the pool keeps."""
+        return len(self._slots)
+
+    def _closeConn(self, conn: _Connection) -> None:
+        conn.onLost = None
+        try:
+            if conn.pollable() is not None:
+                conn.close()
+        except Exception:  # closing a broken connection may complain; it is gone either way
+            pass
+
+    def _connect(self, slot: _Slot) -> Deferred[None]:
+        slot.retry = None
+        slot.state = _State.CONNECTING
+        slot.broken = False
+        conn = self._factory(self.reactor)
+        slot.conn = conn
+        timer = self.reactor.callLater(self.connectTimeout, self._connectTimedOut, conn)
+        d: Deferred[Any] = conn.connect(self.dsn, **self._connectArgs())
+
+        def connected(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            if not self._running or slot.conn is not conn:
+                self._closeConn(conn)
+                return
+            conn.onLost = lambda c: self._lost(slot, c)
+            slot.failures = 0
+            self.connectionsMade += 1
+            if self.connectionsMade > len(self._slots):
+                self.log.info(
+                    "{pool}: connection {slot} re-established", pool=self.name, slot=slot.index
+                )
+            self._release(slot)
+
+        def failed(f: Failure) -> Failure:
+            if timer.active():
+                timer.cancel()
+            self._closeConn(conn)
+            if slot.conn is conn:
+                slot.conn = None
+                slot.state = _State.DOWN
+                if self._running:
+                    self._scheduleReconnect(slot, f)
+            return f
+
+        d.addCallbacks(connected, failed)
+        return d
+
+    def _connectTimedOut(self, conn: _Connection) -> None:
+        # closing makes the pending connect() fail
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+    def _scheduleReconnect(self, slot: _Slot, reason: Failure | None) -> None:
+        first, largest = self.reconnectDelay
+        delay = min(largest, first * (2 ** min(slot.failures, 30)))
+        if slot.failures == 0:
+            self.log.warn(
+                "{pool}: connection {slot} lost ({reason}); reconnecting",
+                pool=self.name,
+                slot=slot.index,
+                reason=reason.getErrorMessage() if reason is not None else "closed",
+            )
+        slot.failures += 1
+
+        def retry() -> None:
+            if self._running and slot.state is _State.DOWN:
+                self._connect(slot).addErrback(lambda f: None)
+
+        slot.retry = self.reactor.callLater(delay, retry)
+
+    def _lost(self, slot: _Slot, conn: _Connection) -> None:
+        """The connection of C{slot} died on its own (server restart, killed backend)."""
+        if slot.conn is not conn:
+            return
+        if slot.state is _State.BUSY:
+            # the statement in flight fails; the slot is recycled when it is released
+            slot.broken = True
+        elif slot.state is _State.IDLE:
+            self._idle.remove(slot)
+            self._down(slot, None)
+        if self.liveConnections == 0:
+            self._failWaiters("lost every connection to PostgreSQL")
+
+    def _down(self, slot: _Slot, reason: Failure | None) -> None:
+        if slot.conn is not None:
+            self._closeConn(slot.conn)
+        slot.conn = None
+        slot.state = _State.DOWN
+        slot.broken = False
+        if self._running:
+            self._scheduleReconnect(slot, reason)
+
+    def _failWaiters(self, why: str) -> None:
+        waiters, self._waiters = self._waiters, deque()
+        for d in waiters:
+            d.errback(StoreUnavailable(why))
+
+    # -- checkout ------------------------------------------------------------------------------
+
+    def _acquire(self) -> Deferred[_Slot]:
+        if not self._running:
+            return defer.fail(StoreUnavailable("the database pool is not running"))
+        if self._idle:
+            slot = self._idle.popleft()
+            slot.state = _State.BUSY
+            return defer.succeed(slot)
+        if self.liveConnections == 0:
+            return defer.fail(StoreUnavailable("no connection to PostgreSQL"))
+        d: Deferred[_Slot] = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def _release(self, slot: _Slot) -> None:
+        conn = slot.conn
+        if slot.broken or conn is None or conn.isClosed:
+            self._down(slot, None)
+            if self.liveConnections == 0:
+                self._failWaiters("lost every connection to PostgreSQL")
+            return
+        if self._waiters:
+            slot.state = _State.BUSY
+            self._waiters.popleft().callback(slot)
+        else:
+            slot.state = _State.IDLE
+            self._idle.append(slot)
+
+    # -- running work --------------------------------------------------------------------------
+
+    def runInteraction(
+        self,
+        interaction: Callable[..., Awaitable[T]],
+        *args: Any,
+        timeout: float | None | bool = True,
+    ) -> Deferred[T]:
+        """
+        Run C{interaction(cursor, *args)} in one transaction on a pooled connection.
+
+        @param interaction: an C{async} function taking a L{Cursor}; its result is the result.
+        @param timeout: the deadline of each statement: C{True} for the pool's default,
+            C{None}/C{False} for none, or a number of seconds.
+        @return: a L{Deferred} of its result, failing with L{StoreUnavailable} when the database
+            cannot be used (nothing was committed), L{StatementTimeout} when a statement ran too
+            long, or the error the interaction raised (the transaction was rolled back).
+        """
+        limit = self.statementTimeout if timeout is True else (timeout or None)
+        return Deferred.fromCoroutine(self._run(interaction, args, limit, True))
+
+    def runQuery(
+        self, sql: str, params: Sequence[Any] | None = None, timeout: float | None | bool = True
+    ) -> Deferred[list[tuple[Any, ...]]]:
+        """Run one statement outside an explicit transaction and return its rows."""
+
+        async def query(cur: Cursor) -> list[tuple[Any, ...]]:
+            await cur.execute(sql, params)
+            return cur.fetchall() if cur._cursor.description is not None else []
+
+        limit = self.statementTimeout if timeout is True else (timeout or None)
+        return Deferred.fromCoroutine(self._run(query, (), limit, False))
+
+    async def _run(
+        self,
+        interaction: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        timeout: float | None,
+        transaction: bool,
+    ) -> T:
+        slot = await self._acquire()
+        conn = slot.conn
+        assert conn is not None
+        cur = Cursor(self, conn, timeout)
+        inTransaction = False
+        try:
+            try:
+                if transaction:
+                    inTransaction = True
+                    await cur.execute("BEGIN")
+                result = await interaction(cur, *args)
+                if transaction:
+                    await cur.execute("COMMIT")
+                    inTransaction = False
+                return result
+            except BaseException as e:
+                if inTransaction and not conn.isClosed and not slot.broken:
+                    try:
+                        await cur.execute("ROLLBACK")
+                    except Exception:
+                        slot.broken = True
+                translated = self._translate(e, conn, slot)
+                if translated is e:
+                    raise
+                raise translated from e
+        finally:
+            self._release(slot)
+
+    def _translate(self, e: BaseException, conn: _Connection, slot: _Slot) -> BaseException:
+        """The exception a caller should see for C{e}."""
+        if isinstance(e, StoreUnavailable):
+            return e
+        dead = conn.isClosed or slot.broken
+        if isinstance(e, psycopg2.Error):
+            code = getattr(e, "pgcode", None)
+            if (
+                dead
+                or isinstance(e, psycopg2.InterfaceError)
+                or code in _UNAVAILABLE_CODES
+                or (isinstance(e, psycopg2.OperationalError) and code is None)
+            ):
+                slot.broken = slot.broken or dead
+                return StoreUnavailable(f"PostgreSQL unavailable: {str(e).strip()}")
+            return e
+        if dead and isinstance(e, (error.ConnectionLost, error.ConnectionDone, CancelledError)):
+            return StoreUnavailable("the connection to PostgreSQL was lost")
+        return e
+
+
+def isUniqueViolation(e: BaseException) -> bool:
+    """C{True} for a unique-constraint violation (SQLSTATE 23505)."""
+    return isinstance(e, psycopg2.IntegrityError) and getattr(e, "pgcode", None) == "23505"
+
+
+def isRetryable(e: BaseException) -> bool:
+    """C{True} for a deadlock or serialization failure: running it again may succeed."""
+    return isinstance(e, psycopg2.extensions.TransactionRollbackError)
+
+
+__all__ = ["Cursor", "Pool", "StatementTimeout", "isRetryable", "isUniqueViolation"]

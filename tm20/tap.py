@@ -1,0 +1,224 @@
+"""
+C{twistd tm20}: options and service.
+
+Every option has an environment variable; precedence is command line > environment > default.
+The environment is read when the options are parsed (injectable for tests), never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.python import usage
+
+from tm20.config import DEFAULT_DATABASE, DEFAULT_PORT, ServerConfig
+from tm20.logs import LOG_FORMATS, LOG_LEVELS
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise usage.UsageError(f"{name} must be 0 or 1, not {value!r}")
+
+
+def _number(cast: Callable[[str], Any], minimum: float) -> Callable[[str, str], Any]:
+    def convert(name: str, value: str) -> Any:
+        try:
+            n = cast(value)
+        except ValueError:
+            raise usage.UsageError(f"{name} must be a number, not {value!r}") from None
+        if n < minimum:
+            raise usage.UsageError(f"{name} must be at least {minimum:g}, not {value!r}")
+        return n
+
+    return convert
+
+
+#: option name -> (environment variable, default, converter)
+_SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
+    "database": ("DATABASE_URL", DEFAULT_DATABASE, lambda n, v: v),
+    "heartbeat-interval": ("TM20_HEARTBEAT_INTERVAL", 30.0, _number(float, 0)),
+    "connection-timeout": ("TM20_CONNECTION_TIMEOUT", 120.0, _number(float, 0)),
+    "reg-timeout": ("TM20_REG_TIMEOUT", 60.0, _number(float, 0)),
+    "handshake-timeout": ("TM20_HANDSHAKE_TIMEOUT", 10.0, _number(float, 0.1)),
+    "command-timeout": ("TM20_COMMAND_TIMEOUT", 30.0, _number(float, 0.1)),
+    "max-message-size": ("TM20_MAX_MESSAGE_SIZE", 4 * 1024 * 1024, _number(int, 1024)),
+    "backlog": ("TM20_BACKLOG", 1024, _number(int, 1)),
+    "pool-size": ("TM20_DB_POOL_SIZE", 4, _number(int, 1)),
+    "timezone": ("TM20_TIMEZONE", None, lambda n, v: v or None),
+    "log-format": ("TM20_LOG_FORMAT", "text", lambda n, v: v.strip().lower()),
+    "log-level": ("TM20_LOG_LEVEL", "info", lambda n, v: v.strip().lower()),
+}
+
+
+class Options(usage.Options):
+    """Options of C{twistd tm20} (and of C{tm20.tac}, from the environment alone)."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve TM20-WIFI / AiFace terminals (WebSocket+JSON) and the REST API on one port. "
+        "Every option can also be set by the environment variable named in its help."
+    )
+
+    optFlags = [
+        ["require-whitelist", None, "Refuse terminals an operator has not approved [TM20_REQUIRE_WHITELIST=1]."],
+        ["debug", None, "Log at debug level [DEBUG=1]."],
+        ["migrate-only", None, "Apply database migrations and exit."],
+    ]
+    optParameters = [
+        ["database", "d", None, f"sqlite:PATH or postgresql://... [DATABASE_URL] (default {DEFAULT_DATABASE})"],
+        ["heartbeat-interval", None, None, "Probe a terminal silent for this many seconds [TM20_HEARTBEAT_INTERVAL] (30)"],
+        ["connection-timeout", None, None, "Drop a terminal silent for this many seconds [TM20_CONNECTION_TIMEOUT] (120)"],
+        ["reg-timeout", None, None, "Drop a connection that sends no reg within this many seconds [TM20_REG_TIMEOUT] (60)"],
+        ["handshake-timeout", None, None, "WebSocket opening handshake deadline, seconds [TM20_HANDSHAKE_TIMEOUT] (10)"],
+        ["command-timeout", None, None, "Wait this long for a terminal's reply to a command [TM20_COMMAND_TIMEOUT] (30)"],
+        ["max-message-size", None, None, "Largest WebSocket message, bytes [TM20_MAX_MESSAGE_SIZE] (4194304)"],
+        ["backlog", None, None, "Listen backlog [TM20_BACKLOG] (1024)"],
+        ["pool-size", None, None, "PostgreSQL connections [TM20_DB_POOL_SIZE] (4)"],
+        ["timezone", None, None, "IANA time zone of terminals without their own [TM20_TIMEZONE] (server's)"],
+        ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
+        ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
+    ]
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self._environ = os.environ if environ is None else environ
+        self["ports"] = []
+        self["api-tokens"] = []
+
+    def opt_port(self, value: str) -> None:
+        """
+        Listen on this endpoint: a port number (tcp:N) or any Twisted endpoint string
+        (tcp:7788:interface=127.0.0.1, ssl:7443:privateKey=key.pem:certKey=cert.pem, unix:...,
+        systemd:...).  Repeatable [TM20_WEBSOCKET_PORT, comma-separated] (7788)
+        """
+        self["ports"].append(value)
+
+    opt_p = opt_port
+
+    def opt_api_token(self, value: str) -> None:
+        """
+        An API token accepted by the REST API, as NAME:SECRET or SECRET.  Repeatable
+        [TM20_API_TOKENS, comma-separated]
+        """
+        self["api-tokens"].append(value)
+
+    def postOptions(self) -> None:
+        env = self._environ
+        if not self["ports"]:
+            fromEnv = env.get("TM20_WEBSOCKET_PORT", "")
+            self["ports"] = [p for p in (s.strip() for s in fromEnv.split(",")) if p] or [
+                str(DEFAULT_PORT)
+            ]
+        if not self["api-tokens"]:
+            self["api-tokens"] = [
+                t for t in (s.strip() for s in env.get("TM20_API_TOKENS", "").split(",")) if t
+            ]
+        for name, (variable, default, convert) in _SETTINGS.items():
+            if self[name] is not None:
+                self[name] = convert(f"--{name}", self[name])
+            elif env.get(variable) not in (None, ""):
+                self[name] = convert(variable, env[variable])
+            else:
+                self[name] = default
+        if not self["require-whitelist"]:
+            self["require-whitelist"] = _bool(
+                "TM20_REQUIRE_WHITELIST", env.get("TM20_REQUIRE_WHITELIST", "0")
+            )
+        if not self["debug"]:
+            self["debug"] = _bool("DEBUG", env.get("DEBUG", "0"))
+        if self["debug"] and "TM20_LOG_LEVEL" not in env and "--log-level" not in self._argv:
+            self["log-level"] = "debug"
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        if self["timezone"]:
+            _checkTimezone(self["timezone"])
+        self["database"] = self["database"].strip()
+        _checkDatabase(self["database"])
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        import sys
+
+        self._argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
+    def toConfig(self) -> ServerConfig:
+        """The validated settings as a L{ServerConfig}."""
+        return ServerConfig(
+            ports=tuple(self["ports"]),
+            database=self["database"],
+            heartbeatInterval=self["heartbeat-interval"],
+            connectionTimeout=self["connection-timeout"],
+            requireWhitelist=self["require-whitelist"],
+            maxMessageSize=self["max-message-size"],
+            handshakeTimeout=self["handshake-timeout"],
+            regTimeout=self["reg-timeout"],
+            commandTimeout=self["command-timeout"],
+            defaultTimezone=self["timezone"],
+            backlog=self["backlog"],
+            poolSize=self["pool-size"],
+            apiTokens=tuple(self["api-tokens"]),
+            logFormat=self["log-format"],
+            logLevel=self["log-level"],
+        )
+
+
+def _checkTimezone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise usage.UsageError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
+
+
+def _checkDatabase(url: str) -> None:
+    if url.startswith("sqlite:"):
+        if not url[len("sqlite:") :]:
+            raise usage.UsageError("--database sqlite: needs a path, e.g. sqlite:tm20.sqlite3")
+        return
+    if url.startswith(("postgresql://", "postgres://")):
+        return
+    raise usage.UsageError(
+        f"--database must be sqlite:PATH or postgresql://..., not {url!r}"
+    )
+
+
+def makeService(options: Options, reactor: Any = None) -> Any:
+    """The C{tm20} service for twistd (and C{tm20.tac})."""
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    from tm20.logs import makeObserver
+    from tm20.service import TM20Service, buildServer
+    from tm20.store import storeFromURL
+
+    config = options.toConfig()
+    try:
+        store = storeFromURL(config.database, reactor, poolSize=config.poolSize)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None
+    if options["migrate-only"]:
+        from tm20.store.migrate import MigrateOnlyService
+
+        return MigrateOnlyService(store, reactor, makeObserver(config.logFormat, config.logLevel))
+
+    def stopOnFailure(_: Any) -> None:
+        if reactor.running:
+            reactor.stop()
+
+    server = buildServer(config, reactor, store)
+    return TM20Service(
+        server, makeObserver(config.logFormat, config.logLevel), onStartFailure=stopOnFailure
+    )

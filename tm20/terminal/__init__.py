@@ -1,0 +1,1 @@
+"""The terminal door: WebSocket protocol, sessions by C{sn}, keep-alive, command channel."""

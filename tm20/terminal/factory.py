@@ -1,0 +1,77 @@
+"""The WebSocket factory for terminals: limits, clock, dispatcher, registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from tm20.config import ServerConfig
+from tm20.dispatch import Dispatcher
+from tm20.terminal.protocol import TerminalProtocol
+
+
+class _ClockTimer:
+    """
+    Stands in for autobahn's batched timer (its handshake and close timeouts), so that they run
+    on the injected clock; autobahn otherwise uses txaio's global reactor.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+
+    def call_later(self, delay: float, func: Callable[..., Any], *a: Any, **kw: Any) -> _Call:
+        return _Call(self._clock.callLater(delay, func, *a, **kw))
+
+
+class _Call:
+    def __init__(self, call: IDelayedCall) -> None:
+        self._call = call
+
+    def cancel(self) -> None:
+        if self._call.active():
+            self._call.cancel()
+
+
+class TerminalFactory(WebSocketServerFactory):  # type: ignore[misc]
+    """
+    Builds one L{TerminalProtocol} per terminal.
+
+    Limits: message size (oversize closes with 1009, C{failByDrop=False}), opening-handshake
+    timeout, no compression, no web status page, no WebSocket pings (terminals ignore them; the
+    keep-alive is at application level).
+    """
+
+    protocol = TerminalProtocol
+
+    #: JSON limits applied by the parser (nesting depth, longest array).
+    maxJSONDepth = 16
+    maxJSONArrayLength = 100_000
+
+    def __init__(
+        self,
+        context: Any,
+        dispatcher: Dispatcher,
+        config: ServerConfig,
+        clock: IReactorTime,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(url=url)
+        self.context = context
+        self.dispatcher = dispatcher
+        self.config = config
+        self.clock = clock
+        self.registry = context.registry
+        self._batched_timer = _ClockTimer(clock)
+        self.setProtocolOptions(
+            maxMessagePayloadSize=config.maxMessageSize,
+            maxFramePayloadSize=config.maxMessageSize,
+            failByDrop=False,
+            openHandshakeTimeout=config.handshakeTimeout,
+            closeHandshakeTimeout=config.closeTimeout,
+            webStatus=False,
+            autoPingInterval=0,
+            tcpNoDelay=True,
+        )

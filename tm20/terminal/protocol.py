@@ -1,0 +1,241 @@
+"""
+One WebSocket per terminal.
+
+Frames are parsed by the pure L{tm20.protocol.parser}; terminal commands are handled one at a
+time, in order, by the L{tm20.dispatch.Dispatcher}; replies (C{ret}) to server commands go to the
+connection's L{CommandChannel}.  When a terminal sends faster than its commands are handled, the
+socket stops being read (backpressure) instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.websocket import WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionRequest
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from tm20.interfaces import ITerminalSession
+from tm20.model import Terminal
+from tm20.protocol import replies
+from tm20.protocol.messages import CommandReply, ProtocolError, TerminalMessage
+from tm20.protocol.parser import parseFrame
+from tm20.terminal.channel import CommandChannel
+from tm20.terminal.keepalive import KeepAlive
+
+if TYPE_CHECKING:
+    from tm20.terminal.factory import TerminalFactory
+
+#: Close codes (application range) sent to terminals.
+CLOSE_TIMEOUT = 4000
+CLOSE_SHUTDOWN = 4001
+CLOSE_NO_REG = 4004
+
+#: The application-level liveness probe (TM20 firmware ignores WebSocket pings).
+PROBE = {"cmd": "gettime"}
+
+
+@implementer(ITerminalSession)
+class TerminalProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+    """A connected terminal; see L{ITerminalSession}."""
+
+    log = Logger()
+    factory: TerminalFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sn: str | None = None
+        self.terminal: Terminal | None = None
+        self.registered = False
+        self.lastRecorded = 0.0
+        self.peer = "?"
+        self.path = "/"
+        self.channel: CommandChannel | None = None
+        self.keepAlive: KeepAlive | None = None
+        self._regTimer: IDelayedCall | None = None
+        self._inbox: deque[TerminalMessage] = deque()
+        self._busy = False
+        self._draining = False
+        self._paused = False
+
+    # -- autobahn callbacks --------------------------------------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        # Any path: firmwares dial /ws/tm20/, /pub/chat, / ...
+        self.peer = str(request.peer)
+        self.path = str(request.path)
+        return None
+
+    def onOpen(self) -> None:
+        factory = self.factory
+        config = factory.config
+        clock = factory.clock
+        self.channel = CommandChannel(clock, self.sendCommand, config.commandTimeout)
+        self.keepAlive = KeepAlive(
+            clock,
+            config.heartbeatInterval,
+            config.connectionTimeout,
+            probe=self._probe,
+            expire=self._expire,
+        )
+        self.keepAlive.start()
+        if config.regTimeout > 0:
+            self._regTimer = clock.callLater(config.regTimeout, self._regTimedOut)
+        factory.registry.track(self)
+        self.log.debug("connection from {peer} on {path}", peer=self.peer, path=self.path)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.keepAlive is not None:
+            self.keepAlive.touch()
+        factory = self.factory
+        try:
+            message = parseFrame(
+                payload,
+                maxDepth=factory.maxJSONDepth,
+                maxArrayLength=factory.maxJSONArrayLength,
+            )
+        except ProtocolError as e:
+            self.log.warn(
+                "bad frame from {sn} ({peer}): {problem}",
+                sn=self.sn,
+                peer=self.peer,
+                problem=str(e),
+                cmd=e.cmd,
+                field=e.field,
+            )
+            if e.cmd is None and _looksLikeReply(payload):
+                return  # never answer a reply
+            self.sendReply(replies.failure(e.cmd or "unknown"))
+            return
+        if isinstance(message, CommandReply):
+            if self.channel is not None and not self.channel.replyReceived(message):
+                self.log.debug(
+                    "unsolicited {ret} from {sn}", ret=message.ret, sn=self.sn
+                )
+            return
+        self._inbox.append(message)
+        if not self._paused and len(self._inbox) >= factory.config.maxPendingMessages:
+            self._pauseReading()
+        self._drain()
+
+    def onPing(self, payload: bytes) -> None:
+        if self.keepAlive is not None:
+            self.keepAlive.touch()
+        super().onPing(payload)
+
+    def onPong(self, payload: bytes) -> None:
+        if self.keepAlive is not None:
+            self.keepAlive.touch()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._regTimer is not None and self._regTimer.active():
+            self._regTimer.cancel()
+        self._regTimer = None
+        if self.keepAlive is not None:
+            self.keepAlive.stop()
+        if self.channel is not None:
+            self.channel.close()
+        self._inbox.clear()
+        registry = self.factory.registry
+        registry.untrack(self)
+        if self.sn is not None and self.registered:
+            registry.unbind(self.sn, self)
+            self.log.info(
+                "terminal {sn} disconnected (code {code}, {reason})",
+                sn=self.sn,
+                code=code,
+                reason=reason,
+            )
+
+    # -- ITerminalSession ------------------------------------------------------------------------------
+
+    def sendCommand(self, payload: Mapping[str, Any]) -> None:
+        self._sendJSON(payload)
+
+    def sendReply(self, payload: Mapping[str, Any]) -> None:
+        self._sendJSON(payload)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendClose(code, reason)
+        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
+            self.dropConnection(abort=True)
+
+    def executeCommand(self, payload: Mapping[str, Any], timeout: float | None = None) -> Any:
+        assert self.channel is not None, "executeCommand before the connection opened"
+        return self.channel.execute(payload, timeout)
+
+    def markRegistered(self, terminal: Terminal, now: float) -> None:
+        """Called by the registration service once C{reg} is accepted."""
+        self.sn = terminal.sn
+        self.terminal = terminal
+        self.registered = True
+        self.lastRecorded = now
+        if self._regTimer is not None and self._regTimer.active():
+            self._regTimer.cancel()
+        self._regTimer = None
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _sendJSON(self, payload: Mapping[str, Any]) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(replies.encodeFrame(payload), isBinary=False)
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while not self._busy and self._inbox and self.state == self.STATE_OPEN:
+                message = self._inbox.popleft()
+                self._busy = True
+                d = self.factory.dispatcher.dispatch(self.factory.context, self, message)
+                d.addCallback(self._handled)
+        finally:
+            self._draining = False
+
+    def _handled(self, reply: dict[str, Any] | None) -> None:
+        if reply is not None:
+            self.sendReply(reply)
+        self._busy = False
+        if self._paused and len(self._inbox) <= self.factory.config.maxPendingMessages // 2:
+            self._resumeReading()
+        self._drain()
+
+    def _pauseReading(self) -> None:
+        self._paused = True
+        self.log.debug("pausing reads from {sn}: {n} messages pending", sn=self.sn, n=len(self._inbox))
+        if self.transport is not None:
+            self.transport.pauseProducing()
+
+    def _resumeReading(self) -> None:
+        self._paused = False
+        if self.transport is not None:
+            self.transport.resumeProducing()
+
+    def _probe(self) -> None:
+        if self.channel is not None and not self.channel.busy:
+            self.sendCommand(PROBE)
+
+    def _expire(self) -> None:
+        self.log.info(
+            "terminal {sn} ({peer}) silent for {timeout}s: disconnecting",
+            sn=self.sn,
+            peer=self.peer,
+            timeout=self.factory.config.connectionTimeout,
+        )
+        self.close(CLOSE_TIMEOUT, "connection timeout")
+
+    def _regTimedOut(self) -> None:
+        self._regTimer = None
+        if not self.registered:
+            self.log.info("no reg from {peer} in time: disconnecting", peer=self.peer)
+            self.close(CLOSE_NO_REG, "reg expected")
+
+
+def _looksLikeReply(payload: bytes) -> bool:
+    return b'"ret' in payload and b'"cmd' not in payload
