@@ -35,10 +35,22 @@ class TM20Root(Resource):
             return self._terminals
         return super().getChildWithDefault(path, request)  # type: ignore[no-any-return]
 
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return NotFound()
+
     def render_GET(self, request: Request) -> bytes:
-        if isWebSocketUpgrade(request):  # pragma: no cover - routed by getChildWithDefault
-            return self._terminals.render(request)  # type: ignore[no-any-return]
         return jsonBody(request, 200, {"service": "tm20", "health": "/health", "api": "/api/"})
+
+
+class NotFound(Resource):
+    """A JSON 404 for any path the web side does not serve."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return jsonBody(
+            request, 404, {"error": "not_found", "detail": "no such resource (terminals: use a WebSocket)"}
+        )
 
 
 class HealthResource(Resource):

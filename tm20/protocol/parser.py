@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import attrs
@@ -30,6 +30,7 @@ from tm20.protocol.messages import (
     SendQrCode,
     SendUser,
     TerminalCommand,
+    TerminalMessage,
     UserRecord,
 )
 from tm20.protocol.timefmt import normaliseTime
@@ -139,7 +140,9 @@ def _guessCmd(text: str) -> str | None:
     Best-effort recovery of the top-level C{cmd} of a frame that cannot be decoded, so that even
     a broken C{sendlog} gets its C{result:false} answer.
     """
-    for match in _CMD_PAIR_RE.finditer(text):
+    for tries, match in enumerate(_CMD_PAIR_RE.finditer(text)):
+        if tries >= 5:
+            break
         before = text[: match.start()].rstrip()
         if not before or before[-1] not in "{,":
             continue
@@ -199,9 +202,16 @@ def _load(text: str, maxDepth: int) -> Any:
 
 
 def _cleanName(value: object) -> str | None:
-    if isinstance(value, str):
-        return value.strip().lower() or None
-    return None
+    """A C{cmd}/C{ret} value trimmed and lower-cased, or C{None} if it is not usable text."""
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower()
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return name or None
 
 
 def _join(path: str, key: str) -> str:
@@ -291,7 +301,11 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, str):
         return "a non-numeric string" if value else "an empty string"
-    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def _optText(ctx: _Context, obj: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -470,9 +484,11 @@ def _register(ctx: _Context, obj: Mapping[str, Any]) -> Register:
     devinfo = obj.get("devinfo")
     if devinfo is None:
         devinfo = {}
+    if cpusn is not None:
+        cpusn = cpusn.strip() or None
     return Register(
         sn=sn,
-        cpusn=cpusn.strip() or None if cpusn is not None else None,
+        cpusn=cpusn,
         devinfo=_object(ctx, devinfo, "devinfo"),
     )
 
@@ -528,7 +544,7 @@ def _reply(ctx: _Context, obj: Mapping[str, Any], ret: str) -> CommandReply:
     return CommandReply(ret=ret, sn=_sn(ctx, obj), result=ok, reason=reason, fields=fields)
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[_Context, Mapping[str, Any]], TerminalMessage]] = {
     "reg": _register,
     "sendlog": _sendLog,
     "senduser": _sendUser,
@@ -563,9 +579,9 @@ def parseFrame(
     ctx = _Context(cmd=cmd, ret=ret, maxDepth=maxDepth, maxArrayLength=maxArrayLength)
     if cmd is None and ret is None:
         if "cmd" in top:
-            ctx.fail("must be a non-empty string", "cmd")
+            ctx.fail("must be a non-empty string of valid text", "cmd")
         if "ret" in top:
-            ctx.fail("must be a non-empty string", "ret")
+            ctx.fail("must be a non-empty string of valid text", "ret")
         ctx.fail("neither cmd nor ret")
     obj: dict[str, Any] = _clean(ctx, top, "", 0)
     if cmd is None:

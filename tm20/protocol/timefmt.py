@@ -9,7 +9,7 @@ current POSIX time as an argument.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _TIME_RE = re.compile(
@@ -135,4 +135,4 @@ def cloudTime(nowPosix: float, tz: str | None) -> str:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError) as e:
         raise ValueError(f"unknown time zone: {tz!r}") from e
-    return formatTime(datetime.fromtimestamp(nowPosix, timezone.utc).astimezone(zone))
+    return formatTime(datetime.fromtimestamp(nowPosix, UTC).astimezone(zone))

@@ -32,7 +32,7 @@ import random
 import re
 import time as _time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, TypeVar
@@ -410,8 +410,10 @@ class SimulatedTerminal:
         self._clock = clock
         self._tz = tz
         self._rng = random.Random(seed)
-        self.mac = mac if mac is not None else "00-01-" + "-".join(
-            f"{b:02X}" for b in self._rng.randbytes(4)
+        self.mac = (
+            mac
+            if mac is not None
+            else "00-01-" + "-".join(f"{b:02X}" for b in self._rng.randbytes(4))
         )
 
         self.users: dict[int, User] = {}
@@ -766,13 +768,13 @@ class SimulatedTerminal:
         reply: Frame | None = handler(name, cmd)
         return reply
 
-    def _ok(self, name: str, **fields: Any) -> Frame:
-        reply: Frame = {"ret": name, "sn": self.sn, "result": True}
+    def _ok(self, ret: str, /, **fields: Any) -> Frame:
+        reply: Frame = {"ret": ret, "sn": self.sn, "result": True}
         reply.update(fields)
         return reply
 
-    def _fail(self, name: str, reason: int = 1) -> Frame:
-        return {"ret": name, "sn": self.sn, "result": False, "reason": reason}
+    def _fail(self, ret: str, /, reason: int = 1) -> Frame:
+        return {"ret": ret, "sn": self.sn, "result": False, "reason": reason}
 
     def _paging(self, total: int, start: int, n: int, countIsTotal: bool) -> Frame:
         if n == 0:
@@ -1013,7 +1015,9 @@ class SimulatedTerminal:
 
     # logs
 
-    def _logPage(self, name: str, cmd: Mapping[str, Any], build: Callable[[], list[LogEntry]]) -> Frame:
+    def _logPage(
+        self, name: str, cmd: Mapping[str, Any], build: Callable[[], list[LogEntry]]
+    ) -> Frame:
         chunk, start, total = self._page(name, cmd, build, LOG_PAGE_SIZE)
         if name == "getnewlog":
             for entry in chunk:
@@ -1139,9 +1143,7 @@ class SimulatedTerminal:
             enrollid = _toInt(item.get("enrollid")) if isinstance(item, dict) else None
             if enrollid is None or not isinstance(item, dict):
                 return self._fail(name)
-            parsed.append(
-                (enrollid, {k: v for k, v in item.items() if k in _USERLOCK_DEFAULTS})
-            )
+            parsed.append((enrollid, {k: v for k, v in item.items() if k in _USERLOCK_DEFAULTS}))
         for enrollid, fields in parsed:
             self.userlocks.setdefault(enrollid, {}).update(fields)
         return self._ok(name)
@@ -1197,7 +1199,3 @@ def knownCommands() -> Sequence[str]:
     @return: the names of the server commands L{SimulatedTerminal.handleCommand} implements.
     """
     return sorted(n[len("_cmd_") :] for n in vars(SimulatedTerminal) if n.startswith("_cmd_"))
-
-
-def _unused(_: Iterable[object]) -> None:  # pragma: no cover - keeps the import list honest
-    pass

@@ -72,9 +72,7 @@ def splitStatements(sql: str) -> list[str]:
 
 def _flush(lines: list[str], statements: list[str]) -> None:
     """Append C{lines} as one statement to C{statements} unless it is only comments/blanks."""
-    meaningful = [
-        line for line in lines if line.strip() and not line.strip().startswith("--")
-    ]
+    meaningful = [line for line in lines if line.strip() and not line.strip().startswith("--")]
     if meaningful:
         statements.append("\n".join(lines).strip())
 
@@ -98,9 +96,7 @@ def loadMigrations(dialect: str, package: str = MIGRATIONS_PACKAGE) -> list[Migr
             continue
         match = _FILENAME.match(entry.name)
         if match is None:
-            raise ValueError(
-                f"migration file {entry.name!r} is not named NNNN_lower_case_name.sql"
-            )
+            raise ValueError(f"migration file {entry.name!r} is not named NNNN_lower_case_name.sql")
         version = int(match.group("version"))
         if version in migrations:
             raise ValueError(

@@ -14,7 +14,7 @@ failed-rollback path logs tracebacks through the legacy logging system.
 Every statement has a deadline: when it passes, the statement is cancelled with
 C{Connection.cancel(d)} (never C{Deferred.cancel}, whose canceller raises and makes Twisted log
 CRITICAL) and fails with L{StatementTimeout}; the connection stays usable.  The server also
-enforces C{statement_timeout} (set at connect time, a little longer) in case the client's cancel
+enforces C{statement_timeout} (given in the connection C{options}, a little longer) in case the client's cancel
 request cannot get through.
 """
 
@@ -42,7 +42,7 @@ class StatementTimeout(StoreUnavailable):
     """A statement ran past its deadline and was cancelled; nothing was written."""
 
 
-class _Connection(txpostgres.Connection):  # type: ignore[misc]
+class _Connection(txpostgres.Connection):
     """
     A txpostgres connection that tells its owner when it dies.
 
@@ -89,7 +89,9 @@ class Cursor:
         """The psycopg2 connection (for C{quote_ident}, C{mogrify}, ...)."""
         return self._conn.pollable()
 
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Cursor:
+    async def execute(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> Cursor:
         """
         Run one statement.
 
@@ -110,6 +112,11 @@ class Cursor:
             if timer is not None and timer.active():
                 timer.cancel()
         return self
+
+    @property
+    def description(self) -> Any:
+        """The DB-API description of the last statement's columns (C{None} if it had none)."""
+        return self._cursor.description
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         """All rows of the last statement."""
@@ -182,6 +189,7 @@ class Pool:
         reconnectDelay: tuple[float, float] = (0.05, 1.0),
         connectionFactory: Callable[[Any], _Connection] | None = None,
         name: str = "pool",
+        options: str | None = None,
     ) -> None:
         """
         @param dsn: a libpq URL or key/value connection string.
@@ -190,6 +198,11 @@ class Pool:
         @param statementTimeout: the default deadline of one statement, in seconds (C{None}: none).
         @param connectTimeout: how long a connection attempt may take.
         @param reconnectDelay: the first and the largest delay between reconnection attempts.
+        @param connectionFactory: makes a L{_Connection} for a reactor (for tests).
+        @param name: names the pool in log messages.
+        @param options: the libpq C{options} of every connection, e.g.
+            C{"-c statement_timeout=12000"}: set the server-side deadline there (a little longer
+            than C{statementTimeout}) as a backstop.
         """
         if size < 1:
             raise ValueError("pool size must be at least 1")
@@ -199,6 +212,7 @@ class Pool:
         self.connectTimeout = connectTimeout
         self.reconnectDelay = reconnectDelay
         self.name = name
+        self.options = options
         self._factory = connectionFactory or (lambda r: _Connection(reactor=r))
         self._slots = [_Slot(i) for i in range(size)]
         self._idle: deque[_Slot] = deque()
@@ -218,10 +232,8 @@ class Pool:
             "keepalives_count": 3,
             "application_name": "tm20",
         }
-        if self.statementTimeout is not None:
-            # the server-side backstop: a little after the client cancels
-            ms = int((self.statementTimeout + 2.0) * 1000)
-            args["options"] = f"-c statement_timeout={ms}"
+        if self.options:
+            args["options"] = self.options
         return args
 
     def start(self) -> Deferred[None]:
@@ -242,8 +254,7 @@ class Pool:
                 f"cannot connect to PostgreSQL: {original.getErrorMessage()}"
             ) from original.value
 
-        d.addCallbacks(lambda _: None, failed)
-        return d
+        return d.addCallbacks(lambda _: None, failed)
 
     def close(self) -> None:
         """Close every connection and stop reconnecting; waiting callers fail."""
@@ -428,7 +439,7 @@ class Pool:
 
         async def query(cur: Cursor) -> list[tuple[Any, ...]]:
             await cur.execute(sql, params)
-            return cur.fetchall() if cur._cursor.description is not None else []
+            return cur.fetchall() if cur.description is not None else []
 
         limit = self.statementTimeout if timeout is True else (timeout or None)
         return Deferred.fromCoroutine(self._run(query, (), limit, False))
@@ -489,12 +500,12 @@ class Pool:
         return e
 
 
-def isUniqueViolation(e: BaseException) -> bool:
+def isUniqueViolation(e: BaseException | None) -> bool:
     """C{True} for a unique-constraint violation (SQLSTATE 23505)."""
     return isinstance(e, psycopg2.IntegrityError) and getattr(e, "pgcode", None) == "23505"
 
 
-def isRetryable(e: BaseException) -> bool:
+def isRetryable(e: BaseException | None) -> bool:
     """C{True} for a deadlock or serialization failure: running it again may succeed."""
     return isinstance(e, psycopg2.extensions.TransactionRollbackError)
 

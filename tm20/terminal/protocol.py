@@ -107,7 +107,7 @@ class TerminalProtocol(WebSocketServerProtocol):  # type: ignore[misc]
                 cmd=e.cmd,
                 field=e.field,
             )
-            if e.cmd is None and _looksLikeReply(payload):
+            if e.cmd is None and e.ret is not None:
                 return  # never answer a reply
             self.sendReply(replies.failure(e.cmd or "unknown"))
             return
@@ -235,7 +235,3 @@ class TerminalProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         if not self.registered:
             self.log.info("no reg from {peer} in time: disconnecting", peer=self.peer)
             self.close(CLOSE_NO_REG, "reg expected")
-
-
-def _looksLikeReply(payload: bytes) -> bool:
-    return b'"ret' in payload and b'"cmd' not in payload

@@ -63,7 +63,11 @@ CREATE TABLE attendance_logs (
     UNIQUE (sn, enrollid, time, mode, inout, event)
 );
 
+-- Pages of logs are read newest first by (time, id): one index per usual filter, so that neither
+-- the filter nor the order needs a scan or a sort.
 CREATE INDEX attendance_logs_sn_time ON attendance_logs (sn, time, id);
+
+CREATE INDEX attendance_logs_sn_enrollid_time ON attendance_logs (sn, enrollid, time, id);
 
 CREATE INDEX attendance_logs_time ON attendance_logs (time, id);
 

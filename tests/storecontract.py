@@ -1,0 +1,950 @@
+"""
+The behaviour every L{tm20.interfaces.IStore} implementation must have, as a mixin.
+
+Use it as::
+
+    class MyStoreTests(StoreContractTests, twisted.trial.unittest.TestCase):
+        def createStore(self) -> Deferred[IStore]:
+            # a started store on an EMPTY database, using self.clock for "now";
+            # register its cleanup with self.addCleanup
+            ...
+
+        def reopenStore(self) -> Deferred[IStore]:   # optional
+            # a new, started store on the same database as the last createStore/reopenStore
+            ...
+
+C{setUp} creates C{self.clock} (a L{Clock} set to L{T0}) before calling C{createStore}: the store
+must read "now" from it, so the tests can check the server's timestamps exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
+
+from tm20.interfaces import IStore
+from tm20.model import (
+    COMMAND_FAILED,
+    COMMAND_QUEUED,
+    COMMAND_SENT,
+    COMMAND_SUCCEEDED,
+    COMMAND_TIMED_OUT,
+    ApiToken,
+    AuditEntry,
+    Credential,
+    LogInsertResult,
+    LogQuery,
+    StoredCommand,
+    StoredLog,
+    Terminal,
+    User,
+)
+from tm20.protocol.messages import LogRecord
+
+#: The clock's time when a test starts: 2026-04-30 11:59:37 UTC.
+T0 = 1_777_550_377.0
+
+#: Where the capture may be: copied next to the tests, or in the shared reference folder.
+_CAPTURE_CANDIDATES = (
+    Path(__file__).resolve().parent / "captures" / "th900-click-v5.0.jsonl",
+    Path(__file__).resolve().parents[2] / "shared/reference/captures/th900-click-v5.0.jsonl",
+    Path("/work/shared/reference/captures/th900-click-v5.0.jsonl"),
+)
+
+
+def loadCapture() -> list[dict[str, Any]]:
+    """The frames of the TH900 capture (a real terminal's C{reg} and two fingerprints)."""
+    for candidate in _CAPTURE_CANDIDATES:
+        if candidate.exists():
+            lines = candidate.read_text(encoding="utf-8").splitlines()
+            return [json.loads(line)["frame"] for line in lines if line.strip()]
+    raise FileNotFoundError("th900-click-v5.0.jsonl not found in " + repr(_CAPTURE_CANDIDATES))
+
+
+def at(seconds: float) -> datetime:
+    """The aware UTC datetime of a POSIX time."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def punch(
+    enrollid: int,
+    time: str,
+    mode: int = 0,
+    inout: int = 0,
+    event: int = 0,
+    **kwargs: Any,
+) -> LogRecord:
+    """A log record (a door event when C{enrollid} is 0)."""
+    return LogRecord(enrollid=enrollid, time=time, mode=mode, inout=inout, event=event, **kwargs)
+
+
+if TYPE_CHECKING:
+    from twisted.trial.unittest import TestCase
+
+    _Base = TestCase
+else:
+    _Base = object
+
+SN = "ZYTI25116685"
+OTHER_SN = "ZX0006827500"
+
+
+class StoreContractTests(_Base):
+    """
+    Behaviour tests of every L{IStore} method; mix into a C{twisted.trial.unittest.TestCase}.
+    """
+
+    store: Any
+    clock: Clock
+
+    # -- hooks -------------------------------------------------------------------------------------
+
+    def createStore(self) -> Deferred[Any]:
+        """A started store on an empty database, reading "now" from C{self.clock}."""
+        raise NotImplementedError("subclasses implement createStore")
+
+    def reopenStore(self) -> Deferred[Any]:
+        """Optional: a new started store on the same database (the old one is stopped first)."""
+        raise NotImplementedError
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
+        self.clock = Clock()
+        self.clock.advance(T0)
+
+        def created(store: Any) -> None:
+            self.store = store
+
+        return self.createStore().addCallback(created)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def _terminal(self, sn: str = SN) -> Generator[Deferred[Any], Any, Terminal]:
+        terminal: Terminal = yield self.store.recordTerminalSeen(
+            sn, None, {"modelname": "tfs30"}, True
+        )
+        return terminal
+
+    @inlineCallbacks
+    def _allLogs(
+        self, sn: str | None = SN, door: bool = False
+    ) -> Generator[Deferred[Any], Any, list[StoredLog]]:
+        query = self.store.queryDoorEvents if door else self.store.queryLogs
+        rows: list[StoredLog] = yield query(LogQuery(sn=sn, limit=100_000))
+        return rows
+
+    # -- interface ---------------------------------------------------------------------------------
+
+    def test_providesIStore(self) -> None:
+        """The store provides every method of L{IStore}."""
+        self.assertTrue(verifyObject(IStore, self.store))
+
+    @inlineCallbacks
+    def test_ping(self) -> Generator[Deferred[Any], Any, None]:
+        """C{ping} answers C{True}."""
+        self.assertIs((yield self.store.ping()), True)
+
+    # -- terminals ---------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_recordTerminalSeenCreatesApproved(self) -> Generator[Deferred[Any], Any, None]:
+        """A new terminal is created from C{reg}, C{devinfo} fields copied into their own fields."""
+        reg = loadCapture()[0]
+        terminal = yield self.store.recordTerminalSeen(reg["sn"], None, reg["devinfo"], True)
+        self.assertIsInstance(terminal, Terminal)
+        self.assertEqual(terminal.sn, "ZYTI25116685")
+        self.assertIsNone(terminal.cpusn)
+        self.assertEqual(terminal.mac, "00-01-F5-02-7D-5F")
+        self.assertEqual(terminal.modelname, "tfs30")
+        self.assertEqual(terminal.firmware, "TH900_click V5.0")
+        self.assertEqual(dict(terminal.devinfo), reg["devinfo"])
+        self.assertIs(terminal.approved, True)
+        self.assertIs(terminal.active, True)
+        self.assertEqual(terminal.firstSeen, at(T0))
+        self.assertEqual(terminal.lastSeen, at(T0))
+        self.assertEqual(terminal.firstSeen.utcoffset(), timedelta(0))
+        self.assertEqual((yield self.store.getTerminal(reg["sn"])), terminal)
+
+    @inlineCallbacks
+    def test_recordTerminalSeenCreatesPending(self) -> Generator[Deferred[Any], Any, None]:
+        """With C{approvedIfNew} false a new terminal is pending, listed apart from approved ones."""
+        pending = yield self.store.recordTerminalSeen("PENDING1", "CPU1", {}, False)
+        self.assertIs(pending.approved, False)
+        self.assertEqual(pending.cpusn, "CPU1")
+        yield self.store.recordTerminalSeen("APPROVED1", None, {}, True)
+        self.assertEqual([t.sn for t in (yield self.store.listTerminals(False))], ["PENDING1"])
+        self.assertEqual([t.sn for t in (yield self.store.listTerminals(True))], ["APPROVED1"])
+        self.assertEqual(
+            [t.sn for t in (yield self.store.listTerminals(None))], ["APPROVED1", "PENDING1"]
+        )
+
+    @inlineCallbacks
+    def test_recordTerminalSeenUpdates(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Seen again: C{cpusn} is set only while it has none, C{devinfo} and its fields are
+        replaced, C{lastSeen} moves, C{firstSeen} and the approval stay.
+        """
+        yield self.store.recordTerminalSeen(
+            SN, None, {"mac": "AA", "modelname": "tfs30", "firmware": "v1"}, False
+        )
+        self.clock.advance(60)
+        second = yield self.store.recordTerminalSeen(
+            SN, "CPU-A", {"mac": "BB", "modelname": "tfs30", "firmware": "v2", "useduser": 3}, True
+        )
+        self.assertEqual(second.cpusn, "CPU-A")
+        self.assertEqual(second.mac, "BB")
+        self.assertEqual(second.firmware, "v2")
+        self.assertEqual(dict(second.devinfo)["useduser"], 3)
+        self.assertIs(second.approved, False, "approvedIfNew applies to new terminals only")
+        self.assertEqual(second.firstSeen, at(T0))
+        self.assertEqual(second.lastSeen, at(T0 + 60))
+        self.clock.advance(30)
+        third = yield self.store.recordTerminalSeen(SN, "CPU-B", {"firmware": "v3"}, True)
+        self.assertEqual(third.cpusn, "CPU-A", "a cpusn once set is kept")
+        self.assertEqual(third.firmware, "v3")
+        self.assertEqual(third.lastSeen, at(T0 + 90))
+        self.assertEqual(third.firstSeen, at(T0))
+        self.assertEqual((yield self.store.getTerminal(SN)), third)
+        self.assertEqual(len((yield self.store.listTerminals(None))), 1)
+
+    @inlineCallbacks
+    def test_recordTerminalSeenKeepsOperatorFields(self) -> Generator[Deferred[Any], Any, None]:
+        """A pre-registered terminal keeps its name, time zone and approval when it connects."""
+        created = yield self.store.createTerminal(SN, "Front door", False, "Europe/Paris")
+        self.assertIsNone(created.firstSeen)
+        self.assertIsNone(created.lastSeen)
+        self.clock.advance(5)
+        seen = yield self.store.recordTerminalSeen(SN, None, {"modelname": "tfs30"}, True)
+        self.assertEqual(seen.name, "Front door")
+        self.assertEqual(seen.timezone, "Europe/Paris")
+        self.assertIs(seen.approved, False)
+        self.assertEqual(seen.modelname, "tfs30")
+        self.assertEqual(seen.firstSeen, at(T0 + 5))
+        self.assertEqual(seen.lastSeen, at(T0 + 5))
+
+    @inlineCallbacks
+    def test_createTerminal(self) -> Generator[Deferred[Any], Any, None]:
+        """C{createTerminal} stores the operator's fields; the terminal is then listed."""
+        terminal = yield self.store.createTerminal("T1", "Gate", True, "Africa/Abidjan")
+        self.assertEqual(
+            (terminal.sn, terminal.name, terminal.approved, terminal.timezone, terminal.active),
+            ("T1", "Gate", True, "Africa/Abidjan", True),
+        )
+        self.assertIsNone(terminal.cpusn)
+        self.assertEqual(dict(terminal.devinfo), {})
+        self.assertEqual((yield self.store.listTerminals(True)), [terminal])
+        self.assertEqual((yield self.store.getTerminal("T1")), terminal)
+
+    @inlineCallbacks
+    def test_createTerminalDuplicate(self) -> Generator[Deferred[Any], Any, None]:
+        """Creating a terminal that exists (created or seen) fails with C{ValueError}."""
+        yield self.store.createTerminal("T1", "Gate", True, None)
+        yield self.assertFailure(self.store.createTerminal("T1", "Other", False, None), ValueError)
+        yield self._terminal("T2")
+        yield self.assertFailure(self.store.createTerminal("T2", None, True, None), ValueError)
+        self.assertEqual((yield self.store.getTerminal("T1")).name, "Gate")
+
+    @inlineCallbacks
+    def test_getTerminalUnknown(self) -> Generator[Deferred[Any], Any, None]:
+        """An unknown C{sn} gives C{None}."""
+        self.assertIsNone((yield self.store.getTerminal("NOPE")))
+
+    @inlineCallbacks
+    def test_listTerminalsSorted(self) -> Generator[Deferred[Any], Any, None]:
+        """Terminals are listed by C{sn}, whatever the creation order."""
+        for sn in ["M", "A", "Z", "B"]:
+            yield self._terminal(sn)
+        self.assertEqual([t.sn for t in (yield self.store.listTerminals(None))], list("ABMZ"))
+        self.assertEqual((yield self.store.listTerminals(False)), [])
+
+    @inlineCallbacks
+    def test_updateTerminal(self) -> Generator[Deferred[Any], Any, None]:
+        """C{updateTerminal} changes exactly the fields given, durably."""
+        yield self.store.recordTerminalSeen(SN, None, {"modelname": "tfs30"}, False)
+        updated = yield self.store.updateTerminal(
+            SN, {"name": "Lobby", "approved": True, "timezone": "Asia/Kuala_Lumpur"}
+        )
+        self.assertEqual(updated.name, "Lobby")
+        self.assertIs(updated.approved, True)
+        self.assertEqual(updated.timezone, "Asia/Kuala_Lumpur")
+        self.assertIs(updated.active, True)
+        self.assertEqual(updated.modelname, "tfs30")
+        again = yield self.store.updateTerminal(SN, {"active": False, "name": None})
+        self.assertIs(again.active, False)
+        self.assertIsNone(again.name)
+        self.assertEqual(again.timezone, "Asia/Kuala_Lumpur")
+        self.assertEqual((yield self.store.getTerminal(SN)), again)
+        self.assertEqual((yield self.store.updateTerminal(SN, {})), again)
+
+    @inlineCallbacks
+    def test_updateTerminalRejectsUnknownFields(self) -> Generator[Deferred[Any], Any, None]:
+        """A field outside C{TERMINAL_EDITABLE_FIELDS} is a C{ValueError}; nothing changes."""
+        before = yield self._terminal()
+        yield self.assertFailure(
+            self.store.updateTerminal(SN, {"name": "X", "cpusn": "forged"}), ValueError
+        )
+        yield self.assertFailure(self.store.updateTerminal(SN, {"sn": "OTHER"}), ValueError)
+        self.assertEqual((yield self.store.getTerminal(SN)), before)
+
+    @inlineCallbacks
+    def test_updateTerminalUnknown(self) -> Generator[Deferred[Any], Any, None]:
+        """Updating an unknown terminal gives C{None} and creates nothing."""
+        self.assertIsNone((yield self.store.updateTerminal("NOPE", {"name": "x"})))
+        self.assertEqual((yield self.store.listTerminals(None)), [])
+
+    @inlineCallbacks
+    def test_deleteTerminalCascades(self) -> Generator[Deferred[Any], Any, None]:
+        """Deleting a terminal removes its users, credentials, logs, door events and commands."""
+        for sn in (SN, OTHER_SN):
+            yield self._terminal(sn)
+            yield self.store.saveCredential(sn, 1, 0, "abcd", "Ben", 0)
+            yield self.store.addLogs(
+                sn, [punch(1, "2026-04-30 08:00:00"), punch(0, "2026-04-30 08:00:01", event=3)]
+            )
+            yield self.store.enqueueCommand(sn, "opendoor", {"cmd": "opendoor"}, "ops", 3)
+        command = (yield self.store.pendingCommands(SN))[0]
+        self.assertIs((yield self.store.deleteTerminal(SN)), True)
+        self.assertIsNone((yield self.store.getTerminal(SN)))
+        self.assertIsNone((yield self.store.getUser(SN, 1)))
+        self.assertEqual((yield self.store.listUsers(SN, 10, None)), [])
+        self.assertEqual((yield self._allLogs(SN)), [])
+        self.assertEqual((yield self._allLogs(SN, door=True)), [])
+        self.assertEqual((yield self.store.countLogs(SN)), 0)
+        self.assertEqual((yield self.store.pendingCommands(SN)), [])
+        self.assertIsNone((yield self.store.getCommand(command.id)))
+        # the other terminal keeps everything
+        self.assertIsNotNone((yield self.store.getTerminal(OTHER_SN)))
+        self.assertEqual(len((yield self.store.getUser(OTHER_SN, 1)).credentials), 1)
+        self.assertEqual(len((yield self._allLogs(OTHER_SN))), 1)
+        self.assertEqual(len((yield self._allLogs(OTHER_SN, door=True))), 1)
+        self.assertEqual(len((yield self.store.pendingCommands(OTHER_SN))), 1)
+        self.assertIs((yield self.store.deleteTerminal(SN)), False)
+
+    @inlineCallbacks
+    def test_deletedTerminalStartsAfresh(self) -> Generator[Deferred[Any], Any, None]:
+        """A terminal seen again after deletion is new again (new C{firstSeen}, no old users)."""
+        yield self._terminal()
+        yield self.store.saveUser(SN, 7, "Ann", 0, True)
+        yield self.store.deleteTerminal(SN)
+        self.clock.advance(100)
+        terminal = yield self.store.recordTerminalSeen(SN, None, {}, False)
+        self.assertEqual(terminal.firstSeen, at(T0 + 100))
+        self.assertIs(terminal.approved, False)
+        self.assertIsNone((yield self.store.getUser(SN, 7)))
+
+    # -- users and credentials ---------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_capturedFingerprintsVerbatim(self) -> Generator[Deferred[Any], Any, None]:
+        """Templates read from a real terminal come back as the very same strings."""
+        frames = loadCapture()
+        templates = [f for f in frames if f.get("ret") == "getuserinfo"]
+        self.assertEqual(len(templates), 2)
+        yield self._terminal(frames[0]["sn"])
+        for frame in templates:
+            yield self.store.saveCredential(
+                frame["sn"],
+                frame["enrollid"],
+                frame["backupnum"],
+                frame["record"],
+                frame["name"],
+                frame["admin"],
+            )
+        for frame in templates:
+            user = yield self.store.getUser(frame["sn"], frame["enrollid"])
+            self.assertEqual(user.name, frame["name"])
+            self.assertEqual(user.admin, frame["admin"])
+            self.assertEqual(len(user.credentials), 1)
+            credential = user.credentials[0]
+            self.assertEqual(credential.backupnum, 0)
+            self.assertIs(type(credential.record), str)
+            self.assertEqual(credential.record, frame["record"])
+            self.assertEqual(credential.updatedAt, at(T0))
+
+    @inlineCallbacks
+    def test_credentialTypesRoundTrip(self) -> Generator[Deferred[Any], Any, None]:
+        """Int records stay ints, digit strings stay strings, and odd text is kept exactly."""
+        yield self._terminal()
+        values: dict[int, str | int | None] = {
+            1: "0123",
+            2: "",
+            3: "  spaced \n\t",
+            4: "ünïcødé 指纹 \u2028",
+            5: '{"json": "looking", "a": [1, 2]}',
+            6: "null",
+            10: 123456,
+            11: 2**53 + 1,
+            20: "A" * 200_000,
+            50: None,
+        }
+        for backupnum, record in values.items():
+            yield self.store.saveCredential(SN, 5, backupnum, record, None, None)
+        user = yield self.store.getUser(SN, 5)
+        self.assertEqual([c.backupnum for c in user.credentials], sorted(values))
+        for credential in user.credentials:
+            expected = values[credential.backupnum]
+            self.assertEqual(credential.record, expected)
+            self.assertIs(type(credential.record), type(expected), credential.backupnum)
+
+    @inlineCallbacks
+    def test_saveCredentialUserFields(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        C{saveCredential} creates the user; C{None} name/admin keep the stored ones; C{backupnum}
+        C{None} stores only the user; the same slot again replaces its record.
+        """
+        yield self._terminal()
+        yield self.store.saveCredential(SN, 9, None, None, "Carol", 1)
+        user = yield self.store.getUser(SN, 9)
+        self.assertEqual(
+            (user.name, user.admin, user.enabled, user.credentials), ("Carol", 1, True, ())
+        )
+        self.assertEqual(user.updatedAt, at(T0))
+        self.clock.advance(10)
+        yield self.store.saveCredential(SN, 9, 11, 987654, None, None)
+        user = yield self.store.getUser(SN, 9)
+        self.assertEqual((user.name, user.admin), ("Carol", 1))
+        self.assertEqual(user.credentials, (Credential(11, 987654, at(T0 + 10)),))
+        self.clock.advance(10)
+        yield self.store.saveCredential(SN, 9, 11, 111, "Caroline", 0)
+        user = yield self.store.getUser(SN, 9)
+        self.assertEqual((user.name, user.admin), ("Caroline", 0))
+        self.assertEqual(user.credentials, (Credential(11, 111, at(T0 + 20)),))
+
+    @inlineCallbacks
+    def test_saveUser(self) -> Generator[Deferred[Any], Any, None]:
+        """C{saveUser} creates, then updates every field, keeping the credentials."""
+        yield self._terminal()
+        user = yield self.store.saveUser(SN, 3, "Dan", 0, True)
+        self.assertEqual(user, User(SN, 3, "Dan", 0, True, (), at(T0)))
+        yield self.store.saveCredential(SN, 3, 10, 4321, None, None)
+        self.clock.advance(1)
+        user = yield self.store.saveUser(SN, 3, None, 2, False)
+        self.assertEqual((user.name, user.admin, user.enabled), (None, 2, False))
+        self.assertEqual(user.updatedAt, at(T0 + 1))
+        self.assertEqual([c.record for c in user.credentials], [4321])
+        self.assertEqual((yield self.store.getUser(SN, 3)), user)
+
+    @inlineCallbacks
+    def test_usersNeedTheirTerminal(self) -> Generator[Deferred[Any], Any, None]:
+        """Users of an unknown terminal are refused with C{ValueError}, nothing stored."""
+        yield self.assertFailure(self.store.saveUser("NOPE", 1, "x", 0, True), ValueError)
+        yield self.assertFailure(
+            self.store.saveCredential("NOPE", 1, 0, "abcd", "x", 0), ValueError
+        )
+        self.assertIsNone((yield self.store.getUser("NOPE", 1)))
+
+    @inlineCallbacks
+    def test_usersArePerTerminal(self) -> Generator[Deferred[Any], Any, None]:
+        """The same C{enrollid} on two terminals is two users."""
+        yield self._terminal(SN)
+        yield self._terminal(OTHER_SN)
+        yield self.store.saveCredential(SN, 1, 0, "aa", "On SN", 0)
+        yield self.store.saveCredential(OTHER_SN, 1, 0, "bb", "On other", 0)
+        self.assertEqual((yield self.store.getUser(SN, 1)).credentials[0].record, "aa")
+        self.assertEqual((yield self.store.getUser(OTHER_SN, 1)).name, "On other")
+
+    @inlineCallbacks
+    def test_getUserUnknown(self) -> Generator[Deferred[Any], Any, None]:
+        """An unknown user is C{None}."""
+        yield self._terminal()
+        self.assertIsNone((yield self.store.getUser(SN, 404)))
+
+    @inlineCallbacks
+    def test_listUsersPaging(self) -> Generator[Deferred[Any], Any, None]:
+        """Users come by ascending C{enrollid}, strictly after the cursor, with credentials."""
+        yield self._terminal(SN)
+        yield self._terminal(OTHER_SN)
+        enrollids = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 99999999]
+        shuffled = list(enrollids)
+        random.Random(4).shuffle(shuffled)
+        for enrollid in shuffled:
+            yield self.store.saveCredential(SN, enrollid, 0, f"fp{enrollid}", f"u{enrollid}", 0)
+            yield self.store.saveCredential(SN, enrollid, 11, enrollid * 10, None, None)
+        yield self.store.saveUser(OTHER_SN, 4, "elsewhere", 0, True)
+        pages: list[list[User]] = []
+        after = None
+        while True:
+            page = yield self.store.listUsers(SN, 6, after)
+            if not page:
+                break
+            pages.append(page)
+            after = page[-1].enrollid
+        self.assertEqual([len(p) for p in pages], [6, 6, 4])
+        users = [u for p in pages for u in p]
+        self.assertEqual([u.enrollid for u in users], enrollids)
+        for user in users:
+            self.assertEqual(user.sn, SN)
+            self.assertEqual(
+                user.credentials,
+                (
+                    Credential(0, f"fp{user.enrollid}", at(T0)),
+                    Credential(11, user.enrollid * 10, at(T0)),
+                ),
+            )
+        self.assertEqual([u.enrollid for u in (yield self.store.listUsers(SN, 3, 6))], [8, 13, 21])
+        self.assertEqual((yield self.store.listUsers(SN, 10, 99999999)), [])
+        self.assertEqual((yield self.store.listUsers("NOPE", 10, None)), [])
+
+    @inlineCallbacks
+    def test_deleteUser(self) -> Generator[Deferred[Any], Any, None]:
+        """C{deleteUser} removes the user and its credentials, and says whether it existed."""
+        yield self._terminal()
+        yield self.store.saveCredential(SN, 1, 0, "aa", "Ben", 0)
+        yield self.store.saveCredential(SN, 1, 1, "bb", None, None)
+        yield self.store.saveCredential(SN, 2, 0, "cc", "Lw", 0)
+        self.assertIs((yield self.store.deleteUser(SN, 1)), True)
+        self.assertIs((yield self.store.deleteUser(SN, 1)), False)
+        self.assertIsNone((yield self.store.getUser(SN, 1)))
+        recreated = yield self.store.saveUser(SN, 1, "Ben", 0, True)
+        self.assertEqual(recreated.credentials, ())
+        self.assertEqual(len((yield self.store.getUser(SN, 2)).credentials), 1)
+
+    @inlineCallbacks
+    def test_deleteCredential(self) -> Generator[Deferred[Any], Any, None]:
+        """One slot, 12 for all fingerprints (0-9), 13 for the whole user; counts returned."""
+        yield self._terminal()
+        for backupnum in [0, 1, 2, 9, 10, 11, 20, 50]:
+            yield self.store.saveCredential(SN, 1, backupnum, f"r{backupnum}", "Ben", 0)
+        self.assertEqual((yield self.store.deleteCredential(SN, 1, 10)), 1)
+        self.assertEqual((yield self.store.deleteCredential(SN, 1, 10)), 0)
+        self.assertEqual((yield self.store.deleteCredential(SN, 1, 12)), 4)
+        user = yield self.store.getUser(SN, 1)
+        self.assertEqual([c.backupnum for c in user.credentials], [11, 20, 50])
+        self.assertEqual((yield self.store.deleteCredential(SN, 1, 12)), 0)
+        self.assertEqual((yield self.store.deleteCredential(SN, 1, 13)), 3)
+        self.assertIsNone((yield self.store.getUser(SN, 1)))
+        self.assertEqual((yield self.store.deleteCredential(SN, 1, 13)), 0)
+        self.assertEqual((yield self.store.deleteCredential(SN, 77, 0)), 0)
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_addLogsStoresEveryField(self) -> Generator[Deferred[Any], Any, None]:
+        """A stored punch keeps every field; C{receivedAt} is the store's "now"."""
+        yield self._terminal()
+        record = punch(
+            1,
+            "2026-04-30 12:00:00",
+            mode=8,
+            inout=1,
+            event=2,
+            temp=36.6,
+            verifymode=20,
+            image="aGVsbG8=",
+            extra={"name": "Ben", "aliasid": "A-1", "nested": {"k": [1, "2"]}},
+        )
+        result = yield self.store.addLogs(SN, [record])
+        self.assertEqual(result, LogInsertResult(inserted=1, duplicates=0))
+        [stored] = yield self._allLogs()
+        self.assertIsInstance(stored, StoredLog)
+        self.assertEqual(
+            (stored.sn, stored.enrollid, stored.time, stored.mode, stored.inout, stored.event),
+            (SN, 1, "2026-04-30 12:00:00", 8, 1, 2),
+        )
+        self.assertAlmostEqual(stored.temp, 36.6)
+        self.assertEqual(stored.verifymode, 20)
+        self.assertEqual(stored.image, "aGVsbG8=")
+        self.assertEqual(
+            dict(stored.extra), {"name": "Ben", "aliasid": "A-1", "nested": {"k": [1, "2"]}}
+        )
+        self.assertEqual(stored.receivedAt, at(T0))
+        self.assertIsInstance(stored.id, int)
+
+    @inlineCallbacks
+    def test_addLogsOptionalFieldsAbsent(self) -> Generator[Deferred[Any], Any, None]:
+        """Records without temp, verifymode, image or extra come back with C{None} and C{{}}."""
+        yield self._terminal()
+        yield self.store.addLogs(SN, [punch(2, "2026-04-30 12:00:00")])
+        [stored] = yield self._allLogs()
+        self.assertEqual((stored.temp, stored.verifymode, stored.image), (None, None, None))
+        self.assertEqual(dict(stored.extra), {})
+
+    @inlineCallbacks
+    def test_addLogsDeduplicates(self) -> Generator[Deferred[Any], Any, None]:
+        """A resent batch inserts nothing; a partly new batch inserts only the new records."""
+        yield self._terminal()
+        batch = [punch(i, f"2026-04-30 09:00:{i:02d}") for i in range(1, 6)]
+        self.assertEqual((yield self.store.addLogs(SN, batch)), LogInsertResult(5, 0))
+        self.assertEqual((yield self.store.addLogs(SN, batch)), LogInsertResult(0, 5))
+        mixed = batch[:2] + [punch(6, "2026-04-30 09:00:06"), punch(7, "2026-04-30 09:00:07")]
+        self.assertEqual((yield self.store.addLogs(SN, mixed)), LogInsertResult(2, 2))
+        self.assertEqual((yield self.store.countLogs(SN)), 7)
+
+    @inlineCallbacks
+    def test_addLogsDuplicatesWithinBatch(self) -> Generator[Deferred[Any], Any, None]:
+        """Repeats inside one batch are stored once and counted as duplicates."""
+        yield self._terminal()
+        a = punch(1, "2026-04-30 09:00:00")
+        b = punch(0, "2026-04-30 09:00:01", event=5)
+        result = yield self.store.addLogs(SN, [a, a, b, a, b])
+        self.assertEqual(result, LogInsertResult(inserted=2, duplicates=3))
+        self.assertEqual(len((yield self._allLogs())), 1)
+        self.assertEqual(len((yield self._allLogs(door=True))), 1)
+
+    @inlineCallbacks
+    def test_logIdentity(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The identity is (sn, enrollid, time, mode, inout, event): any of them different makes a
+        new record; other fields do not.
+        """
+        yield self._terminal(SN)
+        yield self._terminal(OTHER_SN)
+        base = punch(1, "2026-04-30 09:00:00")
+        variants = [
+            base,
+            punch(2, "2026-04-30 09:00:00"),
+            punch(1, "2026-04-30 09:00:01"),
+            punch(1, "2026-04-30 09:00:00", mode=1),
+            punch(1, "2026-04-30 09:00:00", inout=1),
+            punch(1, "2026-04-30 09:00:00", event=1),
+        ]
+        self.assertEqual((yield self.store.addLogs(SN, variants)), LogInsertResult(6, 0))
+        self.assertEqual((yield self.store.addLogs(OTHER_SN, [base])), LogInsertResult(1, 0))
+        sameKey = punch(1, "2026-04-30 09:00:00", temp=37.0, verifymode=1, extra={"x": 1})
+        self.assertEqual((yield self.store.addLogs(SN, [sameKey])), LogInsertResult(0, 1))
+        self.assertEqual((yield self.store.countLogs(None)), 7)
+
+    @inlineCallbacks
+    def test_addLogsEmpty(self) -> Generator[Deferred[Any], Any, None]:
+        """An empty batch stores nothing."""
+        self.assertEqual((yield self.store.addLogs(SN, [])), LogInsertResult(0, 0))
+        self.assertEqual((yield self.store.countLogs(None)), 0)
+
+    @inlineCallbacks
+    def test_addLogsBeforeTerminalKnown(self) -> Generator[Deferred[Any], Any, None]:
+        """Logs are stored even for a terminal not (yet) in the terminals table."""
+        result = yield self.store.addLogs("UNSEEN", [punch(1, "2026-04-30 09:00:00")])
+        self.assertEqual(result, LogInsertResult(1, 0))
+        self.assertEqual((yield self.store.countLogs("UNSEEN")), 1)
+
+    @inlineCallbacks
+    def test_doorEventsSeparated(self) -> Generator[Deferred[Any], Any, None]:
+        """Records of C{enrollid} 0 are door events: never punches, never counted."""
+        yield self._terminal()
+        result = yield self.store.addLogs(
+            SN,
+            [
+                punch(0, "2026-04-30 10:00:00", event=3),
+                punch(1, "2026-04-30 10:00:01"),
+                punch(0, "2026-04-30 10:00:02", event=4, extra={"door": 1}),
+            ],
+        )
+        self.assertEqual(result, LogInsertResult(3, 0))
+        logs = yield self._allLogs()
+        self.assertEqual([(r.enrollid, r.time) for r in logs], [(1, "2026-04-30 10:00:01")])
+        self.assertEqual((yield self.store.queryLogs(LogQuery(enrollid=0))), [])
+        doors = yield self._allLogs(door=True)
+        self.assertEqual(
+            [(d.enrollid, d.time, d.event) for d in doors],
+            [(0, "2026-04-30 10:00:02", 4), (0, "2026-04-30 10:00:00", 3)],
+        )
+        self.assertEqual(dict(doors[0].extra), {"door": 1})
+        self.assertEqual((yield self.store.countLogs(SN)), 1)
+        self.assertEqual(
+            len((yield self.store.queryDoorEvents(LogQuery(sn=SN, since="2026-04-30 10:00:01")))),
+            1,
+        )
+
+    @inlineCallbacks
+    def test_countLogs(self) -> Generator[Deferred[Any], Any, None]:
+        """C{countLogs} counts punches of one terminal, or of all with C{None}."""
+        yield self.store.addLogs(SN, [punch(i, "2026-04-30 10:00:00") for i in range(1, 4)])
+        yield self.store.addLogs(OTHER_SN, [punch(i, "2026-04-30 10:00:00") for i in range(1, 3)])
+        self.assertEqual((yield self.store.countLogs(SN)), 3)
+        self.assertEqual((yield self.store.countLogs(OTHER_SN)), 2)
+        self.assertEqual((yield self.store.countLogs(None)), 5)
+        self.assertEqual((yield self.store.countLogs("NOPE")), 0)
+
+    @inlineCallbacks
+    def test_queryLogsOrder(self) -> Generator[Deferred[Any], Any, None]:
+        """Newest first by time, then by id for equal times (later insert first)."""
+        yield self.store.addLogs(
+            SN,
+            [
+                punch(1, "2026-04-30 09:00:00"),
+                punch(2, "2026-04-30 11:00:00"),
+                punch(3, "2026-04-29 23:59:59"),
+            ],
+        )
+        yield self.store.addLogs(
+            SN, [punch(4, "2026-04-30 09:00:00"), punch(5, "2026-04-30 09:00:00")]
+        )
+        logs = yield self._allLogs()
+        self.assertEqual([r.enrollid for r in logs], [2, 5, 4, 1, 3])
+        tied = [r for r in logs if r.time == "2026-04-30 09:00:00"]
+        self.assertEqual([r.id for r in tied], sorted((r.id for r in tied), reverse=True))
+        self.assertEqual(len({r.id for r in logs}), 5)
+
+    @inlineCallbacks
+    def test_queryLogsFilters(self) -> Generator[Deferred[Any], Any, None]:
+        """C{sn}, C{enrollid}, inclusive C{since}/C{until} and C{limit} filter the rows."""
+        yield self.store.addLogs(
+            SN, [punch(e, f"2026-04-{d:02d} 08:00:00") for e in (1, 2) for d in range(1, 11)]
+        )
+        yield self.store.addLogs(OTHER_SN, [punch(1, "2026-04-05 08:00:00")])
+        q = self.store.queryLogs
+        self.assertEqual(len((yield q(LogQuery(limit=1000)))), 21)
+        self.assertEqual(len((yield q(LogQuery(sn=SN, limit=1000)))), 20)
+        self.assertEqual(len((yield q(LogQuery(sn=OTHER_SN, limit=1000)))), 1)
+        mine = yield q(LogQuery(sn=SN, enrollid=2, limit=1000))
+        self.assertEqual({(r.sn, r.enrollid) for r in mine}, {(SN, 2)})
+        self.assertEqual(len(mine), 10)
+        window = yield q(
+            LogQuery(sn=SN, enrollid=1, since="2026-04-03 08:00:00", until="2026-04-05 08:00:00")
+        )
+        self.assertEqual(
+            [r.time for r in window],
+            ["2026-04-05 08:00:00", "2026-04-04 08:00:00", "2026-04-03 08:00:00"],
+        )
+        everywhere = yield q(LogQuery(since="2026-04-05 00:00:00", until="2026-04-05 23:59:59"))
+        self.assertEqual(
+            sorted((r.sn, r.enrollid) for r in everywhere), [(OTHER_SN, 1), (SN, 1), (SN, 2)]
+        )
+        limited = yield q(LogQuery(sn=SN, limit=3))
+        self.assertEqual(
+            [r.time for r in limited], ["2026-04-10 08:00:00"] * 2 + ["2026-04-09 08:00:00"]
+        )
+        self.assertEqual((yield q(LogQuery(sn=SN, since="2026-05-01 00:00:00"))), [])
+        self.assertEqual((yield q(LogQuery(sn=SN, limit=0))), [])
+        self.assertEqual(len((yield q(LogQuery(sn=SN)))), 20, "the default limit is 50")
+
+    @inlineCallbacks
+    def test_queryLogsCursorPaging(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Paging with C{before=(time, id)} of the last row walks every row exactly once, in order,
+        even when many rows share a time and a page boundary falls inside such a tie.
+        """
+        times = ["2026-04-30 09:00:00"] * 4 + ["2026-04-30 08:00:00"] * 3 + ["2026-04-30 10:00:00"]
+        records = [punch(i + 1, t) for i, t in enumerate(times)]
+        yield self.store.addLogs(SN, records[:5])
+        yield self.store.addLogs(SN, records[5:])
+        yield self.store.addLogs(OTHER_SN, [punch(1, "2026-04-30 09:00:00")])
+        everything = yield self.store.queryLogs(LogQuery(sn=SN, limit=1000))
+        pages: list[list[StoredLog]] = []
+        before = None
+        for _ in range(10):
+            page = yield self.store.queryLogs(LogQuery(sn=SN, limit=3, before=before))
+            if not page:
+                break
+            pages.append(page)
+            before = (page[-1].time, page[-1].id)
+        self.assertEqual([len(p) for p in pages], [3, 3, 2])
+        walked = [r for p in pages for r in p]
+        self.assertEqual(walked, everything)
+        self.assertEqual(len({r.id for r in walked}), 8)
+        keys = [(r.time, r.id) for r in walked]
+        self.assertEqual(keys, sorted(keys, reverse=True))
+        # with filters too
+        page = yield self.store.queryLogs(
+            LogQuery(
+                sn=SN, until="2026-04-30 09:00:00", limit=2, before=(walked[2].time, walked[2].id)
+            )
+        )
+        self.assertEqual(page, walked[3:5])
+
+    @inlineCallbacks
+    def test_queryDoorEventsPaging(self) -> Generator[Deferred[Any], Any, None]:
+        """Door events page with the same cursor rule."""
+        yield self.store.addLogs(SN, [punch(0, "2026-04-30 07:00:00", event=e) for e in range(5)])
+        first = yield self.store.queryDoorEvents(LogQuery(sn=SN, limit=3))
+        rest = yield self.store.queryDoorEvents(
+            LogQuery(sn=SN, limit=3, before=(first[-1].time, first[-1].id))
+        )
+        self.assertEqual([e.event for e in first + rest], [4, 3, 2, 1, 0])
+
+    @inlineCallbacks
+    def test_largeBatch(self) -> Generator[Deferred[Any], Any, None]:
+        """Ten thousand records in one call are committed together, and deduplicated together."""
+        yield self._terminal()
+        start = datetime(2026, 1, 1, 8, 0, 0)
+        batch = [
+            punch(
+                1 + i % 50,
+                (start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S"),
+                extra={"i": i},
+            )
+            for i in range(10_000)
+        ]
+        batch[7] = punch(0, batch[7].time, event=2)
+        self.assertEqual((yield self.store.addLogs(SN, batch)), LogInsertResult(10_000, 0))
+        self.assertEqual((yield self.store.countLogs(SN)), 9_999)
+        self.assertEqual(len((yield self._allLogs(door=True))), 1)
+        self.assertEqual((yield self.store.addLogs(SN, batch)), LogInsertResult(0, 10_000))
+        newest = yield self.store.queryLogs(LogQuery(sn=SN, limit=1))
+        self.assertEqual(dict(newest[0].extra), {"i": 9_999})
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_commandLifecycle(self) -> Generator[Deferred[Any], Any, None]:
+        """Queued, sent (attempt counted), then succeeded with its reply, and no longer pending."""
+        payload = {"cmd": "setuserinfo", "enrollid": 1, "record": "c5236a01(200)fe"}
+        command = yield self.store.enqueueCommand(SN, "setuserinfo", payload, "admin-token", 5)
+        self.assertIsInstance(command, StoredCommand)
+        self.assertEqual(
+            (command.sn, command.name, dict(command.payload), command.status),
+            (SN, "setuserinfo", payload, COMMAND_QUEUED),
+        )
+        self.assertEqual(
+            (command.attempts, command.maxAttempts, command.actor), (0, 5, "admin-token")
+        )
+        self.assertEqual(command.createdAt, at(T0))
+        self.assertIsNone(command.sentAt)
+        self.assertIsNone(command.finishedAt)
+        self.assertIsNone(command.reply)
+        self.assertEqual((yield self.store.getCommand(command.id)), command)
+
+        self.clock.advance(2)
+        sent = yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
+        self.assertEqual((sent.status, sent.attempts, sent.sentAt), (COMMAND_SENT, 1, at(T0 + 2)))
+        self.assertIsNone(sent.finishedAt)
+        self.assertEqual((yield self.store.pendingCommands(SN)), [sent])
+
+        self.clock.advance(3)
+        reply = {"ret": "setuserinfo", "result": True, "enrollid": 1}
+        done = yield self.store.updateCommand(command.id, COMMAND_SUCCEEDED, reply, False)
+        self.assertEqual(
+            (done.status, dict(done.reply), done.attempts), (COMMAND_SUCCEEDED, reply, 1)
+        )
+        self.assertEqual(done.sentAt, at(T0 + 2))
+        self.assertEqual(done.finishedAt, at(T0 + 5))
+        self.assertEqual(done.createdAt, at(T0))
+        self.assertEqual((yield self.store.pendingCommands(SN)), [])
+        self.assertEqual((yield self.store.getCommand(command.id)), done)
+
+    @inlineCallbacks
+    def test_commandRetriesAndFinalStatuses(self) -> Generator[Deferred[Any], Any, None]:
+        """Each attempt counts; a kept reply is not erased by C{None}; every final status ends it."""
+        for final in (COMMAND_FAILED, COMMAND_TIMED_OUT):
+            command = yield self.store.enqueueCommand(SN, "reboot", {"cmd": "reboot"}, None, 3)
+            self.assertIsNone(command.actor)
+            yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
+            yield self.store.updateCommand(command.id, COMMAND_QUEUED, {"why": "gone"}, False)
+            again = yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
+            self.assertEqual(again.attempts, 2)
+            self.assertEqual(dict(again.reply), {"why": "gone"})
+            ended = yield self.store.updateCommand(command.id, final, None, False)
+            self.assertEqual((ended.status, ended.attempts), (final, 2))
+            self.assertEqual(ended.finishedAt, at(T0))
+        self.assertEqual((yield self.store.pendingCommands(SN)), [])
+
+    @inlineCallbacks
+    def test_pendingCommandsOrder(self) -> Generator[Deferred[Any], Any, None]:
+        """Pending commands of one terminal, queued or sent, oldest first."""
+        ids = []
+        for i in range(5):
+            command = yield self.store.enqueueCommand(SN, f"c{i}", {"i": i}, "ops", 3)
+            ids.append(command.id)
+            yield self.store.enqueueCommand(OTHER_SN, f"o{i}", {}, "ops", 3)
+        self.assertEqual(ids, sorted(ids))
+        yield self.store.updateCommand(ids[1], COMMAND_SENT, None, True)
+        yield self.store.updateCommand(ids[3], COMMAND_SUCCEEDED, {}, False)
+        pending = yield self.store.pendingCommands(SN)
+        self.assertEqual([c.id for c in pending], [ids[0], ids[1], ids[2], ids[4]])
+        self.assertEqual([c.status for c in pending], ["queued", "sent", "queued", "queued"])
+        self.assertEqual({c.sn for c in pending}, {SN})
+        self.assertEqual((yield self.store.pendingCommands("NOPE")), [])
+
+    @inlineCallbacks
+    def test_commandUnknownAndBadStatus(self) -> Generator[Deferred[Any], Any, None]:
+        """Unknown ids give C{None}; an unknown status is a C{ValueError} and changes nothing."""
+        self.assertIsNone((yield self.store.getCommand(12345)))
+        self.assertIsNone((yield self.store.updateCommand(12345, COMMAND_SENT, None, True)))
+        command = yield self.store.enqueueCommand(SN, "reboot", {}, None, 3)
+        yield self.assertFailure(
+            self.store.updateCommand(command.id, "exploded", None, True), ValueError
+        )
+        self.assertEqual((yield self.store.getCommand(command.id)), command)
+
+    # -- API tokens --------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_apiTokens(self) -> Generator[Deferred[Any], Any, None]:
+        """Add, find by hash, list by name, refuse a taken name, delete."""
+        hashA, hashB = "a" * 64, "b" * 64
+        tokenB = yield self.store.addApiToken("zeta", hashB, ("read",))
+        self.assertEqual(tokenB, ApiToken("zeta", hashB, ("read",), at(T0)))
+        tokenA = yield self.store.addApiToken("alpha", hashA, ("read", "write", "admin"))
+        self.assertEqual(tokenA.scopes, ("read", "write", "admin"))
+        yield self.assertFailure(self.store.addApiToken("alpha", "c" * 64, ("read",)), ValueError)
+        self.assertEqual((yield self.store.findApiToken(hashA)), tokenA)
+        self.assertEqual((yield self.store.findApiToken(hashB)), tokenB)
+        self.assertIsNone((yield self.store.findApiToken("c" * 64)))
+        self.assertEqual((yield self.store.listApiTokens()), [tokenA, tokenB])
+        self.assertIs((yield self.store.deleteApiToken("alpha")), True)
+        self.assertIs((yield self.store.deleteApiToken("alpha")), False)
+        self.assertIsNone((yield self.store.findApiToken(hashA)))
+        self.assertEqual((yield self.store.listApiTokens()), [tokenB])
+        again = yield self.store.addApiToken("alpha", hashA, [])
+        self.assertEqual(again.scopes, ())
+
+    # -- audit -------------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_auditEntries(self) -> Generator[Deferred[Any], Any, None]:
+        """Entries are listed newest first and paged with C{beforeId}."""
+        entries: list[AuditEntry] = []
+        for i in range(7):
+            self.clock.advance(1)
+            entry = yield self.store.addAuditEntry(
+                "ops", f"action{i}", None if i == 0 else f"T{i}", {"i": i, "l": [i]}
+            )
+            entries.append(entry)
+        first = entries[0]
+        self.assertEqual(
+            (first.actor, first.action, first.target, dict(first.detail), first.at),
+            ("ops", "action0", None, {"i": 0, "l": [0]}, at(T0 + 1)),
+        )
+        self.assertEqual([e.id for e in entries], sorted(e.id for e in entries))
+        newestFirst = list(reversed(entries))
+        self.assertEqual((yield self.store.listAuditEntries(100, None)), newestFirst)
+        page1 = yield self.store.listAuditEntries(3, None)
+        page2 = yield self.store.listAuditEntries(3, page1[-1].id)
+        page3 = yield self.store.listAuditEntries(3, page2[-1].id)
+        page4 = yield self.store.listAuditEntries(3, page3[-1].id)
+        self.assertEqual(page1 + page2 + page3, newestFirst)
+        self.assertEqual([len(p) for p in (page1, page2, page3, page4)], [3, 3, 1, 0])
+
+    # -- durability --------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_dataSurvivesRestart(self) -> Generator[Deferred[Any], Any, None]:
+        """After stopping and opening the same database again, everything is still there."""
+        yield self.store.recordTerminalSeen(SN, "CPU", {"modelname": "tfs30"}, True)
+        fingerprint = loadCapture()[1]["record"]
+        yield self.store.saveCredential(SN, 1, 0, fingerprint, "Ben", 0)
+        yield self.store.saveCredential(SN, 1, 11, 4242, None, None)
+        yield self.store.addLogs(
+            SN, [punch(1, "2026-04-30 09:00:00"), punch(0, "2026-04-30 09:00:01")]
+        )
+        command = yield self.store.enqueueCommand(SN, "reboot", {"cmd": "reboot"}, "ops", 3)
+        token = yield self.store.addApiToken("ops", "f" * 64, ("read",))
+        entry = yield self.store.addAuditEntry("ops", "reboot", SN, {})
+        terminal = yield self.store.getTerminal(SN)
+        user = yield self.store.getUser(SN, 1)
+        logs = yield self._allLogs()
+        try:
+            self.store = yield self.reopenStore()
+        except NotImplementedError:
+            self.skipTest("this store has no reopenStore hook")
+        self.assertEqual((yield self.store.getTerminal(SN)), terminal)
+        self.assertEqual((yield self.store.getUser(SN, 1)), user)
+        self.assertEqual((yield self._allLogs()), logs)
+        self.assertEqual(len((yield self._allLogs(door=True))), 1)
+        self.assertEqual((yield self.store.pendingCommands(SN)), [command])
+        self.assertEqual((yield self.store.findApiToken("f" * 64)), token)
+        self.assertEqual((yield self.store.listAuditEntries(10, None)), [entry])
+        # and the dedupe keys too
+        result = yield self.store.addLogs(SN, [punch(1, "2026-04-30 09:00:00")])
+        self.assertEqual(result, LogInsertResult(0, 1))
+        # ids keep increasing across restarts
+        second = yield self.store.enqueueCommand(SN, "reboot", {}, None, 3)
+        self.assertGreater(second.id, command.id)

@@ -1,0 +1,535 @@
+"""Tests for L{tm20.protocol.parser}."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tm20.protocol.messages import (
+    CommandReply,
+    LogRecord,
+    ProtocolError,
+    Register,
+    SendLog,
+    SendQrCode,
+    SendUser,
+    TerminalCommand,
+    UserRecord,
+)
+from tm20.protocol.parser import (
+    logRecordsOf,
+    parseFrame,
+    parseLogRecord,
+    parseUserRecord,
+    stripDataPrefix,
+    userRecordsOf,
+)
+
+CAPTURES = Path("/work/shared/reference/captures/th900-click-v5.0.jsonl")
+_CAPTURE_LINES = CAPTURES.read_text(encoding="utf-8").splitlines() if CAPTURES.exists() else []
+
+
+def _frame(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+def _error(data: bytes | str, **kwargs: Any) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        parseFrame(data, **kwargs)
+    return info.value
+
+
+class TestCaptures:
+    """The real TH900_click V5.0 frames parse unchanged."""
+
+    @pytest.fixture
+    def frames(self) -> list[dict[str, Any]]:
+        if not _CAPTURE_LINES:
+            pytest.skip("captures not available")
+        return [json.loads(line)["frame"] for line in _CAPTURE_LINES if line.strip()]
+
+    def test_reg(self, frames: list[dict[str, Any]]) -> None:
+        raw = frames[0]
+        message = parseFrame(_frame(raw))
+        assert isinstance(message, Register)
+        assert message.sn == "ZYTI25116685"
+        assert message.cpusn is None
+        assert message.devinfo == raw["devinfo"]
+        assert message.devinfo["firmware"] == "TH900_click V5.0"
+
+    def test_getuserinfoRepliesKeepTemplatesByteForByte(self, frames: list[dict[str, Any]]) -> None:
+        for raw in frames[1:]:
+            reply = parseFrame(_frame(raw))
+            assert isinstance(reply, CommandReply)
+            assert reply.ret == "getuserinfo"
+            assert reply.sn == "ZYTI25116685"
+            assert reply.result is True
+            assert reply.fields["record"] == raw["record"]
+            (user,) = userRecordsOf(reply)
+            assert user == UserRecord(
+                enrollid=raw["enrollid"],
+                name=raw["name"],
+                backupnum=0,
+                admin=0,
+                record=raw["record"],
+            )
+
+    def test_rawLineBytesAlsoParse(self, frames: list[dict[str, Any]]) -> None:
+        # The frames as the capture stores them (with spaces after separators).
+        for line in _CAPTURE_LINES:
+            text = line.split('"frame": ', 1)[1][:-1]
+            parseFrame(text.encode("utf-8"))
+
+
+class TestRegister:
+    def test_docExample(self) -> None:
+        message = parseFrame(
+            b'{"cmd":"reg","sn":"ZX0006827500","cpusn":"123456789",'
+            b'"devinfo":{"modelname":"tfs30","usersize":3000,"time":"2016-03-25 13:49:30",'
+            b'"newthing":[1,2]}}'
+        )
+        assert message == Register(
+            sn="ZX0006827500",
+            cpusn="123456789",
+            devinfo={
+                "modelname": "tfs30",
+                "usersize": 3000,
+                "time": "2016-03-25 13:49:30",
+                "newthing": [1, 2],
+            },
+        )
+
+    def test_snTrimmedAndDevinfoMissing(self) -> None:
+        message = parseFrame(b'{"cmd":" REG ","sn":"  ZX1  "}')
+        assert message == Register(sn="ZX1", cpusn=None, devinfo={})
+
+    @pytest.mark.parametrize("sn", ['""', '"   "', "null"])
+    def test_snRequired(self, sn: str) -> None:
+        error = _error(f'{{"cmd":"reg","sn":{sn}}}')
+        assert (error.cmd, error.field) == ("reg", "sn")
+
+    def test_snMissing(self) -> None:
+        error = _error(b'{"cmd":"reg"}')
+        assert (error.cmd, error.field) == ("reg", "sn")
+
+    def test_devinfoNotAnObject(self) -> None:
+        error = _error(b'{"cmd":"reg","sn":"x","devinfo":[1]}')
+        assert (error.cmd, error.field) == ("reg", "devinfo")
+
+    def test_snAsNumber(self) -> None:
+        message = parseFrame(b'{"cmd":"reg","sn":12345}')
+        assert isinstance(message, Register)
+        assert message.sn == "12345"
+
+
+class TestSendLog:
+    def test_docExample(self) -> None:
+        message = parseFrame(
+            _frame(
+                {
+                    "cmd": "sendlog",
+                    "sn": "zx12345678",
+                    "count": 2,
+                    "logindex": 10,
+                    "record": [
+                        {
+                            "enrollid": 1,
+                            "time": "2016-03-25 13:49:30",
+                            "mode": 0,
+                            "inout": 0,
+                            "event": 0,
+                            "temp": 36.5,
+                            "verifymode": 13,
+                            "image": "QUJD",
+                        },
+                        {"enrollid": 0, "time": "2016-03-25 13:50:00", "inout": 1, "event": 2},
+                    ],
+                }
+            )
+        )
+        assert message == SendLog(
+            sn="zx12345678",
+            count=2,
+            logindex=10,
+            records=(
+                LogRecord(
+                    enrollid=1,
+                    time="2016-03-25 13:49:30",
+                    temp=36.5,
+                    verifymode=13,
+                    image="QUJD",
+                ),
+                LogRecord(enrollid=0, time="2016-03-25 13:50:00", inout=1, event=2),
+            ),
+        )
+        assert isinstance(message, SendLog)
+        assert message.records[1].isDoorEvent
+
+    def test_quirks(self) -> None:
+        """Padded keys, string ints, unpadded time, attmode, data: prefix, trailing comma."""
+        message = parseFrame(
+            b'{"cmd":"sendlog","count ":"1",'
+            b'"record":[{"enrollid ":"101072","time ":"2018-11-1 8:5:3","attmode":"8",'
+            b'"temp":"365","image":"data:image/jpeg;base64,/9j/AA==","name":"A","aliasid":"7",'
+            b'"note":{"location":"1,2"}},]}'
+        )
+        assert isinstance(message, SendLog)
+        assert message.sn is None
+        assert message.count == 1
+        assert message.logindex is None
+        (record,) = message.records
+        assert record.enrollid == 101072
+        assert record.time == "2018-11-01 08:05:03"
+        assert record.mode == 8
+        assert record.temp == 365.0
+        assert record.image == "/9j/AA=="
+        assert record.extra == {"name": "A", "aliasid": "7", "note": {"location": "1,2"}}
+
+    def test_verifyAlias(self) -> None:
+        message = parseFrame(
+            b'{"cmd":"sendlog","record":[{"enrollid":1,"time":"2020-01-01 00:00:00","verify":3}]}'
+        )
+        assert isinstance(message, SendLog)
+        assert message.records[0].mode == 3
+
+    def test_modeWinsOverAlternatives(self) -> None:
+        message = parseFrame(
+            b'{"cmd":"sendlog","record":[{"enrollid":1,"time":"2020-01-01 00:00:00",'
+            b'"mode":1,"attmode":2}]}'
+        )
+        assert isinstance(message, SendLog)
+        assert message.records[0].mode == 1
+        assert message.records[0].extra == {"attmode": 2}
+
+    def test_emptyAndMissingRecords(self) -> None:
+        assert parseFrame(b'{"cmd":"sendlog","record":[]}') == SendLog(
+            sn=None, count=None, logindex=None, records=()
+        )
+        message = parseFrame(b'{"cmd":"sendlog","count":0}')
+        assert isinstance(message, SendLog)
+        assert message.records == ()
+
+    @pytest.mark.parametrize(
+        ("record", "field"),
+        [
+            ('{"time":"2020-01-01 00:00:00"}', "record[1].enrollid"),
+            ('{"enrollid":1}', "record[1].time"),
+            ('{"enrollid":1,"time":"2020-01-01T00:00:00"}', "record[1].time"),
+            ('{"enrollid":1,"time":"2020-02-30 00:00:00"}', "record[1].time"),
+            ('{"enrollid":1.5,"time":"2020-01-01 00:00:00"}', "record[1].enrollid"),
+            ('{"enrollid":true,"time":"2020-01-01 00:00:00"}', "record[1].enrollid"),
+            ('{"enrollid":-1,"time":"2020-01-01 00:00:00"}', "record[1].enrollid"),
+            ('{"enrollid":"abc","time":"2020-01-01 00:00:00"}', "record[1].enrollid"),
+            ('{"enrollid":1,"time":"2020-01-01 00:00:00","mode":1.0}', "record[1].mode"),
+            ('{"enrollid":1,"time":"2020-01-01 00:00:00","inout":false}', "record[1].inout"),
+            ('{"enrollid":1,"time":"2020-01-01 00:00:00","temp":true}', "record[1].temp"),
+            ('{"enrollid":1,"time":"2020-01-01 00:00:00","temp":"hot"}', "record[1].temp"),
+            ('{"enrollid":1,"time":"2020-01-01 00:00:00","image":[1]}', "record[1].image"),
+            ("[1]", "record[1]"),
+        ],
+    )
+    def test_invalidRecord(self, record: str, field: str) -> None:
+        good = '{"enrollid":1,"time":"2020-01-01 00:00:00"}'
+        error = _error(f'{{"cmd":"sendlog","sn":"x","record":[{good},{record}]}}')
+        assert (error.cmd, error.field) == ("sendlog", field)
+        assert error.problem
+
+    def test_recordNotAList(self) -> None:
+        error = _error(b'{"cmd":"sendlog","record":{"enrollid":1}}')
+        assert (error.cmd, error.field) == ("sendlog", "record")
+
+    def test_countFloat(self) -> None:
+        error = _error(b'{"cmd":"sendlog","count":1.0,"record":[]}')
+        assert (error.cmd, error.field) == ("sendlog", "count")
+
+
+class TestSendUser:
+    def test_fingerprint(self) -> None:
+        message = parseFrame(
+            b'{"cmd":"senduser","sn":"zx1","enrollid":1,"name":"chingzou","backupnum":0,'
+            b'"admin":0,"record":"ab(12)cd"}'
+        )
+        assert message == SendUser(
+            sn="zx1", enrollid=1, name="chingzou", backupnum=0, admin=0, record="ab(12)cd"
+        )
+
+    def test_cardAndPasswordKeepTheirJsonType(self) -> None:
+        card = parseFrame(b'{"cmd":"senduser","enrollid":1,"backupnum":11,"record":2352253}')
+        pwd = parseFrame(b'{"cmd":"senduser","enrollid":1,"backupnum":10,"record":"0012"}')
+        assert isinstance(card, SendUser) and isinstance(pwd, SendUser)
+        assert card.record == 2352253
+        assert pwd.record == "0012"
+
+    def test_topDataPhotoWithoutBackupnum(self) -> None:
+        message = parseFrame(
+            b'{"cmd":"senduser","enrollid":"7","name":"J","record":"data:image/jpeg;base64,/9j/"}'
+        )
+        assert isinstance(message, SendUser)
+        assert (message.enrollid, message.backupnum, message.admin) == (7, None, 0)
+        assert message.record == "/9j/"
+
+    def test_extraAndStringAdmin(self) -> None:
+        message = parseFrame(
+            b'{"cmd":"senduser","enrollid":1,"admin":"1","fpflag":1,"enable":1,"name":12}'
+        )
+        assert isinstance(message, SendUser)
+        assert message.admin == 1
+        assert message.name == "12"
+        assert message.extra == {"fpflag": 1, "enable": 1}
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ('"name":"x"', "enrollid"),
+            ('"enrollid":1,"record":1.5', "record"),
+            ('"enrollid":1,"record":true', "record"),
+            ('"enrollid":1,"record":{}', "record"),
+            ('"enrollid":1,"admin":true', "admin"),
+            ('"enrollid":1,"backupnum":"x"', "backupnum"),
+            ('"enrollid":1,"name":[]', "name"),
+        ],
+    )
+    def test_invalid(self, body: str, field: str) -> None:
+        error = _error(f'{{"cmd":"senduser",{body}}}')
+        assert (error.cmd, error.field) == ("senduser", field)
+
+
+class TestSendQrCode:
+    def test_docExample(self) -> None:
+        message = parseFrame(b'{"cmd":"sendqrcode","sn":"AI07F123456","record":"123456"}')
+        assert message == SendQrCode(sn="AI07F123456", record="123456")
+
+    def test_numericRecord(self) -> None:
+        message = parseFrame(b'{"cmd":"sendqrcode","record":123456}')
+        assert isinstance(message, SendQrCode)
+        assert message.record == "123456"
+
+    def test_recordRequired(self) -> None:
+        error = _error(b'{"cmd":"sendqrcode","sn":"x"}')
+        assert (error.cmd, error.field) == ("sendqrcode", "record")
+
+
+class TestTerminalCommand:
+    def test_unknownCommandPassesFieldsThrough(self) -> None:
+        message = parseFrame(
+            b'{"cmd":" SendGPS ","sn":"x","satellites":5,"location ":"1,2","n":{"a ":1}}'
+        )
+        assert message == TerminalCommand(
+            cmd="sendgps", sn="x", fields={"satellites": 5, "location": "1,2", "n": {"a": 1}}
+        )
+
+    def test_cmdWinsOverRet(self) -> None:
+        message = parseFrame(b'{"cmd":"checklive","ret":"x"}')
+        assert isinstance(message, TerminalCommand)
+        assert message.fields == {"ret": "x"}
+
+
+class TestReplies:
+    def test_gettimeWithoutResult(self) -> None:
+        reply = parseFrame(b'{"ret":"gettime","sn":"S","time":"2022-11-09 19:31:49"}')
+        assert reply == CommandReply(
+            ret="gettime", sn="S", result=True, fields={"time": "2022-11-09 19:31:49"}
+        )
+
+    def test_reasonWithoutResultIsAFailure(self) -> None:
+        reply = parseFrame(b'{"ret":"getuserinfo","reason":1}')
+        assert isinstance(reply, CommandReply)
+        assert (reply.result, reply.reason) == (False, 1)
+
+    def test_topDataMsg(self) -> None:
+        reply = parseFrame(b'{"ret":"deleteuser","result":false,"msg":"have no data"}')
+        assert reply == CommandReply(
+            ret="deleteuser", sn=None, result=False, reason=None, fields={"msg": "have no data"}
+        )
+
+    def test_docTypos(self) -> None:
+        reply = parseFrame(
+            b'{"ret":" getuserinfo ","result":true,"enrollid ":1,"record ":"x","time ":"t",}'
+        )
+        assert isinstance(reply, CommandReply)
+        assert reply.ret == "getuserinfo"
+        assert reply.fields == {"enrollid": 1, "record": "x", "time": "t"}
+
+    @pytest.mark.parametrize(
+        ("raw", "expected"), [("1", True), ("0", False), ('"true"', True), ('"False"', False)]
+    )
+    def test_lenientResult(self, raw: str, expected: bool) -> None:
+        reply = parseFrame(f'{{"ret":"settime","result":{raw}}}')
+        assert isinstance(reply, CommandReply)
+        assert reply.result is expected
+
+    def test_badResult(self) -> None:
+        error = _error(b'{"ret":"settime","result":"maybe"}')
+        assert (error.cmd, error.ret, error.field) == (None, "settime", "result")
+
+    def test_pageRecordsStayRawButCanBeTyped(self) -> None:
+        reply = parseFrame(
+            b'{"ret":"getnewlog","result":true,"count":1,"from":0,"to":1,'
+            b'"record":[{"enrollid":1,"time":"2026-4-30 9:0:0","mode":1,"inout":0,"event":0}]}'
+        )
+        assert isinstance(reply, CommandReply)
+        assert reply.fields["record"][0]["time"] == "2026-4-30 9:0:0"
+        assert logRecordsOf(reply) == (LogRecord(enrollid=1, time="2026-04-30 09:00:00", mode=1),)
+
+    def test_userlistStringAdmin(self) -> None:
+        reply = parseFrame(
+            b'{"ret":"getuserlist","result":true,"count":2,"from":0,"to":2,'
+            b'"record":[{"enrollid":1,"admin":"0","backupnum":0},'
+            b'{"enrollid":2,"admin":"1","backupnum":11}]}'
+        )
+        assert isinstance(reply, CommandReply)
+        assert userRecordsOf(reply) == (
+            UserRecord(enrollid=1, admin=0, backupnum=0),
+            UserRecord(enrollid=2, admin=1, backupnum=11),
+        )
+
+    def test_getallusersReplyIsOneRecord(self) -> None:
+        reply = parseFrame(
+            b'{"ret":"getallusers","result":true,"count":3,"index":0,"enrollid":5,'
+            b'"name":"n","backupnum":11,"admin":0,"record":123}'
+        )
+        assert isinstance(reply, CommandReply)
+        assert userRecordsOf(reply) == (
+            UserRecord(enrollid=5, name="n", backupnum=11, admin=0, record=123),
+        )
+
+    def test_userRecordsOfEmpty(self) -> None:
+        reply = parseFrame(b'{"ret":"getuserinfo","result":false,"reason":1}')
+        assert isinstance(reply, CommandReply)
+        assert userRecordsOf(reply) == ()
+
+    def test_logRecordsOfInvalid(self) -> None:
+        reply = parseFrame(b'{"ret":"getalllog","result":true,"record":[{"enrollid":1}]}')
+        assert isinstance(reply, CommandReply)
+        with pytest.raises(ProtocolError) as info:
+            logRecordsOf(reply)
+        assert (info.value.ret, info.value.field) == ("getalllog", "record[0].time")
+
+    def test_logRecordsOfNotAList(self) -> None:
+        reply = parseFrame(b'{"ret":"getalllog","result":true,"record":"x"}')
+        assert isinstance(reply, CommandReply)
+        with pytest.raises(ProtocolError) as info:
+            logRecordsOf(reply)
+        assert info.value.field == "record"
+
+    def test_photoRecordPrefixStripped(self) -> None:
+        reply = parseFrame(
+            b'{"ret":"getuserinfo","result":true,"enrollid":1,"backupnum":50,'
+            b'"record":"data:image/png;base64,iVBOR"}'
+        )
+        assert isinstance(reply, CommandReply)
+        assert reply.fields["record"] == "iVBOR"
+
+
+class TestPublicHelpers:
+    def test_parseLogRecord(self) -> None:
+        assert parseLogRecord({"enrollid": 3, "time": "2020-1-2 3:4:5"}) == LogRecord(
+            enrollid=3, time="2020-01-02 03:04:05"
+        )
+        with pytest.raises(ProtocolError) as info:
+            parseLogRecord({"enrollid": 3}, "record[7]")
+        assert info.value.field == "record[7].time"
+
+    def test_parseUserRecord(self) -> None:
+        assert parseUserRecord({"enrollid": "4", "record": 99}) == UserRecord(enrollid=4, record=99)
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("data:image/jpeg;base64,AAA", "AAA"),
+            ("data:image/jpeg;charset=x;base64,AAA", "AAA"),
+            ("AAA", "AAA"),
+            ("data:text/plain,hello", "data:text/plain,hello"),
+            ("c5236a01eb(12)ff", "c5236a01eb(12)ff"),
+        ],
+    )
+    def test_stripDataPrefix(self, value: str, expected: str) -> None:
+        assert stripDataPrefix(value) == expected
+
+
+class TestRejected:
+    def test_invalidUtf8(self) -> None:
+        error = _error(b'{"cmd":"reg","sn":"\xff"}')
+        assert "UTF-8" in error.problem
+
+    def test_bomAccepted(self) -> None:
+        assert isinstance(parseFrame('\ufeff{"cmd":"x"}'.encode()), TerminalCommand)
+
+    @pytest.mark.parametrize("frame", [b"[]", b"1", b'"cmd"', b"null", b"true"])
+    def test_notAnObject(self, frame: bytes) -> None:
+        error = _error(frame)
+        assert error.cmd is None
+
+    def test_neitherCmdNorRet(self) -> None:
+        error = _error(b'{"sn":"x"}')
+        assert error.problem == "neither cmd nor ret"
+
+    @pytest.mark.parametrize(
+        ("frame", "field"),
+        [(b'{"cmd":1}', "cmd"), (b'{"cmd":"  "}', "cmd"), (b'{"ret":null}', "ret")],
+    )
+    def test_badName(self, frame: bytes, field: str) -> None:
+        error = _error(frame)
+        assert (error.cmd, error.field) == (None, field)
+
+    def test_loneSurrogateCmd(self) -> None:
+        error = _error(b'{"cmd":"\\ud800"}')
+        assert error.field == "cmd"
+
+    def test_loneSurrogateValue(self) -> None:
+        error = _error(b'{"cmd":"senduser","enrollid":1,"name":"\\udc00"}')
+        assert (error.cmd, error.field) == ("senduser", "name")
+
+    def test_invalidJsonStillNamesTheCommand(self) -> None:
+        error = _error(b'{"cmd":"sendlog","sn":"x","record":[{"enrollid":1,}')
+        assert error.cmd == "sendlog"
+        assert error.problem.startswith("invalid JSON")
+
+    def test_invalidJsonNestedCmdNotTaken(self) -> None:
+        error = _error(b'{"x":{"cmd":"inner"}, broken')
+        assert error.cmd is None
+
+    def test_trailingCommaInsideStringUntouched(self) -> None:
+        message = parseFrame(b'{"cmd":"x","a":",]","b":[1,2,],}')
+        assert message == TerminalCommand(cmd="x", sn=None, fields={"a": ",]", "b": [1, 2]})
+
+    def test_deepNestingRejectedCheaply(self) -> None:
+        error = _error(b"[" * 1_000_000)
+        assert "nesting" in error.problem
+
+    def test_deepNestingKeepsCmd(self) -> None:
+        body = "[" * 50 + "]" * 50
+        error = _error(f'{{"cmd":"sendlog","x":{body}}}')
+        assert error.cmd == "sendlog"
+
+    def test_bracketsInStringsDoNotCount(self) -> None:
+        message = parseFrame(_frame({"cmd": "x", "s": "[" * 100}))
+        assert isinstance(message, TerminalCommand)
+
+    def test_maxDepth(self) -> None:
+        assert isinstance(parseFrame(b'{"cmd":"x","a":[[1]]}', maxDepth=3), TerminalCommand)
+        error = _error(b'{"cmd":"x","a":[[1]]}', maxDepth=2)
+        assert error.cmd == "x"
+
+    def test_maxArrayLength(self) -> None:
+        error = _error(b'{"cmd":"x","a":{"b":[1,2,3]}}', maxArrayLength=2)
+        assert (error.cmd, error.field) == ("x", "a.b")
+        assert isinstance(
+            parseFrame(b'{"cmd":"x","a":{"b":[1,2]}}', maxArrayLength=2), TerminalCommand
+        )
+
+    @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+    def test_nonFiniteNumbers(self, literal: str) -> None:
+        error = _error(f'{{"cmd":"x","v":{literal}}}')
+        assert (error.cmd, error.field) == ("x", "v")
+
+    def test_hugeInteger(self) -> None:
+        error = _error('{"cmd":"x","v":' + "9" * 5000 + "}")
+        assert (error.cmd, error.field) == ("x", "v")
+
+    def test_notBytes(self) -> None:
+        with pytest.raises(ProtocolError):
+            parseFrame(12)  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""Tests for L{tm20.protocol.timefmt}."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tm20.protocol.timefmt import (
+    cloudTime,
+    formatTime,
+    isValidDate,
+    normaliseDate,
+    normaliseMonthDay,
+    normaliseTime,
+    parseDate,
+    parseTime,
+)
+
+# 2016-03-25 13:49:30 UTC
+_POSIX = datetime(2016, 3, 25, 13, 49, 30, tzinfo=UTC).timestamp()
+
+
+class TestTime:
+    def test_normalisePadded(self) -> None:
+        assert normaliseTime("2016-03-25 13:49:30") == "2016-03-25 13:49:30"
+
+    def test_normaliseUnpadded(self) -> None:
+        assert normaliseTime("2018-11-1 8:5:3") == "2018-11-01 08:05:03"
+
+    def test_normaliseExtraSpaces(self) -> None:
+        assert normaliseTime("  2018-11-01   08:05:03 ") == "2018-11-01 08:05:03"
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "2016-03-25T13:49:30",
+            "2016-03-25T13:49:30Z",
+            "2016-13-01 00:00:00",
+            "2016-02-30 00:00:00",
+            "2016-03-25 24:00:00",
+            "2016-03-25 13:60:00",
+            "2016-03-25",
+            "",
+            "2016-03-25 13:49:30.123",
+            "２０１６-03-25 13:49:30",
+        ],
+    )
+    def test_invalid(self, bad: str) -> None:
+        with pytest.raises(ValueError):
+            normaliseTime(bad)
+
+    @pytest.mark.parametrize("bad", [None, 20160325, 1.5, b"2016-03-25 13:49:30"])
+    def test_notAString(self, bad: object) -> None:
+        with pytest.raises(ValueError):
+            normaliseTime(bad)  # type: ignore[arg-type]
+
+    def test_parseTimeIsNaive(self) -> None:
+        assert parseTime("2018-11-1 8:5:3") == datetime(2018, 11, 1, 8, 5, 3)
+
+    def test_formatTimeDropsMicrosecondsAndZone(self) -> None:
+        dt = datetime(2016, 3, 5, 1, 2, 3, 999999, tzinfo=UTC)
+        assert formatTime(dt) == "2016-03-05 01:02:03"
+
+    def test_formatTimeSmallYear(self) -> None:
+        assert formatTime(datetime(999, 1, 1)) == "0999-01-01 00:00:00"
+
+
+class TestDate:
+    def test_unpadded(self) -> None:
+        assert normaliseDate("2018-11-1") == "2018-11-01"
+        assert parseDate("2018-12-30").day == 30
+
+    @pytest.mark.parametrize("good", ["2018-11-1", "2000-01-01", "2045-01-01"])
+    def test_valid(self, good: str) -> None:
+        assert isValidDate(good)
+
+    @pytest.mark.parametrize(
+        "bad", ["2018-11-31", "2018-11-01 00:00:00", "18-11-01", "", None, 20181101]
+    )
+    def test_invalid(self, bad: object) -> None:
+        assert not isValidDate(bad)
+
+    def test_monthDay(self) -> None:
+        assert normaliseMonthDay("2-29") == "02-29"
+        with pytest.raises(ValueError):
+            normaliseMonthDay("02-30")
+        with pytest.raises(ValueError):
+            normaliseMonthDay("13-01")
+
+
+class TestCloudTime:
+    def test_zone(self) -> None:
+        assert cloudTime(_POSIX, "Europe/Paris") == "2016-03-25 14:49:30"
+
+    def test_zoneDaylightSaving(self) -> None:
+        summer = datetime(2016, 7, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+        assert cloudTime(summer, "Europe/Paris") == "2016-07-01 14:00:00"
+
+    def test_utc(self) -> None:
+        assert cloudTime(_POSIX + 0.9, "UTC") == "2016-03-25 13:49:30"
+
+    def test_serverLocal(self) -> None:
+        expected = datetime.fromtimestamp(_POSIX).strftime("%Y-%m-%d %H:%M:%S")
+        assert cloudTime(_POSIX, None) == expected
+
+    @pytest.mark.parametrize("bad", ["Mars/Olympus", "", "../etc/passwd", "Europe"])
+    def test_unknownZone(self, bad: str) -> None:
+        with pytest.raises(ValueError):
+            cloudTime(_POSIX, bad)

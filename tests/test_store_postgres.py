@@ -1,0 +1,516 @@
+"""
+Tests for L{tm20.store.postgres.PostgresStore}: the L{StoreContractTests} (the same as SQLite's)
+plus what only PostgreSQL has: concurrent migration, group commit, statement deadlines, recovery
+after backends are killed, LISTEN/NOTIFY and the bounded log queue.
+
+PostgreSQL comes from L{tests.pgharness}: C{TM20_TEST_DATABASE_URL}, or a private cluster.  Each
+test gets a fresh empty database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import psycopg2
+from twisted.internet import defer, reactor, task
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import provider
+
+from tm20.errors import StoreUnavailable
+from tm20.model import LogInsertResult, LogQuery
+from tm20.protocol.messages import LogRecord
+from tm20.store import storeFromURL
+from tm20.store._groupcommit import LogQueueFull
+from tm20.store.postgres import PostgresStore, StatementTimeout, migrate
+
+from . import pgharness
+from .storecontract import SN, StoreContractTests, punch
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    """A Deferred firing after C{seconds} on the real reactor."""
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+@inlineCallbacks
+def eventually(
+    check: Callable[[], Deferred[Any]], timeout: float = 10.0
+) -> Generator[Deferred[Any], Any, Any]:
+    """Call C{check} until its Deferred succeeds (or C{timeout} passes: its last failure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = yield check()
+            return result
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            yield sleep(0.05)
+
+
+def adminQuery(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run C{sql} on its own blocking connection to C{url} and return its rows."""
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+class _PostgresCase(TestCase):
+    """Opens stores on fresh databases."""
+
+    clock: Any = reactor
+
+    def newDatabase(self) -> str:
+        url = pgharness.createDatabase("tm20_test")
+        self.addCleanup(pgharness.dropDatabase, url)
+        return url
+
+    def openStore(self, url: str, **kwargs: Any) -> Deferred[PostgresStore]:
+        """A started store on C{url}, stopped at cleanup."""
+        store = PostgresStore(url, reactor=reactor, clock=self.clock, **kwargs)
+        self.addCleanup(store.stop)
+        return store.start().addCallback(lambda _: store)
+
+
+class PostgresStoreTests(StoreContractTests, _PostgresCase):
+    """The store contract, on a real PostgreSQL database."""
+
+    url: str
+
+    def createStore(self) -> Deferred[PostgresStore]:
+        self.url = self.newDatabase()
+        return self.openStore(self.url)
+
+    @inlineCallbacks
+    def reopenStore(self) -> Generator[Deferred[Any], Any, PostgresStore]:
+        yield self.store.stop()
+        store: PostgresStore = yield self.openStore(self.url)
+        return store
+
+    # -- PostgreSQL specifics that fit the contract's setup -------------------------------------------
+
+    @inlineCallbacks
+    def test_schemaTypes(self) -> Generator[Deferred[Any], Any, None]:
+        """Server timestamps are timestamptz, log times text compared bytewise ("C")."""
+        rows = adminQuery(
+            self.url,
+            "SELECT column_name, data_type, collation_name FROM information_schema.columns"
+            " WHERE table_name = 'attendance_logs' AND column_name IN"
+            " ('time', 'received_at', 'sn') ORDER BY column_name",
+        )
+        self.assertEqual(
+            rows,
+            [
+                ("received_at", "timestamp with time zone", None),
+                ("sn", "text", "C"),
+                ("time", "text", "C"),
+            ],
+        )
+        yield self.store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
+        stored = yield self.store.queryLogs(LogQuery(sn=SN))
+        self.assertEqual(stored[0].time, "2026-04-30 08:00:00")
+
+    @inlineCallbacks
+    def test_migrationsRecorded(self) -> Generator[Deferred[Any], Any, None]:
+        """C{schema_migrations} lists each shipped migration once; C{migrate} finds none pending."""
+        rows = adminQuery(self.url, "SELECT version, name FROM schema_migrations ORDER BY 1")
+        self.assertEqual(rows[0], (1, "initial"))
+        self.assertEqual((yield migrate(self.url, reactor)), [])
+
+    @inlineCallbacks
+    def test_newerSchemaRefused(self) -> Generator[Deferred[Any], Any, None]:
+        """A database migrated by a newer release is refused at start, with C{ValueError}."""
+        adminQuery(
+            self.url,
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'x', now())",
+        )
+        store = PostgresStore(self.url, reactor=reactor)
+        self.addCleanup(store.stop)
+        yield self.assertFailure(store.start(), ValueError)
+        yield self.assertFailure(store.ping(), StoreUnavailable)
+
+    @inlineCallbacks
+    def test_failedCallWritesNothing(self) -> Generator[Deferred[Any], Any, None]:
+        """A statement failing mid-transaction rolls back what the call wrote before."""
+
+        async def halfDone(cur: Any) -> None:
+            await cur.execute("INSERT INTO terminals (sn, devinfo) VALUES ('HALF', '{}')")
+            await cur.execute("SELECT * FROM no_such_table")
+
+        yield self.assertFailure(
+            self.store.runInTransaction(halfDone), psycopg2.errors.UndefinedTable
+        )
+        self.assertIsNone((yield self.store.getTerminal("HALF")))
+        self.assertIs((yield self.store.ping()), True)
+
+    @inlineCallbacks
+    def test_unknownTerminalForUser(self) -> Generator[Deferred[Any], Any, None]:
+        """Users of an unknown terminal are refused with C{ValueError}, as in SQLite."""
+        yield self.assertFailure(self.store.saveUser("NOPE", 1, "x", 0, True), ValueError)
+        yield self.assertFailure(
+            self.store.saveCredential("NOPE", 1, 0, "abc", None, None), ValueError
+        )
+
+    @inlineCallbacks
+    def test_badLogValueFailsOnlyItsCaller(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A batch the database refuses (a NUL in its text) fails alone: the other batches merged
+        into the same flush are stored.
+        """
+        good = self.store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
+        bad = self.store.addLogs("OTHER", [punch(1, "2026-04-30 08:00:00", image="a\x00b")])
+        alsoGood = self.store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")])
+        self.assertEqual((yield good), LogInsertResult(1, 0))
+        self.assertEqual((yield alsoGood), LogInsertResult(1, 0))
+        yield self.assertFailure(bad, ValueError)
+        self.assertEqual((yield self.store.countLogs(None)), 2)
+
+    @inlineCallbacks
+    def test_wrongTypeRefusedAtOnce(self) -> Generator[Deferred[Any], Any, None]:
+        """A record whose numbers are not numbers fails with C{TypeError} before queueing."""
+        bad = LogRecord(enrollid="1", time="2026-04-30 08:00:00")  # type: ignore[arg-type]
+        yield self.assertFailure(self.store.addLogs(SN, [bad]), TypeError)
+        self.assertEqual(self.store.logQueue.pendingRows, 0)
+
+    def test_fromURL(self) -> None:
+        """C{storeFromURL} gives a (not started) L{PostgresStore} for postgresql:// URLs."""
+        for url in ("postgresql://u@h/db", "postgres://u@h/db"):
+            store = storeFromURL(url, reactor)
+            self.assertIsInstance(store, PostgresStore)
+            self.assertEqual(store.dsn, url)
+
+
+class MigrationTests(_PostgresCase):
+    """Migrations: recorded, and safe when several processes start at once."""
+
+    @inlineCallbacks
+    def test_concurrentStart(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Four stores starting at the same time on one empty database (as four processes would)
+        all start; each migration is applied and recorded exactly once.
+        """
+        url = self.newDatabase()
+        stores = [PostgresStore(url, reactor=reactor, poolSize=1) for _ in range(4)]
+        for store in stores:
+            self.addCleanup(store.stop)
+        yield defer.gatherResults([store.start() for store in stores], consumeErrors=True)
+        rows = adminQuery(url, "SELECT version, count(*) FROM schema_migrations GROUP BY 1")
+        self.assertEqual(rows, [(1, 1)])
+        for store in stores:
+            self.assertIs((yield store.ping()), True)
+
+    @inlineCallbacks
+    def test_migrateOnly(self) -> Generator[Deferred[Any], Any, None]:
+        """C{migrate(url)} applies the pending migrations and disconnects; then there are none."""
+        url = self.newDatabase()
+        results = yield defer.gatherResults([migrate(url, reactor), migrate(url, reactor)])
+        self.assertEqual(sorted(results), [[], [1]])
+        self.assertEqual((yield migrate(url, reactor)), [])
+        # nothing left connected
+        rows = adminQuery(
+            url,
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        self.assertEqual(rows, [(0,)])
+
+    @inlineCallbacks
+    def test_unreachable(self) -> Generator[Deferred[Any], Any, None]:
+        """A database that cannot be reached fails C{start} with L{StoreUnavailable}."""
+        url = f"postgresql://postgres@127.0.0.1:{pgharness._freePort()}/nothing"
+        store = PostgresStore(url, reactor=reactor)
+        yield self.assertFailure(store.start(), StoreUnavailable)
+        yield self.assertFailure(migrate(url, reactor), StoreUnavailable)
+        yield self.assertFailure(store.ping(), StoreUnavailable)
+
+
+class GroupCommitTests(_PostgresCase):
+    """Log batches from many callers are merged into few transactions."""
+
+    @inlineCallbacks
+    def test_mergesConcurrentCallers(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Forty callers' batches, sent together, are written in one or two flushes, and each
+        caller gets its own counts, duplicates within and across batches included.
+        """
+        store = yield self.openStore(self.newDatabase(), flushInterval=0.05, flushRows=10_000)
+        yield store.addLogs("T0", [punch(1, "2026-04-30 07:00:00")])  # an old row
+        before = store.logQueue.flushes
+        calls = []
+        for i in range(40):
+            records = [punch(100 + i, f"2026-04-30 08:00:{s:02d}") for s in range(10)]
+            if i % 4 == 0:
+                records.append(records[0])  # a repeat within the batch
+            calls.append(store.addLogs(f"T{i}", records))
+        # one batch repeats a record another caller sends in the same flush, one an old row
+        calls.append(store.addLogs("T1", [punch(101, "2026-04-30 08:00:00")]))
+        calls.append(store.addLogs("T0", [punch(1, "2026-04-30 07:00:00")]))
+        results = yield defer.gatherResults(calls)
+        self.assertLessEqual(store.logQueue.flushes - before, 2)
+        for i in range(40):
+            duplicates = 1 if i % 4 == 0 else 0
+            self.assertEqual(results[i], LogInsertResult(10, duplicates), i)
+        self.assertEqual(results[40], LogInsertResult(0, 1))
+        self.assertEqual(results[41], LogInsertResult(0, 1))
+        self.assertEqual((yield store.countLogs(None)), 401)
+
+    @inlineCallbacks
+    def test_flushesAtRowCount(self) -> Generator[Deferred[Any], Any, None]:
+        """C{flushRows} rows are written at once, without waiting for the interval."""
+        store = yield self.openStore(self.newDatabase(), flushInterval=30.0, flushRows=20)
+        started = time.monotonic()
+        results = yield defer.gatherResults(
+            [
+                store.addLogs(f"T{i}", [punch(1, f"2026-04-30 08:00:{s:02d}") for s in range(5)])
+                for i in range(4)
+            ]
+        )
+        self.assertLess(time.monotonic() - started, 5.0)
+        self.assertEqual(results, [LogInsertResult(5, 0)] * 4)
+
+    @inlineCallbacks
+    def test_backfillWrittenAlone(self) -> Generator[Deferred[Any], Any, None]:
+        """A batch of C{flushRows} or more is written alone, in chunks, in one transaction."""
+        store = yield self.openStore(self.newDatabase(), flushRows=100)
+        records = [
+            punch(1 + i % 7, f"2026-04-{1 + i // 3600:02d} 00:{i // 60 % 60:02d}:{i % 60:02d}")
+            for i in range(25_000)
+        ]
+        result = yield store.addLogs(SN, records)
+        self.assertEqual(result, LogInsertResult(25_000, 0))
+        result = yield store.addLogs(SN, records[:30_000] + records[:10])
+        self.assertEqual(result, LogInsertResult(0, 25_010))
+        self.assertEqual((yield store.countLogs(SN)), 25_000)
+
+    @inlineCallbacks
+    def test_stopFlushesQueue(self) -> Generator[Deferred[Any], Any, None]:
+        """C{stop} writes what is queued before closing; later batches are refused."""
+        url = self.newDatabase()
+        store = yield self.openStore(url, flushInterval=30.0)
+        pending = store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
+        yield store.stop()
+        self.assertEqual((yield pending), LogInsertResult(1, 0))
+        yield self.assertFailure(
+            store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")]), StoreUnavailable
+        )
+        self.assertEqual(adminQuery(url, "SELECT count(*) FROM attendance_logs"), [(1,)])
+
+    @inlineCallbacks
+    def test_backpressure(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The queue is bounded: observers hear C{True} when it fills and C{False} once drained;
+        a batch without room fails at once with L{LogQueueFull}.
+        """
+        store = yield self.openStore(
+            self.newDatabase(), flushInterval=0.3, flushRows=1000, maxQueuedRows=100
+        )
+        heard: list[bool] = []
+        remove = store.addLogsBackpressure(heard.append)
+
+        def batch(first: int, n: int) -> list[LogRecord]:
+            return [punch(first + i, "2026-04-30 08:00:00") for i in range(n)]
+
+        one = store.addLogs(SN, batch(1, 60))
+        self.assertEqual((heard, store.logQueueFull), ([], False))
+        two = store.addLogs(SN, batch(100, 40))
+        self.assertEqual((heard, store.logQueueFull), ([True], True))
+        late: list[bool] = []
+        store.addLogsBackpressure(late.append)
+        self.assertEqual(late, [True], "a new observer hears the current state")
+        yield self.assertFailure(store.addLogs(SN, batch(500, 10)), LogQueueFull)
+        self.assertIsInstance(LogQueueFull("x"), StoreUnavailable)
+        self.assertEqual((yield one), LogInsertResult(60, 0))
+        self.assertEqual((yield two), LogInsertResult(40, 0))
+        self.assertEqual((heard, store.logQueueFull), ([True, False], False))
+        remove()
+        yield store.addLogs(SN, batch(1000, 100))
+        self.assertEqual(heard, [True, False], "removed observers hear nothing")
+        self.assertEqual(late, [True, True, False])
+
+
+class DeadlineTests(_PostgresCase):
+    """A slow statement is cancelled with C{conn.cancel(d)}; the connection stays usable."""
+
+    @inlineCallbacks
+    def test_statementTimeout(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A statement past the deadline fails with L{StatementTimeout} (a L{StoreUnavailable})
+        well before it would end, nothing critical is logged, and the pool goes on working.
+        """
+        events: list[dict[str, Any]] = []
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        store = yield self.openStore(self.newDatabase(), poolSize=1, statementTimeout=0.3)
+
+        async def slow(cur: Any) -> None:
+            await cur.execute("SELECT pg_sleep(20)")
+
+        started = time.monotonic()
+        failure = yield self.assertFailure(store.runInTransaction(slow), StatementTimeout)
+        self.assertIsInstance(failure, StoreUnavailable)
+        self.assertLess(time.monotonic() - started, 5.0)
+        # the (only) connection is usable at once, and was not replaced
+        self.assertIs((yield store.ping()), True)
+        self.assertEqual(store.pool.connectionsMade, 1)
+        self.assertEqual(
+            [
+                e
+                for e in events
+                if e.get("log_level") in (LogLevel.critical, LogLevel.error)
+                or e.get("isError")
+                or "log_failure" in e
+            ],
+            [],
+        )
+
+    @inlineCallbacks
+    def test_noDeadlineForMigrations(self) -> Generator[Deferred[Any], Any, None]:
+        """C{timeout=None} lets a statement run longer than the store's deadline."""
+        store = yield self.openStore(self.newDatabase(), statementTimeout=0.1)
+
+        async def slowButAllowed(cur: Any) -> bool:
+            await cur.execute("SELECT pg_sleep(0.4)")
+            return True
+
+        self.assertIs((yield store.runInTransaction(slowButAllowed, timeout=None)), True)
+
+
+class RecoveryTests(_PostgresCase):
+    """Connections killed by the server are replaced without restarting the store."""
+
+    @inlineCallbacks
+    def test_terminatedBackends(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        After C{pg_terminate_backend} of every backend of the pool, calls fail with
+        L{StoreUnavailable} (never anything else) until the pool has reconnected, by itself.
+        """
+        url = self.newDatabase()
+        store = yield self.openStore(url, poolSize=3, reconnectDelay=(0.05, 0.2))
+        yield store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
+        made = store.pool.connectionsMade
+        killed = adminQuery(
+            url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        self.assertEqual(len(killed), 3)
+        outcomes: list[str] = []
+
+        @inlineCallbacks
+        def attempt() -> Generator[Deferred[Any], Any, Any]:
+            try:
+                result = yield store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")])
+            except StoreUnavailable:
+                outcomes.append("unavailable")
+                raise
+            except Exception as e:
+                outcomes.append(f"unexpected {e!r}")
+                raise
+            outcomes.append("stored")
+            return result
+
+        result = yield eventually(attempt)
+        self.assertEqual(result, LogInsertResult(1, 0))
+        self.assertEqual(outcomes[-1], "stored")
+        self.assertEqual(set(outcomes[:-1]) - {"unavailable"}, set())
+
+        def allBack() -> Deferred[None]:
+            if store.pool.liveConnections == 3:
+                return defer.succeed(None)
+            return defer.fail(AssertionError(f"{store.pool.liveConnections} connections"))
+
+        yield eventually(allBack)
+        self.assertEqual(store.pool.connectionsMade, made + 3)
+        self.assertEqual((yield store.countLogs(SN)), 2)
+
+    @inlineCallbacks
+    def test_busyConnectionKilled(self) -> Generator[Deferred[Any], Any, None]:
+        """A backend killed in the middle of a statement fails that call only."""
+        url = self.newDatabase()
+        store = yield self.openStore(url, poolSize=2, reconnectDelay=(0.05, 0.2))
+
+        async def slow(cur: Any) -> None:
+            await cur.execute("SELECT pg_sleep(10)")
+
+        d = store.runInTransaction(slow)
+        yield sleep(0.2)
+        adminQuery(
+            url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(10)%%'",
+        )
+        yield self.assertFailure(d, StoreUnavailable)
+        self.assertIs((yield eventually(store.ping)), True)
+
+
+class NotificationTests(_PostgresCase):
+    """LISTEN/NOTIFY through the dedicated connection."""
+
+    @inlineCallbacks
+    def test_listenNotify(self) -> Generator[Deferred[Any], Any, None]:
+        """Notifications from the store and from another connection reach the callback."""
+        url = self.newDatabase()
+        store = yield self.openStore(url)
+        got: list[tuple[str, str]] = []
+        arrived: list[Deferred[None]] = []
+
+        def received(channel: str, payload: str) -> None:
+            got.append((channel, payload))
+            if arrived:
+                arrived.pop(0).callback(None)
+
+        def expect() -> Deferred[None]:
+            d: Deferred[None] = Deferred()
+            arrived.append(d)
+            return d.addTimeout(5, reactor)
+
+        yield store.listen("tm20_events", received)
+        waiting = expect()
+        yield store.notify("tm20_events", "hello")
+        yield waiting
+        waiting = expect()
+        adminQuery(url, "NOTIFY tm20_events, 'from elsewhere'")
+        yield waiting
+        yield store.notify("other_channel", "ignored")
+        self.assertEqual(got, [("tm20_events", "hello"), ("tm20_events", "from elsewhere")])
+        yield self.assertFailure(store.listen("bad name; DROP", received), ValueError)
+
+        # the LISTEN connection is killed: it comes back, LISTENing again
+        adminQuery(
+            url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%%'",
+        )
+
+        @inlineCallbacks
+        def delivered() -> Generator[Deferred[Any], Any, None]:
+            waiting = expect()
+            yield store.notify("tm20_events", "again")
+            try:
+                yield waiting.addTimeout(0.3, reactor)
+            finally:
+                if waiting in arrived:
+                    arrived.remove(waiting)
+
+        yield eventually(delivered)
+        self.assertEqual(got[-1], ("tm20_events", "again"))
+
+        yield store.unlisten("tm20_events", received)
+        count = len(got)
+        yield store.notify("tm20_events", "unheard")
+        yield sleep(0.2)
+        self.assertEqual(len(got), count)

@@ -1,0 +1,97 @@
+"""Options of `twistd tm20`: command line > environment > default, and clear usage errors."""
+
+from __future__ import annotations
+
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from tm20.config import ServerConfig
+from tm20.service import listenSpec
+from tm20.tap import Options
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> Options:
+    o = Options(environ=env or {})
+    o.parseOptions(argv)
+    return o
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        config = parse([]).toConfig()
+        self.assertEqual(config, ServerConfig(ports=("7788",)))
+        self.assertEqual(config.heartbeatInterval, 30)
+        self.assertEqual(config.connectionTimeout, 120)
+        self.assertFalse(config.requireWhitelist)
+        self.assertEqual(config.database, "sqlite:tm20.sqlite3")
+        self.assertEqual(config.maxMessageSize, 4 * 1024 * 1024)
+
+    def test_environment(self) -> None:
+        env = {
+            "TM20_WEBSOCKET_PORT": "7790, ssl:7443:privateKey=k.pem:certKey=c.pem",
+            "TM20_HEARTBEAT_INTERVAL": "15",
+            "TM20_CONNECTION_TIMEOUT": "60",
+            "TM20_REQUIRE_WHITELIST": "1",
+            "DATABASE_URL": "postgresql://tm20@db/tm20",
+            "TM20_API_TOKENS": "ops:s3cret,payroll:other",
+            "TM20_TIMEZONE": "Africa/Kinshasa",
+            "TM20_LOG_FORMAT": "json",
+        }
+        config = parse([], env).toConfig()
+        self.assertEqual(config.ports, ("7790", "ssl:7443:privateKey=k.pem:certKey=c.pem"))
+        self.assertEqual(config.heartbeatInterval, 15.0)
+        self.assertEqual(config.connectionTimeout, 60.0)
+        self.assertTrue(config.requireWhitelist)
+        self.assertEqual(config.database, "postgresql://tm20@db/tm20")
+        self.assertEqual(config.apiTokens, ("ops:s3cret", "payroll:other"))
+        self.assertEqual(config.defaultTimezone, "Africa/Kinshasa")
+        self.assertEqual(config.logFormat, "json")
+
+    def test_commandLineWins(self) -> None:
+        env = {"TM20_WEBSOCKET_PORT": "7790", "TM20_HEARTBEAT_INTERVAL": "15", "DATABASE_URL": "sqlite:env.db"}
+        o = parse(
+            ["--port", "7788", "--port", "tcp:7799:interface=127.0.0.1", "--heartbeat-interval", "5",
+             "--database", "sqlite:cli.db", "--require-whitelist", "--api-token", "a:b"],
+            env,
+        )
+        config = o.toConfig()
+        self.assertEqual(config.ports, ("7788", "tcp:7799:interface=127.0.0.1"))
+        self.assertEqual(config.heartbeatInterval, 5.0)
+        self.assertEqual(config.database, "sqlite:cli.db")
+        self.assertTrue(config.requireWhitelist)
+        self.assertEqual(config.apiTokens, ("a:b",))
+
+    def test_debugLowersLogLevel(self) -> None:
+        self.assertEqual(parse([], {"DEBUG": "1"})["log-level"], "debug")
+        self.assertEqual(parse(["--debug", "--log-level", "warn"])["log-level"], "warn")
+
+    def test_badValues(self) -> None:
+        cases = [
+            (["--heartbeat-interval", "abc"], {}, "--heartbeat-interval"),
+            (["--max-message-size", "10"], {}, "--max-message-size"),
+            ([], {"TM20_CONNECTION_TIMEOUT": "-1"}, "TM20_CONNECTION_TIMEOUT"),
+            ([], {"TM20_REQUIRE_WHITELIST": "maybe"}, "TM20_REQUIRE_WHITELIST"),
+            (["--database", "mysql://x"], {}, "--database"),
+            (["--database", "sqlite:"], {}, "sqlite"),
+            (["--log-format", "xml"], {}, "--log-format"),
+            (["--timezone", "Mars/Olympus"], {}, "time zone"),
+        ]
+        for argv, env, needle in cases:
+            with self.assertRaises(UsageError, msg=repr(argv)) as raised:
+                parse(argv, env)
+            self.assertIn(needle, str(raised.exception))
+
+
+class ListenSpecTests(SynchronousTestCase):
+    def test_bareNumberAndBacklog(self) -> None:
+        self.assertEqual(listenSpec("7788", 1024), "tcp:7788:backlog=1024")
+        self.assertEqual(
+            listenSpec("tcp:7788:interface=127.0.0.1", 2048),
+            "tcp:7788:interface=127.0.0.1:backlog=2048",
+        )
+        self.assertEqual(
+            listenSpec("ssl:7443:privateKey=k:certKey=c", 1024),
+            "ssl:7443:privateKey=k:certKey=c:backlog=1024",
+        )
+        self.assertEqual(listenSpec("tcp:7788:backlog=10", 1024), "tcp:7788:backlog=10")
+        self.assertEqual(listenSpec("systemd:domain=INET:index=0", 1024), "systemd:domain=INET:index=0")

@@ -1,0 +1,106 @@
+"""`twistd tm20` as an operator runs it: a real process, a real socket, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from tests.serverfixture import RawClient, RunningServer
+from tests.test_plugins import writePlugin
+
+TWISTD = str(Path(sys.executable).parent / "twistd")
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def waitForPort(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"twistd exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("twistd did not listen in time")
+
+
+class TwistdTests(TestCase):
+    timeout = 60
+
+    def startTwistd(self, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, Path]:
+        workdir = Path(self.mktemp())
+        workdir.mkdir()
+        port = freePort()
+        logFile = workdir / "out.log"
+        log = logFile.open("wb")
+        proc = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "tm20", "--port", f"tcp:{port}:interface=127.0.0.1",
+             "--log-format", "json", *args],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+        self.addCleanup(stop)
+        waitForPort(port, proc)
+        return proc, port, logFile
+
+    def test_listedByTwistd(self) -> None:
+        out = subprocess.run([TWISTD, "--help"], capture_output=True, text=True, timeout=60).stdout
+        self.assertIn("tm20", out)
+
+    def test_badDatabaseIsAUsageError(self) -> None:
+        result = subprocess.run(
+            [TWISTD, "-n", "--pidfile=", "tm20", "--database", "mysql://nope"],
+            capture_output=True, text=True, timeout=60,
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("--database must be sqlite:PATH or postgresql://", result.stdout + result.stderr)
+        self.assertNotIn("Traceback", result.stdout + result.stderr)
+
+    @inlineCallbacks
+    def test_runsWithCustomPluginAndStopsCleanly(self) -> Any:
+        pluginRoot = writePlugin(Path(self.mktemp()))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pluginRoot), os.getcwd()]))
+        proc, port, logFile = self.startTwistd(env=env)
+        from tests.serverfixture import connectRaw
+
+        running = RunningServer(service=None, port=port)  # type: ignore[arg-type]
+        client: RawClient = yield connectRaw(self, running, "/ws/tm20/")
+        reply = yield client.request({"cmd": "reg", "sn": "T1", "devinfo": {"modelname": "tfs30"}})
+        self.assertIs(reply["result"], True)
+        custom = yield client.request({"cmd": "sendtemp", "sn": "T1", "value": 36.6})
+        self.assertEqual(custom, {"ret": "sendtemp", "result": True, "echo": 36.6})
+        qr = yield client.request({"cmd": "sendqrcode", "sn": "T1", "record": "abc"})
+        self.assertEqual(qr["access"], 1)
+        proc.send_signal(signal.SIGTERM)
+        _, code, _ = yield client.closed
+        self.assertEqual(code, 4001)
+        self.assertIsNotNone(proc.wait(timeout=20))
+        events = [json.loads(line) for line in logFile.read_text().splitlines() if line.startswith("{")]
+        self.assertTrue(any("tm20 stopped" in e.get("log_format", "") for e in events))
+        self.assertFalse(any(e.get("log_level", {}).get("name") == "critical" for e in events))
+        self.assertTrue((Path(logFile).parent / "tm20.sqlite3").exists())

@@ -1,0 +1,143 @@
+"""
+The JSON shapes of the API (the OpenAPI schemas in L{tm20.api._openapi} describe the same).
+
+Server timestamps are ISO 8601 in UTC; terminal times (log C{time}) stay the terminal's local
+C{YYYY-MM-DD HH:MM:SS}.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from tm20.model import AuditEntry, Credential, StoredCommand, StoredLog, Terminal, User
+
+__all__ = [
+    "auditJSON",
+    "commandJSON",
+    "decodeCursor",
+    "encodeCursor",
+    "isoTime",
+    "logJSON",
+    "terminalJSON",
+    "userJSON",
+]
+
+
+def isoTime(value: datetime | None) -> str | None:
+    """ISO 8601, or C{None}."""
+    return None if value is None else value.isoformat()
+
+
+def terminalJSON(terminal: Terminal, connected: bool) -> dict[str, Any]:
+    """A terminal, with every C{devinfo} field it reported and whether it is connected now."""
+    return {
+        "sn": terminal.sn,
+        "name": terminal.name,
+        "status": "approved" if terminal.approved else "pending",
+        "approved": terminal.approved,
+        "active": terminal.active,
+        "timezone": terminal.timezone,
+        "connected": connected,
+        "cpusn": terminal.cpusn,
+        "mac": terminal.mac,
+        "modelname": terminal.modelname,
+        "firmware": terminal.firmware,
+        "devinfo": dict(terminal.devinfo),
+        "firstSeen": isoTime(terminal.firstSeen),
+        "lastSeen": isoTime(terminal.lastSeen),
+    }
+
+
+def credentialJSON(credential: Credential, withRecord: bool) -> dict[str, Any]:
+    """One credential slot (its record only when C{withRecord})."""
+    out: dict[str, Any] = {
+        "backupnum": credential.backupnum,
+        "updatedAt": isoTime(credential.updatedAt),
+    }
+    if withRecord:
+        out["record"] = credential.record
+    return out
+
+
+def userJSON(user: User, withRecords: bool = False) -> dict[str, Any]:
+    """A user and its credential slots."""
+    return {
+        "sn": user.sn,
+        "enrollid": user.enrollid,
+        "name": user.name,
+        "admin": user.admin,
+        "enabled": user.enabled,
+        "credentials": [credentialJSON(c, withRecords) for c in user.credentials],
+        "updatedAt": isoTime(user.updatedAt),
+    }
+
+
+def logJSON(log: StoredLog) -> dict[str, Any]:
+    """An attendance punch or a door event."""
+    return {
+        "id": log.id,
+        "sn": log.sn,
+        "enrollid": log.enrollid,
+        "time": log.time,
+        "mode": log.mode,
+        "inout": log.inout,
+        "event": log.event,
+        "temp": log.temp,
+        "verifymode": log.verifymode,
+        "image": log.image,
+        "extra": dict(log.extra),
+        "receivedAt": isoTime(log.receivedAt),
+    }
+
+
+def commandJSON(command: StoredCommand) -> dict[str, Any]:
+    """A stored command: status, reply and timestamps."""
+    return {
+        "id": command.id,
+        "sn": command.sn,
+        "command": command.name,
+        "payload": dict(command.payload),
+        "status": command.status,
+        "reply": None if command.reply is None else dict(command.reply),
+        "attempts": command.attempts,
+        "maxAttempts": command.maxAttempts,
+        "actor": command.actor,
+        "createdAt": isoTime(command.createdAt),
+        "sentAt": isoTime(command.sentAt),
+        "finishedAt": isoTime(command.finishedAt),
+    }
+
+
+def auditJSON(entry: AuditEntry) -> dict[str, Any]:
+    """One audit log entry."""
+    return {
+        "id": entry.id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "detail": dict(entry.detail) if isinstance(entry.detail, Mapping) else entry.detail,
+        "at": isoTime(entry.at),
+    }
+
+
+def encodeCursor(value: Any) -> str:
+    """An opaque pagination cursor for C{value} (JSON, base64url)."""
+    raw = json.dumps(value, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decodeCursor(cursor: str) -> Any:
+    """
+    The value of a cursor made by L{encodeCursor}.
+
+    @raise ValueError: if it is not one.
+    """
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError) as e:
+        raise ValueError("invalid cursor") from e

@@ -1,0 +1,266 @@
+"""
+Pulls: read what a terminal holds (its users and credentials, its logs) and store it.
+
+  - L{PullService.pullUsers}: pages through C{getuserlist} (one record per credential slot), then
+    asks C{getuserinfo} for each C{(enrollid, backupnum)} and stores the credential.
+  - L{PullService.pullLogs}: pages through C{getnewlog} or C{getalllog} (optionally between two
+    dates); each page is stored (duplicates ignored) before the next one is asked, so the
+    database paces the paging and a store failure stops it.
+
+One pull per terminal at a time: two paginations on one terminal would mix their C{stn:false}
+continuations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
+from twisted.logger import Logger
+
+from tm20.interfaces import IStore
+from tm20.protocol.commands import buildCommand
+from tm20.protocol.messages import LogRecord
+from tm20.protocol.paging import pageCapFor
+from tm20.protocol.parser import parseLogRecord, parseUserRecord, userRecordsOf
+
+__all__ = ["LogPullResult", "PullBusyError", "PullService", "UserPullResult"]
+
+#: Credential writes allowed in flight while the next C{getuserinfo} is asked.
+_SAVE_WINDOW = 16
+#: Records per log page (the protocol's) and per user-list page.
+_LOG_PAGE = 50
+_USER_PAGE = 40
+
+
+class PullBusyError(Exception):
+    """A pull is already running for this terminal."""
+
+
+@attrs.frozen
+class UserPullResult:
+    """
+    What a user pull did.
+
+    @ivar listed: credential slots the terminal listed.
+    @ivar stored: credentials read and stored.
+    @ivar missing: slots listed but not readable (C{getuserinfo} answered C{result:false}).
+    @ivar users: distinct users seen.
+    """
+
+    listed: int
+    stored: int
+    missing: int
+    users: int
+
+
+@attrs.frozen
+class LogPullResult:
+    """
+    What a log pull did.
+
+    @ivar received: records the terminal sent.
+    @ivar inserted: records newly stored.
+    @ivar duplicates: records already stored (ignored).
+    @ivar invalid: records that could not be understood (skipped, logged).
+    """
+
+    received: int
+    inserted: int
+    duplicates: int
+    invalid: int
+
+
+def _capacity(terminal: Any, key: str) -> int | None:
+    devinfo = getattr(terminal, "devinfo", None) or {}
+    value = devinfo.get(key) if isinstance(devinfo, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class PullService:
+    """Reads users and logs from connected terminals into the store."""
+
+    log = Logger()
+
+    def __init__(self, store: IStore, commands: Any) -> None:
+        """
+        @param store: the L{IStore}.
+        @param commands: the L{tm20.services.commands.CommandService}.
+        """
+        self.store = store
+        self.commands = commands
+        self._busy: set[str] = set()
+
+    def busy(self, sn: str) -> bool:
+        """C{True} while a pull of C{sn} runs."""
+        return sn in self._busy
+
+    def _guarded(self, sn: str, run: Any) -> Deferred[Any]:
+        if sn in self._busy:
+            return fail(PullBusyError(f"a pull of {sn} is already running"))
+        self._busy.add(sn)
+        d: Deferred[Any] = run()
+
+        def done(result: object) -> object:
+            self._busy.discard(sn)
+            return result
+
+        return d.addBoth(done)
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def pullUsers(self, sn: str) -> Deferred[UserPullResult]:
+        """
+        Read every user and credential of C{sn} and store them.
+
+        @return: a L{Deferred} of a L{UserPullResult}; fails with L{PullBusyError},
+            L{tm20.errors.TerminalGone}, L{tm20.errors.CommandTimeout}, or the store's error.
+        """
+        return self._guarded(sn, lambda: self._pullUsers(sn))
+
+    @inlineCallbacks
+    def _pullUsers(self, sn: str) -> Any:
+        terminal = yield self.store.getTerminal(sn)
+        capacity = _capacity(terminal, "usersize")
+        maxPages = pageCapFor(None if capacity is None else capacity * 4, _USER_PAGE)
+        listing = yield self.commands.page(sn, "getuserlist", maxPages=maxPages)
+        slots: list[tuple[int, int | None]] = []
+        seen: set[tuple[int, int | None]] = set()
+        for i, raw in enumerate(listing):
+            try:
+                entry = parseUserRecord(raw, f"record[{i}]")
+            except ValueError as e:
+                self.log.warn("{sn}: skipping user list entry: {error}", sn=sn, error=str(e))
+                continue
+            key = (entry.enrollid, entry.backupnum)
+            if entry.enrollid > 0 and key not in seen:
+                seen.add(key)
+                slots.append(key)
+        stored = 0
+        missing = 0
+        saving: list[Deferred[Any]] = []
+        for enrollid, backupnum in slots:
+            params: dict[str, Any] = {"enrollid": enrollid}
+            if backupnum is not None:
+                params["backupnum"] = backupnum
+            try:
+                request = buildCommand("getuserinfo", params)
+            except ValueError as e:
+                self.log.warn(
+                    "{sn}: cannot ask for {params}: {error}", sn=sn, params=params, error=str(e)
+                )
+                missing += 1
+                continue
+            reply = yield self.commands.execute(sn, request)
+            records = userRecordsOf(reply) if reply is not None and reply.result else ()
+            if not records:
+                missing += 1
+                continue
+            user = records[0]
+            saving.append(
+                self.store.saveCredential(
+                    sn,
+                    enrollid,
+                    user.backupnum if user.backupnum is not None else backupnum,
+                    user.record,
+                    user.name,
+                    user.admin,
+                )
+            )
+            stored += 1
+            if len(saving) >= _SAVE_WINDOW:
+                yield _allOrFirstError(saving)
+                saving = []
+        yield _allOrFirstError(saving)
+        result = UserPullResult(
+            listed=len(slots),
+            stored=stored,
+            missing=missing,
+            users=len({enrollid for enrollid, _ in slots}),
+        )
+        self.log.info(
+            "{sn}: pulled {stored} credentials of {users} users ({missing} unreadable)",
+            sn=sn,
+            stored=stored,
+            users=result.users,
+            missing=missing,
+        )
+        return result
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def pullLogs(
+        self,
+        sn: str,
+        allLogs: bool = False,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Deferred[LogPullResult]:
+        """
+        Read C{sn}'s new logs (C{getnewlog}), or all of them (C{getalllog}, optionally between
+        the dates C{since} and C{until}, C{YYYY-MM-DD}), and store them.
+
+        @return: a L{Deferred} of a L{LogPullResult}; fails like L{pullUsers}, and with
+            L{tm20.protocol.messages.ProtocolError} for invalid dates.
+        """
+        params: dict[str, Any] = {}
+        if allLogs:
+            if since is not None:
+                params["from"] = since
+            if until is not None:
+                params["to"] = until
+            try:
+                buildCommand("getalllog", params)  # validates the dates
+            except ValueError as e:
+                return fail(e)
+        return self._guarded(sn, lambda: self._pullLogs(sn, allLogs, params))
+
+    @inlineCallbacks
+    def _pullLogs(self, sn: str, allLogs: bool, params: Mapping[str, Any]) -> Any:
+        terminal = yield self.store.getTerminal(sn)
+        maxPages = pageCapFor(_capacity(terminal, "logsize"), _LOG_PAGE)
+        counts = {"received": 0, "inserted": 0, "duplicates": 0, "invalid": 0}
+
+        def onPage(raws: Sequence[Mapping[str, Any]]) -> Deferred[None]:
+            records: list[LogRecord] = []
+            for i, raw in enumerate(raws):
+                try:
+                    records.append(parseLogRecord(raw, f"record[{i}]"))
+                except ValueError as e:
+                    counts["invalid"] += 1
+                    self.log.warn("{sn}: skipping log record: {error}", sn=sn, error=str(e))
+            counts["received"] += len(raws)
+            d: Deferred[Any] = self.store.addLogs(sn, records)
+
+            def added(result: Any) -> None:
+                counts["inserted"] += result.inserted
+                counts["duplicates"] += result.duplicates
+
+            return d.addCallback(added)
+
+        name = "getalllog" if allLogs else "getnewlog"
+        yield self.commands.page(sn, name, params, maxPages=maxPages, onPage=onPage)
+        result = LogPullResult(**counts)
+        self.log.info(
+            "{sn}: {name} pulled {received} logs ({inserted} new, {duplicates} known)",
+            sn=sn,
+            name=name,
+            received=result.received,
+            inserted=result.inserted,
+            duplicates=result.duplicates,
+        )
+        return result
+
+
+def _allOrFirstError(ds: list[Deferred[Any]]) -> Deferred[Any]:
+    """Wait for every Deferred; fail with the first failure (after all have finished)."""
+    d: Deferred[Any] = DeferredList(ds, fireOnOneErrback=False, consumeErrors=True)
+
+    def check(results: list[tuple[bool, Any]]) -> None:
+        for ok, value in results:
+            if not ok:
+                value.raiseException()
+
+    return d.addCallback(check)

@@ -1,0 +1,339 @@
+"""
+The durable command queue: every operator command is stored before it is sent.
+
+A command goes C{queued} -> C{sent} -> C{succeeded} (the terminal answered C{result:true}) or
+C{failed} (it answered C{result:false}, or it disconnected too often) or C{timed_out} (it never
+answered, C{maxAttempts} times).  The commands of one terminal are delivered one at a time, oldest
+first, by one worker per terminal; a worker starts when a command is submitted for a connected
+terminal and after every registration (L{CommandQueue.deliverPending}, hooked to the registration
+service's observers), so a command for an offline terminal is delivered after its next C{reg}.
+
+A delivery that times out is retried at once (the terminal is connected, so the next attempt may
+get through); one cut by a disconnection waits for the next registration.  Commands left C{sent}
+by a server that stopped are delivered again after the terminal's next registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from tm20.errors import CommandTimeout, TerminalGone
+from tm20.interfaces import IStore
+from tm20.model import (
+    COMMAND_FAILED,
+    COMMAND_QUEUED,
+    COMMAND_SENT,
+    COMMAND_SUCCEEDED,
+    COMMAND_TIMED_OUT,
+    StoredCommand,
+)
+from tm20.protocol.commands import buildCommand
+from tm20.protocol.messages import CommandReply
+
+__all__ = ["CommandQueue", "QueuedCommandTimeout", "FINAL_STATUSES", "replyAsDict"]
+
+#: Statuses after which a command is never sent again.
+FINAL_STATUSES = frozenset({COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT})
+
+
+class QueuedCommandTimeout(CommandTimeout):
+    """
+    The terminal did not answer a waited-for command in time.
+
+    @ivar command: the L{StoredCommand} as stored after the attempt (C{queued} when it will be
+        tried again, C{timed_out} when it will not).
+    """
+
+    def __init__(self, command: StoredCommand) -> None:
+        super().__init__(f"terminal {command.sn} did not answer command {command.id}")
+        self.command = command
+
+
+def replyAsDict(reply: CommandReply | None) -> dict[str, Any] | None:
+    """The terminal's reply as stored with a command (C{ret}, C{result}, C{reason}, fields)."""
+    if reply is None:
+        return None
+    out: dict[str, Any] = {"ret": reply.ret, "result": reply.result}
+    if reply.reason is not None:
+        out["reason"] = reply.reason
+    out.update(reply.fields)
+    return out
+
+
+class _Waiter:
+    """A caller of L{CommandQueue.submit} waiting for the first outcome of its command."""
+
+    def __init__(self, sn: str) -> None:
+        self.sn = sn
+        self.deferred: Deferred[StoredCommand] = Deferred()
+
+    def fire(self, command: StoredCommand) -> None:
+        if not self.deferred.called:
+            self.deferred.callback(command)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.deferred.called:
+            self.deferred.errback(error)
+
+
+class CommandQueue:
+    """
+    Stores, delivers and retries server-to-terminal commands.
+
+    @ivar maxAttempts: deliveries tried before a command is given up.
+    @ivar timeout: seconds to wait for each reply (C{None}: the command service's default).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store: IStore,
+        commands: Any,
+        registration: Any,
+        clock: IReactorTime,
+        maxAttempts: int = 3,
+        timeout: float | None = None,
+    ) -> None:
+        """
+        @param store: where commands are kept (L{IStore}).
+        @param commands: the L{tm20.services.commands.CommandService} that sends them.
+        @param registration: the L{tm20.services.registration.RegistrationService}, for the
+            terminals' local time (C{settime}).
+        @param clock: the reactor or a C{Clock}.
+        @param maxAttempts: deliveries before giving up (at least 1).
+        @param timeout: seconds to wait for each reply.
+        """
+        if maxAttempts < 1:
+            raise ValueError("maxAttempts must be at least 1")
+        self.store = store
+        self.commands = commands
+        self.registration = registration
+        self.clock = clock
+        self.maxAttempts = maxAttempts
+        self.timeout = timeout
+        self._workers: set[str] = set()
+        self._idleWaiters: dict[str, list[Deferred[None]]] = {}
+        self._dirty: set[str] = set()
+        self._waiters: dict[int, list[_Waiter]] = {}
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def buildPayload(
+        self, sn: str, name: str, params: Mapping[str, Any]
+    ) -> Deferred[dict[str, Any]]:
+        """
+        Validate a command and build its frame; C{settime} without C{cloudtime} gets the
+        terminal's local time now.
+
+        @return: a L{Deferred} of the frame, failing with
+            L{tm20.protocol.messages.ProtocolError} naming the bad field.
+        """
+        if name == "settime" and "cloudtime" not in params:
+
+            def withTime(terminal: Any) -> dict[str, Any]:
+                cloudtime = self.registration.cloudTimeFor(terminal)
+                return buildCommand(name, {**params, "cloudtime": cloudtime})
+
+            d: Deferred[Any] = self.store.getTerminal(sn)
+            return d.addCallback(withTime)
+        try:
+            return succeed(buildCommand(name, params))
+        except Exception as e:
+            return fail(e)
+
+    @inlineCallbacks
+    def submit(
+        self,
+        sn: str,
+        name: str,
+        params: Mapping[str, Any],
+        actor: str | None,
+        wait: bool = True,
+    ) -> Any:
+        """
+        Validate, store and (when C{sn} is connected) deliver a command.
+
+        @param sn: the terminal.
+        @param name: the command (C{opendoor}, ...).
+        @param params: its parameters.
+        @param actor: who asked (the API token's name), stored with the command.
+        @param wait: wait for the first outcome of the delivery when C{sn} is connected.
+        @return: a L{Deferred} of the L{StoredCommand}: as stored (C{queued}) when not waiting or
+            when the terminal is offline; otherwise after its delivery (C{succeeded},
+            C{failed}, or C{queued} again when the terminal disconnected meanwhile).  Fails with
+            L{tm20.protocol.messages.ProtocolError} for bad parameters and with
+            L{QueuedCommandTimeout} when the terminal did not answer in time.
+        """
+        payload = yield self.buildPayload(sn, name, params)
+        command = yield self.store.enqueueCommand(sn, name, payload, actor, self.maxAttempts)
+        self.log.info(
+            "command {id} {name} for {sn} queued by {actor}",
+            id=command.id,
+            name=name,
+            sn=sn,
+            actor=actor,
+        )
+        if not wait or not self.commands.isConnected(sn):
+            self.kick(sn)
+            return command
+        waiter = _Waiter(sn)
+        self._waiters.setdefault(command.id, []).append(waiter)
+        self.kick(sn)
+        result = yield waiter.deferred
+        return result
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    def deliverPending(self, sn: str) -> None:
+        """
+        Deliver C{sn}'s queued commands, in order (a registration observer: called after each
+        C{reg} that binds a connection).
+        """
+        self.kick(sn)
+
+    def kick(self, sn: str) -> None:
+        """Start the worker of C{sn} if it is connected and none is running."""
+        self._dirty.add(sn)
+        if sn in self._workers:
+            return
+        if not self.commands.isConnected(sn):
+            self._dirty.discard(sn)
+            self._releaseWaiters(sn)
+            return
+        self._workers.add(sn)
+        self._work(sn).addBoth(self._workerDone, sn)
+
+    def _workerDone(self, result: object, sn: str) -> None:
+        self._workers.discard(sn)
+        self._releaseWaiters(sn)
+        for d in self._idleWaiters.pop(sn, []):
+            d.callback(None)
+
+    def idle(self, sn: str) -> Deferred[None]:
+        """A L{Deferred} firing when the worker of C{sn} (if any) has stopped."""
+        if sn not in self._workers:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idleWaiters.setdefault(sn, []).append(d)
+        return d
+
+    @inlineCallbacks
+    def _work(self, sn: str) -> Any:
+        try:
+            while self.commands.isConnected(sn):
+                self._dirty.discard(sn)
+                pending = yield self.store.pendingCommands(sn)
+                if not pending:
+                    if sn in self._dirty:
+                        continue
+                    return
+                keepGoing = yield self._deliver(pending[0])
+                if not keepGoing:
+                    return
+        except Exception as e:
+            self.log.failure("command queue of {sn} stopped: {error}", sn=sn, error=str(e))
+            self._failWaiters(sn, e)
+
+    @inlineCallbacks
+    def _deliver(self, command: StoredCommand) -> Any:
+        """
+        One delivery attempt.
+
+        @return: a L{Deferred} of C{True} to go on with the next command, C{False} to stop (the
+            terminal is gone).
+        """
+        command = yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
+        self.log.info(
+            "command {id} {name} sent to {sn} (attempt {attempt}/{max})",
+            id=command.id,
+            name=command.name,
+            sn=command.sn,
+            attempt=command.attempts,
+            max=command.maxAttempts,
+        )
+        try:
+            reply = yield self.commands.execute(command.sn, command.payload, self.timeout)
+        except CommandTimeout:
+            final = command.attempts >= command.maxAttempts
+            status = COMMAND_TIMED_OUT if final else COMMAND_QUEUED
+            updated = yield self.store.updateCommand(command.id, status, None, False)
+            self.log.warn(
+                "command {id} {name} to {sn}: no reply (attempt {attempt}/{max})",
+                id=command.id,
+                name=command.name,
+                sn=command.sn,
+                attempt=command.attempts,
+                max=command.maxAttempts,
+            )
+            self._notify(updated, QueuedCommandTimeout(updated))
+            return True
+        except TerminalGone:
+            final = command.attempts >= command.maxAttempts
+            status = COMMAND_FAILED if final else COMMAND_QUEUED
+            updated = yield self.store.updateCommand(command.id, status, None, False)
+            self.log.info(
+                "command {id} {name}: {sn} disconnected ({status})",
+                id=command.id,
+                name=command.name,
+                sn=command.sn,
+                status=status,
+            )
+            self._notify(updated)
+            return False
+        status = COMMAND_SUCCEEDED if reply is None or reply.result else COMMAND_FAILED
+        updated = yield self.store.updateCommand(command.id, status, replyAsDict(reply), False)
+        self.log.info(
+            "command {id} {name} to {sn}: {status}",
+            id=command.id,
+            name=command.name,
+            sn=command.sn,
+            status=status,
+        )
+        self._notify(updated)
+        return True
+
+    # -- waiters -------------------------------------------------------------------------------
+
+    def _notify(self, command: StoredCommand, error: BaseException | None = None) -> None:
+        for waiter in self._waiters.pop(command.id, []):
+            if error is not None:
+                waiter.fail(error)
+            else:
+                waiter.fire(command)
+
+    def _releaseWaiters(self, sn: str) -> None:
+        """The worker of C{sn} stopped: callers still waiting get their command as stored."""
+        if sn in self._workers:
+            return
+        for commandId, waiters in list(self._waiters.items()):
+            if not waiters or waiters[0].sn != sn:
+                continue
+            del self._waiters[commandId]
+            d: Deferred[StoredCommand | None] = self.store.getCommand(commandId)
+
+            def fire(command: StoredCommand | None, waiters: list[_Waiter] = waiters) -> None:
+                for waiter in waiters:
+                    if command is None:
+                        waiter.fail(KeyError("the command vanished"))
+                    else:
+                        waiter.fire(command)
+
+            def failed(f: Any, waiters: list[_Waiter] = waiters) -> None:
+                for waiter in waiters:
+                    waiter.fail(f.value)
+
+            d.addCallbacks(fire, failed)
+
+    def _failWaiters(self, sn: str, error: BaseException) -> None:
+        """The worker of C{sn} failed (the store): callers waiting get the error."""
+        for commandId, waiters in list(self._waiters.items()):
+            if waiters and waiters[0].sn == sn:
+                del self._waiters[commandId]
+                for waiter in waiters:
+                    waiter.fail(error)

@@ -1,0 +1,1403 @@
+"""
+The production store: PostgreSQL through txpostgres (asynchronous psycopg2, no threads).
+
+Several C{twistd tm20} processes may share one database.  Behaviour is the same as
+L{tm20.store.sqlite.SQLiteStore}, method for method (one contract test suite runs against both):
+the same tables, the same ordering and paging, the same counting of duplicates, the same errors
+(C{ValueError} for the caller's mistakes, L{StoreUnavailable} when the database cannot be used).
+
+Design:
+
+  - B{Pool.}  L{tm20.store._pgpool.Pool}: C{poolSize} connections, each reconnecting by itself
+    with a capped back-off when the server restarts or kills its backend.  While none is alive,
+    calls fail at once with L{StoreUnavailable} (terminals get C{result:false}, the API 503);
+    nothing needs restarting when the database comes back.
+  - B{Deadlines.}  Each statement is cancelled with C{Connection.cancel(d)} after
+    C{statementTimeout} seconds (L{StatementTimeout}, a L{StoreUnavailable}); the server's
+    C{statement_timeout} is set a little longer as a backstop.  Migrations have no deadline.
+  - B{Migrations.}  Plain SQL files in C{tm20/store/migrations/postgres/}, applied at L{start}
+    in one transaction that first takes a transaction-level advisory lock
+    (L{MIGRATION_LOCK_KEY}), so two processes starting at once apply them once; recorded in
+    C{schema_migrations}.  L{migrate} applies them and returns (C{--migrate-only}).
+  - B{Group commit.}  L{PostgresStore.addLogs} queues a batch
+    (L{tm20.store._groupcommit.GroupCommitQueue}): batches from all terminals are flushed
+    together after C{flushInterval} seconds or C{flushRows} rows, whichever comes first, as one
+    C{INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING} per table in one
+    transaction; the returned keys tell each caller its own inserted/duplicates counts, and its
+    Deferred fires after that commit.  A batch of C{flushRows} rows or more (a back-fill) is
+    written alone, in chunks of L{INSERT_CHUNK_ROWS} rows, in one transaction.  (C{COPY} is not
+    available on psycopg2's asynchronous connections; array parameters are nearly as fast.)
+    Rows of a flush are sorted by key, so concurrent flushes (of this or another process) take
+    their row locks in the same order and cannot deadlock each other.
+  - B{Backpressure.}  At most C{maxQueuedRows} rows wait for a commit.  L{logQueueFull} tells
+    whether the queue is full now, and L{addLogsBackpressure} registers an observer called with
+    C{True} when it becomes full (the protocol layer should stop reading from terminals, e.g.
+    C{transport.pauseProducing()}) and with C{False} once it has drained to half
+    (C{resumeProducing()}).  A batch arriving while there is no room fails at once with
+    L{LogQueueFull} (a L{StoreUnavailable}).
+  - B{Notifications.}  L{listen} / L{notify}: C{LISTEN} runs on one dedicated connection (not
+    pooled), opened on first use and re-established, with its C{LISTEN}s, after a reconnect
+    (notifications sent while it was down are lost, as PostgreSQL does not keep them).
+  - B{Time.}  Server timestamps are C{timestamptz}, "now" is C{clock.seconds()}, read back as
+    aware UTC C{datetime}s; log C{time}s are the terminals' text, compared as text with the
+    C{"C"} collation, exactly as SQLite compares them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tm20.errors import StoreUnavailable
+from tm20.interfaces import IStore
+from tm20.model import (
+    COMMAND_QUEUED,
+    COMMAND_SENT,
+    TERMINAL_EDITABLE_FIELDS,
+    ApiToken,
+    AuditEntry,
+    Credential,
+    LogInsertResult,
+    LogQuery,
+    StoredCommand,
+    StoredLog,
+    Terminal,
+    User,
+)
+from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING, LogRecord
+from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
+from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
+from tm20.store._pgpool import (
+    Cursor,
+    Pool,
+    StatementTimeout,
+    _Connection,
+    isRetryable,
+    isUniqueViolation,
+)
+from tm20.store._rows import (
+    FINAL_COMMAND_STATUSES,
+    checkCommandStatus,
+    devinfoColumn,
+    dumpJSON,
+    utcFromSeconds,
+)
+
+#: The key of the advisory lock held while migrating ("tm20" in ASCII).
+MIGRATION_LOCK_KEY = 0x746D3230
+
+#: The most rows one C{INSERT} statement of a back-fill carries.
+INSERT_CHUNK_ROWS = 20_000
+
+_LOG_TABLE = "attendance_logs"
+_DOOR_TABLE = "door_events"
+
+_LOG_COLUMNS = (
+    "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
+)
+
+_INSERT_LOGS = """
+INSERT INTO {table} (sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra,
+                     received_at)
+SELECT u.sn, u.enrollid, u.time, u.mode, u.inout, u.event, u.temp, u.verifymode, u.image,
+       u.extra::json, %s
+FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],
+            %s::float8[], %s::bigint[], %s::text[], %s::text[])
+     AS u(sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra)
+ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING
+RETURNING sn, enrollid, time, mode, inout, event
+"""
+
+_CHANNEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+#: A log row waiting in the queue: the key fields, then temp, verifymode, image, extra JSON.
+_LogItem = tuple[int, str, int, int, int, float | None, int | None, str | None, str, bool]
+#: The identity of a stored log: (sn, enrollid, time, mode, inout, event).
+_LogKey = tuple[str, int, str, int, int, int]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _jsonObject(value: Any) -> dict[str, Any]:
+    """A C{json} column (psycopg2 decodes it) as a dict; C{None} or a non-object gives C{{}}."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(cur: Cursor) -> list[dict[str, Any]]:
+    """The rows of the last statement as dicts keyed by column name."""
+    names = [column[0] for column in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+# -- rows to values --------------------------------------------------------------------------------
+
+
+def _terminal(row: Mapping[str, Any]) -> Terminal:
+    return Terminal(
+        sn=row["sn"],
+        cpusn=row["cpusn"],
+        mac=row["mac"],
+        modelname=row["modelname"],
+        firmware=row["firmware"],
+        devinfo=_jsonObject(row["devinfo"]),
+        name=row["name"],
+        approved=bool(row["approved"]),
+        active=bool(row["active"]),
+        timezone=row["timezone"],
+        firstSeen=_utc(row["first_seen"]),
+        lastSeen=_utc(row["last_seen"]),
+    )
+
+
+def _credential(row: Mapping[str, Any]) -> Credential:
+    return Credential(
+        backupnum=row["backupnum"],
+        record=json.loads(row["record_json"]),
+        updatedAt=_utc(row["updated_at"]),
+    )
+
+
+def _user(row: Mapping[str, Any], credentials: Iterable[Credential]) -> User:
+    return User(
+        sn=row["sn"],
+        enrollid=row["enrollid"],
+        name=row["name"],
+        admin=row["admin"],
+        enabled=bool(row["enabled"]),
+        credentials=tuple(credentials),
+        updatedAt=_utc(row["updated_at"]),
+    )
+
+
+def _storedLog(row: Mapping[str, Any]) -> StoredLog:
+    return StoredLog(
+        id=row["id"],
+        sn=row["sn"],
+        enrollid=row["enrollid"],
+        time=row["time"],
+        mode=row["mode"],
+        inout=row["inout"],
+        event=row["event"],
+        temp=row["temp"],
+        verifymode=row["verifymode"],
+        image=row["image"],
+        extra=_jsonObject(row["extra"]),
+        receivedAt=_utc(row["received_at"]),
+    )
+
+
+def _command(row: Mapping[str, Any]) -> StoredCommand:
+    reply = row["reply"]
+    return StoredCommand(
+        id=row["id"],
+        sn=row["sn"],
+        name=row["name"],
+        payload=_jsonObject(row["payload"]),
+        status=row["status"],
+        reply=None if reply is None else _jsonObject(reply),
+        attempts=row["attempts"],
+        maxAttempts=row["max_attempts"],
+        actor=row["actor"],
+        createdAt=_utc(row["created_at"]),
+        sentAt=_utc(row["sent_at"]),
+        finishedAt=_utc(row["finished_at"]),
+    )
+
+
+def _apiToken(row: Mapping[str, Any]) -> ApiToken:
+    return ApiToken(
+        name=row["name"],
+        tokenHash=row["token_hash"],
+        scopes=tuple(json.loads(row["scopes"])),
+        createdAt=_utc(row["created_at"]),
+    )
+
+
+def _auditEntry(row: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        detail=_jsonObject(row["detail"]),
+        at=_utc(row["at"]),
+    )
+
+
+def _logItem(record: LogRecord) -> _LogItem:
+    """
+    A record as it waits in the queue.
+
+    @raise TypeError: a field that must be a number is not one (the caller's mistake: it is
+        refused before it can fail a whole group commit).
+    """
+    if not isinstance(record.time, str):
+        raise TypeError(f"log time must be text, got {record.time!r}")
+    return (
+        _integer(record.enrollid),
+        record.time,
+        _integer(record.mode),
+        _integer(record.inout),
+        _integer(record.event),
+        None if record.temp is None else _real(record.temp),
+        None if record.verifymode is None else _integer(record.verifymode),
+        record.image,
+        dumpJSON(record.extra) if record.extra else "{}",
+        record.isDoorEvent,
+    )
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"log field must be an integer, got {value!r}")
+
+
+def _real(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise TypeError(f"log field must be a number, got {value!r}")
+
+
+# -- queries shared by several methods -------------------------------------------------------------
+
+
+async def _selectTerminal(cur: Cursor, sn: str) -> Terminal | None:
+    await cur.execute("SELECT * FROM terminals WHERE sn = %s", (sn,))
+    rows = _dicts(cur)
+    return _terminal(rows[0]) if rows else None
+
+
+async def _selectUser(cur: Cursor, sn: str, enrollid: int) -> User | None:
+    await cur.execute("SELECT * FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid))
+    rows = _dicts(cur)
+    if not rows:
+        return None
+    await cur.execute(
+        "SELECT * FROM credentials WHERE sn = %s AND enrollid = %s ORDER BY backupnum",
+        (sn, enrollid),
+    )
+    return _user(rows[0], (_credential(c) for c in _dicts(cur)))
+
+
+async def _selectCommand(cur: Cursor, commandId: int) -> StoredCommand | None:
+    await cur.execute("SELECT * FROM commands WHERE id = %s", (commandId,))
+    rows = _dicts(cur)
+    return _command(rows[0]) if rows else None
+
+
+async def _upsertUser(
+    cur: Cursor, sn: str, enrollid: int, name: str | None, admin: int | None, now: datetime
+) -> None:
+    """Create the user, or update C{name}/C{admin} when they are not C{None}."""
+    await cur.execute(
+        """
+        INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
+        VALUES (%(sn)s, %(enrollid)s, %(name)s, COALESCE(%(admin)s, 0), true, %(now)s)
+        ON CONFLICT (sn, enrollid) DO UPDATE SET
+            name = COALESCE(%(name)s, users.name),
+            admin = COALESCE(%(admin)s, users.admin),
+            updated_at = %(now)s
+        """,
+        {"sn": sn, "enrollid": enrollid, "name": name, "admin": admin, "now": now},
+    )
+
+
+async def _queryLogs(cur: Cursor, table: str, query: LogQuery) -> list[StoredLog]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if query.sn is not None:
+        conditions.append("sn = %s")
+        params.append(query.sn)
+    if query.enrollid is not None:
+        conditions.append("enrollid = %s")
+        params.append(query.enrollid)
+    if query.since is not None:
+        conditions.append("time >= %s")
+        params.append(query.since)
+    if query.until is not None:
+        conditions.append("time <= %s")
+        params.append(query.until)
+    if query.before is not None:
+        beforeTime, beforeId = query.before
+        conditions.append("(time, id) < (%s, %s)")
+        params.extend((beforeTime, beforeId))
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    params.append(max(query.limit, 0))
+    await cur.execute(
+        f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT %s",
+        params,
+    )
+    return [_storedLog(row) for row in _dicts(cur)]
+
+
+async def _migrate(cur: Cursor, migrations: list[Migration], now: datetime) -> list[int]:
+    """Apply the pending C{migrations} under the advisory lock; return the versions applied."""
+    await cur.execute("SET LOCAL statement_timeout = 0")
+    # Two processes starting at once: the second waits here until the first has committed.
+    await cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+    await cur.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer     NOT NULL PRIMARY KEY,
+            name       text        NOT NULL,
+            applied_at timestamptz NOT NULL
+        )
+        """
+    )
+    await cur.execute("SELECT version FROM schema_migrations")
+    done = {row[0] for row in cur.fetchall()}
+    applied: list[int] = []
+    for migration in pendingMigrations(migrations, done):
+        for statement in migration.statements():
+            await cur.execute(statement)
+        await cur.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+            (migration.version, migration.name, now),
+        )
+        applied.append(migration.version)
+    return applied
+
+
+def _connectOptions(statementTimeout: float | None) -> str:
+    """The libpq C{options}: UTC session time zone, and the server-side statement deadline."""
+    options = ["-c timezone=UTC"]
+    if statementTimeout is not None:
+        options.append(f"-c statement_timeout={int((statementTimeout + 2.0) * 1000)}")
+    return " ".join(options)
+
+
+def migrate(url: str, reactor: Any = None) -> Deferred[list[int]]:
+    """
+    Apply the pending schema migrations to the database at C{url} and disconnect
+    (C{twistd tm20 --migrate-only}).
+
+    @param url: a C{postgresql://} URL (or libpq connection string).
+    @param reactor: the reactor (the global one when C{None}, imported only then).
+    @return: a L{Deferred} of the versions applied (empty when the schema was current); it fails
+        with L{StoreUnavailable} when the database cannot be reached, or C{ValueError} when it
+        was migrated by a newer release.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    try:
+        migrations = loadMigrations("postgres")
+    except ValueError as e:
+        return defer.fail(e)
+    pool = Pool(
+        url, reactor, size=1, statementTimeout=None, name="migrate", options=_connectOptions(None)
+    )
+    now = utcFromSeconds(reactor.seconds())
+
+    async def run() -> list[int]:
+        await pool.start()
+        try:
+            return await pool.runInteraction(_migrate, migrations, now, timeout=None)
+        finally:
+            pool.close()
+
+    return Deferred.fromCoroutine(run())
+
+
+class _Listener:
+    """
+    The dedicated LISTEN connection: delivers notifications to callbacks by channel and
+    re-establishes itself (and its C{LISTEN}s) after the connection is lost, for as long as some
+    channel has a callback.
+    """
+
+    log = Logger()
+
+    def __init__(self, dsn: str, reactor: Any, reconnectDelay: tuple[float, float]) -> None:
+        self._dsn = dsn
+        self._reactor = reactor
+        self._reconnectDelay = reconnectDelay
+        self._callbacks: dict[str, list[Callable[[str, str], object]]] = {}
+        self._conn: _Connection | None = None
+        self._connected = False
+        self._connecting = False
+        self._listening: set[str] = set()
+        self._waiters: list[Deferred[None]] = []
+        self._retry: Any = None
+        self._failures = 0
+        self._closed = False
+        # notifications are dispatched through a cooperator on the injected reactor
+        self._cooperator = task.Cooperator(scheduler=lambda f: reactor.callLater(0, f))
+        #: How many times the connection was established; for tests and metrics.
+        self.connections = 0
+
+    def _whenConnected(self) -> Deferred[None]:
+        if self._closed:
+            return defer.fail(StoreUnavailable("the store is stopped"))
+        if self._connected:
+            return defer.succeed(None)
+        if self._retry is not None:
+            # reconnecting after a failure: do not queue callers behind a dead server
+            return defer.fail(StoreUnavailable("the LISTEN connection is down; reconnecting"))
+        d: Deferred[None] = Deferred()
+        self._waiters.append(d)
+        if not self._connecting:
+            self._connect()
+        return d
+
+    def _connect(self) -> None:
+        self._retry = None
+        self._connecting = True
+        conn = _Connection(reactor=self._reactor, cooperator=self._cooperator)
+        self._conn = conn
+        conn.addNotifyObserver(self._notified)
+
+        async def connect() -> None:
+            await conn.connect(self._dsn, options=_connectOptions(None), application_name="tm20")
+            self._listening = set()
+            for channel in list(self._callbacks):
+                await conn.runOperation(f'LISTEN "{channel}"')
+                self._listening.add(channel)
+
+        def connected(_: object) -> None:
+            self._connecting = False
+            if self._closed or self._conn is not conn:
+                conn.close()
+                return
+            self.connections += 1
+            if self._failures:
+                self.log.info("LISTEN connection re-established")
+            self._failures = 0
+            self._connected = True
+            conn.onLost = self._lost
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+        def failed(f: Failure) -> None:
+            self._connecting = False
+            try:
+                conn.close()
+            except Exception:
+                pass
+            if self._conn is conn:
+                self._conn = None
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.errback(StoreUnavailable(f"cannot LISTEN: {f.getErrorMessage()}"))
+            self._scheduleReconnect(f)
+
+        Deferred.fromCoroutine(connect()).addCallbacks(connected, failed)
+
+    def _scheduleReconnect(self, reason: Failure | None) -> None:
+        if self._closed or not self._callbacks:
+            return
+        first, largest = self._reconnectDelay
+        delay = min(largest, first * (2 ** min(self._failures, 30)))
+        if self._failures == 0:
+            self.log.warn(
+                "LISTEN connection lost ({reason}); reconnecting",
+                reason=reason.getErrorMessage() if reason is not None else "closed",
+            )
+        self._failures += 1
+        self._retry = self._reactor.callLater(delay, self._connect)
+
+    def _lost(self, conn: _Connection) -> None:
+        if conn is not self._conn:
+            return
+        self._conn = None
+        self._connected = False
+        self._listening = set()
+        self._scheduleReconnect(None)
+
+    def _notified(self, notify: Any) -> None:
+        for callback in list(self._callbacks.get(notify.channel, ())):
+            try:
+                callback(notify.channel, notify.payload)
+            except Exception:
+                self.log.failure(
+                    "notification callback for {channel} failed", channel=notify.channel
+                )
+
+    async def listen(self, channel: str, callback: Callable[[str, str], object]) -> None:
+        callbacks = self._callbacks.setdefault(channel, [])
+        callbacks.append(callback)
+        try:
+            await self._whenConnected()
+            if channel not in self._listening and self._conn is not None:
+                await self._conn.runOperation(f'LISTEN "{channel}"')
+                self._listening.add(channel)
+        except BaseException as e:
+            callbacks.remove(callback)
+            if not callbacks:
+                self._callbacks.pop(channel, None)
+            if isinstance(e, Exception) and not isinstance(e, StoreUnavailable):
+                raise StoreUnavailable(f"cannot LISTEN: {e}") from e
+            raise
+
+    async def unlisten(self, channel: str, callback: Callable[[str, str], object]) -> None:
+        callbacks = self._callbacks.get(channel, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if callbacks:
+            return
+        self._callbacks.pop(channel, None)
+        if channel in self._listening and self._conn is not None and self._connected:
+            self._listening.discard(channel)
+            try:
+                await self._conn.runOperation(f'UNLISTEN "{channel}"')
+            except Exception:
+                pass  # a lost connection unlistens everything anyway
+
+    def close(self) -> None:
+        self._closed = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        conn, self._conn = self._conn, None
+        self._connected = False
+        if conn is not None:
+            conn.onLost = None
+            try:
+                conn.close()
+            except Exception:
+                pass
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(StoreUnavailable("the store is stopped"))
+
+
+@implementer(IStore)
+class PostgresStore:
+    """
+    L{IStore} on PostgreSQL (see the module docstring).
+
+    @ivar dsn: the connection URL or string.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        dsn: str,
+        reactor: Any = None,
+        clock: Any = None,
+        poolSize: int = 4,
+        statementTimeout: float = 10.0,
+        flushInterval: float = 0.005,
+        flushRows: int = 500,
+        maxQueuedRows: int = 50_000,
+        *,
+        reconnectDelay: tuple[float, float] = (0.05, 1.0),
+        maxConcurrentFlushes: int = 2,
+    ) -> None:
+        """
+        @param dsn: a C{postgresql://} URL or libpq connection string.
+        @param reactor: I/O and timers (the global reactor when C{None}, imported only then).
+        @param clock: gives "now" for the server's timestamps (the reactor when C{None}).
+        @param poolSize: connections in the pool.
+        @param statementTimeout: the deadline of one statement, in seconds.
+        @param flushInterval: the longest a log batch waits to be merged with others, seconds.
+        @param flushRows: the rows that flush the log queue at once; a batch this large or
+            larger is written alone.
+        @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
+        @param reconnectDelay: the first and largest delay between reconnection attempts.
+        @param maxConcurrentFlushes: merged log flushes that may run at once.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.dsn = dsn
+        self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
+        self._statementTimeout = statementTimeout
+        self._reconnectDelay = reconnectDelay
+        self._pool = Pool(
+            dsn,
+            reactor,
+            size=poolSize,
+            statementTimeout=statementTimeout,
+            reconnectDelay=reconnectDelay,
+            name="postgres",
+            options=_connectOptions(statementTimeout),
+        )
+        self._logs: GroupCommitQueue[_LogItem, LogInsertResult] = GroupCommitQueue(
+            reactor,
+            self._flushLogs,
+            flushInterval=flushInterval,
+            flushRows=flushRows,
+            maxPendingRows=maxQueuedRows,
+            maxConcurrentFlushes=maxConcurrentFlushes,
+            isRetryable=isRetryable,
+        )
+        self._listener: _Listener | None = None
+        self._state = "new"
+
+    @classmethod
+    def fromURL(cls, url: str, reactor: Any = None, **kwargs: Any) -> PostgresStore:
+        """
+        The store for a C{postgresql://} (or C{postgres://}) URL, not started.
+
+        @param kwargs: any other constructor argument (C{poolSize}, ...).
+        """
+        return cls(url, reactor=reactor, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self._state}>"
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> Pool:
+        """The connection pool (for tests and metrics)."""
+        return self._pool
+
+    @property
+    def logQueue(self) -> GroupCommitQueue[_LogItem, LogInsertResult]:
+        """The group-commit queue of logs (for tests and metrics)."""
+        return self._logs
+
+    def _now(self) -> datetime:
+        return utcFromSeconds(self._clock.seconds())
+
+    def _usable(self) -> StoreUnavailable | None:
+        if self._state != "running":
+            return StoreUnavailable(f"PostgreSQL store is {self._state}")
+        return None
+
+    def runInTransaction(
+        self, interaction: Callable[..., Any], *args: Any, timeout: float | None | bool = True
+    ) -> Deferred[Any]:
+        """
+        Run C{await interaction(cursor, *args)} in one transaction on a pooled connection
+        (L{tm20.store._pgpool.Cursor}: C{await cursor.execute(sql, params)}, then C{fetchall()}).
+        For maintenance tools and tests; the server uses the L{IStore} methods.
+
+        @param timeout: per statement: C{True} for the store's deadline, C{None} for none, or
+            seconds.
+        @return: a L{Deferred} of the interaction's result, fired after the commit.
+        """
+        unusable = self._usable()
+        if unusable is not None:
+            return defer.fail(unusable)
+        return self._pool.runInteraction(interaction, *args, timeout=timeout)
+
+    _run = runInTransaction
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Deferred[None]:
+        """
+        Open the pool and apply the pending migrations.
+
+        @return: a L{Deferred} firing once the schema is current; it fails with
+            L{StoreUnavailable} when the database cannot be reached (the store is then stopped).
+        """
+        if self._state != "new":
+            return defer.fail(RuntimeError(f"{self!r} cannot be started again"))
+        try:
+            migrations = loadMigrations("postgres")
+        except ValueError as e:
+            return defer.fail(e)
+        self._state = "starting"
+
+        async def start() -> None:
+            await self._pool.start()
+            applied = await self._pool.runInteraction(
+                _migrate, migrations, self._now(), timeout=None
+            )
+            self._state = "running"
+            self.log.info(
+                "PostgreSQL store ready: {size} connections, schema version {version},"
+                " applied {applied}",
+                size=self._pool.size,
+                version=migrations[-1].version if migrations else 0,
+                applied=applied,
+            )
+
+        def failed(f: Failure) -> Failure:
+            self.log.error("PostgreSQL store failed to start: {error}", error=f.getErrorMessage())
+            self._state = "stopped"
+            self._pool.close()
+            return f
+
+        return Deferred.fromCoroutine(start()).addErrback(failed)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Write the logs still queued, then close every connection.  Later calls fail with
+        L{StoreUnavailable}.
+
+        @return: a L{Deferred} firing once closed.
+        """
+        if self._state in ("new", "stopped"):
+            self._state = "stopped"
+            return defer.succeed(None)
+        if self._state == "stopping":
+            return defer.fail(RuntimeError(f"{self!r} is already stopping"))
+        self._state = "stopping"
+
+        async def stop() -> None:
+            # the queue's flushes use the pool directly, so they still run while stopping
+            await self._logs.close()
+            if self._listener is not None:
+                self._listener.close()
+            self._pool.close()
+            self._state = "stopped"
+            self.log.info("PostgreSQL store closed")
+
+        return Deferred.fromCoroutine(stop())
+
+    def ping(self) -> Deferred[bool]:
+        """@return: a L{Deferred} firing with C{True} when C{SELECT 1} works."""
+
+        async def ping(cur: Cursor) -> bool:
+            await cur.execute("SELECT 1")
+            row = cur.fetchone()
+            return row is not None and row[0] == 1
+
+        return self._run(ping)
+
+    # -- notifications -----------------------------------------------------------------------------
+
+    def listen(self, channel: str, callback: Callable[[str, str], object]) -> Deferred[None]:
+        """
+        Call C{callback(channel, payload)} for every notification on C{channel}, from this or
+        any other process, until L{unlisten}.
+
+        @param channel: an identifier (letters, digits, C{_}; case-sensitive).
+        @return: a L{Deferred} firing once C{LISTEN} is in effect (notifications sent after
+            that are delivered); failing with L{StoreUnavailable} if it cannot be set up now.
+        """
+        if not _CHANNEL.match(channel):
+            return defer.fail(ValueError(f"invalid channel name {channel!r}"))
+        unusable = self._usable()
+        if unusable is not None:
+            return defer.fail(unusable)
+        if self._listener is None:
+            self._listener = _Listener(self.dsn, self._reactor, self._reconnectDelay)
+        return Deferred.fromCoroutine(self._listener.listen(channel, callback))
+
+    def unlisten(self, channel: str, callback: Callable[[str, str], object]) -> Deferred[None]:
+        """Stop calling C{callback} for C{channel}.  @return: L{Deferred} of C{None}."""
+        if self._listener is None:
+            return defer.succeed(None)
+        return Deferred.fromCoroutine(self._listener.unlisten(channel, callback))
+
+    def notify(self, channel: str, payload: str = "") -> Deferred[None]:
+        """
+        Send a notification (C{pg_notify}): delivered when this call's transaction commits.
+
+        @return: L{Deferred} of C{None}.
+        """
+        if not _CHANNEL.match(channel):
+            return defer.fail(ValueError(f"invalid channel name {channel!r}"))
+
+        async def notify(cur: Cursor) -> None:
+            await cur.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+        return self._run(notify)
+
+    # -- terminals ---------------------------------------------------------------------------------
+
+    def recordTerminalSeen(
+        self, sn: str, cpusn: str | None, devinfo: Mapping[str, Any], approvedIfNew: bool
+    ) -> Deferred[Terminal]:
+        """
+        See L{IStore.recordTerminalSeen}.  An empty C{devinfo} (a bare heartbeat) keeps the stored
+        one, and C{mac}/C{modelname}/C{firmware} missing from C{devinfo} keep their stored values.
+        """
+        now = self._now()
+        devinfo = dict(devinfo)
+        try:
+            params = {
+                "sn": sn,
+                "cpusn": cpusn or None,
+                "mac": devinfoColumn(devinfo, "mac"),
+                "modelname": devinfoColumn(devinfo, "modelname"),
+                "firmware": devinfoColumn(devinfo, "firmware"),
+                "devinfo": dumpJSON(devinfo),
+                "keepDevinfo": not devinfo,
+                "approved": bool(approvedIfNew),
+                "now": now,
+            }
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+
+        async def seen(cur: Cursor) -> Terminal:
+            await cur.execute(
+                """
+                INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved,
+                                       active, first_seen, last_seen)
+                VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s,
+                        %(devinfo)s::json, %(approved)s, true, %(now)s, %(now)s)
+                ON CONFLICT (sn) DO UPDATE SET
+                    cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
+                    mac = COALESCE(%(mac)s, terminals.mac),
+                    modelname = COALESCE(%(modelname)s, terminals.modelname),
+                    firmware = COALESCE(%(firmware)s, terminals.firmware),
+                    devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo
+                                   ELSE %(devinfo)s::json END,
+                    first_seen = COALESCE(terminals.first_seen, %(now)s),
+                    last_seen = %(now)s
+                RETURNING *
+                """,
+                params,
+            )
+            return _terminal(_dicts(cur)[0])
+
+        return self._run(seen)
+
+    def createTerminal(
+        self, sn: str, name: str | None, approved: bool, timezone: str | None
+    ) -> Deferred[Terminal]:
+        """See L{IStore.createTerminal}; C{firstSeen}/C{lastSeen} stay C{None} until it connects."""
+
+        async def create(cur: Cursor) -> Terminal:
+            await cur.execute(
+                "INSERT INTO terminals (sn, name, approved, active, timezone)"
+                " VALUES (%s, %s, %s, true, %s) ON CONFLICT (sn) DO NOTHING RETURNING *",
+                (sn, name, bool(approved), timezone),
+            )
+            rows = _dicts(cur)
+            if not rows:
+                raise ValueError(f"terminal {sn!r} already exists")
+            return _terminal(rows[0])
+
+        return self._run(create)
+
+    def getTerminal(self, sn: str) -> Deferred[Terminal | None]:
+        """See L{IStore.getTerminal}."""
+        return self._run(_selectTerminal, sn)
+
+    def listTerminals(self, approved: bool | None) -> Deferred[list[Terminal]]:
+        """See L{IStore.listTerminals}."""
+
+        async def select(cur: Cursor) -> list[Terminal]:
+            if approved is None:
+                await cur.execute("SELECT * FROM terminals ORDER BY sn")
+            else:
+                await cur.execute(
+                    "SELECT * FROM terminals WHERE approved = %s ORDER BY sn", (bool(approved),)
+                )
+            return [_terminal(row) for row in _dicts(cur)]
+
+        return self._run(select)
+
+    def updateTerminal(self, sn: str, changes: Mapping[str, Any]) -> Deferred[Terminal | None]:
+        """See L{IStore.updateTerminal}."""
+        unknown = sorted(set(changes) - TERMINAL_EDITABLE_FIELDS)
+        if unknown:
+            return defer.fail(
+                ValueError(
+                    f"terminal fields {unknown} cannot be changed;"
+                    f" editable: {sorted(TERMINAL_EDITABLE_FIELDS)}"
+                )
+            )
+        values: dict[str, Any] = {}
+        for field, value in changes.items():
+            values[field] = bool(value) if field in ("approved", "active") else value
+
+        async def update(cur: Cursor) -> Terminal | None:
+            if values:
+                # Column names come from TERMINAL_EDITABLE_FIELDS only, never from the caller.
+                assignments = ", ".join(f"{field} = %({field})s" for field in sorted(values))
+                await cur.execute(
+                    f"UPDATE terminals SET {assignments} WHERE sn = %(sn)s", {**values, "sn": sn}
+                )
+            return await _selectTerminal(cur, sn)
+
+        return self._run(update)
+
+    def deleteTerminal(self, sn: str) -> Deferred[bool]:
+        """See L{IStore.deleteTerminal}: also its users, credentials, logs, door events, commands."""
+
+        async def delete(cur: Cursor) -> bool:
+            for table in ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands"):
+                await cur.execute(f"DELETE FROM {table} WHERE sn = %s", (sn,))
+            await cur.execute("DELETE FROM terminals WHERE sn = %s", (sn,))
+            return cur.rowcount > 0
+
+        return self._run(delete)
+
+    # -- users and credentials ---------------------------------------------------------------------
+
+    def saveCredential(
+        self,
+        sn: str,
+        enrollid: int,
+        backupnum: int | None,
+        record: str | int | None,
+        name: str | None,
+        admin: int | None,
+    ) -> Deferred[None]:
+        """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
+        now = self._now()
+        try:
+            recordJSON = json.dumps(record)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+
+        async def save(cur: Cursor) -> None:
+            await _upsertUser(cur, sn, enrollid, name, admin, now)
+            if backupnum is not None:
+                await cur.execute(
+                    """
+                    INSERT INTO credentials (sn, enrollid, backupnum, record_json, updated_at)
+                    VALUES (%s, %s, %s, %s, %s)
+                    ON CONFLICT (sn, enrollid, backupnum) DO UPDATE SET
+                        record_json = excluded.record_json,
+                        updated_at = excluded.updated_at
+                    """,
+                    (sn, enrollid, backupnum, recordJSON, now),
+                )
+
+        return self._unknownTerminal(self._run(save), sn)
+
+    def _unknownTerminal(self, d: Deferred[Any], sn: str) -> Deferred[Any]:
+        """Turn a foreign-key violation (no such terminal) into C{ValueError}."""
+
+        def translate(f: Failure) -> Failure:
+            if getattr(f.value, "pgcode", None) == "23503":
+                raise ValueError(f"unknown terminal {sn!r}") from f.value
+            return f
+
+        return d.addErrback(translate)
+
+    def saveUser(
+        self, sn: str, enrollid: int, name: str | None, admin: int, enabled: bool
+    ) -> Deferred[User]:
+        """See L{IStore.saveUser}; fails with C{ValueError} for an unknown terminal."""
+        now = self._now()
+
+        async def save(cur: Cursor) -> User:
+            await cur.execute(
+                """
+                INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                ON CONFLICT (sn, enrollid) DO UPDATE SET
+                    name = excluded.name,
+                    admin = excluded.admin,
+                    enabled = excluded.enabled,
+                    updated_at = excluded.updated_at
+                """,
+                (sn, enrollid, name, admin, bool(enabled), now),
+            )
+            user = await _selectUser(cur, sn, enrollid)
+            assert user is not None
+            return user
+
+        return self._unknownTerminal(self._run(save), sn)
+
+    def getUser(self, sn: str, enrollid: int) -> Deferred[User | None]:
+        """See L{IStore.getUser}; credentials are ordered by C{backupnum}."""
+        return self._run(_selectUser, sn, enrollid)
+
+    def listUsers(self, sn: str, limit: int, afterEnrollid: int | None) -> Deferred[list[User]]:
+        """See L{IStore.listUsers}."""
+
+        async def select(cur: Cursor) -> list[User]:
+            await cur.execute(
+                "SELECT * FROM users WHERE sn = %s AND (%s::bigint IS NULL OR enrollid > %s)"
+                " ORDER BY enrollid LIMIT %s",
+                (sn, afterEnrollid, afterEnrollid, max(limit, 0)),
+            )
+            rows = _dicts(cur)
+            if not rows:
+                return []
+            credentials: dict[int, list[Credential]] = {row["enrollid"]: [] for row in rows}
+            await cur.execute(
+                "SELECT * FROM credentials WHERE sn = %s AND enrollid BETWEEN %s AND %s"
+                " ORDER BY enrollid, backupnum",
+                (sn, rows[0]["enrollid"], rows[-1]["enrollid"]),
+            )
+            for row in _dicts(cur):
+                credentials[row["enrollid"]].append(_credential(row))
+            return [_user(row, credentials[row["enrollid"]]) for row in rows]
+
+        return self._run(select)
+
+    def deleteUser(self, sn: str, enrollid: int) -> Deferred[bool]:
+        """See L{IStore.deleteUser}."""
+
+        async def delete(cur: Cursor) -> bool:
+            await cur.execute(
+                "DELETE FROM credentials WHERE sn = %s AND enrollid = %s", (sn, enrollid)
+            )
+            await cur.execute("DELETE FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid))
+            return cur.rowcount > 0
+
+        return self._run(delete)
+
+    def deleteCredential(self, sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
+        """
+        See L{IStore.deleteCredential}: C{12} deletes slots 0-9, C{13} the user and all its slots
+        (the count is then the slots it had).
+        """
+
+        async def delete(cur: Cursor) -> int:
+            if backupnum == BACKUPNUM_EVERYTHING:
+                await cur.execute(
+                    "DELETE FROM credentials WHERE sn = %s AND enrollid = %s", (sn, enrollid)
+                )
+                count = cur.rowcount
+                await cur.execute(
+                    "DELETE FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid)
+                )
+                return count
+            if backupnum == BACKUPNUM_ALL_FINGERPRINTS:
+                await cur.execute(
+                    "DELETE FROM credentials WHERE sn = %s AND enrollid = %s"
+                    " AND backupnum BETWEEN 0 AND 9",
+                    (sn, enrollid),
+                )
+                return cur.rowcount
+            await cur.execute(
+                "DELETE FROM credentials WHERE sn = %s AND enrollid = %s AND backupnum = %s",
+                (sn, enrollid, backupnum),
+            )
+            return cur.rowcount
+
+        return self._run(delete)
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    @property
+    def logQueueFull(self) -> bool:
+        """
+        C{True} while the log queue is full: from when C{maxQueuedRows} rows wait for a commit
+        until half of them are committed.  The protocol layer should stop reading meanwhile.
+        """
+        return self._logs.full
+
+    def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
+        """
+        Register C{observer(full)}: called with C{True} when the log queue becomes full (stop
+        reading from terminals: C{transport.pauseProducing()}), and with C{False} once it has
+        drained to half (C{transport.resumeProducing()}).  Called at once with C{True} if the
+        queue is full now.
+
+        @return: a function that unregisters C{observer}.
+        """
+        return self._logs.addBackpressureObserver(observer)
+
+    def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
+        """
+        See L{IStore.addLogs}: queued for the next group commit; C{duplicates} counts every
+        record not newly stored, repeats within the batch included.  Fails at once with
+        L{LogQueueFull} (a L{StoreUnavailable}) when the queue has no room.
+        """
+        records = list(records)
+        if not records:
+            return defer.succeed(LogInsertResult(inserted=0, duplicates=0))
+        unusable = self._usable()
+        if unusable is not None:
+            return defer.fail(unusable)
+        if self._pool.liveConnections == 0:
+            return defer.fail(StoreUnavailable("no connection to PostgreSQL"))
+        try:
+            items = [_logItem(r) for r in records]
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+        return self._logs.submit(sn, items)
+
+    async def _flushLogs(
+        self, batches: Sequence[Batch[_LogItem, LogInsertResult]]
+    ) -> list[LogInsertResult]:
+        """
+        Write C{batches} in one transaction; each gets its own counts.
+
+        A key seen twice (in one batch, or in two batches of this flush) is sent once and
+        belongs to the first batch holding it; the others count it as a duplicate.
+        """
+        owners: dict[_LogKey, int] = {}
+        inserted = [0] * len(batches)
+        punches: list[tuple[_LogKey, _LogItem]] = []
+        doors: list[tuple[_LogKey, _LogItem]] = []
+        for index, batch in enumerate(batches):
+            sn = batch.sn
+            for item in batch.items:
+                key = (sn, item[0], item[1], item[2], item[3], item[4])
+                if key in owners:
+                    continue
+                owners[key] = index
+                (doors if item[9] else punches).append((key, item))
+        now = self._now()
+
+        async def insert(cur: Cursor) -> list[tuple[Any, ...]]:
+            stored: list[tuple[Any, ...]] = []
+            for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)):
+                # one lock order for every writer: no deadlock between concurrent flushes
+                rows.sort(key=lambda row: row[0])
+                for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+                    chunk = rows[start : start + INSERT_CHUNK_ROWS]
+                    await cur.execute(_INSERT_LOGS.format(table=table), _arrays(now, chunk))
+                    stored.extend(cur.fetchall())
+            return stored
+
+        stored = await self._pool.runInteraction(insert)
+        for row in stored:
+            owner = owners.get(cast(_LogKey, tuple(row)))
+            if owner is not None:
+                inserted[owner] += 1
+        return [
+            LogInsertResult(inserted=n, duplicates=len(batch) - n)
+            for n, batch in zip(inserted, batches, strict=True)
+        ]
+
+    def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
+        """See L{IStore.queryLogs}."""
+        return self._run(_queryLogs, _LOG_TABLE, query)
+
+    def queryDoorEvents(self, query: LogQuery) -> Deferred[list[StoredLog]]:
+        """See L{IStore.queryDoorEvents}."""
+        return self._run(_queryLogs, _DOOR_TABLE, query)
+
+    def countLogs(self, sn: str | None) -> Deferred[int]:
+        """See L{IStore.countLogs}."""
+
+        async def count(cur: Cursor) -> int:
+            if sn is None:
+                await cur.execute(f"SELECT COUNT(*) FROM {_LOG_TABLE}")
+            else:
+                await cur.execute(f"SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = %s", (sn,))
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self._run(count)
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def enqueueCommand(
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+    ) -> Deferred[StoredCommand]:
+        """See L{IStore.enqueueCommand}."""
+        now = self._now()
+        try:
+            payloadJSON = dumpJSON(payload)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+
+        async def enqueue(cur: Cursor) -> StoredCommand:
+            await cur.execute(
+                "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
+                " created_at) VALUES (%s, %s, %s::json, %s, 0, %s, %s, %s) RETURNING *",
+                (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now),
+            )
+            return _command(_dicts(cur)[0])
+
+        return self._run(enqueue)
+
+    def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
+        """See L{IStore.getCommand}."""
+        return self._run(_selectCommand, commandId)
+
+    def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
+        """See L{IStore.pendingCommands}."""
+
+        async def select(cur: Cursor) -> list[StoredCommand]:
+            await cur.execute(
+                "SELECT * FROM commands WHERE sn = %s AND status IN (%s, %s) ORDER BY id",
+                (sn, COMMAND_QUEUED, COMMAND_SENT),
+            )
+            return [_command(row) for row in _dicts(cur)]
+
+        return self._run(select)
+
+    def updateCommand(
+        self,
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+    ) -> Deferred[StoredCommand | None]:
+        """
+        See L{IStore.updateCommand}.  A final status sets C{finishedAt}, a non-final one clears
+        it.  An unknown C{commandId} gives C{None}; an unknown status a C{ValueError}.
+        """
+        try:
+            checkCommandStatus(status)
+            replyJSON = None if reply is None else dumpJSON(reply)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+        now = self._now()
+        finishedAt = now if status in FINAL_COMMAND_STATUSES else None
+
+        async def update(cur: Cursor) -> StoredCommand | None:
+            await cur.execute(
+                """
+                UPDATE commands SET
+                    status = %(status)s,
+                    reply = COALESCE(%(reply)s::json, reply),
+                    attempts = attempts + %(increment)s,
+                    sent_at = CASE WHEN %(attempted)s THEN %(now)s ELSE sent_at END,
+                    finished_at = %(finishedAt)s
+                WHERE id = %(id)s
+                RETURNING *
+                """,
+                {
+                    "status": status,
+                    "reply": replyJSON,
+                    "increment": 1 if attempted else 0,
+                    "attempted": bool(attempted),
+                    "now": now,
+                    "finishedAt": finishedAt,
+                    "id": commandId,
+                },
+            )
+            rows = _dicts(cur)
+            return _command(rows[0]) if rows else None
+
+        return self._run(update)
+
+    # -- API tokens and audit ----------------------------------------------------------------------
+
+    def addApiToken(self, name: str, tokenHash: str, scopes: Sequence[str]) -> Deferred[ApiToken]:
+        """See L{IStore.addApiToken}; a taken name (or hash) gives C{ValueError}."""
+        now = self._now()
+        scopesJSON = json.dumps(list(scopes))
+
+        async def add(cur: Cursor) -> ApiToken:
+            await cur.execute(
+                "INSERT INTO api_tokens (name, token_hash, scopes, created_at)"
+                " VALUES (%s, %s, %s, %s) RETURNING *",
+                (name, tokenHash, scopesJSON, now),
+            )
+            return _apiToken(_dicts(cur)[0])
+
+        def taken(f: Failure) -> Failure:
+            if isUniqueViolation(f.value):
+                raise ValueError(f"API token {name!r} already exists (or its hash does)") from (
+                    f.value
+                )
+            return f
+
+        return self._run(add).addErrback(taken)
+
+    def findApiToken(self, tokenHash: str) -> Deferred[ApiToken | None]:
+        """See L{IStore.findApiToken}."""
+
+        async def find(cur: Cursor) -> ApiToken | None:
+            await cur.execute("SELECT * FROM api_tokens WHERE token_hash = %s", (tokenHash,))
+            rows = _dicts(cur)
+            return _apiToken(rows[0]) if rows else None
+
+        return self._run(find)
+
+    def listApiTokens(self) -> Deferred[list[ApiToken]]:
+        """See L{IStore.listApiTokens}; sorted by name."""
+
+        async def select(cur: Cursor) -> list[ApiToken]:
+            await cur.execute("SELECT * FROM api_tokens ORDER BY name")
+            return [_apiToken(row) for row in _dicts(cur)]
+
+        return self._run(select)
+
+    def deleteApiToken(self, name: str) -> Deferred[bool]:
+        """See L{IStore.deleteApiToken}."""
+
+        async def delete(cur: Cursor) -> bool:
+            await cur.execute("DELETE FROM api_tokens WHERE name = %s", (name,))
+            return cur.rowcount > 0
+
+        return self._run(delete)
+
+    def addAuditEntry(
+        self, actor: str, action: str, target: str | None, detail: Mapping[str, Any]
+    ) -> Deferred[AuditEntry]:
+        """See L{IStore.addAuditEntry}."""
+        now = self._now()
+        try:
+            detailJSON = dumpJSON(detail)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+
+        async def add(cur: Cursor) -> AuditEntry:
+            await cur.execute(
+                "INSERT INTO audit_log (actor, action, target, detail, at)"
+                " VALUES (%s, %s, %s, %s::json, %s) RETURNING *",
+                (actor, action, target, detailJSON, now),
+            )
+            return _auditEntry(_dicts(cur)[0])
+
+        return self._run(add)
+
+    def listAuditEntries(self, limit: int, beforeId: int | None) -> Deferred[list[AuditEntry]]:
+        """See L{IStore.listAuditEntries}: newest (highest C{id}) first, C{id < beforeId}."""
+
+        async def select(cur: Cursor) -> list[AuditEntry]:
+            await cur.execute(
+                "SELECT * FROM audit_log WHERE (%s::bigint IS NULL OR id < %s)"
+                " ORDER BY id DESC LIMIT %s",
+                (beforeId, beforeId, max(limit, 0)),
+            )
+            return [_auditEntry(row) for row in _dicts(cur)]
+
+        return self._run(select)
+
+
+def _arrays(now: datetime, rows: Sequence[tuple[_LogKey, _LogItem]]) -> list[Any]:
+    """
+    The parameters of L{_INSERT_LOGS}: C{now}, then one array literal per column.
+
+    Arrays go as their text form (C{'{"a","b"}'}), which the server reads with C{array_in}:
+    much cheaper, on both sides, than the C{ARRAY[...]} expression psycopg2 makes of a list.
+    """
+    return [
+        now,
+        _textArray([key[0] for key, _ in rows]),
+        _numberArray([item[0] for _, item in rows]),
+        _textArray([item[1] for _, item in rows]),
+        _numberArray([item[2] for _, item in rows]),
+        _numberArray([item[3] for _, item in rows]),
+        _numberArray([item[4] for _, item in rows]),
+        _numberArray([item[5] for _, item in rows]),
+        _numberArray([item[6] for _, item in rows]),
+        _textArray([item[7] for _, item in rows]),
+        _textArray([item[8] for _, item in rows]),
+    ]
+
+
+def _textArray(values: Sequence[str | None]) -> str:
+    """A PostgreSQL array literal of text elements (every element quoted; C{None} is NULL)."""
+    return (
+        "{"
+        + ",".join(
+            "NULL"
+            if value is None
+            else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for value in values
+        )
+        + "}"
+    )
+
+
+def _numberArray(values: Sequence[float | int | None]) -> str:
+    """A PostgreSQL array literal of numbers (checked by L{_logItem}); C{None} is NULL."""
+    return "{" + ",".join(["NULL" if value is None else str(value) for value in values]) + "}"
+
+
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "LogQueueFull",
+    "PostgresStore",
+    "StatementTimeout",
+    "migrate",
+]

@@ -1,0 +1,1083 @@
+"""
+The embedded store: one SQLite file, reached through L{twisted.enterprise.adbapi}.
+
+Design:
+
+  - B{One connection, one thread.}  SQLite has a single writer; serialising every transaction
+    through one pool thread (C{cp_min=cp_max=1}) means this process never meets
+    C{database is locked} from itself, and the queue of the pool's thread is FIFO, so calls are
+    executed in the order they were made.  Nothing touches SQLite on the reactor thread: opening,
+    migrating, every query and closing happen in the pool thread.
+  - B{Explicit transactions.}  The connection runs with C{isolation_level=None} (no implicit
+    transactions from the C{sqlite3} module); each call is exactly one C{BEGIN IMMEDIATE} (writes)
+    or C{BEGIN} (reads) ... C{COMMIT}, rolled back on any exception, and its L{Deferred} fires only
+    after the C{COMMIT} returned.
+  - B{Durability.}  C{journal_mode=WAL} and, by default, C{synchronous=FULL}: the WAL is fsynced
+    at every commit, so a log batch acknowledged to a terminal (which then forgets it) survives a
+    process crash I{and} an OS crash or power cut.  C{NORMAL} would survive a process crash only
+    (the last commits can be lost with the OS), for a cheaper commit; the ingest service groups
+    batches into few transactions, so the price of C{FULL} is one fsync per group.  It can be
+    chosen with the C{synchronous} argument.
+  - B{Time.}  Server timestamps are ISO-8601 UTC text with microseconds and offset
+    (L{tm20.store._rows.formatTimestamp}), read back as aware UTC C{datetime}s; "now" is
+    C{clock.seconds()}, read on the reactor thread when a call is made.
+  - B{Integrity.}  Users and credentials reference their terminal (C{ON DELETE CASCADE}); logs,
+    door events and commands do not (a log batch is never refused for bookkeeping reasons), and
+    L{SQLiteStore.deleteTerminal} deletes them explicitly.
+  - B{Errors.}  SQLite errors meaning the database cannot be used now (cannot open, I/O error,
+    disk full, busy, read-only) fail the L{Deferred} with L{tm20.errors.StoreUnavailable}; a
+    constraint broken by the caller's data gives C{ValueError}; anything else (a bug) is passed
+    through unchanged.  In every case the transaction was rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from twisted.enterprise.adbapi import ConnectionPool
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tm20.errors import StoreUnavailable
+from tm20.interfaces import IStore
+from tm20.model import (
+    COMMAND_QUEUED,
+    COMMAND_SENT,
+    TERMINAL_EDITABLE_FIELDS,
+    ApiToken,
+    AuditEntry,
+    Credential,
+    LogInsertResult,
+    LogQuery,
+    StoredCommand,
+    StoredLog,
+    Terminal,
+    User,
+)
+from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING, LogRecord
+from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
+from tm20.store._rows import (
+    FINAL_COMMAND_STATUSES,
+    checkCommandStatus,
+    devinfoColumn,
+    dumpJSON,
+    formatTimestamp,
+    loadJSONObject,
+    parseTimestamp,
+    utcFromSeconds,
+)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: Accepted values of C{PRAGMA synchronous}.
+SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
+
+#: SQLite primary result codes meaning "the database cannot be used now", not "this is a bug".
+_UNAVAILABLE_CODES = (
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_READONLY",
+    "SQLITE_NOTADB",
+    "SQLITE_PERM",
+)
+
+_LOG_COLUMNS = (
+    "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
+)
+
+_LOG_TABLE = "attendance_logs"
+_DOOR_TABLE = "door_events"
+
+
+def _isUnavailable(error: BaseException | None) -> bool:
+    """C{True} for a SQLite error meaning the database file cannot be used now."""
+    if not isinstance(error, sqlite3.Error):
+        return False
+    code = getattr(error, "sqlite_errorname", None) or ""
+    if code:
+        return code.startswith(_UNAVAILABLE_CODES)
+    message = str(error).lower()
+    return "unable to open" in message or "disk i/o" in message
+
+
+def _isForeignKeyError(error: sqlite3.IntegrityError) -> bool:
+    return "FOREIGN KEY" in str(error)
+
+
+# -- rows to values --------------------------------------------------------------------------------
+
+
+def _terminal(row: sqlite3.Row) -> Terminal:
+    return Terminal(
+        sn=row["sn"],
+        cpusn=row["cpusn"],
+        mac=row["mac"],
+        modelname=row["modelname"],
+        firmware=row["firmware"],
+        devinfo=loadJSONObject(row["devinfo"]),
+        name=row["name"],
+        approved=bool(row["approved"]),
+        active=bool(row["active"]),
+        timezone=row["timezone"],
+        firstSeen=parseTimestamp(row["first_seen"]),
+        lastSeen=parseTimestamp(row["last_seen"]),
+    )
+
+
+def _credential(row: sqlite3.Row) -> Credential:
+    return Credential(
+        backupnum=row["backupnum"],
+        record=json.loads(row["record_json"]),
+        updatedAt=parseTimestamp(row["updated_at"]),
+    )
+
+
+def _user(row: sqlite3.Row, credentials: Iterable[Credential]) -> User:
+    return User(
+        sn=row["sn"],
+        enrollid=row["enrollid"],
+        name=row["name"],
+        admin=row["admin"],
+        enabled=bool(row["enabled"]),
+        credentials=tuple(credentials),
+        updatedAt=parseTimestamp(row["updated_at"]),
+    )
+
+
+def _storedLog(row: sqlite3.Row) -> StoredLog:
+    return StoredLog(
+        id=row["id"],
+        sn=row["sn"],
+        enrollid=row["enrollid"],
+        time=row["time"],
+        mode=row["mode"],
+        inout=row["inout"],
+        event=row["event"],
+        temp=row["temp"],
+        verifymode=row["verifymode"],
+        image=row["image"],
+        extra=loadJSONObject(row["extra"]),
+        receivedAt=parseTimestamp(row["received_at"]),
+    )
+
+
+def _command(row: sqlite3.Row) -> StoredCommand:
+    reply = row["reply"]
+    return StoredCommand(
+        id=row["id"],
+        sn=row["sn"],
+        name=row["name"],
+        payload=loadJSONObject(row["payload"]),
+        status=row["status"],
+        reply=None if reply is None else loadJSONObject(reply),
+        attempts=row["attempts"],
+        maxAttempts=row["max_attempts"],
+        actor=row["actor"],
+        createdAt=parseTimestamp(row["created_at"]),
+        sentAt=parseTimestamp(row["sent_at"]),
+        finishedAt=parseTimestamp(row["finished_at"]),
+    )
+
+
+def _apiToken(row: sqlite3.Row) -> ApiToken:
+    return ApiToken(
+        name=row["name"],
+        tokenHash=row["token_hash"],
+        scopes=tuple(json.loads(row["scopes"])),
+        createdAt=parseTimestamp(row["created_at"]),
+    )
+
+
+def _auditEntry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        detail=loadJSONObject(row["detail"]),
+        at=parseTimestamp(row["at"]),
+    )
+
+
+def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
+    return (
+        sn,
+        record.enrollid,
+        record.time,
+        record.mode,
+        record.inout,
+        record.event,
+        record.temp,
+        record.verifymode,
+        record.image,
+        dumpJSON(record.extra),
+        receivedAt,
+    )
+
+
+# -- the work done in the pool thread --------------------------------------------------------------
+
+
+def _selectTerminal(conn: sqlite3.Connection, sn: str) -> Terminal | None:
+    row = conn.execute("SELECT * FROM terminals WHERE sn = ?", (sn,)).fetchone()
+    return None if row is None else _terminal(row)
+
+
+def _selectUser(conn: sqlite3.Connection, sn: str, enrollid: int) -> User | None:
+    row = conn.execute(
+        "SELECT * FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid)
+    ).fetchone()
+    if row is None:
+        return None
+    credentials = conn.execute(
+        "SELECT * FROM credentials WHERE sn = ? AND enrollid = ? ORDER BY backupnum",
+        (sn, enrollid),
+    ).fetchall()
+    return _user(row, (_credential(c) for c in credentials))
+
+
+def _selectCommand(conn: sqlite3.Connection, commandId: int) -> StoredCommand | None:
+    row = conn.execute("SELECT * FROM commands WHERE id = ?", (commandId,)).fetchone()
+    return None if row is None else _command(row)
+
+
+def _upsertUser(
+    conn: sqlite3.Connection,
+    sn: str,
+    enrollid: int,
+    name: str | None,
+    admin: int | None,
+    now: str,
+) -> None:
+    """Create the user, or update C{name}/C{admin} when they are not C{None}."""
+    try:
+        conn.execute(
+            """
+            INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
+            VALUES (:sn, :enrollid, :name, COALESCE(:admin, 0), 1, :now)
+            ON CONFLICT (sn, enrollid) DO UPDATE SET
+                name = COALESCE(:name, users.name),
+                admin = COALESCE(:admin, users.admin),
+                updated_at = :now
+            """,
+            {"sn": sn, "enrollid": enrollid, "name": name, "admin": admin, "now": now},
+        )
+    except sqlite3.IntegrityError as e:
+        if _isForeignKeyError(e):
+            raise ValueError(f"unknown terminal {sn!r}") from e
+        raise
+
+
+def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[StoredLog]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if query.sn is not None:
+        conditions.append("sn = ?")
+        params.append(query.sn)
+    if query.enrollid is not None:
+        conditions.append("enrollid = ?")
+        params.append(query.enrollid)
+    if query.since is not None:
+        conditions.append("time >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        conditions.append("time <= ?")
+        params.append(query.until)
+    if query.before is not None:
+        beforeTime, beforeId = query.before
+        conditions.append("(time, id) < (?, ?)")
+        params.extend((beforeTime, beforeId))
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    params.append(max(query.limit, 0))
+    rows = conn.execute(
+        f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT ?",
+        params,
+    ).fetchall()
+    return [_storedLog(row) for row in rows]
+
+
+@implementer(IStore)
+class SQLiteStore:
+    """
+    L{IStore} on one SQLite file.
+
+    @ivar path: the database file.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: str,
+        reactor: IReactorCore | None = None,
+        clock: IReactorTime | None = None,
+        *,
+        synchronous: str = "FULL",
+        busyTimeout: float = 5.0,
+    ) -> None:
+        """
+        @param path: the database file (created if missing; its folder must exist).
+        @param reactor: runs the pool's thread and delivers results (the global reactor when
+            C{None}, imported only then).
+        @param clock: gives "now" for the server's timestamps (the reactor when C{None}).
+        @param synchronous: C{PRAGMA synchronous}: C{"FULL"} (default), C{"NORMAL"} or
+            C{"EXTRA"}; see the module documentation.
+        @param busyTimeout: seconds SQLite waits for a lock held by another process (an admin
+            tool) before giving up.
+        """
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self.path = path
+        self._reactor = reactor
+        self._clock: IReactorTime = clock if clock is not None else cast(IReactorTime, reactor)
+        self._synchronous = synchronous
+        self._busyTimeoutMs = int(busyTimeout * 1000)
+        self._pool: ConnectionPool | None = None
+        self._state = "new"
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path!r} {self._state}>"
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return formatTimestamp(utcFromSeconds(self._clock.seconds()))
+
+    def _configureConnection(self, conn: sqlite3.Connection) -> None:
+        """C{cp_openfun}: runs in the pool thread right after the connection is opened."""
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self._busyTimeoutMs}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def _translateFailure(self, failure: Failure) -> Failure:
+        error = failure.value
+        if _isUnavailable(error) and not isinstance(error, StoreUnavailable):
+            self.log.error(
+                "SQLite store {path} unavailable: {error}", path=self.path, error=str(error)
+            )
+            unavailable = StoreUnavailable(f"SQLite {self.path}: {error}")
+            unavailable.__cause__ = error
+            return Failure(unavailable)
+        return failure
+
+    @staticmethod
+    def _inTransaction(
+        conn: sqlite3.Connection,
+        write: bool,
+        function: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = function(conn, *args, **kwargs)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return result
+
+    def runInTransaction(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_T]:
+        """
+        Call C{function(connection, *args, **kwargs)} in the pool thread inside one write
+        transaction (committed if it returns, rolled back if it raises).  For maintenance tools
+        and tests; the server uses the L{IStore} methods.
+
+        @return: a L{Deferred} of C{function}'s result, fired after the commit.
+        """
+        return self._run(True, function, *args, **kwargs)
+
+    def _run(
+        self,
+        write: bool,
+        function: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_T]:
+        if self._pool is None or self._state not in ("starting", "running"):
+            return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
+        d: Deferred[_T] = self._pool.runWithConnection(
+            self._inTransaction, write, function, *args, **kwargs
+        )
+        d.addErrback(self._translateFailure)
+        return d
+
+    def _write(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_T]:
+        return self._run(True, function, *args, **kwargs)
+
+    def _read(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_T]:
+        return self._run(False, function, *args, **kwargs)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Deferred[None]:
+        """
+        Open the connection (in the pool thread) and apply the pending migrations, each in its own
+        transaction, recording them in C{schema_migrations}.
+
+        @return: a L{Deferred} firing once the schema is current; it fails with
+            L{StoreUnavailable} when the file cannot be opened, and the store is then stopped.
+        """
+        if self._state != "new":
+            return fail(RuntimeError(f"{self!r} cannot be started again"))
+        try:
+            migrations = loadMigrations("sqlite")
+        except ValueError as e:
+            return fail(e)
+        self._pool = ConnectionPool(
+            "sqlite3",
+            self.path,
+            check_same_thread=False,
+            isolation_level=None,
+            cp_min=1,
+            cp_max=1,
+            cp_noisy=False,
+            cp_reactor=self._reactor,
+            cp_openfun=self._configureConnection,
+        )
+        self._pool.start()
+        self._state = "starting"
+        d: Deferred[dict[str, Any]] = self._pool.runWithConnection(
+            self._migrate, migrations, self._now()
+        )
+        d.addErrback(self._translateFailure)
+
+        def started(info: dict[str, Any]) -> None:
+            if self._state == "starting":  # not if stop() was called meanwhile
+                self._state = "running"
+            self.log.info(
+                "SQLite store {path} ready: schema version {version}, applied {applied},"
+                " journal_mode={journalMode} synchronous={synchronous}",
+                path=self.path,
+                version=info["version"],
+                applied=info["applied"],
+                journalMode=info["journalMode"],
+                synchronous=self._synchronous,
+            )
+            if info["journalMode"] != "wal":
+                self.log.warn(
+                    "SQLite store {path} could not use WAL (journal_mode={journalMode})",
+                    path=self.path,
+                    journalMode=info["journalMode"],
+                )
+
+        def failed(failure: Failure) -> Deferred[None]:
+            # Not log.failure: the caller gets the failure and decides how loud to be.
+            self.log.error(
+                "SQLite store {path} failed to start: {error}",
+                path=self.path,
+                error=failure.getErrorMessage(),
+            )
+            self._state = "stopping"
+            closed = self._closePool()
+            closed.addCallback(lambda _: failure)
+            return closed
+
+        return d.addCallbacks(started, failed)
+
+    def _migrate(
+        self, conn: sqlite3.Connection, migrations: list[Migration], now: str
+    ) -> dict[str, Any]:
+        """In the pool thread: apply what C{schema_migrations} does not list."""
+        conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    INTEGER NOT NULL PRIMARY KEY,
+                name       TEXT    NOT NULL,
+                applied_at TEXT    NOT NULL
+            )
+            """
+        )
+        # Refuse a database migrated by a newer release before changing anything.
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        pendingMigrations(migrations, done)
+        applied: list[int] = []
+        for migration in migrations:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Read again under the write lock: another process may have migrated meanwhile.
+                already = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                ).fetchone()
+                if already is None:
+                    for statement in migration.statements():
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at)"
+                        " VALUES (?, ?, ?)",
+                        (migration.version, migration.name, now),
+                    )
+                    applied.append(migration.version)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        version = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+        journalMode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return {"version": version, "applied": applied, "journalMode": journalMode}
+
+    def stop(self) -> Deferred[None]:
+        """
+        Let the calls already made finish (the pool thread runs them in order), then close the
+        connection in the pool thread and stop the pool.  Later calls fail with
+        L{StoreUnavailable}.
+
+        @return: a L{Deferred} firing once closed.
+        """
+        if self._state in ("new", "stopped"):
+            self._state = "stopped"
+            return succeed(None)
+        if self._state == "stopping":
+            return fail(RuntimeError(f"{self!r} is already stopping"))
+        self._state = "stopping"
+        return self._closePool()
+
+    def _closePool(self) -> Deferred[None]:
+        pool = self._pool
+        assert pool is not None
+
+        def disconnect() -> None:
+            conn = pool.connections.get(pool.threadID())
+            if conn is not None:
+                pool.disconnect(conn)
+
+        d: Deferred[None] = deferToThreadPool(
+            cast(IReactorFromThreads, self._reactor), pool.threadpool, disconnect
+        )
+
+        def close(result: object) -> object:
+            pool.close()
+            self._pool = None
+            self._state = "stopped"
+            self.log.info("SQLite store {path} closed", path=self.path)
+            return result
+
+        d.addBoth(close)
+        d.addErrback(self._translateFailure)
+        return d
+
+    def ping(self) -> Deferred[bool]:
+        """@return: a L{Deferred} firing with C{True} when C{SELECT 1} works."""
+
+        def ping(conn: sqlite3.Connection) -> bool:
+            return bool(conn.execute("SELECT 1").fetchone()[0] == 1)
+
+        return self._read(ping)
+
+    # -- terminals ---------------------------------------------------------------------------------
+
+    def recordTerminalSeen(
+        self, sn: str, cpusn: str | None, devinfo: Mapping[str, Any], approvedIfNew: bool
+    ) -> Deferred[Terminal]:
+        """
+        See L{IStore.recordTerminalSeen}.  An empty C{devinfo} (a bare heartbeat) keeps the stored
+        one, and C{mac}/C{modelname}/C{firmware} missing from C{devinfo} keep their stored values.
+        """
+        now = self._now()
+        devinfo = dict(devinfo)
+        params = {
+            "sn": sn,
+            "cpusn": cpusn or None,
+            "mac": devinfoColumn(devinfo, "mac"),
+            "modelname": devinfoColumn(devinfo, "modelname"),
+            "firmware": devinfoColumn(devinfo, "firmware"),
+            "devinfo": dumpJSON(devinfo),
+            "keepDevinfo": not devinfo,
+            "approved": int(bool(approvedIfNew)),
+            "now": now,
+        }
+
+        def seen(conn: sqlite3.Connection) -> Terminal:
+            conn.execute(
+                """
+                INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved,
+                                       active, first_seen, last_seen)
+                VALUES (:sn, :cpusn, :mac, :modelname, :firmware, :devinfo, :approved, 1,
+                        :now, :now)
+                ON CONFLICT (sn) DO UPDATE SET
+                    cpusn = COALESCE(terminals.cpusn, :cpusn),
+                    mac = COALESCE(:mac, terminals.mac),
+                    modelname = COALESCE(:modelname, terminals.modelname),
+                    firmware = COALESCE(:firmware, terminals.firmware),
+                    devinfo = CASE WHEN :keepDevinfo THEN terminals.devinfo ELSE :devinfo END,
+                    first_seen = COALESCE(terminals.first_seen, :now),
+                    last_seen = :now
+                """,
+                params,
+            )
+            terminal = _selectTerminal(conn, sn)
+            assert terminal is not None
+            return terminal
+
+        return self._write(seen)
+
+    def createTerminal(
+        self, sn: str, name: str | None, approved: bool, timezone: str | None
+    ) -> Deferred[Terminal]:
+        """See L{IStore.createTerminal}; C{firstSeen}/C{lastSeen} stay C{None} until it connects."""
+
+        def create(conn: sqlite3.Connection) -> Terminal:
+            try:
+                conn.execute(
+                    "INSERT INTO terminals (sn, name, approved, active, timezone)"
+                    " VALUES (?, ?, ?, 1, ?)",
+                    (sn, name, int(bool(approved)), timezone),
+                )
+            except sqlite3.IntegrityError as e:
+                raise ValueError(f"terminal {sn!r} already exists") from e
+            terminal = _selectTerminal(conn, sn)
+            assert terminal is not None
+            return terminal
+
+        return self._write(create)
+
+    def getTerminal(self, sn: str) -> Deferred[Terminal | None]:
+        """See L{IStore.getTerminal}."""
+        return self._read(_selectTerminal, sn)
+
+    def listTerminals(self, approved: bool | None) -> Deferred[list[Terminal]]:
+        """See L{IStore.listTerminals}."""
+
+        def select(conn: sqlite3.Connection) -> list[Terminal]:
+            if approved is None:
+                rows = conn.execute("SELECT * FROM terminals ORDER BY sn").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM terminals WHERE approved = ? ORDER BY sn",
+                    (int(bool(approved)),),
+                ).fetchall()
+            return [_terminal(row) for row in rows]
+
+        return self._read(select)
+
+    def updateTerminal(self, sn: str, changes: Mapping[str, Any]) -> Deferred[Terminal | None]:
+        """See L{IStore.updateTerminal}."""
+        unknown = sorted(set(changes) - TERMINAL_EDITABLE_FIELDS)
+        if unknown:
+            return fail(
+                ValueError(
+                    f"terminal fields {unknown} cannot be changed;"
+                    f" editable: {sorted(TERMINAL_EDITABLE_FIELDS)}"
+                )
+            )
+        values: dict[str, Any] = {}
+        for field, value in changes.items():
+            values[field] = int(bool(value)) if field in ("approved", "active") else value
+
+        def update(conn: sqlite3.Connection) -> Terminal | None:
+            if values:
+                # Column names come from TERMINAL_EDITABLE_FIELDS only, never from the caller.
+                assignments = ", ".join(f"{field} = :{field}" for field in sorted(values))
+                conn.execute(
+                    f"UPDATE terminals SET {assignments} WHERE sn = :sn", {**values, "sn": sn}
+                )
+            return _selectTerminal(conn, sn)
+
+        return self._write(update)
+
+    def deleteTerminal(self, sn: str) -> Deferred[bool]:
+        """See L{IStore.deleteTerminal}: also its users, credentials, logs, door events, commands."""
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            for table in ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands"):
+                conn.execute(f"DELETE FROM {table} WHERE sn = ?", (sn,))
+            return conn.execute("DELETE FROM terminals WHERE sn = ?", (sn,)).rowcount > 0
+
+        return self._write(delete)
+
+    # -- users and credentials ---------------------------------------------------------------------
+
+    def saveCredential(
+        self,
+        sn: str,
+        enrollid: int,
+        backupnum: int | None,
+        record: str | int | None,
+        name: str | None,
+        admin: int | None,
+    ) -> Deferred[None]:
+        """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
+        now = self._now()
+        recordJSON = json.dumps(record)
+
+        def save(conn: sqlite3.Connection) -> None:
+            _upsertUser(conn, sn, enrollid, name, admin, now)
+            if backupnum is not None:
+                conn.execute(
+                    """
+                    INSERT INTO credentials (sn, enrollid, backupnum, record_json, updated_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (sn, enrollid, backupnum) DO UPDATE SET
+                        record_json = excluded.record_json,
+                        updated_at = excluded.updated_at
+                    """,
+                    (sn, enrollid, backupnum, recordJSON, now),
+                )
+
+        return self._write(save)
+
+    def saveUser(
+        self, sn: str, enrollid: int, name: str | None, admin: int, enabled: bool
+    ) -> Deferred[User]:
+        """See L{IStore.saveUser}; fails with C{ValueError} for an unknown terminal."""
+        now = self._now()
+
+        def save(conn: sqlite3.Connection) -> User:
+            try:
+                conn.execute(
+                    """
+                    INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (sn, enrollid) DO UPDATE SET
+                        name = excluded.name,
+                        admin = excluded.admin,
+                        enabled = excluded.enabled,
+                        updated_at = excluded.updated_at
+                    """,
+                    (sn, enrollid, name, admin, int(bool(enabled)), now),
+                )
+            except sqlite3.IntegrityError as e:
+                if _isForeignKeyError(e):
+                    raise ValueError(f"unknown terminal {sn!r}") from e
+                raise
+            user = _selectUser(conn, sn, enrollid)
+            assert user is not None
+            return user
+
+        return self._write(save)
+
+    def getUser(self, sn: str, enrollid: int) -> Deferred[User | None]:
+        """See L{IStore.getUser}; credentials are ordered by C{backupnum}."""
+        return self._read(_selectUser, sn, enrollid)
+
+    def listUsers(self, sn: str, limit: int, afterEnrollid: int | None) -> Deferred[list[User]]:
+        """See L{IStore.listUsers}."""
+
+        def select(conn: sqlite3.Connection) -> list[User]:
+            if afterEnrollid is None:
+                rows = conn.execute(
+                    "SELECT * FROM users WHERE sn = ? ORDER BY enrollid LIMIT ?",
+                    (sn, max(limit, 0)),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM users WHERE sn = ? AND enrollid > ? ORDER BY enrollid LIMIT ?",
+                    (sn, afterEnrollid, max(limit, 0)),
+                ).fetchall()
+            if not rows:
+                return []
+            credentials: dict[int, list[Credential]] = {row["enrollid"]: [] for row in rows}
+            for row in conn.execute(
+                "SELECT * FROM credentials WHERE sn = ? AND enrollid BETWEEN ? AND ?"
+                " ORDER BY enrollid, backupnum",
+                (sn, rows[0]["enrollid"], rows[-1]["enrollid"]),
+            ):
+                credentials[row["enrollid"]].append(_credential(row))
+            return [_user(row, credentials[row["enrollid"]]) for row in rows]
+
+        return self._read(select)
+
+    def deleteUser(self, sn: str, enrollid: int) -> Deferred[bool]:
+        """See L{IStore.deleteUser}."""
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM credentials WHERE sn = ? AND enrollid = ?", (sn, enrollid))
+            cursor = conn.execute("DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid))
+            return cursor.rowcount > 0
+
+        return self._write(delete)
+
+    def deleteCredential(self, sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
+        """
+        See L{IStore.deleteCredential}: C{12} deletes slots 0-9, C{13} the user and all its slots
+        (the count is then the slots it had).
+        """
+
+        def delete(conn: sqlite3.Connection) -> int:
+            if backupnum == BACKUPNUM_EVERYTHING:
+                count: int = conn.execute(
+                    "DELETE FROM credentials WHERE sn = ? AND enrollid = ?", (sn, enrollid)
+                ).rowcount
+                conn.execute("DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid))
+                return count
+            if backupnum == BACKUPNUM_ALL_FINGERPRINTS:
+                return int(
+                    conn.execute(
+                        "DELETE FROM credentials WHERE sn = ? AND enrollid = ?"
+                        " AND backupnum BETWEEN 0 AND 9",
+                        (sn, enrollid),
+                    ).rowcount
+                )
+            return int(
+                conn.execute(
+                    "DELETE FROM credentials WHERE sn = ? AND enrollid = ? AND backupnum = ?",
+                    (sn, enrollid, backupnum),
+                ).rowcount
+            )
+
+        return self._write(delete)
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
+        """
+        See L{IStore.addLogs}: one transaction, C{INSERT OR IGNORE} on the identity of a record;
+        C{duplicates} counts every record not newly stored, repeats within the batch included.
+        """
+        records = list(records)
+        if not records:
+            return succeed(LogInsertResult(inserted=0, duplicates=0))
+        now = self._now()
+        try:
+            punches = [_logRow(sn, r, now) for r in records if not r.isDoorEvent]
+            doors = [_logRow(sn, r, now) for r in records if r.isDoorEvent]
+        except (TypeError, ValueError) as e:
+            return fail(e)
+
+        def insert(conn: sqlite3.Connection) -> LogInsertResult:
+            inserted = 0
+            for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)):
+                if rows:
+                    cursor = conn.executemany(
+                        f"INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
+                        " temp, verifymode, image, extra, received_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    inserted += cursor.rowcount
+            return LogInsertResult(inserted=inserted, duplicates=len(records) - inserted)
+
+        return self._write(insert)
+
+    def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
+        """See L{IStore.queryLogs}."""
+        return self._read(_queryLogs, _LOG_TABLE, query)
+
+    def queryDoorEvents(self, query: LogQuery) -> Deferred[list[StoredLog]]:
+        """See L{IStore.queryDoorEvents}."""
+        return self._read(_queryLogs, _DOOR_TABLE, query)
+
+    def countLogs(self, sn: str | None) -> Deferred[int]:
+        """See L{IStore.countLogs}."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            if sn is None:
+                row = conn.execute(f"SELECT COUNT(*) FROM {_LOG_TABLE}").fetchone()
+            else:
+                row = conn.execute(
+                    f"SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = ?", (sn,)
+                ).fetchone()
+            return int(row[0])
+
+        return self._read(count)
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def enqueueCommand(
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+    ) -> Deferred[StoredCommand]:
+        """See L{IStore.enqueueCommand}."""
+        now = self._now()
+        try:
+            payloadJSON = dumpJSON(payload)
+        except (TypeError, ValueError) as e:
+            return fail(e)
+
+        def enqueue(conn: sqlite3.Connection) -> StoredCommand:
+            cursor = conn.execute(
+                "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
+                " created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now),
+            )
+            assert cursor.lastrowid is not None
+            command = _selectCommand(conn, cursor.lastrowid)
+            assert command is not None
+            return command
+
+        return self._write(enqueue)
+
+    def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
+        """See L{IStore.getCommand}."""
+        return self._read(_selectCommand, commandId)
+
+    def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
+        """See L{IStore.pendingCommands}."""
+
+        def select(conn: sqlite3.Connection) -> list[StoredCommand]:
+            rows = conn.execute(
+                "SELECT * FROM commands WHERE sn = ? AND status IN (?, ?) ORDER BY id",
+                (sn, COMMAND_QUEUED, COMMAND_SENT),
+            ).fetchall()
+            return [_command(row) for row in rows]
+
+        return self._read(select)
+
+    def updateCommand(
+        self,
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+    ) -> Deferred[StoredCommand | None]:
+        """
+        See L{IStore.updateCommand}.  A final status sets C{finishedAt}, a non-final one clears
+        it.  An unknown C{commandId} gives C{None}; an unknown status a C{ValueError}.
+        """
+        try:
+            checkCommandStatus(status)
+            replyJSON = None if reply is None else dumpJSON(reply)
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        now = self._now()
+        finishedAt = now if status in FINAL_COMMAND_STATUSES else None
+
+        def update(conn: sqlite3.Connection) -> StoredCommand | None:
+            conn.execute(
+                """
+                UPDATE commands SET
+                    status = :status,
+                    reply = COALESCE(:reply, reply),
+                    attempts = attempts + :attempted,
+                    sent_at = CASE WHEN :attempted THEN :now ELSE sent_at END,
+                    finished_at = :finishedAt
+                WHERE id = :id
+                """,
+                {
+                    "status": status,
+                    "reply": replyJSON,
+                    "attempted": int(bool(attempted)),
+                    "now": now,
+                    "finishedAt": finishedAt,
+                    "id": commandId,
+                },
+            )
+            return _selectCommand(conn, commandId)
+
+        return self._write(update)
+
+    # -- API tokens and audit ----------------------------------------------------------------------
+
+    def addApiToken(self, name: str, tokenHash: str, scopes: Sequence[str]) -> Deferred[ApiToken]:
+        """See L{IStore.addApiToken}; a taken name (or hash) gives C{ValueError}."""
+        now = self._now()
+        scopesJSON = json.dumps(list(scopes))
+
+        def add(conn: sqlite3.Connection) -> ApiToken:
+            try:
+                conn.execute(
+                    "INSERT INTO api_tokens (name, token_hash, scopes, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (name, tokenHash, scopesJSON, now),
+                )
+            except sqlite3.IntegrityError as e:
+                raise ValueError(f"API token {name!r} already exists (or its hash does)") from e
+            row = conn.execute("SELECT * FROM api_tokens WHERE name = ?", (name,)).fetchone()
+            return _apiToken(row)
+
+        return self._write(add)
+
+    def findApiToken(self, tokenHash: str) -> Deferred[ApiToken | None]:
+        """See L{IStore.findApiToken}."""
+
+        def find(conn: sqlite3.Connection) -> ApiToken | None:
+            row = conn.execute(
+                "SELECT * FROM api_tokens WHERE token_hash = ?", (tokenHash,)
+            ).fetchone()
+            return None if row is None else _apiToken(row)
+
+        return self._read(find)
+
+    def listApiTokens(self) -> Deferred[list[ApiToken]]:
+        """See L{IStore.listApiTokens}; sorted by name."""
+
+        def select(conn: sqlite3.Connection) -> list[ApiToken]:
+            rows = conn.execute("SELECT * FROM api_tokens ORDER BY name").fetchall()
+            return [_apiToken(row) for row in rows]
+
+        return self._read(select)
+
+    def deleteApiToken(self, name: str) -> Deferred[bool]:
+        """See L{IStore.deleteApiToken}."""
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM api_tokens WHERE name = ?", (name,)).rowcount > 0
+
+        return self._write(delete)
+
+    def addAuditEntry(
+        self, actor: str, action: str, target: str | None, detail: Mapping[str, Any]
+    ) -> Deferred[AuditEntry]:
+        """See L{IStore.addAuditEntry}."""
+        now = self._now()
+        try:
+            detailJSON = dumpJSON(detail)
+        except (TypeError, ValueError) as e:
+            return fail(e)
+
+        def add(conn: sqlite3.Connection) -> AuditEntry:
+            cursor = conn.execute(
+                "INSERT INTO audit_log (actor, action, target, detail, at) VALUES (?, ?, ?, ?, ?)",
+                (actor, action, target, detailJSON, now),
+            )
+            row = conn.execute("SELECT * FROM audit_log WHERE id = ?", (cursor.lastrowid,))
+            return _auditEntry(row.fetchone())
+
+        return self._write(add)
+
+    def listAuditEntries(self, limit: int, beforeId: int | None) -> Deferred[list[AuditEntry]]:
+        """See L{IStore.listAuditEntries}: newest (highest C{id}) first, C{id < beforeId}."""
+
+        def select(conn: sqlite3.Connection) -> list[AuditEntry]:
+            if beforeId is None:
+                rows = conn.execute(
+                    "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (max(limit, 0),)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
+                    (beforeId, max(limit, 0)),
+                ).fetchall()
+            return [_auditEntry(row) for row in rows]
+
+        return self._read(select)
+
+
+__all__ = ["SQLiteStore", "SYNCHRONOUS_MODES"]
