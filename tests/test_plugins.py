@@ -18,7 +18,7 @@ from tm20.dispatch import Dispatcher, chooseHandlers, isBuiltin
 from tm20.interfaces import ICommandHandler
 
 CUSTOM_PLUGIN = textwrap.dedent(
-    '''
+    """
     from twisted.plugin import IPlugin
     from zope.interface import implementer
     from tm20.interfaces import ICommandHandler
@@ -42,7 +42,7 @@ CUSTOM_PLUGIN = textwrap.dedent(
 
     temperature = Temperature()
     qr = GrantingQr()
-    '''
+    """
 )
 
 LIST_HANDLERS = (

@@ -11,9 +11,9 @@ import treq
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
+from tests.serverfixture import connectRaw, registeredClient, startServer
 from tm20.model import LogQuery
 from tm20.protocol.messages import CommandReply
-from tests.serverfixture import connectRaw, registeredClient, startServer
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "captures"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
@@ -50,7 +50,9 @@ class TerminalEndpointTests(TestCase):
     @inlineCallbacks
     def test_captureRegAndDevinfoStored(self) -> Any:
         running = yield startServer(self)
-        frames = [json.loads(line)["frame"] for line in (CAPTURES / "th900-click-v5.0.jsonl").open()]
+        frames = [
+            json.loads(line)["frame"] for line in (CAPTURES / "th900-click-v5.0.jsonl").open()
+        ]
         client = yield connectRaw(self, running)
         reply = yield client.request(frames[0])
         self.assertIs(reply["result"], True)
@@ -94,7 +96,13 @@ class TerminalEndpointTests(TestCase):
         client = yield registeredClient(self, running)
         yield running.context.store.stop()  # the database goes away
         reply = yield client.request(
-            {"cmd": "sendlog", "sn": "ZX0006827500", "count": 1, "logindex": 1, "record": [record(1, 1)]}
+            {
+                "cmd": "sendlog",
+                "sn": "ZX0006827500",
+                "count": 1,
+                "logindex": 1,
+                "record": [record(1, 1)],
+            }
         )
         self.assertEqual(reply, {"ret": "sendlog", "result": False, "reason": 1})
         self.flushLoggedErrors()
@@ -115,7 +123,9 @@ class TerminalEndpointTests(TestCase):
         client = yield registeredClient(self, running)
         unknown = yield client.request({"cmd": "fancything", "sn": "ZX0006827500", "x": 1})
         self.assertEqual(unknown, {"ret": "fancything", "result": False, "reason": 1})
-        invalid = yield client.request({"cmd": "sendlog", "record": [{"enrollid": "abc", "time": "x"}]})
+        invalid = yield client.request(
+            {"cmd": "sendlog", "record": [{"enrollid": "abc", "time": "x"}]}
+        )
         self.assertEqual(invalid, {"ret": "sendlog", "result": False, "reason": 1})
         garbage = yield client.request(b"{not json at all")
         self.assertIs(garbage["result"], False)
@@ -129,18 +139,33 @@ class TerminalEndpointTests(TestCase):
     @inlineCallbacks
     def test_senduserStoresTemplateVerbatim(self) -> Any:
         running = yield startServer(self)
-        frames = [json.loads(line)["frame"] for line in (CAPTURES / "th900-click-v5.0.jsonl").open()]
+        frames = [
+            json.loads(line)["frame"] for line in (CAPTURES / "th900-click-v5.0.jsonl").open()
+        ]
         template = frames[1]["record"]
         client = yield registeredClient(self, running, sn="ZYTI25116685")
         reply = yield client.request(
-            {"cmd": "senduser", "sn": "ZYTI25116685", "enrollid": 1, "name": "Ben", "backupnum": 0,
-             "admin": 0, "record": template}
+            {
+                "cmd": "senduser",
+                "sn": "ZYTI25116685",
+                "enrollid": 1,
+                "name": "Ben",
+                "backupnum": 0,
+                "admin": 0,
+                "record": template,
+            }
         )
         self.assertEqual(reply["ret"], "senduser")
         self.assertIs(reply["result"], True)
         card = yield client.request(
-            {"cmd": "senduser", "sn": "ZYTI25116685", "enrollid": 1, "backupnum": 11, "admin": 0,
-             "record": 2352253}
+            {
+                "cmd": "senduser",
+                "sn": "ZYTI25116685",
+                "enrollid": 1,
+                "backupnum": 11,
+                "admin": 0,
+                "record": 2352253,
+            }
         )
         self.assertIs(card["result"], True)
         user = yield running.context.store.getUser("ZYTI25116685", 1)
@@ -152,7 +177,9 @@ class TerminalEndpointTests(TestCase):
     def test_serverCommandRoundTrip(self) -> Any:
         running = yield startServer(self)
         client = yield registeredClient(self, running)
-        pending = running.context.commands.execute("ZX0006827500", {"cmd": "opendoor", "doornum": 1})
+        pending = running.context.commands.execute(
+            "ZX0006827500", {"cmd": "opendoor", "doornum": 1}
+        )
         command = yield client.next()
         self.assertEqual(command, {"cmd": "opendoor", "doornum": 1})
         client.send({"ret": "opendoor", "sn": "ZX0006827500", "result": True})
@@ -183,7 +210,9 @@ class TerminalEndpointTests(TestCase):
         running = yield startServer(self, requireWhitelist=True)
         store = running.context.store
         client = yield connectRaw(self, running)
-        reply = yield client.request({"cmd": "reg", "sn": "NEW1", "devinfo": {"modelname": "tfs30"}})
+        reply = yield client.request(
+            {"cmd": "reg", "sn": "NEW1", "devinfo": {"modelname": "tfs30"}}
+        )
         self.assertIs(reply["result"], False)
         self.assertIsInstance(reply["reason"], str)
         _, code, _ = yield client.closed

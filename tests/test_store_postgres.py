@@ -334,7 +334,7 @@ class GroupCommitTests(_PostgresCase):
         remove()
         yield store.addLogs(SN, batch(1000, 100))
         self.assertEqual(heard, [True, False], "removed observers hear nothing")
-        self.assertEqual(late, [True, True, False])
+        self.assertEqual(late, [True, False, True, False])
 
 
 class DeadlineTests(_PostgresCase):

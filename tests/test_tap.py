@@ -48,10 +48,25 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config.logFormat, "json")
 
     def test_commandLineWins(self) -> None:
-        env = {"TM20_WEBSOCKET_PORT": "7790", "TM20_HEARTBEAT_INTERVAL": "15", "DATABASE_URL": "sqlite:env.db"}
+        env = {
+            "TM20_WEBSOCKET_PORT": "7790",
+            "TM20_HEARTBEAT_INTERVAL": "15",
+            "DATABASE_URL": "sqlite:env.db",
+        }
         o = parse(
-            ["--port", "7788", "--port", "tcp:7799:interface=127.0.0.1", "--heartbeat-interval", "5",
-             "--database", "sqlite:cli.db", "--require-whitelist", "--api-token", "a:b"],
+            [
+                "--port",
+                "7788",
+                "--port",
+                "tcp:7799:interface=127.0.0.1",
+                "--heartbeat-interval",
+                "5",
+                "--database",
+                "sqlite:cli.db",
+                "--require-whitelist",
+                "--api-token",
+                "a:b",
+            ],
             env,
         )
         config = o.toConfig()
@@ -94,4 +109,6 @@ class ListenSpecTests(SynchronousTestCase):
             "ssl:7443:privateKey=k:certKey=c:backlog=1024",
         )
         self.assertEqual(listenSpec("tcp:7788:backlog=10", 1024), "tcp:7788:backlog=10")
-        self.assertEqual(listenSpec("systemd:domain=INET:index=0", 1024), "systemd:domain=INET:index=0")
+        self.assertEqual(
+            listenSpec("systemd:domain=INET:index=0", 1024), "systemd:domain=INET:index=0"
+        )

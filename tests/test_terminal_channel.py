@@ -20,7 +20,9 @@ class CommandChannelTests(SynchronousTestCase):
         self.channel = CommandChannel(self.clock, lambda p: self.sent.append(dict(p)), 30.0)
 
     def reply(self, ret: str, **fields: Any) -> bool:
-        return self.channel.replyReceived(CommandReply(ret=ret, sn="S1", result=True, fields=fields))
+        return self.channel.replyReceived(
+            CommandReply(ret=ret, sn="S1", result=True, fields=fields)
+        )
 
     def test_oneInFlightMatchedByName(self) -> None:
         d1 = self.channel.execute({"cmd": "getuserinfo", "enrollid": 1})

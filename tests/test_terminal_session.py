@@ -14,10 +14,10 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from tests.memoryws import OP_CLOSE, OP_PING, MemoryTerminal
 from tm20.config import ServerConfig
 from tm20.service import buildServer
 from tm20.store.sqlite import SQLiteStore
-from tests.memoryws import OP_CLOSE, OP_PING, MemoryTerminal
 
 
 def reg(sn: str = "S1") -> dict[str, Any]:
@@ -141,8 +141,12 @@ class SessionTests(TestCase):
         term = yield self.registered(server)
         for i in range(20):
             term.send(
-                {"cmd": "sendlog", "count": 1, "logindex": i,
-                 "record": [{"enrollid": 1, "time": f"2024-01-15 10:00:{i:02d}"}]}
+                {
+                    "cmd": "sendlog",
+                    "count": 1,
+                    "logindex": i,
+                    "record": [{"enrollid": 1, "time": f"2024-01-15 10:00:{i:02d}"}],
+                }
             )
         self.assertTrue(term.transport.paused)
         replies = yield self.nextMessages(term, 20)

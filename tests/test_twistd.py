@@ -43,15 +43,26 @@ def waitForPort(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -
 class TwistdTests(TestCase):
     timeout = 60
 
-    def startTwistd(self, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, Path]:
+    def startTwistd(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], int, Path]:
         workdir = Path(self.mktemp())
         workdir.mkdir()
         port = freePort()
         logFile = workdir / "out.log"
         log = logFile.open("wb")
         proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "tm20", "--port", f"tcp:{port}:interface=127.0.0.1",
-             "--log-format", "json", *args],
+            [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "tm20",
+                "--port",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--log-format",
+                "json",
+                *args,
+            ],
             cwd=workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,10 +86,14 @@ class TwistdTests(TestCase):
     def test_badDatabaseIsAUsageError(self) -> None:
         result = subprocess.run(
             [TWISTD, "-n", "--pidfile=", "tm20", "--database", "mysql://nope"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn("--database must be sqlite:PATH or postgresql://", result.stdout + result.stderr)
+        self.assertIn(
+            "--database must be sqlite:PATH or postgresql://", result.stdout + result.stderr
+        )
         self.assertNotIn("Traceback", result.stdout + result.stderr)
 
     @inlineCallbacks
@@ -100,7 +115,9 @@ class TwistdTests(TestCase):
         _, code, _ = yield client.closed
         self.assertEqual(code, 4001)
         self.assertIsNotNone(proc.wait(timeout=20))
-        events = [json.loads(line) for line in logFile.read_text().splitlines() if line.startswith("{")]
+        events = [
+            json.loads(line) for line in logFile.read_text().splitlines() if line.startswith("{")
+        ]
         self.assertTrue(any("tm20 stopped" in e.get("log_format", "") for e in events))
         self.assertFalse(any(e.get("log_level", {}).get("name") == "critical" for e in events))
         self.assertTrue((Path(logFile).parent / "tm20.sqlite3").exists())

@@ -50,8 +50,12 @@ class IServerContext(Interface):
     clock = Attribute("""The C{IReactorTime} provider (the reactor, or a C{Clock} in tests).""")
     registry = Attribute("""The L{ITerminalRegistry} of connected terminals.""")
     registration = Attribute("""C{tm20.services.registration.RegistrationService}.""")
-    ingest = Attribute("""C{tm20.services.ingest.LogIngest}: stores log batches (acks after commit).""")
-    commands = Attribute("""C{tm20.services.commands.CommandService}: sends commands to terminals.""")
+    ingest = Attribute(
+        """C{tm20.services.ingest.LogIngest}: stores log batches (acks after commit)."""
+    )
+    commands = Attribute(
+        """C{tm20.services.commands.CommandService}: sends commands to terminals."""
+    )
     config = Attribute("""The C{tm20.config.ServerConfig}.""")
 
 

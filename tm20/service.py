@@ -159,9 +159,7 @@ class TM20Service(service.Service):
         return list(self.ports)
 
     def _startFailed(self, f: Failure) -> None:
-        self.log.critical(
-            "tm20 could not start: {error}", error=f.getErrorMessage(), failure=f
-        )
+        self.log.critical("tm20 could not start: {error}", error=f.getErrorMessage(), failure=f)
         if self._onStartFailure is not None:
             self._onStartFailure(f)
         self.ready.errback(f)

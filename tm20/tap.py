@@ -69,21 +69,65 @@ class Options(usage.Options):
     )
 
     optFlags = [
-        ["require-whitelist", None, "Refuse terminals an operator has not approved [TM20_REQUIRE_WHITELIST=1]."],
+        [
+            "require-whitelist",
+            None,
+            "Refuse terminals an operator has not approved [TM20_REQUIRE_WHITELIST=1].",
+        ],
         ["debug", None, "Log at debug level [DEBUG=1]."],
         ["migrate-only", None, "Apply database migrations and exit."],
     ]
     optParameters = [
-        ["database", "d", None, f"sqlite:PATH or postgresql://... [DATABASE_URL] (default {DEFAULT_DATABASE})"],
-        ["heartbeat-interval", None, None, "Probe a terminal silent for this many seconds [TM20_HEARTBEAT_INTERVAL] (30)"],
-        ["connection-timeout", None, None, "Drop a terminal silent for this many seconds [TM20_CONNECTION_TIMEOUT] (120)"],
-        ["reg-timeout", None, None, "Drop a connection that sends no reg within this many seconds [TM20_REG_TIMEOUT] (60)"],
-        ["handshake-timeout", None, None, "WebSocket opening handshake deadline, seconds [TM20_HANDSHAKE_TIMEOUT] (10)"],
-        ["command-timeout", None, None, "Wait this long for a terminal's reply to a command [TM20_COMMAND_TIMEOUT] (30)"],
-        ["max-message-size", None, None, "Largest WebSocket message, bytes [TM20_MAX_MESSAGE_SIZE] (4194304)"],
+        [
+            "database",
+            "d",
+            None,
+            f"sqlite:PATH or postgresql://... [DATABASE_URL] (default {DEFAULT_DATABASE})",
+        ],
+        [
+            "heartbeat-interval",
+            None,
+            None,
+            "Probe a terminal silent for this many seconds [TM20_HEARTBEAT_INTERVAL] (30)",
+        ],
+        [
+            "connection-timeout",
+            None,
+            None,
+            "Drop a terminal silent for this many seconds [TM20_CONNECTION_TIMEOUT] (120)",
+        ],
+        [
+            "reg-timeout",
+            None,
+            None,
+            "Drop a connection that sends no reg within this many seconds [TM20_REG_TIMEOUT] (60)",
+        ],
+        [
+            "handshake-timeout",
+            None,
+            None,
+            "WebSocket opening handshake deadline, seconds [TM20_HANDSHAKE_TIMEOUT] (10)",
+        ],
+        [
+            "command-timeout",
+            None,
+            None,
+            "Wait this long for a terminal's reply to a command [TM20_COMMAND_TIMEOUT] (30)",
+        ],
+        [
+            "max-message-size",
+            None,
+            None,
+            "Largest WebSocket message, bytes [TM20_MAX_MESSAGE_SIZE] (4194304)",
+        ],
         ["backlog", None, None, "Listen backlog [TM20_BACKLOG] (1024)"],
         ["pool-size", None, None, "PostgreSQL connections [TM20_DB_POOL_SIZE] (4)"],
-        ["timezone", None, None, "IANA time zone of terminals without their own [TM20_TIMEZONE] (server's)"],
+        [
+            "timezone",
+            None,
+            None,
+            "IANA time zone of terminals without their own [TM20_TIMEZONE] (server's)",
+        ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
     ]
@@ -179,7 +223,9 @@ def _checkTimezone(name: str) -> None:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise usage.UsageError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
+        raise usage.UsageError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+        ) from None
 
 
 def _checkDatabase(url: str) -> None:
@@ -189,9 +235,7 @@ def _checkDatabase(url: str) -> None:
         return
     if url.startswith(("postgresql://", "postgres://")):
         return
-    raise usage.UsageError(
-        f"--database must be sqlite:PATH or postgresql://..., not {url!r}"
-    )
+    raise usage.UsageError(f"--database must be sqlite:PATH or postgresql://..., not {url!r}")
 
 
 def makeService(options: Options, reactor: Any = None) -> Any:

@@ -33,7 +33,7 @@ class TM20Root(Resource):
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
         if isWebSocketUpgrade(request):
             return self._terminals
-        return super().getChildWithDefault(path, request)  # type: ignore[no-any-return]
+        return super().getChildWithDefault(path, request)
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         return NotFound()
@@ -49,7 +49,9 @@ class NotFound(Resource):
 
     def render(self, request: Request) -> bytes:
         return jsonBody(
-            request, 404, {"error": "not_found", "detail": "no such resource (terminals: use a WebSocket)"}
+            request,
+            404,
+            {"error": "not_found", "detail": "no such resource (terminals: use a WebSocket)"},
         )
 
 
@@ -98,5 +100,5 @@ def _finish(request: Request, code: int, body: Any) -> None:
 class QuietSite(Site):
     """A Site without per-request access logs (terminals and API clients are logged elsewhere)."""
 
-    def log(self, request: Request) -> None:
+    def log(self, request: Any) -> None:
         pass

@@ -16,7 +16,9 @@ class MigrateOnlyService(service.Service):
 
     log = Logger()
 
-    def __init__(self, store: IStore, reactor: Any, logObserver: ILogObserver | None = None) -> None:
+    def __init__(
+        self, store: IStore, reactor: Any, logObserver: ILogObserver | None = None
+    ) -> None:
         self.store = store
         self.reactor = reactor
         self._logObserver = logObserver

@@ -35,7 +35,7 @@ class _Call:
             self._call.cancel()
 
 
-class TerminalFactory(WebSocketServerFactory):  # type: ignore[misc]
+class TerminalFactory(WebSocketServerFactory):
     """
     Builds one L{TerminalProtocol} per terminal.
 
@@ -44,7 +44,7 @@ class TerminalFactory(WebSocketServerFactory):  # type: ignore[misc]
     keep-alive is at application level).
     """
 
-    protocol = TerminalProtocol
+    protocol = TerminalProtocol  # type: ignore[assignment]
 
     #: JSON limits applied by the parser (nesting depth, longest array).
     maxJSONDepth = 16

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -40,7 +40,7 @@ PROBE = {"cmd": "gettime"}
 
 
 @implementer(ITerminalSession)
-class TerminalProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+class TerminalProtocol(WebSocketServerProtocol):
     """A connected terminal; see L{ITerminalSession}."""
 
     log = Logger()
@@ -113,9 +113,7 @@ class TerminalProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             return
         if isinstance(message, CommandReply):
             if self.channel is not None and not self.channel.replyReceived(message):
-                self.log.debug(
-                    "unsolicited {ret} from {sn}", ret=message.ret, sn=self.sn
-                )
+                self.log.debug("unsolicited {ret} from {sn}", ret=message.ret, sn=self.sn)
             return
         self._inbox.append(message)
         if not self._paused and len(self._inbox) >= factory.config.maxPendingMessages:
@@ -208,14 +206,18 @@ class TerminalProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def _pauseReading(self) -> None:
         self._paused = True
-        self.log.debug("pausing reads from {sn}: {n} messages pending", sn=self.sn, n=len(self._inbox))
-        if self.transport is not None:
-            self.transport.pauseProducing()
+        self.log.debug(
+            "pausing reads from {sn}: {n} messages pending", sn=self.sn, n=len(self._inbox)
+        )
+        producer = IPushProducer(self.transport, None)
+        if producer is not None:
+            producer.pauseProducing()
 
     def _resumeReading(self) -> None:
         self._paused = False
-        if self.transport is not None:
-            self.transport.resumeProducing()
+        producer = IPushProducer(self.transport, None)
+        if producer is not None:
+            producer.resumeProducing()
 
     def _probe(self) -> None:
         if self.channel is not None and not self.channel.busy:

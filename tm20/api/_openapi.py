@@ -1,0 +1,792 @@
+"""
+The API's routes and their OpenAPI 3 description, in one table.
+
+L{OPERATIONS} lists every route (method, path, scope, parameters, body, responses); the Klein app
+(L{tm20.api._app}) registers exactly these, and L{buildDocument} turns the same table into
+C{/api/openapi.json}, so the document cannot drift from the routes.  Request bodies are checked
+against the same schemas by L{validate}.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
+
+__all__ = [
+    "OPERATIONS",
+    "SCHEMAS",
+    "Operation",
+    "buildDocument",
+    "kleinPath",
+    "validate",
+]
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_TIMESTAMP = {"type": "string", "nullable": True, "description": "ISO 8601, UTC."}
+_INT64 = 2**63 - 1
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {"type": "string", "description": "A short code, e.g. not_found."},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "The offending field (400)."},
+            "commandId": {"type": "integer"},
+            "command": {"$ref": "#/components/schemas/Command"},
+        },
+    },
+    "Terminal": {
+        "type": "object",
+        "required": ["sn", "status", "approved", "active", "connected", "devinfo"],
+        "properties": {
+            "sn": {"type": "string"},
+            "name": _NULLABLE_STRING,
+            "status": {"type": "string", "enum": ["approved", "pending"]},
+            "approved": {"type": "boolean"},
+            "active": {"type": "boolean"},
+            "timezone": _NULLABLE_STRING,
+            "connected": {"type": "boolean"},
+            "cpusn": _NULLABLE_STRING,
+            "mac": _NULLABLE_STRING,
+            "modelname": _NULLABLE_STRING,
+            "firmware": _NULLABLE_STRING,
+            "devinfo": {"type": "object", "description": "Every devinfo field of the last reg."},
+            "firstSeen": _TIMESTAMP,
+            "lastSeen": _TIMESTAMP,
+        },
+    },
+    "TerminalList": {
+        "type": "object",
+        "required": ["items", "count"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Terminal"}},
+            "count": {"type": "integer"},
+        },
+    },
+    "TerminalCreate": {
+        "type": "object",
+        "required": ["sn"],
+        "additionalProperties": False,
+        "properties": {
+            "sn": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S+$"},
+            "name": {"type": "string", "maxLength": 200, "nullable": True},
+            "approved": {"type": "boolean"},
+            "active": {"type": "boolean"},
+            "timezone": {"type": "string", "maxLength": 64, "nullable": True},
+        },
+    },
+    "TerminalPatch": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 200, "nullable": True},
+            "approved": {"type": "boolean"},
+            "whitelisted": {"type": "boolean", "description": "Same as approved."},
+            "active": {"type": "boolean"},
+            "timezone": {
+                "type": "string",
+                "maxLength": 64,
+                "nullable": True,
+                "description": "IANA time zone, e.g. Europe/Paris; null for the server default.",
+            },
+        },
+    },
+    "CommandRequest": {
+        "type": "object",
+        "required": ["command"],
+        "additionalProperties": False,
+        "properties": {
+            "command": {"type": "string", "enum": sorted(COMMANDS)},
+            "params": {
+                "type": "object",
+                "description": "The command's parameters (protocol section 6).",
+            },
+            "wait": {
+                "type": "boolean",
+                "description": "Wait for the terminal's reply (default true).",
+            },
+            "confirm": {
+                "type": "boolean",
+                "description": "Required (true) for destructive commands.",
+            },
+        },
+    },
+    "Command": {
+        "type": "object",
+        "required": ["id", "sn", "command", "payload", "status", "attempts", "maxAttempts"],
+        "properties": {
+            "id": {"type": "integer"},
+            "sn": {"type": "string"},
+            "command": {"type": "string"},
+            "payload": {"type": "object"},
+            "status": {
+                "type": "string",
+                "enum": ["queued", "sent", "succeeded", "failed", "timed_out"],
+            },
+            "reply": {"type": "object", "nullable": True},
+            "attempts": {"type": "integer"},
+            "maxAttempts": {"type": "integer"},
+            "actor": _NULLABLE_STRING,
+            "createdAt": _TIMESTAMP,
+            "sentAt": _TIMESTAMP,
+            "finishedAt": _TIMESTAMP,
+        },
+    },
+    "CommandList": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Command"}},
+        },
+    },
+    "Credential": {
+        "type": "object",
+        "required": ["backupnum"],
+        "properties": {
+            "backupnum": {"type": "integer"},
+            "record": {
+                "nullable": True,
+                "oneOf": [{"type": "string"}, {"type": "integer"}],
+                "description": "Only in a user's detail.",
+            },
+            "updatedAt": _TIMESTAMP,
+        },
+    },
+    "User": {
+        "type": "object",
+        "required": ["sn", "enrollid", "admin", "enabled", "credentials"],
+        "properties": {
+            "sn": {"type": "string"},
+            "enrollid": {"type": "integer"},
+            "name": _NULLABLE_STRING,
+            "admin": {"type": "integer"},
+            "enabled": {"type": "boolean"},
+            "credentials": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Credential"},
+            },
+            "updatedAt": _TIMESTAMP,
+        },
+    },
+    "UserPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
+            "next": {"type": "string", "nullable": True, "description": "Cursor of the next page."},
+        },
+    },
+    "CredentialInput": {
+        "type": "object",
+        "required": ["backupnum", "record"],
+        "additionalProperties": False,
+        "properties": {
+            "backupnum": {"type": "integer", "minimum": 0, "maximum": 50},
+            "record": {"oneOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]},
+        },
+    },
+    "UserCreate": {
+        "type": "object",
+        "required": ["enrollid"],
+        "additionalProperties": False,
+        "properties": {
+            "enrollid": {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID},
+            "name": {"type": "string", "maxLength": 100},
+            "admin": {"type": "integer", "minimum": 0, "maximum": 2},
+            "enabled": {"type": "boolean"},
+            "credentials": {
+                "type": "array",
+                "maxItems": 30,
+                "items": {"$ref": "#/components/schemas/CredentialInput"},
+            },
+        },
+    },
+    "UserPatch": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 100},
+            "admin": {"type": "integer", "minimum": 0, "maximum": 2},
+            "enabled": {"type": "boolean"},
+            "credentials": {
+                "type": "array",
+                "maxItems": 30,
+                "items": {"$ref": "#/components/schemas/CredentialInput"},
+            },
+        },
+    },
+    "UserChange": {
+        "type": "object",
+        "required": ["user", "commands"],
+        "properties": {
+            "user": {"$ref": "#/components/schemas/User"},
+            "commands": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Command"},
+                "description": "The commands queued to apply the change on the terminal.",
+            },
+        },
+    },
+    "UserDeleted": {
+        "type": "object",
+        "required": ["deleted", "commands"],
+        "properties": {
+            "deleted": {"type": "integer", "description": "Credential slots (or users) deleted."},
+            "commands": {"type": "array", "items": {"$ref": "#/components/schemas/Command"}},
+        },
+    },
+    "UserPullResult": {
+        "type": "object",
+        "required": ["listed", "stored", "missing", "users"],
+        "properties": {
+            "listed": {"type": "integer"},
+            "stored": {"type": "integer"},
+            "missing": {"type": "integer"},
+            "users": {"type": "integer"},
+        },
+    },
+    "LogPullRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "source": {
+                "type": "string",
+                "enum": ["new", "all"],
+                "description": "new: getnewlog (default); all: getalllog.",
+            },
+            "from": {"type": "string", "description": "YYYY-MM-DD (source all)."},
+            "to": {"type": "string", "description": "YYYY-MM-DD (source all)."},
+        },
+    },
+    "LogPullResult": {
+        "type": "object",
+        "required": ["received", "inserted", "duplicates", "invalid"],
+        "properties": {
+            "received": {"type": "integer"},
+            "inserted": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "invalid": {"type": "integer"},
+        },
+    },
+    "Log": {
+        "type": "object",
+        "required": ["id", "sn", "enrollid", "time", "mode", "inout", "event"],
+        "properties": {
+            "id": {"type": "integer"},
+            "sn": {"type": "string"},
+            "enrollid": {"type": "integer"},
+            "time": {"type": "string", "description": "Terminal-local YYYY-MM-DD HH:MM:SS."},
+            "mode": {"type": "integer"},
+            "inout": {"type": "integer"},
+            "event": {"type": "integer"},
+            "temp": {"type": "number", "nullable": True},
+            "verifymode": {"type": "integer", "nullable": True},
+            "image": _NULLABLE_STRING,
+            "extra": {"type": "object"},
+            "receivedAt": _TIMESTAMP,
+        },
+    },
+    "LogPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Log"}},
+            "next": {"type": "string", "nullable": True},
+        },
+    },
+    "Connected": {
+        "type": "object",
+        "required": ["items", "count"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Terminal"}},
+            "count": {"type": "integer"},
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "actor", "action"],
+        "properties": {
+            "id": {"type": "integer"},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "target": _NULLABLE_STRING,
+            "detail": {"type": "object"},
+            "at": _TIMESTAMP,
+        },
+    },
+    "AuditPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+            "next": {"type": "string", "nullable": True},
+        },
+    },
+}
+
+# -- parameters ---------------------------------------------------------------------------------
+
+_SN_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64}
+
+
+def _path(name: str, schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": dict(schema),
+        "description": description,
+    }
+
+
+def _query(name: str, schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": dict(schema), "description": description}
+
+
+SN = _path("sn", _SN_SCHEMA, "The terminal's serial number.")
+ENROLLID = _path(
+    "enrollid", {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID}, "The user's id."
+)
+COMMAND_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A command id.")
+LIMIT = _query(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 1000},
+    "Page size (50 by default; for a CSV export, the most rows, all by default).",
+)
+CURSOR = _query("cursor", {"type": "string", "maxLength": 200}, "The next cursor of the previous page.")
+_TIME_PATTERN = r"^\d{4}-\d{1,2}-\d{1,2}( \d{1,2}:\d{1,2}(:\d{1,2})?)?$"
+SINCE = _query(
+    "since",
+    {"type": "string", "pattern": _TIME_PATTERN},
+    "Terminal-local time (YYYY-MM-DD[ HH:MM:SS]), inclusive.",
+)
+UNTIL = _query(
+    "until",
+    {"type": "string", "pattern": _TIME_PATTERN},
+    "Terminal-local time, inclusive (a date alone means its end).",
+)
+ENROLLID_FILTER = _query(
+    "enrollid", {"type": "integer", "minimum": 0, "maximum": MAX_ENROLLID}, "Only this user."
+)
+TERMINAL_FILTER = _query("terminal", _SN_SCHEMA, "Only this terminal's logs.")
+FORMAT = _query(
+    "format",
+    {"type": "string", "enum": ["json", "csv"]},
+    "csv streams a CSV export (as does Accept: text/csv).",
+)
+CONNECTED = _query("connected", {"type": "boolean"}, "Only (dis)connected terminals.")
+STATUS = _query(
+    "status", {"type": "string", "enum": ["approved", "pending"]}, "Only approved or pending ones."
+)
+ACTIVE = _query("active", {"type": "boolean"}, "Only (in)active terminals.")
+BACKUPNUM = _query(
+    "backupnum",
+    {"type": "integer", "minimum": 0, "maximum": 50},
+    "Delete only this credential slot (12: every fingerprint, 13: everything).",
+)
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@attrs.frozen
+class Operation:
+    """
+    One route of the API.
+
+    @ivar method: C{GET}, C{POST}, C{PATCH} or C{DELETE}.
+    @ivar path: relative to C{/api}, OpenAPI style (C{/terminals/{sn}/}).
+    @ivar operationId: also the name of the handler method of the app.
+    @ivar scope: C{read} or C{write}.
+    @ivar responses: status -> (description, schema name or C{None}).
+    @ivar csv: the 200 answer may also be C{text/csv}.
+    """
+
+    method: str
+    path: str
+    operationId: str
+    summary: str
+    scope: str
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: str | None = None
+    bodyRequired: bool = True
+    responses: Mapping[int, tuple[str, str | None]] = attrs.field(factory=dict)
+    csv: bool = False
+
+
+_LOG_QUERY = (LIMIT, CURSOR, SINCE, UNTIL, ENROLLID_FILTER, FORMAT)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/openapi.json", "openapi", "This document.", "read",
+        responses={200: ("The OpenAPI document.", None)},
+    ),
+    Operation(
+        "GET", "/terminals/", "listTerminals", "List terminals.", "read",
+        parameters=(CONNECTED, STATUS, ACTIVE),
+        responses={200: ("The terminals, by sn.", "TerminalList")},
+    ),
+    Operation(
+        "POST", "/terminals/", "createTerminal",
+        "Pre-register a terminal (whitelist) before it connects.", "write",
+        body="TerminalCreate",
+        responses={201: ("Created.", "Terminal"), 409: ("The sn exists.", "Error")},
+    ),
+    Operation(
+        "GET", "/terminals/{sn}/", "getTerminal", "A terminal's detail.", "read",
+        parameters=(SN,),
+        responses={200: ("The terminal.", "Terminal"), 404: ("Unknown terminal.", "Error")},
+    ),
+    Operation(
+        "PATCH", "/terminals/{sn}/", "updateTerminal",
+        "Rename, approve (whitelist), (de)activate a terminal or set its time zone.", "write",
+        parameters=(SN,), body="TerminalPatch",
+        responses={200: ("The terminal.", "Terminal"), 404: ("Unknown terminal.", "Error")},
+    ),
+    Operation(
+        "DELETE", "/terminals/{sn}/", "deleteTerminal",
+        "Forget a terminal and everything stored for it.", "write",
+        parameters=(SN,),
+        responses={204: ("Deleted.", None), 404: ("Unknown terminal.", "Error")},
+    ),
+    Operation(
+        "POST", "/terminals/{sn}/command/", "sendCommand",
+        "Send a command (protocol section 6) through the durable queue.", "write",
+        parameters=(SN,), body="CommandRequest",
+        responses={
+            200: ("The terminal answered (status succeeded or failed).", "Command"),
+            202: ("Queued (wait false, or the terminal is offline).", "Command"),
+            404: ("Unknown terminal.", "Error"),
+            504: ("The terminal did not answer in time (see command).", "Error"),
+        },
+    ),
+    Operation(
+        "GET", "/terminals/{sn}/commands/", "listPendingCommands",
+        "The terminal's commands still to deliver, oldest first.", "read",
+        parameters=(SN,),
+        responses={200: ("Queued or sent commands.", "CommandList"), 404: ("Unknown terminal.", "Error")},
+    ),
+    Operation(
+        "GET", "/commands/{id}", "getCommand", "A command's status, reply and timestamps.", "read",
+        parameters=(COMMAND_ID,),
+        responses={200: ("The command.", "Command"), 404: ("Unknown command.", "Error")},
+    ),
+    Operation(
+        "GET", "/terminals/{sn}/users/", "listUsers",
+        "The terminal's users, by enrollid (records only in a user's detail).", "read",
+        parameters=(SN, LIMIT, CURSOR),
+        responses={200: ("A page of users.", "UserPage"), 404: ("Unknown terminal.", "Error")},
+    ),
+    Operation(
+        "POST", "/terminals/{sn}/users/", "createUser",
+        "Create a user on the server and push it to the terminal (setuserinfo).", "write",
+        parameters=(SN,), body="UserCreate",
+        responses={
+            201: ("Created; the commands are queued.", "UserChange"),
+            404: ("Unknown terminal.", "Error"),
+            409: ("The user exists.", "Error"),
+        },
+    ),
+    Operation(
+        "POST", "/terminals/{sn}/users/pull/", "pullUsers",
+        "Read every user and credential from the terminal (getuserlist + getuserinfo).",
+        "write",
+        parameters=(SN,),
+        responses={
+            200: ("What was read and stored.", "UserPullResult"),
+            404: ("Unknown terminal.", "Error"),
+            409: ("The terminal is offline, or a pull is running.", "Error"),
+            504: ("The terminal stopped answering.", "Error"),
+        },
+    ),
+    Operation(
+        "GET", "/terminals/{sn}/users/{enrollid}/", "getUser",
+        "A user with its credential records.", "read",
+        parameters=(SN, ENROLLID),
+        responses={200: ("The user.", "User"), 404: ("Unknown terminal or user.", "Error")},
+    ),
+    Operation(
+        "PATCH", "/terminals/{sn}/users/{enrollid}/", "updateUser",
+        "Change a user (name, admin, enabled, credentials) and push the change.", "write",
+        parameters=(SN, ENROLLID), body="UserPatch",
+        responses={200: ("Changed; commands queued.", "UserChange"), 404: ("Unknown.", "Error")},
+    ),
+    Operation(
+        "DELETE", "/terminals/{sn}/users/{enrollid}/", "deleteUser",
+        "Delete a user (or one credential slot) and push deleteuser.", "write",
+        parameters=(SN, ENROLLID, BACKUPNUM),
+        responses={200: ("Deleted; commands queued.", "UserDeleted"), 404: ("Unknown.", "Error")},
+    ),
+    Operation(
+        "GET", "/terminals/{sn}/logs/", "listTerminalLogs",
+        "The terminal's attendance logs, newest first (CSV with format=csv).", "read",
+        parameters=(SN, *_LOG_QUERY),
+        responses={200: ("A page of logs.", "LogPage"), 404: ("Unknown terminal.", "Error")},
+        csv=True,
+    ),
+    Operation(
+        "POST", "/terminals/{sn}/logs/pull/", "pullLogs",
+        "Read logs from the terminal (getnewlog, or getalllog between dates) and store them.",
+        "write",
+        parameters=(SN,), body="LogPullRequest", bodyRequired=False,
+        responses={
+            200: ("What was read and stored.", "LogPullResult"),
+            404: ("Unknown terminal.", "Error"),
+            409: ("The terminal is offline, or a pull is running.", "Error"),
+            504: ("The terminal stopped answering.", "Error"),
+        },
+    ),
+    Operation(
+        "GET", "/terminals/{sn}/door-events/", "listDoorEvents",
+        "The terminal's door events (enrollid 0), newest first.", "read",
+        parameters=(SN, LIMIT, CURSOR, SINCE, UNTIL, FORMAT),
+        responses={200: ("A page of door events.", "LogPage"), 404: ("Unknown terminal.", "Error")},
+        csv=True,
+    ),
+    Operation(
+        "GET", "/logs/", "listLogs", "Every terminal's logs, newest first.", "read",
+        parameters=(*_LOG_QUERY, TERMINAL_FILTER),
+        responses={200: ("A page of logs.", "LogPage")},
+        csv=True,
+    ),
+    Operation(
+        "GET", "/connected/", "listConnected", "The terminals connected now.", "read",
+        responses={200: ("Connected terminals.", "Connected")},
+    ),
+    Operation(
+        "GET", "/audit/", "listAudit", "Operator actions, newest first.", "read",
+        parameters=(LIMIT, CURSOR),
+        responses={200: ("A page of the audit log.", "AuditPage")},
+    ),
+)
+
+_COMMON_RESPONSES: dict[int, str] = {
+    400: "Invalid request (detail and field say why).",
+    401: "Missing or unknown token.",
+    403: "The token lacks the scope.",
+    503: "The database is unavailable.",
+}
+
+
+def kleinPath(path: str) -> str:
+    """C{/terminals/{sn}/users/{enrollid}/} in werkzeug's syntax (integers typed)."""
+
+    def convert(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"<int:{name}>" if name in ("enrollid", "id") else f"<{name}>"
+
+    return re.sub(r"\{(\w+)\}", convert, path)
+
+
+def _response(description: str, schema: str | None, csv: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        content: dict[str, Any] = {"application/json": {"schema": _ref(schema)}}
+        if csv:
+            content["text/csv"] = {"schema": {"type": "string"}}
+        out["content"] = content
+    return out
+
+
+def buildDocument(serverURL: str = "/api") -> dict[str, Any]:
+    """The OpenAPI 3.0 document of L{OPERATIONS}."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        responses: dict[str, Any] = {}
+        for status, (description, schema) in sorted(op.responses.items()):
+            if status == 200 and op.operationId == "openapi":
+                responses["200"] = {
+                    "description": description,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+                continue
+            responses[str(status)] = _response(description, schema, op.csv and status == 200)
+        for status, description in _COMMON_RESPONSES.items():
+            responses.setdefault(str(status), _response(description, "Error"))
+        operation: dict[str, Any] = {
+            "operationId": op.operationId,
+            "summary": op.summary,
+            "security": [{"bearer": []}],
+            "x-scope": op.scope,
+            "responses": responses,
+        }
+        if op.parameters:
+            operation["parameters"] = [dict(p) for p in op.parameters]
+        if op.body is not None:
+            operation["requestBody"] = {
+                "required": op.bodyRequired,
+                "content": {"application/json": {"schema": _ref(op.body)}},
+            }
+        paths.setdefault(op.path, {})[op.method.lower()] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "tm20 REST API",
+            "version": "1.0.0",
+            "description": (
+                "Drive TM20-WIFI / AiFace terminals: terminals, users, logs and commands. "
+                "Every route needs Authorization: Bearer TOKEN (scope read for GET, write "
+                "otherwise). Errors are {\"error\": CODE, \"detail\": \"...\"}."
+            ),
+        },
+        "servers": [{"url": serverURL}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+# -- request validation against the same schemas ---------------------------------------------------
+
+
+class ValidationError(ValueError):
+    """A request body does not match its schema; C{field} names where."""
+
+    def __init__(self, problem: str, field: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.problem = problem
+        self.field = field
+
+
+def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return SCHEMAS[ref.rsplit("/", 1)[1]]
+    return schema
+
+
+def _typeOK(value: Any, kind: str) -> bool:
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return True
+
+
+def validate(value: Any, schema: Mapping[str, Any] | str, field: str = "") -> None:
+    """
+    Check C{value} against a schema of L{SCHEMAS} (by name) or an inline one: the subset of
+    JSON Schema used here (type, nullable, enum, required, properties, additionalProperties,
+    minProperties, items, maxItems, minimum, maximum, minLength, maxLength, pattern, oneOf).
+
+    @raise ValidationError: naming the offending field.
+    """
+    schema = _resolve(SCHEMAS[schema] if isinstance(schema, str) else schema)
+    if value is None:
+        if schema.get("nullable"):
+            return
+        raise ValidationError("must not be null", field)
+    if "oneOf" in schema:
+        matches = 0
+        for option in schema["oneOf"]:
+            try:
+                validate(value, option, field)
+            except ValidationError:
+                continue
+            matches += 1
+        if matches != 1:
+            raise ValidationError("has the wrong type or value", field)
+    kind = schema.get("type")
+    if kind is not None and not _typeOK(value, kind):
+        raise ValidationError(f"must be of type {kind}", field)
+    if "enum" in schema and value not in schema["enum"]:
+        raise ValidationError("must be one of " + ", ".join(map(str, schema["enum"])), field)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise ValidationError(f"must be at least {schema['minimum']}", field)
+        if "maximum" in schema and value > schema["maximum"]:
+            raise ValidationError(f"must be at most {schema['maximum']}", field)
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            raise ValidationError(f"must have at least {schema['minLength']} characters", field)
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise ValidationError(f"must have at most {schema['maxLength']} characters", field)
+        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+            raise ValidationError("has the wrong format", field)
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise ValidationError(f"must have at most {schema['maxItems']} items", field)
+        items = schema.get("items")
+        if items is not None:
+            for i, item in enumerate(value):
+                validate(item, items, f"{field}[{i}]")
+    if isinstance(value, dict):
+        if len(value) < schema.get("minProperties", 0):
+            raise ValidationError("must not be empty", field or "body")
+        properties = schema.get("properties", {})
+        for name in schema.get("required", ()):
+            if name not in value:
+                raise ValidationError("is required", _join(field, name))
+        for name, item in value.items():
+            if name in properties:
+                validate(item, properties[name], _join(field, name))
+            elif schema.get("additionalProperties") is False:
+                raise ValidationError("unknown field", _join(field, name))
+
+
+def _join(field: str, name: str) -> str:
+    return f"{field}.{name}" if field else name
+
+
+def checkJSONSafe(value: Any, field: str = "") -> None:
+    """
+    Refuse what no database stores: NUL characters, lone surrogates, non-finite numbers,
+    integers beyond 64 bits, and nesting deeper than 32.
+
+    @raise ValidationError: naming the offending field.
+    """
+    _checkSafe(value, field, 0)
+
+
+def _checkSafe(value: Any, field: str, depth: int) -> None:
+    if depth > 32:
+        raise ValidationError("is nested too deeply", field or "body")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError("must not contain NUL characters", field or "body")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("must be valid Unicode", field or "body") from None
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not -(2**63) <= value <= _INT64:
+            raise ValidationError("is too large", field or "body")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError("must be a finite number", field or "body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _checkSafe(key, field or "body", depth + 1)
+            _checkSafe(item, _join(field, str(key)), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _checkSafe(item, f"{field}[{i}]", depth + 1)
+
+
+def operationsByPath() -> Sequence[tuple[str, str]]:
+    """C{(METHOD, path)} of every operation (for tests)."""
+    return [(op.method, op.path) for op in OPERATIONS]
