@@ -3,7 +3,9 @@ PostgreSQL for the tests: an existing server named by C{TM20_TEST_DATABASE_URL},
 cluster started on first use and stopped when the test process exits.
 
   - L{databaseURL}: the URL of an administrative database (C{CREATE DATABASE} is allowed there).
-  - L{createDatabase} / L{dropDatabase}: a fresh empty database per test (tens of milliseconds).
+  - L{createDatabase} / L{dropDatabase}: a fresh empty database (tens of milliseconds).
+  - L{createSchema} / L{dropSchema}: a fresh empty schema, named as the C{search_path} in the
+    URL's C{options} (a few milliseconds): what the store contract tests use.
   - L{Cluster}: a private cluster (C{initdb} + C{pg_ctl}) that a test may stop and start, e.g. the
     chaos test, which must kill the server and so never uses a shared one.
 
@@ -32,6 +34,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import psycopg2.extensions
 
 #: The environment variable naming an existing server to test against.
 URL_VARIABLE = "TM20_TEST_DATABASE_URL"
@@ -123,6 +126,7 @@ class Cluster:
                 "fsync = off\n"
                 "full_page_writes = off\n"
                 "synchronous_commit = on\n"
+                "autovacuum = off\n"
                 "max_connections = 200\n"
                 "shared_buffers = 64MB\n"
                 "log_min_messages = warning\n"
@@ -268,6 +272,36 @@ def serverMatches(url: str) -> bool:
     return urlsplit(url).netloc == urlsplit(_adminURL).netloc
 
 
+_schemaDatabase: str | None = None
+
+
+def createSchema(prefix: str = "tm20_test") -> str:
+    """
+    A new empty schema in a database shared by the tests, as a URL whose C{options} make it the
+    C{search_path}: to a store, as good as an empty database, and many times faster to make.
+
+    @return: the URL; pass it to L{dropSchema} when done.
+    """
+    global _schemaDatabase
+    with _lock:
+        if _schemaDatabase is None:
+            _schemaDatabase = createDatabase("tm20_schemas")
+            if not ownsCluster():
+                atexit.register(dropDatabase, _schemaDatabase)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}".lower()
+    _admin(f'CREATE SCHEMA "{name}"', _schemaDatabase)
+    parts = urlsplit(_schemaDatabase)
+    query = f"options=-c%20search_path%3D{name}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def dropSchema(url: str) -> None:
+    """Drop the schema of a URL made by L{createSchema}, with everything in it."""
+    options = psycopg2.extensions.parse_dsn(url).get("options", "")
+    name = options.split("search_path=", 1)[1].split()[0]
+    _admin(f'DROP SCHEMA IF EXISTS "{name}" CASCADE', url)
+
+
 def stopCluster(mode: str = "fast") -> None:
     """
     Stop the shared private cluster.
@@ -293,8 +327,10 @@ __all__ = [
     "HarnessError",
     "URL_VARIABLE",
     "createDatabase",
+    "createSchema",
     "databaseURL",
     "dropDatabase",
+    "dropSchema",
     "ownsCluster",
     "startCluster",
     "stopCluster",

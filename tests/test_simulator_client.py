@@ -8,24 +8,27 @@ connection after the Nth C{sendlog} or send commands.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from contextlib import redirect_stderr
+from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tm20.simulator.__main__ import parseArgs, serialNumbers
 from tm20.simulator.client import ReactorTimer, TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
 
@@ -77,6 +80,31 @@ class RecordingServerProtocol(WebSocketServerProtocol):
     def send(self, frame: Frame) -> None:
         if self.state == self.STATE_OPEN:
             self.sendMessage(json.dumps(frame).encode("utf-8"))
+
+
+class RecordingServerFactory(WebSocketServerFactory):
+    protocol = RecordingServerProtocol
+    noisy = False
+
+    def __init__(self, server: FakeServer) -> None:
+        super().__init__()
+        self.server = server
+        self._batched_timer = ReactorTimer(reactor)
+
+    def buildProtocol(self, addr: Any) -> RecordingServerProtocol:
+        proto = cast(RecordingServerProtocol, super().buildProtocol(addr))
+        proto.server = self.server
+        return proto
+
+
+def listen(server: FakeServer, portNumber: int = 0) -> tuple[IListeningPort, int]:
+    """
+    Serve C{server} on 127.0.0.1.
+
+    @return: the listening port and its number.
+    """
+    port = reactor.listenTCP(portNumber, RecordingServerFactory(server), interface="127.0.0.1")
+    return port, cast(IPv4Address, port.getHost()).port
 
 
 class FakeServer:
@@ -144,6 +172,7 @@ class FakeServer:
                 self.logRecords[logKey(frame["sn"], record)] += 1
             if self.dropAtSendlog == self.sendlogCount:
                 self.dropAtSendlog = None
+                assert proto.transport is not None
                 proto.transport.loseConnection()
             elif self.ignoreSendlogs > 0:
                 self.ignoreSendlogs -= 1
@@ -200,20 +229,11 @@ class FakeServer:
 class SimulatorClientTests(TestCase):
     timeout = 60
 
-    @inlineCallbacks
-    def setUp(self) -> Any:
+    def setUp(self) -> None:
         self.server = FakeServer()
-        factory = WebSocketServerFactory()
-        factory.protocol = RecordingServerProtocol
-        factory._batched_timer = ReactorTimer(reactor)
-        RecordingServerProtocol.server = self.server
-        port: IListeningPort = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            factory
-        )
-        self.port = port
-        self.portNumber = port.getHost().port
+        self.port, self.portNumber = listen(self.server)
         self.url = f"ws://127.0.0.1:{self.portNumber}/pub/chat"
-        self.addCleanup(port.stopListening)
+        self.addCleanup(self.port.stopListening)
         self.addCleanup(self.server.cancelDelayed)
 
     def connect(self, terminal: SimulatedTerminal, **kwargs: Any) -> TerminalConnection:
@@ -541,12 +561,7 @@ class SimulatorClientTests(TestCase):
         connection = self.connect(terminal)
         yield deferLater(reactor, 0.3, lambda: None)
         self.assertGreaterEqual(connection.stats.connectFailures, 2)
-        factory = WebSocketServerFactory()
-        factory.protocol = RecordingServerProtocol
-        factory._batched_timer = ReactorTimer(reactor)
-        port = yield TCP4ServerEndpoint(reactor, self.portNumber, interface="127.0.0.1").listen(
-            factory
-        )
+        port, _ = listen(self.server, self.portNumber)
         self.addCleanup(port.stopListening)
         yield connection.whenAllLogsAcknowledged()
         self.assertEqual(1, connection.stats.connections)
@@ -562,13 +577,9 @@ class CommandLineTests(TestCase):
         summary on stderr and nothing on stdout.
         """
         server = FakeServer()
-        factory = WebSocketServerFactory()
-        factory.protocol = RecordingServerProtocol
-        factory._batched_timer = ReactorTimer(reactor)
-        RecordingServerProtocol.server = server
-        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        port, portNumber = listen(server)
         self.addCleanup(port.stopListening)
-        url = f"ws://127.0.0.1:{port.getHost().port}/pub/chat"
+        url = f"ws://127.0.0.1:{portNumber}/pub/chat"
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         out, err, code = yield getProcessOutputAndValue(
             sys.executable,
@@ -597,3 +608,84 @@ class CommandLineTests(TestCase):
         self.assertEqual({"CLI0098", "CLI0099"}, {f["sn"] for f in server.named("reg")})
         self.assertEqual(50, len(server.logRecords))
         self.assertIn(b"summary: 2/2 registered, 50 logs acknowledged", err)
+
+
+class CommandLineParsingTests(SynchronousTestCase):
+    def test_serialNumbers(self) -> None:
+        self.assertEqual(["SIM000001"], serialNumbers("SIM000001", 1))
+        self.assertEqual(["SIM000001", "SIM000002", "SIM000003"], serialNumbers("SIM000001", 3))
+        self.assertEqual(["ZX0990", "ZX0991"], serialNumbers("ZX0990", 2))
+        self.assertEqual(["A99", "A100"], serialNumbers("A99", 2))
+        self.assertEqual(["LAB000001", "LAB000002"], serialNumbers("LAB", 2))
+        self.assertRaises(ValueError, serialNumbers, "X", 0)
+
+    def test_defaults(self) -> None:
+        options = parseArgs([])
+        self.assertEqual(
+            (
+                "ws://127.0.0.1:7788/pub/chat",
+                "SIM000001",
+                1,
+                10,
+                100,
+                10,
+                0,
+                0.0,
+                0.0,
+                "info",
+                False,
+            ),
+            (
+                options.url,
+                options.sn,
+                options.count,
+                options.users,
+                options.logs,
+                options.batch_size,
+                options.seed,
+                options.punch_interval,
+                options.duration,
+                options.log_level,
+                options.answer_pings,
+            ),
+        )
+
+    def test_options(self) -> None:
+        options = parseArgs(
+            [
+                "--url",
+                "wss://example.com:443/x",
+                "--count",
+                "5",
+                "--batch-size",
+                "3",
+                "--punch-interval",
+                "2.5",
+                "--duration",
+                "60",
+                "--paging-style",
+                "th900",
+            ]
+        )
+        self.assertEqual(
+            ("wss://example.com:443/x", 5, 3, 2.5, 60.0, "th900"),
+            (
+                options.url,
+                options.count,
+                options.batch_size,
+                options.punch_interval,
+                options.duration,
+                options.paging_style,
+            ),
+        )
+
+    def test_rejected(self) -> None:
+        for argv in (
+            ["--count", "0"],
+            ["--batch-size", "0"],
+            ["--logs", "-1"],
+            ["--duration", "-2"],
+            ["--log-level", "loud"],
+        ):
+            with redirect_stderr(io.StringIO()):
+                self.assertRaises(SystemExit, parseArgs, argv)

@@ -87,7 +87,9 @@ class PostgresStoreTests(StoreContractTests, _PostgresCase):
     url: str
 
     def createStore(self) -> Deferred[PostgresStore]:
-        self.url = self.newDatabase()
+        # an empty schema is an empty database to the store, and is made much faster
+        self.url = pgharness.createSchema("tm20_contract")
+        self.addCleanup(pgharness.dropSchema, self.url)
         return self.openStore(self.url)
 
     @inlineCallbacks
@@ -104,7 +106,8 @@ class PostgresStoreTests(StoreContractTests, _PostgresCase):
         rows = adminQuery(
             self.url,
             "SELECT column_name, data_type, collation_name FROM information_schema.columns"
-            " WHERE table_name = 'attendance_logs' AND column_name IN"
+            " WHERE table_schema = current_schema() AND table_name = 'attendance_logs'"
+            " AND column_name IN"
             " ('time', 'received_at', 'sn') ORDER BY column_name",
         )
         self.assertEqual(

@@ -17,7 +17,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from tm20.model import StoredLog
@@ -81,6 +82,22 @@ def csvRows(logs: Sequence[StoredLog], header: bool = False) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+class _Streaming(Resource):
+    """What Klein renders: starts the stream on the request."""
+
+    isLeaf = True
+
+    def __init__(self, export: CSVExport, first: list[StoredLog], size: int) -> None:
+        super().__init__()
+        self._export = export
+        self._first = first
+        self._size = size
+
+    def render(self, request: Request) -> Any:
+        self._export.begin(request, self._first, self._size)
+        return NOT_DONE_YET
+
+
 @implementer(IPushProducer)
 class CSVExport:
     """
@@ -91,16 +108,13 @@ class CSVExport:
 
     log = Logger()
 
-    def __init__(
-        self, request: IRequest, fetch: Fetch, limit: int | None = None, filename: str = "logs.csv"
-    ) -> None:
+    def __init__(self, fetch: Fetch, limit: int | None = None, filename: str = "logs.csv") -> None:
         """
-        @param request: the request to answer.
         @param fetch: reads one page.
         @param limit: the most rows to export (C{None}: all).
         @param filename: suggested to the client (C{Content-Disposition}).
         """
-        self._request = request
+        self._request: Any = None
         self._fetch = fetch
         self._limit = limit
         self._filename = filename
@@ -128,15 +142,19 @@ class CSVExport:
         return max(0, min(PAGE_SIZE, self._limit - self.written))
 
     @inlineCallbacks
-    def start(self) -> Any:
+    def prepare(self) -> Any:
         """
-        Read the first page (its failure is the caller's to answer), then stream the rest.
+        Read the first page (its failure is the caller's to answer as JSON).
 
-        @return: a L{Deferred} firing once the first page is written: the rest streams on.
+        @return: a L{Deferred} of the L{IResource} that, rendered, streams the export.
         """
         size = self._pageSize()
         first: list[StoredLog] = (yield self._fetch(None, size)) if size else []
-        request = self._request
+        return _Streaming(self, first, size)
+
+    def begin(self, request: Request, first: list[StoredLog], size: int) -> None:
+        """Write the headers and the first page, then stream the rest."""
+        self._request = request
         request.setResponseCode(200)
         request.setHeader(b"content-type", b"text/csv; charset=utf-8")
         request.setHeader(

@@ -75,7 +75,7 @@ def errorFromFailure(failure: Failure, request: IRequest | None = None) -> ApiEr
         return ApiError(409, "terminal_offline", str(error) or "the terminal is not connected")
     if isinstance(error, CommandTimeout):
         return ApiError(504, "timeout", str(error) or "the terminal did not answer in time")
-    if _isDatabaseConnectionError(error):
+    if error is not None and _isDatabaseConnectionError(error):
         log.warn(
             "API: database unavailable: {error}",
             error=str(error) or type(error).__name__,
@@ -100,7 +100,9 @@ def _path(request: IRequest | None) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-def writeJSON(request: IRequest, status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
+def writeJSON(
+    request: IRequest, status: int, body: Any, headers: dict[str, str] | None = None
+) -> bytes:
     """Set the status and headers for a JSON body; return the encoded body."""
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")

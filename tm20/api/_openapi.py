@@ -339,31 +339,40 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 _SN_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64}
 
 
-def _path(name: str, schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+def _path(name: str, schema: Mapping[str, Any], description: str, example: Any) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "schema": dict(schema),
         "description": description,
+        "example": example,
     }
 
 
 def _query(name: str, schema: Mapping[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": dict(schema), "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": dict(schema),
+        "description": description,
+    }
 
 
-SN = _path("sn", _SN_SCHEMA, "The terminal's serial number.")
+SN = _path("sn", _SN_SCHEMA, "The terminal's serial number.", "ZX0006827500")
 ENROLLID = _path(
-    "enrollid", {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID}, "The user's id."
+    "enrollid", {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID}, "The user's id.", 1
 )
-COMMAND_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A command id.")
+COMMAND_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A command id.", 1)
 LIMIT = _query(
     "limit",
     {"type": "integer", "minimum": 1, "maximum": 1000},
     "Page size (50 by default; for a CSV export, the most rows, all by default).",
 )
-CURSOR = _query("cursor", {"type": "string", "maxLength": 200}, "The next cursor of the previous page.")
+CURSOR = _query(
+    "cursor", {"type": "string", "maxLength": 200}, "The next cursor of the previous page."
+)
 _TIME_PATTERN = r"^\d{4}-\d{1,2}-\d{1,2}( \d{1,2}:\d{1,2}(:\d{1,2})?)?$"
 SINCE = _query(
     "since",
@@ -429,41 +438,67 @@ _LOG_QUERY = (LIMIT, CURSOR, SINCE, UNTIL, ENROLLID_FILTER, FORMAT)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
-        "GET", "/openapi.json", "openapi", "This document.", "read",
+        "GET",
+        "/openapi.json",
+        "openapi",
+        "This document.",
+        "read",
         responses={200: ("The OpenAPI document.", None)},
     ),
     Operation(
-        "GET", "/terminals/", "listTerminals", "List terminals.", "read",
+        "GET",
+        "/terminals/",
+        "listTerminals",
+        "List terminals.",
+        "read",
         parameters=(CONNECTED, STATUS, ACTIVE),
         responses={200: ("The terminals, by sn.", "TerminalList")},
     ),
     Operation(
-        "POST", "/terminals/", "createTerminal",
-        "Pre-register a terminal (whitelist) before it connects.", "write",
+        "POST",
+        "/terminals/",
+        "createTerminal",
+        "Pre-register a terminal (whitelist) before it connects.",
+        "write",
         body="TerminalCreate",
         responses={201: ("Created.", "Terminal"), 409: ("The sn exists.", "Error")},
     ),
     Operation(
-        "GET", "/terminals/{sn}/", "getTerminal", "A terminal's detail.", "read",
+        "GET",
+        "/terminals/{sn}/",
+        "getTerminal",
+        "A terminal's detail.",
+        "read",
         parameters=(SN,),
         responses={200: ("The terminal.", "Terminal"), 404: ("Unknown terminal.", "Error")},
     ),
     Operation(
-        "PATCH", "/terminals/{sn}/", "updateTerminal",
-        "Rename, approve (whitelist), (de)activate a terminal or set its time zone.", "write",
-        parameters=(SN,), body="TerminalPatch",
+        "PATCH",
+        "/terminals/{sn}/",
+        "updateTerminal",
+        "Rename, approve (whitelist), (de)activate a terminal or set its time zone.",
+        "write",
+        parameters=(SN,),
+        body="TerminalPatch",
         responses={200: ("The terminal.", "Terminal"), 404: ("Unknown terminal.", "Error")},
     ),
     Operation(
-        "DELETE", "/terminals/{sn}/", "deleteTerminal",
-        "Forget a terminal and everything stored for it.", "write",
+        "DELETE",
+        "/terminals/{sn}/",
+        "deleteTerminal",
+        "Forget a terminal and everything stored for it.",
+        "write",
         parameters=(SN,),
         responses={204: ("Deleted.", None), 404: ("Unknown terminal.", "Error")},
     ),
     Operation(
-        "POST", "/terminals/{sn}/command/", "sendCommand",
-        "Send a command (protocol section 6) through the durable queue.", "write",
-        parameters=(SN,), body="CommandRequest",
+        "POST",
+        "/terminals/{sn}/command/",
+        "sendCommand",
+        "Send a command (protocol section 6) through the durable queue.",
+        "write",
+        parameters=(SN,),
+        body="CommandRequest",
         responses={
             200: ("The terminal answered (status succeeded or failed).", "Command"),
             202: ("Queued (wait false, or the terminal is offline).", "Command"),
@@ -472,26 +507,43 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
-        "GET", "/terminals/{sn}/commands/", "listPendingCommands",
-        "The terminal's commands still to deliver, oldest first.", "read",
+        "GET",
+        "/terminals/{sn}/commands/",
+        "listPendingCommands",
+        "The terminal's commands still to deliver, oldest first.",
+        "read",
         parameters=(SN,),
-        responses={200: ("Queued or sent commands.", "CommandList"), 404: ("Unknown terminal.", "Error")},
+        responses={
+            200: ("Queued or sent commands.", "CommandList"),
+            404: ("Unknown terminal.", "Error"),
+        },
     ),
     Operation(
-        "GET", "/commands/{id}", "getCommand", "A command's status, reply and timestamps.", "read",
+        "GET",
+        "/commands/{id}",
+        "getCommand",
+        "A command's status, reply and timestamps.",
+        "read",
         parameters=(COMMAND_ID,),
         responses={200: ("The command.", "Command"), 404: ("Unknown command.", "Error")},
     ),
     Operation(
-        "GET", "/terminals/{sn}/users/", "listUsers",
-        "The terminal's users, by enrollid (records only in a user's detail).", "read",
+        "GET",
+        "/terminals/{sn}/users/",
+        "listUsers",
+        "The terminal's users, by enrollid (records only in a user's detail).",
+        "read",
         parameters=(SN, LIMIT, CURSOR),
         responses={200: ("A page of users.", "UserPage"), 404: ("Unknown terminal.", "Error")},
     ),
     Operation(
-        "POST", "/terminals/{sn}/users/", "createUser",
-        "Create a user on the server and push it to the terminal (setuserinfo).", "write",
-        parameters=(SN,), body="UserCreate",
+        "POST",
+        "/terminals/{sn}/users/",
+        "createUser",
+        "Create a user on the server and push it to the terminal (setuserinfo).",
+        "write",
+        parameters=(SN,),
+        body="UserCreate",
         responses={
             201: ("Created; the commands are queued.", "UserChange"),
             404: ("Unknown terminal.", "Error"),
@@ -499,7 +551,9 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
-        "POST", "/terminals/{sn}/users/pull/", "pullUsers",
+        "POST",
+        "/terminals/{sn}/users/pull/",
+        "pullUsers",
         "Read every user and credential from the terminal (getuserlist + getuserinfo).",
         "write",
         parameters=(SN,),
@@ -511,35 +565,52 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
-        "GET", "/terminals/{sn}/users/{enrollid}/", "getUser",
-        "A user with its credential records.", "read",
+        "GET",
+        "/terminals/{sn}/users/{enrollid}/",
+        "getUser",
+        "A user with its credential records.",
+        "read",
         parameters=(SN, ENROLLID),
         responses={200: ("The user.", "User"), 404: ("Unknown terminal or user.", "Error")},
     ),
     Operation(
-        "PATCH", "/terminals/{sn}/users/{enrollid}/", "updateUser",
-        "Change a user (name, admin, enabled, credentials) and push the change.", "write",
-        parameters=(SN, ENROLLID), body="UserPatch",
+        "PATCH",
+        "/terminals/{sn}/users/{enrollid}/",
+        "updateUser",
+        "Change a user (name, admin, enabled, credentials) and push the change.",
+        "write",
+        parameters=(SN, ENROLLID),
+        body="UserPatch",
         responses={200: ("Changed; commands queued.", "UserChange"), 404: ("Unknown.", "Error")},
     ),
     Operation(
-        "DELETE", "/terminals/{sn}/users/{enrollid}/", "deleteUser",
-        "Delete a user (or one credential slot) and push deleteuser.", "write",
+        "DELETE",
+        "/terminals/{sn}/users/{enrollid}/",
+        "deleteUser",
+        "Delete a user (or one credential slot) and push deleteuser.",
+        "write",
         parameters=(SN, ENROLLID, BACKUPNUM),
         responses={200: ("Deleted; commands queued.", "UserDeleted"), 404: ("Unknown.", "Error")},
     ),
     Operation(
-        "GET", "/terminals/{sn}/logs/", "listTerminalLogs",
-        "The terminal's attendance logs, newest first (CSV with format=csv).", "read",
+        "GET",
+        "/terminals/{sn}/logs/",
+        "listTerminalLogs",
+        "The terminal's attendance logs, newest first (CSV with format=csv).",
+        "read",
         parameters=(SN, *_LOG_QUERY),
         responses={200: ("A page of logs.", "LogPage"), 404: ("Unknown terminal.", "Error")},
         csv=True,
     ),
     Operation(
-        "POST", "/terminals/{sn}/logs/pull/", "pullLogs",
+        "POST",
+        "/terminals/{sn}/logs/pull/",
+        "pullLogs",
         "Read logs from the terminal (getnewlog, or getalllog between dates) and store them.",
         "write",
-        parameters=(SN,), body="LogPullRequest", bodyRequired=False,
+        parameters=(SN,),
+        body="LogPullRequest",
+        bodyRequired=False,
         responses={
             200: ("What was read and stored.", "LogPullResult"),
             404: ("Unknown terminal.", "Error"),
@@ -548,24 +619,39 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
-        "GET", "/terminals/{sn}/door-events/", "listDoorEvents",
-        "The terminal's door events (enrollid 0), newest first.", "read",
+        "GET",
+        "/terminals/{sn}/door-events/",
+        "listDoorEvents",
+        "The terminal's door events (enrollid 0), newest first.",
+        "read",
         parameters=(SN, LIMIT, CURSOR, SINCE, UNTIL, FORMAT),
         responses={200: ("A page of door events.", "LogPage"), 404: ("Unknown terminal.", "Error")},
         csv=True,
     ),
     Operation(
-        "GET", "/logs/", "listLogs", "Every terminal's logs, newest first.", "read",
+        "GET",
+        "/logs/",
+        "listLogs",
+        "Every terminal's logs, newest first.",
+        "read",
         parameters=(*_LOG_QUERY, TERMINAL_FILTER),
         responses={200: ("A page of logs.", "LogPage")},
         csv=True,
     ),
     Operation(
-        "GET", "/connected/", "listConnected", "The terminals connected now.", "read",
+        "GET",
+        "/connected/",
+        "listConnected",
+        "The terminals connected now.",
+        "read",
         responses={200: ("Connected terminals.", "Connected")},
     ),
     Operation(
-        "GET", "/audit/", "listAudit", "Operator actions, newest first.", "read",
+        "GET",
+        "/audit/",
+        "listAudit",
+        "Operator actions, newest first.",
+        "read",
         parameters=(LIMIT, CURSOR),
         responses={200: ("A page of the audit log.", "AuditPage")},
     ),
@@ -637,7 +723,7 @@ def buildDocument(serverURL: str = "/api") -> dict[str, Any]:
             "description": (
                 "Drive TM20-WIFI / AiFace terminals: terminals, users, logs and commands. "
                 "Every route needs Authorization: Bearer TOKEN (scope read for GET, write "
-                "otherwise). Errors are {\"error\": CODE, \"detail\": \"...\"}."
+                'otherwise). Errors are {"error": CODE, "detail": "..."}.'
             ),
         },
         "servers": [{"url": serverURL}],

@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from tm20.errors import CommandTimeout, TerminalGone
+from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IStore
 from tm20.model import (
     COMMAND_FAILED,
@@ -236,6 +236,13 @@ class CommandQueue:
                 keepGoing = yield self._deliver(pending[0])
                 if not keepGoing:
                     return
+        except StoreUnavailable as e:
+            self.log.warn(
+                "command queue of {sn} paused, the store is unavailable: {error}",
+                sn=sn,
+                error=str(e),
+            )
+            self._failWaiters(sn, e)
         except Exception as e:
             self.log.failure("command queue of {sn} stopped: {error}", sn=sn, error=str(e))
             self._failWaiters(sn, e)

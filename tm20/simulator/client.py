@@ -212,6 +212,7 @@ class SimulatorClientProtocol(WebSocketClientProtocol):
 
 class _SimulatorClientFactory(WebSocketClientFactory):
     protocol = SimulatorClientProtocol
+    noisy = False
 
     def __init__(self, connection: TerminalConnection, url: str, reactor: Any) -> None:
         super().__init__(url=url, reactor=reactor, useragent=None)
@@ -517,7 +518,8 @@ class TerminalConnection:
         if not self._running:
             return
         self.stats.connectFailures += 1
-        log.info(
+        emit = log.info if self._attempt == 0 else log.debug
+        emit(
             "{sn}: cannot connect to {url}: {error}",
             sn=self.sn,
             url=self.url,
@@ -733,7 +735,7 @@ class TerminalConnection:
         if batch["logindex"] == self._unackedLogindex:
             self.stats.resends += 1
         self._unackedLogindex = batch["logindex"]
-        self._batchInFlight = False
+        self._batchInFlight = True
         self._batchSentAt = self._reactor.seconds()
         self.stats.batchesSent += 1
         self._cancel("_ackCall")

@@ -23,7 +23,12 @@ Two paging conventions are offered (C{pagingStyle}), because the firmwares disag
     C{count} is the total, for users and logs alike.
 
 In both styles an empty data set, or a request past the last page, answers C{count:0, from:0,
-to:0, record:[]}.
+to:0, record:[]}.  A paged read works on a snapshot taken at C{stn:true}.
+
+Log flags: a log is I{uploaded} once a C{sendlog} batch containing it is acknowledged, and I{new}
+until it is uploaded or returned by C{getnewlog} (which marks each page read as it is sent, but
+does not mark it uploaded: C{sendlog} still pushes it).  The protocol leaves this open; this is
+the simulator's choice.
 """
 
 from __future__ import annotations

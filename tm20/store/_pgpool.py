@@ -232,8 +232,9 @@ class Pool:
             "keepalives_count": 3,
             "application_name": "tm20",
         }
-        if self.options:
-            args["options"] = self.options
+        options = mergeOptions(self.dsn, self.options)
+        if options:
+            args["options"] = options
         return args
 
     def start(self) -> Deferred[None]:
@@ -500,6 +501,19 @@ class Pool:
         return e
 
 
+def mergeOptions(dsn: str, options: str | None) -> str | None:
+    """
+    The libpq C{options} for a connection to C{dsn}: those the DSN gives (for instance a
+    C{search_path} in C{?options=-c%20search_path%3Dtm20}) followed by C{options}, which win.
+    """
+    try:
+        given = psycopg2.extensions.parse_dsn(dsn).get("options")
+    except psycopg2.ProgrammingError:
+        given = None  # psycopg2.connect will say what is wrong with it
+    parts = [part for part in (given, options) if part]
+    return " ".join(parts) if parts else None
+
+
 def isUniqueViolation(e: BaseException | None) -> bool:
     """C{True} for a unique-constraint violation (SQLSTATE 23505)."""
     return isinstance(e, psycopg2.IntegrityError) and getattr(e, "pgcode", None) == "23505"
@@ -510,4 +524,11 @@ def isRetryable(e: BaseException | None) -> bool:
     return isinstance(e, psycopg2.extensions.TransactionRollbackError)
 
 
-__all__ = ["Cursor", "Pool", "StatementTimeout", "isRetryable", "isUniqueViolation"]
+__all__ = [
+    "Cursor",
+    "Pool",
+    "StatementTimeout",
+    "isRetryable",
+    "isUniqueViolation",
+    "mergeOptions",
+]

@@ -83,6 +83,7 @@ from tm20.store._pgpool import (
     _Connection,
     isRetryable,
     isUniqueViolation,
+    mergeOptions,
 )
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
@@ -463,7 +464,11 @@ class _Listener:
         conn.addNotifyObserver(self._notified)
 
         async def connect() -> None:
-            await conn.connect(self._dsn, options=_connectOptions(None), application_name="tm20")
+            await conn.connect(
+                self._dsn,
+                options=mergeOptions(self._dsn, _connectOptions(None)),
+                application_name="tm20",
+            )
             self._listening = set()
             for channel in list(self._callbacks):
                 await conn.runOperation(f'LISTEN "{channel}"')

@@ -1,0 +1,766 @@
+"""
+The REST API: one Klein app whose routes are exactly L{tm20.api._openapi.OPERATIONS}.
+
+Every route authenticates (C{Authorization: Bearer TOKEN}), checks the scope, validates its path
+and query parameters and its JSON body against the schemas of the OpenAPI document, calls the
+services (command queue, pulls) or the store, and answers JSON; every failure is a JSON error
+(L{tm20.api._errors}).  Changes are written to the audit log with the token's name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+from klein import Klein
+from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from tm20.api._auth import Authenticator, Principal
+from tm20.api._csv import CSVExport
+from tm20.api._errors import ApiError, errorFromFailure, writeJSON
+from tm20.api._openapi import (
+    OPERATIONS,
+    Operation,
+    ValidationError,
+    buildDocument,
+    checkJSONSafe,
+    kleinPath,
+    validate,
+)
+from tm20.api._serialize import (
+    auditJSON,
+    commandJSON,
+    decodeCursor,
+    encodeCursor,
+    logJSON,
+    terminalJSON,
+    userJSON,
+)
+from tm20.model import LogQuery, StoredCommand, Terminal, User
+from tm20.protocol.commands import COMMANDS, buildCommand
+from tm20.protocol.messages import ProtocolError
+from tm20.protocol.timefmt import normaliseDate, normaliseTime
+from tm20.services.pulls import PullBusyError, PullService
+from tm20.services.queue import FINAL_STATUSES, CommandQueue, QueuedCommandTimeout
+
+__all__ = ["CLOSE_DISABLED", "MAX_BODY", "Reply", "TM20Api"]
+
+#: Close code sent to a terminal an operator deactivated, unapproved or deleted.
+CLOSE_DISABLED = 4003
+#: The largest request body accepted (a photo credential is under 200 kB of Base64).
+MAX_BODY = 4 * 1024 * 1024
+#: Default page size of the lists.
+DEFAULT_LIMIT = 50
+
+
+@attrs.frozen
+class Reply:
+    """A JSON answer: status, body (C{None}: empty) and extra headers."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def _queryValue(request: IRequest, name: str) -> str | None:
+    args: Mapping[bytes, list[bytes]] = getattr(request, "args", None) or {}
+    values = args.get(name.encode("ascii"))
+    if not values:
+        return None
+    try:
+        return values[-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_query", "must be UTF-8", field=name) from None
+
+
+def _convert(name: str, raw: str, schema: Mapping[str, Any]) -> Any:
+    kind = schema.get("type")
+    value: Any = raw
+    if kind == "integer":
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            raise ApiError(400, "invalid_query", "must be an integer", field=name) from None
+    elif kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            value = True
+        elif lowered in ("false", "0", "no"):
+            value = False
+        else:
+            raise ApiError(400, "invalid_query", "must be true or false", field=name)
+    try:
+        checkJSONSafe(value, name)
+        validate(value, schema, name)
+    except ValidationError as e:
+        raise ApiError(400, "invalid_query", e.problem, field=e.field) from None
+    return value
+
+
+def _terminalTime(name: str, value: str | None, endOfDay: bool) -> str | None:
+    """A C{since}/C{until} filter as C{YYYY-MM-DD HH:MM:SS} (a date alone: start or end)."""
+    if value is None:
+        return None
+    try:
+        if " " in value.strip():
+            text = value.strip()
+            if text.count(":") == 1:
+                text += ":00"
+            return normaliseTime(text)
+        day = normaliseDate(value)
+    except ValueError:
+        raise ApiError(400, "invalid_query", "must be YYYY-MM-DD[ HH:MM:SS]", field=name) from None
+    return f"{day} 23:59:59" if endOfDay else f"{day} 00:00:00"
+
+
+def _protocolField(error: ProtocolError, prefix: str) -> str:
+    if error.field in (None, "cmd"):
+        return "command" if error.field == "cmd" else prefix.rstrip(".") or "params"
+    return f"{prefix}{error.field}"
+
+
+def _invalidParams(error: ProtocolError, prefix: str) -> ApiError:
+    return ApiError(400, "invalid_params", error.problem, field=_protocolField(error, prefix))
+
+
+class TM20Api:
+    """
+    The Klein app of C{/api}.
+
+    @ivar app: the L{Klein} app (mount C{app.resource()} at C{/api}).
+    @ivar queue: the L{CommandQueue} (hooked to registrations).
+    @ivar pulls: the L{PullService}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        context: Any,
+        queue: CommandQueue | None = None,
+        pulls: PullService | None = None,
+    ) -> None:
+        """
+        @param context: the L{tm20.context.ServerContext}.
+        @param queue: the command queue (one is made, and hooked to the registration
+            observers, when C{None}).
+        @param pulls: the pull service (one is made when C{None}).
+        """
+        self.context = context
+        self.store = context.store
+        self.auth = Authenticator(context.store, context.config.apiTokens)
+        if queue is None:
+            queue = CommandQueue(
+                context.store,
+                context.commands,
+                context.registration,
+                context.clock,
+                timeout=context.config.commandTimeout,
+            )
+            context.registration.observers.append(queue.deliverPending)
+        self.queue = queue
+        self.pulls = pulls if pulls is not None else PullService(context.store, context.commands)
+        self.app = Klein()
+        for op in OPERATIONS:
+            handler: Handler = getattr(self, op.operationId)
+            self.app.route(
+                kleinPath(op.path),
+                methods=[op.method],
+                endpoint=op.operationId,
+                strict_slashes=False,
+            )(self._endpoint(op, handler))
+        self.app.handle_errors(NotFound)(self._notFound)
+        self.app.handle_errors(MethodNotAllowed)(self._methodNotAllowed)
+
+    def resource(self) -> IResource:
+        """The resource to mount at C{/api}."""
+        resource: IResource = self.app.resource()
+        return resource
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _endpoint(self, op: Operation, handler: Handler) -> Callable[..., Awaitable[Any]]:
+        async def endpoint(request: IRequest, **pathArgs: Any) -> Any:
+            try:
+                principal = await self.auth.authenticate(request)
+                self.auth.authorize(principal, op.scope)
+                self._checkPath(op, pathArgs)
+                query = self._query(op, request)
+                result = await handler(request, principal, query=query, **pathArgs)
+            except CancelledError:
+                raise
+            except Exception:
+                error = errorFromFailure(Failure(), request)
+                headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+                return writeJSON(request, error.status, error.body(), headers)
+            if isinstance(result, Reply):
+                return writeJSON(request, result.status, result.body, dict(result.headers))
+            return result
+
+        endpoint.__name__ = op.operationId
+        return endpoint
+
+    @staticmethod
+    def _checkPath(op: Operation, pathArgs: Mapping[str, Any]) -> None:
+        """Path values outside their schema name nothing that exists: 404."""
+        for param in op.parameters:
+            if param["in"] != "path":
+                continue
+            value = pathArgs.get(param["name"])
+            try:
+                checkJSONSafe(value, param["name"])
+                validate(value, param["schema"], param["name"])
+            except ValidationError:
+                raise ApiError(404, "not_found", f"no such {param['name']}") from None
+
+    @staticmethod
+    def _query(op: Operation, request: IRequest) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for param in op.parameters:
+            if param["in"] != "query":
+                continue
+            raw = _queryValue(request, param["name"])
+            if raw is not None:
+                values[param["name"]] = _convert(param["name"], raw, param["schema"])
+        return values
+
+    @staticmethod
+    def _body(request: IRequest, schema: str, required: bool = True) -> dict[str, Any]:
+        content = getattr(request, "content", None)
+        raw = b""
+        if content is not None:
+            content.seek(0)
+            raw = content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY} bytes")
+        if not raw.strip():
+            if required:
+                raise ApiError(400, "invalid_body", "a JSON body is required", field="body")
+            return {}
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "the body must be a JSON object", field="body")
+        try:
+            checkJSONSafe(body)
+            validate(body, schema)
+        except ValidationError as e:
+            raise ApiError(400, "invalid_body", e.problem, field=e.field or "body") from None
+        return body
+
+    async def _notFound(self, request: IRequest, failure: Failure) -> bytes:
+        try:
+            await self.auth.authenticate(request)
+        except Exception:
+            error = errorFromFailure(Failure(), request)
+            return writeJSON(request, error.status, error.body())
+        return writeJSON(request, 404, {"error": "not_found", "detail": "no such route"})
+
+    def _methodNotAllowed(self, request: IRequest, failure: Failure) -> bytes:
+        allowed = sorted(getattr(failure.value, "valid_methods", None) or [])
+        return writeJSON(
+            request,
+            405,
+            {"error": "method_not_allowed", "detail": "allowed: " + ", ".join(allowed)},
+            {"Allow": ", ".join(allowed)},
+        )
+
+    async def _terminal(self, sn: str) -> Terminal:
+        terminal: Terminal | None = await self.store.getTerminal(sn)
+        if terminal is None:
+            raise ApiError(404, "not_found", f"no terminal {sn!r}")
+        return terminal
+
+    async def _user(self, sn: str, enrollid: int) -> User:
+        await self._terminal(sn)
+        user: User | None = await self.store.getUser(sn, enrollid)
+        if user is None:
+            raise ApiError(404, "not_found", f"no user {enrollid} on {sn!r}")
+        return user
+
+    async def _audit(
+        self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
+    ) -> None:
+        await self.store.addAuditEntry(principal.name, action, target, dict(detail))
+        self.log.info(
+            "API: {actor} {action} {target}",
+            actor=principal.name,
+            action=action,
+            target=target,
+        )
+
+    def _connected(self, sn: str) -> bool:
+        return bool(self.context.registry.get(sn) is not None)
+
+    def _disconnect(self, sn: str, reason: str) -> None:
+        session = self.context.registry.get(sn)
+        if session is not None:
+            session.close(CLOSE_DISABLED, reason)
+
+    async def _submit(
+        self, principal: Principal, sn: str, name: str, params: Mapping[str, Any]
+    ) -> StoredCommand:
+        command: StoredCommand = await self.queue.submit(
+            sn, name, params, principal.name, wait=False
+        )
+        return command
+
+    # -- meta --------------------------------------------------------------------------------------
+
+    async def openapi(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        return Reply(200, buildDocument())
+
+    # -- terminals ---------------------------------------------------------------------------------
+
+    async def listTerminals(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any]
+    ) -> Reply:
+        status = query.get("status")
+        approved = None if status is None else status == "approved"
+        terminals: list[Terminal] = await self.store.listTerminals(approved)
+        connected = set(self.context.registry.connected())
+        items = []
+        for terminal in terminals:
+            isConnected = terminal.sn in connected
+            if "connected" in query and query["connected"] != isConnected:
+                continue
+            if "active" in query and query["active"] != terminal.active:
+                continue
+            items.append(terminalJSON(terminal, isConnected))
+        return Reply(200, {"items": items, "count": len(items)})
+
+    async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        body = self._body(request, "TerminalCreate")
+        sn = body["sn"]
+        timezone = _checkTimezone(body.get("timezone"))
+        if await self.store.getTerminal(sn) is not None:
+            raise ApiError(409, "conflict", f"terminal {sn!r} exists")
+        await self._audit(principal, "terminal.create", sn, body)
+        try:
+            terminal: Terminal = await self.store.createTerminal(
+                sn, body.get("name"), body.get("approved", True), timezone
+            )
+        except ValueError:
+            raise ApiError(409, "conflict", f"terminal {sn!r} exists") from None
+        if body.get("active") is False:
+            terminal = await self.store.updateTerminal(sn, {"active": False})
+        return Reply(
+            201,
+            terminalJSON(terminal, self._connected(sn)),
+            {"Location": f"/api/terminals/{quote(sn, safe='')}/"},
+        )
+
+    async def getTerminal(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        terminal = await self._terminal(sn)
+        return Reply(200, terminalJSON(terminal, self._connected(sn)))
+
+    async def updateTerminal(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        body = self._body(request, "TerminalPatch")
+        await self._terminal(sn)
+        changes = dict(body)
+        if "whitelisted" in changes:
+            whitelisted = changes.pop("whitelisted")
+            if "approved" in changes and changes["approved"] != whitelisted:
+                raise ApiError(
+                    400, "invalid_body", "approved and whitelisted disagree", field="whitelisted"
+                )
+            changes["approved"] = whitelisted
+        if "timezone" in changes:
+            changes["timezone"] = _checkTimezone(changes["timezone"])
+        await self._audit(principal, "terminal.update", sn, body)
+        terminal: Terminal | None = await self.store.updateTerminal(sn, changes)
+        if terminal is None:
+            raise ApiError(404, "not_found", f"no terminal {sn!r}")
+        if not terminal.approved or not terminal.active:
+            self._disconnect(sn, "disabled by the operator")
+        return Reply(200, terminalJSON(terminal, self._connected(sn)))
+
+    async def deleteTerminal(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        await self._audit(principal, "terminal.delete", sn, {})
+        deleted = await self.store.deleteTerminal(sn)
+        if not deleted:
+            raise ApiError(404, "not_found", f"no terminal {sn!r}")
+        self._disconnect(sn, "deleted by the operator")
+        return Reply(204, None)
+
+    async def listConnected(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        connected = set(self.context.registry.connected())
+        terminals: list[Terminal] = await self.store.listTerminals(None)
+        items = [terminalJSON(t, True) for t in terminals if t.sn in connected]
+        return Reply(200, {"items": items, "count": len(items)})
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    async def sendCommand(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        body = self._body(request, "CommandRequest")
+        await self._terminal(sn)
+        name: str = body["command"]
+        params: dict[str, Any] = body.get("params") or {}
+        spec = COMMANDS[name]
+        try:
+            await self.queue.buildPayload(sn, name, params)
+        except ProtocolError as e:
+            raise _invalidParams(e, "params.") from None
+        if spec.isDestructive(params) and body.get("confirm") is not True:
+            raise ApiError(
+                400,
+                "confirmation_required",
+                f'{name} is destructive: send "confirm": true to go ahead',
+                field="confirm",
+            )
+        await self._audit(principal, "command.submit", sn, {"command": name, "params": params})
+        try:
+            command: StoredCommand = await self.queue.submit(
+                sn, name, params, principal.name, wait=body.get("wait", True)
+            )
+        except QueuedCommandTimeout as e:
+            raise ApiError(
+                504,
+                "timeout",
+                f"the terminal did not answer {name} in time"
+                + (" (it will be tried again)" if e.command.status not in FINAL_STATUSES else ""),
+                commandId=e.command.id,
+                command=commandJSON(e.command),
+            ) from None
+        status = 200 if command.status in FINAL_STATUSES else 202
+        return Reply(status, commandJSON(command), {"Location": f"/api/commands/{command.id}"})
+
+    async def getCommand(
+        self, request: IRequest, principal: Principal, query: Any, id: int
+    ) -> Reply:
+        command: StoredCommand | None = await self.store.getCommand(id)
+        if command is None:
+            raise ApiError(404, "not_found", f"no command {id}")
+        return Reply(200, commandJSON(command))
+
+    async def listPendingCommands(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        pending: list[StoredCommand] = await self.store.pendingCommands(sn)
+        return Reply(200, {"items": [commandJSON(c) for c in pending]})
+
+    # -- users -------------------------------------------------------------------------------------
+
+    async def listUsers(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any], sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        limit = query.get("limit", DEFAULT_LIMIT)
+        after = None
+        if "cursor" in query:
+            after = _cursorValue(
+                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
+            )
+        users: list[User] = await self.store.listUsers(sn, limit, after)
+        nextCursor = encodeCursor(users[-1].enrollid) if len(users) == limit else None
+        return Reply(200, {"items": [userJSON(u) for u in users], "next": nextCursor})
+
+    async def getUser(
+        self, request: IRequest, principal: Principal, query: Any, sn: str, enrollid: int
+    ) -> Reply:
+        user = await self._user(sn, enrollid)
+        return Reply(200, userJSON(user, withRecords=True))
+
+    def _userCommands(
+        self,
+        enrollid: int,
+        name: str | None,
+        admin: int | None,
+        credentials: list[dict[str, Any]],
+        enabled: bool | None,
+        profileChanged: bool,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The commands that apply a user change on the terminal (validated)."""
+        base: dict[str, Any] = {"enrollid": enrollid}
+        if name is not None:
+            base["name"] = name
+        if admin is not None:
+            base["admin"] = admin
+        out: list[tuple[str, dict[str, Any]]] = []
+        for i, credential in enumerate(credentials):
+            params = {**base, "backupnum": credential["backupnum"], "record": credential["record"]}
+            try:
+                out.append(("setuserinfo", buildCommand("setuserinfo", params)))
+            except ProtocolError as e:
+                raise _invalidParams(e, f"credentials[{i}].") from None
+        if not credentials and profileChanged:
+            out.append(("setuserinfo", buildCommand("setuserinfo", base)))
+        if enabled is not None:
+            flag = 1 if enabled else 0
+            out.append(
+                ("enableuser", buildCommand("enableuser", {"enrollid": enrollid, "enflag": flag}))
+            )
+            out.append(
+                ("setuserinfo", buildCommand("setuserinfo", {"enrollid": enrollid, "enable": flag}))
+            )
+        return out
+
+    async def _applyUser(
+        self,
+        principal: Principal,
+        sn: str,
+        enrollid: int,
+        commands: list[tuple[str, dict[str, Any]]],
+        name: str | None,
+        admin: int,
+        enabled: bool,
+    ) -> dict[str, Any]:
+        await self.store.saveUser(sn, enrollid, name, admin, enabled)
+        for _, payload in commands:
+            if payload["cmd"] == "setuserinfo" and "backupnum" in payload:
+                await self.store.saveCredential(
+                    sn, enrollid, payload["backupnum"], payload["record"], None, None
+                )
+        queued = []
+        for command, payload in commands:
+            params = {k: v for k, v in payload.items() if k != "cmd"}
+            queued.append(await self._submit(principal, sn, command, params))
+        user: User | None = await self.store.getUser(sn, enrollid)
+        assert user is not None
+        return {
+            "user": userJSON(user, withRecords=True),
+            "commands": [commandJSON(c) for c in queued],
+        }
+
+    async def createUser(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        body = self._body(request, "UserCreate")
+        await self._terminal(sn)
+        enrollid: int = body["enrollid"]
+        if await self.store.getUser(sn, enrollid) is not None:
+            raise ApiError(409, "conflict", f"user {enrollid} exists on {sn!r}")
+        name = body.get("name")
+        admin = body.get("admin", 0)
+        enabled = body.get("enabled", True)
+        commands = self._userCommands(
+            enrollid,
+            name,
+            admin,
+            body.get("credentials", []),
+            None if enabled else False,
+            profileChanged=True,
+        )
+        await self._audit(principal, "user.create", sn, _redacted(body))
+        result = await self._applyUser(principal, sn, enrollid, commands, name, admin, enabled)
+        return Reply(
+            201,
+            result,
+            {"Location": f"/api/terminals/{quote(sn, safe='')}/users/{enrollid}/"},
+        )
+
+    async def updateUser(
+        self, request: IRequest, principal: Principal, query: Any, sn: str, enrollid: int
+    ) -> Reply:
+        body = self._body(request, "UserPatch")
+        user = await self._user(sn, enrollid)
+        name = body.get("name", user.name)
+        admin = body.get("admin", user.admin)
+        enabled = body.get("enabled", user.enabled)
+        commands = self._userCommands(
+            enrollid,
+            name,
+            admin,
+            body.get("credentials", []),
+            body.get("enabled"),
+            profileChanged="name" in body or "admin" in body,
+        )
+        await self._audit(principal, "user.update", f"{sn}/{enrollid}", _redacted(body))
+        result = await self._applyUser(principal, sn, enrollid, commands, name, admin, enabled)
+        return Reply(200, result)
+
+    async def deleteUser(
+        self,
+        request: IRequest,
+        principal: Principal,
+        query: Mapping[str, Any],
+        sn: str,
+        enrollid: int,
+    ) -> Reply:
+        await self._user(sn, enrollid)
+        backupnum = query.get("backupnum", 13)
+        try:
+            payload = buildCommand("deleteuser", {"enrollid": enrollid, "backupnum": backupnum})
+        except ProtocolError as e:
+            raise _invalidParams(e, "") from None
+        await self._audit(principal, "user.delete", f"{sn}/{enrollid}", {"backupnum": backupnum})
+        if backupnum == 13:
+            deleted = 1 if await self.store.deleteUser(sn, enrollid) else 0
+        else:
+            deleted = await self.store.deleteCredential(sn, enrollid, backupnum)
+        command = await self._submit(
+            principal, sn, "deleteuser", {k: v for k, v in payload.items() if k != "cmd"}
+        )
+        return Reply(200, {"deleted": deleted, "commands": [commandJSON(command)]})
+
+    async def pullUsers(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        self._requireConnected(sn)
+        await self._audit(principal, "users.pull", sn, {})
+        try:
+            result = await self.pulls.pullUsers(sn)
+        except PullBusyError as e:
+            raise ApiError(409, "pull_in_progress", str(e)) from None
+        return Reply(200, attrs.asdict(result))
+
+    def _requireConnected(self, sn: str) -> None:
+        if not self.context.commands.isConnected(sn):
+            raise ApiError(409, "terminal_offline", f"terminal {sn!r} is not connected")
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    async def pullLogs(self, request: IRequest, principal: Principal, query: Any, sn: str) -> Reply:
+        body = self._body(request, "LogPullRequest", required=False)
+        await self._terminal(sn)
+        allLogs = body.get("source", "new") == "all"
+        if not allLogs and ("from" in body or "to" in body):
+            raise ApiError(400, "invalid_body", "from/to need source all", field="from")
+        self._requireConnected(sn)
+        await self._audit(principal, "logs.pull", sn, body)
+        try:
+            result = await self.pulls.pullLogs(sn, allLogs, body.get("from"), body.get("to"))
+        except PullBusyError as e:
+            raise ApiError(409, "pull_in_progress", str(e)) from None
+        except ProtocolError as e:
+            raise _invalidParams(e, "") from None
+        return Reply(200, attrs.asdict(result))
+
+    async def listTerminalLogs(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any], sn: str
+    ) -> Any:
+        await self._terminal(sn)
+        return await self._logs(request, query, sn, doorEvents=False)
+
+    async def listDoorEvents(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any], sn: str
+    ) -> Any:
+        await self._terminal(sn)
+        return await self._logs(request, query, sn, doorEvents=True)
+
+    async def listLogs(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any]
+    ) -> Any:
+        return await self._logs(request, query, query.get("terminal"), doorEvents=False)
+
+    async def _logs(
+        self, request: IRequest, query: Mapping[str, Any], sn: str | None, doorEvents: bool
+    ) -> Any:
+        since = _terminalTime("since", query.get("since"), endOfDay=False)
+        until = _terminalTime("until", query.get("until"), endOfDay=True)
+        before = None
+        if "cursor" in query:
+            value = _cursorValue(
+                query["cursor"],
+                lambda v: (
+                    isinstance(v, list)
+                    and len(v) == 2
+                    and isinstance(v[0], str)
+                    and isinstance(v[1], int)
+                    and not isinstance(v[1], bool)
+                ),
+            )
+            before = (value[0], value[1])
+        base = LogQuery(
+            sn=sn,
+            since=since,
+            until=until,
+            enrollid=query.get("enrollid"),
+            limit=query.get("limit", DEFAULT_LIMIT),
+            before=before,
+        )
+        read = self.store.queryDoorEvents if doorEvents else self.store.queryLogs
+        if _wantsCSV(request, query):
+
+            def fetch(cursor: tuple[str, int] | None, limit: int) -> Any:
+                return read(attrs.evolve(base, before=cursor or before, limit=limit))
+
+            kind = "door-events" if doorEvents else "logs"
+            export = CSVExport(fetch, query.get("limit"), filename=f"{sn or 'all'}-{kind}.csv")
+            return await export.prepare()
+        logs = await read(base)
+        nextCursor = encodeCursor([logs[-1].time, logs[-1].id]) if len(logs) == base.limit else None
+        return Reply(200, {"items": [logJSON(entry) for entry in logs], "next": nextCursor})
+
+    # -- audit -------------------------------------------------------------------------------------
+
+    async def listAudit(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any]
+    ) -> Reply:
+        limit = query.get("limit", DEFAULT_LIMIT)
+        before = None
+        if "cursor" in query:
+            before = _cursorValue(
+                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
+            )
+        entries = await self.store.listAuditEntries(limit, before)
+        nextCursor = encodeCursor(entries[-1].id) if len(entries) == limit else None
+        return Reply(200, {"items": [auditJSON(e) for e in entries], "next": nextCursor})
+
+
+def _wantsCSV(request: IRequest, query: Mapping[str, Any]) -> bool:
+    if "format" in query:
+        return bool(query["format"] == "csv")
+    accept = request.getHeader(b"accept") or b""
+    if isinstance(accept, bytes):
+        accept = accept.decode("latin-1")
+    return "text/csv" in accept.lower()
+
+
+def _cursorValue(cursor: str, check: Callable[[Any], bool]) -> Any:
+    try:
+        value = decodeCursor(cursor)
+    except ValueError:
+        value = None
+    if value is None or not check(value):
+        raise ApiError(400, "invalid_query", "invalid cursor", field="cursor")
+    try:
+        checkJSONSafe(value, "cursor")
+    except ValidationError:
+        raise ApiError(400, "invalid_query", "invalid cursor", field="cursor") from None
+    return value
+
+
+def _checkTimezone(name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ApiError(
+            400, "invalid_body", f"unknown time zone {name!r}", field="timezone"
+        ) from None
+    return name
+
+
+def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A user change for the audit log, without credential records (templates, passwords)."""
+    out = dict(body)
+    if "credentials" in out:
+        out["credentials"] = [{"backupnum": c.get("backupnum")} for c in out["credentials"]]
+    return out
