@@ -91,7 +91,7 @@ class OpenAPIDocumentTests(ApiTestCase):
             "--seed",
             "20261125",
             "--workers",
-            "4",
+            "1",
             "--request-timeout",
             "20",
             "--report-dir",

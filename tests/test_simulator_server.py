@@ -85,12 +85,10 @@ class SimulatedTerminalsTests(TestCase):
             self.assertEqual(len({(u["enrollid"], u["backupnum"]) for u in users}), len(users))
             self.assertEqual({u["enrollid"] for u in users}, set(terminal.users))
             self.assertEqual(len(users), sum(len(u.credentials) for u in terminal.users.values()))
-            pages = []
-
-            def onPage(records: list[Any]) -> None:
-                pages.append(len(records))
-
-            logs = yield commands.page(sn, "getalllog", {}, onPage=onPage)
+            pages: list[int] = []
+            logs = yield commands.page(
+                sn, "getalllog", {}, onPage=lambda records, pages=pages: pages.append(len(records))
+            )
             self.assertEqual(len(logs), 230, style)
             self.assertEqual(sum(pages), 230)
 

@@ -250,7 +250,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
 
     config = options.toConfig()
     try:
-        store = storeFromURL(config.database, reactor)
+        store = storeFromURL(config.database, reactor, poolSize=config.poolSize)
     except ValueError as e:
         raise usage.UsageError(str(e)) from None
     if options["migrate-only"]:

@@ -10,7 +10,8 @@ services (command queue, pulls) or the store, and answers JSON; every failure is
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,7 +51,12 @@ from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.pulls import PullBusyError, PullService
-from tm20.services.queue import FINAL_STATUSES, CommandQueue, QueuedCommandTimeout
+from tm20.services.queue import (
+    FINAL_STATUSES,
+    CommandQueue,
+    CommandVanishedError,
+    QueuedCommandTimeout,
+)
 
 __all__ = ["CLOSE_DISABLED", "MAX_BODY", "Reply", "TM20Api"]
 
@@ -314,9 +320,10 @@ class TM20Api:
     async def _submit(
         self, principal: Principal, sn: str, name: str, params: Mapping[str, Any]
     ) -> StoredCommand:
-        command: StoredCommand = await self.queue.submit(
-            sn, name, params, principal.name, wait=False
-        )
+        with _gone():
+            command: StoredCommand = await self.queue.submit(
+                sn, name, params, principal.name, wait=False
+            )
         return command
 
     # -- meta --------------------------------------------------------------------------------------
@@ -433,9 +440,10 @@ class TM20Api:
             )
         await self._audit(principal, "command.submit", sn, {"command": name, "params": params})
         try:
-            command: StoredCommand = await self.queue.submit(
-                sn, name, params, principal.name, wait=body.get("wait", True)
-            )
+            with _gone():
+                command: StoredCommand = await self.queue.submit(
+                    sn, name, params, principal.name, wait=body.get("wait", True)
+                )
         except QueuedCommandTimeout as e:
             raise ApiError(
                 504,
@@ -529,18 +537,20 @@ class TM20Api:
         admin: int,
         enabled: bool,
     ) -> dict[str, Any]:
-        await self.store.saveUser(sn, enrollid, name, admin, enabled)
-        for _, payload in commands:
-            if payload["cmd"] == "setuserinfo" and "backupnum" in payload:
-                await self.store.saveCredential(
-                    sn, enrollid, payload["backupnum"], payload["record"], None, None
-                )
+        with _gone():
+            await self.store.saveUser(sn, enrollid, name, admin, enabled)
+            for _, payload in commands:
+                if payload["cmd"] == "setuserinfo" and "backupnum" in payload:
+                    await self.store.saveCredential(
+                        sn, enrollid, payload["backupnum"], payload["record"], None, None
+                    )
         queued = []
         for command, payload in commands:
             params = {k: v for k, v in payload.items() if k != "cmd"}
             queued.append(await self._submit(principal, sn, command, params))
         user: User | None = await self.store.getUser(sn, enrollid)
-        assert user is not None
+        if user is None:
+            raise _conflict()
         return {
             "user": userJSON(user, withRecords=True),
             "commands": [commandJSON(c) for c in queued],
@@ -624,7 +634,8 @@ class TM20Api:
         self._requireConnected(sn)
         await self._audit(principal, "users.pull", sn, {})
         try:
-            result = await self.pulls.pullUsers(sn)
+            with _gone():
+                result = await self.pulls.pullUsers(sn)
         except PullBusyError as e:
             raise ApiError(409, "pull_in_progress", str(e)) from None
         return Reply(200, attrs.asdict(result))
@@ -641,14 +652,19 @@ class TM20Api:
         allLogs = body.get("source", "new") == "all"
         if not allLogs and ("from" in body or "to" in body):
             raise ApiError(400, "invalid_body", "from/to need source all", field="from")
+        if allLogs:
+            dates: dict[str, Any] = {k: body[k] for k in ("from", "to") if k in body}
+            try:
+                buildCommand("getalllog", dates)
+            except ProtocolError as e:
+                raise _invalidParams(e, "") from None
         self._requireConnected(sn)
         await self._audit(principal, "logs.pull", sn, body)
         try:
-            result = await self.pulls.pullLogs(sn, allLogs, body.get("from"), body.get("to"))
+            with _gone():
+                result = await self.pulls.pullLogs(sn, allLogs, body.get("from"), body.get("to"))
         except PullBusyError as e:
             raise ApiError(409, "pull_in_progress", str(e)) from None
-        except ProtocolError as e:
-            raise _invalidParams(e, "") from None
         return Reply(200, attrs.asdict(result))
 
     async def listTerminalLogs(
@@ -721,6 +737,21 @@ class TM20Api:
         entries = await self.store.listAuditEntries(limit, before)
         nextCursor = encodeCursor(entries[-1].id) if len(entries) == limit else None
         return Reply(200, {"items": [auditJSON(e) for e in entries], "next": nextCursor})
+
+
+def _conflict() -> ApiError:
+    return ApiError(409, "conflict", "the terminal or user was deleted meanwhile")
+
+
+@contextmanager
+def _gone() -> Iterator[None]:
+    """A store refusing a write because the terminal (or command) was just deleted: 409."""
+    try:
+        yield
+    except ProtocolError:
+        raise
+    except (ValueError, CommandVanishedError):
+        raise _conflict() from None
 
 
 def _wantsCSV(request: IRequest, query: Mapping[str, Any]) -> bool:

@@ -35,10 +35,20 @@ from tm20.model import (
 from tm20.protocol.commands import buildCommand
 from tm20.protocol.messages import CommandReply
 
-__all__ = ["CommandQueue", "QueuedCommandTimeout", "FINAL_STATUSES", "replyAsDict"]
+__all__ = [
+    "CommandQueue",
+    "CommandVanishedError",
+    "QueuedCommandTimeout",
+    "FINAL_STATUSES",
+    "replyAsDict",
+]
 
 #: Statuses after which a command is never sent again.
 FINAL_STATUSES = frozenset({COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT})
+
+
+class CommandVanishedError(Exception):
+    """The command was deleted (with its terminal) before it completed."""
 
 
 class QueuedCommandTimeout(CommandTimeout):
@@ -255,7 +265,11 @@ class CommandQueue:
         @return: a L{Deferred} of C{True} to go on with the next command, C{False} to stop (the
             terminal is gone).
         """
+        original = command
         command = yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
+        if command is None:
+            self._vanished(original)
+            return True
         self.log.info(
             "command {id} {name} sent to {sn} (attempt {attempt}/{max})",
             id=command.id,
@@ -270,6 +284,9 @@ class CommandQueue:
             final = command.attempts >= command.maxAttempts
             status = COMMAND_TIMED_OUT if final else COMMAND_QUEUED
             updated = yield self.store.updateCommand(command.id, status, None, False)
+            if updated is None:
+                self._vanished(command)
+                return True
             self.log.warn(
                 "command {id} {name} to {sn}: no reply (attempt {attempt}/{max})",
                 id=command.id,
@@ -284,6 +301,9 @@ class CommandQueue:
             final = command.attempts >= command.maxAttempts
             status = COMMAND_FAILED if final else COMMAND_QUEUED
             updated = yield self.store.updateCommand(command.id, status, None, False)
+            if updated is None:
+                self._vanished(command)
+                return False
             self.log.info(
                 "command {id} {name}: {sn} disconnected ({status})",
                 id=command.id,
@@ -295,6 +315,9 @@ class CommandQueue:
             return False
         status = COMMAND_SUCCEEDED if reply is None or reply.result else COMMAND_FAILED
         updated = yield self.store.updateCommand(command.id, status, replyAsDict(reply), False)
+        if updated is None:
+            self._vanished(command)
+            return True
         self.log.info(
             "command {id} {name} to {sn}: {status}",
             id=command.id,
@@ -304,6 +327,17 @@ class CommandQueue:
         )
         self._notify(updated)
         return True
+
+    def _vanished(self, command: StoredCommand) -> None:
+        """The command was deleted meanwhile (with its terminal): forget it."""
+        self.log.info(
+            "command {id} {name} of {sn} was deleted meanwhile",
+            id=command.id,
+            name=command.name,
+            sn=command.sn,
+        )
+        for waiter in self._waiters.pop(command.id, []):
+            waiter.fail(CommandVanishedError(f"command {command.id} was deleted"))
 
     # -- waiters -------------------------------------------------------------------------------
 
@@ -327,7 +361,7 @@ class CommandQueue:
             def fire(command: StoredCommand | None, waiters: list[_Waiter] = waiters) -> None:
                 for waiter in waiters:
                     if command is None:
-                        waiter.fail(KeyError("the command vanished"))
+                        waiter.fail(CommandVanishedError("the command was deleted"))
                     else:
                         waiter.fire(command)
 

@@ -19,7 +19,7 @@ from tm20.interfaces import IStore
 ACCEPTED_SCHEMES = ("sqlite:", "postgresql://", "postgres://")
 
 
-def storeFromURL(url: str, reactor: Any = None) -> IStore:
+def storeFromURL(url: str, reactor: Any = None, poolSize: int | None = None) -> IStore:
     """
     The store a database URL names (not started).
 
@@ -31,6 +31,8 @@ def storeFromURL(url: str, reactor: Any = None) -> IStore:
 
     @param url: the database URL.
     @param reactor: the reactor the store runs on (the global one when C{None}).
+    @param poolSize: connections of the PostgreSQL pool (its default when C{None}); SQLite
+        always uses one.
     @raise ValueError: an unknown scheme, an empty or in-memory SQLite path, or a PostgreSQL URL
         when the PostgreSQL store cannot be imported.
     """
@@ -50,7 +52,8 @@ def storeFromURL(url: str, reactor: Any = None) -> IStore:
             postgres = importlib.import_module("tm20.store.postgres")
         except ImportError as e:
             raise ValueError(f"PostgreSQL store not available: {e}") from e
-        return cast(IStore, postgres.PostgresStore.fromURL(url, reactor))
+        options = {} if poolSize is None else {"poolSize": poolSize}
+        return cast(IStore, postgres.PostgresStore.fromURL(url, reactor, **options))
     raise ValueError(
         f"unsupported database URL {_redact(url)!r}; expected one of "
         + ", ".join(f"{scheme}..." for scheme in ACCEPTED_SCHEMES)

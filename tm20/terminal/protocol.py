@@ -107,8 +107,8 @@ class TerminalProtocol(WebSocketServerProtocol):
                 cmd=e.cmd,
                 field=e.field,
             )
-            if e.cmd is None and e.ret is not None:
-                return  # never answer a reply
+            if e.cmd is None and (e.ret is not None or b'"ret' in payload):
+                return  # never answer a reply (even one whose "ret" is unreadable)
             self.sendReply(replies.failure(e.cmd or "unknown"))
             return
         if isinstance(message, CommandReply):
