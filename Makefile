@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
 
-.PHONY: install run test lint typecheck unit bench bench-quick bench-soak conformance clean
+.PHONY: install run test lint typecheck unit bench bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
@@ -36,13 +36,17 @@ unit: install
 
 test: lint typecheck unit
 
-bench: install
+# py-spy profiles the server during the benchmarks (optional: without it, no profiles).
+bench-deps: install
+	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy || echo "bench: py-spy not installed; no profiles"
+
+bench: bench-deps
 	$(BIN)/python -m bench.run --full
 
-bench-quick: install
+bench-quick: bench-deps
 	$(BIN)/python -m bench.run --quick
 
-bench-soak: install
+bench-soak: bench-deps
 	$(BIN)/python -m bench.run --soak
 
 clean:

@@ -139,3 +139,19 @@ __all__ = [
     "sample",
     "treeCPU",
 ]
+
+
+def machineCPU() -> float:
+    """CPU seconds spent by the whole machine (every core, every process) since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    # user nice system idle iowait irq softirq steal ...
+    values = [int(v) for v in fields[:8]]
+    busy = values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
+    return busy / _TICKS
+
+
+def selfCPU() -> float:
+    """CPU seconds of this process."""
+    t = os.times()
+    return t.user + t.system

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import glob
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -132,6 +133,30 @@ class Cluster:
                 "log_min_messages = warning\n"
                 "log_min_error_statement = panic\n"
             )
+        self._startWatchdog()
+
+    def _startWatchdog(self) -> None:
+        """
+        Make sure the server does not outlive this process, however it ends (a test runner
+        killed by a timeout runs no C{atexit}): a small shell loop stops the server and deletes
+        the cluster once this process is gone, and exits by itself once the cluster is deleted.
+        """
+        pgctl = " ".join(
+            shlex.quote(part) for part in [*self._asUser, os.path.join(self._bin, "pg_ctl")]
+        )
+        data = shlex.quote(self.dataDir)
+        script = (
+            f"while kill -0 {os.getpid()} 2>/dev/null && [ -d {data} ]; do sleep 1; done; "
+            f"if [ -d {data} ]; then {pgctl} stop -D {data} -m immediate >/dev/null 2>&1; "
+            f"rm -rf {shlex.quote(self.baseDir)}; fi"
+        )
+        subprocess.Popen(
+            ["sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL binary (as the C{postgres} user when we are root)."""
@@ -175,7 +200,7 @@ class Cluster:
         shutil.rmtree(self.baseDir, ignore_errors=True)
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _cluster: Cluster | None = None
 _adminURL: str | None = None
 
@@ -219,8 +244,17 @@ def _check(url: str) -> None:
     try:
         conn = psycopg2.connect(url, connect_timeout=10)
     except psycopg2.Error as e:
-        raise HarnessError(f"cannot connect to the test PostgreSQL at {url}: {e}") from e
+        raise HarnessError(f"cannot connect to the test PostgreSQL at {redact(url)}: {e}") from e
     conn.close()
+
+
+def redact(url: str) -> str:
+    """C{url} without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def withDatabase(serverURL: str, dbname: str) -> str:
@@ -332,6 +366,7 @@ __all__ = [
     "dropDatabase",
     "dropSchema",
     "ownsCluster",
+    "redact",
     "startCluster",
     "stopCluster",
     "withDatabase",

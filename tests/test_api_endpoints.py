@@ -285,7 +285,7 @@ class ApiEndpointTests(ApiTestCase):
     def test_everyCommandIsAccepted(self) -> Any:
         """Every section 6 command with valid parameters reaches the simulated terminal."""
         yield self.start()
-        connection = yield self.connect(simulated("SIM1", users=3, doors=4))
+        connection = yield self.connect(simulated("SIM1", users=3, doors=4), rebootDelay=0.05)
         examples: dict[str, dict[str, Any]] = {
             "getuserlist": {},
             "getuserinfo": {"enrollid": 1, "backupnum": 0},
@@ -351,7 +351,12 @@ class ApiEndpointTests(ApiTestCase):
             "POST", "/api/terminals/SIM1/command/", {"command": "reboot", "confirm": True}
         )
         self.assertEqual((r.status, r.json["status"], r.json["reply"]), (200, "succeeded", None))
-        yield self.until(lambda: connection.stats.reboots > before, "the terminal rebooted")
+        # let it come back before the test ends (no connection left half-open)
+        yield self.until(
+            lambda: connection.stats.reconnects > 0 and connection.registered,
+            "the terminal rebooted and registered again",
+        )
+        self.assertEqual(connection.stats.reboots, before + 1)
 
     @inlineCallbacks
     def test_offlineCommandsAreDeliveredInOrderAfterReg(self) -> Any:
@@ -633,6 +638,9 @@ class ApiEndpointTests(ApiTestCase):
         r = yield self.call("GET", "/api/logs/?format=csv&limit=7&enrollid=2")
         table = list(csv.DictReader(io.StringIO(r.text)))
         self.assertEqual(len(table), min(7, sum(1 for row in rows if row["enrollid"] == 2)))
+        r = yield self.call("GET", "/api/logs/?format=csv&terminal=%C3%A9%0A%22x")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers["content-disposition"], 'attachment; filename="___x-logs.csv"')
         r = yield self.call("GET", "/api/logs/?format=json", headers={"Accept": "text/csv"})
         self.assertEqual(r.headers["content-type"], "application/json")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
@@ -69,7 +71,10 @@ class OpenAPIDocumentTests(ApiTestCase):
         yield self.start(commandTimeout=2.0)
         yield self.connect(simulated("ZX0006827500", users=3, logs=20))
         r = yield self.call("GET", "/api/openapi.json")
-        path = self.mktemp() + ".json"
+        # schemathesis keeps a cache in its working directory: run it in a scratch one
+        workdir = tempfile.mkdtemp(prefix="tm20-schemathesis-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        path = os.path.join(workdir, "openapi.json")
         with open(path, "wb") as f:
             f.write(r.raw)
         executable = os.path.join(os.path.dirname(sys.executable), "schemathesis")
@@ -95,10 +100,10 @@ class OpenAPIDocumentTests(ApiTestCase):
             "--request-timeout",
             "20",
             "--report-dir",
-            self.mktemp(),
+            os.path.join(workdir, "reports"),
         ]
         env = dict(os.environ, NO_COLOR="1", SCHEMATHESIS_TELEMETRY="false")
-        out, err, code = yield getProcessOutputAndValue(executable, args, env=env)
+        out, err, code = yield getProcessOutputAndValue(executable, args, env=env, path=workdir)
         output = (out + err).decode("utf-8", "replace")
         self.assertEqual(code, 0, output[-6000:])
         self.assertIn("Tested: 21", output)

@@ -25,10 +25,14 @@ from tm20.model import LogInsertResult, LogQuery
 from tm20.protocol.messages import LogRecord
 from tm20.store import storeFromURL
 from tm20.store._groupcommit import LogQueueFull
+from tm20.store._migrations import loadMigrations
 from tm20.store.postgres import PostgresStore, StatementTimeout, migrate
 
 from . import pgharness
-from .storecontract import SN, StoreContractTests, punch
+from .storecontract import SN, T0, StoreContractTests, at, punch
+
+#: The versions of the shipped PostgreSQL migrations.
+SHIPPED = [migration.version for migration in loadMigrations("postgres")]
 
 
 def sleep(seconds: float) -> Deferred[None]:
@@ -126,6 +130,7 @@ class PostgresStoreTests(StoreContractTests, _PostgresCase):
     def test_migrationsRecorded(self) -> Generator[Deferred[Any], Any, None]:
         """C{schema_migrations} lists each shipped migration once; C{migrate} finds none pending."""
         rows = adminQuery(self.url, "SELECT version, name FROM schema_migrations ORDER BY 1")
+        self.assertEqual(rows, [(m.version, m.name) for m in loadMigrations("postgres")])
         self.assertEqual(rows[0], (1, "initial"))
         self.assertEqual((yield migrate(self.url, reactor)), [])
 
@@ -184,11 +189,49 @@ class PostgresStoreTests(StoreContractTests, _PostgresCase):
         yield self.assertFailure(self.store.addLogs(SN, [bad]), TypeError)
         self.assertEqual(self.store.logQueue.pendingRows, 0)
 
+    @inlineCallbacks
+    def test_terminalIdentity(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The first binding wins; a flag is kept as JSON until reset; reset clears the binding
+        and the flag but keeps the secret; unknown terminals give C{None}.
+        """
+        yield self._terminal()
+        bound = yield self.store.bindTerminalIdentity(SN, "CPU1", "")
+        self.assertEqual((bound.boundCpusn, bound.boundMac, bound.boundAt), ("CPU1", None, at(T0)))
+        self.clock.advance(5)
+        again = yield self.store.bindTerminalIdentity(SN, "CPU2", "MAC2")
+        self.assertEqual(again, bound)
+        mismatch = {"claimed": {"cpusn": "CPU2"}, "peer": "10.0.0.9", "at": "x"}
+        flagged = yield self.store.flagTerminal(SN, mismatch)
+        self.assertEqual(dict(flagged.identityMismatch), mismatch)
+        self.assertTrue(flagged.flagged)
+        secret = yield self.store.setTerminalSecret(SN, "e" * 64)
+        self.assertEqual(secret.secretHash, "e" * 64)
+        reset = yield self.store.resetTerminalIdentity(SN)
+        self.assertEqual(
+            (reset.boundCpusn, reset.boundMac, reset.boundAt, reset.identityMismatch),
+            (None, None, None, None),
+        )
+        self.assertEqual(reset.secretHash, "e" * 64)
+        rebound = yield self.store.bindTerminalIdentity(SN, "CPU2", "MAC2")
+        self.assertEqual((rebound.boundCpusn, rebound.boundMac), ("CPU2", "MAC2"))
+        self.assertEqual(rebound.boundAt, at(T0 + 5))
+        self.assertEqual((yield self.store.getTerminal(SN)), rebound)
+        cleared = yield self.store.setTerminalSecret(SN, None)
+        self.assertIsNone(cleared.secretHash)
+        for call in (
+            self.store.bindTerminalIdentity("NOPE", "C", "M"),
+            self.store.flagTerminal("NOPE", {}),
+            self.store.resetTerminalIdentity("NOPE"),
+            self.store.setTerminalSecret("NOPE", None),
+        ):
+            self.assertIsNone((yield call))
+
     def test_fromURL(self) -> None:
         """C{storeFromURL} gives a (not started) L{PostgresStore} for postgresql:// URLs."""
         for url in ("postgresql://u@h/db", "postgres://u@h/db"):
             store = storeFromURL(url, reactor)
-            self.assertIsInstance(store, PostgresStore)
+            assert isinstance(store, PostgresStore)
             self.assertEqual(store.dsn, url)
 
 
@@ -206,8 +249,10 @@ class MigrationTests(_PostgresCase):
         for store in stores:
             self.addCleanup(store.stop)
         yield defer.gatherResults([store.start() for store in stores], consumeErrors=True)
-        rows = adminQuery(url, "SELECT version, count(*) FROM schema_migrations GROUP BY 1")
-        self.assertEqual(rows, [(1, 1)])
+        rows = adminQuery(
+            url, "SELECT version, count(*) FROM schema_migrations GROUP BY 1 ORDER BY 1"
+        )
+        self.assertEqual(rows, [(version, 1) for version in SHIPPED])
         for store in stores:
             self.assertIs((yield store.ping()), True)
 
@@ -216,7 +261,7 @@ class MigrationTests(_PostgresCase):
         """C{migrate(url)} applies the pending migrations and disconnects; then there are none."""
         url = self.newDatabase()
         results = yield defer.gatherResults([migrate(url, reactor), migrate(url, reactor)])
-        self.assertEqual(sorted(results), [[], [1]])
+        self.assertEqual(sorted(results), [[], SHIPPED])
         self.assertEqual((yield migrate(url, reactor)), [])
         # nothing left connected
         rows = adminQuery(

@@ -26,6 +26,17 @@ class ServerConfig:
     @ivar backlog: listen backlog added to endpoints that accept one.
     @ivar poolSize: database connections (PostgreSQL).
     @ivar apiTokens: static API tokens (C{name:secret} or bare secrets).
+    @ivar maxConnections: open connections (terminals and HTTP) on all ports together; a new
+        one beyond this is answered C{503} and closed.
+    @ivar maxConnectionsPerIP: open connections from one source address (terminals behind one
+        NAT share it); beyond this, C{503}.  Addresses in C{trustedProxies} are exempt.
+    @ivar terminalNetworks: CIDR blocks terminals may connect from (empty: anywhere); a
+        WebSocket upgrade from elsewhere gets C{403}.  The REST API is not affected.
+    @ivar trustedProxies: CIDR blocks of reverse proxies whose C{X-Forwarded-For} names the
+        real client (for C{terminalNetworks} and the logs).
+    @ivar maxHandshakeBytes: bytes a connection may send before its WebSocket opening handshake
+        is complete (HTTP request line and headers); beyond this it is dropped.
+    @ivar httpIdleTimeout: seconds an HTTP (API) connection may sit idle between requests.
     """
 
     ports: tuple[str, ...] = (f"tcp:{DEFAULT_PORT}",)
@@ -45,3 +56,9 @@ class ServerConfig:
     apiTokens: tuple[str, ...] = ()
     logFormat: str = "text"
     logLevel: str = "info"
+    maxConnections: int = 50_000
+    maxConnectionsPerIP: int = 1_000
+    terminalNetworks: tuple[str, ...] = ()
+    trustedProxies: tuple[str, ...] = ()
+    maxHandshakeBytes: int = 16 * 1024
+    httpIdleTimeout: float = 75.0

@@ -164,6 +164,40 @@ class IStore(Interface):
 
     # -- users and credentials ---------------------------------------------------------------------
 
+    def bindTerminalIdentity(sn, cpusn, mac):  # type: ignore[no-untyped-def]
+        """
+        Bind terminal C{sn} to this hardware (C{boundCpusn}, C{boundMac}, C{boundAt} = now),
+        unless it is already bound (then nothing changes: the first binding wins).
+
+        @return: a L{Deferred} of the L{tm20.model.Terminal} as stored afterwards, or C{None}
+            when there is no such terminal.
+        """
+
+    def flagTerminal(sn, mismatch):  # type: ignore[no-untyped-def]
+        """
+        Record a refused identity claim on terminal C{sn} (C{identityMismatch}, a JSON object
+        from L{tm20.services.identity.mismatchRecord}), replacing the previous one.
+
+        @return: a L{Deferred} of the L{tm20.model.Terminal}, or C{None} when there is none.
+        """
+
+    def resetTerminalIdentity(sn):  # type: ignore[no-untyped-def]
+        """
+        Forget terminal C{sn}'s hardware binding and its flag (an operator replaced the
+        hardware, or cleared a false alarm): its next accepted registration binds it again.
+        The secret is kept (see L{setTerminalSecret}).
+
+        @return: a L{Deferred} of the L{tm20.model.Terminal}, or C{None} when there is none.
+        """
+
+    def setTerminalSecret(sn, secretHash):  # type: ignore[no-untyped-def]
+        """
+        Set (or, with C{None}, remove) terminal C{sn}'s path secret, given as its sha256 hex
+        (L{tm20.services.identity.hashSecret}); the secret itself is never stored.
+
+        @return: a L{Deferred} of the L{tm20.model.Terminal}, or C{None} when there is none.
+        """
+
     def saveCredential(sn, enrollid, backupnum, record, name, admin):  # type: ignore[no-untyped-def]
         """
         Store one credential slot as a terminal reported it (C{senduser}, C{getuserinfo}): creates

@@ -18,7 +18,15 @@ import attrs
 
 @attrs.frozen
 class Terminal:
-    """A terminal the server has seen (approved) or that asked to register (pending)."""
+    """
+    A terminal the server has seen (approved) or that asked to register (pending).
+
+    Identity (see L{tm20.services.identity}): C{boundCpusn}/C{boundMac} are the hardware the
+    C{sn} was bound to at its first accepted registration (C{boundAt}); C{identityMismatch} is
+    the latest refused claim (what was claimed, from where, when), C{None} when none;
+    C{secretHash} is the sha256 (hex) of the terminal's path secret, C{None} when it has none.
+    The secret hash is never shown by the API.
+    """
 
     sn: str
     cpusn: str | None = None
@@ -32,6 +40,16 @@ class Terminal:
     timezone: str | None = None
     firstSeen: datetime | None = None
     lastSeen: datetime | None = None
+    boundCpusn: str | None = None
+    boundMac: str | None = None
+    boundAt: datetime | None = None
+    identityMismatch: Mapping[str, Any] | None = None
+    secretHash: str | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """A connection claiming this C{sn} was refused for its identity (or secret)."""
+        return self.identityMismatch is not None
 
 
 #: Fields of a terminal an operator may change (REST PATCH).

@@ -42,6 +42,17 @@ def _number(cast: Callable[[str], Any], minimum: float) -> Callable[[str, str], 
     return convert
 
 
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    from tm20.terminal.limits import parseNetworks
+
+    specs = tuple(p for p in (s.strip() for s in value.split(",")) if p)
+    try:
+        parseNetworks(specs)
+    except ValueError as e:
+        raise usage.UsageError(f"{name}: {e}") from None
+    return specs
+
+
 #: option name -> (environment variable, default, converter)
 _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "database": ("DATABASE_URL", DEFAULT_DATABASE, lambda n, v: v),
@@ -56,6 +67,10 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "timezone": ("TM20_TIMEZONE", None, lambda n, v: v or None),
     "log-format": ("TM20_LOG_FORMAT", "text", lambda n, v: v.strip().lower()),
     "log-level": ("TM20_LOG_LEVEL", "info", lambda n, v: v.strip().lower()),
+    "max-connections": ("TM20_MAX_CONNECTIONS", 50_000, _number(int, 0)),
+    "max-connections-per-ip": ("TM20_MAX_CONNECTIONS_PER_IP", 1_000, _number(int, 0)),
+    "terminal-networks": ("TM20_TERMINAL_NETWORKS", (), _networks),
+    "trusted-proxies": ("TM20_TRUSTED_PROXIES", (), _networks),
 }
 
 
@@ -127,6 +142,34 @@ class Options(usage.Options):
             None,
             None,
             "IANA time zone of terminals without their own [TM20_TIMEZONE] (server's)",
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Open connections allowed at once, all ports; beyond, 503 (0: no limit)"
+            " [TM20_MAX_CONNECTIONS] (50000)",
+        ],
+        [
+            "max-connections-per-ip",
+            None,
+            None,
+            "Open connections allowed at once from one address (terminals behind one NAT share"
+            " it); beyond, 503 (0: no limit) [TM20_MAX_CONNECTIONS_PER_IP] (1000)",
+        ],
+        [
+            "terminal-networks",
+            None,
+            None,
+            "Accept terminals only from these networks, CIDR[,CIDR...]; others get 403 (the"
+            " REST API is not affected) [TM20_TERMINAL_NETWORKS] (anywhere)",
+        ],
+        [
+            "trusted-proxies",
+            None,
+            None,
+            "Reverse proxies (CIDR[,CIDR...]) whose X-Forwarded-For names the client; exempt"
+            " from the per-address cap [TM20_TRUSTED_PROXIES] (none)",
         ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
@@ -214,6 +257,10 @@ class Options(usage.Options):
             apiTokens=tuple(self["api-tokens"]),
             logFormat=self["log-format"],
             logLevel=self["log-level"],
+            maxConnections=self["max-connections"],
+            maxConnectionsPerIP=self["max-connections-per-ip"],
+            terminalNetworks=self["terminal-networks"],
+            trustedProxies=self["trusted-proxies"],
         )
 
 

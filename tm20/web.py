@@ -1,20 +1,35 @@
 """
 The one HTTP port: a request with C{Upgrade: websocket}, on any path, is a terminal; anything
 else is the web side (C{/health}, C{/api/...}).
+
+Before a connection is a WebSocket it is an HTTP connection, so the guards against hostile
+clients start here (L{QuietSite}): connection caps (global and per source address, C{503} when
+full), a deadline for the request head (slowloris), a cap on its size, no body on an upgrade.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ISSLTransport
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import directlyProvides, providedBy
 
+from tm20.config import ServerConfig
 from tm20.interfaces import IStore
+from tm20.terminal.limits import ConnectionLimiter, NetworkList, hostOf
+
+if TYPE_CHECKING:
+    from tm20.terminal.factory import TerminalFactory
 
 
 def isWebSocketUpgrade(request: Request) -> bool:
@@ -29,6 +44,12 @@ class TM20Root(Resource):
     def __init__(self, terminals: WebSocketResource) -> None:
         super().__init__()
         self._terminals = terminals
+
+    @property
+    def terminalFactory(self) -> TerminalFactory:
+        """The terminals' WebSocket factory (its C{config} and C{clock} serve the site too)."""
+        factory: TerminalFactory = self._terminals._factory
+        return factory
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
         if isWebSocketUpgrade(request):
@@ -97,8 +118,213 @@ def _finish(request: Request, code: int, body: Any) -> None:
     request.finish()
 
 
+#: The answer to a connection over the caps (sent before reading anything).
+_SERVICE_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: 61\r\n"
+    b"Retry-After: 30\r\n"
+    b"Connection: close\r\n\r\n"
+    b'{"error": "unavailable", "detail": "too many connections now"}\n'
+)
+
+
+class _Refusal(Protocol):
+    """Answers C{503} at once and closes: the connection caps are reached."""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(_SERVICE_UNAVAILABLE)
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+class _CountedConnection(ProtocolWrapper):
+    """
+    Holds one slot of the site's L{ConnectionLimiter} for as long as the connection is open,
+    whatever protocol ends up running on it (HTTP, or the WebSocket that takes it over: the
+    WebSocket resource swaps C{wrappedProtocol}).
+    """
+
+    def __init__(self, site: QuietSite, host: str, wrapped: Any) -> None:
+        self.wrappedProtocol = wrapped
+        self.site = site
+        self.host = host
+        self.secure = False
+        self._released = False
+
+    def makeConnection(self, transport: Any) -> None:
+        # Provide what the transport provides, except ISSLTransport (and INegotiated, its child): autobahn reads TLS details
+        # (channel id) only from a TLSMemoryBIOProtocol itself and fails the connection for
+        # anything else that claims TLS.  `secure` keeps the fact for HTTP (Request.isSecure).
+        provided = list(providedBy(transport))
+        self.secure = ISSLTransport.providedBy(transport)
+        directlyProvides(self, *[i for i in provided if not i.isOrExtends(ISSLTransport)])
+        Protocol.makeConnection(self, transport)
+        wrapped: Any = self.wrappedProtocol
+        wrapped.makeConnection(self)
+
+    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
+        if not self._released:
+            self._released = True
+            self.site.limiter.release(self.host)
+        wrapped: Any = self.wrappedProtocol
+        self.wrappedProtocol = None  # type: ignore[assignment]  # break the cycle
+        if wrapped is not None:
+            wrapped.connectionLost(reason)
+
+
+class GuardedChannel(HTTPChannel):
+    """
+    An HTTP channel with a deadline for each request head (request line and headers): a client
+    that dribbles it (slowloris) is dropped when the deadline passes, however steadily it
+    sends.  The idle timeout of L{HTTPChannel} alone restarts on every byte.
+
+    The deadline of the first request runs from the connection (so it also covers a TLS
+    handshake); that of a later request on a kept-alive connection from its first byte.
+    A WebSocket upgrade must not carry a body.
+    """
+
+    log = Logger()
+    headTimeout: float = 10.0
+    site: QuietSite
+    _headCall: IDelayedCall | None = None
+    _awaitingHead = True
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._startHeadTimer()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._awaitingHead and self._headCall is None:
+            self._startHeadTimer()
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._awaitingHead = False
+        self._cancelHeadTimer()
+        request = self.requests[-1]
+        if isWebSocketUpgrade(request) and (
+            self.length or request.requestHeaders.hasHeader(b"transfer-encoding")
+        ):
+            self.log.info(
+                "refused a WebSocket upgrade with a body from {peer}", peer=self._peerHost()
+            )
+            self._respondToBadRequestAndDisconnect()
+            return
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Any) -> None:
+        self._awaitingHead = True
+        super().requestDone(request)
+
+    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
+        self._awaitingHead = False
+        self._cancelHeadTimer()
+        super().connectionLost(reason)
+
+    def isSecure(self) -> bool:
+        """TLS, seen through the L{_CountedConnection} wrapper."""
+        return bool(getattr(self.transport, "secure", False)) or super().isSecure()
+
+    def _startHeadTimer(self) -> None:
+        if self.headTimeout > 0:
+            self._headCall = self.callLater(self.headTimeout, self._headTimedOut)
+
+    def _cancelHeadTimer(self) -> None:
+        if self._headCall is not None and self._headCall.active():
+            self._headCall.cancel()
+        self._headCall = None
+
+    def _headTimedOut(self) -> None:
+        self._headCall = None
+        if not self._awaitingHead or self.transport is None:
+            return
+        self.log.info(
+            "dropping {peer}: no complete request head within {timeout}s",
+            peer=self._peerHost(),
+            timeout=self.headTimeout,
+        )
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            self.transport.loseConnection()
+
+    def _peerHost(self) -> str:
+        return hostOf(self.transport.getPeer()) if self.transport is not None else "?"
+
+
 class QuietSite(Site):
-    """A Site without per-request access logs (terminals and API clients are logged elsewhere)."""
+    """
+    The site of the one port: no per-request access logs (terminals and API clients are logged
+    elsewhere), and the HTTP-level guards (see the module docstring).
+
+    @param resource: the root; a L{TM20Root} lends its terminal factory's C{config} and
+        C{clock} when they are not given.
+    @ivar limiter: the L{ConnectionLimiter} shared by every port of the site.
+    """
+
+    log_ = Logger()
+    protocol = GuardedChannel  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        resource: IResource,
+        config: ServerConfig | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        if isinstance(resource, TM20Root):
+            config = resource.terminalFactory.config if config is None else config
+            clock = resource.terminalFactory.clock if clock is None else clock
+        config = ServerConfig() if config is None else config
+        super().__init__(resource, timeout=config.httpIdleTimeout, reactor=clock)
+        self.config = config
+        self.limiter = ConnectionLimiter(
+            config.maxConnections,
+            config.maxConnectionsPerIP,
+            exempt=NetworkList(config.trustedProxies),
+        )
+        self._refusals: dict[str, int] = {}
+        self._refusalLoggedAt: dict[str, float] = {}
 
     def log(self, request: Any) -> None:
         pass
+
+    def startFactory(self) -> None:
+        pass  # no access log to open
+
+    def stopFactory(self) -> None:
+        pass
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        host = hostOf(addr)
+        refused = self.limiter.acquire(host)
+        if refused is not None:
+            self._logRefusal(refused, host)
+            return _Refusal()
+        channel = super().buildProtocol(addr)
+        channel.headTimeout = self.config.handshakeTimeout
+        channel.totalHeadersSize = self.config.maxHandshakeBytes
+        channel.MAX_LENGTH = self.config.maxHandshakeBytes
+        return _CountedConnection(self, host, channel)
+
+    def _logRefusal(self, reason: str, host: str) -> None:
+        # Under a flood, one line per reason every 10 s, with the count since the last line.
+        self._refusals[reason] = self._refusals.get(reason, 0) + 1
+        now = self.reactor.seconds()
+        if now - self._refusalLoggedAt.get(reason, float("-inf")) < 10:
+            return
+        self._refusalLoggedAt[reason] = now
+        count, self._refusals[reason] = self._refusals[reason], 0
+        self.log_.warn(
+            "connection limit reached ({limit}): refused {count} connection(s) with 503,"
+            " latest from {peer} ({open} open, {fromPeer} from that address)",
+            limit=reason,
+            count=count,
+            peer=host,
+            open=self.limiter.total,
+            fromPeer=self.limiter.count(host),
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ CSV_COLUMNS = (
     "verifymode",
     "receivedAt",
 )
+
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 #: Rows read per page while exporting.
 PAGE_SIZE = 1000
@@ -94,7 +97,16 @@ class _Streaming(Resource):
         self._size = size
 
     def render(self, request: Request) -> Any:
-        self._export.begin(request, self._first, self._size)
+        try:
+            self._export.begin(request, self._first, self._size)
+        except Exception:
+            self._export.log.failure("CSV export could not start")
+            if request.startedWriting:
+                self._export.abort(request)
+                return NOT_DONE_YET
+            request.setResponseCode(500)
+            request.setHeader(b"content-type", b"application/json")
+            return b'{"error":"internal_error","detail":"internal server error"}'
         return NOT_DONE_YET
 
 
@@ -117,7 +129,7 @@ class CSVExport:
         self._request: Any = None
         self._fetch = fetch
         self._limit = limit
-        self._filename = filename
+        self._filename = _SAFE_FILENAME.sub("_", filename)[:100] or "export.csv"
         self._paused: Deferred[None] | None = None
         self._stopped = False
         self.written = 0
@@ -190,12 +202,16 @@ class CSVExport:
 
     def _failed(self, failure: Any) -> None:
         self.log.failure("CSV export failed after {rows} rows", failure, rows=self.written)
+        self.abort(self._request)
+
+    def abort(self, request: Any) -> None:
+        """Drop the connection: a truncated export must not look complete."""
         try:
-            self._request.unregisterProducer()
+            request.unregisterProducer()
         except Exception:
             pass
-        transport = getattr(self._request, "transport", None) or getattr(
-            getattr(self._request, "channel", None), "transport", None
+        transport = getattr(request, "transport", None) or getattr(
+            getattr(request, "channel", None), "transport", None
         )
         if transport is not None and hasattr(transport, "abortConnection"):
             transport.abortConnection()

@@ -388,8 +388,12 @@ class Pool:
     def _acquire(self) -> Deferred[_Slot]:
         if not self._running:
             return defer.fail(StoreUnavailable("the database pool is not running"))
-        if self._idle:
+        while self._idle:
             slot = self._idle.popleft()
+            if slot.conn is None or slot.conn.isClosed:
+                # died while idle, and the reactor has not told us yet
+                self._down(slot, None)
+                continue
             slot.state = _State.BUSY
             return defer.succeed(slot)
         if self.liveConnections == 0:
@@ -455,10 +459,10 @@ class Pool:
         slot = await self._acquire()
         conn = slot.conn
         assert conn is not None
-        cur = Cursor(self, conn, timeout)
         inTransaction = False
         try:
             try:
+                cur = Cursor(self, conn, timeout)
                 if transaction:
                     inTransaction = True
                     await cur.execute("BEGIN")

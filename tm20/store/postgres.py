@@ -38,6 +38,9 @@ Design:
   - B{Notifications.}  L{listen} / L{notify}: C{LISTEN} runs on one dedicated connection (not
     pooled), opened on first use and re-established, with its C{LISTEN}s, after a reconnect
     (notifications sent while it was down are lost, as PostgreSQL does not keep them).
+  - B{Differences from SQLite} that no caller should meet: text holding a NUL character is
+    refused with C{ValueError} (PostgreSQL text cannot store it), and the pending migrations are
+    applied together in one transaction (SQLite applies each in its own).
   - B{Time.}  Server timestamps are C{timestamptz}, "now" is C{clock.seconds()}, read back as
     aware UTC C{datetime}s; log C{time}s are the terminals' text, compared as text with the
     C{"C"} collation, exactly as SQLite compares them.
@@ -160,6 +163,13 @@ def _terminal(row: Mapping[str, Any]) -> Terminal:
         timezone=row["timezone"],
         firstSeen=_utc(row["first_seen"]),
         lastSeen=_utc(row["last_seen"]),
+        boundCpusn=row["bound_cpusn"],
+        boundMac=row["bound_mac"],
+        boundAt=_utc(row["bound_at"]),
+        identityMismatch=(
+            None if row["identity_mismatch"] is None else _jsonObject(row["identity_mismatch"])
+        ),
+        secretHash=row["secret_hash"],
     )
 
 
@@ -935,6 +945,58 @@ class PostgresStore:
             return cur.rowcount > 0
 
         return self._run(delete)
+
+    # -- terminal identity -------------------------------------------------------------------------
+
+    def _updateTerminal(
+        self, sn: str, sql: str, params: tuple[Any, ...]
+    ) -> Deferred[Terminal | None]:
+        """Run one C{UPDATE terminals ... RETURNING *}; the terminal after it, or C{None}."""
+
+        async def update(cur: Cursor) -> Terminal | None:
+            await cur.execute(sql, params)
+            rows = _dicts(cur)
+            return _terminal(rows[0]) if rows else await _selectTerminal(cur, sn)
+
+        return self._run(update)
+
+    def bindTerminalIdentity(
+        self, sn: str, cpusn: str | None, mac: str | None
+    ) -> Deferred[Terminal | None]:
+        """See L{IStore.bindTerminalIdentity}: only an unbound terminal is bound."""
+        return self._updateTerminal(
+            sn,
+            "UPDATE terminals SET bound_cpusn = %s, bound_mac = %s, bound_at = %s"
+            " WHERE sn = %s AND bound_cpusn IS NULL AND bound_mac IS NULL RETURNING *",
+            (cpusn or None, mac or None, self._now(), sn),
+        )
+
+    def flagTerminal(self, sn: str, mismatch: Mapping[str, Any]) -> Deferred[Terminal | None]:
+        """See L{IStore.flagTerminal}."""
+        try:
+            text = dumpJSON(mismatch)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+        return self._updateTerminal(
+            sn,
+            "UPDATE terminals SET identity_mismatch = %s::json WHERE sn = %s RETURNING *",
+            (text, sn),
+        )
+
+    def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
+        """See L{IStore.resetTerminalIdentity}."""
+        return self._updateTerminal(
+            sn,
+            "UPDATE terminals SET bound_cpusn = NULL, bound_mac = NULL, bound_at = NULL,"
+            " identity_mismatch = NULL WHERE sn = %s RETURNING *",
+            (sn,),
+        )
+
+    def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
+        """See L{IStore.setTerminalSecret}."""
+        return self._updateTerminal(
+            sn, "UPDATE terminals SET secret_hash = %s WHERE sn = %s RETURNING *", (secretHash, sn)
+        )
 
     # -- users and credentials ---------------------------------------------------------------------
 

@@ -132,6 +132,13 @@ def _terminal(row: sqlite3.Row) -> Terminal:
         timezone=row["timezone"],
         firstSeen=parseTimestamp(row["first_seen"]),
         lastSeen=parseTimestamp(row["last_seen"]),
+        boundCpusn=row["bound_cpusn"],
+        boundMac=row["bound_mac"],
+        boundAt=parseTimestamp(row["bound_at"]),
+        identityMismatch=(
+            None if row["identity_mismatch"] is None else loadJSONObject(row["identity_mismatch"])
+        ),
+        secretHash=row["secret_hash"],
     )
 
 
@@ -719,6 +726,54 @@ class SQLiteStore:
         return self._write(delete)
 
     # -- users and credentials ---------------------------------------------------------------------
+
+    def bindTerminalIdentity(
+        self, sn: str, cpusn: str | None, mac: str | None
+    ) -> Deferred[Terminal | None]:
+        """See L{IStore.bindTerminalIdentity}: only an unbound terminal is bound."""
+        now = self._now()
+
+        def bind(conn: sqlite3.Connection) -> Terminal | None:
+            conn.execute(
+                "UPDATE terminals SET bound_cpusn = ?, bound_mac = ?, bound_at = ?"
+                " WHERE sn = ? AND bound_cpusn IS NULL AND bound_mac IS NULL",
+                (cpusn or None, mac or None, now, sn),
+            )
+            return _selectTerminal(conn, sn)
+
+        return self._write(bind)
+
+    def flagTerminal(self, sn: str, mismatch: Mapping[str, Any]) -> Deferred[Terminal | None]:
+        """See L{IStore.flagTerminal}."""
+        text = dumpJSON(mismatch)
+
+        def flag(conn: sqlite3.Connection) -> Terminal | None:
+            conn.execute("UPDATE terminals SET identity_mismatch = ? WHERE sn = ?", (text, sn))
+            return _selectTerminal(conn, sn)
+
+        return self._write(flag)
+
+    def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
+        """See L{IStore.resetTerminalIdentity}."""
+
+        def reset(conn: sqlite3.Connection) -> Terminal | None:
+            conn.execute(
+                "UPDATE terminals SET bound_cpusn = NULL, bound_mac = NULL, bound_at = NULL,"
+                " identity_mismatch = NULL WHERE sn = ?",
+                (sn,),
+            )
+            return _selectTerminal(conn, sn)
+
+        return self._write(reset)
+
+    def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
+        """See L{IStore.setTerminalSecret}."""
+
+        def setSecret(conn: sqlite3.Connection) -> Terminal | None:
+            conn.execute("UPDATE terminals SET secret_hash = ? WHERE sn = ?", (secretHash, sn))
+            return _selectTerminal(conn, sn)
+
+        return self._write(setSecret)
 
     def saveCredential(
         self,

@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from tm20.config import ServerConfig
 from tm20.dispatch import Dispatcher
+from tm20.terminal.limits import NetworkList
 from tm20.terminal.protocol import TerminalProtocol
 
 
@@ -40,8 +41,13 @@ class TerminalFactory(WebSocketServerFactory):
     Builds one L{TerminalProtocol} per terminal.
 
     Limits: message size (oversize closes with 1009, C{failByDrop=False}), opening-handshake
-    timeout, no compression, no web status page, no WebSocket pings (terminals ignore them; the
-    keep-alive is at application level).
+    timeout and size, JSON nesting depth, array length and value count, no compression (a
+    C{permessage-deflate} offer is declined), no web status page, no WebSocket pings
+    (terminals ignore them; the keep-alive is at application level).  Terminals may be
+    restricted to source networks (C{403} at the upgrade).
+
+    @ivar terminalNetworks: where terminals may connect from (empty: anywhere).
+    @ivar trustedProxies: reverse proxies whose C{X-Forwarded-For} is believed.
     """
 
     protocol = TerminalProtocol  # type: ignore[assignment]
@@ -49,6 +55,9 @@ class TerminalFactory(WebSocketServerFactory):
     #: JSON limits applied by the parser (nesting depth, longest array).
     maxJSONDepth = 16
     maxJSONArrayLength = 100_000
+    #: Most JSON values in one frame (counted before decoding, see
+    #: L{tm20.terminal.limits.countJSONValues}); well above any real terminal's batch.
+    maxJSONValues = 250_000
 
     def __init__(
         self,
@@ -65,6 +74,8 @@ class TerminalFactory(WebSocketServerFactory):
         self.clock = clock
         self.registry = context.registry
         self._batched_timer = _ClockTimer(clock)
+        self.terminalNetworks = NetworkList(config.terminalNetworks)
+        self.trustedProxies = NetworkList(config.trustedProxies)
         self.setProtocolOptions(
             maxMessagePayloadSize=config.maxMessageSize,
             maxFramePayloadSize=config.maxMessageSize,
@@ -74,4 +85,5 @@ class TerminalFactory(WebSocketServerFactory):
             webStatus=False,
             autoPingInterval=0,
             tcpNoDelay=True,
+            perMessageCompressionAccept=lambda offers: None,
         )

@@ -9,12 +9,13 @@ socket stops being read (backpressure) instead of buffering without bound.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
-from autobahn.websocket.types import ConnectionRequest
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -26,6 +27,7 @@ from tm20.protocol.messages import CommandReply, ProtocolError, TerminalMessage
 from tm20.protocol.parser import parseFrame
 from tm20.terminal.channel import CommandChannel
 from tm20.terminal.keepalive import KeepAlive
+from tm20.terminal.limits import countJSONValues, forwardedClient, hostOf
 
 if TYPE_CHECKING:
     from tm20.terminal.factory import TerminalFactory
@@ -37,6 +39,24 @@ CLOSE_NO_REG = 4004
 
 #: The application-level liveness probe (TM20 firmware ignores WebSocket pings).
 PROBE = {"cmd": "gettime"}
+
+#: The path prefix that carries a terminal's secret: C{ws://host:7788/t/<secret>}.
+SECRET_PATH_PREFIX = "/t/"
+
+
+def splitSecretPath(path: str) -> tuple[str, str | None]:
+    """
+    Split a request path into what may be logged and the terminal secret it carries.
+
+    @return: C{(path, secret)}: C{("/t/***", "s3cret")} for C{/t/s3cret} (a trailing slash
+        or query is ignored), C{(path, None)} for any other path.
+    """
+    if not path.startswith(SECRET_PATH_PREFIX):
+        return path, None
+    secret = path[len(SECRET_PATH_PREFIX) :].split("?", 1)[0].strip("/")
+    if not secret or "/" in secret:
+        return path, None
+    return SECRET_PATH_PREFIX + "***", secret
 
 
 @implementer(ITerminalSession)
@@ -53,7 +73,9 @@ class TerminalProtocol(WebSocketServerProtocol):
         self.registered = False
         self.lastRecorded = 0.0
         self.peer = "?"
+        self.peerHost = "?"
         self.path = "/"
+        self.pathSecret: str | None = None
         self.channel: CommandChannel | None = None
         self.keepAlive: KeepAlive | None = None
         self._regTimer: IDelayedCall | None = None
@@ -61,13 +83,50 @@ class TerminalProtocol(WebSocketServerProtocol):
         self._busy = False
         self._draining = False
         self._paused = False
+        self._overflowed = False
 
     # -- autobahn callbacks --------------------------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        # Before the opening handshake completes, autobahn buffers what arrives until it finds
+        # the end of the request head: cap that buffer (the HTTP side caps it too, see
+        # tm20.web; this also covers a factory served without it).
+        if self._overflowed:
+            return
+        if (
+            self.state == self.STATE_CONNECTING
+            and len(self.data) + len(data) > self.factory.config.maxHandshakeBytes
+        ):
+            self._overflowed = True
+            self.log.info(
+                "dropping {peer}: opening handshake over {limit} bytes",
+                peer=self.transport.getPeer() if self.transport is not None else "?",
+                limit=self.factory.config.maxHandshakeBytes,
+            )
+            self.dropConnection(abort=True)
+            return
+        super().dataReceived(data)
+
     def onConnect(self, request: ConnectionRequest) -> None:
-        # Any path: firmwares dial /ws/tm20/, /pub/chat, / ...
+        # Any path: firmwares dial /ws/tm20/, /pub/chat, / ...  A path /t/<secret> carries the
+        # terminal's secret (see tm20.services.identity); it is never logged.
         self.peer = str(request.peer)
-        self.path = str(request.path)
+        self.path, self.pathSecret = splitSecretPath(str(request.path))
+        factory = self.factory
+        self.peerHost = forwardedClient(
+            hostOf(self.transport.getPeer()) if self.transport is not None else "local",
+            request.headers.get("x-forwarded-for"),
+            factory.trustedProxies,
+        )
+        if self.peerHost != hostOf(self.transport.getPeer() if self.transport else None):
+            self.peer = f"{self.peerHost} via {self.peer}"
+        if not factory.terminalNetworks.allows(self.peerHost):
+            self.log.warn(
+                "refused a terminal connection from {peer}: not in the terminal networks",
+                peer=self.peerHost,
+                path=self.path,
+            )
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "not allowed from this network")
         return None
 
     def onOpen(self) -> None:
@@ -93,6 +152,12 @@ class TerminalProtocol(WebSocketServerProtocol):
             self.keepAlive.touch()
         factory = self.factory
         try:
+            values = countJSONValues(payload, factory.maxJSONValues)
+            if values > factory.maxJSONValues:
+                raise ProtocolError(
+                    f"more than {factory.maxJSONValues} JSON values",
+                    cmd=_guessCmd(payload),
+                )
             message = parseFrame(
                 payload,
                 maxDepth=factory.maxJSONDepth,
@@ -237,3 +302,13 @@ class TerminalProtocol(WebSocketServerProtocol):
         if not self.registered:
             self.log.info("no reg from {peer} in time: disconnecting", peer=self.peer)
             self.close(CLOSE_NO_REG, "reg expected")
+
+
+
+_CMD_RE = re.compile(rb'^\s*\{\s*"\s*cmd\s*"\s*:\s*"\s*([A-Za-z0-9_]{1,64})\s*"')
+
+
+def _guessCmd(payload: bytes) -> str | None:
+    """The C{cmd} of a frame refused before decoding, when it is its first key."""
+    match = _CMD_RE.match(payload[:256])
+    return match.group(1).decode("ascii").lower() if match is not None else None

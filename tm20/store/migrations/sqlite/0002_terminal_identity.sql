@@ -1,0 +1,17 @@
+-- Terminal identity (see tm20.services.identity): the hardware an sn is bound to, the latest
+-- refused claim (identity_mismatch, JSON), and the sha256 (hex) of the terminal's path secret.
+
+ALTER TABLE terminals ADD COLUMN bound_cpusn TEXT;
+
+ALTER TABLE terminals ADD COLUMN bound_mac TEXT;
+
+ALTER TABLE terminals ADD COLUMN bound_at TEXT;
+
+ALTER TABLE terminals ADD COLUMN identity_mismatch TEXT;
+
+ALTER TABLE terminals ADD COLUMN secret_hash TEXT;
+
+-- Terminals approved and seen before this migration are bound to what they last reported.
+UPDATE terminals
+   SET bound_cpusn = cpusn, bound_mac = mac, bound_at = last_seen
+ WHERE approved = 1 AND last_seen IS NOT NULL AND (cpusn IS NOT NULL OR mac IS NOT NULL);
