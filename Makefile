@@ -49,5 +49,12 @@ bench-quick: bench-deps
 bench-soak: bench-deps
 	$(BIN)/python -m bench.run --soak
 
+# The Autobahn|Testsuite (fuzzingclient) against an echo endpoint built from the production
+# protocol and factory; Python 2.7 and the suite are installed privately into
+# conformance/.cache on first use (see conformance/bootstrap.sh).  Not part of `make test`.
+conformance: install
+	sh conformance/bootstrap.sh
+	$(BIN)/python conformance/run.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info _trial_temp .mypy_cache .ruff_cache .hypothesis

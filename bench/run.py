@@ -93,12 +93,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def runSuite(settings: Settings, databaseURL: str | None, only: list[str] | None) -> dict[str, Any]:
+def runSuite(
+    settings: Settings, databaseURL: str | None, only: list[str] | None, fsync: bool = True
+) -> dict[str, Any]:
     limit = raiseOpenFilesLimit()
     started = time.monotonic()
     startLoad = loadAverage()
     _log(f"{settings.name}: open-files limit {limit}; load average {startLoad}")
-    databases = Databases(databaseURL)
+    databases = Databases(databaseURL, fsync=fsync)
     ctx = Context(settings, databases)
     ctx.log = _log
     results: dict[str, Any] = {"runs": {}, "errors": [], "profiles": ctx.profiles}
@@ -216,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=sorted(WORKLOADS), help="run only this workload"
     )
     parser.add_argument("--no-profile", action="store_true", help="do not run py-spy")
+    parser.add_argument(
+        "--pg-fsync-off",
+        action="store_true",
+        help="private cluster with fsync off (as the test harness), for comparison only",
+    )
     parser.add_argument("--output", help="write the Markdown report here instead")
     args = parser.parse_args(argv)
     if args.render:
@@ -228,10 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         settings.runs = args.runs
     if args.no_profile:
         settings.profile = False
-    results = runSuite(settings, args.database_url, args.only)
+    results = runSuite(settings, args.database_url, args.only, fsync=not args.pg_fsync_off)
     clean = _clean(results)
 
-    if args.quick or args.output or args.only or args.runs:
+    if args.quick or args.output or args.only or args.runs or args.pg_fsync_off:
         # a partial or reduced run never overwrites the published figures
         out = args.output or os.path.join(tempfile.mkdtemp(prefix="tm20-bench-"), "report.md")
         full, soak = (clean, None) if not args.soak else (None, clean)

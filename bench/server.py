@@ -50,7 +50,7 @@ def freePort(host: str = "127.0.0.1") -> int:
 class Databases:
     """Where the PostgreSQL databases of the runs are created."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, fsync: bool = True) -> None:
         from tests import pgharness
 
         self._harness = pgharness
@@ -62,6 +62,8 @@ class Databases:
             cluster = pgharness.Cluster()
             with open(os.path.join(cluster.dataDir, "postgresql.conf"), "a") as conf:
                 conf.write(CLUSTER_SETTINGS)
+                if not fsync:
+                    conf.write("fsync = off\nfull_page_writes = off\n")
             try:
                 cluster.start()
             except BaseException:
@@ -70,8 +72,13 @@ class Databases:
             self.cluster = cluster
             self.adminURL = cluster.url()
             self.note = (
-                "a private cluster started for the run (initdb; fsync and synchronous_commit on, "
-                "shared_buffers 256MB), data on the machine's disk"
+                "a private cluster started for the run (initdb; "
+                + (
+                    "fsync and synchronous_commit on"
+                    if fsync
+                    else "fsync OFF, synchronous_commit on"
+                )
+                + ", shared_buffers 256MB), data on the machine's disk"
             )
 
     def create(self, prefix: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,16 @@ from tests.serverfixture import RawClient, RunningServer
 from tm20.config import ServerConfig
 from tm20.service import TM20Service, buildServer
 from tm20.store.sqlite import SQLiteStore
+
+
+def scratchDir(testCase: Any) -> str:
+    """
+    A temporary folder removed after the test (trial's C{mktemp} would leave it in the
+    working directory when the tests run under pytest).
+    """
+    folder = tempfile.mkdtemp(prefix="tm20-test-")
+    testCase.addCleanup(shutil.rmtree, folder, True)
+    return folder
 
 
 @attrs.frozen
@@ -150,7 +162,7 @@ def startServerOn(
     testCase: TestCase, ports: tuple[str, ...] = ("tcp:0:interface=127.0.0.1",), **changes: Any
 ) -> Any:
     """Start a server listening on C{ports}; stopped by a cleanup.  @return: L{Running}."""
-    store = SQLiteStore(testCase.mktemp() + ".sqlite3", reactor=reactor)
+    store = SQLiteStore(scratchDir(testCase) + "/tm20.sqlite3", reactor=reactor)
     config = ServerConfig(ports=ports, **changes)
     service = TM20Service(buildServer(config, reactor, store))
     service.startService()

@@ -340,6 +340,61 @@ class StoreContractTests(_Base):
         self.assertIs(terminal.approved, False)
         self.assertIsNone((yield self.store.getUser(SN, 7)))
 
+    # -- terminal identity -------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_bindTerminalIdentityFirstBindingWins(self) -> Generator[Deferred[Any], Any, None]:
+        """C{bindTerminalIdentity} binds an unbound terminal once; later bindings change nothing."""
+        terminal = yield self._terminal()
+        self.assertEqual((terminal.boundCpusn, terminal.boundMac, terminal.boundAt), (None,) * 3)
+        self.clock.advance(5)
+        bound = yield self.store.bindTerminalIdentity(SN, "CPU-A", "00-01-F5-02-7D-5F")
+        self.assertEqual(
+            (bound.boundCpusn, bound.boundMac, bound.boundAt),
+            ("CPU-A", "00-01-F5-02-7D-5F", at(T0 + 5)),
+        )
+        again = yield self.store.bindTerminalIdentity(SN, "CPU-B", None)
+        self.assertEqual(again, bound)
+        self.assertEqual((yield self.store.getTerminal(SN)), bound)
+        self.assertIsNone((yield self.store.bindTerminalIdentity("NOPE", "C", None)))
+        macOnly = yield self._terminal("TH900")
+        macOnly = yield self.store.bindTerminalIdentity("TH900", None, "AA-BB")
+        self.assertEqual((macOnly.boundCpusn, macOnly.boundMac), (None, "AA-BB"))
+
+    @inlineCallbacks
+    def test_flagAndResetTerminalIdentity(self) -> Generator[Deferred[Any], Any, None]:
+        """A flag keeps its JSON record; a reset clears the binding and the flag, not the secret."""
+        yield self._terminal()
+        yield self.store.bindTerminalIdentity(SN, "CPU-A", None)
+        yield self.store.setTerminalSecret(SN, "ab" * 32)
+        record = {"problem": "cpusn differs", "claimedCpusn": "X", "claimedMac": None, "n": 1}
+        flagged = yield self.store.flagTerminal(SN, record)
+        self.assertEqual(flagged.identityMismatch, record)
+        self.assertTrue(flagged.flagged)
+        self.assertEqual((yield self.store.getTerminal(SN)).identityMismatch, record)
+        reset = yield self.store.resetTerminalIdentity(SN)
+        self.assertEqual((reset.boundCpusn, reset.boundMac, reset.boundAt), (None, None, None))
+        self.assertIsNone(reset.identityMismatch)
+        self.assertFalse(reset.flagged)
+        self.assertEqual(reset.secretHash, "ab" * 32)
+        # recordTerminalSeen leaves identity fields alone.
+        seen = yield self.store.recordTerminalSeen(SN, "CPU-Z", {"mac": "11-22"}, True)
+        self.assertEqual((seen.boundCpusn, seen.secretHash), (None, "ab" * 32))
+        self.assertIsNone((yield self.store.flagTerminal("NOPE", record)))
+        self.assertIsNone((yield self.store.resetTerminalIdentity("NOPE")))
+
+    @inlineCallbacks
+    def test_setTerminalSecret(self) -> Generator[Deferred[Any], Any, None]:
+        """The secret is stored as given (its hash) and removed with C{None}."""
+        terminal = yield self._terminal()
+        self.assertIsNone(terminal.secretHash)
+        updated = yield self.store.setTerminalSecret(SN, "0f" * 32)
+        self.assertEqual(updated.secretHash, "0f" * 32)
+        self.assertEqual((yield self.store.getTerminal(SN)).secretHash, "0f" * 32)
+        cleared = yield self.store.setTerminalSecret(SN, None)
+        self.assertIsNone(cleared.secretHash)
+        self.assertIsNone((yield self.store.setTerminalSecret("NOPE", "0f" * 32)))
+
     # -- users and credentials ---------------------------------------------------------------------
 
     @inlineCallbacks

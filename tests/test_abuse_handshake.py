@@ -15,7 +15,7 @@ from twisted.internet.task import Clock, LoopingCall
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.memoryws import LenientTransport, handshake
-from tests.securitysupport import connectWS, openRaw, registerOn, startServerOn, wait
+from tests.securitysupport import connectWS, openRaw, registerOn, scratchDir, startServerOn, wait
 from tm20.config import ServerConfig
 from tm20.service import buildServer
 from tm20.store.sqlite import SQLiteStore
@@ -28,7 +28,7 @@ class SiteGuardTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
+        store = SQLiteStore(scratchDir(self) + "/tm20.sqlite3", reactor=reactor)
         self.server = buildServer(
             ServerConfig(handshakeTimeout=10, httpIdleTimeout=75),
             reactor,

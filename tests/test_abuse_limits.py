@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from tests.memoryws import LenientTransport, MemoryTerminal, clientFrame, handshake
-from tests.securitysupport import connectWS, openRaw, registerOn, startServerOn, wait
+from tests.securitysupport import connectWS, openRaw, registerOn, scratchDir, startServerOn, wait
 from tm20.config import ServerConfig
 from tm20.service import buildServer
 from tm20.store.sqlite import SQLiteStore
@@ -146,7 +146,7 @@ class MemoryBoundTests(TestCase):
 
     @inlineCallbacks
     def test_millionEntryFrameCostsAboutItsOwnSize(self) -> Any:
-        store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
+        store = SQLiteStore(scratchDir(self) + "/tm20.sqlite3", reactor=reactor)
         yield store.start()
         self.addCleanup(store.stop)
         server = buildServer(ServerConfig(), reactor, store, clock=Clock())
@@ -165,11 +165,10 @@ class MemoryBoundTests(TestCase):
         self.assertEqual((reply["ret"], reply["result"]), ("sendlog", False))
         # Decoding it would cost ~100 MB (25x); refused before decoding, a few copies of the
         # frame (unmasking, reassembly, the string-blanking pass) at most.
-        print("PEAK", peak / len(payload))
         self.assertLess(peak, 6 * len(payload), f"peak {peak / 1e6:.1f} MB")
 
     def test_deflateNotNegotiatedInTheHandshake(self) -> None:
-        store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
+        store = SQLiteStore(scratchDir(self) + "/tm20.sqlite3", reactor=reactor)
         server = buildServer(ServerConfig(), reactor, store, clock=Clock())
 
         transport = LenientTransport()
@@ -238,7 +237,6 @@ class FloodTests(TestCase):
         # limit plus one socket read (64 KiB) worth of frames, far below what it sent.
         self.assertGreater(_Spy.pauses.get("FLOOD", 0), 0)
         bound = 8 + 65536 // min(len(f) for f in frames) + 1
-        print("INBOX", _Spy.maxInbox, bound, _Spy.pauses, during, baseline)
         self.assertLessEqual(_Spy.maxInbox["FLOOD"], bound)
         self.assertLess(bound, count)
         # The calm terminal kept a latency comparable to its own baseline (generous bound).

@@ -357,6 +357,12 @@ class ApiEndpointTests(ApiTestCase):
             "the terminal rebooted and registered again",
         )
         self.assertEqual(connection.stats.reboots, before + 1)
+        # and the server has let go of the connection the reboot dropped
+        yield self.until(
+            lambda: len(self.running.context.registry.sessions()) == 1,
+            "the dropped connection is closed",
+            attempts=1000,
+        )
 
     @inlineCallbacks
     def test_offlineCommandsAreDeliveredInOrderAfterReg(self) -> Any:

@@ -24,6 +24,7 @@ from tests.securitysupport import (
     makePKI,
     openRaw,
     registerOn,
+    scratchDir,
     startServerOn,
     tlsOptionsFor,
 )
@@ -34,7 +35,7 @@ class TLSTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.pki = makePKI(self.mktemp())
+        self.pki = makePKI(scratchDir(self))
         spec = (
             f"ssl:0:privateKey={self.pki.keyFile}:certKey={self.pki.certFile}:interface=127.0.0.1"
         )
@@ -92,7 +93,7 @@ class TLSTests(TestCase):
 
     @inlineCallbacks
     def test_untrustedCertificateRefused(self) -> Any:
-        other = makePKI(self.mktemp())
+        other = makePKI(scratchDir(self))
         client = self.httpsClient(trustRoot=other.trustRoot)
         d = client.get(f"https://localhost:{self.tlsPort}/health")
         yield self.assertFailure(d, Exception)

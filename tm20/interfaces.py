@@ -65,6 +65,12 @@ class ITerminalSession(Interface):
     sn = Attribute("""The serial number given in C{reg}; C{None} before it registered.""")
     peer = Attribute("""The remote address, as text.""")
     registered = Attribute("""C{True} once a C{reg} was accepted on this connection.""")
+    peerHost = Attribute(
+        """The client's address (behind a trusted reverse proxy, from C{X-Forwarded-For})."""
+    )
+    pathSecret = Attribute(
+        """The terminal secret from a C{/t/<secret>} request path, or C{None}; never logged."""
+    )
 
     def sendCommand(payload):  # type: ignore[no-untyped-def]
         """

@@ -16,7 +16,7 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IPushProducer
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
@@ -101,7 +101,36 @@ def buildServer(
         HealthResource(store, lambda: {"connected": len(registry)}),
     )
     _mountApi(root, context)
+    _pauseTerminalsWhileLogQueueFull(store, registry)
     return Server(config, reactor, store, context, factory, root, QuietSite(root))
+
+
+def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) -> None:
+    """
+    A store that queues logs for group commit (PostgreSQL) says when its bounded queue is full:
+    stop reading every terminal's socket until it has drained, instead of buffering.
+    """
+    register = getattr(store, "addLogsBackpressure", None)
+    if register is None:
+        return
+    log = Logger()
+
+    def observe(full: bool) -> None:
+        log.warn(
+            "log queue {state}: {action} reading from terminals",
+            state="full" if full else "drained",
+            action="pausing" if full else "resuming",
+        )
+        for session in registry.sessions():
+            producer = IPushProducer(session.transport, None)
+            if producer is None:
+                continue
+            if full:
+                producer.pauseProducing()
+            else:
+                producer.resumeProducing()
+
+    register(observe)
 
 
 def _mountApi(root: TM20Root, context: ServerContext) -> None:

@@ -173,7 +173,9 @@ class RegistrationService:
             boundMac=terminal.boundMac,
             flagged=True,
         )
-        record = mismatchRecord(problem, claim, peer, datetime.fromtimestamp(now, tz=UTC), secret is not None)
+        record = mismatchRecord(
+            problem, claim, peer, datetime.fromtimestamp(now, tz=UTC), secret is not None
+        )
         previous = dict(terminal.identityMismatch or {})
         previous.pop("at", None)
         if previous != {k: v for k, v in record.items() if k != "at"}:

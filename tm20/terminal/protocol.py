@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from tm20.interfaces import ITerminalSession
@@ -59,11 +59,31 @@ def splitSecretPath(path: str) -> tuple[str, str | None]:
     return SECRET_PATH_PREFIX + "***", secret
 
 
+_SECRET_TEXT = re.compile(r"(/t/)[^/\s?#]+")
+_SECRET_BYTES = re.compile(rb"(/t/)[^/\s?#]+")
+
+
+class RedactingLogger(Logger):
+    """
+    A L{Logger} that masks C{/t/<secret>} in every field of an event.  autobahn logs the raw
+    opening handshake (at debug level) through the protocol's C{log}: with it, a terminal's
+    path secret never reaches a log, whatever the level.
+    """
+
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+        for key, value in kwargs.items():
+            if isinstance(value, bytes | bytearray) and b"/t/" in value:
+                kwargs[key] = _SECRET_BYTES.sub(rb"\1***", bytes(value))
+            elif isinstance(value, str) and "/t/" in value:
+                kwargs[key] = _SECRET_TEXT.sub(r"\1***", value)
+        super().emit(level, format, **kwargs)
+
+
 @implementer(ITerminalSession)
 class TerminalProtocol(WebSocketServerProtocol):
     """A connected terminal; see L{ITerminalSession}."""
 
-    log = Logger()
+    log = RedactingLogger()
     factory: TerminalFactory
 
     def __init__(self) -> None:
@@ -302,7 +322,6 @@ class TerminalProtocol(WebSocketServerProtocol):
         if not self.registered:
             self.log.info("no reg from {peer} in time: disconnecting", peer=self.peer)
             self.close(CLOSE_NO_REG, "reg expected")
-
 
 
 _CMD_RE = re.compile(rb'^\s*\{\s*"\s*cmd\s*"\s*:\s*"\s*([A-Za-z0-9_]{1,64})\s*"')
