@@ -111,6 +111,13 @@ def runSuite(
             for name in workloads:
                 function, storesAttr = WORKLOADS[name]
                 for store in getattr(settings, storesAttr):
+                    if time.monotonic() - started > settings.budget:
+                        _log(f"time budget spent: skipping {name} ({store}) run {index + 1}")
+                        results["errors"].append(
+                            f"{name} ({store}) run {index + 1}: skipped, the suite's time budget "
+                            f"({settings.budget:.0f} s) was spent"
+                        )
+                        continue
                     _log(f"run {index + 1}/{settings.runs}: {name} ({store})")
                     t0 = time.monotonic()
                     try:

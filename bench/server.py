@@ -267,7 +267,7 @@ class ServerProcess:
             stderr=subprocess.DEVNULL,
         )
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, wait (bounded), then SIGKILL; the exit status."""
         if self.process is None:
             return None

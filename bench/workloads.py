@@ -48,7 +48,11 @@ class Settings:
     connWorkers: int = 4
     connStores: tuple[str, ...] = ("postgresql",)
     #: the longest a connect or reconnect phase may last (then it is reported as incomplete)
-    phaseTimeout: float = 40.0
+    phaseTimeout: float = 30.0
+    #: the longest each command phase (sequential, concurrent) may last; one request at most 5 s
+    cmdPhaseSeconds: float = 15.0
+    #: the suite stops starting new runs after this many seconds (the rest is reported skipped)
+    budget: float = 560.0
     cmdSequential: int = 300
     cmdConcurrency: int = 20
     cmdPerClient: int = 30
@@ -76,8 +80,9 @@ QUICK = Settings(
     cmdPerClient=10,
     backfillLogs=10_000,
     profile=False,
+    budget=110.0,
 )
-SOAK = Settings(name="soak", runs=1, workloads=("soak",))
+SOAK = Settings(name="soak", runs=1, workloads=("soak",), budget=900.0)
 
 
 class Context:
@@ -444,11 +449,16 @@ def commandRoundTrips(
     """
     body = {"command": "opendoor", "params": {"doornum": 1}}
     rng = random.Random(seed)
+    timeout = 5.0
+    deadline = [0.0]
 
     def caller(count: int, latencies: list[float], errors: list[str], picks: list[str]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
         try:
             for sn in picks[:count]:
+                if time.monotonic() > deadline[0]:
+                    errors.append("not sent: phase deadline passed")
+                    continue
                 t = time.perf_counter()
                 try:
                     status, reply = apiCall(
@@ -457,7 +467,7 @@ def commandRoundTrips(
                 except (OSError, http.client.HTTPException) as e:
                     errors.append(type(e).__name__)
                     conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
                     continue
                 latencies.append((time.perf_counter() - t) * 1000.0)
                 ok = (
@@ -470,6 +480,7 @@ def commandRoundTrips(
 
     seqLatencies: list[float] = []
     seqErrors: list[str] = []
+    deadline[0] = time.monotonic() + s.cmdPhaseSeconds
     t0 = time.perf_counter()
     caller(
         s.cmdSequential, seqLatencies, seqErrors, [rng.choice(sns) for _ in range(s.cmdSequential)]
@@ -490,11 +501,12 @@ def commandRoundTrips(
         )
         for i in range(s.cmdConcurrency)
     ]
+    deadline[0] = time.monotonic() + s.cmdPhaseSeconds
     t0 = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(120)
+        thread.join(s.cmdPhaseSeconds + timeout + 5.0)
     conWall = time.perf_counter() - t0
     allCon = [x for lst in conLatencies for x in lst]
     return {
@@ -506,7 +518,7 @@ def commandRoundTrips(
         "cmdConP99": percentile(allCon, 99),
         "cmdConRate": rate(len(allCon), conWall),
         "cmdConErrors": len(conErrors),
-        "cmdErrorSample": (seqErrors + conErrors)[:3],
+        "cmdErrorSample": sorted(set(seqErrors + conErrors))[:5],
     }
 
 

@@ -121,3 +121,74 @@ class TwistdTests(TestCase):
         self.assertTrue(any("tm20 stopped" in e.get("log_format", "") for e in events))
         self.assertFalse(any(e.get("log_level", {}).get("name") == "critical" for e in events))
         self.assertTrue((Path(logFile).parent / "tm20.sqlite3").exists())
+
+
+class MigrateOnlyTests(TestCase):
+    timeout = 60
+
+    def test_sqliteMigrateOnlyExits(self) -> None:
+        import sqlite3
+
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir()
+        result = subprocess.run(
+            [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "tm20",
+                "--database",
+                "sqlite:m.sqlite3",
+                "--migrate-only",
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with sqlite3.connect(workdir / "m.sqlite3") as db:
+            versions = [
+                v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")
+            ]
+        self.assertGreaterEqual(len(versions), 1)
+        self.assertEqual(versions[0], 1)
+
+    def test_postgresMigrateOnlyExits(self) -> None:
+        import psycopg2
+
+        from tests import pgharness
+
+        url = pgharness.createDatabase("tm20_migrate")
+        self.addCleanup(pgharness.dropDatabase, url)
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir()
+        result = subprocess.run(
+            [TWISTD, "-n", "--pidfile=", "tm20", "--database", url, "--migrate-only"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM schema_migrations")
+            self.assertGreaterEqual(cur.fetchone()[0], 1)
+
+    def test_migrateOnlyFailureExitsNonZero(self) -> None:
+        result = subprocess.run(
+            [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "tm20",
+                "--database",
+                f"postgresql://nobody@127.0.0.1:{freePort()}/none",
+                "--migrate-only",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("migration failed", result.stdout + result.stderr)

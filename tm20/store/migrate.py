@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.application import service
@@ -41,5 +42,7 @@ class MigrateOnlyService(service.Service):
         def failed(f: Any) -> None:
             self.exitCode = 1
             self.log.critical("migration failed: {error}", error=f.getErrorMessage())
+            # twistd exits 0 after reactor.stop(); make the failure visible to scripts.
+            self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
 
         d.addCallbacks(done, failed).addBoth(lambda _: self.reactor.stop())
