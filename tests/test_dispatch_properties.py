@@ -14,20 +14,26 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.memoryws import OP_CLOSE, OP_TEXT, MemoryTerminal
 from tm20.config import ServerConfig
 from tm20.service import buildServer
 from tm20.store.sqlite import SQLiteStore
-from tests.memoryws import OP_CLOSE, OP_TEXT, MemoryTerminal
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+)
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-commandNames = st.sampled_from(["sendlog", "senduser", "sendqrcode", "checklive", "x", " SendLog "]) | st.text(
-    min_size=1, max_size=12
-).filter(lambda s: s.strip().lower() != "reg" and s.strip() != "")
+commandNames = st.sampled_from(
+    ["sendlog", "senduser", "sendqrcode", "checklive", "x", " SendLog "]
+) | st.text(min_size=1, max_size=12).filter(
+    lambda s: s.strip().lower() != "reg" and s.strip() != ""
+)
 
 
 class DispatchPropertyTests(SynchronousTestCase):
@@ -62,7 +68,10 @@ class DispatchPropertyTests(SynchronousTestCase):
         self.assertLessEqual(len([1 for op, _ in frames if op == OP_TEXT]), 1)
 
     @settings(max_examples=100, deadline=None)
-    @given(ret=st.text(min_size=1, max_size=12), fields=st.dictionaries(st.text(max_size=8), values, max_size=4))
+    @given(
+        ret=st.text(min_size=1, max_size=12),
+        fields=st.dictionaries(st.text(max_size=8), values, max_size=4),
+    )
     def test_repliesAreNeverAnswered(self, ret: str, fields: dict[str, Any]) -> None:
         frame = {k: v for k, v in fields.items() if k.strip().lower() != "cmd"}
         frame["ret"] = ret

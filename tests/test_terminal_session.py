@@ -173,3 +173,27 @@ class SessionTests(TestCase):
         self.assertEqual(server.context.registry.connected(), [])
         pending = yield self.store.listTerminals(False)
         self.assertEqual([t.sn for t in pending], ["INTRUDER"])
+
+    @inlineCallbacks
+    def test_cloudtimeIsTheTerminalsLocalTime(self) -> Any:
+        self.clock.advance(1_700_000_000)  # 2023-11-14 22:13:20 UTC
+        yield self.store.createTerminal("TOKYO", None, True, "Asia/Tokyo")
+        server = self.makeServer(defaultTimezone="Africa/Kinshasa")
+        tokyo = self.connect(server)
+        tokyo.send(reg("TOKYO"))
+        [reply] = yield self.nextMessages(tokyo)
+        self.assertEqual(reply["cloudtime"], "2023-11-15 07:13:20")
+        other = self.connect(server)
+        other.send(reg("KINSHASA"))
+        [reply] = yield self.nextMessages(other)
+        self.assertEqual(reply["cloudtime"], "2023-11-14 23:13:20")
+        other.send(
+            {
+                "cmd": "sendlog",
+                "count": 1,
+                "logindex": 3,
+                "record": [{"enrollid": 1, "time": "2023-11-14 23:13:00"}],
+            }
+        )
+        [ack] = yield self.nextMessages(other)
+        self.assertEqual(ack["cloudtime"], "2023-11-14 23:13:20")
