@@ -100,7 +100,15 @@ INGEST = [
 
 CONNECTIONS = [
     Row("terminals registered", "connected", 0),
-    Row("time until all registered", "connectSeconds", 2, "s", 1, ("<=", 10), "≤ 10 s"),
+    Row(
+        "time until all registered (30 s = not all within the 30 s bound)",
+        "connectSeconds",
+        2,
+        "s",
+        1,
+        ("<=", 10),
+        "≤ 10 s",
+    ),
     Row("registration time p50 / terminal", "connectP50", 2, "s"),
     Row("registration time p99 / terminal", "connectP99", 2, "s"),
     Row("failed connection attempts", "connectFailures", 0, "", 1, ("<=", 0), "0"),
@@ -112,7 +120,15 @@ CONNECTIONS = [
 ]
 
 STORM = [
-    Row("time until all registered again", "stormSeconds", 2, "s", 1, ("<=", 10), "< 10 s"),
+    Row(
+        "time until all registered again (30 s = not all within the bound)",
+        "stormSeconds",
+        2,
+        "s",
+        1,
+        ("<=", 10),
+        "< 10 s",
+    ),
     Row("registration time p50 / terminal", "stormP50", 2, "s"),
     Row("registration time p99 / terminal", "stormP99", 2, "s"),
     Row("registered again", "stormRegistered", 0),

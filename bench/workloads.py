@@ -381,6 +381,8 @@ def runConnections(ctx: Context, store: str, index: int) -> dict[str, Any]:
                 profiler = server.profile(8.0, profPath)
             replies = pool.run(_connectOps(server, "CONN", counts, s.phaseTimeout), 120.0)
             reg = _registration(replies)
+            if reg["registered"] < reg["count"]:
+                reg["seconds"] = s.phaseTimeout  # not all within the bound: a lower bound
             if profiler is not None:
                 profiler.wait(30)
                 summary = summariseFile(profPath, 20)
@@ -409,6 +411,8 @@ def runConnections(ctx: Context, store: str, index: int) -> dict[str, Any]:
             storm = _registration(
                 pool.broadcast({"op": "storm", "timeout": s.phaseTimeout}, s.phaseTimeout + 30)
             )
+            if storm["registered"] < storm["count"]:
+                storm["seconds"] = s.phaseTimeout
             after = server.sample()
             out.update(
                 stormSeconds=storm["seconds"],

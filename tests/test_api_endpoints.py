@@ -435,7 +435,8 @@ class ApiEndpointTests(ApiTestCase):
         yield client.closed
         r = yield d
         self.assertEqual((r.status, r.json["status"], r.json["attempts"]), (202, "queued", 1))
-        yield self.connect(simulated("SIM1"))
+        # the same terminal (same cpusn as the raw client's reg) comes back
+        yield self.connect(simulated("SIM1", cpusn="123456789"))
         yield self.until(
             lambda: self.commandStatus(r.json["id"]).addCallback(lambda s: s == "succeeded"),
             "the command delivered after the reconnection",
