@@ -57,4 +57,4 @@ conformance: install
 	$(BIN)/python conformance/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info _trial_temp .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info _trial_temp .mypy_cache .ruff_cache .hypothesis .schemathesis tests.*/
