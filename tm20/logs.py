@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, Any
 
 from twisted.logger import (
     FilteringLogObserver,
@@ -13,6 +13,7 @@ from twisted.logger import (
     jsonFileLogObserver,
     textFileLogObserver,
 )
+from twisted.python.components import Componentized
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -43,6 +44,17 @@ def makeObserver(
     for namespace in _NOISY_NAMESPACES:
         predicate.setLogLevelForNamespace(namespace, noisy)
     return FilteringLogObserver(inner, [predicate])
+
+
+def installObserver(parent: Any, observer: ILogObserver | None) -> None:
+    """
+    Give twistd's application our observer, unless it already has one.  twistd builds the
+    Application after C{makeService()} and starts logging after the service joins it, so a
+    service calls this from C{setServiceParent}: C{--log-format}/C{--log-level} then apply.
+    """
+    if observer is not None and isinstance(parent, Componentized):
+        if parent.getComponent(ILogObserver, None) is None:
+            parent.setComponent(ILogObserver, observer)
 
 
 def _order(level: LogLevel) -> int:

@@ -19,13 +19,13 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IPushProducer
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
-from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
 from tm20.interfaces import IStore
+from tm20.logs import installObserver
 from tm20.services.commands import CommandService
 from tm20.services.ingest import LogIngest
 from tm20.services.registration import RegistrationService
@@ -165,11 +165,7 @@ class TM20Service(service.Service):
         self._onStartFailure = onStartFailure
 
     def setServiceParent(self, parent: Any) -> None:
-        # twistd creates the Application after makeService(); give it our log observer here so
-        # that --log-format/--log-level apply (twistd starts logging after this).
-        if self._logObserver is not None and isinstance(parent, Componentized):
-            if parent.getComponent(ILogObserver, None) is None:
-                parent.setComponent(ILogObserver, self._logObserver)
+        installObserver(parent, self._logObserver)
         super().setServiceParent(parent)
 
     def startService(self) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from twisted.application import service
 from twisted.logger import ILogObserver, Logger
-from twisted.python.components import Componentized
 
 from tm20.interfaces import IStore
+from tm20.logs import installObserver
 
 
 class MigrateOnlyService(service.Service):
@@ -26,9 +26,7 @@ class MigrateOnlyService(service.Service):
         self.exitCode = 0
 
     def setServiceParent(self, parent: Any) -> None:
-        if self._logObserver is not None and isinstance(parent, Componentized):
-            if parent.getComponent(ILogObserver, None) is None:
-                parent.setComponent(ILogObserver, self._logObserver)
+        installObserver(parent, self._logObserver)
         super().setServiceParent(parent)
 
     def startService(self) -> None:
