@@ -102,7 +102,8 @@ def buildServer(
     )
     _mountApi(root, context)
     _pauseTerminalsWhileLogQueueFull(store, registry)
-    return Server(config, reactor, store, context, factory, root, QuietSite(root))
+    site = QuietSite(root, config=config, clock=clock)
+    return Server(config, reactor, store, context, factory, root, site)
 
 
 def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) -> None:

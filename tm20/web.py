@@ -29,7 +29,7 @@ from tm20.interfaces import IStore
 from tm20.terminal.limits import ConnectionLimiter, NetworkList, hostOf
 
 if TYPE_CHECKING:
-    from tm20.terminal.factory import TerminalFactory
+    pass
 
 
 def isWebSocketUpgrade(request: Request) -> bool:
@@ -44,12 +44,6 @@ class TM20Root(Resource):
     def __init__(self, terminals: WebSocketResource) -> None:
         super().__init__()
         self._terminals = terminals
-
-    @property
-    def terminalFactory(self) -> TerminalFactory:
-        """The terminals' WebSocket factory (its C{config} and C{clock} serve the site too)."""
-        factory: TerminalFactory = self._terminals._factory
-        return factory
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
         if isWebSocketUpgrade(request):
@@ -262,8 +256,9 @@ class QuietSite(Site):
     The site of the one port: no per-request access logs (terminals and API clients are logged
     elsewhere), and the HTTP-level guards (see the module docstring).
 
-    @param resource: the root; a L{TM20Root} lends its terminal factory's C{config} and
-        C{clock} when they are not given.
+    @param resource: the root.
+    @param config: the limits (defaults when C{None}).
+    @param clock: the reactor or a C{Clock} (the global reactor when C{None}).
     @ivar limiter: the L{ConnectionLimiter} shared by every port of the site.
     """
 
@@ -276,9 +271,6 @@ class QuietSite(Site):
         config: ServerConfig | None = None,
         clock: IReactorTime | None = None,
     ) -> None:
-        if isinstance(resource, TM20Root):
-            config = resource.terminalFactory.config if config is None else config
-            clock = resource.terminalFactory.clock if clock is None else clock
         config = ServerConfig() if config is None else config
         super().__init__(resource, timeout=config.httpIdleTimeout, reactor=clock)
         self.config = config
