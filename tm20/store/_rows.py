@@ -7,11 +7,23 @@ Nothing here touches a database.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tm20.model import COMMAND_FAILED, COMMAND_STATUSES, COMMAND_SUCCEEDED, COMMAND_TIMED_OUT
+from tm20.model import (
+    COMMAND_FAILED,
+    COMMAND_STATUSES,
+    COMMAND_SUCCEEDED,
+    COMMAND_TIMED_OUT,
+    ApiToken,
+    AuditEntry,
+    Credential,
+    StoredCommand,
+    StoredLog,
+    Terminal,
+    User,
+)
 
 #: Command statuses after which a command is done (C{finishedAt} is set).
 FINAL_COMMAND_STATUSES = frozenset({COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT})
@@ -80,3 +92,110 @@ __all__ = [
     "parseTimestamp",
     "utcFromSeconds",
 ]
+
+
+class RowReader:
+    """
+    Rows to model values, the same for every backend; only how a timestamp and a JSON object
+    come out of the driver differs (SQLite: text; PostgreSQL: C{datetime} and decoded JSON).
+    """
+
+    def __init__(
+        self,
+        time: Callable[[Any], datetime | None],
+        jsonObject: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        self._time = time
+        self._json = jsonObject
+
+    def terminal(self, row: Mapping[str, Any]) -> Terminal:
+        return Terminal(
+            sn=row["sn"],
+            cpusn=row["cpusn"],
+            mac=row["mac"],
+            modelname=row["modelname"],
+            firmware=row["firmware"],
+            devinfo=self._json(row["devinfo"]),
+            name=row["name"],
+            approved=bool(row["approved"]),
+            active=bool(row["active"]),
+            timezone=row["timezone"],
+            firstSeen=self._time(row["first_seen"]),
+            lastSeen=self._time(row["last_seen"]),
+            boundCpusn=row["bound_cpusn"],
+            boundMac=row["bound_mac"],
+            boundAt=self._time(row["bound_at"]),
+            identityMismatch=(
+                None if row["identity_mismatch"] is None else self._json(row["identity_mismatch"])
+            ),
+            secretHash=row["secret_hash"],
+        )
+
+    def credential(self, row: Mapping[str, Any]) -> Credential:
+        return Credential(
+            backupnum=row["backupnum"],
+            record=json.loads(row["record_json"]),
+            updatedAt=self._time(row["updated_at"]),
+        )
+
+    def user(self, row: Mapping[str, Any], credentials: Iterable[Credential]) -> User:
+        return User(
+            sn=row["sn"],
+            enrollid=row["enrollid"],
+            name=row["name"],
+            admin=row["admin"],
+            enabled=bool(row["enabled"]),
+            credentials=tuple(credentials),
+            updatedAt=self._time(row["updated_at"]),
+        )
+
+    def storedLog(self, row: Mapping[str, Any]) -> StoredLog:
+        return StoredLog(
+            id=row["id"],
+            sn=row["sn"],
+            enrollid=row["enrollid"],
+            time=row["time"],
+            mode=row["mode"],
+            inout=row["inout"],
+            event=row["event"],
+            temp=row["temp"],
+            verifymode=row["verifymode"],
+            image=row["image"],
+            extra=self._json(row["extra"]),
+            receivedAt=self._time(row["received_at"]),
+        )
+
+    def command(self, row: Mapping[str, Any]) -> StoredCommand:
+        reply = row["reply"]
+        return StoredCommand(
+            id=row["id"],
+            sn=row["sn"],
+            name=row["name"],
+            payload=self._json(row["payload"]),
+            status=row["status"],
+            reply=None if reply is None else self._json(reply),
+            attempts=row["attempts"],
+            maxAttempts=row["max_attempts"],
+            actor=row["actor"],
+            createdAt=self._time(row["created_at"]),
+            sentAt=self._time(row["sent_at"]),
+            finishedAt=self._time(row["finished_at"]),
+        )
+
+    def apiToken(self, row: Mapping[str, Any]) -> ApiToken:
+        return ApiToken(
+            name=row["name"],
+            tokenHash=row["token_hash"],
+            scopes=tuple(json.loads(row["scopes"])),
+            createdAt=self._time(row["created_at"]),
+        )
+
+    def auditEntry(self, row: Mapping[str, Any]) -> AuditEntry:
+        return AuditEntry(
+            id=row["id"],
+            actor=row["actor"],
+            action=row["action"],
+            target=row["target"],
+            detail=self._json(row["detail"]),
+            at=self._time(row["at"]),
+        )

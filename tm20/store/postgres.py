@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -90,6 +90,7 @@ from tm20.store._pgpool import (
 )
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
+    RowReader,
     checkCommandStatus,
     devinfoColumn,
     dumpJSON,
@@ -149,103 +150,14 @@ def _dicts(cur: Cursor) -> list[dict[str, Any]]:
 # -- rows to values --------------------------------------------------------------------------------
 
 
-def _terminal(row: Mapping[str, Any]) -> Terminal:
-    return Terminal(
-        sn=row["sn"],
-        cpusn=row["cpusn"],
-        mac=row["mac"],
-        modelname=row["modelname"],
-        firmware=row["firmware"],
-        devinfo=_jsonObject(row["devinfo"]),
-        name=row["name"],
-        approved=bool(row["approved"]),
-        active=bool(row["active"]),
-        timezone=row["timezone"],
-        firstSeen=_utc(row["first_seen"]),
-        lastSeen=_utc(row["last_seen"]),
-        boundCpusn=row["bound_cpusn"],
-        boundMac=row["bound_mac"],
-        boundAt=_utc(row["bound_at"]),
-        identityMismatch=(
-            None if row["identity_mismatch"] is None else _jsonObject(row["identity_mismatch"])
-        ),
-        secretHash=row["secret_hash"],
-    )
-
-
-def _credential(row: Mapping[str, Any]) -> Credential:
-    return Credential(
-        backupnum=row["backupnum"],
-        record=json.loads(row["record_json"]),
-        updatedAt=_utc(row["updated_at"]),
-    )
-
-
-def _user(row: Mapping[str, Any], credentials: Iterable[Credential]) -> User:
-    return User(
-        sn=row["sn"],
-        enrollid=row["enrollid"],
-        name=row["name"],
-        admin=row["admin"],
-        enabled=bool(row["enabled"]),
-        credentials=tuple(credentials),
-        updatedAt=_utc(row["updated_at"]),
-    )
-
-
-def _storedLog(row: Mapping[str, Any]) -> StoredLog:
-    return StoredLog(
-        id=row["id"],
-        sn=row["sn"],
-        enrollid=row["enrollid"],
-        time=row["time"],
-        mode=row["mode"],
-        inout=row["inout"],
-        event=row["event"],
-        temp=row["temp"],
-        verifymode=row["verifymode"],
-        image=row["image"],
-        extra=_jsonObject(row["extra"]),
-        receivedAt=_utc(row["received_at"]),
-    )
-
-
-def _command(row: Mapping[str, Any]) -> StoredCommand:
-    reply = row["reply"]
-    return StoredCommand(
-        id=row["id"],
-        sn=row["sn"],
-        name=row["name"],
-        payload=_jsonObject(row["payload"]),
-        status=row["status"],
-        reply=None if reply is None else _jsonObject(reply),
-        attempts=row["attempts"],
-        maxAttempts=row["max_attempts"],
-        actor=row["actor"],
-        createdAt=_utc(row["created_at"]),
-        sentAt=_utc(row["sent_at"]),
-        finishedAt=_utc(row["finished_at"]),
-    )
-
-
-def _apiToken(row: Mapping[str, Any]) -> ApiToken:
-    return ApiToken(
-        name=row["name"],
-        tokenHash=row["token_hash"],
-        scopes=tuple(json.loads(row["scopes"])),
-        createdAt=_utc(row["created_at"]),
-    )
-
-
-def _auditEntry(row: Mapping[str, Any]) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        actor=row["actor"],
-        action=row["action"],
-        target=row["target"],
-        detail=_jsonObject(row["detail"]),
-        at=_utc(row["at"]),
-    )
+_read = RowReader(time=_utc, jsonObject=_jsonObject)
+_terminal = _read.terminal
+_credential = _read.credential
+_user = _read.user
+_storedLog = _read.storedLog
+_command = _read.command
+_apiToken = _read.apiToken
+_auditEntry = _read.auditEntry
 
 
 def _logItem(record: LogRecord) -> _LogItem:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from twisted.enterprise.adbapi import ConnectionPool
@@ -65,6 +65,7 @@ from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTH
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
+    RowReader,
     checkCommandStatus,
     devinfoColumn,
     dumpJSON,
@@ -118,103 +119,14 @@ def _isForeignKeyError(error: sqlite3.IntegrityError) -> bool:
 # -- rows to values --------------------------------------------------------------------------------
 
 
-def _terminal(row: sqlite3.Row) -> Terminal:
-    return Terminal(
-        sn=row["sn"],
-        cpusn=row["cpusn"],
-        mac=row["mac"],
-        modelname=row["modelname"],
-        firmware=row["firmware"],
-        devinfo=loadJSONObject(row["devinfo"]),
-        name=row["name"],
-        approved=bool(row["approved"]),
-        active=bool(row["active"]),
-        timezone=row["timezone"],
-        firstSeen=parseTimestamp(row["first_seen"]),
-        lastSeen=parseTimestamp(row["last_seen"]),
-        boundCpusn=row["bound_cpusn"],
-        boundMac=row["bound_mac"],
-        boundAt=parseTimestamp(row["bound_at"]),
-        identityMismatch=(
-            None if row["identity_mismatch"] is None else loadJSONObject(row["identity_mismatch"])
-        ),
-        secretHash=row["secret_hash"],
-    )
-
-
-def _credential(row: sqlite3.Row) -> Credential:
-    return Credential(
-        backupnum=row["backupnum"],
-        record=json.loads(row["record_json"]),
-        updatedAt=parseTimestamp(row["updated_at"]),
-    )
-
-
-def _user(row: sqlite3.Row, credentials: Iterable[Credential]) -> User:
-    return User(
-        sn=row["sn"],
-        enrollid=row["enrollid"],
-        name=row["name"],
-        admin=row["admin"],
-        enabled=bool(row["enabled"]),
-        credentials=tuple(credentials),
-        updatedAt=parseTimestamp(row["updated_at"]),
-    )
-
-
-def _storedLog(row: sqlite3.Row) -> StoredLog:
-    return StoredLog(
-        id=row["id"],
-        sn=row["sn"],
-        enrollid=row["enrollid"],
-        time=row["time"],
-        mode=row["mode"],
-        inout=row["inout"],
-        event=row["event"],
-        temp=row["temp"],
-        verifymode=row["verifymode"],
-        image=row["image"],
-        extra=loadJSONObject(row["extra"]),
-        receivedAt=parseTimestamp(row["received_at"]),
-    )
-
-
-def _command(row: sqlite3.Row) -> StoredCommand:
-    reply = row["reply"]
-    return StoredCommand(
-        id=row["id"],
-        sn=row["sn"],
-        name=row["name"],
-        payload=loadJSONObject(row["payload"]),
-        status=row["status"],
-        reply=None if reply is None else loadJSONObject(reply),
-        attempts=row["attempts"],
-        maxAttempts=row["max_attempts"],
-        actor=row["actor"],
-        createdAt=parseTimestamp(row["created_at"]),
-        sentAt=parseTimestamp(row["sent_at"]),
-        finishedAt=parseTimestamp(row["finished_at"]),
-    )
-
-
-def _apiToken(row: sqlite3.Row) -> ApiToken:
-    return ApiToken(
-        name=row["name"],
-        tokenHash=row["token_hash"],
-        scopes=tuple(json.loads(row["scopes"])),
-        createdAt=parseTimestamp(row["created_at"]),
-    )
-
-
-def _auditEntry(row: sqlite3.Row) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        actor=row["actor"],
-        action=row["action"],
-        target=row["target"],
-        detail=loadJSONObject(row["detail"]),
-        at=parseTimestamp(row["at"]),
-    )
+_read = RowReader(time=parseTimestamp, jsonObject=loadJSONObject)
+_terminal = _read.terminal
+_credential = _read.credential
+_user = _read.user
+_storedLog = _read.storedLog
+_command = _read.command
+_apiToken = _read.apiToken
+_auditEntry = _read.auditEntry
 
 
 def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
