@@ -151,13 +151,6 @@ def _dicts(cur: Cursor) -> list[dict[str, Any]]:
 
 
 _read = RowReader(time=_utc, jsonObject=_jsonObject)
-_terminal = _read.terminal
-_credential = _read.credential
-_user = _read.user
-_storedLog = _read.storedLog
-_command = _read.command
-_apiToken = _read.apiToken
-_auditEntry = _read.auditEntry
 
 
 def _logItem(record: LogRecord) -> _LogItem:
@@ -201,7 +194,7 @@ def _real(value: Any) -> float:
 async def _selectTerminal(cur: Cursor, sn: str) -> Terminal | None:
     await cur.execute("SELECT * FROM terminals WHERE sn = %s", (sn,))
     rows = _dicts(cur)
-    return _terminal(rows[0]) if rows else None
+    return _read.terminal(rows[0]) if rows else None
 
 
 async def _selectUser(cur: Cursor, sn: str, enrollid: int) -> User | None:
@@ -213,13 +206,13 @@ async def _selectUser(cur: Cursor, sn: str, enrollid: int) -> User | None:
         "SELECT * FROM credentials WHERE sn = %s AND enrollid = %s ORDER BY backupnum",
         (sn, enrollid),
     )
-    return _user(rows[0], (_credential(c) for c in _dicts(cur)))
+    return _read.user(rows[0], (_read.credential(c) for c in _dicts(cur)))
 
 
 async def _selectCommand(cur: Cursor, commandId: int) -> StoredCommand | None:
     await cur.execute("SELECT * FROM commands WHERE id = %s", (commandId,))
     rows = _dicts(cur)
-    return _command(rows[0]) if rows else None
+    return _read.command(rows[0]) if rows else None
 
 
 async def _upsertUser(
@@ -264,7 +257,7 @@ async def _queryLogs(cur: Cursor, table: str, query: LogQuery) -> list[StoredLog
         f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT %s",
         params,
     )
-    return [_storedLog(row) for row in _dicts(cur)]
+    return [_read.storedLog(row) for row in _dicts(cur)]
 
 
 async def _migrate(cur: Cursor, migrations: list[Migration], now: datetime) -> list[int]:
@@ -782,7 +775,7 @@ class PostgresStore:
                 """,
                 params,
             )
-            return _terminal(_dicts(cur)[0])
+            return _read.terminal(_dicts(cur)[0])
 
         return self._run(seen)
 
@@ -800,7 +793,7 @@ class PostgresStore:
             rows = _dicts(cur)
             if not rows:
                 raise ValueError(f"terminal {sn!r} already exists")
-            return _terminal(rows[0])
+            return _read.terminal(rows[0])
 
         return self._run(create)
 
@@ -818,7 +811,7 @@ class PostgresStore:
                 await cur.execute(
                     "SELECT * FROM terminals WHERE approved = %s ORDER BY sn", (bool(approved),)
                 )
-            return [_terminal(row) for row in _dicts(cur)]
+            return [_read.terminal(row) for row in _dicts(cur)]
 
         return self._run(select)
 
@@ -868,7 +861,7 @@ class PostgresStore:
         async def update(cur: Cursor) -> Terminal | None:
             await cur.execute(sql, params)
             rows = _dicts(cur)
-            return _terminal(rows[0]) if rows else await _selectTerminal(cur, sn)
+            return _read.terminal(rows[0]) if rows else await _selectTerminal(cur, sn)
 
         return self._run(update)
 
@@ -1002,8 +995,8 @@ class PostgresStore:
                 (sn, rows[0]["enrollid"], rows[-1]["enrollid"]),
             )
             for row in _dicts(cur):
-                credentials[row["enrollid"]].append(_credential(row))
-            return [_user(row, credentials[row["enrollid"]]) for row in rows]
+                credentials[row["enrollid"]].append(_read.credential(row))
+            return [_read.user(row, credentials[row["enrollid"]]) for row in rows]
 
         return self._run(select)
 
@@ -1180,7 +1173,7 @@ class PostgresStore:
                 " created_at) VALUES (%s, %s, %s::json, %s, 0, %s, %s, %s) RETURNING *",
                 (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now),
             )
-            return _command(_dicts(cur)[0])
+            return _read.command(_dicts(cur)[0])
 
         return self._run(enqueue)
 
@@ -1196,7 +1189,7 @@ class PostgresStore:
                 "SELECT * FROM commands WHERE sn = %s AND status IN (%s, %s) ORDER BY id",
                 (sn, COMMAND_QUEUED, COMMAND_SENT),
             )
-            return [_command(row) for row in _dicts(cur)]
+            return [_read.command(row) for row in _dicts(cur)]
 
         return self._run(select)
 
@@ -1242,7 +1235,7 @@ class PostgresStore:
                 },
             )
             rows = _dicts(cur)
-            return _command(rows[0]) if rows else None
+            return _read.command(rows[0]) if rows else None
 
         return self._run(update)
 
@@ -1259,7 +1252,7 @@ class PostgresStore:
                 " VALUES (%s, %s, %s, %s) RETURNING *",
                 (name, tokenHash, scopesJSON, now),
             )
-            return _apiToken(_dicts(cur)[0])
+            return _read.apiToken(_dicts(cur)[0])
 
         def taken(f: Failure) -> Failure:
             if isUniqueViolation(f.value):
@@ -1276,7 +1269,7 @@ class PostgresStore:
         async def find(cur: Cursor) -> ApiToken | None:
             await cur.execute("SELECT * FROM api_tokens WHERE token_hash = %s", (tokenHash,))
             rows = _dicts(cur)
-            return _apiToken(rows[0]) if rows else None
+            return _read.apiToken(rows[0]) if rows else None
 
         return self._run(find)
 
@@ -1285,7 +1278,7 @@ class PostgresStore:
 
         async def select(cur: Cursor) -> list[ApiToken]:
             await cur.execute("SELECT * FROM api_tokens ORDER BY name")
-            return [_apiToken(row) for row in _dicts(cur)]
+            return [_read.apiToken(row) for row in _dicts(cur)]
 
         return self._run(select)
 
@@ -1314,7 +1307,7 @@ class PostgresStore:
                 " VALUES (%s, %s, %s, %s::json, %s) RETURNING *",
                 (actor, action, target, detailJSON, now),
             )
-            return _auditEntry(_dicts(cur)[0])
+            return _read.auditEntry(_dicts(cur)[0])
 
         return self._run(add)
 
@@ -1327,7 +1320,7 @@ class PostgresStore:
                 " ORDER BY id DESC LIMIT %s",
                 (beforeId, beforeId, max(limit, 0)),
             )
-            return [_auditEntry(row) for row in _dicts(cur)]
+            return [_read.auditEntry(row) for row in _dicts(cur)]
 
         return self._run(select)
 

@@ -120,13 +120,6 @@ def _isForeignKeyError(error: sqlite3.IntegrityError) -> bool:
 
 
 _read = RowReader(time=parseTimestamp, jsonObject=loadJSONObject)
-_terminal = _read.terminal
-_credential = _read.credential
-_user = _read.user
-_storedLog = _read.storedLog
-_command = _read.command
-_apiToken = _read.apiToken
-_auditEntry = _read.auditEntry
 
 
 def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
@@ -150,7 +143,7 @@ def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
 
 def _selectTerminal(conn: sqlite3.Connection, sn: str) -> Terminal | None:
     row = conn.execute("SELECT * FROM terminals WHERE sn = ?", (sn,)).fetchone()
-    return None if row is None else _terminal(row)
+    return None if row is None else _read.terminal(row)
 
 
 def _selectUser(conn: sqlite3.Connection, sn: str, enrollid: int) -> User | None:
@@ -163,12 +156,12 @@ def _selectUser(conn: sqlite3.Connection, sn: str, enrollid: int) -> User | None
         "SELECT * FROM credentials WHERE sn = ? AND enrollid = ? ORDER BY backupnum",
         (sn, enrollid),
     ).fetchall()
-    return _user(row, (_credential(c) for c in credentials))
+    return _read.user(row, (_read.credential(c) for c in credentials))
 
 
 def _selectCommand(conn: sqlite3.Connection, commandId: int) -> StoredCommand | None:
     row = conn.execute("SELECT * FROM commands WHERE id = ?", (commandId,)).fetchone()
-    return None if row is None else _command(row)
+    return None if row is None else _read.command(row)
 
 
 def _upsertUser(
@@ -223,7 +216,7 @@ def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[St
         f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT ?",
         params,
     ).fetchall()
-    return [_storedLog(row) for row in rows]
+    return [_read.storedLog(row) for row in rows]
 
 
 @implementer(IStore)
@@ -598,7 +591,7 @@ class SQLiteStore:
                     "SELECT * FROM terminals WHERE approved = ? ORDER BY sn",
                     (int(bool(approved)),),
                 ).fetchall()
-            return [_terminal(row) for row in rows]
+            return [_read.terminal(row) for row in rows]
 
         return self._read(select)
 
@@ -772,8 +765,8 @@ class SQLiteStore:
                 " ORDER BY enrollid, backupnum",
                 (sn, rows[0]["enrollid"], rows[-1]["enrollid"]),
             ):
-                credentials[row["enrollid"]].append(_credential(row))
-            return [_user(row, credentials[row["enrollid"]]) for row in rows]
+                credentials[row["enrollid"]].append(_read.credential(row))
+            return [_read.user(row, credentials[row["enrollid"]]) for row in rows]
 
         return self._read(select)
 
@@ -913,7 +906,7 @@ class SQLiteStore:
                 "SELECT * FROM commands WHERE sn = ? AND status IN (?, ?) ORDER BY id",
                 (sn, COMMAND_QUEUED, COMMAND_SENT),
             ).fetchall()
-            return [_command(row) for row in rows]
+            return [_read.command(row) for row in rows]
 
         return self._read(select)
 
@@ -977,7 +970,7 @@ class SQLiteStore:
             except sqlite3.IntegrityError as e:
                 raise ValueError(f"API token {name!r} already exists (or its hash does)") from e
             row = conn.execute("SELECT * FROM api_tokens WHERE name = ?", (name,)).fetchone()
-            return _apiToken(row)
+            return _read.apiToken(row)
 
         return self._write(add)
 
@@ -988,7 +981,7 @@ class SQLiteStore:
             row = conn.execute(
                 "SELECT * FROM api_tokens WHERE token_hash = ?", (tokenHash,)
             ).fetchone()
-            return None if row is None else _apiToken(row)
+            return None if row is None else _read.apiToken(row)
 
         return self._read(find)
 
@@ -997,7 +990,7 @@ class SQLiteStore:
 
         def select(conn: sqlite3.Connection) -> list[ApiToken]:
             rows = conn.execute("SELECT * FROM api_tokens ORDER BY name").fetchall()
-            return [_apiToken(row) for row in rows]
+            return [_read.apiToken(row) for row in rows]
 
         return self._read(select)
 
@@ -1025,7 +1018,7 @@ class SQLiteStore:
                 (actor, action, target, detailJSON, now),
             )
             row = conn.execute("SELECT * FROM audit_log WHERE id = ?", (cursor.lastrowid,))
-            return _auditEntry(row.fetchone())
+            return _read.auditEntry(row.fetchone())
 
         return self._write(add)
 
@@ -1042,7 +1035,7 @@ class SQLiteStore:
                     "SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
                     (beforeId, max(limit, 0)),
                 ).fetchall()
-            return [_auditEntry(row) for row in rows]
+            return [_read.auditEntry(row) for row in rows]
 
         return self._read(select)
 
