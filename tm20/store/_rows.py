@@ -19,6 +19,7 @@ from tm20.model import (
     ApiToken,
     AuditEntry,
     Credential,
+    LogQuery,
     StoredCommand,
     StoredLog,
     Terminal,
@@ -92,6 +93,29 @@ __all__ = [
     "parseTimestamp",
     "utcFromSeconds",
 ]
+
+
+def logQueryWhere(query: LogQuery, placeholder: str) -> tuple[str, list[Any]]:
+    """
+    The C{WHERE} clause (or C{""}) and its parameters for a L{LogQuery}, with C{placeholder}
+    the driver's parameter marker (C{?} for sqlite3, C{%s} for psycopg2).  Rows are read newest
+    first: the cursor C{before} selects rows strictly older than C{(time, id)}.
+    """
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (
+        ("sn", "=", query.sn),
+        ("enrollid", "=", query.enrollid),
+        ("time", ">=", query.since),
+        ("time", "<=", query.until),
+    ):
+        if value is not None:
+            conditions.append(f"{column} {op} {placeholder}")
+            params.append(value)
+    if query.before is not None:
+        conditions.append(f"(time, id) < ({placeholder}, {placeholder})")
+        params.extend(query.before)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 class RowReader:

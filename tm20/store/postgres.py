@@ -94,6 +94,7 @@ from tm20.store._rows import (
     checkCommandStatus,
     devinfoColumn,
     dumpJSON,
+    logQueryWhere,
     utcFromSeconds,
 )
 
@@ -233,25 +234,7 @@ async def _upsertUser(
 
 
 async def _queryLogs(cur: Cursor, table: str, query: LogQuery) -> list[StoredLog]:
-    conditions: list[str] = []
-    params: list[Any] = []
-    if query.sn is not None:
-        conditions.append("sn = %s")
-        params.append(query.sn)
-    if query.enrollid is not None:
-        conditions.append("enrollid = %s")
-        params.append(query.enrollid)
-    if query.since is not None:
-        conditions.append("time >= %s")
-        params.append(query.since)
-    if query.until is not None:
-        conditions.append("time <= %s")
-        params.append(query.until)
-    if query.before is not None:
-        beforeTime, beforeId = query.before
-        conditions.append("(time, id) < (%s, %s)")
-        params.extend((beforeTime, beforeId))
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    where, params = logQueryWhere(query, "%s")
     params.append(max(query.limit, 0))
     await cur.execute(
         f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT %s",

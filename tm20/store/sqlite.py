@@ -71,6 +71,7 @@ from tm20.store._rows import (
     dumpJSON,
     formatTimestamp,
     loadJSONObject,
+    logQueryWhere,
     parseTimestamp,
     utcFromSeconds,
 )
@@ -192,25 +193,7 @@ def _upsertUser(
 
 
 def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[StoredLog]:
-    conditions: list[str] = []
-    params: list[Any] = []
-    if query.sn is not None:
-        conditions.append("sn = ?")
-        params.append(query.sn)
-    if query.enrollid is not None:
-        conditions.append("enrollid = ?")
-        params.append(query.enrollid)
-    if query.since is not None:
-        conditions.append("time >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        conditions.append("time <= ?")
-        params.append(query.until)
-    if query.before is not None:
-        beforeTime, beforeId = query.before
-        conditions.append("(time, id) < (?, ?)")
-        params.extend((beforeTime, beforeId))
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    where, params = logQueryWhere(query, "?")
     params.append(max(query.limit, 0))
     rows = conn.execute(
         f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT ?",
