@@ -287,7 +287,7 @@ class Worker:
 
     def handle(self, op: dict[str, Any]) -> None:
         name = op.get("op")
-        if self._op is not None and name not in ("cpu", "quit"):
+        if self._op is not None and name not in ("cpu", "quit", "registered"):
             self.out({"op": name, "error": f"busy with {self._op.get('op')}"})
             return
         handler = getattr(self, f"op_{name}", None)
@@ -315,6 +315,9 @@ class Worker:
     def op_cpu(self, op: dict[str, Any]) -> None:
         t = os.times()
         self.out({"op": "cpu", "cpu": t.user + t.system, "pid": os.getpid()})
+
+    def op_registered(self, op: dict[str, Any]) -> None:
+        self.out({"op": "registered", "sns": [t.sn for t in self.terms if t.registered]})
 
     def op_quit(self, op: dict[str, Any]) -> None:
         self.dropping = True

@@ -52,6 +52,15 @@ def verdict(value: float, target: tuple[str, float] | None) -> str:
     return f"**missed** by {100.0 * (value - bound) / bound:.0f}% (×{value / bound:.1f})"
 
 
+def shortError(text: str, limit: int = 300) -> str:
+    """The first line of an error and, for a traceback, its last line."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    short = lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
+    return short if len(short) <= limit else short[: limit - 1] + "…"
+
+
 def summary(runs: Sequence[dict[str, Any]], key: str, scale: float = 1.0) -> Summary:
     values = []
     for run in runs:
@@ -138,6 +147,8 @@ STORM = [
 ]
 
 COMMANDS = [
+    Row("registered terminals the commands went to", "commandTargets", 0),
+    Row("wait for the server to settle first (≤ 20 s)", "settleSeconds", 1, "s"),
     Row("sequential: p50", "cmdSeqP50", 1, "ms"),
     Row("sequential: p99", "cmdSeqP99", 1, "ms", 1, ("<=", 20), "< 20 ms"),
     Row("sequential: commands/s", "cmdSeqRate", 0),
@@ -205,7 +216,7 @@ def render(full: dict[str, Any] | None, soak: dict[str, Any] | None, notes: str 
             out.append(f"- **{key}**: {value}")
         out.append("")
         for error in results.get("errors", []):
-            out.append(f"- **error**: {error}")
+            out.append(f"- **error**: {shortError(error)}")
         out.append("")
     if full is not None:
         runs = full.get("runs", {})
@@ -243,8 +254,9 @@ def render(full: dict[str, Any] | None, soak: dict[str, Any] | None, notes: str 
         )
         out += _section(
             "4. Command round trip",
-            "With every terminal of (2) connected: `POST /api/terminals/{sn}/command/` "
-            '`{"command":"opendoor","params":{"doornum":1}}` to random terminals, '
+            "After (3), once `GET /health` answers within 50 ms (at most 20 s): "
+            "`POST /api/terminals/{sn}/command/` "
+            '`{"command":"opendoor","params":{"doornum":1}}` to random registered terminals, '
             f"{settings.get('cmdSequential')} in sequence, then {settings.get('cmdConcurrency')} "
             f"callers × {settings.get('cmdPerClient')} at once; latency from the request to the "
             "response carrying the terminal's reply.",
@@ -289,4 +301,4 @@ def render(full: dict[str, Any] | None, soak: dict[str, Any] | None, notes: str 
     return "\n".join(out)
 
 
-__all__ = ["Row", "render", "summary", "table", "verdict"]
+__all__ = ["Row", "render", "shortError", "summary", "table", "verdict"]

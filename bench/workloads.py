@@ -402,7 +402,10 @@ def runConnections(ctx: Context, store: str, index: int) -> dict[str, Any]:
             out.update(
                 rssBase=base.rss,
                 rssLoaded=settled.rss,
-                perConnection=(settled.rss - base.rss) / max(reg["registered"], 1),
+                # only meaningful when every terminal is connected (not amid a pile of retries)
+                perConnection=(settled.rss - base.rss) / reg["registered"]
+                if reg["registered"] == reg["count"]
+                else math.nan,
                 connectServerCpu=loaded.cpu - base.cpu,
                 connectLoadgenCpu=pool.cpu() - c0,
             )
@@ -424,13 +427,17 @@ def runConnections(ctx: Context, store: str, index: int) -> dict[str, Any]:
                 stormNotes=storm["notes"],
                 stormServerCpu=after.cpu - before.cpu,
             )
-            time.sleep(1.0)
-            sns = [f"CONN{w}-{i:06d}" for w, n in enumerate(counts) for i in range(n)]
+            # commands go to terminals registered now, once the server answers /health quickly
+            # (its database pool is not buried under queued registrations), bounded in time
+            out["settleSeconds"] = _settle(server, 20.0)
+            sns = [sn for r in pool.broadcast({"op": "registered"}, 30.0) for sn in r["sns"]]
+            out["commandTargets"] = len(sns)
             profiler = None
             profPath = os.path.join(s.profileDir, f"command-{store}.txt")
             if s.profile and index == 0:
                 profiler = server.profile(8.0, profPath)
-            out.update(commandRoundTrips(server, sns, s, index))
+            if sns:
+                out.update(commandRoundTrips(server, sns, s, index))
             if profiler is not None:
                 profiler.wait(30)
                 summary = summariseFile(profPath, 20)
@@ -441,6 +448,21 @@ def runConnections(ctx: Context, store: str, index: int) -> dict[str, Any]:
         server.stop()
         ctx.dropDatabase(url)
     return out
+
+
+def _settle(server: ServerProcess, bound: float) -> float:
+    """Wait (at most C{bound} s) until C{GET /health} answers within 50 ms; the time waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < bound:
+        t = time.monotonic()
+        try:
+            status, _ = server.request("GET", "/health", timeout=max(0.5, bound))
+        except OSError:
+            status = 0
+        if status == 200 and time.monotonic() - t < 0.05:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - start
 
 
 def commandRoundTrips(

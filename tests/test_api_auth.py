@@ -23,15 +23,20 @@ def concrete(path: str) -> str:
 class AuthTests(ApiTestCase):
     @inlineCallbacks
     def test_everyRouteNeedsAToken(self) -> Any:
-        yield self.start()
-        for op in OPERATIONS:
+        # Each attempt comes from its own address (through a trusted proxy), so that the
+        # failure rate limit (tests/test_api_ratelimit.py) does not answer 429 instead.
+        yield self.start(trustedProxies=("127.0.0.1",))
+        for i, op in enumerate(OPERATIONS):
             path = concrete(op.path)
-            for token, headers in (
-                (None, {}),
-                ("not-a-token", {}),
-                (None, {"Authorization": f"Basic {ADMIN}"}),
-                (None, {"Authorization": "Bearer"}),
+            for j, (token, headers) in enumerate(
+                (
+                    (None, {}),
+                    ("not-a-token", {}),
+                    (None, {"Authorization": f"Basic {ADMIN}"}),
+                    (None, {"Authorization": "Bearer"}),
+                )
             ):
+                headers = {**headers, "X-Forwarded-For": f"10.0.{i}.{j + 1}"}
                 r = yield self.call(op.method, path, token=token, headers=headers)
                 self.assertEqual(r.status, 401, f"{op.method} {path} {headers}")
                 self.assertEqual(r.json["error"], "unauthorized")

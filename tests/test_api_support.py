@@ -19,8 +19,10 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.serverfixture import RunningServer, startServer
+from tm20.api._app import ApiResource, TM20Api
 from tm20.api._auth import hashToken
 from tm20.interfaces import IStore
+from tm20.services.ratelimit import FailureRateLimiter
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
 from tm20.store.sqlite import SQLiteStore
@@ -72,6 +74,18 @@ class ApiTestCase(TestCase):
 
     def url(self, path: str) -> str:
         return self.running.httpURL(path)
+
+    @property
+    def api(self) -> TM20Api:
+        """The L{TM20Api} mounted at C{/api} of the running server."""
+        resource = self.running.server.root.children[b"api"]
+        assert isinstance(resource, ApiResource)
+        return resource.api
+
+    def limitFailures(self, limiter: FailureRateLimiter) -> FailureRateLimiter:
+        """Count the API's failed authentications with C{limiter} (on a test clock, say)."""
+        self.api.auth.limiter = limiter
+        return limiter
 
     @inlineCallbacks
     def call(

@@ -64,6 +64,11 @@ class VerdictTests(unittest.TestCase):
         self.assertEqual(report.verdict(math.nan, ("<=", 1)), "not measured")
         self.assertEqual(report.verdict(1, None), "")
 
+    def test_short_error(self) -> None:
+        text = "twistd exited at start:\n  File x\n    boom()\nTypeError: bad\n"
+        self.assertEqual(report.shortError(text), "twistd exited at start: … TypeError: bad")
+        self.assertEqual(report.shortError("x" * 400)[-1], "…")
+
 
 class RenderTests(unittest.TestCase):
     def results(self) -> dict[str, object]:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 from klein import Klein
+from klein.resource import KleinResource
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,6 +51,7 @@ from tm20.model import LogQuery, StoredCommand, Terminal, User
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
+from tm20.services.identity import hashSecret
 from tm20.services.pulls import PullBusyError, PullService
 from tm20.services.queue import (
     FINAL_STATUSES,
@@ -57,8 +59,10 @@ from tm20.services.queue import (
     CommandVanishedError,
     QueuedCommandTimeout,
 )
+from tm20.services.ratelimit import FailureRateLimiter
+from tm20.terminal.limits import NetworkList
 
-__all__ = ["CLOSE_DISABLED", "MAX_BODY", "Reply", "TM20Api"]
+__all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 
 #: Close code sent to a terminal an operator deactivated, unapproved or deleted.
 CLOSE_DISABLED = 4003
@@ -141,6 +145,17 @@ def _invalidParams(error: ProtocolError, prefix: str) -> ApiError:
     return ApiError(400, "invalid_params", error.problem, field=_protocolField(error, prefix))
 
 
+class ApiResource(KleinResource):
+    """
+    The Klein resource of a L{TM20Api}, which it keeps as C{api} (so that whoever holds the
+    mounted resource, a test for instance, can reach the app's limiter and services).
+    """
+
+    def __init__(self, api: TM20Api) -> None:
+        super().__init__(api.app)
+        self.api = api
+
+
 class TM20Api:
     """
     The Klein app of C{/api}.
@@ -157,16 +172,24 @@ class TM20Api:
         context: Any,
         queue: CommandQueue | None = None,
         pulls: PullService | None = None,
+        limiter: FailureRateLimiter | None = None,
     ) -> None:
         """
         @param context: the L{tm20.context.ServerContext}.
         @param queue: the command queue (one is made, and hooked to the registration
             observers, when C{None}).
         @param pulls: the pull service (one is made when C{None}).
+        @param limiter: counts failed authentications per source (one on C{context.clock}
+            with the default budget when C{None}).
         """
         self.context = context
         self.store = context.store
-        self.auth = Authenticator(context.store, context.config.apiTokens)
+        self.auth = Authenticator(
+            context.store,
+            context.config.apiTokens,
+            limiter if limiter is not None else FailureRateLimiter(context.clock),
+            NetworkList(context.config.trustedProxies),
+        )
         if queue is None:
             queue = CommandQueue(
                 context.store,
@@ -191,9 +214,8 @@ class TM20Api:
         self.app.handle_errors(MethodNotAllowed)(self._methodNotAllowed)
 
     def resource(self) -> IResource:
-        """The resource to mount at C{/api}."""
-        resource: IResource = self.app.resource()
-        return resource
+        """The resource to mount at C{/api} (an L{ApiResource})."""
+        return ApiResource(self)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -208,9 +230,7 @@ class TM20Api:
             except CancelledError:
                 raise
             except Exception:
-                error = errorFromFailure(Failure(), request)
-                headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
-                return writeJSON(request, error.status, error.body(), headers)
+                return _writeError(request, errorFromFailure(Failure(), request))
             if isinstance(result, Reply):
                 return writeJSON(request, result.status, result.body, dict(result.headers))
             return result
@@ -272,8 +292,7 @@ class TM20Api:
         try:
             await self.auth.authenticate(request)
         except Exception:
-            error = errorFromFailure(Failure(), request)
-            return writeJSON(request, error.status, error.body())
+            return _writeError(request, errorFromFailure(Failure(), request))
         return writeJSON(request, 404, {"error": "not_found", "detail": "no such route"})
 
     def _methodNotAllowed(self, request: IRequest, failure: Failure) -> bytes:
@@ -392,12 +411,36 @@ class TM20Api:
             changes["approved"] = whitelisted
         if "timezone" in changes:
             changes["timezone"] = _checkTimezone(changes["timezone"])
-        await self._audit(principal, "terminal.update", sn, body)
-        terminal: Terminal | None = await self.store.updateTerminal(sn, changes)
+        audited = dict(body)
+        secretChange = "secret" in changes
+        secret: str | None = changes.pop("secret", None)
+        if secretChange:
+            # The audit log says that the secret changed, never what it is.
+            audited["secret"] = "removed" if secret is None else "set"
+        await self._audit(principal, "terminal.update", sn, audited)
+        terminal: Terminal | None = None
+        if changes:  # the body is never empty: without a secret, there are changes
+            terminal = await self.store.updateTerminal(sn, changes)
+            if terminal is None:
+                raise ApiError(404, "not_found", f"no terminal {sn!r}")
+        if secretChange:
+            terminal = await self.store.setTerminalSecret(
+                sn, None if secret is None else hashSecret(secret)
+            )
         if terminal is None:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
         if not terminal.approved or not terminal.active:
             self._disconnect(sn, "disabled by the operator")
+        return Reply(200, terminalJSON(terminal, self._connected(sn)))
+
+    async def resetTerminalIdentity(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        await self._audit(principal, "terminal.identity.reset", sn, {})
+        terminal: Terminal | None = await self.store.resetTerminalIdentity(sn)
+        if terminal is None:
+            raise ApiError(404, "not_found", f"no terminal {sn!r}")
         return Reply(200, terminalJSON(terminal, self._connected(sn)))
 
     async def deleteTerminal(
@@ -737,6 +780,14 @@ class TM20Api:
         entries = await self.store.listAuditEntries(limit, before)
         nextCursor = encodeCursor(entries[-1].id) if len(entries) == limit else None
         return Reply(200, {"items": [auditJSON(e) for e in entries], "next": nextCursor})
+
+
+def _writeError(request: IRequest, error: ApiError) -> bytes:
+    """Answer C{error}, with its headers (and C{WWW-Authenticate} on a C{401})."""
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return writeJSON(request, error.status, error.body(), headers)
 
 
 def _conflict() -> ApiError:

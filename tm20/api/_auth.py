@@ -5,31 +5,40 @@ Tokens come from the command line (C{--api-token NAME:SECRET}, or a bare C{SECRE
 C{static-N}; both scopes) and from the database (created by C{tm20-admin token create}, stored as
 the sha256 of the secret, with the scopes they were created with).  Scopes: C{read} for
 C{GET}/C{HEAD}, C{write} for everything else.
+
+Failed authentications (no token, an unknown or revoked one) are counted per source address by
+a L{FailureRateLimiter}; a source over its budget is answered C{429} with C{Retry-After}, and
+its token is not even looked at.  The source is the TCP peer, or, when the peer is one of the
+C{trustedProxies}, the client its C{X-Forwarded-For} names (L{forwardedClient}).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, succeed
 from twisted.web.iweb import IRequest
 
 from tm20.api._errors import ApiError
 from tm20.interfaces import IStore
+from tm20.services.ratelimit import FailureRateLimiter
+from tm20.terminal.limits import NetworkList, forwardedClient, hostOf
 
 __all__ = [
     "SCOPES",
     "Authenticator",
     "Principal",
+    "clientSource",
     "hashToken",
     "newSecret",
     "parseStaticTokens",
     "scopeFor",
+    "tooManyFailures",
 ]
 
 #: Every scope a token may have.
@@ -87,22 +96,53 @@ def parseStaticTokens(tokens: Iterable[str]) -> list[tuple[str, str]]:
 
 
 class Authenticator:
-    """Checks bearer tokens against the static ones and the store."""
+    """
+    Checks bearer tokens against the static ones and the store, and rate-limits failures per
+    source.
 
-    def __init__(self, store: IStore, staticTokens: Sequence[str]) -> None:
+    @ivar limiter: the L{FailureRateLimiter} counting failed authentications per source.
+    @ivar trustedProxies: the peers whose C{X-Forwarded-For} is believed.
+    """
+
+    def __init__(
+        self,
+        store: IStore,
+        staticTokens: Sequence[str],
+        limiter: FailureRateLimiter,
+        trustedProxies: NetworkList | None = None,
+    ) -> None:
+        """
+        @param store: where stored tokens are looked up (by the sha256 of their secret).
+        @param staticTokens: the C{--api-token} values (see L{parseStaticTokens}).
+        @param limiter: counts failures per source; a source it blocks gets C{429}.
+        @param trustedProxies: reverse proxies whose C{X-Forwarded-For} names the source
+            (none when C{None}).
+        """
         self._store = store
         self._static = [
             _StaticToken(name, hashlib.sha256(secret.encode("utf-8")).digest())
             for name, secret in parseStaticTokens(staticTokens)
         ]
+        self.limiter = limiter
+        self.trustedProxies = trustedProxies if trustedProxies is not None else NetworkList()
 
-    def authenticate(self, request: IRequest) -> Deferred[Principal]:
+    async def authenticate(self, request: IRequest) -> Principal:
         """
-        @return: a L{Deferred} of the L{Principal}; fails with a 401 L{ApiError} when the token
-            is missing or unknown (or with the store's error).
+        Who is calling.
+
+        @return: the L{Principal} of the request's bearer token.
+        @raise ApiError: C{429} (with a C{Retry-After} header) when the request's source has
+            failed too often lately, whatever its token; C{401} when the token is missing,
+            unknown or revoked (counted as a failure of the source).  The store's errors pass
+            through (and count as nothing).
         """
+        source = clientSource(request, self.trustedProxies)
+        retry = self.limiter.retryAfter(source)
+        if retry > 0:
+            raise tooManyFailures(retry)
         secret = bearerToken(request)
         if secret is None:
+            self.limiter.failed(source)
             raise ApiError(
                 401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"
             )
@@ -112,15 +152,12 @@ class Authenticator:
             if hmac.compare_digest(digest, token.digest) and found is None:
                 found = Principal(token.name, frozenset(SCOPES))
         if found is not None:
-            return succeed(found)
-        d: Deferred[Any] = self._store.findApiToken(digest.hex())
-
-        def check(token: Any) -> Principal:
-            if token is None:
-                raise ApiError(401, "unauthorized", "unknown or revoked token")
-            return Principal(token.name, frozenset(token.scopes))
-
-        return d.addCallback(check)
+            return found
+        stored: Any = await self._store.findApiToken(digest.hex())
+        if stored is None:
+            self.limiter.failed(source)
+            raise ApiError(401, "unauthorized", "unknown or revoked token")
+        return Principal(stored.name, frozenset(stored.scopes))
 
     @staticmethod
     def authorize(principal: Principal, scope: str) -> None:
@@ -129,6 +166,33 @@ class Authenticator:
             raise ApiError(
                 403, "forbidden", f"the token {principal.name!r} lacks the {scope!r} scope"
             )
+
+
+def tooManyFailures(retry: float) -> ApiError:
+    """The C{429} for a source blocked for C{retry} more seconds (C{Retry-After} rounded up)."""
+    # Rounded to microseconds first: 1.0000000000000002 s of float noise is not 2 s.
+    seconds = max(1, math.ceil(round(retry, 6)))
+    return ApiError(
+        429,
+        "too_many_requests",
+        f"too many failed authentications from this address; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def clientSource(request: IRequest, trustedProxies: NetworkList) -> str:
+    """
+    The address a request is counted against: its TCP peer, or, when the peer is a trusted
+    proxy, the client named by C{X-Forwarded-For} (see L{forwardedClient}).  A header from any
+    other peer is ignored.
+    """
+    peer = hostOf(request.getClientAddress())
+    if not trustedProxies.contains(peer):
+        return peer
+    # Several X-Forwarded-For lines are one comma-separated list (RFC 9110, section 5.3).
+    lines = request.requestHeaders.getRawHeaders(b"x-forwarded-for") or []
+    forwardedFor = ", ".join(line.decode("latin-1") for line in lines) or None
+    return forwardedClient(peer, forwardedFor, trustedProxies)
 
 
 def bearerToken(request: IRequest) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.logger import Logger
@@ -29,14 +30,24 @@ class ApiError(Exception):
     @ivar code: a short machine-readable code (C{not_found}, C{invalid_params}, ...).
     @ivar detail: a sentence for humans.
     @ivar extra: more fields of the body (C{field}, C{command}, ...).
+    @ivar headers: extra response headers (C{Retry-After} of a C{429}).
     """
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """The JSON body."""

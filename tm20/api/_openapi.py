@@ -61,6 +61,49 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "devinfo": {"type": "object", "description": "Every devinfo field of the last reg."},
             "firstSeen": _TIMESTAMP,
             "lastSeen": _TIMESTAMP,
+            "boundCpusn": {
+                "type": "string",
+                "nullable": True,
+                "description": "The cpusn the sn is bound to (first accepted registration).",
+            },
+            "boundMac": {
+                "type": "string",
+                "nullable": True,
+                "description": "The mac it is bound to (firmwares that send no cpusn).",
+            },
+            "boundAt": _TIMESTAMP,
+            "flagged": {
+                "type": "boolean",
+                "description": "A connection claiming this sn was refused for its identity.",
+            },
+            "identityMismatch": {"$ref": "#/components/schemas/IdentityMismatch"},
+            "hasSecret": {
+                "type": "boolean",
+                "description": "Connections must dial /t/<secret> (the secret is never shown).",
+            },
+        },
+    },
+    "IdentityMismatch": {
+        "type": "object",
+        "nullable": True,
+        "description": "The latest refused claim on this sn; null when none.",
+        "properties": {
+            "problem": {
+                "type": "string",
+                "enum": [
+                    "cpusn differs",
+                    "cpusn missing",
+                    "mac differs",
+                    "mac missing",
+                    "secret missing",
+                    "secret wrong",
+                ],
+            },
+            "claimedCpusn": _NULLABLE_STRING,
+            "claimedMac": _NULLABLE_STRING,
+            "peer": {"type": "string", "description": "Where the claim came from."},
+            "secretGiven": {"type": "boolean"},
+            "at": _TIMESTAMP,
         },
     },
     "TerminalList": {
@@ -97,6 +140,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "maxLength": 64,
                 "nullable": True,
                 "description": "IANA time zone, e.g. Europe/Paris; null for the server default.",
+            },
+            "secret": {
+                "type": "string",
+                "minLength": 16,
+                "maxLength": 128,
+                "pattern": r"^[A-Za-z0-9._~-]+$",
+                "nullable": True,
+                "writeOnly": True,
+                "description": (
+                    "The terminal's path secret (it must then dial /t/<secret>): 16 to 128"
+                    " letters, digits or - . _ ~; null removes it.  Only its sha256 is stored."
+                ),
             },
         },
     },
@@ -476,7 +531,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "PATCH",
         "/terminals/{sn}/",
         "updateTerminal",
-        "Rename, approve (whitelist), (de)activate a terminal or set its time zone.",
+        "Rename, approve (whitelist), (de)activate a terminal, set its time zone or secret.",
         "write",
         parameters=(SN,),
         body="TerminalPatch",
@@ -490,6 +545,18 @@ OPERATIONS: tuple[Operation, ...] = (
         "write",
         parameters=(SN,),
         responses={204: ("Deleted.", None), 404: ("Unknown terminal.", "Error")},
+    ),
+    Operation(
+        "POST",
+        "/terminals/{sn}/identity/reset/",
+        "resetTerminalIdentity",
+        "Forget the hardware binding and the flag (new board, false alarm); keeps the secret.",
+        "write",
+        parameters=(SN,),
+        responses={
+            200: ("The terminal, unbound.", "Terminal"),
+            404: ("Unknown terminal.", "Error"),
+        },
     ),
     Operation(
         "POST",
@@ -661,7 +728,15 @@ _COMMON_RESPONSES: dict[int, str] = {
     400: "Invalid request (detail and field say why).",
     401: "Missing or unknown token.",
     403: "The token lacks the scope.",
+    429: "Too many failed authentications from this address (see Retry-After).",
     503: "The database is unavailable.",
+}
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds before this address may try again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 
@@ -700,6 +775,7 @@ def buildDocument(serverURL: str = "/api") -> dict[str, Any]:
             responses[str(status)] = _response(description, schema, op.csv and status == 200)
         for status, description in _COMMON_RESPONSES.items():
             responses.setdefault(str(status), _response(description, "Error"))
+        responses["429"]["headers"] = dict(_RETRY_AFTER)
         operation: dict[str, Any] = {
             "operationId": op.operationId,
             "summary": op.summary,
@@ -723,7 +799,8 @@ def buildDocument(serverURL: str = "/api") -> dict[str, Any]:
             "description": (
                 "Drive TM20-WIFI / AiFace terminals: terminals, users, logs and commands. "
                 "Every route needs Authorization: Bearer TOKEN (scope read for GET, write "
-                'otherwise). Errors are {"error": CODE, "detail": "..."}.'
+                'otherwise). Errors are {"error": CODE, "detail": "..."}. Too many failed '
+                "authentications from one address are answered 429 with Retry-After."
             ),
         },
         "servers": [{"url": serverURL}],

@@ -33,7 +33,12 @@ def isoTime(value: datetime | None) -> str | None:
 
 
 def terminalJSON(terminal: Terminal, connected: bool) -> dict[str, Any]:
-    """A terminal, with every C{devinfo} field it reported and whether it is connected now."""
+    """
+    A terminal, with every C{devinfo} field it reported, whether it is connected now, and its
+    identity: the hardware it is bound to, the latest refused claim (C{identityMismatch},
+    C{flagged} while there is one) and whether it has a path secret (C{hasSecret}; the secret's
+    hash is never shown).
+    """
     return {
         "sn": terminal.sn,
         "name": terminal.name,
@@ -49,6 +54,14 @@ def terminalJSON(terminal: Terminal, connected: bool) -> dict[str, Any]:
         "devinfo": dict(terminal.devinfo),
         "firstSeen": isoTime(terminal.firstSeen),
         "lastSeen": isoTime(terminal.lastSeen),
+        "boundCpusn": terminal.boundCpusn,
+        "boundMac": terminal.boundMac,
+        "boundAt": isoTime(terminal.boundAt),
+        "flagged": terminal.flagged,
+        "identityMismatch": (
+            None if terminal.identityMismatch is None else dict(terminal.identityMismatch)
+        ),
+        "hasSecret": bool(terminal.secretHash),
     }
 
 
