@@ -13,6 +13,7 @@ import io
 import math
 import os
 import random
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -217,6 +218,11 @@ def runIngest(ctx: Context, store: str, index: int) -> dict[str, Any]:
             out["ceilingInsert"] = ceilingSQLite(url, rows)
             out["ceilingCopy"] = math.nan
         out["ratio"] = out["rate"] / out["ceilingInsert"] if out["ceilingInsert"] else math.nan
+    except BaseException:
+        print(f"bench: server log kept in {server.logPath}", flush=True)
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     finally:
         server.stop()
         ctx.dropDatabase(url)
@@ -444,6 +450,11 @@ def runConnections(ctx: Context, store: str, index: int) -> dict[str, Any]:
                 if summary is not None and summary.samples:
                     ctx.profiles[f"command-{store}"] = renderSummary(summary)
             out["rssEnd"] = server.sample().rss
+    except BaseException:
+        print(f"bench: server log kept in {server.logPath}", flush=True)
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     finally:
         server.stop()
         ctx.dropDatabase(url)
@@ -613,6 +624,11 @@ def runBackfill(ctx: Context, store: str, index: int) -> dict[str, Any]:
             )
         server.stop()
         out["committed"] = _countLogs(url)
+    except BaseException:
+        print(f"bench: server log kept in {server.logPath}", flush=True)
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     finally:
         server.stop()
         ctx.dropDatabase(url)
@@ -668,6 +684,11 @@ def runSoak(ctx: Context, store: str, index: int) -> dict[str, Any]:
                 p99=percentile(latencies, 99),
                 wall=wall,
             )
+    except BaseException:
+        print(f"bench: server log kept in {server.logPath}", flush=True)
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     finally:
         server.stop()
         ctx.dropDatabase(url)
