@@ -362,6 +362,85 @@ class StoreContractTests(_Base):
         self.assertEqual((macOnly.boundCpusn, macOnly.boundMac), (None, "AA-BB"))
 
     @inlineCallbacks
+    def test_registerTerminalRecordsAndBinds(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        C{registerTerminal} records a sighting as C{recordTerminalSeen} does and binds an
+        approved, active, unbound terminal in the same call; the first binding wins.
+        """
+        seen: list[Any] = []
+
+        def check(known: Any) -> None:
+            seen.append(known)
+
+        terminal, refusal, bound = yield self.store.registerTerminal(
+            SN, "CPU-A", {"mac": "AA-BB", "modelname": "tfs30"}, True, check, ("CPU-A", "AA-BB")
+        )
+        self.assertEqual(seen, [None])
+        self.assertIsNone(refusal)
+        self.assertIs(bound, True)
+        self.assertEqual(
+            (terminal.cpusn, terminal.mac, terminal.modelname, terminal.approved),
+            ("CPU-A", "AA-BB", "tfs30", True),
+        )
+        self.assertEqual(
+            (terminal.boundCpusn, terminal.boundMac, terminal.boundAt),
+            ("CPU-A", "AA-BB", at(T0)),
+        )
+        self.assertEqual(terminal.firstSeen, at(T0))
+        self.assertEqual((yield self.store.getTerminal(SN)), terminal)
+        self.clock.advance(5)
+        again, refusal, bound = yield self.store.registerTerminal(
+            SN, "CPU-B", {"firmware": "v2"}, True, check, ("CPU-B", None)
+        )
+        self.assertEqual(seen[1], terminal)
+        self.assertEqual((refusal, bound), (None, False))
+        self.assertEqual((again.boundCpusn, again.boundMac), ("CPU-A", "AA-BB"))
+        self.assertEqual((again.firmware, again.lastSeen), ("v2", at(T0 + 5)))
+        # Without a check or a binding: a heartbeat's sighting.
+        self.clock.advance(5)
+        beat, refusal, bound = yield self.store.registerTerminal(SN, None, {}, True, None, None)
+        self.assertEqual((refusal, bound, beat.lastSeen), (None, False, at(T0 + 10)))
+        self.assertEqual(beat.devinfo, again.devinfo)
+
+    @inlineCallbacks
+    def test_registerTerminalRefusedWritesNothing(self) -> Generator[Deferred[Any], Any, None]:
+        """A refusal from C{check} is returned with the stored terminal; nothing is written."""
+        before = yield self.store.recordTerminalSeen(SN, "CPU-A", {"modelname": "tfs30"}, True)
+        self.clock.advance(5)
+        terminal, refusal, bound = yield self.store.registerTerminal(
+            SN, "CPU-X", {"modelname": "other"}, True, lambda known: ("no", known.sn), ("X", None)
+        )
+        self.assertEqual((terminal, refusal, bound), (before, ("no", SN), False))
+        self.assertEqual((yield self.store.getTerminal(SN)), before)
+        nobody, refusal, bound = yield self.store.registerTerminal(
+            "NEW1", None, {}, True, lambda known: "no", None
+        )
+        self.assertEqual((nobody, refusal, bound), (None, "no", False))
+        self.assertIsNone((yield self.store.getTerminal("NEW1")))
+
+    @inlineCallbacks
+    def test_registerTerminalBindsOnlyApprovedActive(self) -> Generator[Deferred[Any], Any, None]:
+        """A pending (or disabled) terminal is recorded but not bound."""
+        pending, _, bound = yield self.store.registerTerminal(
+            "PENDING1", "CPU1", {}, False, None, ("CPU1", None)
+        )
+        self.assertEqual((pending.approved, pending.boundCpusn, bound), (False, None, False))
+        pending, _, bound = yield self.store.registerTerminal(
+            "PENDING1", "CPU1", {}, True, None, ("CPU1", None)
+        )
+        self.assertEqual((pending.approved, pending.boundCpusn, bound), (False, None, False))
+        yield self.store.updateTerminal("PENDING1", {"approved": True, "active": False})
+        off, _, bound = yield self.store.registerTerminal(
+            "PENDING1", "CPU1", {}, True, lambda known: None, ("CPU1", None)
+        )
+        self.assertEqual((off.boundCpusn, bound), (None, False))
+        yield self.store.updateTerminal("PENDING1", {"active": True})
+        on, _, bound = yield self.store.registerTerminal(
+            "PENDING1", "CPU1", {}, True, lambda known: None, ("CPU1", None)
+        )
+        self.assertEqual((on.boundCpusn, on.boundMac, bound), ("CPU1", None, True))
+
+    @inlineCallbacks
     def test_flagAndResetTerminalIdentity(self) -> Generator[Deferred[Any], Any, None]:
         """A flag keeps its JSON record; a reset clears the binding and the flag, not the secret."""
         yield self._terminal()

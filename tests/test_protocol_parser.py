@@ -246,6 +246,56 @@ class TestSendLog:
         assert (error.cmd, error.field) == ("sendlog", "count")
 
 
+class TestCleaningFastPaths:
+    """Frames with plain keys are cleaned in place; the quirks still go the careful way."""
+
+    def test_nestedPrefixesStrippedAndKeysTrimmed(self) -> None:
+        frame = _frame(
+            {
+                "cmd": "custom",
+                "sn": "T1",
+                "outer": {
+                    "image": "data:image/jpeg;base64,QUJD",
+                    "list": [{" record ": "data:image/png;base64,REVG"}, [1, "x", None, True]],
+                    "plain": {"a": 1.5, "b": [{"image": "AAAA"}]},
+                },
+            }
+        )
+        message = parseFrame(frame)
+        assert isinstance(message, TerminalCommand)
+        assert message.fields == {
+            "outer": {
+                "image": "QUJD",
+                "list": [{"record": "REVG"}, [1, "x", None, True]],
+                "plain": {"a": 1.5, "b": [{"image": "AAAA"}]},
+            }
+        }
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ('{"cmd":"x","a":{"b":[1,{"c":NaN}]}}', "a.b[1].c"),
+            ('{"cmd":"x","a":[[1e999]]}', "a[0][0]"),
+            ('{"cmd":"x","a":{"b":"\\ud800"}}', "a.b"),
+            ('{"cmd":"x","a":{" b ":{"c":"\\ud800"}}}', "a.b.c"),
+            ('{"cmd":"x","a":[1,' + "9" * 50 + "]}", "a[1]"),
+        ],
+    )
+    def test_errorPathsStillNamed(self, body: str, field: str) -> None:
+        assert _error(body.encode()).field == field
+
+    def test_sendlogErrorPathNamesTheRecord(self) -> None:
+        records = [{"enrollid": 1, "time": "2024-01-01 00:00:00"}] * 3 + [
+            {"enrollid": 1, "time": "2024-01-01 00:00:00", "inout": "in"}
+        ]
+        error = _error(_frame({"cmd": "sendlog", "sn": "T1", "record": records}))
+        assert (error.field, error.cmd) == ("record[3].inout", "sendlog")
+
+    def test_secondByteOrderMark(self) -> None:
+        error = _error("\ufeff\ufeff{}".encode())
+        assert "BOM" in str(error)
+
+
 class TestSendUser:
     def test_fingerprint(self) -> None:
         message = parseFrame(

@@ -50,6 +50,46 @@ class TestTime:
         with pytest.raises(ValueError):
             normaliseTime(bad)
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "2016-03-25 13:49:30",
+            "2024-02-28 23:59:59",
+            "0001-01-01 00:00:00",
+            "9999-12-28 23:59:59",
+        ],
+    )
+    def test_canonicalReturnedAsIs(self, value: str) -> None:
+        """The usual canonical value takes the fast path: the very same string comes back."""
+        assert normaliseTime(value) is value
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("2024-02-29 00:00:00", "2024-02-29 00:00:00"),  # leap day: checked by the calendar
+            ("2024-01-31 12:00:00", "2024-01-31 12:00:00"),
+            ("2024-04-30 12:00:00", "2024-04-30 12:00:00"),
+            ("2024-01-01 23:59:59\n", "2024-01-01 23:59:59"),  # trailing space dropped
+        ],
+    )
+    def test_lateDaysOfTheMonth(self, value: str, expected: str) -> None:
+        assert normaliseTime(value) == expected
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "2023-02-29 00:00:00",
+            "2024-04-31 00:00:00",
+            "0000-01-01 00:00:00",
+            "2024-00-01 00:00:00",
+            "2024-01-00 00:00:00",
+            "2024-01-01 23:59:60",
+        ],
+    )
+    def test_canonicalLookingButInvalid(self, bad: str) -> None:
+        with pytest.raises(ValueError):
+            normaliseTime(bad)
+
     @pytest.mark.parametrize("bad", [None, 20160325, 1.5, b"2016-03-25 13:49:30"])
     def test_notAString(self, bad: object) -> None:
         with pytest.raises(ValueError):

@@ -49,3 +49,40 @@ class KeepAliveTests(SynchronousTestCase):
         self.assertEqual(self.probes, [])
         self.assertEqual(self.expired, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SharedTimerTests(SynchronousTestCase):
+    """Every keep-alive on a clock shares one timer; each still fires on its own schedule."""
+
+    def test_oneDelayedCallForManyConnections(self) -> None:
+        clock = Clock()
+        probes: list[tuple[int, float]] = []
+        expired: list[tuple[int, float]] = []
+        keepAlives = []
+        for i in range(50):
+            ka = KeepAlive(
+                clock,
+                30,
+                120,
+                probe=lambda i=i: probes.append((i, clock.seconds())),  # type: ignore[misc]
+                expire=lambda i=i: expired.append((i, clock.seconds())),  # type: ignore[misc]
+            )
+            ka.start()
+            keepAlives.append(ka)
+            clock.advance(0.5)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        keepAlives[0].stop()
+        for _ in range(300):
+            clock.advance(0.1)
+            keepAlives[1].touch()
+        # Connection i started at i/2 s: probed 30 s later, never early, at most 0.1 s late.
+        firstProbes = {i: at for i, at in reversed(probes)}
+        self.assertNotIn(0, firstProbes)
+        self.assertNotIn(1, firstProbes)
+        for i, at in firstProbes.items():
+            self.assertGreaterEqual(at, i / 2 + 30 - 1e-6)
+            self.assertLess(at, i / 2 + 30 + 0.1 + 1e-6)
+        for ka in keepAlives:
+            ka.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(expired, [])

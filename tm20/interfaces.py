@@ -143,6 +143,21 @@ class IStore(Interface):
         C{firmware} and C{lastSeen}.  @return: L{Deferred} of the L{tm20.model.Terminal}.
         """
 
+    def registerTerminal(sn, cpusn, devinfo, approvedIfNew, check, bind):  # type: ignore[no-untyped-def]
+        """
+        A terminal sent C{reg}: check its claim, record the sighting and bind its identity, in
+        one transaction (one commit), as L{recordTerminalSeen} then L{bindTerminalIdentity}.
+
+        @param check: C{None}, or a callable given the terminal as stored (C{None} if there is
+            none) before anything is written, under the row's lock; when it returns anything but
+            C{None} (a refusal), nothing is written.
+        @param bind: C{None}, or C{(cpusn, mac)} to bind the terminal to when, after recording,
+            it is approved, active and not bound yet (the first binding wins).
+        @return: L{Deferred} of C{(terminal, refusal, bound)}: the L{tm20.model.Terminal} as
+            stored afterwards (as before, or C{None}, when refused), what C{check} returned, and
+            whether this call bound it.
+        """
+
     def createTerminal(sn, name, approved, timezone):  # type: ignore[no-untyped-def]
         """
         Add a terminal before it ever connects (an operator pre-registering it for the whitelist).

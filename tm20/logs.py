@@ -29,6 +29,9 @@ def makeObserver(
     An observer writing to C{stream} (stderr by default): C{text} lines, or C{json} with one
     JSON object per line (structured fields kept).  Events below C{logLevel} are dropped, and the
     noisy libraries are held at C{info} or above even when C{logLevel} is C{debug}.
+
+    txaio's global log level (autobahn's loggers) is set to the same floor, so that autobahn's
+    per-frame C{log.debug(...)} calls are no-ops instead of events built and then dropped.
     """
     out = sys.stderr if stream is None else stream
     level = LogLevel.levelWithName(logLevel)
@@ -43,6 +46,7 @@ def makeObserver(
     noisy = max(level, LogLevel.info, key=_order)
     for namespace in _NOISY_NAMESPACES:
         predicate.setLogLevelForNamespace(namespace, noisy)
+    _quietTxaio(noisy)
     return FilteringLogObserver(inner, [predicate])
 
 
@@ -55,6 +59,16 @@ def installObserver(parent: Any, observer: ILogObserver | None) -> None:
     if observer is not None and isinstance(parent, Componentized):
         if parent.getComponent(ILogObserver, None) is None:
             parent.setComponent(ILogObserver, observer)
+
+
+def _quietTxaio(level: LogLevel) -> None:
+    """Set txaio's global log level (idempotent; a logger with its own level keeps it)."""
+    try:
+        import txaio
+    except ImportError:  # pragma: no cover - autobahn depends on it
+        return
+    txaio.use_twisted()  # what autobahn.twisted does on import; idempotent
+    txaio.set_global_log_level(level.name)  # type: ignore[attr-defined]
 
 
 def _order(level: LogLevel) -> int:

@@ -77,13 +77,20 @@ class _BadNumber:
 
 
 def _parseInt(text: str) -> int | _BadNumber:
-    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        return _BadNumber(text[:20] + "...")
-    return int(text)
+    if len(text) <= _MAX_INT_DIGITS or len(text.lstrip("-")) <= _MAX_INT_DIGITS:
+        return int(text)
+    return _BadNumber(text[:20] + "...")
+
+
+#: One decoder for every frame (C{json.loads} with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_int=_parseInt, parse_constant=_BadNumber)
 
 
 def _decode(text: str) -> Any:
-    return json.loads(text, parse_int=_parseInt, parse_constant=_BadNumber)
+    if text.startswith("\ufeff"):
+        # what json.loads says (a second byte-order mark: the first one is removed already)
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 def stripDataPrefix(value: str) -> str:
@@ -100,6 +107,27 @@ def stripDataPrefix(value: str) -> str:
     return value
 
 
+#: A field path for errors, rendered only when an error names it: text (C{""} for the top, or a
+#: ready path such as C{"record[3]"}), or C{(parent, key)} with C{key} an object member (text) or
+#: an array index (an int).
+_Path = str | tuple[Any, str | int]
+
+
+def _render(path: _Path) -> str:
+    """The text of a lazy field path: C{record[3].time}, C{devinfo.mac}, C{""} for the top."""
+    keys: list[str | int] = []
+    while not isinstance(path, str):
+        path, key = path
+        keys.append(key)
+    out = path
+    for key in reversed(keys):
+        if isinstance(key, int):
+            out = f"{out}[{key}]"
+        else:
+            out = f"{out}.{key}" if out else key
+    return out
+
+
 @attrs.frozen
 class _Context:
     """Where we are: the command (or reply) name for errors, and the limits."""
@@ -109,8 +137,14 @@ class _Context:
     maxDepth: int = DEFAULT_MAX_DEPTH
     maxArrayLength: int = DEFAULT_MAX_ARRAY_LENGTH
 
-    def fail(self, problem: str, field: str | None = None) -> NoReturn:
+    def fail(self, problem: str, field: _Path | None = None) -> NoReturn:
+        if isinstance(field, tuple):
+            field = _render(field)
         raise ProtocolError(problem, field=field, cmd=self.cmd, ret=self.ret)
+
+    def failAt(self, problem: str, path: _Path) -> NoReturn:
+        """Fail naming C{path}, or no field for the top of the frame."""
+        self.fail(problem, _render(path) or None)
 
 
 # --- the raw text ------------------------------------------------------------------------------
@@ -220,6 +254,12 @@ def _join(path: str, key: str) -> str:
 
 def _trimKeys(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Trim the keys; an exact key wins over a padded one that trims to the same name."""
+    for key in obj:
+        if key != key.strip():
+            break
+    else:
+        # nothing to trim (the usual case): no copy
+        return obj if isinstance(obj, dict) else dict(obj)
     out: dict[str, Any] = {}
     for key, value in obj.items():
         name = key.strip()
@@ -229,42 +269,93 @@ def _trimKeys(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checkText(ctx: _Context, value: str, path: str) -> str:
+def _checkText(ctx: _Context, value: str, path: _Path) -> str:
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            ctx.fail("invalid text (lone surrogate escape)", path or None)
+            ctx.failAt("invalid text (lone surrogate escape)", path)
     return value
 
 
-def _clean(ctx: _Context, value: Any, path: str, depth: int) -> Any:
-    """Recursively trim keys, strip Base64 prefixes and check the limits."""
+def _cleanScalar(ctx: _Context, value: Any, path: _Path) -> Any:
+    if isinstance(value, str):
+        if not value.isascii():
+            _checkText(ctx, value, path)
+        return value
+    if isinstance(value, _BadNumber):
+        ctx.failAt(f"unsupported number {value.text}", path)
+    if isinstance(value, float) and not math.isfinite(value):
+        ctx.failAt("non-finite number", path)
+    return value
+
+
+def _clean(ctx: _Context, value: Any, path: _Path, depth: int) -> Any:
+    """
+    Recursively trim keys, strip Base64 prefixes and check the limits.
+
+    The decoded value is the parser's own: objects whose keys need no trimming and arrays are
+    cleaned in place (no copy); error paths are built only when something fails.
+    """
     if isinstance(value, dict):
-        if depth + 1 > ctx.maxDepth:
-            ctx.fail(f"nesting deeper than {ctx.maxDepth}", path or None)
-        out: dict[str, Any] = {}
-        for key, item in _trimKeys(value).items():
-            where = _join(path, key)
-            _checkText(ctx, key, where)
-            cleaned = _clean(ctx, item, where, depth + 1)
-            if key in _BASE64_KEYS and isinstance(cleaned, str):
-                cleaned = stripDataPrefix(cleaned)
-            out[key] = cleaned
-        return out
+        return _cleanDict(ctx, value, path, depth)
     if isinstance(value, list):
         if depth + 1 > ctx.maxDepth:
-            ctx.fail(f"nesting deeper than {ctx.maxDepth}", path or None)
+            ctx.failAt(f"nesting deeper than {ctx.maxDepth}", path)
         if len(value) > ctx.maxArrayLength:
-            ctx.fail(f"array longer than {ctx.maxArrayLength}", path or None)
-        return [_clean(ctx, item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
-    if isinstance(value, str):
-        return _checkText(ctx, value, path)
-    if isinstance(value, _BadNumber):
-        ctx.fail(f"unsupported number {value.text}", path or None)
-    if isinstance(value, float) and not math.isfinite(value):
-        ctx.fail("non-finite number", path or None)
-    return value
+            ctx.failAt(f"array longer than {ctx.maxArrayLength}", path)
+        inner = depth + 1
+        for i, item in enumerate(value):
+            kind = type(item)
+            if kind is dict or kind is list:
+                cleaned = _clean(ctx, item, (path, i), inner)
+                if cleaned is not item:
+                    value[i] = cleaned
+            elif kind is not int and item is not None and kind is not bool:
+                _cleanScalar(ctx, item, (path, i))
+        return value
+    return _cleanScalar(ctx, value, path)
+
+
+def _cleanDict(ctx: _Context, value: dict[str, Any], path: _Path, depth: int) -> dict[str, Any]:
+    if depth + 1 > ctx.maxDepth:
+        ctx.failAt(f"nesting deeper than {ctx.maxDepth}", path)
+    inner = depth + 1
+    for key in value:
+        if not key.isascii() or key != key.strip():
+            break
+    else:
+        # the usual case: plain keys, nothing to trim or check; clean the values in place
+        replaced: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                if not item.isascii():
+                    _checkText(ctx, item, (path, key))
+                if key in _BASE64_KEYS:
+                    stripped = stripDataPrefix(item)
+                    if stripped is not item:
+                        replaced.append((key, stripped))
+            elif kind is int or item is None or kind is bool:
+                pass
+            elif kind is dict or kind is list:
+                cleaned = _clean(ctx, item, (path, key), inner)
+                if cleaned is not item:
+                    replaced.append((key, cleaned))
+            else:
+                _cleanScalar(ctx, item, (path, key))
+        for key, item in replaced:
+            value[key] = item
+        return value
+    out: dict[str, Any] = {}
+    for key, item in _trimKeys(value).items():
+        where = (path, key)
+        _checkText(ctx, key, where)
+        cleaned = _clean(ctx, item, where, inner)
+        if key in _BASE64_KEYS and isinstance(cleaned, str):
+            cleaned = stripDataPrefix(cleaned)
+        out[key] = cleaned
+    return out
 
 
 # --- typed fields ------------------------------------------------------------------------------
@@ -272,7 +363,7 @@ def _clean(ctx: _Context, value: Any, path: str, depth: int) -> Any:
 _MISSING: Any = object()
 
 
-def _int(ctx: _Context, value: Any, field: str, *, minimum: int | None = None) -> int:
+def _int(ctx: _Context, value: Any, field: _Path, *, minimum: int | None = None) -> int:
     """An integer, given as a JSON number or as a string of digits."""
     if isinstance(value, bool):
         ctx.fail("must be an integer, not a boolean", field)
@@ -288,12 +379,14 @@ def _int(ctx: _Context, value: Any, field: str, *, minimum: int | None = None) -
 
 
 def _optInt(
-    ctx: _Context, obj: Mapping[str, Any], key: str, where: str, *, minimum: int | None = None
+    ctx: _Context, obj: Mapping[str, Any], key: str, where: _Path, *, minimum: int | None = None
 ) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    return _int(ctx, value, _join(where, key), minimum=minimum)
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value
+    return _int(ctx, value, (where, key), minimum=minimum)
 
 
 def _describe(value: Any) -> str:
@@ -308,14 +401,14 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _optText(ctx: _Context, obj: Mapping[str, Any], key: str, where: str) -> str | None:
+def _optText(ctx: _Context, obj: Mapping[str, Any], key: str, where: _Path) -> str | None:
     """A string; a number is turned into its text (numeric names, QR codes)."""
     value = obj.get(key)
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    ctx.fail(f"must be a string, got {_describe(value)}", _join(where, key))
+    ctx.fail(f"must be a string, got {_describe(value)}", (where, key))
 
 
 def _sn(ctx: _Context, obj: Mapping[str, Any]) -> str | None:
@@ -334,7 +427,7 @@ def _credential(ctx: _Context, value: Any, field: str) -> str | int | None:
     ctx.fail(f"must be a string or an integer, got {_describe(value)}", field)
 
 
-def _temperature(ctx: _Context, value: Any, field: str) -> float | None:
+def _temperature(ctx: _Context, value: Any, field: _Path) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -349,7 +442,7 @@ def _temperature(ctx: _Context, value: Any, field: str) -> float | None:
     return result
 
 
-def _object(ctx: _Context, value: Any, field: str) -> Mapping[str, Any]:
+def _object(ctx: _Context, value: Any, field: _Path) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         ctx.fail(f"must be an object, got {_describe(value)}", field)
     return value
@@ -358,37 +451,55 @@ def _object(ctx: _Context, value: Any, field: str) -> Mapping[str, Any]:
 # --- records -----------------------------------------------------------------------------------
 
 
-def _logRecord(ctx: _Context, raw: Any, where: str) -> LogRecord:
-    obj = _object(ctx, raw, where)
+def _logRecord(ctx: _Context, raw: Any, where: _Path) -> LogRecord:
+    # The usual record (plain ints, a canonical time, no temperature or image) takes no detour
+    # through the generic helpers; error paths are built only when something fails.
+    obj = raw if type(raw) is dict else _object(ctx, raw, where)
     rest = dict(obj)
-    if obj.get("enrollid") is None:
-        ctx.fail("is required", _join(where, "enrollid"))
-    enrollid = _int(ctx, rest.pop("enrollid"), _join(where, "enrollid"), minimum=0)
+    enrollid = rest.pop("enrollid", None)
+    if enrollid is None:
+        ctx.fail("is required", (where, "enrollid"))
+    if type(enrollid) is not int or enrollid < 0:
+        enrollid = _int(ctx, enrollid, (where, "enrollid"), minimum=0)
     timeValue = rest.pop("time", None)
     if timeValue is None:
-        ctx.fail("is required", _join(where, "time"))
+        ctx.fail("is required", (where, "time"))
     try:
         time = normaliseTime(timeValue)
     except ValueError as e:
-        ctx.fail(str(e), _join(where, "time"))
+        ctx.fail(str(e), (where, "time"))
     mode = 0
     for key in _MODE_KEYS:
-        if rest.get(key) is not None:
-            mode = _int(ctx, rest.pop(key), _join(where, key))
+        value = rest.get(key)
+        if value is not None:
+            del rest[key]
+            mode = value if type(value) is int else _int(ctx, value, (where, key))
             break
-    inout = _optInt(ctx, rest, "inout", where)
-    event = _optInt(ctx, rest, "event", where)
-    verifymode = _optInt(ctx, rest, "verifymode", where)
-    temp = _temperature(ctx, rest.get("temp"), _join(where, "temp"))
-    image = _optText(ctx, rest, "image", where)
-    for key in ("inout", "event", "verifymode", "temp", "image"):
-        rest.pop(key, None)
+    inout = rest.pop("inout", None)
+    if inout is None:
+        inout = 0
+    elif type(inout) is not int:
+        inout = _int(ctx, inout, (where, "inout"))
+    event = rest.pop("event", None)
+    if event is None:
+        event = 0
+    elif type(event) is not int:
+        event = _int(ctx, event, (where, "event"))
+    verifymode = rest.pop("verifymode", None)
+    if verifymode is not None and type(verifymode) is not int:
+        verifymode = _int(ctx, verifymode, (where, "verifymode"))
+    temp = rest.pop("temp", None)
+    if temp is not None:
+        temp = _temperature(ctx, temp, (where, "temp"))
+    image = rest.pop("image", None)
+    if image is not None and type(image) is not str:
+        image = _optText(ctx, {"image": image}, "image", where)
     return LogRecord(
         enrollid=enrollid,
         time=time,
         mode=mode,
-        inout=inout or 0,
-        event=event or 0,
+        inout=inout,
+        event=event,
         temp=temp,
         verifymode=verifymode,
         image=image or None,
@@ -453,7 +564,7 @@ def logRecordsOf(reply: CommandReply) -> tuple[LogRecord, ...]:
         return ()
     if not isinstance(records, list | tuple):
         ctx.fail(f"must be an array, got {_describe(records)}", "record")
-    return tuple(_logRecord(ctx, raw, f"record[{i}]") for i, raw in enumerate(records))
+    return tuple([_logRecord(ctx, raw, ("record", i)) for i, raw in enumerate(records)])
 
 
 def userRecordsOf(reply: CommandReply) -> tuple[UserRecord, ...]:
@@ -503,7 +614,7 @@ def _sendLog(ctx: _Context, obj: Mapping[str, Any]) -> SendLog:
         sn=_sn(ctx, obj),
         count=_optInt(ctx, obj, "count", ""),
         logindex=_optInt(ctx, obj, "logindex", ""),
-        records=tuple(_logRecord(ctx, raw, f"record[{i}]") for i, raw in enumerate(records)),
+        records=tuple([_logRecord(ctx, raw, ("record", i)) for i, raw in enumerate(records)]),
     )
 
 

@@ -17,6 +17,12 @@ _TIME_RE = re.compile(
 )
 _DATE_RE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*", re.ASCII)
 _MONTHDAY_RE = re.compile(r"(\d{1,2})-(\d{1,2})", re.ASCII)
+#: A date-time already in the canonical form I{and} certainly valid (days 29-31 excluded: those
+#: need the calendar), so that L{normaliseTime} can return it as it is.
+_CANONICAL_RE = re.compile(
+    r"(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d",
+    re.ASCII,
+)
 
 
 def parseTime(s: str) -> datetime:
@@ -33,7 +39,7 @@ def parseTime(s: str) -> datetime:
     match = _TIME_RE.fullmatch(s)
     if match is None:
         raise ValueError(f"not a YYYY-MM-DD HH:MM:SS date-time: {s[:40]!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    year, month, day, hour, minute, second = map(int, match.groups())
     # datetime() checks the ranges (month 13, Feb 30, hour 24 ...) and raises ValueError.
     return datetime(year, month, day, hour, minute, second)
 
@@ -59,6 +65,8 @@ def normaliseTime(s: str) -> str:
     @return: e.g. C{"2018-11-01 08:05:03"}.
     @raise ValueError: see L{parseTime}.
     """
+    if type(s) is str and _CANONICAL_RE.fullmatch(s) is not None:
+        return s  # the usual case: nothing to pad, nothing to check further
     return formatTime(parseTime(s))
 
 

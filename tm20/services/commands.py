@@ -6,12 +6,14 @@ The REST layer uses this service, never a socket.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from tm20.errors import TerminalGone
 from tm20.interfaces import ITerminalRegistry
@@ -65,33 +67,67 @@ class CommandService:
         maxPages: int = DEFAULT_MAX_PAGES,
         onPage: Any = None,
         timeout: float | None = None,
+        window: int = 1,
     ) -> Any:
         """
         Page through C{getuserlist}, C{getnewlog}, C{getalllog} or C{getallusers} with the
         defensive stop rule of L{tm20.protocol.paging}.
 
-        @param onPage: called with each page's records (may return a L{Deferred}, which is
-            waited for before the next page is asked: persistence paces the paging, and a
-            failure there stops it).
+        Pages are asked one after the other (one command in flight on the wire).
+
+        @param onPage: called with each page's records (may return a L{Deferred}: persistence
+            paces the paging, and a failure there stops it).
+        @param window: the most pages whose C{onPage} Deferred is unfinished at once.  1: each
+            is waited for before the next page is asked.  More: the next page is asked while
+            up to C{window - 1} earlier ones are still being stored (the oldest is waited for
+            first when there are more); once one fails, no further page is asked, the others
+            are waited for, and the paging fails with the first failure.
         @return: a L{Deferred} of the list of every record received, in order.
         """
         tracker = PageTracker(maxPages=maxPages)
         collected: list[Any] = []
         first = True
-        while True:
-            reply = yield self.execute(sn, pageRequest(name, first, params or {}), timeout)
-            first = False
-            decision = tracker.accept(reply)
-            records = list(decision.records)
-            if onPage is not None and records:
-                yield onPage(records)
-            collected.extend(records)
-            if decision.done:
-                self.log.info(
-                    "{name} of {sn}: {n} records ({why})",
-                    name=name,
-                    sn=sn,
-                    n=len(collected),
-                    why=decision.why,
-                )
-                return collected
+        storing: deque[Deferred[None]] = deque()
+        failures: list[Failure] = []
+
+        def settled(result: object) -> None:
+            if isinstance(result, Failure):
+                failures.append(result)
+
+        try:
+            while True:
+                reply = yield self.execute(sn, pageRequest(name, first, params or {}), timeout)
+                first = False
+                decision = tracker.accept(reply)
+                records = list(decision.records)
+                if onPage is not None and records:
+                    if window <= 1:
+                        yield onPage(records)
+                    else:
+                        stored: Deferred[None] = maybeDeferred(onPage, records)
+                        storing.append(stored.addBoth(settled))
+                collected.extend(records)
+                while storing and (storing[0].called or len(storing) >= window):
+                    yield storing.popleft()
+                if failures:
+                    failures[0].raiseException()
+                if decision.done:
+                    while storing:
+                        yield storing.popleft()
+                    if failures:
+                        failures[0].raiseException()
+                    self.log.info(
+                        "{name} of {sn}: {n} records ({why})",
+                        name=name,
+                        sn=sn,
+                        n=len(collected),
+                        why=decision.why,
+                    )
+                    return collected
+        except Exception:
+            # nothing is left running behind the caller's back; a store failure is the cause
+            if storing:
+                yield DeferredList(list(storing), consumeErrors=True)
+            if failures:
+                failures[0].raiseException()
+            raise

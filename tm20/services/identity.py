@@ -34,6 +34,7 @@ __all__ = [
     "REASON_IDENTITY",
     "REASON_SECRET",
     "IdentityClaim",
+    "claimRefusal",
     "hashSecret",
     "identityMismatch",
     "mismatchRecord",
@@ -116,6 +117,22 @@ def identityMismatch(terminal: Terminal, claim: IdentityClaim) -> str | None:
             return "mac missing" if claim.mac is None else "mac differs"
         return None
     return None
+
+
+def claimRefusal(
+    terminal: Terminal, claim: IdentityClaim, secret: str | None
+) -> tuple[str, str] | None:
+    """
+    Whether a connection presenting C{secret} in its path and claiming C{claim} may be
+    C{terminal}: its secret first (L{secretMatches}), then its binding (L{identityMismatch}).
+
+    @return: C{None} when it may, else C{(problem, reason)}: what is wrong (for the log and the
+        flag) and what the terminal's screen is told.
+    """
+    if not secretMatches(terminal.secretHash, secret):
+        return ("secret wrong" if secret is not None else "secret missing"), REASON_SECRET
+    mismatch = identityMismatch(terminal, claim)
+    return None if mismatch is None else (mismatch, REASON_IDENTITY)
 
 
 def mismatchRecord(

@@ -4,8 +4,9 @@ Pulls: read what a terminal holds (its users and credentials, its logs) and stor
   - L{PullService.pullUsers}: pages through C{getuserlist} (one record per credential slot), then
     asks C{getuserinfo} for each C{(enrollid, backupnum)} and stores the credential.
   - L{PullService.pullLogs}: pages through C{getnewlog} or C{getalllog} (optionally between two
-    dates); each page is stored (duplicates ignored) before the next one is asked, so the
-    database paces the paging and a store failure stops it.
+    dates); each page is stored (duplicates ignored) while the next ones are asked, with at most
+    C{logStoreWindow} pages being stored at once, so the database still paces the paging, and a
+    store failure stops it (no page is asked after the failure is known).
 
 One pull per terminal at a time: two paginations on one terminal would mix their C{stn:false}
 continuations.
@@ -26,10 +27,13 @@ from tm20.protocol.messages import LogRecord
 from tm20.protocol.paging import pageCapFor
 from tm20.protocol.parser import parseLogRecord, parseUserRecord, userRecordsOf
 
-__all__ = ["LogPullResult", "PullBusyError", "PullService", "UserPullResult"]
+__all__ = ["LOG_STORE_WINDOW", "LogPullResult", "PullBusyError", "PullService", "UserPullResult"]
 
 #: Credential writes allowed in flight while the next C{getuserinfo} is asked.
 _SAVE_WINDOW = 16
+#: Log pages being stored at once during a log pull (1: each page is stored before the next is
+#: asked).  More hides the commit wait behind the next page's round trip.
+LOG_STORE_WINDOW = 4
 #: Records per log page (the protocol's) and per user-list page.
 _LOG_PAGE = 50
 _USER_PAGE = 40
@@ -84,13 +88,17 @@ class PullService:
 
     log = Logger()
 
-    def __init__(self, store: IStore, commands: Any) -> None:
+    def __init__(
+        self, store: IStore, commands: Any, logStoreWindow: int = LOG_STORE_WINDOW
+    ) -> None:
         """
         @param store: the L{IStore}.
         @param commands: the L{tm20.services.commands.CommandService}.
+        @param logStoreWindow: log pages being stored at once during a log pull (at least 1).
         """
         self.store = store
         self.commands = commands
+        self.logStoreWindow = max(1, logStoreWindow)
         self._busy: set[str] = set()
 
     def busy(self, sn: str) -> bool:
@@ -241,7 +249,9 @@ class PullService:
             return d.addCallback(added)
 
         name = "getalllog" if allLogs else "getnewlog"
-        yield self.commands.page(sn, name, params, maxPages=maxPages, onPage=onPage)
+        yield self.commands.page(
+            sn, name, params, maxPages=maxPages, onPage=onPage, window=self.logStoreWindow
+        )
         result = LogPullResult(**counts)
         self.log.info(
             "{sn}: {name} pulled {received} logs ({inserted} new, {duplicates} known)",

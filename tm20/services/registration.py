@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,9 @@ from tm20.model import Terminal
 from tm20.protocol.messages import Register
 from tm20.protocol.timefmt import cloudTime
 from tm20.services.identity import (
-    REASON_IDENTITY,
-    REASON_SECRET,
     IdentityClaim,
-    identityMismatch,
+    claimRefusal,
     mismatchRecord,
-    secretMatches,
 )
 
 #: Close code sent to the older of two connections with the same C{sn}.
@@ -29,6 +27,10 @@ CLOSE_REPLACED = 4002
 #: Reasons shown on a refused terminal's screen.
 REASON_PENDING = "not approved yet: ask the operator"
 REASON_INACTIVE = "terminal disabled by the operator"
+#: The connection closed before its registration reached the database (nothing was written).
+REASON_GONE = "connection closed"
+
+_GONE = ("connection closed before registration", REASON_GONE)
 
 
 class RegistrationService:
@@ -85,15 +87,31 @@ class RegistrationService:
     @inlineCallbacks
     def _register(self, session: Any, message: Register, now: float) -> Any:
         claim = IdentityClaim.fromRegister(message)
+        secret = getattr(session, "pathSecret", None)
         # This connection already proved it is this terminal: a heartbeat is not re-checked.
         verified = session.registered and session.sn == message.sn
+        check: Callable[[Terminal | None], tuple[str, str] | None] | None = None
+        bind: tuple[str | None, str | None] | None = None
         if not verified:
-            known = yield self.store.getTerminal(message.sn)
-            if known is not None:
-                yield self._checkIdentity(session, known, claim, now)
-        terminal = yield self.store.recordTerminalSeen(
-            message.sn, message.cpusn, message.devinfo, not self.requireWhitelist
+
+            def checkClaim(known: Terminal | None) -> tuple[str, str] | None:
+                # Run when the database gets to it: a terminal that gave up waiting and closed
+                # its connection meanwhile costs no write (its retry is another registration).
+                if getattr(session, "gone", False):
+                    return _GONE
+                return None if known is None else claimRefusal(known, claim, secret)
+
+            check = checkClaim
+            bind = None if claim.empty else (claim.cpusn, claim.mac)
+        # One transaction: the claim is checked against the stored terminal before anything is
+        # written; then the sighting is recorded and an unbound approved terminal is bound.
+        terminal, refusal, bound = yield self.store.registerTerminal(
+            message.sn, message.cpusn, message.devinfo, not self.requireWhitelist, check, bind
         )
+        if refusal is _GONE:
+            raise TerminalRefused(REASON_GONE)
+        if refusal is not None:
+            yield self._refuse(session, terminal, claim, secret, now, refusal)
         if not terminal.approved:
             self.log.warn(
                 "terminal {sn} from {peer} refused: not approved (pending)",
@@ -105,19 +123,18 @@ class RegistrationService:
             self.log.warn("terminal {sn} refused: inactive", sn=message.sn)
             raise TerminalRefused(REASON_INACTIVE)
         if not verified:
-            if not (terminal.boundCpusn or terminal.boundMac) and not claim.empty:
-                terminal = yield self.store.bindTerminalIdentity(
-                    terminal.sn, claim.cpusn, claim.mac
-                )
+            if bound:
                 self.log.info(
                     "terminal {sn} bound to cpusn {cpusn}, mac {mac}",
                     sn=terminal.sn,
                     cpusn=terminal.boundCpusn,
                     mac=terminal.boundMac,
                 )
-            # Again: a secret may have been set, or a concurrent first registration may have
-            # bound the terminal to other hardware, since the first check.
-            yield self._checkIdentity(session, terminal, claim, now)
+            # Again: a concurrent first registration may have bound a new terminal to other
+            # hardware, or set a secret, before this one's row existed.
+            refusal = claimRefusal(terminal, claim, secret)
+            if refusal is not None:
+                yield self._refuse(session, terminal, claim, secret, now, refusal)
         firstTime = not session.registered
         session.markRegistered(terminal, now)
         old = self.registry.bind(terminal.sn, session)
@@ -144,22 +161,21 @@ class RegistrationService:
         return terminal
 
     @inlineCallbacks
-    def _checkIdentity(
-        self, session: Any, terminal: Terminal, claim: IdentityClaim, now: float
+    def _refuse(
+        self,
+        session: Any,
+        terminal: Terminal,
+        claim: IdentityClaim,
+        secret: str | None,
+        now: float,
+        refusal: tuple[str, str],
     ) -> Any:
         """
-        @raise TerminalRefused: the connection lacks the terminal's secret, or claims other
-            hardware than the terminal is bound to; the terminal is flagged first.
+        Log and flag a refused claim (L{claimRefusal}).
+
+        @raise TerminalRefused: always.
         """
-        secret = getattr(session, "pathSecret", None)
-        if not secretMatches(terminal.secretHash, secret):
-            problem = "secret wrong" if secret is not None else "secret missing"
-            reason = REASON_SECRET
-        else:
-            mismatch = identityMismatch(terminal, claim)
-            if mismatch is None:
-                return None
-            problem, reason = mismatch, REASON_IDENTITY
+        problem, reason = refusal
         peer = getattr(session, "peerHost", None) or session.peer
         self.log.warn(
             "terminal {sn} refused: {problem} (claimed cpusn {cpusn!r}, mac {mac!r} from"

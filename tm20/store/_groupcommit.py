@@ -4,8 +4,14 @@ Group commit for attendance logs: batches from every terminal are queued and wri
 A batch joins the queue and its caller gets a L{Deferred}.  The queue is flushed as one
 transaction when it holds C{flushRows} rows, or C{flushInterval} seconds after the first batch
 arrived in an empty queue, whichever comes first; while C{maxConcurrentFlushes} flushes are
-already running, batches keep accumulating and go in the next one.  Each caller's Deferred fires
-after the flush holding its rows commits, with its own counts.
+already running, batches keep accumulating and go in the next one, which starts as soon as a
+flush ends.  Each caller's Deferred fires after the flush holding its rows commits, with its own
+counts.
+
+The default C{flushInterval} is 0: classic group commit.  A batch arriving while a flush slot is
+free is written at the next turn of the reactor (with whatever else arrived in the same turn),
+so an idle queue adds no latency (a back-fill page, a lone terminal); under load the slots are
+busy and batches merge while they wait, as they did with a fixed interval.
 
 A batch of C{flushRows} rows or more is not merged with others: it is written at once in its own
 transaction (a back-fill of thousands of logs must not hold small batches hostage).
@@ -76,7 +82,7 @@ class GroupCommitQueue(Generic[I, R]):
         self,
         reactor: Any,
         flush: FlushFunction[I, R],
-        flushInterval: float = 0.005,
+        flushInterval: float = 0.0,
         flushRows: int = 500,
         maxPendingRows: int = 50_000,
         maxConcurrentFlushes: int = 2,
@@ -85,7 +91,8 @@ class GroupCommitQueue(Generic[I, R]):
         """
         @param reactor: an C{IReactorTime} for the flush timer.
         @param flush: writes a list of batches in one transaction (see L{FlushFunction}).
-        @param flushInterval: the longest a batch waits for others, in seconds.
+        @param flushInterval: the longest a batch waits for others while a flush slot is
+            free, in seconds; 0 (the default): until the next turn of the reactor.
         @param flushRows: the rows that trigger a flush at once; also the size from which a
             batch is written alone.
         @param maxPendingRows: the bound of the queue (see the module docstring).

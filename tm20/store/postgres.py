@@ -21,7 +21,8 @@ Design:
     C{schema_migrations}.  L{migrate} applies them and returns (C{--migrate-only}).
   - B{Group commit.}  L{PostgresStore.addLogs} queues a batch
     (L{tm20.store._groupcommit.GroupCommitQueue}): batches from all terminals are flushed
-    together after C{flushInterval} seconds or C{flushRows} rows, whichever comes first, as one
+    together as soon as a flush slot is free (or after C{flushInterval} seconds, if set) or at
+    C{flushRows} rows, whichever comes first, as one
     C{INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING} per table in one
     transaction; the returned keys tell each caller its own inserted/duplicates counts, and its
     Deferred fires after that commit.  A batch of C{flushRows} rows or more (a back-fill) is
@@ -196,6 +197,48 @@ async def _selectTerminal(cur: Cursor, sn: str) -> Terminal | None:
     await cur.execute("SELECT * FROM terminals WHERE sn = %s", (sn,))
     rows = _dicts(cur)
     return _read.terminal(rows[0]) if rows else None
+
+
+#: L{PostgresStore.registerTerminal}: L{PostgresStore.recordTerminalSeen}'s upsert, binding an
+#: approved, active, unbound terminal in the same statement (SET expressions see the old row).
+_REGISTER_SQL = """
+INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
+                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at)
+VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s, %(devinfo)s::json,
+        %(approved)s, true, %(now)s, %(now)s,
+        CASE WHEN %(bind)s AND %(approved)s THEN %(bindCpusn)s END,
+        CASE WHEN %(bind)s AND %(approved)s THEN %(bindMac)s END,
+        CASE WHEN %(bind)s AND %(approved)s THEN %(now)s::timestamptz END)
+ON CONFLICT (sn) DO UPDATE SET
+    cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
+    mac = COALESCE(%(mac)s, terminals.mac),
+    modelname = COALESCE(%(modelname)s, terminals.modelname),
+    firmware = COALESCE(%(firmware)s, terminals.firmware),
+    devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo ELSE %(devinfo)s::json END,
+    first_seen = COALESCE(terminals.first_seen, %(now)s),
+    last_seen = %(now)s,
+    bound_cpusn = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
+                            AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                       THEN %(bindCpusn)s ELSE terminals.bound_cpusn END,
+    bound_mac = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
+                          AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                     THEN %(bindMac)s ELSE terminals.bound_mac END,
+    bound_at = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
+                         AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                    THEN %(now)s::timestamptz ELSE terminals.bound_at END
+RETURNING *
+"""
+
+
+def _newlyBound(
+    known: Terminal | None, terminal: Terminal, params: Mapping[str, Any], checked: bool
+) -> bool:
+    """Whether L{_REGISTER_SQL} bound C{terminal} (the row was read, and locked, before it)."""
+    if not params["bind"] or (known is not None and (known.boundCpusn or known.boundMac)):
+        return False
+    if known is None and not checked:
+        return False
+    return (terminal.boundCpusn, terminal.boundMac) == (params["bindCpusn"], params["bindMac"])
 
 
 async def _selectUser(cur: Cursor, sn: str, enrollid: int) -> User | None:
@@ -497,7 +540,7 @@ class PostgresStore:
         clock: Any = None,
         poolSize: int = 4,
         statementTimeout: float = 10.0,
-        flushInterval: float = 0.005,
+        flushInterval: float = 0.0,
         flushRows: int = 500,
         maxQueuedRows: int = 50_000,
         *,
@@ -510,7 +553,9 @@ class PostgresStore:
         @param clock: gives "now" for the server's timestamps (the reactor when C{None}).
         @param poolSize: connections in the pool.
         @param statementTimeout: the deadline of one statement, in seconds.
-        @param flushInterval: the longest a log batch waits to be merged with others, seconds.
+        @param flushInterval: the longest a log batch waits to be merged with others while a
+            flush slot is free, seconds; 0 (the default): flush at the next reactor turn (batches
+            arriving while every slot is busy are merged into the next flush).
         @param flushRows: the rows that flush the log queue at once; a batch this large or
             larger is written alone.
         @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
@@ -761,6 +806,57 @@ class PostgresStore:
             return _read.terminal(_dicts(cur)[0])
 
         return self._run(seen)
+
+    def registerTerminal(
+        self,
+        sn: str,
+        cpusn: str | None,
+        devinfo: Mapping[str, Any],
+        approvedIfNew: bool,
+        check: Callable[[Terminal | None], Any] | None,
+        bind: tuple[str | None, str | None] | None,
+    ) -> Deferred[tuple[Terminal | None, Any, bool]]:
+        """
+        See L{IStore.registerTerminal}: C{SELECT ... FOR UPDATE} (only with a C{check}), then one
+        upsert that records the sighting and binds, in one transaction.
+        """
+        now = self._now()
+        devinfo = dict(devinfo)
+        bindCpusn, bindMac = (
+            (bind[0] or None, bind[1] or None) if bind is not None else (None, None)
+        )
+        try:
+            params = {
+                "sn": sn,
+                "cpusn": cpusn or None,
+                "mac": devinfoColumn(devinfo, "mac"),
+                "modelname": devinfoColumn(devinfo, "modelname"),
+                "firmware": devinfoColumn(devinfo, "firmware"),
+                "devinfo": dumpJSON(devinfo),
+                "keepDevinfo": not devinfo,
+                "approved": bool(approvedIfNew),
+                "now": now,
+                "bind": bind is not None and (bindCpusn is not None or bindMac is not None),
+                "bindCpusn": bindCpusn,
+                "bindMac": bindMac,
+            }
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+
+        async def register(cur: Cursor) -> tuple[Terminal | None, Any, bool]:
+            known: Terminal | None = None
+            if check is not None:
+                await cur.execute("SELECT * FROM terminals WHERE sn = %s FOR UPDATE", (sn,))
+                rows = _dicts(cur)
+                known = _read.terminal(rows[0]) if rows else None
+                refusal = check(known)
+                if refusal is not None:
+                    return known, refusal, False
+            await cur.execute(_REGISTER_SQL, params)
+            terminal = _read.terminal(_dicts(cur)[0])
+            return terminal, None, _newlyBound(known, terminal, params, check is not None)
+
+        return self._run(register)
 
     def createTerminal(
         self, sn: str, name: str | None, approved: bool, timezone: str | None

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -137,6 +138,56 @@ def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
         dumpJSON(record.extra),
         receivedAt,
     )
+
+
+class _LogBatch:
+    """One L{SQLiteStore.addLogs} call waiting in the inbox: its rows and its caller's result."""
+
+    __slots__ = ("punches", "doors", "size", "deferred", "outcome")
+
+    def __init__(self, punches: list[tuple[Any, ...]], doors: list[tuple[Any, ...]], size: int):
+        self.punches = punches
+        self.doors = doors
+        self.size = size
+        self.deferred: Deferred[LogInsertResult] = Deferred()
+        self.outcome: LogInsertResult | BaseException | None = None
+
+
+_INSERT_LOG_ROWS = (
+    "INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
+    " temp, verifymode, image, extra, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insertLogBatches(
+    conn: sqlite3.Connection, inbox: deque[_LogBatch], taken: list[_LogBatch]
+) -> None:
+    """
+    Write every batch waiting in C{inbox} (appended to by the reactor, taken here) in this one
+    transaction, each in a savepoint of its own: a batch the database refuses fails alone.
+    """
+    while True:
+        try:
+            batch = inbox.popleft()
+        except IndexError:
+            return
+        taken.append(batch)
+        conn.execute("SAVEPOINT log_batch")
+        try:
+            inserted = 0
+            for table, rows in ((_LOG_TABLE, batch.punches), (_DOOR_TABLE, batch.doors)):
+                if rows:
+                    inserted += conn.executemany(
+                        _INSERT_LOG_ROWS.format(table=table), rows
+                    ).rowcount
+        except sqlite3.Error as e:
+            conn.execute("ROLLBACK TO log_batch")
+            conn.execute("RELEASE log_batch")
+            batch.outcome = e
+        else:
+            conn.execute("RELEASE log_batch")
+            batch.outcome = LogInsertResult(inserted=inserted, duplicates=batch.size - inserted)
 
 
 # -- the work done in the pool thread --------------------------------------------------------------
@@ -245,6 +296,8 @@ class SQLiteStore:
         self._busyTimeoutMs = int(busyTimeout * 1000)
         self._pool: ConnectionPool | None = None
         self._state = "new"
+        #: Log batches handed to the pool thread, merged there into one transaction (addLogs).
+        self._logInbox: deque[_LogBatch] = deque()
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} {self._state}>"
@@ -539,6 +592,90 @@ class SQLiteStore:
 
         return self._write(seen)
 
+    def registerTerminal(
+        self,
+        sn: str,
+        cpusn: str | None,
+        devinfo: Mapping[str, Any],
+        approvedIfNew: bool,
+        check: Callable[[Terminal | None], Any] | None,
+        bind: tuple[str | None, str | None] | None,
+    ) -> Deferred[tuple[Terminal | None, Any, bool]]:
+        """
+        See L{IStore.registerTerminal}: the check, L{recordTerminalSeen}'s upsert and the binding
+        in one write transaction.  C{check} runs in the database thread: it must be pure.
+        """
+        now = self._now()
+        devinfo = dict(devinfo)
+        bindCpusn, bindMac = (
+            (bind[0] or None, bind[1] or None) if bind is not None else (None, None)
+        )
+        doBind = bind is not None and (bindCpusn is not None or bindMac is not None)
+        params = {
+            "sn": sn,
+            "cpusn": cpusn or None,
+            "mac": devinfoColumn(devinfo, "mac"),
+            "modelname": devinfoColumn(devinfo, "modelname"),
+            "firmware": devinfoColumn(devinfo, "firmware"),
+            "devinfo": dumpJSON(devinfo),
+            "keepDevinfo": not devinfo,
+            "approved": int(bool(approvedIfNew)),
+            "now": now,
+            "bind": int(doBind),
+            "bindCpusn": bindCpusn,
+            "bindMac": bindMac,
+        }
+
+        def register(conn: sqlite3.Connection) -> tuple[Terminal | None, Any, bool]:
+            known = _selectTerminal(conn, sn) if check is not None or doBind else None
+            if check is not None:
+                refusal = check(known)
+                if refusal is not None:
+                    return known, refusal, False
+            conn.execute(
+                """
+                INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved,
+                                       active, first_seen, last_seen, bound_cpusn, bound_mac,
+                                       bound_at)
+                VALUES (:sn, :cpusn, :mac, :modelname, :firmware, :devinfo, :approved, 1,
+                        :now, :now,
+                        CASE WHEN :bind AND :approved THEN :bindCpusn END,
+                        CASE WHEN :bind AND :approved THEN :bindMac END,
+                        CASE WHEN :bind AND :approved THEN :now END)
+                ON CONFLICT (sn) DO UPDATE SET
+                    cpusn = COALESCE(terminals.cpusn, :cpusn),
+                    mac = COALESCE(:mac, terminals.mac),
+                    modelname = COALESCE(:modelname, terminals.modelname),
+                    firmware = COALESCE(:firmware, terminals.firmware),
+                    devinfo = CASE WHEN :keepDevinfo THEN terminals.devinfo ELSE :devinfo END,
+                    first_seen = COALESCE(terminals.first_seen, :now),
+                    last_seen = :now,
+                    bound_cpusn = CASE WHEN :bind AND terminals.approved AND terminals.active
+                                            AND terminals.bound_cpusn IS NULL
+                                            AND terminals.bound_mac IS NULL
+                                       THEN :bindCpusn ELSE terminals.bound_cpusn END,
+                    bound_mac = CASE WHEN :bind AND terminals.approved AND terminals.active
+                                          AND terminals.bound_cpusn IS NULL
+                                          AND terminals.bound_mac IS NULL
+                                     THEN :bindMac ELSE terminals.bound_mac END,
+                    bound_at = CASE WHEN :bind AND terminals.approved AND terminals.active
+                                         AND terminals.bound_cpusn IS NULL
+                                         AND terminals.bound_mac IS NULL
+                                    THEN :now ELSE terminals.bound_at END
+                """,
+                params,
+            )
+            terminal = _selectTerminal(conn, sn)
+            assert terminal is not None
+            bound = (
+                doBind
+                and not (known is not None and (known.boundCpusn or known.boundMac))
+                and (terminal.boundCpusn, terminal.boundMac) == (bindCpusn, bindMac)
+            )
+            return terminal, None, bound
+
+        return self._write(register)
+
     def createTerminal(
         self, sn: str, name: str | None, approved: bool, timezone: str | None
     ) -> Deferred[Terminal]:
@@ -797,8 +934,15 @@ class SQLiteStore:
 
     def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         """
-        See L{IStore.addLogs}: one transaction, C{INSERT OR IGNORE} on the identity of a record;
-        C{duplicates} counts every record not newly stored, repeats within the batch included.
+        See L{IStore.addLogs}: C{INSERT OR IGNORE} on the identity of a record; C{duplicates}
+        counts every record not newly stored, repeats within the batch included.
+
+        Group commit: the batch joins an inbox and a write is queued for the pool thread; the
+        first of those writes to run takes every batch then waiting, in one transaction (one
+        commit, one fsync, for many terminals), the others find the inbox empty.  Each batch is
+        in a savepoint of its own, so one the database refuses fails alone; the caller's
+        Deferred fires after the commit holding its rows.  As before, a call made before
+        L{stop} completes, since its write is queued before the pool closes.
         """
         records = list(records)
         if not records:
@@ -810,20 +954,35 @@ class SQLiteStore:
         except (TypeError, ValueError) as e:
             return fail(e)
 
-        def insert(conn: sqlite3.Connection) -> LogInsertResult:
-            inserted = 0
-            for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)):
-                if rows:
-                    cursor = conn.executemany(
-                        f"INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
-                        " temp, verifymode, image, extra, received_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    inserted += cursor.rowcount
-            return LogInsertResult(inserted=inserted, duplicates=len(records) - inserted)
+        if self._pool is None or self._state not in ("starting", "running"):
+            return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
+        batch = _LogBatch(punches, doors, len(records))
+        batch.deferred.addErrback(self._translateFailure)
+        self._logInbox.append(batch)
+        taken: list[_LogBatch] = []
 
-        return self._write(insert)
+        def written(result: object) -> None:
+            # after the commit (or the rollback) of the transaction that took these batches
+            if isinstance(result, Failure) and not taken:
+                # the transaction failed before taking anything (say, the database was locked):
+                # this batch fails with it, unless a later write has taken it meanwhile
+                try:
+                    self._logInbox.remove(batch)
+                except ValueError:
+                    pass
+                else:
+                    batch.deferred.errback(result)
+            for done in taken:
+                outcome = result if isinstance(result, Failure) else done.outcome
+                if isinstance(outcome, LogInsertResult):
+                    done.deferred.callback(outcome)
+                else:
+                    done.deferred.errback(
+                        outcome if isinstance(outcome, Failure) else Failure(outcome)
+                    )
+
+        self._write(_insertLogBatches, self._logInbox, taken).addBoth(written)
+        return batch.deferred
 
     def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
         """See L{IStore.queryLogs}."""

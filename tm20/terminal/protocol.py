@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
@@ -72,11 +72,46 @@ class RedactingLogger(Logger):
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         for key, value in kwargs.items():
+            if isinstance(value, LazyText):
+                kwargs[key] = value = str(value)
             if isinstance(value, bytes | bytearray) and b"/t/" in value:
                 kwargs[key] = _SECRET_BYTES.sub(rb"\1***", bytes(value))
             elif isinstance(value, str) and "/t/" in value:
                 kwargs[key] = _SECRET_TEXT.sub(r"\1***", value)
         super().emit(level, format, **kwargs)
+
+
+class QuietRedactingLogger(RedactingLogger):
+    """
+    A L{RedactingLogger} that drops debug events at once, for a server not logging at debug
+    level: autobahn logs several debug events per connection and per read, each otherwise built,
+    redacted and published only for the observer to drop it.
+    """
+
+    def debug(self, format: str | None = None, **kwargs: object) -> None:
+        pass
+
+
+class LazyText:
+    """
+    Text computed only when a log event is rendered: stands in for autobahn's C{hltype},
+    C{hlval} and C{pformat} in its debug calls (see L{tm20.terminal.factory}).
+    """
+
+    __slots__ = ("_args", "_function")
+
+    def __init__(self, function: Callable[..., str], *args: Any) -> None:
+        self._function = function
+        self._args = args
+
+    def __str__(self) -> str:
+        return str(self._function(*self._args))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return repr(str(self))
 
 
 @implementer(ITerminalSession)
@@ -133,12 +168,17 @@ class TerminalProtocol(WebSocketServerProtocol):
         self.peer = str(request.peer)
         self.path, self.pathSecret = splitSecretPath(str(request.path))
         factory = self.factory
-        self.peerHost = forwardedClient(
-            hostOf(self.transport.getPeer()) if self.transport is not None else "local",
-            request.headers.get("x-forwarded-for"),
-            factory.trustedProxies,
-        )
-        if self.peerHost != hostOf(self.transport.getPeer() if self.transport else None):
+        # The site's connection wrapper has already worked out the TCP peer's address.
+        tcpHost = getattr(self.transport, "tcpHost", None)
+        if not isinstance(tcpHost, str):
+            tcpHost = hostOf(self.transport.getPeer()) if self.transport is not None else "local"
+        if factory.trustedProxies.networks:
+            self.peerHost = forwardedClient(
+                tcpHost, request.headers.get("x-forwarded-for"), factory.trustedProxies
+            )
+        else:
+            self.peerHost = tcpHost  # no proxy is trusted: X-Forwarded-For is ignored
+        if self.peerHost != tcpHost:
             self.peer = f"{self.peerHost} via {self.peer}"
         if not factory.terminalNetworks.allows(self.peerHost):
             self.log.warn(
@@ -150,6 +190,13 @@ class TerminalProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
+        # The opening handshake is over: keep nothing of it for the life of the connection.
+        self.http_request_data = b""
+        self.http_response_data = ""
+        self.http_headers = {}
+        release = getattr(self.transport, "releaseUpgrade", None)
+        if release is not None:
+            release()
         factory = self.factory
         config = factory.config
         clock = factory.clock
@@ -251,6 +298,11 @@ class TerminalProtocol(WebSocketServerProtocol):
     def executeCommand(self, payload: Mapping[str, Any], timeout: float | None = None) -> Any:
         assert self.channel is not None, "executeCommand before the connection opened"
         return self.channel.execute(payload, timeout)
+
+    @property
+    def gone(self) -> bool:
+        """The connection is closed (a registration still queued for it need not be written)."""
+        return bool(self.state == self.STATE_CLOSED)
 
     def markRegistered(self, terminal: Terminal, now: float) -> None:
         """Called by the registration service once C{reg} is accepted."""
