@@ -20,7 +20,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IStore
@@ -278,55 +278,38 @@ class CommandQueue:
             attempt=command.attempts,
             max=command.maxAttempts,
         )
+        final = command.attempts >= command.maxAttempts
+        replyFields: dict[str, Any] | None = None
+        timedOut = False
+        keepGoing = True
         try:
             reply = yield self.commands.execute(command.sn, command.payload, self.timeout)
         except CommandTimeout:
-            final = command.attempts >= command.maxAttempts
-            status = COMMAND_TIMED_OUT if final else COMMAND_QUEUED
-            updated = yield self.store.updateCommand(command.id, status, None, False)
-            if updated is None:
-                self._vanished(command)
-                return True
-            self.log.warn(
-                "command {id} {name} to {sn}: no reply (attempt {attempt}/{max})",
-                id=command.id,
-                name=command.name,
-                sn=command.sn,
-                attempt=command.attempts,
-                max=command.maxAttempts,
-            )
-            self._notify(updated, QueuedCommandTimeout(updated))
-            return True
+            timedOut = True
+            status, outcome = (COMMAND_TIMED_OUT if final else COMMAND_QUEUED), "no reply"
         except TerminalGone:
-            final = command.attempts >= command.maxAttempts
-            status = COMMAND_FAILED if final else COMMAND_QUEUED
-            updated = yield self.store.updateCommand(command.id, status, None, False)
-            if updated is None:
-                self._vanished(command)
-                return False
-            self.log.info(
-                "command {id} {name}: {sn} disconnected ({status})",
-                id=command.id,
-                name=command.name,
-                sn=command.sn,
-                status=status,
-            )
-            self._notify(updated)
-            return False
-        status = COMMAND_SUCCEEDED if reply is None or reply.result else COMMAND_FAILED
-        updated = yield self.store.updateCommand(command.id, status, replyAsDict(reply), False)
+            keepGoing = False
+            status, outcome = (COMMAND_FAILED if final else COMMAND_QUEUED), "terminal disconnected"
+        else:
+            status = COMMAND_SUCCEEDED if reply is None or reply.result else COMMAND_FAILED
+            replyFields, outcome = replyAsDict(reply), "replied"
+        updated = yield self.store.updateCommand(command.id, status, replyFields, False)
         if updated is None:
             self._vanished(command)
-            return True
-        self.log.info(
-            "command {id} {name} to {sn}: {status}",
+            return keepGoing
+        self.log.emit(
+            LogLevel.warn if timedOut else LogLevel.info,
+            "command {id} {name} to {sn}: {outcome}, now {status} (attempt {attempt}/{max})",
             id=command.id,
             name=command.name,
             sn=command.sn,
+            outcome=outcome,
             status=status,
+            attempt=command.attempts,
+            max=command.maxAttempts,
         )
-        self._notify(updated)
-        return True
+        self._notify(updated, QueuedCommandTimeout(updated) if timedOut else None)
+        return keepGoing
 
     def _vanished(self, command: StoredCommand) -> None:
         """The command was deleted meanwhile (with its terminal): forget it."""
