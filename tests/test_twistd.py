@@ -192,3 +192,39 @@ class MigrateOnlyTests(TestCase):
         )
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         self.assertIn("migration failed", result.stdout + result.stderr)
+
+
+class TacTests(TestCase):
+    timeout = 60
+
+    def test_tacConfiguredByEnvironment(self) -> None:
+        import urllib.request
+
+        tac = Path(__file__).resolve().parents[1] / "tm20.tac"
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir()
+        port = freePort()
+        env = dict(
+            os.environ,
+            TM20_WEBSOCKET_PORT=f"tcp:{port}:interface=127.0.0.1",
+            DATABASE_URL="sqlite:from-env.sqlite3",
+            TM20_LOG_FORMAT="json",
+        )
+        with (workdir / "out.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [TWISTD, "-n", "--pidfile=", "-y", str(tac)],
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            try:
+                waitForPort(port, proc)
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    self.assertEqual(json.loads(r.read())["status"], "ok")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=20)
+        self.assertTrue((workdir / "from-env.sqlite3").exists())
+        lines = (workdir / "out.log").read_text().splitlines()
+        self.assertTrue(any(line.startswith("{") and "tm20 stopped" in line for line in lines))
