@@ -152,6 +152,13 @@ def _dicts(cur: Cursor) -> list[dict[str, Any]]:
 # -- rows to values --------------------------------------------------------------------------------
 
 
+def _sightedTerminal(result: tuple[Terminal | None, Any, bool]) -> Terminal:
+    """The terminal out of an unchecked, unbinding C{registerTerminal}."""
+    terminal = result[0]
+    assert terminal is not None
+    return terminal
+
+
 _read = RowReader(time=_utc, jsonObject=_jsonObject)
 
 
@@ -766,46 +773,8 @@ class PostgresStore:
         See L{IStore.recordTerminalSeen}.  An empty C{devinfo} (a bare heartbeat) keeps the stored
         one, and C{mac}/C{modelname}/C{firmware} missing from C{devinfo} keep their stored values.
         """
-        now = self._now()
-        devinfo = dict(devinfo)
-        try:
-            params = {
-                "sn": sn,
-                "cpusn": cpusn or None,
-                "mac": devinfoColumn(devinfo, "mac"),
-                "modelname": devinfoColumn(devinfo, "modelname"),
-                "firmware": devinfoColumn(devinfo, "firmware"),
-                "devinfo": dumpJSON(devinfo),
-                "keepDevinfo": not devinfo,
-                "approved": bool(approvedIfNew),
-                "now": now,
-            }
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-
-        async def seen(cur: Cursor) -> Terminal:
-            await cur.execute(
-                """
-                INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved,
-                                       active, first_seen, last_seen)
-                VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s,
-                        %(devinfo)s::json, %(approved)s, true, %(now)s, %(now)s)
-                ON CONFLICT (sn) DO UPDATE SET
-                    cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
-                    mac = COALESCE(%(mac)s, terminals.mac),
-                    modelname = COALESCE(%(modelname)s, terminals.modelname),
-                    firmware = COALESCE(%(firmware)s, terminals.firmware),
-                    devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo
-                                   ELSE %(devinfo)s::json END,
-                    first_seen = COALESCE(terminals.first_seen, %(now)s),
-                    last_seen = %(now)s
-                RETURNING *
-                """,
-                params,
-            )
-            return _read.terminal(_dicts(cur)[0])
-
-        return self._run(seen)
+        d = self.registerTerminal(sn, cpusn, devinfo, approvedIfNew, None, None)
+        return d.addCallback(_sightedTerminal)
 
     def registerTerminal(
         self,

@@ -121,6 +121,13 @@ def _isForeignKeyError(error: sqlite3.IntegrityError) -> bool:
 # -- rows to values --------------------------------------------------------------------------------
 
 
+def _sightedTerminal(result: tuple[Terminal | None, Any, bool]) -> Terminal:
+    """The terminal out of an unchecked, unbinding C{registerTerminal}."""
+    terminal = result[0]
+    assert terminal is not None
+    return terminal
+
+
 _read = RowReader(time=parseTimestamp, jsonObject=loadJSONObject)
 
 
@@ -554,43 +561,8 @@ class SQLiteStore:
         See L{IStore.recordTerminalSeen}.  An empty C{devinfo} (a bare heartbeat) keeps the stored
         one, and C{mac}/C{modelname}/C{firmware} missing from C{devinfo} keep their stored values.
         """
-        now = self._now()
-        devinfo = dict(devinfo)
-        params = {
-            "sn": sn,
-            "cpusn": cpusn or None,
-            "mac": devinfoColumn(devinfo, "mac"),
-            "modelname": devinfoColumn(devinfo, "modelname"),
-            "firmware": devinfoColumn(devinfo, "firmware"),
-            "devinfo": dumpJSON(devinfo),
-            "keepDevinfo": not devinfo,
-            "approved": int(bool(approvedIfNew)),
-            "now": now,
-        }
-
-        def seen(conn: sqlite3.Connection) -> Terminal:
-            conn.execute(
-                """
-                INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved,
-                                       active, first_seen, last_seen)
-                VALUES (:sn, :cpusn, :mac, :modelname, :firmware, :devinfo, :approved, 1,
-                        :now, :now)
-                ON CONFLICT (sn) DO UPDATE SET
-                    cpusn = COALESCE(terminals.cpusn, :cpusn),
-                    mac = COALESCE(:mac, terminals.mac),
-                    modelname = COALESCE(:modelname, terminals.modelname),
-                    firmware = COALESCE(:firmware, terminals.firmware),
-                    devinfo = CASE WHEN :keepDevinfo THEN terminals.devinfo ELSE :devinfo END,
-                    first_seen = COALESCE(terminals.first_seen, :now),
-                    last_seen = :now
-                """,
-                params,
-            )
-            terminal = _selectTerminal(conn, sn)
-            assert terminal is not None
-            return terminal
-
-        return self._write(seen)
+        d = self.registerTerminal(sn, cpusn, devinfo, approvedIfNew, None, None)
+        return d.addCallback(_sightedTerminal)
 
     def registerTerminal(
         self,
