@@ -7,17 +7,23 @@ BIN := $(VENV)/bin
 PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
 
-.PHONY: install run test lint typecheck unit bench bench-deps bench-quick bench-soak conformance clean
+.PHONY: install constraints run test lint typecheck unit bench bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 	$(BIN)/python -c "import tm20.plugins; from twisted.plugin import getPlugins; from tm20.interfaces import ICommandHandler; list(getPlugins(ICommandHandler, tm20.plugins))"
 	touch $@
+
+# Record the versions installed in .venv as the tested constraints (after changing setup.cfg).
+constraints: install
+	{ echo "# Tested versions of every dependency (make install uses this file as pip constraints)."; \
+	  echo "# Refresh after changing setup.cfg: make constraints (records what .venv holds)."; \
+	  $(BIN)/pip freeze --exclude-editable --all | grep -v -i -E '^(pip|setuptools|wheel)=='; } > constraints.txt
 
 run: install
 	@echo "tm20: terminals connect to ws://<this host>:$(PORT)/ (any path); REST API under http://<this host>:$(PORT)/api/"
