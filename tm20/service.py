@@ -71,8 +71,15 @@ def buildServer(
     store: IStore,
     clock: Any = None,
     dispatcher: Dispatcher | None = None,
+    monotonic: Any = None,
 ) -> Server:
-    """Wire every part; nothing starts (see L{TM20Service})."""
+    """
+    Wire every part; nothing starts (see L{TM20Service}).
+
+    @param clock: wall time and timers (the reactor unless given).
+    @param monotonic: the keep-alive's clock (monotonic time derived from C{clock} unless
+        given; tests pass a second C{Clock} to step the wall clock alone).
+    """
     clock = reactor if clock is None else clock
     registry = TerminalRegistry()
     registration = RegistrationService(
@@ -94,7 +101,7 @@ def buildServer(
     )
     if dispatcher is None:
         dispatcher = Dispatcher.fromPlugins()
-    factory = TerminalFactory(context, dispatcher, config, clock)
+    factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
     root = TM20Root(WebSocketResource(factory))
     root.putChild(
         b"health",

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from tm20.config import ServerConfig
 from tm20.dispatch import Dispatcher
 from tm20.terminal.limits import NetworkList
+from tm20.terminal.monotonic import monotonicClock
 from tm20.terminal.protocol import (
     LazyText,
     QuietRedactingLogger,
@@ -91,6 +92,9 @@ class TerminalFactory(WebSocketServerFactory):
     (terminals ignore them; the keep-alive is at application level).  Terminals may be
     restricted to source networks (C{403} at the upgrade).
 
+    @ivar clock: the reactor (or a C{Clock}): wall time and the other timers.
+    @ivar monotonic: the keep-alive's clock (L{tm20.terminal.monotonic.monotonicClock} of
+        C{clock} unless given).
     @ivar terminalNetworks: where terminals may connect from (empty: anywhere).
     @ivar trustedProxies: reverse proxies whose C{X-Forwarded-For} is believed.
     """
@@ -111,6 +115,7 @@ class TerminalFactory(WebSocketServerFactory):
         config: ServerConfig,
         clock: IReactorTime,
         url: str | None = None,
+        monotonic: IReactorTime | None = None,
     ) -> None:
         quietAutobahnDebug()
         super().__init__(url=url)
@@ -118,6 +123,8 @@ class TerminalFactory(WebSocketServerFactory):
         self.dispatcher = dispatcher
         self.config = config
         self.clock = clock
+        #: The keep-alive's clock: monotonic time, immune to steps of the wall clock.
+        self.monotonic = monotonicClock(clock) if monotonic is None else monotonic
         self.registry = context.registry
         self._batched_timer = _ClockTimer(clock)
         self.terminalNetworks = NetworkList(config.terminalNetworks)

@@ -202,7 +202,7 @@ class TerminalProtocol(WebSocketServerProtocol):
         clock = factory.clock
         self.channel = CommandChannel(clock, self.sendCommand, config.commandTimeout)
         self.keepAlive = KeepAlive(
-            clock,
+            factory.monotonic,
             config.heartbeatInterval,
             config.connectionTimeout,
             probe=self._probe,

@@ -1,0 +1,172 @@
+"""
+Keep-alive against steps of the wall clock: probes and expiry follow monotonic time.
+
+Twisted's reactor runs C{callLater} on the wall clock, like a C{Clock} whose time is stepped.
+These tests inject two clocks: C{wall} (the reactor: registration, command timeouts) and
+C{mono} (monotonic time); the wall clock alone is stepped forward or back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from tests.memoryws import MemoryTerminal
+from tm20.config import ServerConfig
+from tm20.service import buildServer
+from tm20.store.sqlite import SQLiteStore
+from tm20.terminal.monotonic import MonotonicTime, monotonicClock
+
+
+def reg(sn: str) -> dict[str, Any]:
+    return {"cmd": "reg", "sn": sn, "devinfo": {"modelname": "tfs30"}}
+
+
+class ClockJumpTests(TestCase):
+    timeout = 30
+
+    @inlineCallbacks
+    def setUp(self) -> Any:
+        self.wall = Clock()
+        self.wall.advance(1_700_000_000)
+        self.mono = Clock()
+        self.mono.advance(5_000)
+        self.store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
+        yield self.store.start()
+        self.addCleanup(self.store.stop)
+        self.server = buildServer(
+            ServerConfig(heartbeatInterval=30, connectionTimeout=120, regTimeout=0),
+            reactor,
+            self.store,
+            clock=self.wall,
+            monotonic=self.mono,
+        )
+
+    def elapse(self, seconds: float, step: float = 1.0) -> None:
+        """Real time passes: both clocks move."""
+        while seconds > 0:
+            dt = min(step, seconds)
+            self.mono.advance(dt)
+            self.wall.advance(dt)
+            seconds -= dt
+
+    def jump(self, seconds: float) -> None:
+        """The system clock is stepped: only wall time moves (what is due on it runs)."""
+        self.wall.advance(seconds)
+
+    @inlineCallbacks
+    def registered(self, count: int) -> Any:
+        terms = []
+        for i in range(count):
+            term = MemoryTerminal(self.server.factory)
+            self.addCleanup(self.disconnect, term)
+            term.send(reg(f"S{i:02d}"))
+            terms.append(term)
+        for term in terms:
+            for _ in range(500):
+                got = term.messages()
+                if got:
+                    break
+                yield deferLater(reactor, 0.01, lambda: None)
+            self.assertEqual((got[0]["ret"], got[0]["result"]), ("reg", True))
+        return terms
+
+    def disconnect(self, term: MemoryTerminal) -> None:
+        if term.protocol.state != term.protocol.STATE_CLOSED:
+            term.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def closed(self, terms: list[MemoryTerminal]) -> list[int]:
+        return [i for i, t in enumerate(terms) if t.closeCode(t.frames()) is not None]
+
+    @inlineCallbacks
+    def test_forwardJumpDropsNobody(self) -> Any:
+        terms = yield self.registered(20)
+        for i, term in enumerate(terms):  # traffic spread over the last 20 s
+            self.elapse(1)
+            term.send({"ret": "gettime", "sn": f"S{i:02d}", "time": "2024-01-15 10:00:00"})
+        self.jump(600)  # NTP steps the clock 10 minutes forward
+        self.elapse(1)
+        self.assertEqual(self.closed(terms), [])
+        self.assertEqual(len(self.server.context.registry), 20)
+
+    @inlineCallbacks
+    def test_forwardJumpDoesNotProbeEarly(self) -> Any:
+        [term] = yield self.registered(1)
+        self.elapse(10)
+        self.jump(3600)
+        self.elapse(1)
+        self.assertEqual(term.messages(), [])
+        self.elapse(19)  # 30 s of real silence
+        self.assertEqual(term.messages(), [{"cmd": "gettime"}])
+
+    @inlineCallbacks
+    def test_backwardJumpStillExpiresSilentTerminals(self) -> Any:
+        terms = yield self.registered(3)
+        self.elapse(10)
+        self.jump(-3600)  # the clock is stepped an hour back
+        self.elapse(109.5)
+        self.assertEqual(self.closed(terms), [])
+        self.elapse(1)  # 120 s of real silence
+        self.assertEqual(self.closed(terms), [0, 1, 2])
+
+    @inlineCallbacks
+    def test_backwardJumpStillProbes(self) -> Any:
+        [term] = yield self.registered(1)
+        self.elapse(10)
+        self.jump(-600)
+        self.elapse(20)
+        self.assertEqual(term.messages(), [{"cmd": "gettime"}])
+
+
+class MonotonicTimeTests(TestCase):
+    """The production clock: C{time.monotonic()} rung by a timerfd the real reactor watches."""
+
+    timeout = 10
+
+    def test_oneClockPerReactor(self) -> None:
+        self.assertIs(monotonicClock(reactor), monotonicClock(reactor))
+        self.assertIsInstance(monotonicClock(reactor), MonotonicTime)
+        clock = Clock()
+        self.assertIs(monotonicClock(clock), clock)
+
+    @inlineCallbacks
+    def test_callsRunInOrderOnTheRealReactor(self) -> Any:
+        clock = MonotonicTime(reactor)
+        ran: list[str] = []
+        done: Deferred[None] = Deferred()
+        clock.callLater(0.03, ran.append, "late")
+        clock.callLater(0.01, ran.append, "early")
+        cancelled = clock.callLater(0.02, ran.append, "cancelled")
+        postponed = clock.callLater(0.005, ran.append, "postponed")
+        clock.callLater(0.05, done.callback, None)
+        cancelled.cancel()
+        postponed.reset(0.04)
+        self.assertEqual(len(clock.getDelayedCalls()), 4)
+        yield done
+        self.assertEqual(ran, ["early", "late", "postponed"])
+        self.assertEqual(clock.getDelayedCalls(), [])
+        # Idle: the timer is no longer watched by the reactor.
+        self.assertNotIn(clock._timer, reactor.getReaders())
+        self.assertTrue(clock._useTimerFD)
+
+    @inlineCallbacks
+    def test_callsRunOnAnInjectedMonotonicTime(self) -> Any:
+        # The wall clock has nothing to do with when a call is due: with monotonic time frozen,
+        # a call does not run, however long the wall clock waits.
+        now = [100.0]
+        clock = MonotonicTime(reactor, now=lambda: now[0])
+        ran: list[int] = []
+        clock.callLater(0.001, ran.append, 1)
+        yield deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(ran, [])
+        now[0] += 0.001
+        done: Deferred[None] = Deferred()
+        clock.callLater(0, done.callback, None)
+        yield done
+        self.assertEqual(ran, [1])
