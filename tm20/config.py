@@ -19,6 +19,8 @@ class ServerConfig:
     @ivar connectionTimeout: silence after which a terminal is disconnected.
     @ivar requireWhitelist: refuse terminals an operator has not approved.
     @ivar maxMessageSize: largest WebSocket message accepted (bytes); larger ones close with 1009.
+    @ivar maxPreRegMessageSize: largest WebSocket message accepted before the connection's first
+        accepted C{reg} (a C{reg} is well under 1 KiB); larger ones close with 1009 unread.
     @ivar handshakeTimeout: deadline for the WebSocket opening handshake.
     @ivar regTimeout: deadline for the first C{reg} after the handshake.
     @ivar commandTimeout: how long to wait for a terminal's reply to a server command.
@@ -45,6 +47,7 @@ class ServerConfig:
     connectionTimeout: float = 120.0
     requireWhitelist: bool = False
     maxMessageSize: int = 4 * 1024 * 1024
+    maxPreRegMessageSize: int = 16 * 1024
     handshakeTimeout: float = 10.0
     regTimeout: float = 60.0
     commandTimeout: float = 30.0

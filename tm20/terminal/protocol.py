@@ -163,6 +163,7 @@ class TerminalProtocol(WebSocketServerProtocol):
         super().dataReceived(data)
 
     def onConnect(self, request: ConnectionRequest) -> None:
+        self._limitMessages(self.factory.config.maxPreRegMessageSize)
         # Any path: firmwares dial /ws/tm20/, /pub/chat, / ...  A path /t/<secret> carries the
         # terminal's secret (see tm20.services.identity); it is never logged.
         self.peer = str(request.peer)
@@ -313,8 +314,23 @@ class TerminalProtocol(WebSocketServerProtocol):
         if self._regTimer is not None and self._regTimer.active():
             self._regTimer.cancel()
         self._regTimer = None
+        self._limitMessages(self.factory.config.maxMessageSize)
 
     # -- internals ---------------------------------------------------------------------------------------
+
+    def _limitMessages(self, size: int) -> None:
+        """
+        Accept messages (and frames) of at most C{size} bytes from now on (never more than
+        C{--max-message-size}): autobahn checks a frame's declared length as soon as its header
+        arrives, and closes with 1009 before reading the payload.  Until a C{reg} is accepted,
+        the limit is C{maxPreRegMessageSize}: an unregistered socket cannot make the server
+        buffer and parse megabytes.
+        """
+        limit = self.factory.config.maxMessageSize
+        if 0 < size < limit:
+            limit = size
+        self.maxMessagePayloadSize = limit
+        self.maxFramePayloadSize = limit
 
     def _sendJSON(self, payload: Mapping[str, Any]) -> None:
         if self.state == self.STATE_OPEN:
@@ -357,7 +373,8 @@ class TerminalProtocol(WebSocketServerProtocol):
             producer.resumeProducing()
 
     def _probe(self) -> None:
-        if self.channel is not None and not self.channel.busy:
+        # Before reg the terminal is unknown: it is not probed (the reg deadline applies).
+        if self.registered and self.channel is not None and not self.channel.busy:
             self.sendCommand(PROBE)
 
     def _expire(self) -> None:
