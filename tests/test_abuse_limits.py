@@ -149,7 +149,9 @@ class MemoryBoundTests(TestCase):
         store = SQLiteStore(scratchDir(self) + "/tm20.sqlite3", reactor=reactor)
         yield store.start()
         self.addCleanup(store.stop)
-        server = buildServer(ServerConfig(), reactor, store, clock=Clock())
+        # The full message limit (a registered terminal's): the value count is what is measured.
+        config = ServerConfig(maxPreRegMessageSize=0)
+        server = buildServer(config, reactor, store, clock=Clock())
         term = MemoryTerminal(server.factory)
         self.addCleanup(term.protocol.dropConnection, True)
         payload = b'{"cmd":"sendlog","sn":"S1","record":[' + b",".join([b"{}"] * 1_300_000) + b"]}"
