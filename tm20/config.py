@@ -38,6 +38,8 @@ class ServerConfig:
         real client (for C{terminalNetworks} and the logs).
     @ivar maxHandshakeBytes: bytes a connection may send before its WebSocket opening handshake
         is complete (HTTP request line and headers); beyond this it is dropped.
+    @ivar httpBodyTimeout: seconds an HTTP request's body may take to arrive, all of it, from
+        the end of its head (C{408} and close when it has not).
     @ivar httpIdleTimeout: seconds an HTTP (API) connection may sit idle between requests.
     """
 
@@ -65,3 +67,4 @@ class ServerConfig:
     trustedProxies: tuple[str, ...] = ()
     maxHandshakeBytes: int = 16 * 1024
     httpIdleTimeout: float = 75.0
+    httpBodyTimeout: float = 30.0

@@ -4,7 +4,8 @@ else is the web side (C{/health}, C{/api/...}).
 
 Before a connection is a WebSocket it is an HTTP connection, so the guards against hostile
 clients start here (L{QuietSite}): connection caps (global and per source address, C{503} when
-full), a deadline for the request head (slowloris), a cap on its size, no body on an upgrade.
+full), a deadline for the request head (slowloris) and one for the body, a cap on the head's size
+(a JSON C{400}), no body on an upgrade.
 """
 
 from __future__ import annotations
@@ -36,6 +37,36 @@ def isWebSocketUpgrade(request: Request) -> bool:
     """C{True} when the request asks to become a WebSocket."""
     upgrade = request.getHeader(b"upgrade") or b""
     return b"websocket" in upgrade.lower()
+
+
+class JSONMethods(Resource):
+    """
+    A resource whose unsupported methods get a JSON C{405} with an C{Allow} header (Twisted's
+    own is an HTML page).  C{HEAD} is allowed wherever C{GET} is.
+    """
+
+    def render(self, request: Request) -> Any:
+        method = request.method.decode("latin-1") if request.method else ""
+        allowed = self.methodsAllowed()
+        if method not in allowed:
+            request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
+            return jsonBody(
+                request,
+                405,
+                {
+                    "error": "method_not_allowed",
+                    "detail": f"{method or '?'} is not allowed here; allowed: "
+                    + ", ".join(allowed),
+                },
+            )
+        return super().render(request)
+
+    def methodsAllowed(self) -> list[str]:
+        """The methods this resource renders (C{render_X} methods, and C{HEAD} with C{GET})."""
+        methods = {name[len("render_") :] for name in dir(self) if name.startswith("render_")}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
 
 
 class TM20Root(Resource):
@@ -70,7 +101,7 @@ class NotFound(Resource):
         )
 
 
-class HealthResource(Resource):
+class HealthResource(JSONMethods):
     """C{GET /health}: C{{"status": "ok"}}, or 503 when the store does not answer."""
 
     isLeaf = True
@@ -222,23 +253,39 @@ class GuardedChannel(HTTPChannel):
 
     The deadline of the first request runs from the connection (so it also covers a TLS
     handshake); that of a later request on a kept-alive connection from its first byte.
-    A WebSocket upgrade must not carry a body.
+    A request body has its own deadline (L{bodyTimeout}), for all of it, from the end of the
+    head: C{408} when it passes.  A head over L{totalHeadersSize} bytes, or any request
+    Twisted finds malformed, gets a JSON C{400}.  A WebSocket upgrade must not carry a body.
     """
 
     log = Logger()
     headTimeout: float = 10.0
+    bodyTimeout: float = 30.0
     site: QuietSite
     _headCall: IDelayedCall | None = None
+    _bodyCall: IDelayedCall | None = None
     _awaitingHead = True
+    _refused = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self._startHeadTimer()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered and closing: what the client still sends is read and dropped
         if self._awaitingHead and self._headCall is None:
             self._startHeadTimer()
         super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._awaitingHead and self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._headTooLarge()
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._headTooLarge()
 
     def allHeadersReceived(self) -> None:
         self._awaitingHead = False
@@ -250,9 +297,15 @@ class GuardedChannel(HTTPChannel):
             self.log.info(
                 "refused a WebSocket upgrade with a body from {peer}", peer=self._peerHost()
             )
-            self._respondToBadRequestAndDisconnect()
+            self._refuse(400, "bad_request", "a WebSocket upgrade must not carry a body")
             return
         super().allHeadersReceived()
+        if self.length != 0 and self.bodyTimeout > 0:  # a length, or chunked (None)
+            self._bodyCall = self.callLater(self.bodyTimeout, self._bodyTimedOut)
+
+    def allContentReceived(self) -> None:
+        self._cancelBodyTimer()
+        super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
         self._awaitingHead = True
@@ -261,11 +314,65 @@ class GuardedChannel(HTTPChannel):
     def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
         self._awaitingHead = False
         self._cancelHeadTimer()
+        self._cancelBodyTimer()
         super().connectionLost(reason)
 
     def isSecure(self) -> bool:
         """TLS, seen through the L{_CountedConnection} wrapper."""
         return bool(getattr(self.transport, "secure", False)) or super().isSecure()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's answer to a malformed request line, header or chunk: a JSON 400.
+        self._refuse(400, "bad_request", "malformed HTTP request")
+
+    def _headTooLarge(self) -> None:
+        self.log.info(
+            "refused a request head over {limit} bytes from {peer}",
+            limit=self.totalHeadersSize,
+            peer=self._peerHost(),
+        )
+        self._refuse(
+            400,
+            "bad_request",
+            f"request line and headers exceed {self.totalHeadersSize} bytes",
+        )
+
+    def _refuse(self, status: int, code: str, detail: str) -> None:
+        """
+        Answer C{status} with a JSON body and close, without reading the rest of the request.
+
+        The write side is closed first and what the client still sends is drained for up to
+        L{headTimeout}: closing a socket with unread data would send a TCP reset, which can
+        destroy the answer before the client reads it.
+        """
+        if self._refused or self.transport is None:
+            return
+        self._refused = True
+        self._awaitingHead = False
+        self._cancelHeadTimer()
+        self._cancelBodyTimer()
+        self.setTimeout(None)
+        body = json.dumps({"error": code, "detail": detail}).encode("utf-8")
+        reason = _REASONS.get(status, b"Error")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        halfClose = getattr(self.transport, "loseWriteConnection", None)
+        if halfClose is None:
+            self.transport.loseConnection()
+            return
+        halfClose()
+        self._headCall = self.callLater(max(self.headTimeout, 1.0), self._abort)
+
+    def _abort(self) -> None:
+        self._headCall = None
+        if self.transport is not None:
+            abort = getattr(self.transport, "abortConnection", None)
+            if abort is not None:
+                abort()
+            else:
+                self.transport.loseConnection()
 
     def _startHeadTimer(self) -> None:
         if self.headTimeout > 0:
@@ -276,6 +383,11 @@ class GuardedChannel(HTTPChannel):
             self._headCall.cancel()
         self._headCall = None
 
+    def _cancelBodyTimer(self) -> None:
+        if self._bodyCall is not None and self._bodyCall.active():
+            self._bodyCall.cancel()
+        self._bodyCall = None
+
     def _headTimedOut(self) -> None:
         self._headCall = None
         if not self._awaitingHead or self.transport is None:
@@ -285,14 +397,26 @@ class GuardedChannel(HTTPChannel):
             peer=self._peerHost(),
             timeout=self.headTimeout,
         )
-        abort = getattr(self.transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:
-            self.transport.loseConnection()
+        self._abort()
+
+    def _bodyTimedOut(self) -> None:
+        self._bodyCall = None
+        if self.transport is None:
+            return
+        self.log.info(
+            "dropping {peer}: request body not received within {timeout}s",
+            peer=self._peerHost(),
+            timeout=self.bodyTimeout,
+        )
+        self._refuse(
+            408, "timeout", f"the request body did not arrive within {self.bodyTimeout:g}s"
+        )
 
     def _peerHost(self) -> str:
         return hostOf(self.transport.getPeer()) if self.transport is not None else "?"
+
+
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
 
 
 class QuietSite(Site):
@@ -343,6 +467,7 @@ class QuietSite(Site):
             return _Refusal()
         channel = super().buildProtocol(addr)
         channel.headTimeout = self.config.handshakeTimeout
+        channel.bodyTimeout = self.config.httpBodyTimeout
         channel.totalHeadersSize = self.config.maxHandshakeBytes
         channel.MAX_LENGTH = self.config.maxHandshakeBytes
         return _CountedConnection(self, host, channel)

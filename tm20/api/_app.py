@@ -50,6 +50,7 @@ from tm20.api._serialize import (
 from tm20.model import LogQuery, StoredCommand, Terminal, User
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
+from tm20.protocol.parser import nestedDeeperThan
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.identity import hashSecret
 from tm20.services.pulls import PullBusyError, PullService
@@ -68,6 +69,8 @@ __all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 CLOSE_DISABLED = 4003
 #: The largest request body accepted (a photo credential is under 200 kB of Base64).
 MAX_BODY = 4 * 1024 * 1024
+#: Deepest nesting of arrays and objects in a request body (as L{checkJSONSafe} allows).
+MAX_BODY_DEPTH = 32
 #: Default page size of the lists.
 DEFAULT_LIMIT = 50
 
@@ -276,9 +279,21 @@ class TM20Api:
                 raise ApiError(400, "invalid_body", "a JSON body is required", field="body")
             return {}
         try:
-            body = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
+            if nestedDeeperThan(text, MAX_BODY_DEPTH):
+                raise RecursionError
+            body = json.loads(text)
         except (UnicodeDecodeError, ValueError):
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+            raise ApiError(
+                400, "invalid_json", "the body is not valid JSON", field="body"
+            ) from None
+        except RecursionError:
+            raise ApiError(
+                400,
+                "invalid_json",
+                f"the body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels",
+                field="body",
+            ) from None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_body", "the body must be a JSON object", field="body")
         try:

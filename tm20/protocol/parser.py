@@ -38,6 +38,7 @@ from tm20.protocol.timefmt import normaliseTime
 __all__ = [
     "DEFAULT_MAX_ARRAY_LENGTH",
     "DEFAULT_MAX_DEPTH",
+    "nestedDeeperThan",
     "logRecordsOf",
     "parseFrame",
     "parseLogRecord",
@@ -208,6 +209,15 @@ def _tooDeep(text: str, maxDepth: int) -> bool:
         else:
             depth -= 1
     return False
+
+
+def nestedDeeperThan(text: str, maxDepth: int) -> bool:
+    """
+    Whether the brackets of the JSON text C{text} nest deeper than C{maxDepth} (brackets in
+    strings do not count), told without decoding it: check it before L{json.loads}, whose
+    recursion a deep enough C{[[[[...} exhausts (C{RecursionError}).
+    """
+    return _tooDeep(text, maxDepth)
 
 
 def _removeTrailingCommas(text: str) -> str:
