@@ -5,6 +5,10 @@ TM20 firmware does not answer WebSocket pings, so a missing pong means nothing. 
 alive while it sends anything; after C{heartbeatInterval} seconds of silence we probe it with an
 application command (C{gettime}), and only after C{connectionTimeout} seconds of total silence
 we give up on it.
+
+The clock must be monotonic (L{tm20.terminal.monotonic.monotonicClock} of the reactor, as the
+terminal factory gives it): silence measured on the wall clock would make a forward step of the
+system clock drop every terminal, and a backward step keep silent ones "connected".
 """
 
 from __future__ import annotations
