@@ -28,8 +28,9 @@ def reg(sn: str) -> dict[str, Any]:
     return {"cmd": "reg", "sn": sn, "devinfo": {"modelname": "tfs30"}}
 
 
-class ClockJumpTests(TestCase):
+class _TwoClocks(TestCase):
     timeout = 30
+    config = ServerConfig(heartbeatInterval=30, connectionTimeout=120, regTimeout=0)
 
     @inlineCallbacks
     def setUp(self) -> Any:
@@ -41,11 +42,7 @@ class ClockJumpTests(TestCase):
         yield self.store.start()
         self.addCleanup(self.store.stop)
         self.server = buildServer(
-            ServerConfig(heartbeatInterval=30, connectionTimeout=120, regTimeout=0),
-            reactor,
-            self.store,
-            clock=self.wall,
-            monotonic=self.mono,
+            self.config, reactor, self.store, clock=self.wall, monotonic=self.mono
         )
 
     def elapse(self, seconds: float, step: float = 1.0) -> None:
@@ -84,6 +81,8 @@ class ClockJumpTests(TestCase):
     def closed(self, terms: list[MemoryTerminal]) -> list[int]:
         return [i for i, t in enumerate(terms) if t.closeCode(t.frames()) is not None]
 
+
+class ClockJumpTests(_TwoClocks):
     @inlineCallbacks
     def test_forwardJumpDropsNobody(self) -> Any:
         terms = yield self.registered(20)
@@ -122,6 +121,28 @@ class ClockJumpTests(TestCase):
         self.jump(-600)
         self.elapse(20)
         self.assertEqual(term.messages(), [{"cmd": "gettime"}])
+
+
+class RegDeadlineClockJumpTests(_TwoClocks):
+    config = ServerConfig(heartbeatInterval=30, connectionTimeout=120, regTimeout=60)
+
+    def test_backwardJumpStillEnforcesTheRegDeadline(self) -> None:
+        term = MemoryTerminal(self.server.factory)
+        self.addCleanup(self.disconnect, term)
+        self.elapse(10)
+        self.jump(-3600)
+        self.elapse(49.5)
+        self.assertIsNone(term.closeCode(term.frames()))
+        self.elapse(1)
+        self.assertEqual(term.closeCode(term.frames()), 4004)
+
+    def test_forwardJumpDoesNotCutTheRegDeadlineShort(self) -> None:
+        term = MemoryTerminal(self.server.factory)
+        self.addCleanup(self.disconnect, term)
+        self.elapse(10)
+        self.jump(3600)
+        self.elapse(1)
+        self.assertIsNone(term.closeCode(term.frames()))
 
 
 class MonotonicTimeTests(TestCase):

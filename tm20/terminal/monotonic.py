@@ -188,7 +188,11 @@ class MonotonicTime:
                 if self._timer is None:
                     self._timer = TimerFD(self._ring)
                 self._timer.set(delay)
-            except OSError:
+            except OSError as e:
+                self.log.warn(
+                    "no monotonic timer ({error}): keep-alive timers follow the wall clock",
+                    error=str(e),
+                )
                 self._useTimerFD = False
                 self._timer = None
             else:

@@ -211,7 +211,7 @@ class TerminalProtocol(WebSocketServerProtocol):
         )
         self.keepAlive.start()
         if config.regTimeout > 0:
-            self._regTimer = clock.callLater(config.regTimeout, self._regTimedOut)
+            self._regTimer = factory.monotonic.callLater(config.regTimeout, self._regTimedOut)
         factory.registry.track(self)
         self.log.debug("connection from {peer} on {path}", peer=self.peer, path=self.path)
 
