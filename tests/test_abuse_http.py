@@ -125,6 +125,41 @@ class OversizeHeadTests(TestCase):
         )
 
 
+class RefusedRequestTests(TestCase):
+    """A refused request is answered once; nothing sent after it on the connection is served."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_upgradeWithBodyAnsweredOnlyWith400(self) -> Any:
+        running = yield startServer(self)
+        sock = yield openRaw(self, running.port)
+        sock.send(
+            b"GET /pub/chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\nContent-Length: 10\r\n\r\n0123456789"
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        raw = yield sock.closed
+        status, headers, body = splitResponse(raw)
+        self.assertEqual(status, b"HTTP/1.1 400 Bad Request")
+        self.assertEqual(body["error"], "bad_request")
+        self.assertEqual(raw.count(b"HTTP/1.1 "), 1, raw)
+
+    @inlineCallbacks
+    def test_linesAfterAnOversizeHeadAreNotServed(self) -> Any:
+        running = yield startServer(self)
+        sock = yield openRaw(self, running.port)
+        filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"b" * 1000) for i in range(20))
+        sock.send(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n" + filler + b"\r\n"
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        raw = yield sock.closed
+        self.assertTrue(raw.startswith(b"HTTP/1.1 400 Bad Request"), raw[:100])
+        self.assertEqual(raw.count(b"HTTP/1.1 "), 1, raw)
+
+
 class HealthMethodTests(ApiTestCase):
     @inlineCallbacks
     def test_unknownMethodsGetJSON405(self) -> Any:

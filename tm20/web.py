@@ -279,13 +279,20 @@ class GuardedChannel(HTTPChannel):
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return  # the rest of a chunk already read when the request was refused
         if self._awaitingHead and self._receivedHeaderSize + len(line) > self.totalHeadersSize:
             self._headTooLarge()
             return
         super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._headTooLarge()
+        if not self._refused:
+            self._headTooLarge()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
 
     def allHeadersReceived(self) -> None:
         self._awaitingHead = False
@@ -305,7 +312,8 @@ class GuardedChannel(HTTPChannel):
 
     def allContentReceived(self) -> None:
         self._cancelBodyTimer()
-        super().allContentReceived()
+        if not self._refused:
+            super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
         self._awaitingHead = True
@@ -358,8 +366,9 @@ class GuardedChannel(HTTPChannel):
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
             b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
+        # Half-close plain TCP only: through TLS it would skip the TLS layer.
         halfClose = getattr(self.transport, "loseWriteConnection", None)
-        if halfClose is None:
+        if halfClose is None or getattr(self.transport, "secure", False):
             self.transport.loseConnection()
             return
         halfClose()
