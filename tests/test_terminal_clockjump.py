@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.memoryws import MemoryTerminal
+from tests.serverfixture import registeredClient, startServer
 from tm20.config import ServerConfig
 from tm20.service import buildServer
 from tm20.store.sqlite import SQLiteStore
@@ -175,6 +176,34 @@ class MonotonicTimeTests(TestCase):
         # Idle: the timer is no longer watched by the reactor.
         self.assertNotIn(clock._timer, reactor.getReaders())
         self.assertTrue(clock._useTimerFD)
+
+    @inlineCallbacks
+    def test_keepAliveOnTheRealServer(self) -> Any:
+        # The production wiring: probes and expiry rung by the timerfd on the running reactor.
+        running = yield startServer(self, heartbeatInterval=0.2, connectionTimeout=0.7)
+        self.assertIsInstance(running.server.factory.monotonic, MonotonicTime)
+        client = yield registeredClient(self, running)
+        probe = yield client.next()
+        self.assertEqual(probe, {"cmd": "gettime"})
+        _, code, _ = yield client.closed  # the probe is not answered
+        self.assertEqual(code, 4000)
+
+    def test_fallsBackToTheReactorsTimersWithoutFileDescriptors(self) -> None:
+        # A reactor that cannot watch a timerfd: its own callLater wakes the clock up.
+        reactorClock = Clock()
+        now = [0.0]
+        clock = MonotonicTime(reactorClock, now=lambda: now[0])
+        ran: list[int] = []
+        clock.callLater(2, ran.append, 2)
+        clock.callLater(1, ran.append, 1)
+        now[0] = reactorClock.rightNow = 1.0
+        reactorClock.advance(0)
+        self.assertEqual(ran, [1])
+        now[0] = 2.0
+        reactorClock.advance(1)
+        self.assertEqual(ran, [1, 2])
+        self.assertEqual(reactorClock.getDelayedCalls(), [])
+        self.assertIsNone(clock._timer)
 
     @inlineCallbacks
     def test_callsRunOnAnInjectedMonotonicTime(self) -> Any:
