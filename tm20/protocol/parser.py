@@ -38,8 +38,8 @@ from tm20.protocol.timefmt import normaliseTime
 __all__ = [
     "DEFAULT_MAX_ARRAY_LENGTH",
     "DEFAULT_MAX_DEPTH",
-    "nestedDeeperThan",
     "logRecordsOf",
+    "nestedDeeperThan",
     "parseFrame",
     "parseLogRecord",
     "parseUserRecord",
