@@ -12,7 +12,15 @@ from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.trial.unittest import TestCase
 
-from tests.securitysupport import RawSocket, openRaw, wait
+from tests.securitysupport import (
+    RawSocket,
+    makePKI,
+    openRaw,
+    scratchDir,
+    startServerOn,
+    tlsOptionsFor,
+    wait,
+)
 from tests.serverfixture import startServer
 from tests.test_api_support import ADMIN, ApiTestCase
 from tm20.api._openapi import OPERATIONS
@@ -123,6 +131,23 @@ class OversizeHeadTests(TestCase):
         return self.assertJSON400(
             b"GET /pub/chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" + filler
         )
+
+
+class OversizeHeadOverTLSTests(TestCase):
+    timeout = 30
+
+    @inlineCallbacks
+    def test_oversizeHeadOverTLSGetsJSON400(self) -> Any:
+        pki = makePKI(scratchDir(self))
+        spec = f"ssl:0:privateKey={pki.keyFile}:certKey={pki.certFile}:interface=127.0.0.1"
+        running = yield startServerOn(self, ports=(spec,))
+        sock = yield openRaw(self, running.port, tlsOptions=tlsOptionsFor(pki))
+        filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"b" * 1000) for i in range(20))
+        sock.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n" + filler)
+        raw = yield sock.closed
+        status, headers, body = splitResponse(raw)
+        self.assertEqual(status, b"HTTP/1.1 400 Bad Request")
+        self.assertEqual(body["error"], "bad_request")
 
 
 class RefusedRequestTests(TestCase):

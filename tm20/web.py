@@ -369,8 +369,10 @@ class GuardedChannel(HTTPChannel):
         # Half-close plain TCP only: through TLS it would skip the TLS layer.
         halfClose = getattr(self.transport, "loseWriteConnection", None)
         if halfClose is None or getattr(self.transport, "secure", False):
-            self.transport.loseConnection()
+            self.loseConnection()  # unregisters the channel as producer first (TLS waits on it)
             return
+        producer: Any = self._networkProducer  # the transport, as in HTTPChannel.loseConnection
+        producer.unregisterProducer()
         halfClose()
         self._headCall = self.callLater(max(self.headTimeout, 1.0), self._abort)
 
