@@ -26,6 +26,7 @@ import atexit
 import glob
 import os
 import shlex
+import signal
 import shutil
 import socket
 import subprocess
@@ -91,6 +92,7 @@ class Cluster:
         self.logFile = os.path.join(self.baseDir, "server.log")
         self.port = _freePort()
         self.running = False
+        self._frozen: list[int] = []
         if os.geteuid() == 0:
             try:
                 import pwd
@@ -192,9 +194,54 @@ class Cluster:
         self._run(["pg_ctl", "stop", "-w", "-t", "60", "-D", self.dataDir, "-m", mode])
         self.running = False
 
+    def pids(self) -> list[int]:
+        """
+        The postmaster and every process it started (backends, checkpointer, ...), read from
+        C{postmaster.pid} and C{/proc}.
+        """
+        with open(os.path.join(self.dataDir, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        pids = [postmaster]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            # the command name (in parentheses) may hold spaces: the fields after it are fixed
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(entry))
+        return pids
+
+    def freeze(self) -> None:
+        """
+        Freeze the server (SIGSTOP to the postmaster and all its children): it accepts TCP
+        connections (in the kernel's backlog) and answers nothing.  Undo with L{thaw}.
+        """
+        self._frozen = self.pids()
+        for pid in self._frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a server frozen by L{freeze} (harmless when it is not frozen)."""
+        frozen, self._frozen = self._frozen, []
+        pids = set(frozen)
+        try:
+            pids.update(self.pids())
+        except (OSError, ValueError):
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def destroy(self) -> None:
         """Stop the server (if running) and delete the cluster."""
         if self.running:
+            self.thaw()
             self._run(["pg_ctl", "stop", "-w", "-D", self.dataDir, "-m", "immediate"], check=False)
             self.running = False
         shutil.rmtree(self.baseDir, ignore_errors=True)

@@ -386,13 +386,17 @@ class GroupCommitTests(_PostgresCase):
 
 
 class DeadlineTests(_PostgresCase):
-    """A slow statement is cancelled with C{conn.cancel(d)}; the connection stays usable."""
+    """
+    A statement past its deadline fails and its connection is dropped and replaced, without
+    waiting for the server (never a blocking libpq cancel).
+    """
 
     @inlineCallbacks
     def test_statementTimeout(self) -> Generator[Deferred[Any], Any, None]:
         """
         A statement past the deadline fails with L{StatementTimeout} (a L{StoreUnavailable})
-        well before it would end, nothing critical is logged, and the pool goes on working.
+        well before it would end, nothing critical is logged, the connection is replaced and
+        the pool goes on working; the server ends the abandoned statement by itself.
         """
         events: list[dict[str, Any]] = []
 
@@ -402,7 +406,8 @@ class DeadlineTests(_PostgresCase):
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
-        store = yield self.openStore(self.newDatabase(), poolSize=1, statementTimeout=0.3)
+        url = self.newDatabase()
+        store = yield self.openStore(url, poolSize=1, statementTimeout=0.3)
 
         async def slow(cur: Any) -> None:
             await cur.execute("SELECT pg_sleep(20)")
@@ -411,9 +416,13 @@ class DeadlineTests(_PostgresCase):
         failure = yield self.assertFailure(store.runInTransaction(slow), StatementTimeout)
         self.assertIsInstance(failure, StoreUnavailable)
         self.assertLess(time.monotonic() - started, 5.0)
-        # the (only) connection is usable at once, and was not replaced
+        # a new connection replaces the dropped one, by itself
+        for _ in range(100):
+            if store.pool.liveConnections == 1:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertIs((yield store.ping()), True)
-        self.assertEqual(store.pool.connectionsMade, 1)
+        self.assertEqual(store.pool.connectionsMade, 2)
         self.assertEqual(
             [
                 e
@@ -424,6 +433,21 @@ class DeadlineTests(_PostgresCase):
             ],
             [],
         )
+
+        def sleeping() -> int:
+            with psycopg2.connect(url) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'"
+                )
+                count: int = cur.fetchone()[0]
+                return count
+
+        # the server's statement_timeout (the deadline + 2 s) ends the abandoned statement
+        for _ in range(100):
+            if (yield defer.maybeDeferred(sleeping)) == 0:
+                break
+            yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(sleeping(), 0)
 
     @inlineCallbacks
     def test_noDeadlineForMigrations(self) -> Generator[Deferred[Any], Any, None]:

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tm20.errors import StoreUnavailable
 from tm20.interfaces import ICommandHandler
 from tm20.protocol import replies
 from tm20.protocol.messages import TerminalMessage
@@ -90,6 +91,16 @@ class Dispatcher:
             return {"ret": cmd, **fields}
 
         def failed(f: Failure) -> dict[str, Any]:
+            if f.check(StoreUnavailable):
+                # expected while the database is down (the services log each outage once):
+                # no traceback, and nothing above debug, once per call
+                self.log.debug(
+                    "{cmd!r} from {sn} refused: {error}",
+                    cmd=cmd,
+                    sn=session.sn,
+                    error=f.getErrorMessage(),
+                )
+                return replies.failure(cmd)
             self.log.failure(
                 "handler for {cmd!r} failed (terminal {sn})", f, cmd=cmd, sn=session.sn
             )

@@ -134,6 +134,12 @@ class IStore(Interface):
     def ping():  # type: ignore[no-untyped-def]
         """Check the database answers.  @return: L{Deferred} firing with C{True}."""
 
+    def health():  # type: ignore[no-untyped-def]
+        """
+        The store's health now, known without I/O (C{ok}, C{degraded} or C{unhealthy}, with a
+        reason and since when).  @return: L{tm20.store._health.StoreHealth}.
+        """
+
     # -- terminals ---------------------------------------------------------------------------------
 
     def recordTerminalSeen(sn, cpusn, devinfo, approvedIfNew):  # type: ignore[no-untyped-def]

@@ -95,7 +95,7 @@ def buildServer(
         clock=clock,
         registry=registry,
         registration=registration,
-        ingest=LogIngest(store),
+        ingest=LogIngest(store, clock),
         commands=commands,
         config=config,
     )

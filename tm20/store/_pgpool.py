@@ -11,11 +11,20 @@ Transactions are run by the pool itself (C{BEGIN} / C{COMMIT} / C{ROLLBACK} on t
 connection, which the caller has for itself), not by txpostgres' C{runInteraction}, whose
 failed-rollback path logs tracebacks through the legacy logging system.
 
-Every statement has a deadline: when it passes, the statement is cancelled with
-C{Connection.cancel(d)} (never C{Deferred.cancel}, whose canceller raises and makes Twisted log
-CRITICAL) and fails with L{StatementTimeout}; the connection stays usable.  The server also
-enforces C{statement_timeout} (given in the connection C{options}, a little longer) in case the client's cancel
-request cannot get through.
+Nothing here ever blocks the reactor, even when the server is frozen (a stopped process, a
+network black hole: TCP connections are still accepted by the kernel, then nothing answers):
+
+  - Every statement has a deadline.  When it passes, the statement fails with
+    L{StatementTimeout} and its connection is I{dropped}: its socket is closed and the slot
+    opens a new connection.  libpq's cancel request (C{connection.cancel()}, what txpostgres'
+    C{Connection.cancel} calls) is never used: it connects to the server and waits for its
+    answer on the calling thread, which would freeze the reactor for as long as the server
+    hangs.  On the server, the dropped statement ends at its own C{statement_timeout} (given in
+    the connection C{options}, a little longer than the client's deadline) or when it notices the
+    closed socket.
+  - Every connection attempt has a deadline (C{connectTimeout}, which also covers a start-up
+    packet that a frozen server never answers): the attempt is abandoned and retried with a
+    capped back-off.  One attempt at a time per slot: attempts never pile up.
 """
 
 from __future__ import annotations
@@ -100,14 +109,23 @@ class Cursor:
         """
         d: Deferred[Any] = self._cursor.execute(sql, params)
         timer = None
+        expired = False
+
+        def deadline() -> None:
+            nonlocal expired
+            expired = True
+            self._pool._drop(self._conn, f"a statement ran past its {self._timeout}s deadline")
+
         if self._timeout is not None and not d.called:
-            timer = self._pool.reactor.callLater(self._timeout, self._conn.cancel, d)
+            timer = self._pool.reactor.callLater(self._timeout, deadline)
         try:
             await d
-        except CancelledError:
-            raise StatementTimeout(
-                f"statement cancelled after {self._timeout}s: {sql.split(None, 3)[:3]}"
-            ) from None
+        except Exception:
+            if expired:
+                raise StatementTimeout(
+                    f"statement abandoned after {self._timeout}s: {sql.split(None, 3)[:3]}"
+                ) from None
+            raise
         finally:
             if timer is not None and timer.active():
                 timer.cancel()
@@ -152,6 +170,8 @@ class _Slot:
         self.broken = False
         self.failures = 0
         self.retry: Any = None
+        #: Why the connection was dropped on purpose (for the log line), if it was.
+        self.dropped: str | None = None
 
 
 #: Errors that, when the connection is still open, still mean the database cannot serve us now.
@@ -299,7 +319,14 @@ class Pool:
         slot.broken = False
         conn = self._factory(self.reactor)
         slot.conn = conn
-        timer = self.reactor.callLater(self.connectTimeout, self._connectTimedOut, conn)
+        timedOut = False
+
+        def deadline() -> None:
+            nonlocal timedOut
+            timedOut = True
+            self._connectTimedOut(conn)
+
+        timer = self.reactor.callLater(self.connectTimeout, deadline)
         d: Deferred[Any] = conn.connect(self.dsn, **self._connectArgs())
 
         def connected(_: object) -> None:
@@ -320,6 +347,12 @@ class Pool:
         def failed(f: Failure) -> Failure:
             if timer.active():
                 timer.cancel()
+            if timedOut:
+                f = Failure(
+                    StoreUnavailable(
+                        f"no answer to a connection attempt within {self.connectTimeout}s"
+                    )
+                )
             self._closeConn(conn)
             if slot.conn is conn:
                 slot.conn = None
@@ -332,7 +365,8 @@ class Pool:
         return d
 
     def _connectTimedOut(self, conn: _Connection) -> None:
-        # closing makes the pending connect() fail
+        # closing makes the pending connect() fail (a frozen server accepts the TCP connection
+        # in the kernel and never answers the start-up packet: only this deadline ends it)
         try:
             conn.close()
         except Exception:
@@ -346,7 +380,11 @@ class Pool:
                 "{pool}: connection {slot} lost ({reason}); reconnecting",
                 pool=self.name,
                 slot=slot.index,
-                reason=reason.getErrorMessage() if reason is not None else "closed",
+                reason=(
+                    reason.getErrorMessage()
+                    if reason is not None
+                    else slot.dropped or "closed by the server"
+                ),
             )
         slot.failures += 1
 
@@ -355,6 +393,18 @@ class Pool:
                 self._connect(slot).addErrback(lambda f: None)
 
         slot.retry = self.reactor.callLater(delay, retry)
+
+    def _drop(self, conn: _Connection, why: str) -> None:
+        """
+        Close C{conn} now, without waiting for the server (whose answer may never come): the
+        statement running on it fails, and its slot opens a new connection once released.
+        """
+        for slot in self._slots:
+            if slot.conn is conn:
+                slot.broken = True
+                slot.dropped = why
+                break
+        self._closeConn(conn)
 
     def _lost(self, slot: _Slot, conn: _Connection) -> None:
         """The connection of C{slot} died on its own (server restart, killed backend)."""
@@ -377,6 +427,7 @@ class Pool:
         slot.broken = False
         if self._running:
             self._scheduleReconnect(slot, reason)
+        slot.dropped = None
 
     def _failWaiters(self, why: str) -> None:
         waiters, self._waiters = self._waiters, deque()

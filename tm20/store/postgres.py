@@ -12,9 +12,14 @@ Design:
     with a capped back-off when the server restarts or kills its backend.  While none is alive,
     calls fail at once with L{StoreUnavailable} (terminals get C{result:false}, the API 503);
     nothing needs restarting when the database comes back.
-  - B{Deadlines.}  Each statement is cancelled with C{Connection.cancel(d)} after
-    C{statementTimeout} seconds (L{StatementTimeout}, a L{StoreUnavailable}); the server's
-    C{statement_timeout} is set a little longer as a backstop.  Migrations have no deadline.
+  - B{Deadlines.}  A statement still running after C{statementTimeout} seconds fails with
+    L{StatementTimeout} (a L{StoreUnavailable}) and its connection is dropped and replaced
+    (never a blocking libpq cancel: a frozen server must not freeze the reactor); the server's
+    C{statement_timeout} is set a little longer as a backstop.  Connection attempts give up
+    after C{connectTimeout} seconds.  Migrations have no deadline.
+  - B{Health.}  L{PostgresStore.health} answers without I/O from a
+    L{tm20.store._health.HealthMonitor}: C{SELECT 1} every C{healthInterval} seconds;
+    C{degraded} when it fails or has not answered within C{healthInterval} seconds.
   - B{Migrations.}  Plain SQL files in C{tm20/store/migrations/postgres/}, applied at L{start}
     in one transaction that first takes a transaction-level advisory lock
     (L{MIGRATION_LOCK_KEY}), so two processes starting at once apply them once; recorded in
@@ -79,6 +84,7 @@ from tm20.model import (
 )
 from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING, LogRecord
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
+from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._pgpool import (
     Cursor,
@@ -372,8 +378,15 @@ class _Listener:
 
     log = Logger()
 
-    def __init__(self, dsn: str, reactor: Any, reconnectDelay: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        reactor: Any,
+        reconnectDelay: tuple[float, float],
+        connectTimeout: float = 5.0,
+    ) -> None:
         self._dsn = dsn
+        self._connectTimeout = connectTimeout
         self._reactor = reactor
         self._reconnectDelay = reconnectDelay
         self._callbacks: dict[str, list[Callable[[str, str], object]]] = {}
@@ -410,6 +423,18 @@ class _Listener:
         conn = _Connection(reactor=self._reactor, cooperator=self._cooperator)
         self._conn = conn
         conn.addNotifyObserver(self._notified)
+        timedOut = False
+
+        def deadline() -> None:
+            # a frozen server never answers the start-up packet: give up, retry later
+            nonlocal timedOut
+            timedOut = True
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+        timer = self._reactor.callLater(self._connectTimeout, deadline)
 
         async def connect() -> None:
             await conn.connect(
@@ -423,6 +448,8 @@ class _Listener:
                 self._listening.add(channel)
 
         def connected(_: object) -> None:
+            if timer.active():
+                timer.cancel()
             self._connecting = False
             if self._closed or self._conn is not conn:
                 conn.close()
@@ -438,6 +465,10 @@ class _Listener:
                 waiter.callback(None)
 
         def failed(f: Failure) -> None:
+            if timer.active():
+                timer.cancel()
+            if timedOut:
+                f = Failure(StoreUnavailable(f"no answer within {self._connectTimeout}s"))
             self._connecting = False
             try:
                 conn.close()
@@ -553,6 +584,8 @@ class PostgresStore:
         *,
         reconnectDelay: tuple[float, float] = (0.05, 1.0),
         maxConcurrentFlushes: int = 2,
+        connectTimeout: float = 5.0,
+        healthInterval: float = 2.0,
     ) -> None:
         """
         @param dsn: a C{postgresql://} URL or libpq connection string.
@@ -568,6 +601,9 @@ class PostgresStore:
         @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
         @param reconnectDelay: the first and largest delay between reconnection attempts.
         @param maxConcurrentFlushes: merged log flushes that may run at once.
+        @param connectTimeout: the longest a connection attempt may take, in seconds.
+        @param healthInterval: seconds between health probes (see L{health}); a probe not
+            answered within as long makes the store C{degraded}.
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -584,6 +620,7 @@ class PostgresStore:
             size=poolSize,
             statementTimeout=statementTimeout,
             reconnectDelay=reconnectDelay,
+            connectTimeout=connectTimeout,
             name="postgres",
             options=_connectOptions(statementTimeout),
         )
@@ -597,6 +634,10 @@ class PostgresStore:
             isRetryable=isRetryable,
         )
         self._listener: _Listener | None = None
+        self._connectTimeout = connectTimeout
+        self._health = HealthMonitor(
+            reactor, "postgres", self._probe, interval=healthInterval, overdue=healthInterval
+        )
         self._state = "new"
 
     @classmethod
@@ -673,6 +714,7 @@ class PostgresStore:
                 _migrate, migrations, self._now(), timeout=None
             )
             self._state = "running"
+            self._health.start()
             self.log.info(
                 "PostgreSQL store ready: {size} connections, schema version {version},"
                 " applied {applied}",
@@ -702,6 +744,7 @@ class PostgresStore:
         if self._state == "stopping":
             return defer.fail(RuntimeError(f"{self!r} is already stopping"))
         self._state = "stopping"
+        self._health.stop()
 
         async def stop() -> None:
             # the queue's flushes use the pool directly, so they still run while stopping
@@ -724,6 +767,26 @@ class PostgresStore:
 
         return self._run(ping)
 
+    def health(self) -> StoreHealth:
+        """
+        The store's health now, without I/O (see L{tm20.store._health}): C{degraded} while
+        PostgreSQL does not answer C{SELECT 1} within C{healthInterval} seconds; C{unhealthy}
+        unless the store is running.
+        """
+        if self._state != "running":
+            return StoreHealth(UNHEALTHY, f"the store is {self._state}", self._reactor.seconds())
+        return self._health.current()
+
+    def _probe(self) -> Deferred[tuple[str, str | None]]:
+        async def probe() -> tuple[str, str | None]:
+            await self._pool.runQuery("SELECT 1")
+            return OK, None
+
+        def failed(f: Failure) -> tuple[str, str | None]:
+            return DEGRADED, f"PostgreSQL: {f.getErrorMessage()}"
+
+        return Deferred.fromCoroutine(probe()).addErrback(failed)
+
     # -- notifications -----------------------------------------------------------------------------
 
     def listen(self, channel: str, callback: Callable[[str, str], object]) -> Deferred[None]:
@@ -741,7 +804,9 @@ class PostgresStore:
         if unusable is not None:
             return defer.fail(unusable)
         if self._listener is None:
-            self._listener = _Listener(self.dsn, self._reactor, self._reconnectDelay)
+            self._listener = _Listener(
+                self.dsn, self._reactor, self._reconnectDelay, self._connectTimeout
+            )
         return Deferred.fromCoroutine(self._listener.listen(channel, callback))
 
     def unlisten(self, channel: str, callback: Callable[[str, str], object]) -> Deferred[None]:

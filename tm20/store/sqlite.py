@@ -28,11 +28,19 @@ Design:
     disk full, busy, read-only) fail the L{Deferred} with L{tm20.errors.StoreUnavailable}; a
     constraint broken by the caller's data gives C{ValueError}; anything else (a bug) is passed
     through unchanged.  In every case the transaction was rolled back.
+  - B{Health.}  L{SQLiteStore.health} answers without I/O from a
+    L{tm20.store._health.HealthMonitor} fed by two things: the outcome of every call (a write
+    refused because the disk is full, the file read-only or unreadable makes the store
+    C{unhealthy}; a lock held too long by another process, C{degraded}; the next call that
+    succeeds clears it), and a probe every C{healthInterval} seconds, in the store's thread, that
+    finds the store C{unhealthy} when the file system holding the database has less than
+    L{MIN_FREE_BYTES} free (so a full disk is seen even while nothing is written).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +71,7 @@ from tm20.model import (
     User,
 )
 from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING, LogRecord
+from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
@@ -112,6 +121,26 @@ def _isUnavailable(error: BaseException | None) -> bool:
         return code.startswith(_UNAVAILABLE_CODES)
     message = str(error).lower()
     return "unable to open" in message or "disk i/o" in message
+
+
+#: Result codes meaning the database is only busy (another process holds the lock): degraded.
+_BUSY_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+#: Below this many free bytes on the database's file system, the store is unhealthy.
+MIN_FREE_BYTES = 1024 * 1024
+
+
+def _freeSpaceProblem(path: str) -> str | None:
+    """Why the file system of C{path} is too full to write, or C{None}."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        stat = os.statvfs(folder)
+    except OSError as e:
+        return f"cannot check the free space of {folder}: {e.strerror}"
+    free = stat.f_bavail * stat.f_frsize
+    if free < MIN_FREE_BYTES:
+        return f"disk full: {free} bytes free in {folder} (needs {MIN_FREE_BYTES})"
+    return None
 
 
 def _isForeignKeyError(error: sqlite3.IntegrityError) -> bool:
@@ -278,6 +307,7 @@ class SQLiteStore:
         *,
         synchronous: str = "FULL",
         busyTimeout: float = 5.0,
+        healthInterval: float = 5.0,
     ) -> None:
         """
         @param path: the database file (created if missing; its folder must exist).
@@ -288,6 +318,7 @@ class SQLiteStore:
             C{"EXTRA"}; see the module documentation.
         @param busyTimeout: seconds SQLite waits for a lock held by another process (an admin
             tool) before giving up.
+        @param healthInterval: seconds between health probes (see L{health}).
         """
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
@@ -305,6 +336,15 @@ class SQLiteStore:
         self._state = "new"
         #: Log batches handed to the pool thread, merged there into one transaction (addLogs).
         self._logInbox: deque[_LogBatch] = deque()
+        # a probe waits behind the calls already queued for the store's thread (one may wait
+        # busyTimeout for another process's lock): only much later is it overdue
+        self._health = HealthMonitor(
+            self._reactor,
+            f"sqlite {path}",
+            self._probe,
+            interval=healthInterval,
+            overdue=healthInterval + busyTimeout + 5.0,
+        )
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} {self._state}>"
@@ -323,11 +363,10 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys = ON")
 
     def _translateFailure(self, failure: Failure) -> Failure:
+        # not logged here (once per call, thousands in an outage): the health monitor logs the
+        # store's change of state once
         error = failure.value
         if _isUnavailable(error) and not isinstance(error, StoreUnavailable):
-            self.log.error(
-                "SQLite store {path} unavailable: {error}", path=self.path, error=str(error)
-            )
             unavailable = StoreUnavailable(f"SQLite {self.path}: {error}")
             unavailable.__cause__ = error
             return Failure(unavailable)
@@ -377,7 +416,22 @@ class SQLiteStore:
         d: Deferred[_T] = self._pool.runWithConnection(
             self._inTransaction, write, function, *args, **kwargs
         )
-        d.addErrback(self._translateFailure)
+        source = "writes" if write else "reads"
+
+        def succeeded(result: _T) -> _T:
+            self._health.report(source, OK)
+            return result
+
+        def failed(failure: Failure) -> Failure:
+            error = failure.value
+            if _isUnavailable(error):
+                code = getattr(error, "sqlite_errorname", None) or ""
+                state = DEGRADED if code.startswith(_BUSY_CODES) else UNHEALTHY
+                what = "write to" if write else "read"
+                self._health.report(source, state, f"cannot {what} {self.path}: {error}")
+            return self._translateFailure(failure)
+
+        d.addCallbacks(succeeded, failed)
         return d
 
     def _write(
@@ -433,6 +487,7 @@ class SQLiteStore:
         def started(info: dict[str, Any]) -> None:
             if self._state == "starting":  # not if stop() was called meanwhile
                 self._state = "running"
+                self._health.start()
             self.log.info(
                 "SQLite store {path} ready: schema version {version}, applied {applied},"
                 " journal_mode={journalMode} synchronous={synchronous}",
@@ -518,6 +573,7 @@ class SQLiteStore:
         if self._state == "stopping":
             return fail(RuntimeError(f"{self!r} is already stopping"))
         self._state = "stopping"
+        self._health.stop()
         return self._closePool()
 
     def _closePool(self) -> Deferred[None]:
@@ -551,6 +607,26 @@ class SQLiteStore:
             return bool(conn.execute("SELECT 1").fetchone()[0] == 1)
 
         return self._read(ping)
+
+    def health(self) -> StoreHealth:
+        """
+        The store's health now, without I/O (see the module docstring): C{unhealthy} when it
+        cannot write, C{degraded} while another process keeps it locked.
+        """
+        if self._state != "running":
+            return StoreHealth(UNHEALTHY, f"the store is {self._state}", self._clock.seconds())
+        return self._health.current()
+
+    def _probe(self) -> Deferred[tuple[str, str | None]]:
+        pool = self._pool
+        if pool is None:
+            return succeed((UNHEALTHY, f"the store is {self._state}"))
+
+        def check() -> tuple[str, str | None]:
+            problem = _freeSpaceProblem(self.path)
+            return (OK, None) if problem is None else (UNHEALTHY, problem)
+
+        return deferToThreadPool(cast(IReactorFromThreads, self._reactor), pool.threadpool, check)
 
     # -- terminals ---------------------------------------------------------------------------------
 

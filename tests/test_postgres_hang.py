@@ -1,0 +1,147 @@
+"""
+PostgreSQL frozen (SIGSTOP to the postmaster and every backend) under a running server: the
+reactor must never wait for it.
+
+A frozen server is worse than a dead one: TCP connections are accepted by the kernel and then
+nothing answers, so a blocking call (libpq's cancel, a connection's start-up) hangs for as long as
+the freeze lasts.  While it lasts, a terminal command that needs no database is answered at once,
+C{/health} answers at once (503, the store C{degraded}), and once the server is resumed ingest
+carries on by itself with nothing lost.
+
+Always on a private cluster (it freezes the server), whatever C{TM20_TEST_DATABASE_URL} says.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import psycopg2
+import treq
+from twisted.internet import reactor, threads
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from tests import pgharness
+from tests.serverfixture import registeredClient, startServer
+from tm20.simulator.client import TerminalConnection
+from tm20.simulator.device import SimulatedTerminal
+from tm20.store.postgres import PostgresStore
+
+#: The bound on an answer that needs no database, while the database is frozen (seconds).
+ANSWER_BOUND = 0.2
+
+WRITERS = 3
+
+
+def sleep(seconds: float) -> Any:
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def storedKeys(url: str) -> list[tuple[str, int, str]]:
+    """Every stored log's key (blocking)."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT sn, enrollid, time FROM attendance_logs")
+        return [(sn, enrollid, t) for sn, enrollid, t in cur.fetchall()]
+
+
+@inlineCallbacks
+def timedHealth(running: Any) -> Any:
+    """GET /health: (seconds taken, status code, body)."""
+    started = time.monotonic()
+    response = yield treq.get(running.httpURL("/health"), persistent=False)
+    body = yield treq.content(response)
+    return time.monotonic() - started, response.code, json.loads(body)
+
+
+class FrozenDatabaseTests(TestCase):
+    timeout = 180
+
+    @inlineCallbacks
+    def setUp(self) -> Any:
+        self.cluster = yield threads.deferToThread(pgharness.Cluster)
+        self.addCleanup(self.cluster.destroy)
+        yield threads.deferToThread(self.cluster.start)
+        self.url = pgharness.createDatabase("tm20_hang", serverURL=self.cluster.url())
+
+    @inlineCallbacks
+    def test_frozenDatabaseNeverFreezesTheServer(self) -> Any:
+        """
+        With PostgreSQL frozen, an unknown command and C{GET /health} are each answered within
+        L{ANSWER_BOUND}; C{/health} says the store is degraded (503); after SIGCONT every log
+        is stored exactly once, without restarting anything.
+        """
+        store = PostgresStore(
+            self.url,
+            reactor=reactor,
+            poolSize=2,
+            statementTimeout=1.0,
+            connectTimeout=1.0,
+            reconnectDelay=(0.05, 0.3),
+            healthInterval=0.5,
+        )
+        running = yield startServer(self, store=store)
+        writers = []
+        for i in range(WRITERS):
+            terminal = SimulatedTerminal(f"HANG{i:04d}", logs=20, seed=7 + i)
+            connection = TerminalConnection(
+                terminal, running.wsURL(), reactor=reactor, batchSize=5, ackTimeout=2, regRetry=2
+            )
+            connection.start()
+            self.addCleanup(connection.disconnect)
+            writers.append(connection)
+        yield gatherResults([w.whenAllLogsAcknowledged() for w in writers])
+        prober = yield registeredClient(self, running, sn="HANGPROBE01")
+        elapsed, code, body = yield timedHealth(running)
+        self.assertEqual((code, body["status"]), (200, "ok"))
+
+        self.addCleanup(self.cluster.thaw)  # whatever happens
+        yield threads.deferToThread(self.cluster.freeze)
+        frozenAt = time.monotonic()
+        commandTimes: list[float] = []
+        healthTimes: list[float] = []
+        healthSeen: list[tuple[int, dict[str, Any]]] = []
+        punches = 0
+        while time.monotonic() - frozenAt < 5.0:
+            for w in writers:  # people keep punching: batches keep coming
+                w.punch(enrollid=1000 + punches)
+                punches += 1
+            started = time.monotonic()
+            reply = yield prober.request({"cmd": "nosuchcommand", "sn": "HANGPROBE01"}, 30)
+            commandTimes.append(time.monotonic() - started)
+            self.assertEqual((reply["ret"], reply["result"]), ("nosuchcommand", False))
+            elapsed, code, body = yield timedHealth(running)
+            healthTimes.append(elapsed)
+            healthSeen.append((code, body))
+            yield sleep(0.1)
+        print(
+            f"\nfrozen PostgreSQL: unknown command max {max(commandTimes) * 1000:.1f} ms,"
+            f" /health max {max(healthTimes) * 1000:.1f} ms"
+            f" ({len(commandTimes)} probes each)"
+        )
+        self.assertLess(max(commandTimes), ANSWER_BOUND, commandTimes)
+        self.assertLess(max(healthTimes), ANSWER_BOUND, healthTimes)
+        degraded = [body for code, body in healthSeen if code == 503]
+        self.assertTrue(degraded, f"/health noticed the hang: {healthSeen[-1]}")
+        self.assertEqual(degraded[-1]["status"], "degraded")
+        self.assertEqual(degraded[-1]["store"]["state"], "degraded")
+        self.assertTrue(degraded[-1]["store"]["reason"])
+        self.assertEqual(healthSeen[-1][0], 503, "still degraded at the end of the hang")
+
+        # nothing was acknowledged during the hang
+        self.assertEqual(
+            sum(w.terminal.pendingLogCount() for w in writers), punches, "no ack while frozen"
+        )
+        yield threads.deferToThread(self.cluster.thaw)
+        yield gatherResults([w.whenAllLogsAcknowledged() for w in writers])
+        keys = yield threads.deferToThread(storedKeys, self.url)
+        self.assertEqual(len(keys), len(set(keys)), "no log stored twice")
+        self.assertEqual(len(keys), WRITERS * 20 + punches, "every log stored")
+        for _ in range(100):
+            elapsed, code, body = yield timedHealth(running)
+            if code == 200:
+                break
+            yield sleep(0.1)
+        self.assertEqual((code, body["status"], body["store"]["state"]), (200, "ok", "ok"))
