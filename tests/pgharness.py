@@ -26,8 +26,8 @@ import atexit
 import glob
 import os
 import shlex
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile

@@ -22,7 +22,9 @@ import treq
 from twisted.internet import reactor, threads
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
+from zope.interface import provider
 
 from tests import pgharness
 from tests.serverfixture import registeredClient, startServer
@@ -145,3 +147,70 @@ class FrozenDatabaseTests(TestCase):
                 break
             yield sleep(0.1)
         self.assertEqual((code, body["status"], body["store"]["state"]), (200, "ok", "ok"))
+
+    @inlineCallbacks
+    def test_outageIsOneWarningNotOneTracebackPerBatch(self) -> Any:
+        """
+        PostgreSQL crashes while terminals upload and comes back: the batches refused meanwhile
+        are one warning at the start of the outage and one at its end that counts them; nothing
+        is logged as an error or with a traceback.
+        """
+        events: list[dict[str, Any]] = []
+
+        @provider(ILogObserver)
+        def observe(event: dict[str, Any]) -> None:
+            if not event.get("log_namespace", "").startswith("tm20.simulator"):
+                events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        store = PostgresStore(
+            self.url,
+            reactor=reactor,
+            poolSize=2,
+            statementTimeout=2.0,
+            reconnectDelay=(0.05, 0.3),
+            healthInterval=0.5,
+        )
+        running = yield startServer(self, store=store)
+        writers = []
+        for i in range(10):
+            terminal = SimulatedTerminal(f"OUTAGE{i:04d}", logs=200, seed=70 + i)
+            connection = TerminalConnection(
+                terminal, running.wsURL(), reactor=reactor, batchSize=5, ackTimeout=0.1
+            )
+            connection.start()
+            self.addCleanup(connection.disconnect)
+            writers.append(connection)
+        for _ in range(200):
+            if sum(w.stats.logsAcknowledged for w in writers) >= 100:
+                break
+            yield sleep(0.05)
+        yield threads.deferToThread(self.cluster.stop, "immediate")
+        yield sleep(2.0)
+        yield threads.deferToThread(self.cluster.start)
+        yield gatherResults([w.whenAllLogsAcknowledged() for w in writers])
+        keys = yield threads.deferToThread(storedKeys, self.url)
+        self.assertEqual(len(set(keys)), 10 * 200)
+
+        ingest = running.context.ingest
+        messages = [e.get("log_format", "") for e in events]
+        starts = [e for e in events if e.get("log_format", "").startswith("store unavailable")]
+        ends = [e for e in events if e.get("log_format", "").startswith("store available")]
+        self.assertEqual((len(starts), len(ends)), (1, 1), messages)
+        self.assertEqual(starts[0]["log_level"], LogLevel.warn)
+        refusedBatches = ends[0]["refused"]
+        self.assertGreater(refusedBatches, 20, "many batches were refused")
+        self.assertEqual(ends[0]["items"], ingest.failed, "every refused log is counted")
+        loud = [
+            e
+            for e in events
+            if e.get("log_level") in (LogLevel.critical, LogLevel.error) or "log_failure" in e
+        ]
+        self.assertEqual(loud, [])
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
+        print(
+            f"\noutage: {refusedBatches} batches refused, {len(warnings)} warnings logged:"
+            + "".join(f"\n  {e['log_format']}" for e in warnings)
+        )
+        self.assertLess(len(warnings), 12)

@@ -18,8 +18,10 @@ Design:
     C{statement_timeout} is set a little longer as a backstop.  Connection attempts give up
     after C{connectTimeout} seconds.  Migrations have no deadline.
   - B{Health.}  L{PostgresStore.health} answers without I/O from a
-    L{tm20.store._health.HealthMonitor}: C{SELECT 1} every C{healthInterval} seconds;
-    C{degraded} when it fails or has not answered within C{healthInterval} seconds.
+    L{tm20.store._health.HealthMonitor}: every C{healthInterval} seconds a probe rewrites the
+    one row of C{store_probe}; the store is C{degraded} when the probe fails or has not answered
+    within C{healthInterval} seconds, C{unhealthy} when PostgreSQL answers that it cannot write
+    (read-only, disk full).
   - B{Migrations.}  Plain SQL files in C{tm20/store/migrations/postgres/}, applied at L{start}
     in one transaction that first takes a transaction-level advisory lock
     (L{MIGRATION_LOCK_KEY}), so two processes starting at once apply them once; recorded in
@@ -103,6 +105,22 @@ from tm20.store._rows import (
     dumpJSON,
     logQueryWhere,
     utcFromSeconds,
+)
+
+#: The health probe's write (see L{PostgresStore.health}).
+_PROBE = (
+    "INSERT INTO store_probe (id, probed_at) VALUES (1, %s)"
+    " ON CONFLICT (id) DO UPDATE SET probed_at = EXCLUDED.probed_at"
+)
+
+#: SQLSTATEs meaning the database answers but cannot write: the store is unhealthy.
+_CANNOT_WRITE_CODES = frozenset(
+    {
+        "25006",  # read_only_sql_transaction (a standby, default_transaction_read_only)
+        "53100",  # disk_full
+        "53200",  # out_of_memory
+        "58030",  # io_error
+    }
 )
 
 #: The key of the advisory lock held while migrating ("tm20" in ASCII).
@@ -769,23 +787,26 @@ class PostgresStore:
 
     def health(self) -> StoreHealth:
         """
-        The store's health now, without I/O (see L{tm20.store._health}): C{degraded} while
-        PostgreSQL does not answer C{SELECT 1} within C{healthInterval} seconds; C{unhealthy}
-        unless the store is running.
+        The store's health now, without I/O (see the module docstring); C{unhealthy} unless the
+        store is running.
         """
         if self._state != "running":
             return StoreHealth(UNHEALTHY, f"the store is {self._state}", self._reactor.seconds())
         return self._health.current()
 
     def _probe(self) -> Deferred[tuple[str, str | None]]:
-        async def probe() -> tuple[str, str | None]:
-            await self._pool.runQuery("SELECT 1")
+        """Rewrite the row of C{store_probe}: a real write, as any ingest would do."""
+
+        async def probe(cur: Cursor, now: datetime) -> tuple[str, str | None]:
+            await cur.execute(_PROBE, (now,))
             return OK, None
 
         def failed(f: Failure) -> tuple[str, str | None]:
-            return DEGRADED, f"PostgreSQL: {f.getErrorMessage()}"
+            if getattr(f.value, "pgcode", None) in _CANNOT_WRITE_CODES:
+                return UNHEALTHY, f"PostgreSQL cannot write: {f.getErrorMessage().strip()}"
+            return DEGRADED, f"PostgreSQL: {f.getErrorMessage().strip()}"
 
-        return Deferred.fromCoroutine(probe()).addErrback(failed)
+        return self._pool.runInteraction(probe, self._now()).addErrback(failed)
 
     # -- notifications -----------------------------------------------------------------------------
 

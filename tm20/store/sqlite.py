@@ -29,12 +29,14 @@ Design:
     constraint broken by the caller's data gives C{ValueError}; anything else (a bug) is passed
     through unchanged.  In every case the transaction was rolled back.
   - B{Health.}  L{SQLiteStore.health} answers without I/O from a
-    L{tm20.store._health.HealthMonitor} fed by two things: the outcome of every call (a write
-    refused because the disk is full, the file read-only or unreadable makes the store
-    C{unhealthy}; a lock held too long by another process, C{degraded}; the next call that
-    succeeds clears it), and a probe every C{healthInterval} seconds, in the store's thread, that
-    finds the store C{unhealthy} when the file system holding the database has less than
-    L{MIN_FREE_BYTES} free (so a full disk is seen even while nothing is written).
+    L{tm20.store._health.HealthMonitor} fed by the outcome of every call (a write refused
+    because the disk is full, the file read-only or unreadable makes the store C{unhealthy}; a
+    lock held too long by another process, C{degraded}; the next write that succeeds clears it)
+    and by a probe every C{healthInterval} seconds, in the store's thread: it rewrites the one
+    row of C{store_probe} (a real write, so a full disk is seen even while terminals send
+    nothing, and the store is C{ok} again once it can write) and finds the store C{unhealthy}
+    while the file system holding the database has less than L{MIN_FREE_BYTES} free (SQLite
+    can still reuse its WAL file on a full disk, so a small write alone may succeed there).
 """
 
 from __future__ import annotations
@@ -218,6 +220,10 @@ def _insertLogBatches(
                         _INSERT_LOG_ROWS.format(table=table), rows
                     ).rowcount
         except sqlite3.Error as e:
+            if _isUnavailable(e) or not conn.in_transaction:
+                # the database cannot be written now (on a full disk SQLite may even have rolled
+                # the whole transaction back): every batch of this transaction fails with it
+                raise
             conn.execute("ROLLBACK TO log_batch")
             conn.execute("RELEASE log_batch")
             batch.outcome = e
@@ -618,15 +624,29 @@ class SQLiteStore:
         return self._health.current()
 
     def _probe(self) -> Deferred[tuple[str, str | None]]:
-        pool = self._pool
-        if pool is None:
-            return succeed((UNHEALTHY, f"the store is {self._state}"))
+        """
+        In the store's thread: check the free space, and rewrite the row of C{store_probe} (a
+        real write, whose outcome counts as any write's: it clears a failed write's condition).
+        """
 
-        def check() -> tuple[str, str | None]:
+        def probe(conn: sqlite3.Connection, now: str) -> str | None:
             problem = _freeSpaceProblem(self.path)
+            conn.execute(
+                "INSERT INTO store_probe (id, probed_at) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+                (now,),
+            )
+            return problem
+
+        def checked(problem: str | None) -> tuple[str, str | None]:
             return (OK, None) if problem is None else (UNHEALTHY, problem)
 
-        return deferToThreadPool(cast(IReactorFromThreads, self._reactor), pool.threadpool, check)
+        def failed(f: Failure) -> tuple[str, str | None]:
+            if f.check(StoreUnavailable):
+                return OK, None  # the failed write has set the "writes" condition
+            return DEGRADED, f"SQLite {self.path}: {f.getErrorMessage()}"
+
+        return self._write(probe, self._now()).addCallbacks(checked, failed)
 
     # -- terminals ---------------------------------------------------------------------------------
 

@@ -1,0 +1,8 @@
+-- One row that the health probe rewrites every few seconds, to check that the database can
+-- still be written (see tm20.store._health; a read-only or full database makes the store
+-- unhealthy).
+
+CREATE TABLE store_probe (
+    id        integer     NOT NULL PRIMARY KEY CHECK (id = 1),
+    probed_at timestamptz NOT NULL
+);
