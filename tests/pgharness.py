@@ -215,14 +215,35 @@ class Cluster:
                 pids.append(int(entry))
         return pids
 
-    def freeze(self) -> None:
+    def freeze(self, atMost: float = 60.0) -> None:
         """
         Freeze the server (SIGSTOP to the postmaster and all its children): it accepts TCP
-        connections (in the kernel's backlog) and answers nothing.  Undo with L{thaw}.
+        connections (in the kernel's backlog) and answers nothing.  Undo with L{thaw}; a timer
+        thread thaws it anyway after C{atMost} seconds, so that a test whose reactor the freeze
+        blocks (the bug such a test looks for) still ends.
         """
         self._frozen = self.pids()
         for pid in self._frozen:
             os.kill(pid, signal.SIGSTOP)
+        timer = threading.Timer(atMost, self.thaw)
+        timer.daemon = True
+        timer.start()
+
+    def clientConnections(self) -> int:
+        """The TCP connections to this server open now on this machine, from the client side."""
+        count = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    lines = f.readlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                remotePort = int(fields[2].rsplit(":", 1)[1], 16)
+                if remotePort == self.port and fields[3] == "01":  # ESTABLISHED
+                    count += 1
+        return count
 
     def thaw(self) -> None:
         """Resume a server frozen by L{freeze} (harmless when it is not frozen)."""

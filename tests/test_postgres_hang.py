@@ -28,9 +28,10 @@ from zope.interface import provider
 
 from tests import pgharness
 from tests.serverfixture import registeredClient, startServer
+from tm20.errors import StoreUnavailable
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
-from tm20.store.postgres import PostgresStore
+from tm20.store.postgres import PostgresStore, StatementTimeout
 
 #: The bound on an answer that needs no database, while the database is frozen (seconds).
 ANSWER_BOUND = 0.2
@@ -214,3 +215,61 @@ class FrozenDatabaseTests(TestCase):
             + "".join(f"\n  {e['log_format']}" for e in warnings)
         )
         self.assertLess(len(warnings), 12)
+
+    @inlineCallbacks
+    def test_connectionAttemptsHaveDeadlines(self) -> Any:
+        """
+        With PostgreSQL frozen, a statement fails at its deadline, the C{LISTEN} connection's
+        attempt gives up at C{connectTimeout}, the pool keeps trying to reconnect, one attempt
+        per slot at a time (attempts never pile up); after SIGCONT everything works again.
+        """
+        store = PostgresStore(
+            self.url,
+            reactor=reactor,
+            poolSize=2,
+            statementTimeout=0.5,
+            connectTimeout=0.3,
+            reconnectDelay=(0.05, 0.1),
+            healthInterval=0.5,
+        )
+        yield store.start()
+        self.addCleanup(store.stop)
+        self.addCleanup(self.cluster.thaw)
+        yield threads.deferToThread(self.cluster.freeze)
+
+        started = time.monotonic()
+        yield self.assertFailure(store.listen("news", lambda c, p: None), StoreUnavailable)
+        self.assertLess(time.monotonic() - started, 3.0)
+
+        async def write(cur: Any) -> None:
+            await cur.execute("SELECT 1")
+
+        started = time.monotonic()
+        yield self.assertFailure(store.runInTransaction(write), StatementTimeout)
+        self.assertLess(time.monotonic() - started, 3.0)
+
+        # the pool retries every ~0.4 s, each attempt abandoned at its deadline: sockets to the
+        # server never outnumber the slots
+        sockets: list[int] = []
+        until = time.monotonic() + 2.0
+        while time.monotonic() < until:
+            sockets.append(self.cluster.clientConnections())
+            yield sleep(0.02)
+        self.assertLessEqual(max(sockets), store.pool.size, sockets)
+        self.assertEqual(store.pool.liveConnections, 0)
+        self.assertEqual(store.health().state, "degraded")
+
+        yield threads.deferToThread(self.cluster.thaw)
+        for _ in range(200):
+            if store.pool.liveConnections == store.pool.size:
+                break
+            yield sleep(0.05)
+        self.assertEqual(store.pool.liveConnections, store.pool.size)
+        heard: list[str] = []
+        yield store.listen("news", lambda channel, payload: heard.append(payload))
+        yield store.notify("news", "back")
+        for _ in range(100):
+            if heard:
+                break
+            yield sleep(0.05)
+        self.assertEqual(heard, ["back"])
