@@ -48,7 +48,11 @@ T = TypeVar("T")
 
 
 class StatementTimeout(StoreUnavailable):
-    """A statement ran past its deadline and was cancelled; nothing was written."""
+    """
+    A statement ran past its deadline and its connection was dropped.  Nothing is acknowledged;
+    as after any lost connection, a C{COMMIT} that timed out may still have been applied (a
+    resent batch is then counted as duplicates).
+    """
 
 
 class _Connection(txpostgres.Connection):
@@ -105,7 +109,8 @@ class Cursor:
         Run one statement.
 
         @return: this cursor, to fetch from.
-        @raise StatementTimeout: the statement ran past the deadline and was cancelled.
+        @raise StatementTimeout: the statement ran past the deadline; the connection was
+            dropped (see the module docstring).
         """
         d: Deferred[Any] = self._cursor.execute(sql, params)
         timer = None
