@@ -3,6 +3,7 @@ The health of the store, as C{/health} reports it.
 
   - L{tm20.store._health.HealthMonitor} alone, with a L{Clock}: worst condition wins, a probe that
     does not answer makes the store degraded, probes never pile up, one log line per change.
+  - PostgreSQL made read-only: C{unhealthy} too;
   - SQLite on a real full file system (a small tmpfs, mounted for the test): C{/health} says
     C{unhealthy} (503) with the reason, batches are refused, and it is C{ok} again once there is
     room.
@@ -14,19 +15,23 @@ import errno
 import os
 import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg2
 import treq
-from twisted.internet import reactor
+from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import provider
 
+from tests import pgharness
 from tests.serverfixture import registeredClient, startServer
 from tm20.errors import StoreUnavailable
 from tm20.protocol.messages import LogRecord
 from tm20.store._health import DEGRADED, OK, PROBE, UNHEALTHY, HealthMonitor
+from tm20.store.postgres import PostgresStore
 from tm20.store.sqlite import SQLiteStore
 
 
@@ -230,3 +235,53 @@ class SQLiteFullDiskTests(TestCase):
         result = yield store.addLogs("FULLDISK02", records)
         self.assertEqual(result.inserted, 500)
         self.assertEqual(store.health().state, OK)
+
+
+class PostgresCannotWriteTests(TestCase):
+    timeout = 60
+
+    @inlineCallbacks
+    def test_readOnlyDatabaseIsUnhealthy(self) -> Any:
+        """
+        A PostgreSQL that answers but refuses writes (here made read-only, as a standby would
+        be) makes the store C{unhealthy}, with the reason; it is C{ok} again once writable.
+        """
+        url = yield threads.deferToThread(pgharness.createDatabase, "tm20_health")
+        self.addCleanup(threads.deferToThread, pgharness.dropDatabase, url)
+        name = urlsplit(url).path.lstrip("/")
+        store = PostgresStore(url, reactor=reactor, healthInterval=0.1)
+        yield store.start()
+        self.addCleanup(store.stop)
+
+        def readOnly(on: bool) -> None:
+            conn = psycopg2.connect(pgharness.withDatabase(url, "postgres"))
+            try:
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    value = "on" if on else "off"
+                    cur.execute(
+                        f'ALTER DATABASE "{name}" SET default_transaction_read_only = {value}'
+                    )
+                    # the store's connections reconnect, with the new setting
+                    cur.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (name,),
+                    )
+            finally:
+                conn.close()
+
+        @inlineCallbacks
+        def waitFor(state: str) -> Any:
+            for _ in range(200):
+                if store.health().state == state:
+                    return store.health()
+                yield deferLater(reactor, 0.05, lambda: None)
+            raise AssertionError(f"still {store.health()}")
+
+        self.assertEqual(store.health().state, OK)
+        yield threads.deferToThread(readOnly, True)
+        health = yield waitFor(UNHEALTHY)
+        self.assertIn("read-only", health.reason)
+        yield threads.deferToThread(readOnly, False)
+        yield waitFor(OK)
