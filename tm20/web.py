@@ -129,13 +129,6 @@ def jsonBody(request: Request, code: int, body: Any) -> bytes:
     return json.dumps(body).encode("utf-8")
 
 
-def _finish(request: Request, code: int, body: Any) -> None:
-    if request.finished or getattr(request, "_disconnected", False):
-        return
-    request.write(jsonBody(request, code, body))
-    request.finish()
-
-
 #: The answer to a connection over the caps (sent before reading anything).
 _SERVICE_UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
