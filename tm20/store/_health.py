@@ -156,6 +156,8 @@ class HealthMonitor:
         """Probe now, then every C{interval} seconds until L{stop}."""
         if self._loop is not None:
             return
+        if not self._conditions:
+            self._health = StoreHealth(OK, None, self._clock.seconds())
         self._loop = LoopingCall(self.probe)
         self._loop.clock = self._clock
         self._loop.start(self.interval, now=True)
