@@ -118,7 +118,6 @@ _CANNOT_WRITE_CODES = frozenset(
     {
         "25006",  # read_only_sql_transaction (a standby, default_transaction_read_only)
         "53100",  # disk_full
-        "53200",  # out_of_memory
         "58030",  # io_error
     }
 )
