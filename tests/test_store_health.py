@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import subprocess
 from typing import Any
 from urllib.parse import urlsplit
@@ -285,3 +286,29 @@ class PostgresCannotWriteTests(TestCase):
         self.assertIn("read-only", health.reason)
         yield threads.deferToThread(readOnly, False)
         yield waitFor(OK)
+
+
+class SQLiteLockedTests(TestCase):
+    timeout = 30
+
+    @inlineCallbacks
+    def test_lockedByAnotherProcessIsDegraded(self) -> Any:
+        """
+        Another process holding SQLite's write lock past C{busyTimeout} makes the store
+        C{degraded} (not unhealthy: nothing is wrong with the disk); ok again once released.
+        """
+        path = os.path.abspath(self.mktemp()) + ".sqlite3"
+        store = SQLiteStore(path, reactor=reactor, busyTimeout=0.1, healthInterval=3600)
+        yield store.start()
+        self.addCleanup(store.stop)
+        other = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        records = [LogRecord(enrollid=1, time="2026-04-30 08:00:00")]
+        yield self.assertFailure(store.addLogs("LOCKED01", records), StoreUnavailable)
+        health = store.health()
+        self.assertEqual(health.state, DEGRADED)
+        self.assertIn("locked", health.reason)
+        other.execute("ROLLBACK")
+        yield store.addLogs("LOCKED01", records)
+        self.assertEqual(store.health().state, OK)
