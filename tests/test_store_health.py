@@ -3,10 +3,11 @@ The health of the store, as C{/health} reports it.
 
   - L{tm20.store._health.HealthMonitor} alone, with a L{Clock}: worst condition wins, a probe that
     does not answer makes the store degraded, probes never pile up, one log line per change.
-  - PostgreSQL made read-only: C{unhealthy} too;
   - SQLite on a real full file system (a small tmpfs, mounted for the test): C{/health} says
     C{unhealthy} (503) with the reason, batches are refused, and it is C{ok} again once there is
-    room.
+    room;
+  - PostgreSQL made read-only: C{unhealthy} too;
+  - SQLite locked by another process: C{degraded}.
 """
 
 from __future__ import annotations
