@@ -16,6 +16,7 @@ from tm20.protocol.messages import (
     SendLog,
     SendQrCode,
     SendUser,
+    SendUserRejected,
     TerminalCommand,
     UserRecord,
 )
@@ -204,13 +205,39 @@ class TestSendLog:
         assert message.records[0].mode == 1
         assert message.records[0].extra == {"attmode": 2}
 
-    def test_emptyAndMissingRecords(self) -> None:
+    def test_emptyBatchWithoutCount(self) -> None:
+        """An empty batch that claims nothing (count 0 or none) is a valid, empty batch."""
         assert parseFrame(b'{"cmd":"sendlog","record":[]}') == SendLog(
             sn=None, count=None, logindex=None, records=()
         )
-        message = parseFrame(b'{"cmd":"sendlog","count":0}')
-        assert isinstance(message, SendLog)
-        assert message.records == ()
+        assert parseFrame(b'{"cmd":"sendlog","count":0,"record":[]}') == SendLog(
+            sn=None, count=0, logindex=None, records=()
+        )
+
+    @pytest.mark.parametrize(
+        ("frame", "problem"),
+        [
+            ('{"cmd":"sendlog","count":0}', "is required"),
+            ('{"cmd":"sendlog","count":1,"records":[{}]}', "is required (found 'records' instead)"),
+            ('{"cmd":"sendlog","count":1,"Record":[{}]}', "is required (found 'Record' instead)"),
+            ('{"cmd":"sendlog","count":1,"data":[{}]}', "is required (found 'data' instead)"),
+            ('{"cmd":"sendlog","count":1,"record":null}', "must be an array, got null"),
+            ('{"cmd":"sendlog","count":1,"record":{}}', "must be an array, got an object"),
+            (
+                '{"cmd":"sendlog","count":1,"record":"x"}',
+                "must be an array, got a non-numeric string",
+            ),
+            ('{"cmd":"sendlog","count":2,"record":[]}', "is empty but count is 2"),
+            ('{"cmd":"sendlog","count":"3","record":[]}', "is empty but count is 3"),
+        ],
+    )
+    def test_batchWithoutRecordsRefused(self, frame: str, problem: str) -> None:
+        """
+        A batch whose records are missing, misnamed, null, not a list, or empty while count
+        says otherwise is refused as a whole (it used to be acknowledged, storing nothing).
+        """
+        error = _error(frame)
+        assert (error.cmd, error.field, error.problem) == ("sendlog", "record", problem)
 
     @pytest.mark.parametrize(
         ("record", "field"),
@@ -231,11 +258,16 @@ class TestSendLog:
             ("[1]", "record[1]"),
         ],
     )
-    def test_invalidRecord(self, record: str, field: str) -> None:
+    def test_invalidRecordQuarantined(self, record: str, field: str) -> None:
+        """A record that can never be stored is set aside, verbatim, without refusing the rest."""
         good = '{"enrollid":1,"time":"2020-01-01 00:00:00"}'
-        error = _error(f'{{"cmd":"sendlog","sn":"x","record":[{good},{record}]}}')
-        assert (error.cmd, error.field) == ("sendlog", field)
-        assert error.problem
+        message = parseFrame(f'{{"cmd":"sendlog","sn":"x","record":[{good}, {record} ,{good}]}}')
+        assert isinstance(message, SendLog)
+        assert message.records == (LogRecord(enrollid=1, time="2020-01-01 00:00:00"),) * 2
+        (rejected,) = message.rejected
+        assert (rejected.raw, rejected.field) == (record, field)
+        assert rejected.problem
+        assert rejected.reason == f"{field}: {rejected.problem}"
 
     def test_recordNotAList(self) -> None:
         error = _error(b'{"cmd":"sendlog","record":{"enrollid":1}}')
@@ -288,8 +320,9 @@ class TestCleaningFastPaths:
         records = [{"enrollid": 1, "time": "2024-01-01 00:00:00"}] * 3 + [
             {"enrollid": 1, "time": "2024-01-01 00:00:00", "inout": "in"}
         ]
-        error = _error(_frame({"cmd": "sendlog", "sn": "T1", "record": records}))
-        assert (error.field, error.cmd) == ("record[3].inout", "sendlog")
+        message = parseFrame(_frame({"cmd": "sendlog", "sn": "T1", "record": records}))
+        assert isinstance(message, SendLog)
+        assert [r.field for r in message.rejected] == ["record[3].inout"]
 
     def test_secondByteOrderMark(self) -> None:
         error = _error("\ufeff\ufeff{}".encode())
@@ -342,9 +375,17 @@ class TestSendUser:
             ('"enrollid":1,"name":[]', "name"),
         ],
     )
-    def test_invalid(self, body: str, field: str) -> None:
-        error = _error(f'{{"cmd":"senduser",{body}}}')
-        assert (error.cmd, error.field) == ("senduser", field)
+    def test_invalidQuarantined(self, body: str, field: str) -> None:
+        """The frame is the record: kept verbatim for the quarantine, never refused."""
+        frame = f'{{"cmd":"senduser", "sn":"T1",{body}}}'
+        message = parseFrame(frame)
+        assert isinstance(message, SendUserRejected)
+        assert (message.cmd, message.sn) == ("senduser", "T1")
+        assert (message.rejected.raw, message.rejected.field) == (frame, field)
+
+    def test_badSnStillRefused(self) -> None:
+        error = _error(b'{"cmd":"senduser","sn":{},"enrollid":1}')
+        assert (error.cmd, error.field) == ("senduser", "sn")
 
 
 class TestSendQrCode:
@@ -530,8 +571,11 @@ class TestRejected:
         assert error.field == "cmd"
 
     def test_loneSurrogateValue(self) -> None:
-        error = _error(b'{"cmd":"senduser","enrollid":1,"name":"\\udc00"}')
-        assert (error.cmd, error.field) == ("senduser", "name")
+        error = _error(b'{"cmd":"sendqrcode","record":"\\udc00"}')
+        assert (error.cmd, error.field) == ("sendqrcode", "record")
+        message = parseFrame(b'{"cmd":"senduser","enrollid":1,"name":"\\udc00"}')
+        assert isinstance(message, SendUserRejected)
+        assert message.rejected.field == "name"
 
     def test_invalidJsonStillNamesTheCommand(self) -> None:
         error = _error(b'{"cmd":"sendlog","sn":"x","record":[{"enrollid":1,}')

@@ -81,6 +81,28 @@ class LogRecord:
 
 
 @attrs.frozen
+class RejectedRecord:
+    """
+    A record a terminal sent that can never be stored (a bad time, a value out of range, not an
+    object ...): it is kept as it came, in the quarantine, instead of blocking its batch.
+
+    @ivar raw: the record's JSON text exactly as the terminal sent it (for C{senduser}, the
+        whole frame, which is the record).
+    @ivar problem: what is wrong with it.
+    @ivar field: the offending field, e.g. C{record[3].time}; C{None} for the record as a whole.
+    """
+
+    raw: str
+    problem: str
+    field: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """C{field: problem}, as a L{ProtocolError} says it."""
+        return f"{self.field}: {self.problem}" if self.field else self.problem
+
+
+@attrs.frozen
 class Register:
     """C{reg}: the first frame of a terminal, repeated as a heartbeat."""
 
@@ -92,12 +114,18 @@ class Register:
 
 @attrs.frozen
 class SendLog:
-    """C{sendlog}: a batch of log records."""
+    """
+    C{sendlog}: a batch of log records.
+
+    C{records} are the records that can be stored, C{rejected} those that never can (kept raw
+    for the quarantine); together they are the whole batch.
+    """
 
     sn: str | None
     count: int | None
     logindex: int | None
     records: tuple[LogRecord, ...]
+    rejected: tuple[RejectedRecord, ...] = ()
     cmd: str = "sendlog"
 
 
@@ -117,6 +145,20 @@ class SendUser:
     admin: int
     record: str | int | None
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    cmd: str = "senduser"
+
+
+@attrs.frozen
+class SendUserRejected:
+    """
+    C{senduser} whose user or credential can never be stored (an C{enrollid} missing or out of
+    range, a C{backupnum} beyond 32 bits, a NUL in the name ...): a single record, kept raw for
+    the quarantine.  It is acknowledged once quarantined: a terminal answered C{result:false}
+    resends it every few seconds, forever.
+    """
+
+    sn: str | None
+    rejected: RejectedRecord
     cmd: str = "senduser"
 
 
@@ -176,5 +218,5 @@ class CommandReply:
 
 
 #: Every message a terminal can send.
-TerminalMessage = Register | SendLog | SendUser | SendQrCode | TerminalCommand
+TerminalMessage = Register | SendLog | SendUser | SendUserRejected | SendQrCode | TerminalCommand
 Message = TerminalMessage | CommandReply

@@ -26,13 +26,17 @@ from tm20.protocol.messages import (
     Message,
     ProtocolError,
     Register,
+    RejectedRecord,
     SendLog,
     SendQrCode,
     SendUser,
+    SendUserRejected,
     TerminalCommand,
     TerminalMessage,
     UserRecord,
 )
+from tm20.protocol.rawjson import arrayElementsOf
+from tm20.protocol.storable import checkLogRecord, checkUserFields
 from tm20.protocol.timefmt import normaliseTime
 
 __all__ = [
@@ -131,12 +135,16 @@ def _render(path: _Path) -> str:
 
 @attrs.frozen
 class _Context:
-    """Where we are: the command (or reply) name for errors, and the limits."""
+    """
+    Where we are: the command (or reply) name for errors, the limits, and the frame's text
+    (for the quarantine's verbatim copy of a refused record).
+    """
 
     cmd: str | None = None
     ret: str | None = None
     maxDepth: int = DEFAULT_MAX_DEPTH
     maxArrayLength: int = DEFAULT_MAX_ARRAY_LENGTH
+    text: str = ""
 
     def fail(self, problem: str, field: _Path | None = None) -> NoReturn:
         if isinstance(field, tuple):
@@ -504,6 +512,12 @@ def _logRecord(ctx: _Context, raw: Any, where: _Path) -> LogRecord:
     image = rest.pop("image", None)
     if image is not None and type(image) is not str:
         image = _optText(ctx, {"image": image}, "image", where)
+    unstorable = checkLogRecord(enrollid, mode, inout, event, verifymode, image)
+    if unstorable is not None:
+        field, problem = unstorable
+        if field == "mode":
+            field = next((k for k in _MODE_KEYS if obj.get(k) is not None), field)
+        ctx.fail(problem, (where, field))
     return LogRecord(
         enrollid=enrollid,
         time=time,
@@ -526,6 +540,9 @@ def _userRecord(ctx: _Context, raw: Any, where: str, skip: frozenset[str]) -> Us
     backupnum = _optInt(ctx, obj, "backupnum", where, minimum=0)
     admin = _optInt(ctx, obj, "admin", where)
     record = _credential(ctx, obj.get("record"), _join(where, "record"))
+    unstorable = checkUserFields(enrollid, name, backupnum, admin)
+    if unstorable is not None:
+        ctx.fail(unstorable[1], _join(where, unstorable[0]))
     known = {"enrollid", "name", "backupnum", "admin", "record"} | skip
     extra = {k: v for k, v in obj.items() if k not in known}
     return UserRecord(
@@ -614,22 +631,90 @@ def _register(ctx: _Context, obj: Mapping[str, Any]) -> Register:
     )
 
 
-def _sendLog(ctx: _Context, obj: Mapping[str, Any]) -> SendLog:
-    records = obj.get("record")
-    if records is None:
-        records = []
+#: Names a firmware or a hand-written client might use instead of C{record} (never accepted:
+#: only named in the error, so the operator sees why the batch is refused).
+_RECORD_MISNAMES = ("records", "data", "logs", "log", "list")
+
+
+def _missingRecord(ctx: _Context, top: Mapping[str, Any]) -> NoReturn:
+    near = [k for k in top if k.lower() == "record" or k.lower() in _RECORD_MISNAMES]
+    if near:
+        ctx.fail(f"is required (found {', '.join(map(repr, near))} instead)", "record")
+    ctx.fail("is required", "record")
+
+
+def _rawTexts(ctx: _Context, key: str) -> list[str] | None:
+    """The source text of each element of the frame's top-level array C{key}."""
+    found = arrayElementsOf(ctx.text, key)
+    if found is None:
+        found = arrayElementsOf(_removeTrailingCommas(ctx.text), key)
+    return found
+
+
+def _verbatim(value: Any) -> str:
+    """A stand-in for a record's source text when it cannot be found (it always can)."""
+    return json.dumps(value, default=lambda v: getattr(v, "text", repr(v)))
+
+
+def _sendLog(ctx: _Context, top: dict[str, Any]) -> SendLog:
+    """
+    A C{sendlog}: the frame's own fields are checked first (an error there refuses the whole
+    batch), then each record on its own: one that can never be stored is kept raw in
+    L{SendLog.rejected} and does not stop the others.
+    """
+    records = top.pop("record", _MISSING)
+    obj: dict[str, Any] = _clean(ctx, top, "", 0)
+    sn = _sn(ctx, obj)
+    count = _optInt(ctx, obj, "count", "")
+    logindex = _optInt(ctx, obj, "logindex", "")
+    if records is _MISSING:
+        _missingRecord(ctx, obj)
     if not isinstance(records, list):
         ctx.fail(f"must be an array, got {_describe(records)}", "record")
+    if 2 > ctx.maxDepth:
+        ctx.fail(f"nesting deeper than {ctx.maxDepth}", "record")
+    if len(records) > ctx.maxArrayLength:
+        ctx.fail(f"array longer than {ctx.maxArrayLength}", "record")
+    if not records and count:
+        ctx.fail(f"is empty but count is {count}", "record")
+    good: list[LogRecord] = []
+    rejected: list[RejectedRecord] = []
+    texts: list[str] | None = None
+    for i, raw in enumerate(records):
+        try:
+            kind = type(raw)
+            if kind is dict or kind is list:
+                raw = _clean(ctx, raw, ("record", i), 2)
+            elif kind is not int and raw is not None and kind is not bool:
+                _cleanScalar(ctx, raw, ("record", i))
+            good.append(_logRecord(ctx, raw, ("record", i)))
+        except ProtocolError as e:
+            if texts is None:
+                texts = _rawTexts(ctx, "record") or []
+            text = texts[i] if i < len(texts) else _verbatim(raw)
+            rejected.append(RejectedRecord(raw=text, problem=e.problem, field=e.field))
     return SendLog(
-        sn=_sn(ctx, obj),
-        count=_optInt(ctx, obj, "count", ""),
-        logindex=_optInt(ctx, obj, "logindex", ""),
-        records=tuple([_logRecord(ctx, raw, ("record", i)) for i, raw in enumerate(records)]),
+        sn=sn,
+        count=count,
+        logindex=logindex,
+        records=tuple(good),
+        rejected=tuple(rejected),
     )
 
 
-def _sendUser(ctx: _Context, obj: Mapping[str, Any]) -> SendUser:
-    user = _userRecord(ctx, obj, "", frozenset({"cmd", "sn"}))
+def _sendUser(ctx: _Context, top: dict[str, Any]) -> SendUser | SendUserRejected:
+    """
+    A C{senduser}: the frame is the record, so anything wrong in it but its C{sn} gives a
+    L{SendUserRejected} holding the frame's text, for the quarantine.
+    """
+    sn = _sn(ctx, {"sn": _cleanScalar(ctx, top.get("sn"), "sn")})
+    try:
+        obj: dict[str, Any] = _clean(ctx, top, "", 0)
+        user = _userRecord(ctx, obj, "", frozenset({"cmd", "sn"}))
+    except ProtocolError as e:
+        return SendUserRejected(
+            sn=sn, rejected=RejectedRecord(raw=ctx.text, problem=e.problem, field=e.field)
+        )
     return SendUser(
         sn=_sn(ctx, obj),
         enrollid=user.enrollid,
@@ -667,9 +752,12 @@ def _reply(ctx: _Context, obj: Mapping[str, Any], ret: str) -> CommandReply:
 
 _HANDLERS: dict[str, Callable[[_Context, Mapping[str, Any]], TerminalMessage]] = {
     "reg": _register,
+    "sendqrcode": _sendQrCode,
+}
+#: Commands that clean their frame themselves (a bad record must not refuse the whole frame).
+_RECORD_HANDLERS: dict[str, Callable[[_Context, dict[str, Any]], TerminalMessage]] = {
     "sendlog": _sendLog,
     "senduser": _sendUser,
-    "sendqrcode": _sendQrCode,
 }
 
 
@@ -697,13 +785,16 @@ def parseFrame(
     top = _trimKeys(value)
     cmd = _cleanName(top.get("cmd"))
     ret = None if cmd is not None else _cleanName(top.get("ret"))
-    ctx = _Context(cmd=cmd, ret=ret, maxDepth=maxDepth, maxArrayLength=maxArrayLength)
+    ctx = _Context(cmd=cmd, ret=ret, maxDepth=maxDepth, maxArrayLength=maxArrayLength, text=text)
     if cmd is None and ret is None:
         if "cmd" in top:
             ctx.fail("must be a non-empty string of valid text", "cmd")
         if "ret" in top:
             ctx.fail("must be a non-empty string of valid text", "ret")
         ctx.fail("neither cmd nor ret")
+    recordHandler = None if cmd is None else _RECORD_HANDLERS.get(cmd)
+    if recordHandler is not None:
+        return recordHandler(ctx, top)
     obj: dict[str, Any] = _clean(ctx, top, "", 0)
     if cmd is None:
         assert ret is not None
