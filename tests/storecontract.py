@@ -47,7 +47,15 @@ from tm20.model import (
     Terminal,
     User,
 )
-from tm20.protocol.messages import LogRecord
+from tm20.protocol.messages import LogRecord, RejectedRecord
+from tm20.protocol.storable import (
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    checkLogRecord,
+    checkUserFields,
+)
 
 #: The clock's time when a test starts: 2026-04-30 11:59:37 UTC.
 T0 = 1_777_550_377.0
@@ -310,6 +318,7 @@ class StoreContractTests(_Base):
                 sn, [punch(1, "2026-04-30 08:00:00"), punch(0, "2026-04-30 08:00:01", event=3)]
             )
             yield self.store.enqueueCommand(sn, "opendoor", {"cmd": "opendoor"}, "ops", 3)
+            yield self.store.quarantineRecords(sn, "sendlog", [RejectedRecord("[1]", "bad")])
         command = (yield self.store.pendingCommands(SN))[0]
         self.assertIs((yield self.store.deleteTerminal(SN)), True)
         self.assertIsNone((yield self.store.getTerminal(SN)))
@@ -320,7 +329,9 @@ class StoreContractTests(_Base):
         self.assertEqual((yield self.store.countLogs(SN)), 0)
         self.assertEqual((yield self.store.pendingCommands(SN)), [])
         self.assertIsNone((yield self.store.getCommand(command.id)))
+        self.assertEqual((yield self.store.listQuarantine(SN, 10, None)), [])
         # the other terminal keeps everything
+        self.assertEqual(len((yield self.store.listQuarantine(OTHER_SN, 10, None))), 1)
         self.assertIsNotNone((yield self.store.getTerminal(OTHER_SN)))
         self.assertEqual(len((yield self.store.getUser(OTHER_SN, 1)).credentials), 1)
         self.assertEqual(len((yield self._allLogs(OTHER_SN))), 1)
@@ -914,6 +925,195 @@ class StoreContractTests(_Base):
         self.assertEqual((yield self.store.addLogs(SN, batch)), LogInsertResult(0, 10_000))
         newest = yield self.store.queryLogs(LogQuery(sn=SN, limit=1))
         self.assertEqual(dict(newest[0].extra), {"i": 9_999})
+
+    # -- what a store can hold ---------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_logValueRangesAsTheProtocolDecides(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A log record is stored exactly when L{checkLogRecord} accepts it, field by field; one
+        it refuses fails C{addLogs} with C{ValueError} and nothing of its batch is written.
+        """
+        rng = random.Random(20260430)
+        edges = [INT64_MAX, INT64_MIN, INT64_MAX + 1, INT64_MIN - 1, INT32_MAX + 1, 10**39, 0]
+        edges += [rng.randint(-(2**70), 2**70) for _ in range(6)]
+        second = 0
+        expected: dict[str, LogRecord] = {}
+        for field in ("enrollid", "mode", "inout", "event", "verifymode"):
+            for value in edges:
+                if field == "enrollid" and value <= 0:
+                    continue  # the parser refuses those for their sign; 0 is a door event
+                second += 1
+                record = punch(
+                    **{
+                        "enrollid": 1,
+                        "time": f"2026-04-30 08:{second // 60:02d}:{second % 60:02d}",
+                        field: value,
+                    }
+                )
+                storable = (
+                    checkLogRecord(
+                        record.enrollid,
+                        record.mode,
+                        record.inout,
+                        record.event,
+                        record.verifymode,
+                        None,
+                    )
+                    is None
+                )
+                if storable:
+                    result = yield self.store.addLogs(SN, [punch(2, record.time), record])
+                    self.assertEqual(result, LogInsertResult(inserted=2, duplicates=0))
+                    expected[record.time] = record
+                else:
+                    with self.assertRaises(ValueError, msg=(field, value)):
+                        yield self.store.addLogs(SN, [punch(2, record.time), record])
+        # the in-range edges and none of the others, each with its enrollid-2 companion
+        self.assertEqual(
+            len(expected),
+            sum(
+                INT64_MIN <= v <= INT64_MAX and not (f == "enrollid" and v <= 0)
+                for f in ("enrollid", "mode", "inout", "event", "verifymode")
+                for v in edges
+            ),
+        )
+        stored = yield self._allLogs()
+        self.assertEqual(len(stored), 2 * len(expected))
+        for log in stored:
+            if log.enrollid == 2:
+                continue
+            record = expected[log.time]
+            self.assertEqual(
+                (log.enrollid, log.mode, log.inout, log.event, log.verifymode),
+                (record.enrollid, record.mode, record.inout, record.event, record.verifymode),
+            )
+
+    @inlineCallbacks
+    def test_logTextAsTheProtocolDecides(self) -> Generator[Deferred[Any], Any, None]:
+        """A NUL in C{image} is refused alike; in C{extra} (JSON) it round-trips."""
+        with self.assertRaises(ValueError):
+            yield self.store.addLogs(SN, [punch(1, "2026-04-30 08:00:00", image="A\x00B")])
+        extra = {"name": "a\x00b", "\x00": 10**30, "note": {"x": [INT64_MAX + 1]}}
+        yield self.store.addLogs(SN, [punch(1, "2026-04-30 08:00:01", extra=extra)])
+        (log,) = yield self._allLogs()
+        self.assertEqual(dict(log.extra), extra)
+
+    @inlineCallbacks
+    def test_userValueRangesAsTheProtocolDecides(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A credential is stored exactly when L{checkUserFields} accepts it: 64-bit C{enrollid},
+        32-bit C{backupnum} and C{admin} (PostgreSQL's C{integer}), no NUL in the name.
+        """
+        yield self._terminal()
+        cases: list[tuple[int, str | None, int | None, int | None]] = [
+            (INT64_MAX, None, 0, 0),
+            (INT64_MAX + 1, None, 0, 0),
+            (2, None, INT32_MAX, 0),
+            (3, None, INT32_MAX + 1, 0),
+            (4, None, 0, INT32_MIN),
+            (5, None, 0, INT32_MIN - 1),
+            (6, None, 0, INT32_MAX + 1),
+            (7, "Ann\x00", 0, 0),
+            (8, "Ann", 0, 0),
+        ]
+        for enrollid, name, backupnum, admin in cases:
+            if checkUserFields(enrollid, name, backupnum, admin) is None:
+                yield self.store.saveCredential(SN, enrollid, backupnum, 2**70, name, admin)
+                user = yield self.store.getUser(SN, enrollid)
+                self.assertEqual(
+                    (
+                        user.name,
+                        user.admin,
+                        user.credentials[0].backupnum,
+                        user.credentials[0].record,
+                    ),
+                    (name, admin, backupnum, 2**70),
+                )
+            else:
+                with self.assertRaises(ValueError, msg=enrollid):
+                    yield self.store.saveCredential(SN, enrollid, backupnum, 1, name, admin)
+        users = yield self.store.listUsers(SN, 100, None)
+        self.assertEqual([u.enrollid for u in users], [2, 4, 8, INT64_MAX])
+
+    # -- quarantine --------------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_quarantineHoldsVerbatim(self) -> Generator[Deferred[Any], Any, None]:
+        """Held records come back exactly as given, newest first, with the server's time."""
+        raws = [
+            '{ "enrollid" : 1E0, "time":"2024-02-30 00:00:00", "x":"\\u00e9é指" }',
+            '{"enrollid":1,"time":"2024-01-01 00:00:00","mode":' + "9" * 40 + "}",
+            "[1,\n 2]",
+            '{"image":"' + "A" * 150_000 + '"}',
+        ]
+        held = yield self.store.quarantineRecords(
+            SN,
+            "sendlog",
+            [RejectedRecord(raw, f"problem {i}", f"record[{i}]") for i, raw in enumerate(raws)],
+        )
+        self.assertEqual(held, 4)
+        self.clock.advance(5)
+        frame = '{"cmd":"senduser","enrollid":1,"backupnum":2147483648}'
+        held = yield self.store.quarantineRecords(
+            SN, "senduser", [RejectedRecord(frame, "out of range", "backupnum")]
+        )
+        self.assertEqual(held, 1)
+        rows = yield self.store.listQuarantine(SN, 10, None)
+        self.assertEqual(
+            [(r.sn, r.source, r.raw, r.problem, r.field, r.receivedAt) for r in rows],
+            [(SN, "senduser", frame, "out of range", "backupnum", at(T0 + 5))]
+            + [
+                (SN, "sendlog", raw, f"problem {i}", f"record[{i}]", at(T0))
+                for i, raw in reversed(list(enumerate(raws)))
+            ],
+        )
+        self.assertEqual(rows[0].reason, "backupnum: out of range")
+        self.assertEqual([r.id for r in rows], sorted((r.id for r in rows), reverse=True))
+
+    @inlineCallbacks
+    def test_quarantineResentRecordHeldOnce(self) -> Generator[Deferred[Any], Any, None]:
+        """The same raw text (a resent batch, or twice in one) is held once per terminal and source."""
+        bad = RejectedRecord('{"time":"x"}', "is required", "record[0].enrollid")
+        self.assertEqual((yield self.store.quarantineRecords(SN, "sendlog", [bad, bad])), 1)
+        self.assertEqual((yield self.store.quarantineRecords(SN, "sendlog", [bad])), 0)
+        moved = RejectedRecord('{"time":"x"}', "is required", "record[5].enrollid")
+        self.assertEqual((yield self.store.quarantineRecords(SN, "sendlog", [moved])), 0)
+        self.assertEqual((yield self.store.quarantineRecords(OTHER_SN, "sendlog", [bad])), 1)
+        self.assertEqual((yield self.store.quarantineRecords(SN, "senduser", [bad])), 1)
+        self.assertEqual((yield self.store.quarantineRecords(SN, "sendlog", [])), 0)
+        self.assertEqual(len((yield self.store.listQuarantine(SN, 10, None))), 2)
+        self.assertEqual(len((yield self.store.listQuarantine(None, 10, None))), 3)
+
+    @inlineCallbacks
+    def test_quarantineUnstorableTextsEscaped(self) -> Generator[Deferred[Any], Any, None]:
+        """A NUL or a lone surrogate in what the server writes about a record is escaped alike."""
+        odd = RejectedRecord("[\x00]", "bad \ud800", "record[0].\x00")
+        self.assertEqual((yield self.store.quarantineRecords(SN, "sendlog", [odd])), 1)
+        (row,) = yield self.store.listQuarantine(SN, 10, None)
+        self.assertEqual(
+            (row.raw, row.problem, row.field), ("[\\u0000]", "bad \\ud800", "record[0].\\u0000")
+        )
+
+    @inlineCallbacks
+    def test_quarantinePaging(self) -> Generator[Deferred[Any], Any, None]:
+        """Pages newest first, by terminal or for all, with C{beforeId}."""
+        for i in range(5):
+            for sn in (SN, OTHER_SN):
+                yield self.store.quarantineRecords(sn, "sendlog", [RejectedRecord(f"[{i}]", "p")])
+        everything = yield self.store.listQuarantine(None, 100, None)
+        self.assertEqual(len(everything), 10)
+        mine = yield self.store.listQuarantine(SN, 100, None)
+        self.assertEqual([r.raw for r in mine], ["[4]", "[3]", "[2]", "[1]", "[0]"])
+        self.assertEqual(mine, [r for r in everything if r.sn == SN])
+        page1 = yield self.store.listQuarantine(SN, 2, None)
+        page2 = yield self.store.listQuarantine(SN, 2, page1[-1].id)
+        page3 = yield self.store.listQuarantine(SN, 2, page2[-1].id)
+        page4 = yield self.store.listQuarantine(SN, 2, page3[-1].id)
+        self.assertEqual(page1 + page2 + page3, mine)
+        self.assertEqual([len(p) for p in (page1, page2, page3, page4)], [2, 2, 1, 0])
+        allPage = yield self.store.listQuarantine(None, 3, everything[2].id)
+        self.assertEqual(allPage, everything[3:6])
 
     # -- commands ----------------------------------------------------------------------------------
 

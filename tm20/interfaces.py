@@ -187,7 +187,10 @@ class IStore(Interface):
         """
 
     def deleteTerminal(sn):  # type: ignore[no-untyped-def]
-        """Delete a terminal and everything stored for it.  @return: L{Deferred} of C{bool}."""
+        """
+        Delete a terminal and everything stored for it (its quarantine included).
+        @return: L{Deferred} of C{bool}.
+        """
 
     # -- users and credentials ---------------------------------------------------------------------
 
@@ -229,7 +232,8 @@ class IStore(Interface):
         """
         Store one credential slot as a terminal reported it (C{senduser}, C{getuserinfo}): creates
         the user if needed; C{name}/C{admin} update the user unless C{None}; C{backupnum} C{None}
-        stores only the user.  @return: L{Deferred} of C{None}.
+        stores only the user.  A value outside L{tm20.protocol.storable.checkUserFields} fails
+        with C{ValueError} (in every store alike).  @return: L{Deferred} of C{None}.
         """
 
     def saveUser(sn, enrollid, name, admin, enabled):  # type: ignore[no-untyped-def]
@@ -261,7 +265,26 @@ class IStore(Interface):
         Store a batch of L{tm20.protocol.messages.LogRecord}s atomically, punches and door events
         (C{enrollid} 0) in their own tables; a record already stored (same C{sn}, C{enrollid},
         C{time}, C{mode}, C{inout}, C{event}) is ignored.  The Deferred fires only once the rows
-        are committed.  @return: L{Deferred} of a L{tm20.model.LogInsertResult}.
+        are committed.  A record outside L{tm20.protocol.storable.checkLogRecord} fails the call
+        with C{ValueError} before anything is written (in every store alike).
+        @return: L{Deferred} of a L{tm20.model.LogInsertResult}.
+        """
+
+    def quarantineRecords(sn, source, rejected):  # type: ignore[no-untyped-def]
+        """
+        Hold records that can never be stored, verbatim, in the quarantine of terminal C{sn}.
+
+        @param source: the command that carried them (C{"sendlog"}, C{"senduser"}).
+        @param rejected: L{tm20.protocol.messages.RejectedRecord}s; one already held for C{sn}
+            and C{source} with the same C{raw} text (a resent batch) is not held twice.
+        @return: L{Deferred} of the number newly held; it fires only once they are committed.
+        """
+
+    def listQuarantine(sn, limit, beforeId):  # type: ignore[no-untyped-def]
+        """
+        A page of held records, newest (highest C{id}) first, with C{id < beforeId} (C{None}
+        for the first page); C{sn} C{None} for every terminal's.
+        @return: L{Deferred} of a list of L{tm20.model.QuarantinedRecord}.
         """
 
     def queryLogs(query):  # type: ignore[no-untyped-def]

@@ -100,6 +100,31 @@ class StoredLog:
 
 
 @attrs.frozen
+class QuarantinedRecord:
+    """
+    A record a terminal sent that can never be stored as a log or a user (a bad time, a value
+    out of range, not an object ...), held verbatim instead of blocking the terminal's backlog.
+
+    C{raw} is its JSON text exactly as the terminal sent it (for C{senduser}, the whole frame);
+    C{source} the command that carried it (C{sendlog}, C{senduser}); C{problem} and C{field}
+    say what is wrong.  The same record resent is held once.
+    """
+
+    id: int
+    sn: str
+    source: str
+    raw: str
+    problem: str
+    field: str | None = None
+    receivedAt: datetime | None = None
+
+    @property
+    def reason(self) -> str:
+        """C{field: problem}."""
+        return f"{self.field}: {self.problem}" if self.field else self.problem
+
+
+@attrs.frozen
 class LogQuery:
     """
     A page of logs, newest first (by C{time}, then C{id}).

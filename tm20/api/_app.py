@@ -44,6 +44,7 @@ from tm20.api._serialize import (
     decodeCursor,
     encodeCursor,
     logJSON,
+    quarantinedJSON,
     terminalJSON,
     userJSON,
 )
@@ -780,6 +781,30 @@ class TM20Api:
         logs = await read(base)
         nextCursor = encodeCursor([logs[-1].time, logs[-1].id]) if len(logs) == base.limit else None
         return Reply(200, {"items": [logJSON(entry) for entry in logs], "next": nextCursor})
+
+    # -- quarantine --------------------------------------------------------------------------------
+
+    async def listTerminalQuarantine(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any], sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        return await self._quarantine(query, sn)
+
+    async def listQuarantine(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any]
+    ) -> Reply:
+        return await self._quarantine(query, query.get("terminal"))
+
+    async def _quarantine(self, query: Mapping[str, Any], sn: str | None) -> Reply:
+        limit = query.get("limit", DEFAULT_LIMIT)
+        before = None
+        if "cursor" in query:
+            before = _cursorValue(
+                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
+            )
+        held = await self.store.listQuarantine(sn, limit, before)
+        nextCursor = encodeCursor(held[-1].id) if len(held) == limit else None
+        return Reply(200, {"items": [quarantinedJSON(h) for h in held], "next": nextCursor})
 
     # -- audit -------------------------------------------------------------------------------------
 

@@ -367,6 +367,47 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "count": {"type": "integer"},
         },
     },
+    "QuarantinedRecord": {
+        "type": "object",
+        "required": ["id", "sn", "source", "raw", "record", "problem", "field", "reason"],
+        "properties": {
+            "id": {"type": "integer"},
+            "sn": {"type": "string"},
+            "source": {
+                "type": "string",
+                "enum": ["sendlog", "senduser"],
+                "description": "The terminal command that carried the record.",
+            },
+            "raw": {
+                "type": "string",
+                "description": "The record's JSON text exactly as the terminal sent it"
+                " (for senduser, the whole frame).",
+            },
+            "record": {
+                "nullable": True,
+                "description": "raw parsed; null when it is not plain JSON.",
+            },
+            "problem": {"type": "string", "description": "Why it can never be stored."},
+            "field": {
+                "type": "string",
+                "nullable": True,
+                "description": "The offending field, e.g. record[3].time.",
+            },
+            "reason": {"type": "string", "description": "field: problem."},
+            "receivedAt": _TIMESTAMP,
+        },
+    },
+    "QuarantinePage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/QuarantinedRecord"},
+            },
+            "next": {"type": "string", "nullable": True},
+        },
+    },
     "AuditEntry": {
         "type": "object",
         "required": ["id", "actor", "action"],
@@ -704,6 +745,27 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(*_LOG_QUERY, TERMINAL_FILTER),
         responses={200: ("A page of logs.", "LogPage")},
         csv=True,
+    ),
+    Operation(
+        "GET",
+        "/terminals/{sn}/quarantine/",
+        "listTerminalQuarantine",
+        "Records the terminal sent that can never be stored (held verbatim), newest first.",
+        "read",
+        parameters=(SN, LIMIT, CURSOR),
+        responses={
+            200: ("A page of quarantined records.", "QuarantinePage"),
+            404: ("Unknown terminal.", "Error"),
+        },
+    ),
+    Operation(
+        "GET",
+        "/logs/quarantine/",
+        "listQuarantine",
+        "Every terminal's quarantined records (held verbatim), newest first.",
+        "read",
+        parameters=(LIMIT, CURSOR, _query("terminal", _SN_SCHEMA, "Only this terminal's.")),
+        responses={200: ("A page of quarantined records.", "QuarantinePage")},
     ),
     Operation(
         "GET",

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tm20.model import AuditEntry, Credential, StoredCommand, StoredLog, Terminal, User
+from tm20.model import (
+    AuditEntry,
+    Credential,
+    QuarantinedRecord,
+    StoredCommand,
+    StoredLog,
+    Terminal,
+    User,
+)
 
 __all__ = [
     "auditJSON",
@@ -22,6 +30,7 @@ __all__ = [
     "encodeCursor",
     "isoTime",
     "logJSON",
+    "quarantinedJSON",
     "terminalJSON",
     "userJSON",
 ]
@@ -104,6 +113,41 @@ def logJSON(log: StoredLog) -> dict[str, Any]:
         "image": log.image,
         "extra": dict(log.extra),
         "receivedAt": isoTime(log.receivedAt),
+    }
+
+
+def _refuseConstant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parsedRecord(raw: str) -> Any:
+    """
+    The value of a held record's text, or C{None} when it is no JSON this API can answer (a
+    trailing comma, C{NaN}, a lone surrogate escape, an integer of thousands of digits).
+    """
+    try:
+        value = json.loads(raw, parse_constant=_refuseConstant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
+        return None
+    return value
+
+
+def quarantinedJSON(held: QuarantinedRecord) -> dict[str, Any]:
+    """
+    A quarantined record: C{raw}, its text exactly as the terminal sent it; C{record}, that text
+    parsed (C{None} when it is not plain JSON); why it can never be stored.
+    """
+    return {
+        "id": held.id,
+        "sn": held.sn,
+        "source": held.source,
+        "raw": held.raw,
+        "record": _parsedRecord(held.raw),
+        "problem": held.problem,
+        "field": held.field,
+        "reason": held.reason,
+        "receivedAt": isoTime(held.receivedAt),
     }
 
 

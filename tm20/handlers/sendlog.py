@@ -1,4 +1,11 @@
-"""C{sendlog}: store a batch of attendance logs, acknowledged only once committed."""
+"""
+C{sendlog}: store a batch of attendance logs, acknowledged only once committed.
+
+The parser already refused (C{result:false}) a batch without a C{record} list, or with an empty
+one while C{count} says otherwise; records that can never be stored come as
+L{SendLog.rejected} and are held in the quarantine, so the batch is still acknowledged whole,
+with the terminal's own C{count}.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,10 @@ from tm20.protocol.messages import SendLog
 @implementer(IPlugin, ICommandHandler)
 class SendLogHandler:
     """
-    Store the batch, then acknowledge it with C{count}, C{logindex} and C{cloudtime}.  If the
-    store fails, the terminal gets C{result:false} and keeps the batch for a later resend.
+    Store the batch (and quarantine its unstorable records), then acknowledge it with
+    C{count}, C{logindex} and C{cloudtime}.  If the store fails, the terminal gets
+    C{result:false} and keeps the batch for a later resend.  An empty batch claiming no records
+    (C{record:[]} with C{count} 0 or absent) stores nothing and is acknowledged.
     """
 
     command = "sendlog"
@@ -27,7 +36,7 @@ class SendLogHandler:
     def handle(self, context: Any, session: Any, message: SendLog) -> Any:
         if not session.registered:
             return replyFields(replies.failure("sendlog"))
-        yield context.ingest.ingest(session.sn, message.records)
+        yield context.ingest.ingest(session.sn, message.records, message.rejected)
         return replyFields(
             replies.sendlogAck(
                 count=message.count,

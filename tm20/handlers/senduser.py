@@ -11,19 +11,28 @@ from zope.interface import implementer
 from tm20.handlers._fields import replyFields
 from tm20.interfaces import ICommandHandler
 from tm20.protocol import replies
-from tm20.protocol.messages import SendUser
+from tm20.protocol.messages import SendUser, SendUserRejected
 
 
 @implementer(IPlugin, ICommandHandler)
 class SendUserHandler:
-    """Store the user and the credential verbatim, then acknowledge."""
+    """
+    Store the user and the credential verbatim, then acknowledge.  A C{senduser} that can never
+    be stored (L{SendUserRejected}) is held in the quarantine, then acknowledged too: refused,
+    the terminal would resend it every few seconds, forever.
+    """
 
     command = "senduser"
 
     @inlineCallbacks
-    def handle(self, context: Any, session: Any, message: SendUser) -> Any:
+    def handle(self, context: Any, session: Any, message: SendUser | SendUserRejected) -> Any:
         if not session.registered:
             return replyFields(replies.failure("senduser"))
+        if isinstance(message, SendUserRejected):
+            yield context.ingest.quarantine(session.sn, "senduser", [message.rejected])
+            return replyFields(
+                replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
+            )
         yield context.store.saveCredential(
             session.sn,
             message.enrollid,

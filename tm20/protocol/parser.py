@@ -36,7 +36,7 @@ from tm20.protocol.messages import (
     UserRecord,
 )
 from tm20.protocol.rawjson import arrayElementsOf
-from tm20.protocol.storable import checkLogRecord, checkUserFields
+from tm20.protocol.storable import checkLogRecord, checkUserFields, storableText
 from tm20.protocol.timefmt import normaliseTime
 
 __all__ = [
@@ -656,6 +656,12 @@ def _verbatim(value: Any) -> str:
     return json.dumps(value, default=lambda v: getattr(v, "text", repr(v)))
 
 
+def _rejected(raw: str, error: ProtocolError) -> RejectedRecord:
+    """A refused record, its texts made storable (a field path may hold any key's text)."""
+    field = None if error.field is None else storableText(error.field)
+    return RejectedRecord(raw=storableText(raw), problem=storableText(error.problem), field=field)
+
+
 def _sendLog(ctx: _Context, top: dict[str, Any]) -> SendLog:
     """
     A C{sendlog}: the frame's own fields are checked first (an error there refuses the whole
@@ -692,7 +698,7 @@ def _sendLog(ctx: _Context, top: dict[str, Any]) -> SendLog:
             if texts is None:
                 texts = _rawTexts(ctx, "record") or []
             text = texts[i] if i < len(texts) else _verbatim(raw)
-            rejected.append(RejectedRecord(raw=text, problem=e.problem, field=e.field))
+            rejected.append(_rejected(text, e))
     return SendLog(
         sn=sn,
         count=count,
@@ -712,9 +718,7 @@ def _sendUser(ctx: _Context, top: dict[str, Any]) -> SendUser | SendUserRejected
         obj: dict[str, Any] = _clean(ctx, top, "", 0)
         user = _userRecord(ctx, obj, "", frozenset({"cmd", "sn"}))
     except ProtocolError as e:
-        return SendUserRejected(
-            sn=sn, rejected=RejectedRecord(raw=ctx.text, problem=e.problem, field=e.field)
-        )
+        return SendUserRejected(sn=sn, rejected=_rejected(ctx.text, e))
     return SendUser(
         sn=_sn(ctx, obj),
         enrollid=user.enrollid,

@@ -27,6 +27,9 @@ __all__ = [
     "checkUserFields",
     "int32Problem",
     "int64Problem",
+    "requireStorableLog",
+    "requireStorableUser",
+    "storableText",
     "textProblem",
 ]
 
@@ -54,9 +57,57 @@ def int32Problem(value: int) -> str | None:
 
 def textProblem(value: str) -> str | None:
     """Why C{value} cannot be stored as text, or C{None} when it can."""
-    if "\x00" in value:
+    if isinstance(value, str) and "\x00" in value:
         return "contains a NUL character (\\u0000), which PostgreSQL text cannot hold"
     return None
+
+
+def storableText(value: str) -> str:
+    """
+    C{value} made storable as text in both stores: a NUL or a lone surrogate (from a JSON
+    C{\\ud800} escape) is written as its escape; ordinary text is returned as it is.  For the
+    texts the server writes about a refused record (its reason, the path of the offending field).
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def requireStorableLog(
+    enrollid: int,
+    mode: int,
+    inout: int,
+    event: int,
+    verifymode: int | None,
+    image: str | None,
+) -> None:
+    """
+    What the stores call before writing a log record: L{checkLogRecord} as an exception.
+
+    @raise ValueError: naming the field that no store can hold.
+    """
+    problem = checkLogRecord(enrollid, mode, inout, event, verifymode, image)
+    if problem is not None:
+        raise ValueError(f"log record {problem[0]}: {problem[1]}")
+
+
+def requireStorableUser(
+    enrollid: int, name: str | None, backupnum: int | None, admin: int | None
+) -> None:
+    """
+    What the stores call before writing a user or credential: L{checkUserFields} as an
+    exception.
+
+    @raise ValueError: naming the field that no store can hold.
+    """
+    problem = checkUserFields(enrollid, name, backupnum, admin)
+    if problem is not None:
+        raise ValueError(f"user {problem[0]}: {problem[1]}")
 
 
 def _first(problems: Iterable[tuple[str, str | None]]) -> tuple[str, str] | None:

@@ -1,4 +1,11 @@
-"""Attendance log ingest: a batch is acknowledged only once it is committed."""
+"""
+Ingest of what terminals push: a batch is acknowledged only once it is committed.
+
+A record that can never be stored (the parser says so: a bad time, a value out of range, not an
+object ...) is held verbatim in the quarantine instead, committed before the acknowledgement
+too, so that it neither blocks the terminal's backlog (a refused batch is resent forever) nor is
+lost.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,24 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from tm20.errors import StoreUnavailable
 from tm20.interfaces import IStore
 from tm20.model import LogInsertResult
-from tm20.protocol.messages import LogRecord
+from tm20.protocol.messages import LogRecord, RejectedRecord
 from tm20.services.outage import OutageLog
+
+#: Reasons named in the quarantine warning (the API lists them all).
+_REASONS_LOGGED = 3
 
 
 class LogIngest:
     """
     Hands log batches to the store (the PostgreSQL store groups concurrent batches into one
-    commit) and keeps counters for the health/metrics output.  Batches refused because the
-    store is unavailable are logged once per outage (L{OutageLog}), not once each.
+    commit), holds unstorable records in the quarantine, and keeps counters for the
+    health/metrics output.  Batches refused because the store is unavailable are logged once
+    per outage (L{OutageLog}), not once each.
     """
 
     log = Logger()
@@ -33,9 +45,57 @@ class LogIngest:
         self.inserted = 0
         self.duplicates = 0
         self.failed = 0
+        self.quarantined = 0
 
-    def ingest(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
-        """Store C{records} of terminal C{sn}; fires after commit, fails if nothing was stored."""
+    def ingest(
+        self,
+        sn: str,
+        records: Sequence[LogRecord],
+        rejected: Sequence[RejectedRecord] = (),
+        source: str = "sendlog",
+    ) -> Deferred[LogInsertResult]:
+        """
+        Store C{records} of terminal C{sn} and hold C{rejected} (same batch) in its quarantine.
+
+        @return: a L{Deferred} firing once both are committed, failing if either could not be.
+        """
+        if not rejected:
+            return self._addLogs(sn, records)
+        d = self.quarantine(sn, source, rejected)
+        return d.addCallback(lambda _: self._addLogs(sn, records))
+
+    def quarantine(self, sn: str, source: str, rejected: Sequence[RejectedRecord]) -> Deferred[int]:
+        """
+        Hold C{rejected} records of terminal C{sn} (from command C{source}) in the quarantine,
+        with one warning naming the terminal.
+
+        @return: a L{Deferred} of the number newly held (a resent record is held once), fired
+            after the commit.
+        """
+        self.received += len(rejected)
+        d: Deferred[int] = self.store.quarantineRecords(sn, source, list(rejected))
+
+        def held(count: int) -> int:
+            self.quarantined += count
+            self.outage.succeeded()
+            self.log.warn(
+                "{sn}: {n} {source} record(s) can never be stored; held in quarantine"
+                " ({held} new): {reasons}",
+                sn=sn,
+                source=source,
+                n=len(rejected),
+                held=count,
+                reasons="; ".join(r.reason for r in rejected[:_REASONS_LOGGED])
+                + ("; ..." if len(rejected) > _REASONS_LOGGED else ""),
+            )
+            return count
+
+        def failed(f: Failure) -> Failure:
+            return self._failed(f, sn, len(rejected), "quarantined records")
+
+        return d.addCallbacks(held, failed)
+
+    def _addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         self.received += len(records)
         d: Deferred[LogInsertResult] = self.store.addLogs(sn, list(records))
 
@@ -45,17 +105,21 @@ class LogIngest:
             self.outage.succeeded()
             return result
 
-        def failed(f):  # type: ignore[no-untyped-def]
-            self.failed += len(records)
-            if f.check(StoreUnavailable):
-                self.outage.refusedOne(len(records), f.getErrorMessage())
-                return f
-            self.log.warn(
-                "could not store {n} logs of {sn}: {error}",
-                n=len(records),
-                sn=sn,
-                error=f.getErrorMessage(),
-            )
-            return f
+        def failed(f: Failure) -> Failure:
+            return self._failed(f, sn, len(records), "logs")
 
         return d.addCallbacks(counted, failed)
+
+    def _failed(self, f: Failure, sn: str, n: int, what: str) -> Failure:
+        self.failed += n
+        if f.check(StoreUnavailable):
+            self.outage.refusedOne(n, f.getErrorMessage())
+            return f
+        self.log.warn(
+            "could not store {n} {what} of {sn}: {error}",
+            n=n,
+            what=what,
+            sn=sn,
+            error=f.getErrorMessage(),
+        )
+        return f

@@ -6,8 +6,9 @@ Nothing here touches a database.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +21,14 @@ from tm20.model import (
     AuditEntry,
     Credential,
     LogQuery,
+    QuarantinedRecord,
     StoredCommand,
     StoredLog,
     Terminal,
     User,
 )
+from tm20.protocol.messages import RejectedRecord
+from tm20.protocol.storable import storableText
 
 #: Command statuses after which a command is done (C{finishedAt} is set).
 FINAL_COMMAND_STATUSES = frozenset({COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT})
@@ -118,6 +122,26 @@ def logQueryWhere(query: LogQuery, placeholder: str) -> tuple[str, list[Any]]:
     return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
+def quarantineRows(
+    sn: str, source: str, rejected: Sequence[RejectedRecord], receivedAt: Any
+) -> list[tuple[Any, ...]]:
+    """
+    The C{quarantined_records} rows of C{rejected}: C{(sn, source, raw, raw_sha256, problem,
+    field, received_at)}, one per distinct C{raw} text.
+    """
+    rows: list[tuple[Any, ...]] = []
+    seen: set[str] = set()
+    for record in rejected:
+        raw = storableText(record.raw)
+        digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        field = None if record.field is None else storableText(record.field)
+        rows.append((sn, source, raw, digest, storableText(record.problem), field, receivedAt))
+    return rows
+
+
 class RowReader:
     """
     Rows to model values, the same for every backend; only how a timestamp and a JSON object
@@ -186,6 +210,17 @@ class RowReader:
             verifymode=row["verifymode"],
             image=row["image"],
             extra=self._json(row["extra"]),
+            receivedAt=self._time(row["received_at"]),
+        )
+
+    def quarantined(self, row: Mapping[str, Any]) -> QuarantinedRecord:
+        return QuarantinedRecord(
+            id=row["id"],
+            sn=row["sn"],
+            source=row["source"],
+            raw=row["raw"],
+            problem=row["problem"],
+            field=row["field"],
             receivedAt=self._time(row["received_at"]),
         )
 

@@ -79,12 +79,19 @@ from tm20.model import (
     Credential,
     LogInsertResult,
     LogQuery,
+    QuarantinedRecord,
     StoredCommand,
     StoredLog,
     Terminal,
     User,
 )
-from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING, LogRecord
+from tm20.protocol.messages import (
+    BACKUPNUM_ALL_FINGERPRINTS,
+    BACKUPNUM_EVERYTHING,
+    LogRecord,
+    RejectedRecord,
+)
+from tm20.protocol.storable import requireStorableLog, requireStorableUser
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
@@ -104,6 +111,7 @@ from tm20.store._rows import (
     devinfoColumn,
     dumpJSON,
     logQueryWhere,
+    quarantineRows,
     utcFromSeconds,
 )
 
@@ -130,6 +138,15 @@ INSERT_CHUNK_ROWS = 20_000
 
 _LOG_TABLE = "attendance_logs"
 _DOOR_TABLE = "door_events"
+_QUARANTINE_TABLE = "quarantined_records"
+#: What L{deleteTerminal} deletes besides the terminal itself (no foreign key cascades there).
+_INSERT_QUARANTINED = (
+    f"INSERT INTO {_QUARANTINE_TABLE}"
+    " (sn, source, raw, raw_sha256, problem, field, received_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (sn, source, raw_sha256) DO NOTHING"
+)
+_TERMINAL_TABLES = ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands", _QUARANTINE_TABLE)
 
 _LOG_COLUMNS = (
     "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
@@ -194,6 +211,14 @@ def _logItem(record: LogRecord) -> _LogItem:
     """
     if not isinstance(record.time, str):
         raise TypeError(f"log time must be text, got {record.time!r}")
+    requireStorableLog(
+        _integer(record.enrollid),
+        _integer(record.mode),
+        _integer(record.inout),
+        _integer(record.event),
+        None if record.verifymode is None else _integer(record.verifymode),
+        record.image,
+    )
     return (
         _integer(record.enrollid),
         record.time,
@@ -977,7 +1002,7 @@ class PostgresStore:
         """See L{IStore.deleteTerminal}: also its users, credentials, logs, door events, commands."""
 
         async def delete(cur: Cursor) -> bool:
-            for table in ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands"):
+            for table in _TERMINAL_TABLES:
                 await cur.execute(f"DELETE FROM {table} WHERE sn = %s", (sn,))
             await cur.execute("DELETE FROM terminals WHERE sn = %s", (sn,))
             return cur.rowcount > 0
@@ -1050,6 +1075,7 @@ class PostgresStore:
         """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
         now = self._now()
         try:
+            requireStorableUser(enrollid, name, backupnum, admin)
             recordJSON = json.dumps(record)
         except (TypeError, ValueError) as e:
             return defer.fail(e)
@@ -1260,6 +1286,42 @@ class PostgresStore:
             LogInsertResult(inserted=n, duplicates=len(batch) - n)
             for n, batch in zip(inserted, batches, strict=True)
         ]
+
+    # -- quarantine --------------------------------------------------------------------------------
+
+    def quarantineRecords(
+        self, sn: str, source: str, rejected: Sequence[RejectedRecord]
+    ) -> Deferred[int]:
+        """See L{IStore.quarantineRecords}: C{ON CONFLICT DO NOTHING} on C{(sn, source, raw_sha256)}."""
+        rows = quarantineRows(sn, source, rejected, self._now())
+        if not rows:
+            return defer.succeed(0)
+
+        async def insert(cur: Cursor) -> int:
+            held = 0
+            for row in rows:
+                await cur.execute(_INSERT_QUARANTINED, row)
+                held += cur.rowcount
+            return held
+
+        return self._run(insert)
+
+    def listQuarantine(
+        self, sn: str | None, limit: int, beforeId: int | None
+    ) -> Deferred[list[QuarantinedRecord]]:
+        """See L{IStore.listQuarantine}."""
+
+        async def select(cur: Cursor) -> list[QuarantinedRecord]:
+            await cur.execute(
+                f"SELECT * FROM {_QUARANTINE_TABLE}"
+                " WHERE (%(sn)s::text IS NULL OR sn = %(sn)s)"
+                " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
+                " ORDER BY id DESC LIMIT %(limit)s",
+                {"sn": sn, "before": beforeId, "limit": max(limit, 0)},
+            )
+            return [_read.quarantined(row) for row in _dicts(cur)]
+
+        return self._run(select)
 
     def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
         """See L{IStore.queryLogs}."""

@@ -67,12 +67,19 @@ from tm20.model import (
     Credential,
     LogInsertResult,
     LogQuery,
+    QuarantinedRecord,
     StoredCommand,
     StoredLog,
     Terminal,
     User,
 )
-from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING, LogRecord
+from tm20.protocol.messages import (
+    BACKUPNUM_ALL_FINGERPRINTS,
+    BACKUPNUM_EVERYTHING,
+    LogRecord,
+    RejectedRecord,
+)
+from tm20.protocol.storable import requireStorableLog, requireStorableUser
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._rows import (
@@ -85,6 +92,7 @@ from tm20.store._rows import (
     loadJSONObject,
     logQueryWhere,
     parseTimestamp,
+    quarantineRows,
     utcFromSeconds,
 )
 
@@ -112,6 +120,9 @@ _LOG_COLUMNS = (
 
 _LOG_TABLE = "attendance_logs"
 _DOOR_TABLE = "door_events"
+_QUARANTINE_TABLE = "quarantined_records"
+#: What L{deleteTerminal} deletes besides the terminal itself (no foreign key cascades there).
+_TERMINAL_TABLES = ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands", _QUARANTINE_TABLE)
 
 
 def _isUnavailable(error: BaseException | None) -> bool:
@@ -163,6 +174,14 @@ _read = RowReader(time=parseTimestamp, jsonObject=loadJSONObject)
 
 
 def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
+    requireStorableLog(
+        record.enrollid,
+        record.mode,
+        record.inout,
+        record.event,
+        record.verifymode,
+        record.image,
+    )
     return (
         sn,
         record.enrollid,
@@ -190,6 +209,11 @@ class _LogBatch:
         self.deferred: Deferred[LogInsertResult] = Deferred()
         self.outcome: LogInsertResult | BaseException | None = None
 
+
+_INSERT_QUARANTINED = (
+    f"INSERT OR IGNORE INTO {_QUARANTINE_TABLE}"
+    " (sn, source, raw, raw_sha256, problem, field, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 _INSERT_LOG_ROWS = (
     "INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
@@ -812,7 +836,7 @@ class SQLiteStore:
         """See L{IStore.deleteTerminal}: also its users, credentials, logs, door events, commands."""
 
         def delete(conn: sqlite3.Connection) -> bool:
-            for table in ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands"):
+            for table in _TERMINAL_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE sn = ?", (sn,))
             return conn.execute("DELETE FROM terminals WHERE sn = ?", (sn,)).rowcount > 0
 
@@ -879,6 +903,10 @@ class SQLiteStore:
     ) -> Deferred[None]:
         """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
         now = self._now()
+        try:
+            requireStorableUser(enrollid, name, backupnum, admin)
+        except ValueError as e:
+            return fail(e)
         recordJSON = json.dumps(record)
 
         def save(conn: sqlite3.Connection) -> None:
@@ -1051,6 +1079,44 @@ class SQLiteStore:
 
         self._write(_insertLogBatches, self._logInbox, taken).addBoth(written)
         return batch.deferred
+
+    # -- quarantine --------------------------------------------------------------------------------
+
+    def quarantineRecords(
+        self, sn: str, source: str, rejected: Sequence[RejectedRecord]
+    ) -> Deferred[int]:
+        """See L{IStore.quarantineRecords}: C{INSERT OR IGNORE} on C{(sn, source, raw_sha256)}."""
+        rows = quarantineRows(sn, source, rejected, self._now())
+        if not rows:
+            return succeed(0)
+
+        def insert(conn: sqlite3.Connection) -> int:
+            return conn.executemany(_INSERT_QUARANTINED, rows).rowcount
+
+        return self._write(insert)
+
+    def listQuarantine(
+        self, sn: str | None, limit: int, beforeId: int | None
+    ) -> Deferred[list[QuarantinedRecord]]:
+        """See L{IStore.listQuarantine}."""
+        where: list[str] = []
+        params: list[Any] = []
+        if sn is not None:
+            where.append("sn = ?")
+            params.append(sn)
+        if beforeId is not None:
+            where.append("id < ?")
+            params.append(beforeId)
+        sql = f"SELECT * FROM {_QUARANTINE_TABLE}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(limit, 0))
+
+        def select(conn: sqlite3.Connection) -> list[QuarantinedRecord]:
+            return [_read.quarantined(row) for row in conn.execute(sql, params).fetchall()]
+
+        return self._read(select)
 
     def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
         """See L{IStore.queryLogs}."""
