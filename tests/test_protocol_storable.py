@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tm20.protocol.messages import LogRecord, SendLog, SendUser, SendUserRejected
+from tm20.protocol.messages import (
+    LogRecord,
+    ProtocolError,
+    Register,
+    SendLog,
+    SendUser,
+    SendUserRejected,
+)
 from tm20.protocol.parser import parseFrame, parseLogRecord
 from tm20.protocol.rawjson import arrayElementsOf
 from tm20.protocol.storable import (
@@ -131,6 +138,30 @@ class TestUserRanges:
             "backupnum",
             f"out of range: must be between {INT32_MIN} and {INT32_MAX}",
         )
+
+
+class TestRegisterText:
+    @pytest.mark.parametrize(
+        ("frame", "field"),
+        [
+            ({"cmd": "reg", "sn": "A\x00"}, "sn"),
+            ({"cmd": "reg", "sn": "A", "cpusn": "1\x002"}, "cpusn"),
+            ({"cmd": "reg", "sn": "A", "devinfo": {"mac": "00:11\x00"}}, "devinfo.mac"),
+            ({"cmd": "reg", "sn": "A", "devinfo": {"modelname": "\x00"}}, "devinfo.modelname"),
+            ({"cmd": "reg", "sn": "A", "devinfo": {"firmware": "v\x00"}}, "devinfo.firmware"),
+        ],
+    )
+    def test_nulInStoredTextRefused(self, frame: dict[str, Any], field: str) -> None:
+        with pytest.raises(ProtocolError) as info:
+            parseFrame(json.dumps(frame))
+        assert (info.value.cmd, info.value.field) == ("reg", field)
+        assert "NUL" in info.value.problem
+
+    def test_nulElsewhereInDevinfoKept(self) -> None:
+        """The rest of devinfo is stored as JSON, where a NUL is an escape."""
+        message = parseFrame(json.dumps({"cmd": "reg", "sn": "A", "devinfo": {"x": "\x00"}}))
+        assert isinstance(message, Register)
+        assert message.devinfo == {"x": "\x00"}
 
 
 class TestVerbatim:

@@ -19,7 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-from tests.serverfixture import registeredClient
+from tests.serverfixture import connectRaw, registeredClient
 from tests.test_api_support import ApiTestCase
 from tm20.interfaces import IStore
 from tm20.model import LogQuery
@@ -208,6 +208,23 @@ class QuarantineTests(ApiTestCase):
         )
         self.assertIs(reply["result"], True)
         self.assertEqual(len((yield store.listUsers(SN, 100, None))), 1)
+
+    @inlineCallbacks
+    def test_regWithUnstorableTextRefusedAlike(self) -> Any:
+        """
+        A C{reg} whose sn, cpusn or devinfo column holds a NUL is refused by the parser on both
+        stores (SQLite used to take it; PostgreSQL failed the transaction, CRITICAL, each retry).
+        """
+        yield self.start()
+        client = yield connectRaw(self, self.running)
+        for frame in (
+            {"cmd": "reg", "sn": "NUL\x00SN", "devinfo": {"modelname": "tfs30"}},
+            {"cmd": "reg", "sn": "NULMODEL", "devinfo": {"modelname": "tfs\x0030"}},
+        ):
+            reply = yield client.request(frame)
+            self.assertEqual((reply["ret"], reply["result"]), ("reg", False))
+        self.assertEqual((yield self.running.context.store.listTerminals(None)), [])
+        self.assertEqual([e for e in self.events if e.get("log_level") is LogLevel.critical], [])
 
     @inlineCallbacks
     def test_quarantineRoutesPageAndValidate(self) -> Any:

@@ -123,9 +123,7 @@ class TerminalEndpointTests(TestCase):
         client = yield registeredClient(self, running)
         unknown = yield client.request({"cmd": "fancything", "sn": "ZX0006827500", "x": 1})
         self.assertEqual(unknown, {"ret": "fancything", "result": False, "reason": 1})
-        invalid = yield client.request(
-            {"cmd": "sendlog", "record": [{"enrollid": "abc", "time": "x"}]}
-        )
+        invalid = yield client.request({"cmd": "sendlog", "record": {"enrollid": "abc"}})
         self.assertEqual(invalid, {"ret": "sendlog", "result": False, "reason": 1})
         garbage = yield client.request(b"{not json at all")
         self.assertIs(garbage["result"], False)

@@ -36,7 +36,13 @@ from tm20.protocol.messages import (
     UserRecord,
 )
 from tm20.protocol.rawjson import arrayElementsOf
-from tm20.protocol.storable import checkLogRecord, checkUserFields, storableText
+from tm20.protocol.storable import (
+    REGISTER_DEVINFO_TEXT,
+    checkLogRecord,
+    checkUserFields,
+    storableText,
+    textProblem,
+)
 from tm20.protocol.timefmt import normaliseTime
 
 __all__ = [
@@ -614,6 +620,20 @@ def userRecordsOf(reply: CommandReply) -> tuple[UserRecord, ...]:
 # --- messages ----------------------------------------------------------------------------------
 
 
+def _checkRegisterText(ctx: _Context, register: Register) -> Register:
+    """Refuse a C{reg} whose stored texts (C{sn}, C{cpusn}, devinfo columns) no store can hold."""
+    for field, value in (("sn", register.sn), ("cpusn", register.cpusn)):
+        problem = None if value is None else textProblem(value)
+        if problem is not None:
+            ctx.fail(problem, field)
+    for key in REGISTER_DEVINFO_TEXT:
+        value = register.devinfo.get(key)
+        problem = textProblem(value) if isinstance(value, str) else None
+        if problem is not None:
+            ctx.fail(problem, f"devinfo.{key}")
+    return register
+
+
 def _register(ctx: _Context, obj: Mapping[str, Any]) -> Register:
     sn = _sn(ctx, obj)
     if sn is None:
@@ -624,11 +644,12 @@ def _register(ctx: _Context, obj: Mapping[str, Any]) -> Register:
         devinfo = {}
     if cpusn is not None:
         cpusn = cpusn.strip() or None
-    return Register(
+    register = Register(
         sn=sn,
         cpusn=cpusn,
         devinfo=_object(ctx, devinfo, "devinfo"),
     )
+    return _checkRegisterText(ctx, register)
 
 
 #: Names a firmware or a hand-written client might use instead of C{record} (never accepted:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "REGISTER_DEVINFO_TEXT",
     "INT32_MAX",
     "INT32_MIN",
     "INT64_MAX",
@@ -32,6 +33,10 @@ __all__ = [
     "storableText",
     "textProblem",
 ]
+
+#: The C{devinfo} keys of a C{reg} stored as text columns of their own (the rest of C{devinfo}
+#: is JSON); with C{sn} and C{cpusn}, a C{reg} whose text there holds a NUL is refused.
+REGISTER_DEVINFO_TEXT = ("mac", "modelname", "firmware")
 
 #: Signed 64-bit range: SQLite C{INTEGER}, PostgreSQL C{bigint}.
 INT64_MIN = -(2**63)
