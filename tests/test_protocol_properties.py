@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tm20.protocol.commands import COMMANDS, buildCommand
-from tm20.protocol.messages import CommandReply, ProtocolError, TerminalCommand
+from tm20.protocol.messages import CommandReply, ProtocolError, SendLog, TerminalCommand
 from tm20.protocol.parser import parseFrame
 from tm20.protocol.replies import encodeFrame
+from tm20.protocol.storable import checkLogRecord, storableText
 
 _SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -116,3 +117,55 @@ def test_buildCommandOnlyRaisesProtocolError(name: str, params: dict[str, Any]) 
     else:
         assert frame["cmd"] == name
         encodeFrame(frame)
+
+
+_logValues = st.one_of(
+    st.integers(min_value=-(2**66), max_value=2**66),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, "12", " 7 ", "x", None, 1.5]),
+)
+_records = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "enrollid": _logValues,
+            "time": st.sampled_from(["2024-01-01 00:00:00", "2024-2-30 1:1:1"]),
+        },
+        optional={
+            "mode": _logValues,
+            "inout": _logValues,
+            "event": _logValues,
+            "verifymode": _logValues,
+            "image": st.text(max_size=3),
+            "note": _json,
+        },
+    ),
+    _json,
+)
+
+
+@_SETTINGS
+@given(st.lists(_records, max_size=6), st.integers(min_value=0, max_value=3))
+def test_sendlogHoldsEveryRecordOnce(records: list[Any], pad: int) -> None:
+    """
+    Whatever the records, a sendlog with a list of them is never refused for a record: each is
+    either stored (and storable in both stores) or rejected with its exact source text.
+    """
+    texts = [json.dumps(r, ensure_ascii=False) for r in records]
+    frame = '{"cmd":"sendlog","sn":"T1","record":[' + (" " * pad + ",").join(texts) + "]}"
+    outcome = _parse(frame.encode("utf-8", "surrogatepass"))
+    assert isinstance(outcome, SendLog), outcome
+    assert len(outcome.records) + len(outcome.rejected) == len(records)
+    for record in outcome.records:
+        assert (
+            checkLogRecord(
+                record.enrollid,
+                record.mode,
+                record.inout,
+                record.event,
+                record.verifymode,
+                record.image,
+            )
+            is None
+        )
+    rawTexts = iter(texts)
+    for rejected in outcome.rejected:
+        assert any(rejected.raw == storableText(t) for t in rawTexts)

@@ -353,6 +353,7 @@ class MigrationFilesTests(SynchronousTestCase):
             "commands",
             "api_tokens",
             "audit_log",
+            "quarantined_records",
         ):
             self.assertIn(table, tables)
 
