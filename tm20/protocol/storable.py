@@ -136,6 +136,15 @@ def checkLogRecord(
     (C{time} is a normalised C{YYYY-MM-DD HH:MM:SS}, C{temp} a finite float, C{extra} JSON:
     always storable.)
     """
+    if (
+        INT64_MIN <= enrollid <= INT64_MAX
+        and INT64_MIN <= mode <= INT64_MAX
+        and INT64_MIN <= inout <= INT64_MAX
+        and INT64_MIN <= event <= INT64_MAX
+        and (verifymode is None or INT64_MIN <= verifymode <= INT64_MAX)
+        and (image is None or "\x00" not in image)
+    ):
+        return None  # the usual record: no tuples built
     return _first(
         (
             ("enrollid", int64Problem(enrollid)),
