@@ -162,6 +162,7 @@ class QuarantineTests(ApiTestCase):
         reply = yield client.request(sendlog([GOOD1.replace("08:00:00", "09:00:00")], 1, 8))
         self.assertEqual((reply["result"], reply["logindex"]), (True, 8))
         self.assertEqual(len((yield self.storedLogs())), 3)
+        self.assertEqual([e for e in self.events if e.get("log_level") is LogLevel.critical], [])
 
     @inlineCallbacks
     def test_batchOfOnlyUnstorableRecordsAcked(self) -> Any:
