@@ -999,7 +999,7 @@ class PostgresStore:
         return self._run(update)
 
     def deleteTerminal(self, sn: str) -> Deferred[bool]:
-        """See L{IStore.deleteTerminal}: also its users, credentials, logs, door events, commands."""
+        """See L{IStore.deleteTerminal}: also its users, credentials, logs, commands, quarantine."""
 
         async def delete(cur: Cursor) -> bool:
             for table in _TERMINAL_TABLES:

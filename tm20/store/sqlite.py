@@ -22,8 +22,8 @@ Design:
     (L{tm20.store._rows.formatTimestamp}), read back as aware UTC C{datetime}s; "now" is
     C{clock.seconds()}, read on the reactor thread when a call is made.
   - B{Integrity.}  Users and credentials reference their terminal (C{ON DELETE CASCADE}); logs,
-    door events and commands do not (a log batch is never refused for bookkeeping reasons), and
-    L{SQLiteStore.deleteTerminal} deletes them explicitly.
+    door events, commands and the quarantine do not (a log batch is never refused for bookkeeping
+    reasons), and L{SQLiteStore.deleteTerminal} deletes them explicitly.
   - B{Errors.}  SQLite errors meaning the database cannot be used now (cannot open, I/O error,
     disk full, busy, read-only) fail the L{Deferred} with L{tm20.errors.StoreUnavailable}; a
     constraint broken by the caller's data gives C{ValueError}; anything else (a bug) is passed
@@ -833,7 +833,7 @@ class SQLiteStore:
         return self._write(update)
 
     def deleteTerminal(self, sn: str) -> Deferred[bool]:
-        """See L{IStore.deleteTerminal}: also its users, credentials, logs, door events, commands."""
+        """See L{IStore.deleteTerminal}: also its users, credentials, logs, commands, quarantine."""
 
         def delete(conn: sqlite3.Connection) -> bool:
             for table in _TERMINAL_TABLES:
