@@ -142,7 +142,7 @@ def checkLogRecord(
         and INT64_MIN <= inout <= INT64_MAX
         and INT64_MIN <= event <= INT64_MAX
         and (verifymode is None or INT64_MIN <= verifymode <= INT64_MAX)
-        and (image is None or "\x00" not in image)
+        and (image is None or (type(image) is str and "\x00" not in image))
     ):
         return None  # the usual record: no tuples built
     return _first(
