@@ -13,6 +13,7 @@ terminals and the REST API, on SQLite (L{QuarantineTests}) and PostgreSQL
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from twisted.internet import reactor
@@ -272,3 +273,26 @@ class QuarantinePostgresTests(QuarantineTests):
         self.addCleanup(pgharness.dropDatabase, url)
         store: IStore = PostgresStore.fromURL(url, reactor)
         return store
+
+
+class QuarantineFailureTests(ApiTestCase):
+    """When the quarantine cannot be written, the batch is not acknowledged (SQLite)."""
+
+    @inlineCallbacks
+    def test_quarantineFailureRefusesTheBatch(self) -> Any:
+        yield self.start()
+        client = yield registeredClient(self, self.running, SN)
+        store = self.running.context.store
+
+        def dropQuarantine(conn: Any) -> None:
+            conn.execute("DROP TABLE quarantined_records")
+
+        yield store.runInTransaction(dropQuarantine)
+        reply = yield client.request(sendlog([GOOD1, UNSTORABLE[0]], 2))
+        self.assertEqual(reply, {"ret": "sendlog", "result": False, "reason": 1})
+        logs = yield store.queryLogs(LogQuery(sn=SN))
+        self.assertEqual(logs, [])
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        # a batch without unstorable records is not concerned
+        reply = yield client.request(sendlog([GOOD2], 1))
+        self.assertIs(reply["result"], True)
