@@ -29,6 +29,7 @@ from tm20.logs import installObserver
 from tm20.services.commands import CommandService
 from tm20.services.ingest import LogIngest
 from tm20.services.registration import RegistrationService
+from tm20.startup import explain, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
 from tm20.terminal.protocol import CLOSE_SHUTDOWN
 from tm20.terminal.registry import TerminalRegistry
@@ -183,6 +184,7 @@ class TM20Service(service.Service):
     @inlineCallbacks
     def _start(self) -> Any:
         server = self.server
+        yield waitForDatabase(server.store, server.reactor, server.config.waitForDatabase)
         yield server.store.start()
         for port in server.config.ports:
             spec = listenSpec(port, server.config.backlog)
@@ -192,7 +194,10 @@ class TM20Service(service.Service):
         return list(self.ports)
 
     def _startFailed(self, f: Failure) -> None:
-        self.log.critical("tm20 could not start: {error}", error=f.getErrorMessage(), failure=f)
+        # One line saying why, no traceback: an operator's problem, not a bug.
+        self.log.critical(
+            "tm20 could not start: {error}", error=explain(f, self.server.config.database)
+        )
         if self._onStartFailure is not None:
             self._onStartFailure(f)
         self.ready.errback(f)
