@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from twisted.logger import eventFromJSON, formatEvent
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests import pgharness
 from tests.test_twistd import TWISTD, freePort, waitForPort
@@ -340,10 +340,12 @@ class DaemonLogTests(TestCase):
 
     timeout = 90
 
-    def daemon(self, workdir: Path, *twistdArgs: str, port: int | None = None) -> int:
+    def daemon(
+        self, workdir: Path, *twistdArgs: str, port: int | None = None, args: tuple[str, ...] = ()
+    ) -> int:
         port = freePort() if port is None else port
         subprocess.run(
-            [TWISTD, *twistdArgs, "tm20", "--port", local(port)],
+            [TWISTD, *twistdArgs, "tm20", "--port", local(port), *args],
             cwd=workdir,
             check=True,
             timeout=60,
@@ -386,15 +388,49 @@ class DaemonLogTests(TestCase):
     def test_logfileOption(self) -> None:
         workdir = Path(self.mktemp()).resolve()
         (workdir / "logs").mkdir(parents=True)
-        with socket.socket() as busy:
-            busy.bind(("127.0.0.1", 0))
-            busy.listen()
-            port = busy.getsockname()[1]
-            self.daemon(workdir, "--logfile", "logs/tm20.log", port=port)
-            self.waitForPidFileGone(workdir)
-        text = (workdir / "logs" / "tm20.log").read_text()
-        self.assertIn(f"tm20 could not start: cannot listen on 127.0.0.1:{port}", text)
+        port = self.daemon(workdir, "--logfile", "logs/tm20.log", args=("--log-format", "json"))
+        deadline = time.monotonic() + 30
+        log = workdir / "logs" / "tm20.log"
+        while not log.exists() or "listening on" not in log.read_text():
+            self.assertLess(time.monotonic(), deadline, "the daemon did not listen")
+            time.sleep(0.1)
+        os.kill(int((workdir / "twistd.pid").read_text()), signal.SIGTERM)
+        self.waitForPidFileGone(workdir)
+        result = Run(0, log.read_text(), 0)
+        self.assertEqual(result.other, [])  # JSON lines only: --log-format applies
+        self.assertTrue(any(f"listening on {local(port)}" in x for x in result.lines("info")))
         self.assertFalse((workdir / "twistd.log").exists())
+
+    def test_startupFailureExitsNonZeroWithOneLine(self) -> None:
+        cases = [
+            ("port", ["--database", "sqlite:tm20.sqlite3"], "the address is already in use"),
+            ("sqlite", ["--database", "sqlite:missing/x.sqlite3"], "does not exist"),
+            (
+                "postgres",
+                ["--database", f"postgresql://tm20@127.0.0.1:{freePort()}/tm20"],
+                "unreachable",
+            ),
+        ]
+        for name, args, needle in cases:
+            workdir = Path(self.mktemp()).resolve()
+            workdir.mkdir()
+            with socket.socket() as busy:
+                busy.bind(("127.0.0.1", 0))
+                busy.listen()
+                port = busy.getsockname()[1] if name == "port" else freePort()
+                result = run(
+                    self,
+                    [TWISTD, "tm20", "--port", local(port), "--log-format", "json", *args],
+                    cwd=workdir,
+                )
+            # the parent reports what the daemon could not do
+            self.assertEqual(result.code, 1, name)
+            self.assertIn("An error has occurred", result.output)
+            self.assertIn("StartupError: cannot", result.output)
+            self.waitForPidFileGone(workdir)
+            logged = Run(1, (workdir / "twistd.log").read_text(), 0)
+            assertOneLine(self, logged, needle)
+            self.assertEqual(logged.other, [], name)
 
 
 class QuickStartTests(TestCase):
@@ -440,3 +476,28 @@ class QuickStartTests(TestCase):
         quickStart = readme.split("### Quick start", 1)[1].split("\n## ", 1)[0]
         for step in ("make run", "make token NAME=me", "Authorization: Bearer $TOKEN"):
             self.assertIn(step, quickStart)
+
+
+class PreflightPortTests(SynchronousTestCase):
+    """The daemon's early port check reads endpoint strings as Twisted does."""
+
+    def test_busyPortsAreFoundWhateverTheSpelling(self) -> None:
+        from twisted.internet.error import CannotListenError
+
+        from tm20.preflight import checkPort
+
+        with socket.socket(socket.AF_INET6) as busy6, socket.socket() as busy4:
+            busy6.bind(("::1", 0))
+            busy6.listen()
+            busy4.bind(("127.0.0.1", 0))
+            busy4.listen()
+            port6, port4 = busy6.getsockname()[1], busy4.getsockname()[1]
+            for spec in (
+                f"tcp6:{port6}:interface=\\:\\:1:backlog=5",
+                f"tcp:port={port4}:interface=127.0.0.1",
+                f"ssl:{port4}:privateKey=k.pem:interface=127.0.0.1",
+            ):
+                with self.assertRaises(CannotListenError, msg=spec):
+                    checkPort(spec)
+        checkPort(f"tcp:{freePort()}:interface=127.0.0.1")
+        checkPort("unix:/nonexistent/tm20.sock")  # left to the real start-up

@@ -29,7 +29,7 @@ from tm20.logs import installObserver
 from tm20.services.commands import CommandService
 from tm20.services.ingest import LogIngest
 from tm20.services.registration import RegistrationService
-from tm20.startup import explain, waitForDatabase
+from tm20.startup import StartupError, explain, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
 from tm20.terminal.protocol import CLOSE_SHUTDOWN
 from tm20.terminal.registry import TerminalRegistry
@@ -166,8 +166,17 @@ class TM20Service(service.Service):
         server: Server,
         logObserver: ILogObserver | None = None,
         onStartFailure: Callable[[Failure], None] | None = None,
+        preflight: bool = False,
     ) -> None:
+        """
+        @param onStartFailure: called with the failure when the service cannot start (after
+            one line saying why was logged).
+        @param preflight: check synchronously, before anything starts, that the ports can be
+            bound and the database used, and raise L{StartupError} if not (for a daemonizing
+            twistd, whose parent then exits non-zero: see L{tm20.preflight}).
+        """
         self.server = server
+        self._preflight = preflight
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[list[IListeningPort]] = Deferred()
         self._logObserver = logObserver
@@ -178,8 +187,22 @@ class TM20Service(service.Service):
         super().setServiceParent(parent)
 
     def startService(self) -> None:
+        if self._preflight:
+            self._checkBeforeStarting()
         super().startService()
         self._start().addCallbacks(self.ready.callback, self._startFailed)
+
+    def _checkBeforeStarting(self) -> None:
+        from tm20 import preflight
+
+        config = self.server.config
+        try:
+            preflight.check(config, [listenSpec(p, config.backlog) for p in config.ports])
+        except Exception:
+            why = explain(Failure(), config.database)
+            self.log.critical("tm20 could not start: {error}", error=why)
+            quietStartupError()
+            raise StartupError(why) from None
 
     @inlineCallbacks
     def _start(self) -> Any:

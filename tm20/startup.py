@@ -32,6 +32,24 @@ log = Logger()
 EXIT_STARTUP_FAILED = 1
 
 
+class StartupError(Exception):
+    """The server cannot start; the message says why, in one line."""
+
+
+def quietStartupError() -> None:
+    """
+    Let a L{StartupError} that nothing catches end the process with status 1 and no traceback
+    (its line was logged): twistd reports it to its parent, then lets it propagate.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not issubclass(kind, StartupError):
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
 class ProcessExit:
     """
     The exit status of this process.  twistd and C{twist} always exit 0 once their reactor has
@@ -241,10 +259,12 @@ def waitForDatabase(store: Any, reactor: Any, seconds: float) -> Any:
 __all__ = [
     "EXIT_STARTUP_FAILED",
     "ProcessExit",
+    "StartupError",
     "describePostgres",
     "explain",
     "firstLine",
     "oneLine",
+    "quietStartupError",
     "processExit",
     "sqlitePath",
     "waitForDatabase",

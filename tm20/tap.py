@@ -365,7 +365,12 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         processExit.fail(reactor)
 
     server = buildServer(config, reactor, store)
-    return TM20Service(server, _observer(options, config), onStartFailure=stopOnFailure)
+    # a daemonizing twistd's parent exits with the status reported before the reactor runs
+    twistd = options.parent
+    daemon = twistd is not None and "nodaemon" in twistd and not twistd["nodaemon"]
+    return TM20Service(
+        server, _observer(options, config), onStartFailure=stopOnFailure, preflight=daemon
+    )
 
 
 def _observer(options: Options, config: ServerConfig) -> Any:
