@@ -146,6 +146,31 @@ class StartupFailureTests(TestCase):
             )
         assertOneLine(self, result, f"cannot listen on 127.0.0.1:{port}")
 
+    def test_portInUseUnderMakeRun(self) -> None:
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir()
+        with socket.socket() as busy:
+            busy.bind(("0.0.0.0", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            result = run(
+                self,
+                [
+                    "make",
+                    "-s",
+                    "-C",
+                    str(REPO),
+                    "run",
+                    f"PORT={port}",
+                    f"DATABASE=sqlite:{workdir}/tm20.sqlite3",
+                ],
+            )
+        self.assertNotEqual(result.code, 0, result.output)
+        self.assertNotIn("Traceback", result.output)
+        failures = [line for line in result.output.splitlines() if "could not start" in line]
+        self.assertEqual(len(failures), 1, result.output)
+        self.assertIn(f"cannot listen on *:{port}: the address is already in use", failures[0])
+
     def test_sqliteFolderMissing(self) -> None:
         workdir = Path(self.mktemp()).resolve()
         workdir.mkdir()
@@ -400,6 +425,34 @@ class DaemonLogTests(TestCase):
         self.assertEqual(result.other, [])  # JSON lines only: --log-format applies
         self.assertTrue(any(f"listening on {local(port)}" in x for x in result.lines("info")))
         self.assertFalse((workdir / "twistd.log").exists())
+
+    def test_tacDaemonLogsToTwistdLogAndReportsFailure(self) -> None:
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir()
+        port = freePort()
+        env = dict(os.environ, TM20_WEBSOCKET_PORT=local(port))
+        subprocess.run([TWISTD, "-y", TAC], cwd=workdir, env=env, check=True, timeout=60)
+        self.addCleanup(
+            lambda: (
+                os.kill(int((workdir / "twistd.pid").read_text()), signal.SIGTERM)
+                if (workdir / "twistd.pid").exists()
+                else None
+            )
+        )
+        deadline = time.monotonic() + 30
+        log = workdir / "twistd.log"
+        while not log.exists() or "listening on" not in log.read_text():
+            self.assertLess(time.monotonic(), deadline, "the daemon did not listen")
+            time.sleep(0.1)
+        # a second one on the same port: twistd's parent says it could not start
+        other = workdir / "other"
+        other.mkdir()
+        result = run(self, [TWISTD, "-y", TAC], env={"TM20_WEBSOCKET_PORT": local(port)}, cwd=other)
+        self.assertEqual(result.code, 1, result.output)
+        self.assertIn("StartupError: cannot listen on", result.output)
+        self.assertIn("tm20 could not start: cannot listen on", (other / "twistd.log").read_text())
+        os.kill(int((workdir / "twistd.pid").read_text()), signal.SIGTERM)
+        self.waitForPidFileGone(workdir)
 
     def test_startupFailureExitsNonZeroWithOneLine(self) -> None:
         cases = [

@@ -373,6 +373,33 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     )
 
 
+def twistdOptionsFromArgv(argv: list[str] | None = None) -> Any:
+    """
+    twistd's own options, read again from its command line (for C{tm20.tac}, which twistd does
+    not hand them to): whether it daemonizes and where it logs.  C{None} when they cannot be
+    read (not run by twistd).
+    """
+    import sys
+
+    try:
+        from twisted.scripts.twistd import ServerOptions
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+
+    class _Again(ServerOptions):
+        subCommands: list[Any] = []  # noqa: RUF012 - no plugin lookup
+
+        def opt_reactor(self, shortName: str) -> None:
+            pass  # twistd has installed it already
+
+    twistd = _Again()
+    try:
+        twistd.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except (usage.UsageError, SystemExit):
+        return None
+    return twistd
+
+
 def _observer(options: Options, config: ServerConfig) -> Any:
     """
     Our log observer (C{--log-format}, C{--log-level}) writing where twistd would: the standard
