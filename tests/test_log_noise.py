@@ -150,6 +150,22 @@ class MalformedInputTests(TestCase):
             self.assertOneLineNoTraceback(mark, "path not UTF-8")
 
     @inlineCallbacks
+    def test_nonUTF8HostIsOneLineAndJSON400(self) -> Any:
+        raw = yield openRaw(self, self.port)
+        mark = len(self.log.events)
+        raw.send(
+            b"GET /api/terminals/ HTTP/1.1\r\nHost: \xff\xfe\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = yield raw.closed
+        head, _, body = answer.partition(b"\r\n\r\n")
+        self.assertIn(b" 400 ", head.split(b"\r\n")[0])
+        if b"chunked" in head.lower():
+            body = body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
+        self.assertEqual(json.loads(body)["field"], "host")
+        self.assertOneLineNoTraceback(mark, "host not UTF-8")
+
+    @inlineCallbacks
     def test_percentGarbageTerminalPathLogsNoTraceback(self) -> Any:
         raw = yield openRaw(self, self.port)
         mark = len(self.log.events)
