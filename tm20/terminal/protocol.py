@@ -78,11 +78,18 @@ class RedactingLogger(Logger):
 
 
 class _DemotingLogger(RedactingLogger):
-    """A L{RedactingLogger} that logs warnings and errors at debug level (see its use)."""
+    """
+    A L{RedactingLogger} that logs warnings and errors at debug level (see its use), or not at
+    all when C{quiet} (the server does not log at debug level).
+    """
+
+    quiet = False
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         if level in (LogLevel.warn, LogLevel.error):
             level = LogLevel.debug
+        if level == LogLevel.debug and self.quiet:
+            return
         super().emit(level, format, **kwargs)
 
 
@@ -264,7 +271,11 @@ class TerminalProtocol(WebSocketServerProtocol):
             self._pauseReading()
         self._drain()
 
-    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+    def _fail_connection(
+        self,
+        code: int = WebSocketServerProtocol.CLOSE_STATUS_CODE_GOING_AWAY,
+        reason: str = "going away",
+    ) -> None:
         # A frame autobahn refuses (invalid UTF-8, unmasked, reserved bits or opcode, too big):
         # one line here; autobahn's own warnings about it (repeated for each frame read after
         # the first failure, and on the drop that follows) go to debug.
@@ -288,9 +299,11 @@ class TerminalProtocol(WebSocketServerProtocol):
     def _autobahnWarningsDemoted(self) -> Iterator[None]:
         saved = self.__dict__.get("log")
         current = self.log
-        self.log = _DemotingLogger(
+        demoted = _DemotingLogger(
             namespace=current.namespace, source=self, observer=current.observer
         )
+        demoted.quiet = isinstance(current, QuietRedactingLogger)
+        self.log = demoted
         try:
             yield
         finally:
