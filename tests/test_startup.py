@@ -171,6 +171,14 @@ class StartupFailureTests(TestCase):
         self.assertEqual(len(failures), 1, result.output)
         self.assertIn(f"cannot listen on *:{port}: the address is already in use", failures[0])
 
+    def test_tlsKeyMissingIsNotBlamedOnTheDatabase(self) -> None:
+        port = freePort()
+        result = run(
+            self,
+            tm20("--port", f"ssl:{port}:privateKey=nokey.pem:interface=127.0.0.1"),
+        )
+        assertOneLine(self, result, f"cannot listen on ssl:{port}:", "nokey.pem")
+
     def test_sqliteFolderMissing(self) -> None:
         workdir = Path(self.mktemp()).resolve()
         workdir.mkdir()

@@ -16,6 +16,7 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IPushProducer
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
@@ -29,7 +30,7 @@ from tm20.logs import installObserver
 from tm20.services.commands import CommandService
 from tm20.services.ingest import LogIngest
 from tm20.services.registration import RegistrationService
-from tm20.startup import StartupError, explain, quietStartupError, waitForDatabase
+from tm20.startup import StartupError, explain, oneLine, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
 from tm20.terminal.protocol import CLOSE_SHUTDOWN
 from tm20.terminal.registry import TerminalRegistry
@@ -211,7 +212,12 @@ class TM20Service(service.Service):
         yield server.store.start()
         for port in server.config.ports:
             spec = listenSpec(port, server.config.backlog)
-            listening = yield serverFromString(server.reactor, spec).listen(server.site)
+            try:
+                listening = yield serverFromString(server.reactor, spec).listen(server.site)
+            except CannotListenError:
+                raise  # explain() says why
+            except Exception as e:  # a bad endpoint string, a TLS key file missing, ...
+                raise StartupError(f"cannot listen on {spec}: {oneLine(str(e))}") from e
             self.ports.append(listening)
             self.log.info("listening on {endpoint}", endpoint=spec)
         return list(self.ports)

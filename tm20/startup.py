@@ -104,9 +104,11 @@ def explain(failure: Failure, database: str = "") -> str:
     @param database: the database URL or C{sqlite:PATH}, to name the culprit.
     """
     error = failure.value
+    if isinstance(error, StartupError):
+        return oneLine(str(error))
     if isinstance(error, CannotListenError):
         return _explainListen(error)
-    if database.startswith("sqlite:") and isinstance(error, StoreUnavailable | OSError):
+    if database.startswith("sqlite:") and isinstance(error, StoreUnavailable):
         return _explainSQLite(database, error)
     if database.startswith(("postgresql://", "postgres://")) and isinstance(
         error, StoreUnavailable
