@@ -194,6 +194,13 @@ class StartupFailureTests(TestCase):
             f" {workdir / 'missing'} does not exist",
         )
 
+    def test_sqliteFileIsNotADatabase(self) -> None:
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir()
+        (workdir / "tm20.sqlite3").write_bytes(b"not SQLite at all " * 300)
+        result = run(self, tm20("--port", local(freePort())), cwd=workdir)
+        assertOneLine(self, result, "cannot open the SQLite database tm20.sqlite3: file is not a")
+
     def test_sqliteFolderIsAFile(self) -> None:
         workdir = Path(self.mktemp()).resolve()
         workdir.mkdir()
