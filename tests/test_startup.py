@@ -248,6 +248,24 @@ class StartupFailureTests(TestCase):
             "Connection refused",
         )
 
+    def test_postgresThatNeverAnswers(self) -> None:
+        with socket.socket() as silent:  # the kernel accepts; nothing ever answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            port = silent.getsockname()[1]
+            result = run(
+                self,
+                tm20(
+                    "--port",
+                    local(freePort()),
+                    "--database",
+                    f"postgresql://tm20@127.0.0.1:{port}/tm20",
+                ),
+            )
+        assertOneLine(
+            self, result, "unreachable, no answer in time", "no answer to a connection attempt"
+        )
+
     def test_postgresRefusesTheRole(self) -> None:
         url = withUser(pgharness.databaseURL(), "nosuchrole")
         result = run(self, tm20("--port", local(freePort()), "--database", url))

@@ -200,7 +200,7 @@ def _explainPostgres(database: str, error: StoreUnavailable) -> str:
         why = f"it refused this client: {detail}"
     elif "connection refused" in lowered:
         why = f"unreachable, nothing listens there (is PostgreSQL running?): {detail}"
-    elif "timeout" in lowered or "timed out" in lowered:
+    elif "timeout" in lowered or "timed out" in lowered or "no answer" in lowered:
         why = f"unreachable, no answer in time: {detail}"
     elif "could not translate host name" in lowered or "name or service not known" in lowered:
         why = f"unknown host: {detail}"

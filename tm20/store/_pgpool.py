@@ -305,6 +305,8 @@ class Pool:
         def failed(f: Failure) -> None:
             if timer.active():
                 timer.cancel()
+            elif timer.called:
+                f = self._timedOut()
             self._closeConn(conn)
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL: {f.getErrorMessage()}"
@@ -399,6 +401,12 @@ class Pool:
 
         d.addCallbacks(connected, failed)
         return d
+
+    def _timedOut(self) -> Failure:
+        """What a connection attempt closed by its deadline failed with (not "closed cleanly")."""
+        return Failure(
+            StoreUnavailable(f"no answer to a connection attempt within {self.connectTimeout}s")
+        )
 
     def _connectTimedOut(self, conn: _Connection) -> None:
         # closing makes the pending connect() fail (a frozen server accepts the TCP connection
