@@ -1,4 +1,5 @@
 # tm20: `make run` starts the server on port 7788 with the embedded SQLite store;
+# `make token NAME=me` prints a new API token for it;
 # `make test` runs ruff, mypy and every test.  Both create .venv and install on first use.
 
 PYTHON ?= python3
@@ -6,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
+NAME ?= admin
 
-.PHONY: install constraints run test lint typecheck unit bench bench-deps bench-quick bench-soak conformance clean
+.PHONY: install constraints run token test lint typecheck unit bench bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
@@ -27,8 +29,13 @@ constraints: install
 
 run: install
 	@echo "tm20: terminals connect to ws://<this host>:$(PORT)/ (any path); REST API under http://<this host>:$(PORT)/api/"
-	@echo "tm20: create an API token with: $(BIN)/tm20-admin token create NAME --database $(DATABASE)"
+	@echo "tm20: for the REST API, get a token in another shell: make token NAME=me"
+	@echo "tm20:   (the same as: $(BIN)/tm20-admin token create me --database $(DATABASE))"
 	$(BIN)/twistd -n --pidfile= tm20 --port $(PORT) --database $(DATABASE)
+
+# A new API token (read + write) in the database of `make run`; its secret is the last line.
+token: install
+	@$(BIN)/tm20-admin token create $(NAME) --database $(DATABASE)
 
 lint: install
 	$(BIN)/ruff check tm20 twisted tests bench

@@ -8,17 +8,20 @@ Every environment variable of README.md applies.
 """
 
 from twisted.application import service
-from twisted.logger import ILogObserver
+from twisted.python.usage import UsageError
 
-from tm20.logs import makeObserver
-from tm20.tap import Options, makeService
+from tm20.tap import Options, makeService, twistdOptionsFromArgv
 
 options = Options()
-options.parseOptions([])
-tm20Service = makeService(options)
+# twistd's own options (-n, --logfile): the log goes where twistd would write it, and a
+# daemonizing twistd's parent exits non-zero when the server cannot start
+options.parent = twistdOptionsFromArgv()
+try:
+    options.parseOptions([])
+    tm20Service = makeService(options)
+except UsageError as e:
+    # one line and a non-zero exit, not twistd's "Failed to load application" traceback
+    raise SystemExit(f"tm20.tac: {e}") from None
 
 application = service.Application("tm20")
-application.setComponent(
-    ILogObserver, makeObserver(options["log-format"], options["log-level"])
-)
-tm20Service.setServiceParent(application)
+tm20Service.setServiceParent(application)  # installs the log observer

@@ -43,6 +43,17 @@ class AuthTests(ApiTestCase):
                 self.assertEqual(r.headers.get("www-authenticate"), "Bearer")
 
     @inlineCallbacks
+    def test_401SaysHowToGetAToken(self) -> Any:
+        yield self.start()
+        for token in (None, "not-a-token"):
+            r = yield self.call("GET", "/api/terminals/", token=token)
+            self.assertEqual(r.status, 401)
+            detail = r.json["detail"]
+            self.assertIn("tm20-admin token create NAME", detail)
+            self.assertIn("make token", detail)
+            self.assertIn("--api-token NAME:SECRET", detail)
+
+    @inlineCallbacks
     def test_everyRouteChecksTheScope(self) -> Any:
         yield self.start()
         for op in OPERATIONS:

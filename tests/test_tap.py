@@ -80,6 +80,43 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(parse([], {"DEBUG": "1"})["log-level"], "debug")
         self.assertEqual(parse(["--debug", "--log-level", "warn"])["log-level"], "warn")
 
+    def test_debugKeepsAnExplicitLevelInAnySpelling(self) -> None:
+        for argv in (
+            ["--debug", "--log-level=warn"],
+            ["--log-level=warn", "--debug"],
+            ["--debug", "--log-level", "warn"],
+        ):
+            self.assertEqual(parse(argv)["log-level"], "warn", argv)
+        self.assertEqual(parse(["--log-level=error"], {"DEBUG": "1"})["log-level"], "error")
+        self.assertEqual(parse(["--debug"], {"TM20_LOG_LEVEL": ""})["log-level"], "debug")
+
+    def test_malformedPostgresURLIsAUsageError(self) -> None:
+        with self.assertRaises(UsageError) as raised:
+            parse(["--database", "postgresql://u@host:notaport/db"])
+        self.assertIn("--database: malformed PostgreSQL URL", str(raised.exception))
+        self.assertIn("notaport", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse([], {"DATABASE_URL": "postgresql://u@db/tm20?nosuchoption=1"})
+        self.assertIn("DATABASE_URL: malformed PostgreSQL URL", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse([], {"DATABASE_URL": "mysql://u:hunter2@db/tm20"})
+        self.assertIn("DATABASE_URL must be sqlite:PATH", str(raised.exception))
+        self.assertNotIn("hunter2", str(raised.exception))
+        self.assertEqual(
+            parse(["--database", " postgresql://u:p@db:5433/tm20 "])["database"],
+            "postgresql://u:p@db:5433/tm20",
+        )
+
+    def test_waitForDatabase(self) -> None:
+        self.assertEqual(parse([]).toConfig().waitForDatabase, 0)
+        self.assertEqual(parse(["--wait-for-database", "30"]).toConfig().waitForDatabase, 30)
+        self.assertEqual(
+            parse([], {"TM20_WAIT_FOR_DATABASE": "2.5"}).toConfig().waitForDatabase, 2.5
+        )
+        with self.assertRaises(UsageError) as raised:
+            parse([], {"TM20_WAIT_FOR_DATABASE": "soon"})
+        self.assertIn("TM20_WAIT_FOR_DATABASE", str(raised.exception))
+
     def test_badValues(self) -> None:
         cases = [
             (["--heartbeat-interval", "abc"], {}, "--heartbeat-interval"),

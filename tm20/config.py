@@ -41,6 +41,8 @@ class ServerConfig:
     @ivar httpBodyTimeout: seconds an HTTP request's body may take to arrive, all of it, from
         the end of its head (C{408} and close when it has not).
     @ivar httpIdleTimeout: seconds an HTTP (API) connection may sit idle between requests.
+    @ivar waitForDatabase: seconds to keep retrying a database that cannot be reached at
+        start-up before giving up (0: give up at once).
     """
 
     ports: tuple[str, ...] = (f"tcp:{DEFAULT_PORT}",)
@@ -68,3 +70,4 @@ class ServerConfig:
     maxHandshakeBytes: int = 16 * 1024
     httpIdleTimeout: float = 75.0
     httpBodyTimeout: float = 30.0
+    waitForDatabase: float = 0.0

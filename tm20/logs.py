@@ -50,6 +50,54 @@ def makeObserver(
     return FilteringLogObserver(inner, [predicate])
 
 
+def twistdLogFile(twistdOptions: Any) -> str | None:
+    """
+    Where twistd itself would write its log, from its options (the C{parent} of ours):
+    C{--logfile}, else C{twistd.log} when it daemonizes; C{None} for the standard streams
+    (C{-n} without C{--logfile}, C{--logfile -}), for C{--syslog}/C{--logger} (see
+    L{usesTwistdObserver}), and for any other runner (C{twist}, a C{.tac}).
+    """
+    if twistdOptions is None or "nodaemon" not in twistdOptions:
+        return None
+    if usesTwistdObserver(twistdOptions):
+        return None
+    logfile = twistdOptions.get("logfile") or ""
+    if logfile == "-" or (not logfile and twistdOptions.get("nodaemon")):
+        return None
+    return str(logfile or "twistd.log")
+
+
+def usesTwistdObserver(twistdOptions: Any) -> bool:
+    """C{True} when twistd was asked for its own observer (C{--syslog}, C{--logger}): keep it."""
+    return twistdOptions is not None and bool(
+        twistdOptions.get("syslog") or twistdOptions.get("logger")
+    )
+
+
+def openLogFile(path: str) -> IO[str]:
+    """
+    The log file twistd would open at C{path} (rotated at 1 MB, and on C{SIGUSR1} like
+    twistd's).
+    """
+    from twisted.python.logfile import LogFile
+
+    logFile = LogFile.fromFullPath(path)
+    try:
+        import signal
+
+        if not signal.getsignal(signal.SIGUSR1):
+
+            def rotate(signum: int, frame: Any) -> None:
+                from twisted.internet import reactor
+
+                reactor.callFromThread(logFile.rotate)  # type: ignore[attr-defined]
+
+            signal.signal(signal.SIGUSR1, rotate)
+    except (ImportError, ValueError, AttributeError):  # pragma: no cover - not on POSIX
+        pass
+    return logFile
+
+
 def installObserver(parent: Any, observer: ILogObserver | None) -> None:
     """
     Give twistd's application our observer, unless it already has one.  twistd builds the

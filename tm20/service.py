@@ -16,6 +16,7 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IPushProducer
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
@@ -29,6 +30,7 @@ from tm20.logs import installObserver
 from tm20.services.commands import CommandService
 from tm20.services.ingest import LogIngest
 from tm20.services.registration import RegistrationService
+from tm20.startup import StartupError, explain, oneLine, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
 from tm20.terminal.protocol import CLOSE_SHUTDOWN
 from tm20.terminal.registry import TerminalRegistry
@@ -165,8 +167,17 @@ class TM20Service(service.Service):
         server: Server,
         logObserver: ILogObserver | None = None,
         onStartFailure: Callable[[Failure], None] | None = None,
+        preflight: bool = False,
     ) -> None:
+        """
+        @param onStartFailure: called with the failure when the service cannot start (after
+            one line saying why was logged).
+        @param preflight: check synchronously, before anything starts, that the ports can be
+            bound and the database used, and raise L{StartupError} if not (for a daemonizing
+            twistd, whose parent then exits non-zero: see L{tm20.preflight}).
+        """
         self.server = server
+        self._preflight = preflight
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[list[IListeningPort]] = Deferred()
         self._logObserver = logObserver
@@ -177,22 +188,45 @@ class TM20Service(service.Service):
         super().setServiceParent(parent)
 
     def startService(self) -> None:
+        if self._preflight:
+            self._checkBeforeStarting()
         super().startService()
         self._start().addCallbacks(self.ready.callback, self._startFailed)
+
+    def _checkBeforeStarting(self) -> None:
+        from tm20 import preflight
+
+        config = self.server.config
+        try:
+            preflight.check(config, [listenSpec(p, config.backlog) for p in config.ports])
+        except Exception:
+            why = explain(Failure(), config.database)
+            self.log.critical("tm20 could not start: {error}", error=why)
+            quietStartupError()
+            raise StartupError(why) from None
 
     @inlineCallbacks
     def _start(self) -> Any:
         server = self.server
+        yield waitForDatabase(server.store, server.reactor, server.config.waitForDatabase)
         yield server.store.start()
         for port in server.config.ports:
             spec = listenSpec(port, server.config.backlog)
-            listening = yield serverFromString(server.reactor, spec).listen(server.site)
+            try:
+                listening = yield serverFromString(server.reactor, spec).listen(server.site)
+            except CannotListenError:
+                raise  # explain() says why
+            except Exception as e:  # a bad endpoint string, a TLS key file missing, ...
+                raise StartupError(f"cannot listen on {spec}: {oneLine(str(e))}") from e
             self.ports.append(listening)
             self.log.info("listening on {endpoint}", endpoint=spec)
         return list(self.ports)
 
     def _startFailed(self, f: Failure) -> None:
-        self.log.critical("tm20 could not start: {error}", error=f.getErrorMessage(), failure=f)
+        # One line saying why, no traceback: an operator's problem, not a bug.
+        self.log.critical(
+            "tm20 could not start: {error}", error=explain(f, self.server.config.database)
+        )
         if self._onStartFailure is not None:
             self._onStartFailure(f)
         self.ready.errback(f)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.python import usage
 
 from tm20.config import DEFAULT_DATABASE, DEFAULT_PORT, ServerConfig
 from tm20.logs import LOG_FORMATS, LOG_LEVELS
+from tm20.startup import oneLine
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -53,9 +55,50 @@ def _networks(name: str, value: str) -> tuple[str, ...]:
     return specs
 
 
+def _database(name: str, value: str) -> str:
+    """A C{--database} / C{DATABASE_URL} value, checked: a malformed one is a usage error."""
+    url = value.strip()
+    if url.startswith("sqlite:"):
+        if not url[len("sqlite:") :]:
+            raise usage.UsageError(f"{name} sqlite: needs a path, e.g. sqlite:tm20.sqlite3")
+        return url
+    if url.startswith(("postgresql://", "postgres://")):
+        _checkPostgresURL(name, url)
+        return url
+    raise usage.UsageError(
+        f"{name} must be sqlite:PATH or postgresql://..., not {_redactURL(url)!r}"
+    )
+
+
+def _checkPostgresURL(name: str, url: str) -> None:
+    """A malformed PostgreSQL URL is a usage error, not a server that never starts."""
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        raise usage.UsageError(f"{name}: malformed PostgreSQL URL: {e}") from None
+    try:
+        import psycopg2.extensions
+
+        psycopg2.extensions.parse_dsn(url)
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency
+        return
+    except psycopg2.Error as e:
+        raise usage.UsageError(f"{name}: malformed PostgreSQL URL: {oneLine(str(e))}") from None
+
+
+def _redactURL(url: str) -> str:
+    """C{url} without a password between C{user:} and C{@}."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        if ":" in credentials:
+            return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+    return url
+
+
 #: option name -> (environment variable, default, converter)
 _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
-    "database": ("DATABASE_URL", DEFAULT_DATABASE, lambda n, v: v),
+    "database": ("DATABASE_URL", DEFAULT_DATABASE, _database),
     "heartbeat-interval": ("TM20_HEARTBEAT_INTERVAL", 30.0, _number(float, 0)),
     "connection-timeout": ("TM20_CONNECTION_TIMEOUT", 120.0, _number(float, 0)),
     "reg-timeout": ("TM20_REG_TIMEOUT", 60.0, _number(float, 0)),
@@ -73,6 +116,7 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "max-connections-per-ip": ("TM20_MAX_CONNECTIONS_PER_IP", 1_000, _number(int, 0)),
     "terminal-networks": ("TM20_TERMINAL_NETWORKS", (), _networks),
     "trusted-proxies": ("TM20_TRUSTED_PROXIES", (), _networks),
+    "wait-for-database": ("TM20_WAIT_FOR_DATABASE", 0.0, _number(float, 0)),
 }
 
 
@@ -186,6 +230,13 @@ class Options(usage.Options):
             "Reverse proxies (CIDR[,CIDR...]) whose X-Forwarded-For names the client; exempt"
             " from the per-address cap [TM20_TRUSTED_PROXIES] (none)",
         ],
+        [
+            "wait-for-database",
+            None,
+            None,
+            "At start-up, keep trying to reach the database for up to this many seconds before"
+            " giving up (a database host that boots later) [TM20_WAIT_FOR_DATABASE] (0)",
+        ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
     ]
@@ -224,6 +275,8 @@ class Options(usage.Options):
             self["api-tokens"] = [
                 t for t in (s.strip() for s in env.get("TM20_API_TOKENS", "").split(",")) if t
             ]
+        # given on the command line, in any spelling (--log-level warn, --log-level=warn)
+        levelGiven = self["log-level"] is not None
         for name, (variable, default, convert) in _SETTINGS.items():
             if self[name] is not None:
                 self[name] = convert(f"--{name}", self[name])
@@ -237,7 +290,7 @@ class Options(usage.Options):
             )
         if not self["debug"]:
             self["debug"] = _bool("DEBUG", env.get("DEBUG", "0"))
-        if self["debug"] and "TM20_LOG_LEVEL" not in env and "--log-level" not in self._argv:
+        if self["debug"] and not levelGiven and env.get("TM20_LOG_LEVEL") in (None, ""):
             self["log-level"] = "debug"
         if self["log-format"] not in LOG_FORMATS:
             raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
@@ -245,14 +298,6 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["timezone"]:
             _checkTimezone(self["timezone"])
-        self["database"] = self["database"].strip()
-        _checkDatabase(self["database"])
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        import sys
-
-        self._argv = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
 
     def toConfig(self) -> ServerConfig:
         """The validated settings as a L{ServerConfig}."""
@@ -278,6 +323,7 @@ class Options(usage.Options):
             maxConnectionsPerIP=self["max-connections-per-ip"],
             terminalNetworks=self["terminal-networks"],
             trustedProxies=self["trusted-proxies"],
+            waitForDatabase=self["wait-for-database"],
         )
 
 
@@ -292,24 +338,14 @@ def _checkTimezone(name: str) -> None:
         ) from None
 
 
-def _checkDatabase(url: str) -> None:
-    if url.startswith("sqlite:"):
-        if not url[len("sqlite:") :]:
-            raise usage.UsageError("--database sqlite: needs a path, e.g. sqlite:tm20.sqlite3")
-        return
-    if url.startswith(("postgresql://", "postgres://")):
-        return
-    raise usage.UsageError(f"--database must be sqlite:PATH or postgresql://..., not {url!r}")
-
-
 def makeService(options: Options, reactor: Any = None) -> Any:
     """The C{tm20} service for twistd (and C{tm20.tac})."""
     if reactor is None:
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
-    from tm20.logs import makeObserver
     from tm20.service import TM20Service, buildServer
+    from tm20.startup import processExit
     from tm20.store import storeFromURL
 
     config = options.toConfig()
@@ -320,13 +356,61 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     if options["migrate-only"]:
         from tm20.store.migrate import MigrateOnlyService
 
-        return MigrateOnlyService(store, reactor, makeObserver(config.logFormat, config.logLevel))
+        return MigrateOnlyService(store, reactor, _observer(options, config))
+
+    processExit.install()
 
     def stopOnFailure(_: Any) -> None:
-        if reactor.running:
-            reactor.stop()
+        # twistd would exit 0 (or keep running): exit non-zero, after its clean-up
+        processExit.fail(reactor)
 
     server = buildServer(config, reactor, store)
+    # a daemonizing twistd's parent exits with the status reported before the reactor runs
+    twistd = options.parent
+    daemon = twistd is not None and "nodaemon" in twistd and not twistd["nodaemon"]
     return TM20Service(
-        server, makeObserver(config.logFormat, config.logLevel), onStartFailure=stopOnFailure
+        server, _observer(options, config), onStartFailure=stopOnFailure, preflight=daemon
     )
+
+
+def twistdOptionsFromArgv(argv: list[str] | None = None) -> Any:
+    """
+    twistd's own options, read again from its command line (for C{tm20.tac}, which twistd does
+    not hand them to): whether it daemonizes and where it logs.  C{None} when they cannot be
+    read (not run by twistd).
+    """
+    import sys
+
+    try:
+        from twisted.scripts.twistd import ServerOptions
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+
+    class _Again(ServerOptions):
+        subCommands: list[Any] = []  # noqa: RUF012 - no plugin lookup
+
+        def opt_reactor(self, shortName: str) -> None:
+            pass  # twistd has installed it already
+
+    twistd = _Again()
+    try:
+        twistd.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except (usage.UsageError, SystemExit):
+        return None
+    return twistd
+
+
+def _observer(options: Options, config: ServerConfig) -> Any:
+    """
+    Our log observer (C{--log-format}, C{--log-level}) writing where twistd would: the standard
+    error stream in the foreground, C{--logfile} or C{twistd.log} when daemonized.  C{None}
+    (twistd's own observer) for C{--syslog} and C{--logger}.
+    """
+    from tm20.logs import makeObserver, openLogFile, twistdLogFile, usesTwistdObserver
+
+    twistd = options.parent
+    if usesTwistdObserver(twistd):
+        return None
+    path = twistdLogFile(twistd)
+    stream = openLogFile(path) if path is not None else None
+    return makeObserver(config.logFormat, config.logLevel, stream=stream)

@@ -155,9 +155,39 @@ class ApiResource(KleinResource):
     mounted resource, a test for instance, can reach the app's limiter and services).
     """
 
+    log = Logger()
+
     def __init__(self, api: TM20Api) -> None:
         super().__init__(api.app)
         self.api = api
+
+    def render(self, request: IRequest) -> Any:
+        # Klein logs a traceback for a path that is not UTF-8 once percent-decoded
+        # (/api/%ff) and answers in plain text: one line here, and a JSON 400.
+        parts = {
+            "path": b"/".join([*request.prepath, *request.postpath]),
+            "host": request.getRequestHostname(),
+        }
+        for field, raw in parts.items():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                peer = request.getClientAddress()
+                self.log.info(
+                    "refused an API request from {peer}: {field} not UTF-8",
+                    peer=getattr(peer, "host", "?"),
+                    field=field,
+                )
+                return _writeError(
+                    request,
+                    ApiError(
+                        400,
+                        f"invalid_{field}",
+                        f"the {field} is not UTF-8 (once percent-decoded)",
+                        field=field,
+                    ),
+                )
+        return super().render(request)
 
 
 class TM20Api:

@@ -144,7 +144,9 @@ class Authenticator:
         if secret is None:
             self.limiter.failed(source)
             raise ApiError(
-                401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"
+                401,
+                "unauthorized",
+                f"missing bearer token (Authorization: Bearer TOKEN); {TOKEN_HINT}",
             )
         digest = hashlib.sha256(secret.encode("utf-8")).digest()
         found: Principal | None = None
@@ -156,7 +158,7 @@ class Authenticator:
         stored: Any = await self._store.findApiToken(digest.hex())
         if stored is None:
             self.limiter.failed(source)
-            raise ApiError(401, "unauthorized", "unknown or revoked token")
+            raise ApiError(401, "unauthorized", f"unknown or revoked token; {TOKEN_HINT}")
         return Principal(stored.name, frozenset(stored.scopes))
 
     @staticmethod
@@ -166,6 +168,14 @@ class Authenticator:
             raise ApiError(
                 403, "forbidden", f"the token {principal.name!r} lacks the {scope!r} scope"
             )
+
+
+#: How to get a token, in every 401 body.
+TOKEN_HINT = (
+    "get a token with `tm20-admin token create NAME --database URL` on the server (from a"
+    " source checkout: `make token NAME=...`, or `.venv/bin/tm20-admin ...`), or start the"
+    " server with --api-token NAME:SECRET"
+)
 
 
 def tooManyFailures(retry: float) -> ApiError:

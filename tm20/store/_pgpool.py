@@ -243,6 +243,7 @@ class Pool:
         self._idle: deque[_Slot] = deque()
         self._waiters: deque[Deferred[_Slot]] = deque()
         self._running = False
+        self._starting = False
         self._startWaiters: list[Deferred[None]] = []
         #: How many times a connection was (re)established; for tests and metrics.
         self.connectionsMade = 0
@@ -270,17 +271,48 @@ class Pool:
             (the pool is then closed) when the database cannot be reached.
         """
         self._running = True
+        self._starting = True
         attempts = [self._connect(slot) for slot in self._slots]
         d = defer.DeferredList(attempts, fireOnOneErrback=True, consumeErrors=True)
 
+        def started(_: object) -> None:
+            self._starting = False
+
         def failed(f: Failure) -> Failure:
+            self._starting = False
             self.close()
             original = f.value.subFailure if isinstance(f.value, defer.FirstError) else f
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL: {original.getErrorMessage()}"
             ) from original.value
 
-        return d.addCallbacks(lambda _: None, failed)
+        return d.addCallbacks(started, failed)
+
+    def probe(self) -> Deferred[None]:
+        """
+        Open one connection, as the pool would, and close it: fails with L{StoreUnavailable}
+        like L{start} when the database cannot be reached (to wait for it before starting).
+        """
+        conn = self._factory(self.reactor)
+        timer = self.reactor.callLater(self.connectTimeout, self._connectTimedOut, conn)
+        d: Deferred[Any] = conn.connect(self.dsn, **self._connectArgs())
+
+        def done(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            self._closeConn(conn)
+
+        def failed(f: Failure) -> None:
+            if timer.active():
+                timer.cancel()
+            elif timer.called:
+                f = self._timedOut()
+            self._closeConn(conn)
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL: {f.getErrorMessage()}"
+            ) from f.value
+
+        return d.addCallbacks(done, failed)
 
     def close(self) -> None:
         """Close every connection and stop reconnecting; waiting callers fail."""
@@ -362,12 +394,19 @@ class Pool:
             if slot.conn is conn:
                 slot.conn = None
                 slot.state = _State.DOWN
-                if self._running:
+                # at start-up, the failed start says why (once); nothing to reconnect
+                if self._running and not self._starting:
                     self._scheduleReconnect(slot, f)
             return f
 
         d.addCallbacks(connected, failed)
         return d
+
+    def _timedOut(self) -> Failure:
+        """What a connection attempt closed by its deadline failed with (not "closed cleanly")."""
+        return Failure(
+            StoreUnavailable(f"no answer to a connection attempt within {self.connectTimeout}s")
+        )
 
     def _connectTimedOut(self, conn: _Connection) -> None:
         # closing makes the pending connect() fail (a frozen server accepts the TCP connection

@@ -766,12 +766,20 @@ class PostgresStore:
             )
 
         def failed(f: Failure) -> Failure:
-            self.log.error("PostgreSQL store failed to start: {error}", error=f.getErrorMessage())
+            # debug: the caller gets the failure and says why, once (see tm20.startup)
+            self.log.debug("PostgreSQL store failed to start: {error}", error=f.getErrorMessage())
             self._state = "stopped"
             self._pool.close()
             return f
 
         return Deferred.fromCoroutine(start()).addErrback(failed)
+
+    def probe(self) -> Deferred[None]:
+        """
+        Open one connection and close it (before L{start}): fails with L{StoreUnavailable}
+        while the database cannot be reached.  For C{--wait-for-database}.
+        """
+        return self._pool.probe()
 
     def stop(self) -> Deferred[None]:
         """

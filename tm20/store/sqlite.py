@@ -536,7 +536,7 @@ class SQLiteStore:
 
         def failed(failure: Failure) -> Deferred[None]:
             # Not log.failure: the caller gets the failure and decides how loud to be.
-            self.log.error(
+            self.log.debug(
                 "SQLite store {path} failed to start: {error}",
                 path=self.path,
                 error=failure.getErrorMessage(),

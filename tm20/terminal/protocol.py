@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
@@ -25,6 +26,7 @@ from tm20.model import Terminal
 from tm20.protocol import replies
 from tm20.protocol.messages import CommandReply, ProtocolError, TerminalMessage
 from tm20.protocol.parser import parseFrame
+from tm20.redact import redactText, redactValue
 from tm20.terminal.channel import CommandChannel
 from tm20.terminal.keepalive import KeepAlive
 from tm20.terminal.limits import countJSONValues, forwardedClient, hostOf
@@ -52,15 +54,11 @@ def splitSecretPath(path: str) -> tuple[str, str | None]:
         or query is ignored), C{(path, None)} for any other path.
     """
     if not path.startswith(SECRET_PATH_PREFIX):
-        return path, None
+        return redactText(path), None
     secret = path[len(SECRET_PATH_PREFIX) :].split("?", 1)[0].strip("/")
     if not secret or "/" in secret:
-        return path, None
+        return redactText(path), None
     return SECRET_PATH_PREFIX + "***", secret
-
-
-_SECRET_TEXT = re.compile(r"(/t/)[^/\s?#]+")
-_SECRET_BYTES = re.compile(rb"(/t/)[^/\s?#]+")
 
 
 class RedactingLogger(Logger):
@@ -71,13 +69,27 @@ class RedactingLogger(Logger):
     """
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+        # any spelling of the path: /t//SECRET, /T/SECRET, /%74/SECRET (see tm20.redact)
         for key, value in kwargs.items():
             if isinstance(value, LazyText):
-                kwargs[key] = value = str(value)
-            if isinstance(value, bytes | bytearray) and b"/t/" in value:
-                kwargs[key] = _SECRET_BYTES.sub(rb"\1***", bytes(value))
-            elif isinstance(value, str) and "/t/" in value:
-                kwargs[key] = _SECRET_TEXT.sub(r"\1***", value)
+                value = str(value)
+            kwargs[key] = redactValue(value)
+        super().emit(level, redactText(format) if format else format, **kwargs)
+
+
+class _DemotingLogger(RedactingLogger):
+    """
+    A L{RedactingLogger} that logs warnings and errors at debug level (see its use), or not at
+    all when C{quiet} (the server does not log at debug level).
+    """
+
+    quiet = False
+
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+        if level in (LogLevel.warn, LogLevel.error):
+            level = LogLevel.debug
+        if level == LogLevel.debug and self.quiet:
+            return
         super().emit(level, format, **kwargs)
 
 
@@ -139,6 +151,7 @@ class TerminalProtocol(WebSocketServerProtocol):
         self._draining = False
         self._paused = False
         self._overflowed = False
+        self._failureLogged = False
 
     # -- autobahn callbacks --------------------------------------------------------------------------
 
@@ -168,6 +181,11 @@ class TerminalProtocol(WebSocketServerProtocol):
         # terminal's secret (see tm20.services.identity); it is never logged.
         self.peer = str(request.peer)
         self.path, self.pathSecret = splitSecretPath(str(request.path))
+        # What is logged comes from the request line as sent: "//t/SECRET" is parsed as host
+        # "t" and path "/SECRET", yet it was meant as a secret path.
+        raw = str(getattr(self, "http_request_uri", "") or "").split("?", 1)[0]
+        if raw and redactText(raw) != raw:
+            self.path = redactText(raw)
         factory = self.factory
         # The site's connection wrapper has already worked out the TCP peer's address.
         tcpHost = getattr(self.transport, "tcpHost", None)
@@ -253,6 +271,47 @@ class TerminalProtocol(WebSocketServerProtocol):
             self._pauseReading()
         self._drain()
 
+    def _fail_connection(
+        self,
+        code: int = WebSocketServerProtocol.CLOSE_STATUS_CODE_GOING_AWAY,
+        reason: str = "going away",
+    ) -> None:
+        # A frame autobahn refuses (invalid UTF-8, unmasked, reserved bits or opcode, too big):
+        # one line here; autobahn's own warnings about it (repeated for each frame read after
+        # the first failure, and on the drop that follows) go to debug.
+        if self.state != self.STATE_CLOSED and not self._failureLogged:
+            self._failureLogged = True
+            self.log.warn(
+                "closing the connection of {sn} ({peer}): {reason} (WebSocket code {code})",
+                sn=self.sn,
+                peer=self.peer,
+                reason=reason,
+                code=code,
+            )
+        with self._autobahnWarningsDemoted():
+            super()._fail_connection(code, reason)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        with self._autobahnWarningsDemoted():
+            super().dropConnection(abort)
+
+    @contextmanager
+    def _autobahnWarningsDemoted(self) -> Iterator[None]:
+        saved = self.__dict__.get("log")
+        current = self.log
+        demoted = _DemotingLogger(
+            namespace=current.namespace, source=self, observer=current.observer
+        )
+        demoted.quiet = isinstance(current, QuietRedactingLogger)
+        self.log = demoted
+        try:
+            yield
+        finally:
+            if saved is None:
+                self.__dict__.pop("log", None)
+            else:
+                self.log = saved
+
     def onPing(self, payload: bytes) -> None:
         if self.keepAlive is not None:
             self.keepAlive.touch()
@@ -275,12 +334,13 @@ class TerminalProtocol(WebSocketServerProtocol):
         registry.untrack(self)
         if self.sn is not None and self.registered:
             registry.unbind(self.sn, self)
-            self.log.info(
-                "terminal {sn} disconnected (code {code}, {reason})",
-                sn=self.sn,
-                code=code,
-                reason=reason,
-            )
+            if not self._failureLogged:  # else the failure's line said it
+                self.log.info(
+                    "terminal {sn} disconnected (code {code}, {reason})",
+                    sn=self.sn,
+                    code=code,
+                    reason=reason,
+                )
 
     # -- ITerminalSession ------------------------------------------------------------------------------
 
