@@ -23,6 +23,7 @@ from tm20.config import ServerConfig
 from tm20.errors import StoreUnavailable
 from tm20.protocol.replies import REG_FAILED
 from tm20.service import buildServer
+from tm20.services.identity import hashSecret
 from tm20.services.registration import REASON_SN_CHANGED
 from tm20.store.sqlite import SQLiteStore
 
@@ -87,8 +88,8 @@ class OneSocketOneTerminalTests(TestCase):
         self.server = buildServer(ServerConfig(), reactor, self.store, clock=self.clock)
         self.registry = self.server.context.registry
 
-    def connect(self) -> MemoryTerminal:
-        term = MemoryTerminal(self.server.factory)
+    def connect(self, server: Any = None, path: str = "/pub/chat") -> MemoryTerminal:
+        term = MemoryTerminal((server or self.server).factory, path)
         self.assertEqual(term.status, b"HTTP/1.1 101 Switching Protocols")
         self.addCleanup(self.disconnect, term)
         return term
@@ -215,3 +216,36 @@ class OneSocketOneTerminalTests(TestCase):
         self.store.failing = False
         reply = yield self.request(term, reg("ZX1"))
         self.assertIs(reply["result"], True)
+
+    @inlineCallbacks
+    def test_everyRefusalPathSaysWhyInText(self) -> Any:
+        """
+        Whitelist (pending), disabled, identity, secret, sn rule, sn change: each refused reg
+        carries a human-readable reason (terminals show it on screen), never a number.
+        """
+        yield self.sqlite.createTerminal("OFF", None, True, None)
+        yield self.sqlite.updateTerminal("OFF", {"active": False})
+        yield self.sqlite.createTerminal("LOCKED", None, True, None)
+        yield self.sqlite.setTerminalSecret("LOCKED", hashSecret("door-7f3a9c2e5b1d4068"))
+        bound = self.connect()
+        reply = yield self.request(bound, reg("BOUND", cpusn="CPU-A"))
+        self.assertIs(reply["result"], True)
+        whitelist = buildServer(
+            ServerConfig(requireWhitelist=True), reactor, self.store, clock=self.clock
+        )
+        attempts = [
+            (whitelist, reg("UNKNOWN"), "not approved"),
+            (self.server, reg("OFF"), "disabled"),
+            (self.server, reg("BOUND", cpusn="CPU-B"), "identity"),
+            (self.server, reg("LOCKED"), "secret"),
+            (self.server, reg("ZX\u200b1"), "sn"),
+            (self.server, {"cmd": "reg"}, "sn"),
+        ]
+        for server, frame, words in attempts:
+            term = self.connect(server)
+            reply = yield self.request(term, frame)
+            self.assertEqual((reply["ret"], reply["result"]), ("reg", False), frame)
+            self.assertIsInstance(reply["reason"], str, frame)
+            self.assertIn(words, reply["reason"], frame)
+        reply = yield self.request(bound, reg("OTHER"))
+        self.assertEqual(reply, {"ret": "reg", "result": False, "reason": REASON_SN_CHANGED})
