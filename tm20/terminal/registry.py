@@ -44,10 +44,6 @@ class TerminalRegistry:
     def connected(self) -> list[str]:
         return sorted(self._bySn)
 
-    def snOf(self, session: Any) -> str | None:
-        """The C{sn} C{session} is bound to, or C{None}."""
-        return self._snOf.get(session)
-
     def bind(self, sn: str, session: Any) -> Any | None:
         """
         Make C{session} the one for C{sn}.
