@@ -59,6 +59,9 @@ class TerminalSnApiTests(ApiTestCase):
             self.assertEqual(r.status, 200, sn)
             r = yield self.call("GET", path(sn, "logs/"))
             self.assertEqual(r.status, 200, sn)
+            r = yield self.call("GET", path(sn, "logs/"), headers={"Accept": "text/csv"})
+            self.assertEqual(r.status, 200, sn)
+            self.assertTrue(r.headers["content-disposition"].isascii(), sn)
             r = yield self.call("GET", "/api/logs/?terminal=" + quote(sn, safe=""))
             self.assertEqual(r.status, 200, sn)
             # A command reaches that terminal's socket, and no other.
