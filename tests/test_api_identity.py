@@ -124,6 +124,52 @@ class IdentityApiTests(ApiTestCase):
         )
 
     @inlineCallbacks
+    def test_replayedCpusnWithAnotherMacFlagged(self) -> Any:
+        """
+        Someone who has seen a terminal's reg replays its cpusn from other hardware: refused
+        and flagged, the real terminal stays connected and its stored mac is kept.
+        """
+        yield self.start()
+        mac = "00-01-A9-01-00-01"
+
+        def withMac(value: str | None) -> dict[str, Any]:
+            frame = reg(CPUSN)
+            if value is not None:
+                frame["devinfo"] = {"modelname": "tfs30", "mac": value}
+            return frame
+
+        real = yield self.assertAccepted(withMac(mac))
+        terminal = yield self.terminal()
+        self.assertEqual((terminal["boundCpusn"], terminal["boundMac"]), (CPUSN, mac))
+
+        yield self.assertRefused(withMac("66-77-88-99-AA-BB"), REASON_IDENTITY)
+        terminal = yield self.terminal()
+        self.assertIs(terminal["flagged"], True)
+        self.assertIs(terminal["connected"], True)
+        mismatch = terminal["identityMismatch"]
+        self.assertEqual(
+            (mismatch["problem"], mismatch["claimedCpusn"], mismatch["claimedMac"]),
+            ("mac differs", CPUSN, "66-77-88-99-AA-BB"),
+        )
+        self.assertEqual(terminal["mac"], mac)  # not overwritten
+        self.assertEqual(terminal["boundMac"], mac)
+        # Leaving the mac out does not help.
+        yield self.assertRefused(withMac(None), REASON_IDENTITY)
+        terminal = yield self.terminal()
+        self.assertEqual(terminal["identityMismatch"]["problem"], "mac missing")
+        # The real terminal was never kicked, and is still served.
+        self.assertEqual(self.running.context.registry.connected(), [SN])
+        self.assertFalse(real.closed.called)
+        ack = yield real.request(
+            {"cmd": "sendlog", "record": [{"enrollid": 1, "time": "2024-01-15 10:00:00"}]}
+        )
+        self.assertIs(ack["result"], True)
+        # The same hardware, its mac in another notation, reconnects (newest wins).
+        yield self.assertAccepted(withMac("00:01:a9:01:00:01"))
+        _, code, _ = yield real.closed
+        self.assertEqual(code, 4002)
+
+    @inlineCallbacks
     def test_resetUnknownTerminal(self) -> Any:
         yield self.start()
         r = yield self.call("POST", "/api/terminals/NOPE/identity/reset/")

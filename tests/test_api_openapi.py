@@ -129,7 +129,8 @@ class DocumentUnitTests(SynchronousTestCase):
 
     def test_kleinPath(self) -> None:
         self.assertEqual(
-            kleinPath("/terminals/{sn}/users/{enrollid}/"), "/terminals/<sn>/users/<int:enrollid>/"
+            kleinPath("/terminals/{sn}/users/{enrollid}/"),
+            "/terminals/<segment:sn>/users/<int:enrollid>/",
         )
         self.assertEqual(kleinPath("/commands/{id}"), "/commands/<int:id>")
 

@@ -144,7 +144,6 @@ class TestRegisterText:
     @pytest.mark.parametrize(
         ("frame", "field"),
         [
-            ({"cmd": "reg", "sn": "A\x00"}, "sn"),
             ({"cmd": "reg", "sn": "A", "cpusn": "1\x002"}, "cpusn"),
             ({"cmd": "reg", "sn": "A", "devinfo": {"mac": "00:11\x00"}}, "devinfo.mac"),
             ({"cmd": "reg", "sn": "A", "devinfo": {"modelname": "\x00"}}, "devinfo.modelname"),
@@ -156,6 +155,13 @@ class TestRegisterText:
             parseFrame(json.dumps(frame))
         assert (info.value.cmd, info.value.field) == ("reg", field)
         assert "NUL" in info.value.problem
+
+    def test_nulInSnRefusedByTheSnRule(self) -> None:
+        """The sn rule (L{tm20.protocol.serial}) refuses a NUL before the stored-text check."""
+        with pytest.raises(ProtocolError) as info:
+            parseFrame(json.dumps({"cmd": "reg", "sn": "A\x00"}))
+        assert (info.value.cmd, info.value.field) == ("reg", "sn")
+        assert "U+0000" in info.value.problem
 
     def test_nulElsewhereInDevinfoKept(self) -> None:
         """The rest of devinfo is stored as JSON, where a NUL is an escape."""

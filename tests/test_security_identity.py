@@ -243,7 +243,12 @@ class PureIdentityTests(SynchronousTestCase):
 
     def test_mismatch(self) -> None:
         byCpu = Terminal(sn="S", boundCpusn="A", boundMac=MAC)
-        self.assertIsNone(identityMismatch(byCpu, IdentityClaim("A", "other mac")))
+        self.assertIsNone(identityMismatch(byCpu, IdentityClaim("A", MAC.replace("-", ":"))))
+        # A replayed cpusn with another mac is other hardware.
+        self.assertEqual(identityMismatch(byCpu, IdentityClaim("A", "other mac")), "mac differs")
+        self.assertEqual(identityMismatch(byCpu, IdentityClaim("A", None)), "mac missing")
+        cpuOnly = Terminal(sn="S", boundCpusn="A")
+        self.assertIsNone(identityMismatch(cpuOnly, IdentityClaim("A", "any mac")))
         self.assertEqual(identityMismatch(byCpu, IdentityClaim("B", MAC)), "cpusn differs")
         self.assertEqual(identityMismatch(byCpu, IdentityClaim(None, MAC)), "cpusn missing")
         byMac = Terminal(sn="S", boundMac=MAC)

@@ -40,3 +40,33 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(set(r.sessions()), {a, b})
         r.untrack(a)
         self.assertEqual(r.sessions(), [b])
+
+    def test_oneSessionOneSn(self) -> None:
+        r = TerminalRegistry()
+        s = object()
+        r.track(s)
+        r.bind("A", s)
+        with self.assertRaises(ValueError):
+            r.bind("B", s)
+        self.assertEqual(r.connected(), ["A"])
+        self.assertIsNone(r.get("B"))
+
+    def test_closedSessionIsForgottenWithItsSn(self) -> None:
+        r = TerminalRegistry()
+        s = object()
+        r.track(s)
+        r.bind("A", s)
+        r.untrack(s)  # its socket closed
+        self.assertEqual((r.connected(), len(r)), ([], 0))
+
+    def test_replacedSessionClosingLeavesTheNewOne(self) -> None:
+        r = TerminalRegistry()
+        old, new = object(), object()
+        r.track(old)
+        r.track(new)
+        r.bind("A", old)
+        self.assertIs(r.bind("A", new), old)
+        r.untrack(old)  # the replaced socket's close arrives: A stays with the new one
+        self.assertIs(r.get("A"), new)
+        r.untrack(new)
+        self.assertEqual(r.connected(), [])

@@ -16,8 +16,13 @@ class CommandTimeout(Exception):
 
 
 class TerminalRefused(Exception):
-    """A terminal was refused at registration (whitelist, identity); C{reason} is shown to it."""
+    """
+    A terminal was refused at registration (whitelist, identity); C{reason} is shown to it.
+    C{close} says whether its connection is closed (it is not when the refused C{reg} came on a
+    connection that is registered as another terminal: that one is left as it was).
+    """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, close: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.close = close

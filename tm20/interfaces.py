@@ -96,7 +96,10 @@ class ITerminalSession(Interface):
 
 
 class ITerminalRegistry(Interface):
-    """The connected terminals, keyed by C{sn}: the newest connection for an C{sn} wins."""
+    """
+    The connected terminals, keyed by C{sn}: the newest connection for an C{sn} wins, and a
+    connection is bound to one C{sn} at most.
+    """
 
     def get(sn):  # type: ignore[no-untyped-def]
         """The L{ITerminalSession} for C{sn}, or C{None} when it is not connected."""
@@ -109,6 +112,7 @@ class ITerminalRegistry(Interface):
         Make C{session} the one for C{sn}.
 
         @return: the session it replaced, or C{None}.
+        @raise ValueError: if C{session} is already bound to another C{sn}.
         """
 
     def unbind(sn, session):  # type: ignore[no-untyped-def]

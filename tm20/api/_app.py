@@ -38,6 +38,7 @@ from tm20.api._openapi import (
     kleinPath,
     validate,
 )
+from tm20.api._paths import SEGMENT, SegmentConverter, escapeSegments
 from tm20.api._serialize import (
     auditJSON,
     commandJSON,
@@ -52,6 +53,7 @@ from tm20.model import LogQuery, StoredCommand, Terminal, User
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
+from tm20.protocol.serial import snProblem
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.identity import hashSecret
 from tm20.services.pulls import PullBusyError, PullService
@@ -187,6 +189,10 @@ class ApiResource(KleinResource):
                         field=field,
                     ),
                 )
+        # Keep an encoded "/" (%2F) inside its path segment: see tm20.api._paths.
+        postpath = getattr(request, "postpath", None)
+        if postpath:
+            request.postpath = escapeSegments(postpath)
         return super().render(request)
 
 
@@ -236,6 +242,7 @@ class TM20Api:
         self.queue = queue
         self.pulls = pulls if pulls is not None else PullService(context.store, context.commands)
         self.app = Klein()
+        self.app.url_map.converters[SEGMENT] = SegmentConverter
         for op in OPERATIONS:
             handler: Handler = getattr(self, op.operationId)
             self.app.route(
@@ -418,6 +425,10 @@ class TM20Api:
     async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "TerminalCreate")
         sn = body["sn"]
+        problem = snProblem(sn)
+        if problem is not None:
+            # The rule of a terminal's reg: an sn it could never register with is refused.
+            raise ApiError(400, "invalid_body", problem, field="sn")
         timezone = _checkTimezone(body.get("timezone"))
         if await self.store.getTerminal(sn) is not None:
             raise ApiError(409, "conflict", f"terminal {sn!r} exists")
@@ -475,6 +486,8 @@ class TM20Api:
             )
         if terminal is None:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
+        # Its connection uses the new record at once: the next cloudtime is in the new zone.
+        self.context.registration.terminalChanged(terminal)
         if not terminal.approved or not terminal.active:
             self._disconnect(sn, "disabled by the operator")
         return Reply(200, terminalJSON(terminal, self._connected(sn)))
@@ -487,6 +500,7 @@ class TM20Api:
         terminal: Terminal | None = await self.store.resetTerminalIdentity(sn)
         if terminal is None:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
+        self.context.registration.terminalChanged(terminal)
         return Reply(200, terminalJSON(terminal, self._connected(sn)))
 
     async def deleteTerminal(

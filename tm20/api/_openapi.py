@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
+from tm20.protocol.serial import MAX_SN_LENGTH
 
 __all__ = [
     "OPERATIONS",
@@ -119,7 +120,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["sn"],
         "additionalProperties": False,
         "properties": {
-            "sn": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^\S+$"},
+            "sn": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_SN_LENGTH,
+                "pattern": r"^\S+$",
+                "description": "Visible characters only (no spaces, control or invisible"
+                " characters), not . or ..; the rule of a terminal's reg.",
+            },
             "name": {"type": "string", "maxLength": 200, "nullable": True},
             "approved": {"type": "boolean"},
             "active": {"type": "boolean"},
@@ -432,7 +440,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 # -- parameters ---------------------------------------------------------------------------------
 
-_SN_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64}
+_SN_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_SN_LENGTH}
 
 
 def _path(name: str, schema: Mapping[str, Any], description: str, example: Any) -> dict[str, Any]:
@@ -456,7 +464,12 @@ def _query(name: str, schema: Mapping[str, Any], description: str) -> dict[str, 
     }
 
 
-SN = _path("sn", _SN_SCHEMA, "The terminal's serial number.", "ZX0006827500")
+SN = _path(
+    "sn",
+    _SN_SCHEMA,
+    "The terminal's serial number, percent-encoded (/ as %2F, % as %25).",
+    "ZX0006827500",
+)
 ENROLLID = _path(
     "enrollid", {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID}, "The user's id.", 1
 )
@@ -803,11 +816,14 @@ _RETRY_AFTER = {
 
 
 def kleinPath(path: str) -> str:
-    """C{/terminals/{sn}/users/{enrollid}/} in werkzeug's syntax (integers typed)."""
+    """
+    C{/terminals/{sn}/users/{enrollid}/} in werkzeug's syntax: integers typed, text through
+    the C{segment} converter (L{tm20.api._paths}: any character, C{/} included).
+    """
 
     def convert(match: re.Match[str]) -> str:
         name = match.group(1)
-        return f"<int:{name}>" if name in ("enrollid", "id") else f"<{name}>"
+        return f"<int:{name}>" if name in ("enrollid", "id") else f"<segment:{name}>"
 
     return re.sub(r"\{(\w+)\}", convert, path)
 

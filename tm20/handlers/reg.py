@@ -22,7 +22,9 @@ CLOSE_REFUSED = 4003
 class RegHandler:
     """
     Accept or refuse a terminal.  A refused terminal gets C{result:false} with the reason (shown
-    on its screen) and is disconnected; nothing it sends is stored.
+    on its screen) and is disconnected; nothing it sends is stored.  A connection registered as
+    one terminal that sends C{reg} for another gets the refusal but stays connected, still as
+    the first terminal.
     """
 
     command = "reg"
@@ -33,7 +35,8 @@ class RegHandler:
             terminal = yield context.registration.register(session, message)
         except TerminalRefused as refused:
             session.sendReply(replies.regRefused(refused.reason))
-            session.close(CLOSE_REFUSED, refused.reason)
+            if refused.close:
+                session.close(CLOSE_REFUSED, refused.reason)
             return None
         return replyFields(
             replies.regAccepted(context.registration.cloudTimeFor(terminal), nosenduser=False)

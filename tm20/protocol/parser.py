@@ -36,6 +36,7 @@ from tm20.protocol.messages import (
     UserRecord,
 )
 from tm20.protocol.rawjson import arrayElementsOf
+from tm20.protocol.serial import snProblem
 from tm20.protocol.storable import (
     REGISTER_DEVINFO_TEXT,
     checkLogRecord,
@@ -638,6 +639,9 @@ def _register(ctx: _Context, obj: Mapping[str, Any]) -> Register:
     sn = _sn(ctx, obj)
     if sn is None:
         ctx.fail("is required to register", "sn")
+    problem = snProblem(sn)
+    if problem is not None:
+        ctx.fail(problem, "sn")
     cpusn = _optText(ctx, obj, "cpusn", "")
     devinfo = obj.get("devinfo")
     if devinfo is None:

@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "REG_FAILED",
     "encodeFrame",
     "failure",
     "regAccepted",
+    "regInvalid",
     "regRefused",
     "sendlogAck",
     "senduserAck",
@@ -25,6 +27,12 @@ __all__ = [
 ]
 
 _RESERVED = frozenset({"ret", "result"})
+
+#: The reason of a C{reg} that failed for no reason the terminal can act on (the database did not
+#: answer, a handler failed): a refused C{reg} always carries text, which the terminal shows.
+REG_FAILED = "registration failed: retry later"
+#: The longest C{reason} text sent to a terminal (its screen is small).
+MAX_REASON_LENGTH = 100
 
 
 def _merge(payload: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -60,9 +68,21 @@ def regRefused(reason: str) -> dict[str, Any]:
     """
     Refuse a C{reg}.
 
-    @param reason: text the terminal shows on its screen, e.g. C{"did not reg"}.
+    @param reason: text the terminal shows on its screen, e.g. C{"did not reg"}; cut to
+        L{MAX_REASON_LENGTH} characters.
     """
+    if len(reason) > MAX_REASON_LENGTH:
+        reason = reason[: MAX_REASON_LENGTH - 3] + "..."
     return {"ret": "reg", "result": False, "reason": reason}
+
+
+def regInvalid(problem: str) -> dict[str, Any]:
+    """
+    Refuse a C{reg} that cannot be understood (no usable C{sn}, malformed JSON...).
+
+    @param problem: what is wrong, e.g. C{"sn: is required to register"}.
+    """
+    return regRefused(f"invalid reg: {problem}")
 
 
 def sendlogAck(
@@ -137,9 +157,13 @@ def failure(cmd: str, reason: Any = 1) -> dict[str, Any]:
     The generic failure reply, sent for any command that cannot be handled.
 
     @param cmd: the command answered.
-    @param reason: the C{reason} code (1 is the protocol's generic error).
+    @param reason: the C{reason} code (1 is the protocol's generic error).  A C{reg} is refused
+        with text (the terminal shows it): for C{reg}, a reason that is not text is replaced by
+        L{REG_FAILED}.
     @return: C{{"ret": cmd, "result": false, "reason": reason}}.
     """
+    if cmd == "reg":
+        return regRefused(reason if isinstance(reason, str) else REG_FAILED)
     return {"ret": cmd, "result": False, "reason": reason}
 
 

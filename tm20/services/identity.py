@@ -4,11 +4,11 @@ Terminal identity: the hardware a serial number is bound to, and its optional se
 The protocol has no authentication: a terminal is whoever says C{"sn": ...} in C{reg}.  Two
 things make a claim harder to forge:
 
-  - I{binding}: an approved terminal is bound to the C{cpusn} (or, for firmwares that send
-    none, such as the TH900, the C{mac}) it first registered with.  A later connection that
-    claims the same C{sn} with other hardware is refused and the terminal is flagged, with what
-    was claimed, for an operator to look at (and to reset, L{IStore.resetTerminalIdentity},
-    after replacing the hardware);
+  - I{binding}: an approved terminal is bound to the C{cpusn} and C{mac} it first registered
+    with (the C{mac} alone for firmwares that send no C{cpusn}, such as the TH900).  A later
+    connection that claims the same C{sn} with other hardware (either value differing) is
+    refused and the terminal is flagged, with what was claimed, for an operator to look at
+    (and to reset, L{IStore.resetTerminalIdentity}, after replacing the hardware);
   - a I{secret}, for firmwares that let the operator set the server path: the terminal dials
     C{ws://host:7788/t/<secret>}; once an operator has set a secret on the terminal (stored as
     its sha256), connections for that C{sn} without it are refused.
@@ -102,20 +102,18 @@ def identityMismatch(terminal: Terminal, claim: IdentityClaim) -> str | None:
     """
     Compare a claim with a terminal's binding.
 
-    A terminal bound by C{cpusn} must present that C{cpusn}; one bound by C{mac} only (no
-    C{cpusn} when it was bound) that C{mac}.  A claim that omits the bound value does not match:
-    an impostor could otherwise drop the field.  An unbound terminal matches anything.
+    A terminal must present every value it is bound to: its C{cpusn}, and its C{mac} (in any
+    notation) when it reported one at binding.  A C{cpusn} replayed with another C{mac} is other
+    hardware.  A claim that omits a bound value does not match: an impostor could otherwise drop
+    the field.  A terminal bound by C{mac} only (a firmware without C{cpusn}) may add a
+    C{cpusn} later.  An unbound terminal matches anything.
 
     @return: C{None} when the claim matches, else what differs (for the log and the flag).
     """
-    if terminal.boundCpusn:
-        if claim.cpusn != terminal.boundCpusn:
-            return "cpusn missing" if claim.cpusn is None else "cpusn differs"
-        return None
-    if terminal.boundMac:
-        if normaliseMac(claim.mac) != normaliseMac(terminal.boundMac):
-            return "mac missing" if claim.mac is None else "mac differs"
-        return None
+    if terminal.boundCpusn and claim.cpusn != terminal.boundCpusn:
+        return "cpusn missing" if claim.cpusn is None else "cpusn differs"
+    if terminal.boundMac and normaliseMac(claim.mac) != normaliseMac(terminal.boundMac):
+        return "mac missing" if claim.mac is None else "mac differs"
     return None
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -29,6 +30,8 @@ REASON_PENDING = "not approved yet: ask the operator"
 REASON_INACTIVE = "terminal disabled by the operator"
 #: The connection closed before its registration reached the database (nothing was written).
 REASON_GONE = "connection closed"
+#: A connection registered as one terminal sent C{reg} with another C{sn}.
+REASON_SN_CHANGED = "sn differs from this connection's: reconnect"
 
 _GONE = ("connection closed before registration", REASON_GONE)
 
@@ -39,6 +42,11 @@ class RegistrationService:
     binds the session by C{sn} (newest connection wins).  A repeated C{reg} on the same
     connection (firmware heartbeat) is acknowledged without a database write unless
     C{touchInterval} has passed.
+
+    One connection is one terminal: it is bound to the first C{sn} registered on it, and a
+    C{reg} with another C{sn} on it is refused (L{REASON_SN_CHANGED}) without changing anything:
+    nothing is written, the connection stays open and bound to its first C{sn}.  A connection
+    that closed while its registration was in the database is not bound.
 
     Identity (L{tm20.services.identity}), checked once per connection and before anything the
     connection claims is written: a terminal with a secret requires it in the connection's path;
@@ -65,17 +73,34 @@ class RegistrationService:
         self.defaultTimezone = defaultTimezone
         self.touchInterval = touchInterval
         self.observers: list[Any] = []
+        # Operator changes per sn (L{terminalChanged}): a registration that overlapped one
+        # re-reads the terminal rather than keep what its transaction read.
+        self._changes: dict[str, int] = {}
+        # Connections already warned about for a changed sn (one warning each).
+        self._snChangeWarned: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def cloudTimeFor(self, terminal: Terminal | None) -> str:
         """The terminal's local time now (its own time zone, else the default)."""
         tz = terminal.timezone if terminal is not None and terminal.timezone else None
         return cloudTime(self.clock.seconds(), tz or self.defaultTimezone)
 
+    def terminalChanged(self, terminal: Terminal) -> None:
+        """
+        An operator changed C{terminal} (the record as committed): its connection, if any, uses
+        it from now on; the very next C{cloudtime} it gets is in its new time zone.
+        """
+        self._changes[terminal.sn] = self._changes.get(terminal.sn, 0) + 1
+        session = self.registry.get(terminal.sn)
+        if session is not None and session.registered and session.sn == terminal.sn:
+            session.terminal = terminal
+
     def register(self, session: Any, message: Register) -> Deferred[Terminal]:
         """
         @return: a L{Deferred} of the L{Terminal}, failing with L{TerminalRefused}.
         """
         now = self.clock.seconds()
+        if session.registered and session.sn != message.sn:
+            return fail(self._snChanged(session, message))
         if (
             session.registered
             and session.sn == message.sn
@@ -84,8 +109,20 @@ class RegistrationService:
             return succeed(session.terminal)
         return self._register(session, message, now)
 
+    def _snChanged(self, session: Any, message: Register) -> TerminalRefused:
+        if session not in self._snChangeWarned:
+            self._snChangeWarned.add(session)
+            self.log.warn(
+                "terminal {sn} ({peer}) sent reg as {claimed}: refused, the connection stays {sn}",
+                sn=session.sn,
+                claimed=message.sn,
+                peer=session.peer,
+            )
+        return TerminalRefused(REASON_SN_CHANGED, close=False)
+
     @inlineCallbacks
     def _register(self, session: Any, message: Register, now: float) -> Any:
+        changes = self._changes.get(message.sn, 0)
         claim = IdentityClaim.fromRegister(message)
         secret = getattr(session, "pathSecret", None)
         # This connection already proved it is this terminal: a heartbeat is not re-checked.
@@ -112,6 +149,12 @@ class RegistrationService:
             raise TerminalRefused(REASON_GONE)
         if refusal is not None:
             yield self._refuse(session, terminal, claim, secret, now, refusal)
+        if self._changes.get(terminal.sn, 0) != changes:
+            # An operator changed the terminal meanwhile (its time zone, say): what the
+            # registration's transaction read may predate the change.
+            fresh = yield self.store.getTerminal(terminal.sn)
+            if fresh is not None:
+                terminal = fresh
         if not terminal.approved:
             self.log.warn(
                 "terminal {sn} from {peer} refused: not approved (pending)",
@@ -135,6 +178,9 @@ class RegistrationService:
             refusal = claimRefusal(terminal, claim, secret)
             if refusal is not None:
                 yield self._refuse(session, terminal, claim, secret, now, refusal)
+        if getattr(session, "gone", False):
+            # It closed while the database worked: binding it would leave a ghost.
+            raise TerminalRefused(REASON_GONE)
         firstTime = not session.registered
         session.markRegistered(terminal, now)
         old = self.registry.bind(terminal.sn, session)

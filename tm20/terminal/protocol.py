@@ -260,7 +260,12 @@ class TerminalProtocol(WebSocketServerProtocol):
             )
             if e.cmd is None and (e.ret is not None or b'"ret' in payload):
                 return  # never answer a reply (even one whose "ret" is unreadable)
-            self.sendReply(replies.failure(e.cmd or "unknown"))
+            if e.cmd == "reg":
+                # A refused reg says why on the terminal's screen; the connection stays
+                # as it was (registered or not).
+                self.sendReply(replies.regInvalid(str(e)))
+            else:
+                self.sendReply(replies.failure(e.cmd or "unknown"))
             return
         if isinstance(message, CommandReply):
             if self.channel is not None and not self.channel.replyReceived(message):

@@ -1,4 +1,4 @@
-"""Connected terminals by C{sn}: the newest connection wins."""
+"""Connected terminals by C{sn}: one socket is one terminal, the newest connection wins."""
 
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ class TerminalRegistry:
 
     A terminal may open a new socket before the old one's close is delivered; L{bind} replaces
     the old session and L{unbind} from the stale socket then leaves the new one in place.
+
+    A session is bound to one C{sn} at most, for its whole life: L{bind} refuses another C{sn}
+    for it, and L{untrack} (its socket closed) removes its binding, so a closed socket is never
+    counted as a connected terminal, whatever C{sn} it claimed.
     """
 
     def __init__(self) -> None:
         self._bySn: dict[str, Any] = {}
+        self._snOf: dict[Any, str] = {}
         self._all: set[Any] = set()
 
     def track(self, session: Any) -> None:
@@ -27,8 +32,11 @@ class TerminalRegistry:
         self._all.add(session)
 
     def untrack(self, session: Any) -> None:
-        """A socket closed."""
+        """A socket closed: forget it, and its C{sn} if it is still the one bound to it."""
         self._all.discard(session)
+        sn = self._snOf.pop(session, None)
+        if sn is not None and self._bySn.get(sn) is session:
+            del self._bySn[sn]
 
     def get(self, sn: str) -> Any | None:
         return self._bySn.get(sn)
@@ -37,13 +45,28 @@ class TerminalRegistry:
         return sorted(self._bySn)
 
     def bind(self, sn: str, session: Any) -> Any | None:
+        """
+        Make C{session} the one for C{sn}.
+
+        @return: the session it replaced, or C{None}.
+        @raise ValueError: if C{session} is bound to another C{sn}.
+        """
+        current = self._snOf.get(session)
+        if current is not None and current != sn:
+            raise ValueError(f"this connection is bound to {current!r}, not {sn!r}")
         old = self._bySn.get(sn)
         self._bySn[sn] = session
-        return old if old is not session else None
+        self._snOf[session] = sn
+        if old is None or old is session:
+            return None
+        self._snOf.pop(old, None)
+        return old
 
     def unbind(self, sn: str, session: Any) -> None:
         if self._bySn.get(sn) is session:
             del self._bySn[sn]
+        if self._snOf.get(session) == sn:
+            del self._snOf[session]
 
     def sessions(self) -> list[Any]:
         return list(self._all)
