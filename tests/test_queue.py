@@ -33,7 +33,14 @@ class FakeStore:
         return self._result(self.terminals.get(sn))
 
     def enqueueCommand(
-        self, sn: str, name: str, payload: Mapping[str, Any], actor: str | None, maxAttempts: int
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: Any = None,
+        warnings: Any = (),
     ) -> Deferred[Any]:
         command = StoredCommand(
             id=len(self.commands) + 1,
@@ -43,6 +50,8 @@ class FakeStore:
             status="queued",
             maxAttempts=maxAttempts,
             actor=actor,
+            expiresAt=expiresAt,
+            warnings=tuple(warnings),
         )
         self.commands[command.id] = command
         return self._result(command)

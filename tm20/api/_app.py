@@ -48,7 +48,7 @@ from tm20.api._serialize import (
     terminalJSON,
     userJSON,
 )
-from tm20.model import LogQuery, StoredCommand, Terminal, User
+from tm20.model import COMMAND_CANCELLED, COMMAND_SENT, LogQuery, StoredCommand, Terminal, User
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
@@ -517,21 +517,30 @@ class TM20Api:
         params: dict[str, Any] = body.get("params") or {}
         spec = COMMANDS[name]
         try:
-            await self.queue.buildPayload(sn, name, params)
+            payload: dict[str, Any] = await self.queue.buildPayload(sn, name, params)
         except ProtocolError as e:
             raise _invalidParams(e, "params.") from None
-        if spec.isDestructive(params) and body.get("confirm") is not True:
+        # judged on the frame sent: {"door": 1} is doornum 1, one door, not every door
+        if spec.isDestructive(payload) and body.get("confirm") is not True:
             raise ApiError(
                 400,
                 "confirmation_required",
                 f'{name} is destructive: send "confirm": true to go ahead',
                 field="confirm",
             )
-        await self._audit(principal, "command.submit", sn, {"command": name, "params": params})
+        audited: dict[str, Any] = {"command": name, "params": params}
+        if "expiresIn" in body:
+            audited["expiresIn"] = body["expiresIn"]
+        await self._audit(principal, "command.submit", sn, audited)
         try:
             with _gone():
                 command: StoredCommand = await self.queue.submit(
-                    sn, name, params, principal.name, wait=body.get("wait", True)
+                    sn,
+                    name,
+                    params,
+                    principal.name,
+                    wait=body.get("wait", True),
+                    expiresIn=body.get("expiresIn"),
                 )
         except QueuedCommandTimeout as e:
             raise ApiError(
@@ -549,16 +558,52 @@ class TM20Api:
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Reply:
         command: StoredCommand | None = await self.store.getCommand(id)
+        if command is not None:
+            command = await self.queue.refresh(command)
         if command is None:
             raise ApiError(404, "not_found", f"no command {id}")
         return Reply(200, commandJSON(command))
+
+    async def cancelCommand(
+        self, request: IRequest, principal: Principal, query: Any, id: int
+    ) -> Reply:
+        outcome: tuple[StoredCommand, StoredCommand] | None = await self.queue.cancel(id)
+        if outcome is None:
+            raise ApiError(404, "not_found", f"no command {id}")
+        before, after = outcome
+        if after.status != COMMAND_CANCELLED or before.status == COMMAND_CANCELLED:
+            why = (
+                "was already cancelled"
+                if after.status == COMMAND_CANCELLED
+                else "is "
+                + ("already sent to the terminal" if after.status == COMMAND_SENT else after.status)
+            )
+            raise ApiError(
+                409,
+                "not_cancellable",
+                f"command {id} {why}: only a queued command can be cancelled",
+                commandId=id,
+                command=commandJSON(after),
+            )
+        await self._audit(
+            principal,
+            "command.cancel",
+            after.sn,
+            {"id": after.id, "command": after.name, "attempts": after.attempts},
+        )
+        return Reply(200, commandJSON(after))
 
     async def listPendingCommands(
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
         await self._terminal(sn)
         pending: list[StoredCommand] = await self.store.pendingCommands(sn)
-        return Reply(200, {"items": [commandJSON(c) for c in pending]})
+        items = []
+        for command in pending:
+            current: StoredCommand | None = await self.queue.refresh(command)
+            if current is not None and current.status not in FINAL_STATUSES:
+                items.append(commandJSON(current))
+        return Reply(200, {"items": items})
 
     # -- users -------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
+from tm20.services.queue import MAX_EXPIRY
 
 __all__ = [
     "OPERATIONS",
@@ -173,6 +174,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "boolean",
                 "description": "Required (true) for destructive commands.",
             },
+            "expiresIn": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_EXPIRY,
+                "description": (
+                    "Seconds the command stays deliverable; past it, it is never sent (status"
+                    " expired).  Default by kind: 60 for opendoor, reboot, settime, gettime,"
+                    " adduser, disabledevice, enabledevice; 3600 for the commands that erase"
+                    " data; 604800 (7 days) for the others."
+                ),
+            },
+        },
+    },
+    "Warning": {
+        "type": "object",
+        "required": ["field", "detail"],
+        "properties": {
+            "field": {"type": "string", "description": "The parameter, e.g. params.delay."},
+            "detail": {"type": "string", "description": "Why it is not honoured."},
         },
     },
     "Command": {
@@ -185,15 +205,41 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "payload": {"type": "object"},
             "status": {
                 "type": "string",
-                "enum": ["queued", "sent", "succeeded", "failed", "timed_out"],
+                "enum": [
+                    "queued",
+                    "sent",
+                    "succeeded",
+                    "failed",
+                    "timed_out",
+                    "expired",
+                    "cancelled",
+                ],
             },
-            "reply": {"type": "object", "nullable": True},
+            "reply": {
+                "type": "object",
+                "nullable": True,
+                "description": (
+                    "The terminal's reply.  For a paged command (getuserlist, getnewlog,"
+                    " getalllog, getallusers): every record of every page in record, with"
+                    " count, pages, stop (why the paging ended) and, for logs, stored."
+                ),
+            },
             "attempts": {"type": "integer"},
             "maxAttempts": {"type": "integer"},
             "actor": _NULLABLE_STRING,
             "createdAt": _TIMESTAMP,
             "sentAt": _TIMESTAMP,
             "finishedAt": _TIMESTAMP,
+            "expiresAt": {
+                "type": "string",
+                "nullable": True,
+                "description": "ISO 8601, UTC: it is never delivered after this.",
+            },
+            "warnings": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Warning"},
+                "description": "Parameters accepted but not honoured by the firmware.",
+            },
         },
     },
     "CommandList": {
@@ -634,6 +680,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "read",
         parameters=(COMMAND_ID,),
         responses={200: ("The command.", "Command"), 404: ("Unknown command.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/commands/{id}",
+        "cancelCommand",
+        "Cancel a queued command: it is never delivered (status cancelled).",
+        "write",
+        parameters=(COMMAND_ID,),
+        responses={
+            200: ("Cancelled.", "Command"),
+            404: ("Unknown command.", "Error"),
+            409: ("Already sent or finished (see command).", "Error"),
+        },
     ),
     Operation(
         "GET",
