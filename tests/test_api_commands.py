@@ -413,6 +413,11 @@ class CommandSafetyTests(ApiTestCase):
             r = yield self.call(method, path, body)
             self.assertEqual(r.status, 200, (method, path, r.text))
         self.assertEqual([t["sn"] for t in r.json["items"]], [SEED_SN])
+        # its Terminal model's field names are accepted too
+        r = yield self.call("PATCH", f"{base}/", {"is_whitelisted": True, "is_active": True})
+        self.assertEqual((r.status, r.json["approved"], r.json["active"]), (200, True, True))
+        r = yield self.call("PATCH", f"{base}/", {"is_active": True, "active": False})
+        self.assertEqual((r.status, r.json["field"]), (400, "is_active"))
         for message in SEED_SERVER_MESSAGES:
             params = {k: v for k, v in message.items() if k != "cmd"}
             r = yield self.post(SEED_SN, {"command": message["cmd"], "params": params})

@@ -447,7 +447,7 @@ class TM20Api:
     ) -> Reply:
         body = self._body(request, "TerminalPatch")
         await self._terminal(sn)
-        changes = dict(body)
+        changes = _unaliased(body, _TERMINAL_ALIASES)
         if "whitelisted" in changes:
             whitelisted = changes.pop("whitelisted")
             if "approved" in changes and changes["approved"] != whitelisted:
@@ -953,6 +953,22 @@ def _checkTimezone(name: str | None) -> str | None:
             400, "invalid_body", f"unknown time zone {name!r}", field="timezone"
         ) from None
     return name
+
+
+#: The original README's names of terminal fields, to ours.
+_TERMINAL_ALIASES = {"is_active": "active", "is_whitelisted": "whitelisted"}
+
+
+def _unaliased(body: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """C{body} with aliased keys renamed; an alias and its name both given must agree."""
+    out = {k: v for k, v in body.items() if k not in aliases}
+    for alias, name in aliases.items():
+        if alias not in body:
+            continue
+        if name in out and out[name] != body[alias]:
+            raise ApiError(400, "invalid_body", f"{alias} and {name} disagree", field=alias)
+        out[name] = body[alias]
+    return out
 
 
 def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:

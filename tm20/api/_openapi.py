@@ -135,7 +135,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "name": {"type": "string", "maxLength": 200, "nullable": True},
             "approved": {"type": "boolean"},
             "whitelisted": {"type": "boolean", "description": "Same as approved."},
+            "is_whitelisted": {
+                "type": "boolean",
+                "description": "Same as approved (the original README's name).",
+            },
             "active": {"type": "boolean"},
+            "is_active": {
+                "type": "boolean",
+                "description": "Same as active (the original README's name).",
+            },
             "timezone": {
                 "type": "string",
                 "maxLength": 64,
