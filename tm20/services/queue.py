@@ -47,7 +47,7 @@ from tm20.model import (
 from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
 from tm20.services.pulls import LogPageStorer, pagingLimits
-from tm20.store._rows import utcFromSeconds
+from tm20.store._rows import FINAL_COMMAND_STATUSES, utcFromSeconds
 
 __all__ = [
     "CommandQueue",
@@ -61,10 +61,8 @@ __all__ = [
     "replyAsDict",
 ]
 
-#: Statuses after which a command is never sent again.
-FINAL_STATUSES = frozenset(
-    {COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT, COMMAND_EXPIRED, COMMAND_CANCELLED}
-)
+#: Statuses after which a command is never sent again (nor changed).
+FINAL_STATUSES = FINAL_COMMAND_STATUSES
 
 #: Seconds a command stays deliverable, by kind.  Momentary actions (door, reboot, clock,
 #: enrolment on the screen, recognition on/off) only make sense now: a minute.  Commands that
