@@ -1221,21 +1221,31 @@ class StoreContractTests(_Base):
         sent = yield self.store.enqueueCommand(SN, "opendoor", {}, "ops", 3, at(T0 + 60))
         yield self.store.updateCommand(sent.id, COMMAND_SENT, None, True)
         self.clock.advance(5)
-        cancelled = yield self.store.settleCommand(queued.id, COMMAND_CANCELLED, [COMMAND_QUEUED])
+        cancelled, changed = yield self.store.settleCommand(
+            queued.id, COMMAND_CANCELLED, [COMMAND_QUEUED]
+        )
+        self.assertTrue(changed)
         self.assertEqual((cancelled.status, cancelled.finishedAt), (COMMAND_CANCELLED, at(T0 + 5)))
-        refused = yield self.store.settleCommand(sent.id, COMMAND_CANCELLED, [COMMAND_QUEUED])
+        refused, changed = yield self.store.settleCommand(
+            sent.id, COMMAND_CANCELLED, [COMMAND_QUEUED]
+        )
+        self.assertFalse(changed)
         self.assertEqual((refused.status, refused.finishedAt), (COMMAND_SENT, None))
         self.assertEqual([c.id for c in (yield self.store.pendingCommands(SN))], [sent.id])
         # a final status is never changed again, by settleCommand or by updateCommand
-        again = yield self.store.settleCommand(queued.id, COMMAND_EXPIRED, [COMMAND_QUEUED])
-        self.assertEqual(again, cancelled)
+        self.assertEqual(
+            (yield self.store.settleCommand(queued.id, COMMAND_EXPIRED, [COMMAND_QUEUED])),
+            (cancelled, False),
+        )
         after = yield self.store.updateCommand(queued.id, COMMAND_SENT, None, True)
         self.assertEqual(after, cancelled)
         # expired, with the moment it expired as its end
-        expired = yield self.store.settleCommand(
+        expired, changed = yield self.store.settleCommand(
             sent.id, COMMAND_EXPIRED, [COMMAND_QUEUED, COMMAND_SENT], at(T0 + 60)
         )
+        self.assertTrue(changed)
         self.assertEqual((expired.status, expired.finishedAt), (COMMAND_EXPIRED, at(T0 + 60)))
+        self.assertEqual((yield self.store.getCommand(sent.id)), expired)
         self.assertEqual((yield self.store.pendingCommands(SN)), [])
         self.assertIsNone((yield self.store.settleCommand(12345, COMMAND_CANCELLED, ["queued"])))
         yield self.assertFailure(

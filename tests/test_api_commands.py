@@ -168,6 +168,11 @@ class CommandSafetyTests(ApiTestCase):
             timedelta(hours=1),
         )
 
+        # one left "sent" by a server that stopped mid-delivery expires as well
+        leftover = yield self.post("SIM1", {"command": "opendoor", "params": {"doornum": 2}})
+        store = self.running.context.store
+        yield store.updateCommand(leftover.json["id"], "sent", None, True)
+
         self.clock.advance(61)
         connection = yield self.connect(simulated("SIM1", doors=4, logs=5))
         for command in (settings, probe, wipe):
@@ -183,10 +188,12 @@ class CommandSafetyTests(ApiTestCase):
         self.assertEqual(r.json["status"], "expired")
         self.assertEqual((r.json["attempts"], r.json["sentAt"]), (0, None))
         self.assertEqual(r.json["finishedAt"], r.json["expiresAt"])
+        r = yield self.call("GET", f"/api/commands/{leftover.json['id']}")
+        self.assertEqual((r.json["status"], r.json["attempts"]), ("expired", 1))
         expired = yield self.auditOf("command.expire")
         self.assertEqual(
-            [(e["actor"], e["target"], e["detail"]["id"]) for e in expired],
-            [("tm20", "SIM1", door.json["id"])],
+            sorted((e["actor"], e["target"], e["detail"]["id"]) for e in expired),
+            [("tm20", "SIM1", door.json["id"]), ("tm20", "SIM1", leftover.json["id"])],
         )
 
     @inlineCallbacks

@@ -329,8 +329,9 @@ class IStore(Interface):
         Give a command the final C{status} (C{cancelled}, C{expired}) if, and only if, its
         status is one of C{only} (checked and changed atomically); C{finishedAt} becomes C{at}
         (an aware C{datetime}; now when C{None}).
-        @return: L{Deferred} of the L{tm20.model.StoredCommand} as stored after (its status tells
-            whether it was settled), or C{None} for an unknown id.
+        @return: L{Deferred} of C{(command, changed)}: the L{tm20.model.StoredCommand} as stored
+            after, and whether this call settled it (C{False}: its status was not in C{only},
+            e.g. another caller settled it first); C{None} for an unknown id.
         """
 
     # -- API tokens and audit ----------------------------------------------------------------------

@@ -567,11 +567,11 @@ class TM20Api:
     async def cancelCommand(
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Reply:
-        outcome: tuple[StoredCommand, StoredCommand] | None = await self.queue.cancel(id)
+        outcome: tuple[StoredCommand, bool] | None = await self.queue.cancel(id)
         if outcome is None:
             raise ApiError(404, "not_found", f"no command {id}")
-        before, after = outcome
-        if after.status != COMMAND_CANCELLED or before.status == COMMAND_CANCELLED:
+        after, cancelled = outcome
+        if not cancelled:
             why = (
                 "was already cancelled"
                 if after.status == COMMAND_CANCELLED

@@ -302,13 +302,14 @@ class CommandQueue:
 
     @inlineCallbacks
     def _expire(self, command: StoredCommand, only: tuple[str, ...]) -> Any:
-        settled: StoredCommand | None = yield self.store.settleCommand(
+        outcome: tuple[StoredCommand, bool] | None = yield self.store.settleCommand(
             command.id, COMMAND_EXPIRED, only, expiryOf(command)
         )
-        if settled is None:
+        if outcome is None:
             self._vanished(command)
             return None
-        if settled.status == COMMAND_EXPIRED and command.status != COMMAND_EXPIRED:
+        settled, changed = outcome
+        if changed:
             self.log.info(
                 "command {id} {name} for {sn} expired undelivered (queued by {actor})",
                 id=command.id,
@@ -332,9 +333,8 @@ class CommandQueue:
         be acting on it) or finished is left as it is; so is one whose expiry has passed (it is
         settled C{expired}).
 
-        @return: a L{Deferred} of C{(before, after)}: the command as it was and as it is now
-            (C{after.status} is C{cancelled} when this call cancelled it), or C{None} for an
-            unknown id.
+        @return: a L{Deferred} of C{(command, cancelled)}: the command as it is now, and whether
+            this call cancelled it; or C{None} for an unknown id.
         """
         before: StoredCommand | None = yield self.store.getCommand(commandId)
         if before is None:
@@ -343,13 +343,14 @@ class CommandQueue:
         if before is None:
             return None
         if before.status != COMMAND_QUEUED:
-            return before, before
-        after: StoredCommand | None = yield self.store.settleCommand(
+            return before, False
+        outcome: tuple[StoredCommand, bool] | None = yield self.store.settleCommand(
             commandId, COMMAND_CANCELLED, (COMMAND_QUEUED,)
         )
-        if after is None:
+        if outcome is None:
             return None
-        if after.status == COMMAND_CANCELLED:
+        after, changed = outcome
+        if changed:
             self.log.info(
                 "command {id} {name} for {sn} cancelled",
                 id=after.id,
@@ -357,7 +358,7 @@ class CommandQueue:
                 sn=after.sn,
             )
             self._notify(after)
-        return before, after
+        return after, changed
 
     # -- delivering ----------------------------------------------------------------------------
 

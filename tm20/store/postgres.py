@@ -1461,7 +1461,7 @@ class PostgresStore:
 
     def settleCommand(
         self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
-    ) -> Deferred[StoredCommand | None]:
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """See L{IStore.settleCommand}."""
         try:
             checkCommandStatus(status)
@@ -1475,13 +1475,17 @@ class PostgresStore:
             )
         finishedAt = self._now() if at is None else at
 
-        async def settle(cur: Cursor) -> StoredCommand | None:
+        async def settle(cur: Cursor) -> tuple[StoredCommand, bool] | None:
             await cur.execute(
                 "UPDATE commands SET status = %s, finished_at = %s"
-                " WHERE id = %s AND status = ANY(%s)",
+                " WHERE id = %s AND status = ANY(%s) RETURNING *",
                 (status, finishedAt, commandId, sorted(only)),
             )
-            return await _selectCommand(cur, commandId)
+            rows = _dicts(cur)
+            if rows:
+                return _read.command(rows[0]), True
+            command = await _selectCommand(cur, commandId)
+            return None if command is None else (command, False)
 
         return self._run(settle)
 

@@ -1250,7 +1250,7 @@ class SQLiteStore:
 
     def settleCommand(
         self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
-    ) -> Deferred[StoredCommand | None]:
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """See L{IStore.settleCommand}."""
         try:
             checkCommandStatus(status)
@@ -1263,13 +1263,14 @@ class SQLiteStore:
         finishedAt = self._now() if at is None else formatTimestamp(at)
         olds = sorted(only)
 
-        def settle(conn: sqlite3.Connection) -> StoredCommand | None:
-            conn.execute(
+        def settle(conn: sqlite3.Connection) -> tuple[StoredCommand, bool] | None:
+            cursor = conn.execute(
                 f"UPDATE commands SET status = ?, finished_at = ?"
                 f" WHERE id = ? AND status IN ({', '.join('?' * len(olds))})",
                 (status, finishedAt, commandId, *olds),
             )
-            return _selectCommand(conn, commandId)
+            command = _selectCommand(conn, commandId)
+            return None if command is None else (command, cursor.rowcount > 0)
 
         return self._write(settle)
 
