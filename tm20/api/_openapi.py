@@ -32,6 +32,22 @@ _NULLABLE_STRING = {"type": "string", "nullable": True}
 _TIMESTAMP = {"type": "string", "nullable": True, "description": "ISO 8601, UTC."}
 _INT64 = 2**63 - 1
 
+
+def _paramsDescription() -> str:
+    """The C{params} of a command request, with the aliases and unsent parameters of each."""
+    aliases = [
+        f"{spec.name}: {alias} = {name}"
+        for spec in COMMANDS.values()
+        for alias, name in spec.aliases.items()
+    ]
+    ignored = [f"{spec.name}: {name}" for spec in COMMANDS.values() for name in spec.ignored]
+    return (
+        "The command's parameters (protocol section 6).  Other names accepted (such as the"
+        f" original README's door): {'; '.join(aliases)}.  Accepted, validated, but not sent because the"
+        f" firmware cannot honour them (the command's warnings say so): {'; '.join(ignored)}."
+    )
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -172,7 +188,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "command": {"type": "string", "enum": sorted(COMMANDS)},
             "params": {
                 "type": "object",
-                "description": "The command's parameters (protocol section 6).",
+                "description": _paramsDescription(),
             },
             "wait": {
                 "type": "boolean",
