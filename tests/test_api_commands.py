@@ -364,6 +364,20 @@ class CommandSafetyTests(ApiTestCase):
         self.assertEqual(len(r.json["items"]), 137)
 
     @inlineCallbacks
+    def test_pageCapAllowsSmallPages(self) -> Any:
+        """
+        A full terminal (300 logs, logsize 300) paging 10 at a time: the cap, from its capacity,
+        counts records, not pages of 50, so nothing is cut.
+        """
+        yield self.start()
+        terminal = simulated("FULL1", logs=300, logsize=300, pageSize=10, countIsTotal=True)
+        yield self.connect(terminal)
+        r = yield self.call("POST", "/api/terminals/FULL1/logs/pull", {"source": "all"})
+        self.assertEqual((r.status, r.json["received"], r.json["inserted"]), (200, 300, 300))
+        r = yield self.post("FULL1", {"command": "getalllog"})
+        self.assertEqual((r.json["reply"]["count"], r.json["reply"]["pages"]), (300, 30))
+
+    @inlineCallbacks
     def test_pagedCommandResultFalse(self) -> Any:
         """A terminal refusing the first page: the command failed, with its reason."""
         yield self.start()
