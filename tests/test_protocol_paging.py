@@ -200,14 +200,23 @@ class TestStopRules:
         assert [d.done for d in decisions] == [False, False, True]
         assert decisions[-1].records and "cap" in (decisions[-1].why or "")
 
-    def test_pageGoingBack(self) -> None:
+    def test_startingOver(self) -> None:
         """A firmware that wraps around to its first page is stopped, nothing counted twice."""
         tracker = PageTracker(10)
         assert not tracker.accept(_page("getnewlog", 0, 9, 10, 10)).done
         assert not tracker.accept(_page("getnewlog", 10, 19, 10, 10, base=10)).done
         wrapped = tracker.accept(_page("getnewlog", 0, 9, 10, 10))
         assert wrapped.done and wrapped.records == ()
+        assert wrapped.why == "the terminal starts over"
         assert tracker.received == 20
+
+    def test_stuckFromIsNotAnEnd(self) -> None:
+        """A firmware always saying from 0 while to advances is still paged to the end."""
+        tracker = PageTracker(10)
+        for i in range(3):
+            assert not tracker.accept(_page("getnewlog", 0, 10 * i + 9, 10, 10, base=10 * i)).done
+        assert tracker.accept(_page("getnewlog", 0, 0, 0, 0)).done
+        assert tracker.received == 30
 
     def test_recordCap(self) -> None:
         tracker = PageTracker(100, maxRecords=25)

@@ -11,8 +11,7 @@ else.  It stops:
   - on an empty page, or C{count:0};
   - when C{count} is clearly a total (larger than the page) and the page reaches it (C{to + 1}
     for an inclusive C{to}, C{to} for an exclusive one, else the records received so far);
-  - on a page that repeats the previous one or goes back (its C{from} is not after the previous
-    page's);
+  - on a page that repeats the previous one, or the first one (the terminal starts over);
   - at a page cap, or at a record cap (the terminal cannot hold more).
 
 A short page is I{not} an end: a firmware paging 10 at a time whose C{count} is the page size
@@ -107,7 +106,7 @@ class PageTracker:
         self.received = 0
         self.done = False
         self._previous: object = None
-        self._previousFrom: int | None = None
+        self._first: object = None
 
     def _finish(self, why: str, records: tuple[Mapping[str, Any], ...] = ()) -> PageDecision:
         self.done = True
@@ -153,11 +152,11 @@ class PageTracker:
         signature: object = (first, last) if first is not None and last is not None else records
         if self.pages > 1 and n and signature == self._previous:
             return self._finish("the page repeats the previous one")
-        if self.pages > 1 and n and first is not None and self._previousFrom is not None:
-            if first <= self._previousFrom:
-                return self._finish(f"the page goes back (from {first})")
+        if self.pages > 1 and n and signature == self._first:
+            return self._finish("the terminal starts over")
+        if self.pages == 1:
+            self._first = signature
         self._previous = signature
-        self._previousFrom = first
         self.received += n
         if n == 0:
             return self._finish("empty page")
