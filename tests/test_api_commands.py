@@ -378,6 +378,24 @@ class CommandSafetyTests(ApiTestCase):
         self.assertEqual((r.json["reply"]["count"], r.json["reply"]["pages"]), (300, 30))
 
     @inlineCallbacks
+    def test_paginationsOfOneTerminalDoNotInterleave(self) -> Any:
+        """
+        A log pull and a getalllog command at the same time: stn:false carries no id, so they
+        run one after the other, and each reads every log.
+        """
+        yield self.start()
+        yield self.connect(simulated("BOTH1", logs=137, pageSize=10))
+        pull = self.call("POST", "/api/terminals/BOTH1/logs/pull", {"source": "all"})
+        command = self.post("BOTH1", {"command": "getalllog"})
+        pulled = yield pull
+        commanded = yield command
+        self.assertEqual((pulled.status, pulled.json["received"]), (200, 137))
+        self.assertEqual(commanded.json["reply"]["count"], 137)
+        self.assertEqual(
+            len({json.dumps(r, sort_keys=True) for r in commanded.json["reply"]["record"]}), 137
+        )
+
+    @inlineCallbacks
     def test_pagedCommandResultFalse(self) -> Any:
         """A terminal refusing the first page: the command failed, with its reason."""
         yield self.start()
