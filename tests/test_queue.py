@@ -204,6 +204,12 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(error.value.field, "doornum")
         self.assertEqual(self.store.commands, {})
 
+    def test_expiresInOutOfRangeStoresNothing(self) -> None:
+        for value in (0, -1, 31 * 86400):
+            d = self.queue.submit("SN1", "gettime", {}, "tester", wait=False, expiresIn=value)
+            self.failureResultOf(d, ValueError)
+        self.assertEqual(self.store.commands, {})
+
     def test_storeFailureFailsTheWaiters(self) -> None:
         self.commands.connected.add("SN1")
         d = self.submit(wait=True)

@@ -257,6 +257,8 @@ class CommandQueue:
             L{tm20.protocol.messages.ProtocolError} for bad parameters and with
             L{QueuedCommandTimeout} when the terminal did not answer in time.
         """
+        if expiresIn is not None and not 0 < expiresIn <= MAX_EXPIRY:
+            raise ValueError(f"expiresIn must be between 1 and {MAX_EXPIRY} seconds")
         payload = yield self.buildPayload(sn, name, params)
         lifetime = defaultExpiry(name) if expiresIn is None else expiresIn
         expiresAt = utcFromSeconds(self.clock.seconds() + lifetime)
