@@ -220,6 +220,28 @@ class CommandSafetyTests(ApiTestCase):
         self.assertEqual(r.json["command"]["status"], "expired")
 
     @inlineCallbacks
+    def test_commandQueuedBeforeTheUpgradeExpires(self) -> Any:
+        """A queued opendoor stored without expires_at (before 0004) expires 60 s after creation."""
+        yield self.startClocked()
+        yield self.call("POST", "/api/terminals/", {"sn": "SIM1"})
+        store = self.running.context.store
+        legacy = yield store.enqueueCommand(
+            "SIM1", "opendoor", {"cmd": "opendoor", "doornum": 1}, "ops", 3
+        )
+        r = yield self.call("GET", f"/api/commands/{legacy.id}")
+        self.assertEqual(r.json["status"], "queued")
+        self.assertEqual(
+            self.at(r.json["expiresAt"]) - self.at(r.json["createdAt"]), timedelta(seconds=60)
+        )
+        self.clock.advance(60)
+        connection = yield self.connect(simulated("SIM1", doors=4))
+        yield self.until(
+            lambda: self.commandStatus(legacy.id).addCallback(lambda s: s == "expired"),
+            "the legacy command expired",
+        )
+        self.assertEqual(connection.terminal.doorOpens, [])
+
+    @inlineCallbacks
     def test_expiresInIsValidated(self) -> Any:
         yield self.startClocked()
         yield self.call("POST", "/api/terminals/", {"sn": "SIM1"})

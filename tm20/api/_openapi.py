@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
-from tm20.services.queue import MAX_EXPIRY
+from tm20.services.expiry import MAX_EXPIRY
 
 __all__ = [
     "OPERATIONS",

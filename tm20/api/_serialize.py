@@ -22,7 +22,7 @@ from tm20.model import (
     Terminal,
     User,
 )
-from tm20.services.queue import expiryOf
+from tm20.services.expiry import expiryOf
 
 __all__ = [
     "auditJSON",

@@ -25,7 +25,6 @@ log (the expiry by C{tm20}, the cancellation by the token that asked).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
@@ -46,6 +45,7 @@ from tm20.model import (
 )
 from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
+from tm20.services.expiry import MAX_EXPIRY, defaultExpiry, expiryOf
 from tm20.services.pulls import LogPageStorer, pagingLimits
 from tm20.store._rows import FINAL_COMMAND_STATUSES, utcFromSeconds
 
@@ -54,63 +54,15 @@ __all__ = [
     "CommandVanishedError",
     "EXPIRY_ACTOR",
     "FINAL_STATUSES",
-    "MAX_EXPIRY",
     "QueuedCommandTimeout",
-    "defaultExpiry",
-    "expiryOf",
     "replyAsDict",
 ]
 
 #: Statuses after which a command is never sent again (nor changed).
 FINAL_STATUSES = FINAL_COMMAND_STATUSES
 
-#: Seconds a command stays deliverable, by kind.  Momentary actions (door, reboot, clock,
-#: enrolment on the screen, recognition on/off) only make sense now: a minute.  Commands that
-#: erase data: an hour, while the operator who confirmed them still expects them.  Everything
-#: else (users, access rights, settings, reads): a week.  The TM20 protocol has no alarm
-#: command; alarm settings are setdevlock settings.
-SHORT_EXPIRY = 60
-ERASE_EXPIRY = 3600
-LONG_EXPIRY = 7 * 86400
-#: The longest C{expiresIn} accepted.
-MAX_EXPIRY = 30 * 86400
-_SHORT_LIVED = frozenset(
-    {"opendoor", "reboot", "settime", "gettime", "adduser", "disabledevice", "enabledevice"}
-)
-_ERASING = frozenset(
-    {
-        "cleanuser",
-        "cleanlog",
-        "cleanlogphoto",
-        "initsys",
-        "cleanadmin",
-        "cleanuserlock",
-        "cleanholiday",
-    }
-)
 #: The audit log's actor for what the server does by itself (expiring a command).
 EXPIRY_ACTOR = "tm20"
-
-
-def defaultExpiry(name: str) -> int:
-    """Seconds a command C{name} stays deliverable when the request gives no C{expiresIn}."""
-    if name in _SHORT_LIVED:
-        return SHORT_EXPIRY
-    if name in _ERASING:
-        return ERASE_EXPIRY
-    return LONG_EXPIRY
-
-
-def expiryOf(command: StoredCommand) -> datetime | None:
-    """
-    When C{command} stops being deliverable: its C{expiresAt}, or for a command stored before
-    expiries existed, its creation plus the default of its kind.
-    """
-    if command.expiresAt is not None:
-        return command.expiresAt
-    if command.createdAt is None:
-        return None
-    return command.createdAt + timedelta(seconds=defaultExpiry(command.name))
 
 
 #: Paged commands whose records are logs (stored as they are read).
