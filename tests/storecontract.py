@@ -32,6 +32,8 @@ from zope.interface.verify import verifyObject
 
 from tm20.interfaces import IStore
 from tm20.model import (
+    COMMAND_CANCELLED,
+    COMMAND_EXPIRED,
     COMMAND_FAILED,
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -1197,6 +1199,61 @@ class StoreContractTests(_Base):
             self.store.updateCommand(command.id, "exploded", None, True), ValueError
         )
         self.assertEqual((yield self.store.getCommand(command.id)), command)
+
+    @inlineCallbacks
+    def test_commandExpiryAndWarningsAreStored(self) -> Generator[Deferred[Any], Any, None]:
+        """C{expiresAt} and C{warnings} come back as given; both default to nothing."""
+        warnings = [{"field": "params.delay", "detail": "not sent"}]
+        command = yield self.store.enqueueCommand(
+            SN, "opendoor", {"cmd": "opendoor"}, "ops", 3, at(T0 + 60), warnings
+        )
+        self.assertEqual(command.expiresAt, at(T0 + 60))
+        self.assertEqual([dict(w) for w in command.warnings], warnings)
+        self.assertEqual((yield self.store.getCommand(command.id)), command)
+        plain = yield self.store.enqueueCommand(SN, "gettime", {"cmd": "gettime"}, None, 3)
+        self.assertIsNone(plain.expiresAt)
+        self.assertEqual(plain.warnings, ())
+
+    @inlineCallbacks
+    def test_settleCommandOnlyFromTheGivenStatuses(self) -> Generator[Deferred[Any], Any, None]:
+        """Cancel a queued command; a sent one is left alone; a settled one is final."""
+        queued = yield self.store.enqueueCommand(SN, "opendoor", {}, "ops", 3, at(T0 + 60))
+        sent = yield self.store.enqueueCommand(SN, "opendoor", {}, "ops", 3, at(T0 + 60))
+        yield self.store.updateCommand(sent.id, COMMAND_SENT, None, True)
+        self.clock.advance(5)
+        cancelled, changed = yield self.store.settleCommand(
+            queued.id, COMMAND_CANCELLED, [COMMAND_QUEUED]
+        )
+        self.assertTrue(changed)
+        self.assertEqual((cancelled.status, cancelled.finishedAt), (COMMAND_CANCELLED, at(T0 + 5)))
+        refused, changed = yield self.store.settleCommand(
+            sent.id, COMMAND_CANCELLED, [COMMAND_QUEUED]
+        )
+        self.assertFalse(changed)
+        self.assertEqual((refused.status, refused.finishedAt), (COMMAND_SENT, None))
+        self.assertEqual([c.id for c in (yield self.store.pendingCommands(SN))], [sent.id])
+        # a final status is never changed again, by settleCommand or by updateCommand
+        self.assertEqual(
+            (yield self.store.settleCommand(queued.id, COMMAND_EXPIRED, [COMMAND_QUEUED])),
+            (cancelled, False),
+        )
+        after = yield self.store.updateCommand(queued.id, COMMAND_SENT, None, True)
+        self.assertEqual(after, cancelled)
+        # expired, with the moment it expired as its end
+        expired, changed = yield self.store.settleCommand(
+            sent.id, COMMAND_EXPIRED, [COMMAND_QUEUED, COMMAND_SENT], at(T0 + 60)
+        )
+        self.assertTrue(changed)
+        self.assertEqual((expired.status, expired.finishedAt), (COMMAND_EXPIRED, at(T0 + 60)))
+        self.assertEqual((yield self.store.getCommand(sent.id)), expired)
+        self.assertEqual((yield self.store.pendingCommands(SN)), [])
+        self.assertIsNone((yield self.store.settleCommand(12345, COMMAND_CANCELLED, ["queued"])))
+        yield self.assertFailure(
+            self.store.settleCommand(queued.id, COMMAND_QUEUED, [COMMAND_SENT]), ValueError
+        )
+        yield self.assertFailure(
+            self.store.settleCommand(queued.id, "exploded", [COMMAND_QUEUED]), ValueError
+        )
 
     # -- API tokens --------------------------------------------------------------------------------
 

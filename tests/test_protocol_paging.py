@@ -46,28 +46,87 @@ def _user(index: int, count: int) -> CommandReply:
     )
 
 
+def _run(
+    total: int, size: int, countIsTotal: bool, inclusiveTo: bool, ret: str = "getnewlog"
+) -> tuple[PageTracker, list[Any], str | None]:
+    """
+    Page through C{total} records as a terminal paging C{size} at a time would answer, until the
+    tracker stops; past the end the terminal answers the protocol's empty page.
+    """
+    tracker = PageTracker(1000)
+    got: list[Any] = []
+    start = 0
+    while True:
+        n = max(0, min(size, total - start))
+        if n == 0:
+            reply = _page(ret, 0, 0, 0, 0)
+        else:
+            last = start + n - 1 if inclusiveTo else start + n
+            reply = _page(ret, start, last, n, total if countIsTotal else n, base=start)
+        decision = tracker.accept(reply)
+        got.extend(r["enrollid"] for r in decision.records)
+        start += n
+        if decision.done:
+            return tracker, got, decision.why
+        assert tracker.pages < 100
+
+
+class TestPageSizes:
+    """Terminals paging 10, 40 or 50 at a time, in every count/to convention, lose nothing."""
+
+    @pytest.mark.parametrize("size", [10, 40, 50])
+    @pytest.mark.parametrize("countIsTotal", [True, False])
+    @pytest.mark.parametrize("inclusiveTo", [True, False])
+    @pytest.mark.parametrize("total", [0, 1, 9, 10, 30, 40, 49, 50, 51, 99, 100, 101, 137])
+    def test_everyRecordOnce(
+        self, size: int, countIsTotal: bool, inclusiveTo: bool, total: int
+    ) -> None:
+        tracker, got, why = _run(total, size, countIsTotal, inclusiveTo)
+        assert got == list(range(1, total + 1)), why
+
+    def test_tenAtATimeWithPageSizeCount(self) -> None:
+        """The issue's case: 30 logs, 10 a page, count = 10: all 30, ended by the empty page."""
+        tracker, got, why = _run(30, 10, countIsTotal=False, inclusiveTo=True)
+        assert len(got) == 30
+        assert (tracker.pages, why) == (4, "empty page")
+
+    def test_totalCountStopsWithoutAnExtraRoundTrip(self) -> None:
+        for inclusiveTo in (True, False):
+            tracker, got, why = _run(30, 10, countIsTotal=True, inclusiveTo=inclusiveTo)
+            assert len(got) == 30
+            assert (tracker.pages, why) == (3, "the total count is reached")
+
+
 class TestStopRules:
     def test_th900OneRecordExclusiveTo(self) -> None:
-        decision = PageTracker(10).accept(_page("getnewlog", 0, 1, 1, 1))
-        assert decision.done
+        """count:1 from 0 to 1: count is not clearly a total, so the next page is asked."""
+        tracker = PageTracker(10)
+        decision = tracker.accept(_page("getnewlog", 0, 1, 1, 1))
+        assert not decision.done
         assert len(decision.records) == 1
         assert decision.page == 1
+        assert tracker.accept(_page("getnewlog", 0, 0, 0, 0)).done
 
     def test_th900TwoUsers(self) -> None:
-        decision = PageTracker(10).accept(_page("getuserlist", 0, 2, 2, 2))
-        assert decision.done
+        tracker = PageTracker(10)
+        decision = tracker.accept(_page("getuserlist", 0, 2, 2, 2))
+        assert not decision.done
         assert [r["enrollid"] for r in decision.records] == [1, 2]
+        # a firmware answering the same page again past the end: stopped, nothing twice
+        again = tracker.accept(_page("getuserlist", 0, 2, 2, 2))
+        assert again.done and again.records == ()
 
     def test_docGetuserlistStyle(self) -> None:
-        """count = records in this page (<= 40), inclusive to; stop on the short page."""
+        """count = records in this page (<= 40), inclusive to: a short page is not the end."""
         tracker = PageTracker(10)
         first = tracker.accept(_page("getuserlist", 0, 39, 40, 40))
         assert not first.done and len(first.records) == 40
         second = tracker.accept(_page("getuserlist", 40, 79, 40, 40, base=40))
         assert not second.done
         third = tracker.accept(_page("getuserlist", 80, 96, 17, 17, base=80))
-        assert third.done and third.why == "short page"
-        assert len(third.records) == 17
+        assert not third.done and len(third.records) == 17
+        fourth = tracker.accept(_page("getuserlist", 0, 0, 0, 0))
+        assert fourth.done and fourth.why == "empty page"
         assert tracker.received == 97
 
     def test_docLogStyleTotalCount(self) -> None:
@@ -141,14 +200,30 @@ class TestStopRules:
         assert [d.done for d in decisions] == [False, False, True]
         assert decisions[-1].records and "cap" in (decisions[-1].why or "")
 
-    def test_learnsPageSize(self) -> None:
+    def test_startingOver(self) -> None:
+        """A firmware that wraps around to its first page is stopped, nothing counted twice."""
         tracker = PageTracker(10)
-        assert not tracker.accept(_page("getnewlog", 0, 49, 50, 50)).done
-        assert tracker.pageSize == 50
-        assert tracker.accept(_page("getnewlog", 50, 94, 45, 45, base=50)).done
+        assert not tracker.accept(_page("getnewlog", 0, 9, 10, 10)).done
+        assert not tracker.accept(_page("getnewlog", 10, 19, 10, 10, base=10)).done
+        wrapped = tracker.accept(_page("getnewlog", 0, 9, 10, 10))
+        assert wrapped.done and wrapped.records == ()
+        assert wrapped.why == "the terminal starts over"
+        assert tracker.received == 20
 
-    def test_customPageSize(self) -> None:
-        assert not PageTracker(10, pageSize=20).accept(_page("x", 0, 19, 20, 20)).done
+    def test_stuckFromIsNotAnEnd(self) -> None:
+        """A firmware always saying from 0 while to advances is still paged to the end."""
+        tracker = PageTracker(10)
+        for i in range(3):
+            assert not tracker.accept(_page("getnewlog", 0, 10 * i + 9, 10, 10, base=10 * i)).done
+        assert tracker.accept(_page("getnewlog", 0, 0, 0, 0)).done
+        assert tracker.received == 30
+
+    def test_recordCap(self) -> None:
+        tracker = PageTracker(100, maxRecords=25)
+        assert not tracker.accept(_page("getnewlog", 0, 9, 10, 10)).done
+        assert not tracker.accept(_page("getnewlog", 10, 19, 10, 10, base=10)).done
+        last = tracker.accept(_page("getnewlog", 20, 29, 10, 10, base=20))
+        assert last.done and len(last.records) == 10 and "record cap" in (last.why or "")
 
     def test_noRecordList(self) -> None:
         reply = CommandReply(ret="getuserlist", sn=None, result=True, fields={"count": 0})
@@ -156,7 +231,7 @@ class TestStopRules:
 
     def test_acceptAfterDone(self) -> None:
         tracker = PageTracker(10)
-        tracker.accept(_page("getnewlog", 0, 1, 1, 1))
+        tracker.accept(_page("getnewlog", 0, 0, 0, 0))
         again = tracker.accept(_page("getnewlog", 0, 39, 40, 40))
         assert again.done and again.records == () and again.why == "already finished"
 
@@ -164,7 +239,7 @@ class TestStopRules:
         with pytest.raises(ValueError):
             PageTracker(0)
         with pytest.raises(ValueError):
-            PageTracker(1, pageSize=0)
+            PageTracker(1, maxRecords=0)
 
 
 class TestGetallusers:
@@ -201,6 +276,7 @@ class TestGetallusers:
 
 
 def test_pageCapFor() -> None:
-    assert pageCapFor(3000) == 75 + 10
+    # by default the cap allows a page of one record each: it never cuts small pages
+    assert pageCapFor(3000) == 3000 + 10
     assert pageCapFor(3001, pageSize=50, slack=0) == 61
-    assert pageCapFor(None) == 1000
+    assert pageCapFor(None) == 10_000

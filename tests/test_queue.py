@@ -33,7 +33,14 @@ class FakeStore:
         return self._result(self.terminals.get(sn))
 
     def enqueueCommand(
-        self, sn: str, name: str, payload: Mapping[str, Any], actor: str | None, maxAttempts: int
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: Any = None,
+        warnings: Any = (),
     ) -> Deferred[Any]:
         command = StoredCommand(
             id=len(self.commands) + 1,
@@ -43,6 +50,8 @@ class FakeStore:
             status="queued",
             maxAttempts=maxAttempts,
             actor=actor,
+            expiresAt=expiresAt,
+            warnings=tuple(warnings),
         )
         self.commands[command.id] = command
         return self._result(command)
@@ -193,6 +202,12 @@ class QueueTests(SynchronousTestCase):
     def test_invalidParamsStoreNothing(self) -> None:
         error = self.failureResultOf(self.submit("opendoor", {"doornum": 7}), ProtocolError)
         self.assertEqual(error.value.field, "doornum")
+        self.assertEqual(self.store.commands, {})
+
+    def test_expiresInOutOfRangeStoresNothing(self) -> None:
+        for value in (0, -1, 31 * 86400):
+            d = self.queue.submit("SN1", "gettime", {}, "tester", wait=False, expiresIn=value)
+            self.failureResultOf(d, ValueError)
         self.assertEqual(self.store.commands, {})
 
     def test_storeFailureFailsTheWaiters(self) -> None:

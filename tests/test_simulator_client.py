@@ -665,10 +665,12 @@ class CommandLineParsingTests(SynchronousTestCase):
                 "60",
                 "--paging-style",
                 "th900",
+                "--page-size",
+                "10",
             ]
         )
         self.assertEqual(
-            ("wss://example.com:443/x", 5, 3, 2.5, 60.0, "th900"),
+            ("wss://example.com:443/x", 5, 3, 2.5, 60.0, "th900", 10),
             (
                 options.url,
                 options.count,
@@ -676,13 +678,16 @@ class CommandLineParsingTests(SynchronousTestCase):
                 options.punch_interval,
                 options.duration,
                 options.paging_style,
+                options.page_size,
             ),
         )
+        self.assertIsNone(parseArgs([]).page_size)
 
     def test_rejected(self) -> None:
         for argv in (
             ["--count", "0"],
             ["--batch-size", "0"],
+            ["--page-size", "0"],
             ["--logs", "-1"],
             ["--duration", "-2"],
             ["--log-level", "loud"],

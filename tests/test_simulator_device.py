@@ -453,6 +453,41 @@ class UserListPagingTests(SynchronousTestCase):
         )
 
 
+class PageSizeTests(SynchronousTestCase):
+    """C{pageSize}, C{countIsTotal} and C{exclusiveTo} give every firmware convention."""
+
+    def test_tenAtATime(self) -> None:
+        for countIsTotal, exclusiveTo in ((False, False), (False, True), (True, False)):
+            terminal = makeTerminal(
+                logs=25, pageSize=10, countIsTotal=countIsTotal, exclusiveTo=exclusiveTo
+            )
+            pages = [terminal.handleCommand({"cmd": "getalllog", "stn": True})]
+            for _ in range(3):
+                pages.append(terminal.handleCommand({"cmd": "getalllog", "stn": False}))
+            shapes = [(p["count"], p["from"], p["to"], len(p["record"])) for p in pages if p]
+            shift = 0 if exclusiveTo else 1
+            counts = (25, 25, 25) if countIsTotal else (10, 10, 5)
+            self.assertEqual(
+                shapes,
+                [
+                    (counts[0], 0, 10 - shift, 10),
+                    (counts[1], 10, 20 - shift, 10),
+                    (counts[2], 20, 25 - shift, 5),
+                    (0, 0, 0, 0),
+                ],
+            )
+
+    def test_usersToo(self) -> None:
+        terminal = makeTerminal(users=30, pageSize=10, pagingStyle="th900")
+        page = terminal.handleCommand({"cmd": "getuserlist", "stn": True})
+        assert page is not None
+        self.assertEqual((len(page["record"]), page["to"]), (10, 10))
+        self.assertGreater(page["count"], 10)
+
+    def test_badPageSize(self) -> None:
+        self.assertRaises(ValueError, makeTerminal, pageSize=0)
+
+
 class LogPagingTests(SynchronousTestCase):
     def check(self, style: PagingStyle, command: str) -> None:
         terminal = makeTerminal(users=10, logs=100, pagingStyle=style)

@@ -357,6 +357,49 @@ class MigrationFilesTests(SynchronousTestCase):
         ):
             self.assertIn(table, tables)
 
+    def test_commandExpiryMigrationKeepsCommands(self) -> None:
+        """
+        0004 rebuilds the commands table (SQLite cannot alter a CHECK): rows and ids are kept,
+        the id sequence goes on after the highest id ever given, and the new statuses and
+        columns work.
+        """
+        migrations = loadMigrations("sqlite")
+        conn = sqlite3.connect(":memory:")
+        self.addCleanup(conn.close)
+        for migration in migrations:
+            if migration.version < 4:
+                for statement in migration.statements():
+                    conn.execute(statement)
+        insert = (
+            "INSERT INTO commands (sn, name, payload, status, created_at)"
+            " VALUES ('S', 'opendoor', '{}', 'queued', '2026-04-30T11:59:37.000000+00:00')"
+        )
+        for _ in range(3):
+            conn.execute(insert)
+        conn.execute("DELETE FROM commands WHERE id = 3")
+        self.assertRaises(
+            sqlite3.IntegrityError,
+            conn.execute,
+            "UPDATE commands SET status = 'cancelled' WHERE id = 1",
+        )
+        for migration in migrations:
+            if migration.version == 4:
+                for statement in migration.statements():
+                    conn.execute(statement)
+        rows = conn.execute("SELECT id, status, expires_at, warnings FROM commands").fetchall()
+        self.assertEqual(rows, [(1, "queued", None, "[]"), (2, "queued", None, "[]")])
+        conn.execute("UPDATE commands SET status = 'cancelled' WHERE id = 1")
+        conn.execute("UPDATE commands SET status = 'expired' WHERE id = 2")
+        self.assertEqual(conn.execute(insert).lastrowid, 4)
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        self.assertIn("commands_sn_status", indexes)
+        self.assertNotIn("commands_new", indexes)
+
+    def test_gapsInNumberingAreAllowed(self) -> None:
+        """Versions need not be consecutive, and a lower one shipped later is still applied."""
+        migrations = [Migration(1, "a", ""), Migration(4, "d", ""), Migration(5, "e", "")]
+        self.assertEqual(pendingMigrations(migrations, {1, 5}), [migrations[1]])
+
     def _package(self, files: dict[str, str]) -> str:
         """A new importable package with C{files} under C{migrations/x/}; its name returned."""
         name = f"tm20fakemigrations{len(self._packages)}"

@@ -302,8 +302,13 @@ class IStore(Interface):
 
     # -- commands ----------------------------------------------------------------------------------
 
-    def enqueueCommand(sn, name, payload, actor, maxAttempts):  # type: ignore[no-untyped-def]
-        """Add a command with status C{queued}.  @return: L{Deferred} of the L{tm20.model.StoredCommand}."""
+    def enqueueCommand(sn, name, payload, actor, maxAttempts, expiresAt=None, warnings=()):  # type: ignore[no-untyped-def]
+        """
+        Add a command with status C{queued}, deliverable until C{expiresAt} (an aware
+        C{datetime}, or C{None}), with the C{warnings} (C{{"field", "detail"}} dicts) of the
+        parameters that could not be honoured.
+        @return: L{Deferred} of the L{tm20.model.StoredCommand}.
+        """
 
     def getCommand(commandId):  # type: ignore[no-untyped-def]
         """@return: L{Deferred} of the L{tm20.model.StoredCommand} or C{None}."""
@@ -317,8 +322,20 @@ class IStore(Interface):
     def updateCommand(commandId, status, reply, attempted):  # type: ignore[no-untyped-def]
         """
         Set a command's status (and reply, when not C{None}); C{attempted} adds one to C{attempts}
-        and sets C{sentAt}; a final status sets C{finishedAt}.
-        @return: L{Deferred} of the updated L{tm20.model.StoredCommand}.
+        and sets C{sentAt}; a final status sets C{finishedAt}.  A command already in a final
+        status (e.g. C{cancelled}) is left as it is.
+        @return: L{Deferred} of the L{tm20.model.StoredCommand} as stored after (C{None} for an
+            unknown id).
+        """
+
+    def settleCommand(commandId, status, only, at=None):  # type: ignore[no-untyped-def]
+        """
+        Give a command the final C{status} (C{cancelled}, C{expired}) if, and only if, its
+        status is one of C{only} (checked and changed atomically); C{finishedAt} becomes C{at}
+        (an aware C{datetime}; now when C{None}).
+        @return: L{Deferred} of C{(command, changed)}: the L{tm20.model.StoredCommand} as stored
+            after, and whether this call settled it (C{False}: its status was not in C{only},
+            e.g. another caller settled it first); C{None} for an unknown id.
         """
 
     # -- API tokens and audit ----------------------------------------------------------------------

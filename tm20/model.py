@@ -155,12 +155,18 @@ COMMAND_SENT = "sent"
 COMMAND_SUCCEEDED = "succeeded"
 COMMAND_FAILED = "failed"
 COMMAND_TIMED_OUT = "timed_out"
+#: Never delivered: its expiry passed while it waited.
+COMMAND_EXPIRED = "expired"
+#: Never delivered: an operator cancelled it while it was queued.
+COMMAND_CANCELLED = "cancelled"
 COMMAND_STATUSES = (
     COMMAND_QUEUED,
     COMMAND_SENT,
     COMMAND_SUCCEEDED,
     COMMAND_FAILED,
     COMMAND_TIMED_OUT,
+    COMMAND_EXPIRED,
+    COMMAND_CANCELLED,
 )
 
 
@@ -180,6 +186,11 @@ class StoredCommand:
     createdAt: datetime | None = None
     sentAt: datetime | None = None
     finishedAt: datetime | None = None
+    #: When it stops being deliverable (C{None}: stored before expiries existed, see
+    #: L{tm20.services.queue.expiryOf}).
+    expiresAt: datetime | None = None
+    #: Parameters that could not be honoured: C{({"field": ..., "detail": ...}, ...)}.
+    warnings: tuple[Mapping[str, str], ...] = ()
 
 
 @attrs.frozen

@@ -49,7 +49,7 @@ from tm20.api._serialize import (
     terminalJSON,
     userJSON,
 )
-from tm20.model import LogQuery, StoredCommand, Terminal, User
+from tm20.model import COMMAND_CANCELLED, COMMAND_SENT, LogQuery, StoredCommand, Terminal, User
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
@@ -458,7 +458,7 @@ class TM20Api:
     ) -> Reply:
         body = self._body(request, "TerminalPatch")
         await self._terminal(sn)
-        changes = dict(body)
+        changes = _unaliased(body, _TERMINAL_ALIASES)
         if "whitelisted" in changes:
             whitelisted = changes.pop("whitelisted")
             if "approved" in changes and changes["approved"] != whitelisted:
@@ -531,21 +531,30 @@ class TM20Api:
         params: dict[str, Any] = body.get("params") or {}
         spec = COMMANDS[name]
         try:
-            await self.queue.buildPayload(sn, name, params)
+            payload: dict[str, Any] = await self.queue.buildPayload(sn, name, params)
         except ProtocolError as e:
             raise _invalidParams(e, "params.") from None
-        if spec.isDestructive(params) and body.get("confirm") is not True:
+        # judged on the frame sent: {"door": 1} is doornum 1, one door, not every door
+        if spec.isDestructive(payload) and body.get("confirm") is not True:
             raise ApiError(
                 400,
                 "confirmation_required",
                 f'{name} is destructive: send "confirm": true to go ahead',
                 field="confirm",
             )
-        await self._audit(principal, "command.submit", sn, {"command": name, "params": params})
+        audited: dict[str, Any] = {"command": name, "params": params}
+        if "expiresIn" in body:
+            audited["expiresIn"] = body["expiresIn"]
+        await self._audit(principal, "command.submit", sn, audited)
         try:
             with _gone():
                 command: StoredCommand = await self.queue.submit(
-                    sn, name, params, principal.name, wait=body.get("wait", True)
+                    sn,
+                    name,
+                    params,
+                    principal.name,
+                    wait=body.get("wait", True),
+                    expiresIn=body.get("expiresIn"),
                 )
         except QueuedCommandTimeout as e:
             raise ApiError(
@@ -563,16 +572,52 @@ class TM20Api:
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Reply:
         command: StoredCommand | None = await self.store.getCommand(id)
+        if command is not None:
+            command = await self.queue.refresh(command)
         if command is None:
             raise ApiError(404, "not_found", f"no command {id}")
         return Reply(200, commandJSON(command))
+
+    async def cancelCommand(
+        self, request: IRequest, principal: Principal, query: Any, id: int
+    ) -> Reply:
+        outcome: tuple[StoredCommand, bool] | None = await self.queue.cancel(id)
+        if outcome is None:
+            raise ApiError(404, "not_found", f"no command {id}")
+        after, cancelled = outcome
+        if not cancelled:
+            why = (
+                "was already cancelled"
+                if after.status == COMMAND_CANCELLED
+                else "is "
+                + ("already sent to the terminal" if after.status == COMMAND_SENT else after.status)
+            )
+            raise ApiError(
+                409,
+                "not_cancellable",
+                f"command {id} {why}: only a queued command can be cancelled",
+                commandId=id,
+                command=commandJSON(after),
+            )
+        await self._audit(
+            principal,
+            "command.cancel",
+            after.sn,
+            {"id": after.id, "command": after.name, "attempts": after.attempts},
+        )
+        return Reply(200, commandJSON(after))
 
     async def listPendingCommands(
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
         await self._terminal(sn)
         pending: list[StoredCommand] = await self.store.pendingCommands(sn)
-        return Reply(200, {"items": [commandJSON(c) for c in pending]})
+        items = []
+        for command in pending:
+            current: StoredCommand | None = await self.queue.refresh(command)
+            if current is not None and current.status not in FINAL_STATUSES:
+                items.append(commandJSON(current))
+        return Reply(200, {"items": items})
 
     # -- users -------------------------------------------------------------------------------------
 
@@ -922,6 +967,22 @@ def _checkTimezone(name: str | None) -> str | None:
             400, "invalid_body", f"unknown time zone {name!r}", field="timezone"
         ) from None
     return name
+
+
+#: The original README's names of terminal fields, to ours.
+_TERMINAL_ALIASES = {"is_active": "active", "is_whitelisted": "whitelisted"}
+
+
+def _unaliased(body: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """C{body} with aliased keys renamed; an alias and its name both given must agree."""
+    out = {k: v for k, v in body.items() if k not in aliases}
+    for alias, name in aliases.items():
+        if alias not in body:
+            continue
+        if name in out and out[name] != body[alias]:
+            raise ApiError(400, "invalid_body", f"{alias} and {name} disagree", field=alias)
+        out[name] = body[alias]
+    return out
 
 
 def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import attrs
 
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
 from tm20.protocol.serial import MAX_SN_LENGTH
+from tm20.services.expiry import MAX_EXPIRY
 
 __all__ = [
     "OPERATIONS",
@@ -31,6 +32,22 @@ __all__ = [
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 _TIMESTAMP = {"type": "string", "nullable": True, "description": "ISO 8601, UTC."}
 _INT64 = 2**63 - 1
+
+
+def _paramsDescription() -> str:
+    """The C{params} of a command request, with the aliases and unsent parameters of each."""
+    aliases = [
+        f"{spec.name}: {alias} = {name}"
+        for spec in COMMANDS.values()
+        for alias, name in spec.aliases.items()
+    ]
+    ignored = [f"{spec.name}: {name}" for spec in COMMANDS.values() for name in spec.ignored]
+    return (
+        "The command's parameters (protocol section 6).  Other names accepted (such as the"
+        f" original README's door): {'; '.join(aliases)}.  Accepted, validated, but not sent because the"
+        f" firmware cannot honour them (the command's warnings say so): {'; '.join(ignored)}."
+    )
+
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -142,7 +159,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "name": {"type": "string", "maxLength": 200, "nullable": True},
             "approved": {"type": "boolean"},
             "whitelisted": {"type": "boolean", "description": "Same as approved."},
+            "is_whitelisted": {
+                "type": "boolean",
+                "description": "Same as approved (the original README's name).",
+            },
             "active": {"type": "boolean"},
+            "is_active": {
+                "type": "boolean",
+                "description": "Same as active (the original README's name).",
+            },
             "timezone": {
                 "type": "string",
                 "maxLength": 64,
@@ -171,7 +196,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "command": {"type": "string", "enum": sorted(COMMANDS)},
             "params": {
                 "type": "object",
-                "description": "The command's parameters (protocol section 6).",
+                "description": _paramsDescription(),
             },
             "wait": {
                 "type": "boolean",
@@ -181,6 +206,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "boolean",
                 "description": "Required (true) for destructive commands.",
             },
+            "expiresIn": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_EXPIRY,
+                "description": (
+                    "Seconds the command stays deliverable; past it, it is never sent (status"
+                    " expired).  Default by kind: 60 for opendoor, reboot, settime, gettime,"
+                    " adduser, disabledevice, enabledevice; 3600 for the commands that erase"
+                    " data; 604800 (7 days) for the others."
+                ),
+            },
+        },
+    },
+    "Warning": {
+        "type": "object",
+        "required": ["field", "detail"],
+        "properties": {
+            "field": {"type": "string", "description": "The parameter, e.g. params.delay."},
+            "detail": {"type": "string", "description": "Why it is not honoured."},
         },
     },
     "Command": {
@@ -193,15 +237,41 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "payload": {"type": "object"},
             "status": {
                 "type": "string",
-                "enum": ["queued", "sent", "succeeded", "failed", "timed_out"],
+                "enum": [
+                    "queued",
+                    "sent",
+                    "succeeded",
+                    "failed",
+                    "timed_out",
+                    "expired",
+                    "cancelled",
+                ],
             },
-            "reply": {"type": "object", "nullable": True},
+            "reply": {
+                "type": "object",
+                "nullable": True,
+                "description": (
+                    "The terminal's reply.  For a paged command (getuserlist, getnewlog,"
+                    " getalllog, getallusers): every record of every page in record, with"
+                    " count, pages, stop (why the paging ended) and, for logs, stored."
+                ),
+            },
             "attempts": {"type": "integer"},
             "maxAttempts": {"type": "integer"},
             "actor": _NULLABLE_STRING,
             "createdAt": _TIMESTAMP,
             "sentAt": _TIMESTAMP,
             "finishedAt": _TIMESTAMP,
+            "expiresAt": {
+                "type": "string",
+                "nullable": True,
+                "description": "ISO 8601, UTC: it is never delivered after this.",
+            },
+            "warnings": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Warning"},
+                "description": "Parameters accepted but not honoured by the firmware.",
+            },
         },
     },
     "CommandList": {
@@ -647,6 +717,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "read",
         parameters=(COMMAND_ID,),
         responses={200: ("The command.", "Command"), 404: ("Unknown command.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/commands/{id}",
+        "cancelCommand",
+        "Cancel a queued command: it is never delivered (status cancelled).",
+        "write",
+        parameters=(COMMAND_ID,),
+        responses={
+            200: ("Cancelled.", "Command"),
+            404: ("Unknown command.", "Error"),
+            409: ("Already sent or finished (see command).", "Error"),
+        },
     ),
     Operation(
         "GET",

@@ -22,6 +22,7 @@ from tm20.model import (
     Terminal,
     User,
 )
+from tm20.services.expiry import expiryOf
 
 __all__ = [
     "auditJSON",
@@ -152,7 +153,7 @@ def quarantinedJSON(held: QuarantinedRecord) -> dict[str, Any]:
 
 
 def commandJSON(command: StoredCommand) -> dict[str, Any]:
-    """A stored command: status, reply and timestamps."""
+    """A stored command: status, reply, timestamps, expiry and warnings."""
     return {
         "id": command.id,
         "sn": command.sn,
@@ -166,6 +167,11 @@ def commandJSON(command: StoredCommand) -> dict[str, Any]:
         "createdAt": isoTime(command.createdAt),
         "sentAt": isoTime(command.sentAt),
         "finishedAt": isoTime(command.finishedAt),
+        "expiresAt": isoTime(expiryOf(command)),
+        "warnings": [
+            {"field": f"params.{w.get('field')}", "detail": w.get("detail", "")}
+            for w in command.warnings
+        ],
     }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "CommandSpec",
     "MAX_ENROLLID",
     "buildCommand",
+    "commandWarnings",
     "pageRequest",
 ]
 
@@ -315,6 +316,10 @@ class CommandSpec:
     @ivar params: the names of the parameters it accepts.
     @ivar expectsReply: C{False} only for C{reboot}, which the terminal never answers.
     @ivar paged: the reply comes in pages requested with C{stn} (see L{pageRequest}).
+    @ivar aliases: other accepted names of parameters (e.g. the original README's C{door} for
+        C{doornum}), to the protocol's name.
+    @ivar ignored: parameters accepted (and validated) but not sent because the firmware cannot
+        honour them, with why (see L{warningsFor}).
     """
 
     name: str
@@ -324,6 +329,20 @@ class CommandSpec:
     expectsReply: bool = True
     paged: bool = False
     destructive: Callable[[Mapping[str, Any]], bool] = attrs.field(default=_never, repr=False)
+    aliases: Mapping[str, str] = attrs.field(factory=dict)
+    ignored: Mapping[str, str] = attrs.field(factory=dict)
+
+    def warningsFor(self, params: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
+        """
+        What of C{params} will not be honoured: one C{{"field": name, "detail": why}} per
+        parameter given that the firmware cannot honour (it is validated, then left out of the
+        frame), in the order given.
+        """
+        if not isinstance(params, Mapping):
+            return ()
+        return tuple(
+            {"field": key, "detail": self.ignored[key]} for key in params if key in self.ignored
+        )
 
     def isDestructive(self, params: Mapping[str, Any]) -> bool:
         """
@@ -361,19 +380,40 @@ def _spec(
     *,
     check: Callable[[dict[str, Any]], None] | None = None,
     aliases: Mapping[str, str] | None = None,
+    ignored: Mapping[str, tuple[Checker, str]] | None = None,
     **options: Any,
 ) -> CommandSpec:
-    """A L{CommandSpec} whose validation is a table of L{Param}s plus an optional cross-check."""
+    """
+    A L{CommandSpec} whose validation is a table of L{Param}s plus an optional cross-check.
+
+    @param aliases: other accepted names, to the name in C{params}.
+    @param ignored: parameters the firmware cannot honour: name to C{(checker, why)}; a value
+        given is validated, then left out of the frame (L{CommandSpec.warningsFor} says so).
+    """
     table = dict(params or {})
+    unsent = dict(ignored or {})
 
     def validate(given: Mapping[str, Any]) -> dict[str, Any]:
+        if unsent and isinstance(given, Mapping):
+            for key, (checker, _) in unsent.items():
+                if key in given:
+                    if given[key] is None:
+                        raise _InvalidError("must not be null (omit it instead)", key)
+                    checker(given[key], key)
+            given = {k: v for k, v in given.items() if k not in unsent}
         cleaned = _fields(table, given, "", aliases=aliases)
         if check is not None:
             check(cleaned)
         return cleaned
 
     return CommandSpec(
-        name=name, summary=summary, params=tuple(table), validate=validate, **options
+        name=name,
+        summary=summary,
+        params=tuple(table),
+        validate=validate,
+        aliases=dict(aliases or {}),
+        ignored={key: why for key, (_, why) in unsent.items()},
+        **options,
     )
 
 
@@ -552,6 +592,13 @@ def _validateSetholiday(given: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+#: Why C{opendoor}'s C{delay} (the original README's) is not sent.
+_OPENDOOR_DELAY = (
+    "not sent: the firmware's opendoor takes no delay; the lock stays open for the terminal's"
+    " own opendelay (seconds), which setdevlock sets for every later opening"
+)
+
+
 def _withoutDoornum(params: Mapping[str, Any]) -> bool:
     return params.get("doornum") is None
 
@@ -675,9 +722,11 @@ _SPECS = [
     # Access control (6.4)
     _spec(
         "opendoor",
-        "Open one door (doornum 1-4), or every door when doornum is omitted.",
+        "Open one door (doornum 1-4; alias door), or every door when doornum is omitted.",
         {"doornum": _opt(_integer(1, 4))},
         destructive=_withoutDoornum,
+        aliases={"door": "doornum"},
+        ignored={"delay": (_BYTE, _OPENDOOR_DELAY)},
     ),
     _spec(
         "setdevlock",
@@ -743,6 +792,15 @@ def _lookup(name: str) -> CommandSpec:
         shown = name if isinstance(name, str) else None
         raise ProtocolError(f"unknown command {name!r}", field="cmd", cmd=shown)
     return spec
+
+
+def commandWarnings(name: str, params: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
+    """
+    The parameters of C{params} that C{name} accepts but the firmware cannot honour (see
+    L{CommandSpec.warningsFor}); nothing for an unknown command.
+    """
+    spec = COMMANDS.get(name) if isinstance(name, str) else None
+    return () if spec is None else spec.warningsFor(params)
 
 
 def buildCommand(name: str, params: Mapping[str, Any]) -> dict[str, Any]:

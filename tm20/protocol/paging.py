@@ -3,10 +3,20 @@ When to stop asking a terminal for the next page (C{stn:false}) of C{getuserlist
 C{getalllog} and C{getallusers}.
 
 The protocol does not say (protocol notes, section 7) and firmwares disagree on what C{count}
-(page size or total) and C{to} (inclusive or exclusive) mean, so L{PageTracker} applies the
-defensive rule: stop on C{result:false}, on an empty page or C{count:0}, when C{count} looks like a
-total and the page reaches it, on a short page when C{count} looks like the page size, on a page
-identical to the previous one, and at a page cap.  It is pure: the caller sends the requests
+(page size or total) and C{to} (inclusive or exclusive) mean, and on the page size (40, 50, or
+whatever a firmware picks), so L{PageTracker} applies the robust rule of section 7 and nothing
+else.  It stops:
+
+  - on C{result:false};
+  - on an empty page, or C{count:0};
+  - when C{count} is clearly a total (larger than the page) and the page reaches it (C{to + 1}
+    for an inclusive C{to}, C{to} for an exclusive one, else the records received so far);
+  - on a page that repeats the previous one, or the first one (the terminal starts over);
+  - at a page cap, or at a record cap (the terminal cannot hold more).
+
+A short page is I{not} an end: a firmware paging 10 at a time whose C{count} is the page size
+would otherwise be cut after its first page.  Such a pagination ends with the terminal's empty
+page (one extra round trip).  It is pure: the caller sends the requests
 (L{tm20.protocol.commands.pageRequest}) and feeds it the replies.
 """
 
@@ -19,27 +29,28 @@ import attrs
 
 from tm20.protocol.messages import CommandReply
 
-__all__ = ["DEFAULT_PAGE_SIZE", "PageDecision", "PageTracker", "pageCapFor"]
+__all__ = ["DEFAULT_MAX_PAGES", "PageDecision", "PageTracker", "pageCapFor"]
 
-#: The smallest page size documented (C{getuserlist}: 40); a page with fewer records whose
-#: C{count} is not a larger total is taken to be the last one.
-DEFAULT_PAGE_SIZE = 40
+#: The page cap when the terminal's capacity is unknown: 100 000 records at 10 a page.
+DEFAULT_MAX_PAGES = 10_000
 
 #: The replies that carry one credential each, numbered by C{index} out of C{count}.
 _SINGLE_RECORD_COMMANDS = frozenset({"getallusers"})
 
 
-def pageCapFor(capacity: int | None, pageSize: int = DEFAULT_PAGE_SIZE, slack: int = 10) -> int:
+def pageCapFor(capacity: int | None, pageSize: int = 1, slack: int = 10) -> int:
     """
     A page cap for a terminal of the given capacity.
 
     @param capacity: the number of records the terminal can hold (e.g. C{devinfo} C{logsize}),
-        or C{None} when unknown (then 1000 pages).
-    @param pageSize: the expected page size.
+        or C{None} when unknown (then L{DEFAULT_MAX_PAGES}).
+    @param pageSize: the smallest page size to allow for (1 by default: a page that is not the
+        last holds at least one record, so the cap never cuts a pagination of C{capacity}
+        records however the terminal pages them).
     @param slack: extra pages allowed.
     """
     if capacity is None or capacity < 0:
-        return 1000
+        return DEFAULT_MAX_PAGES
     return -(-capacity // max(pageSize, 1)) + slack
 
 
@@ -80,21 +91,22 @@ class PageTracker:
     @ivar done: whether the pagination has finished.
     """
 
-    def __init__(self, maxPages: int, pageSize: int = DEFAULT_PAGE_SIZE) -> None:
+    def __init__(self, maxPages: int, maxRecords: int | None = None) -> None:
         """
         @param maxPages: stop after this many pages whatever the terminal says.
-        @param pageSize: a full page holds at least this many records (the tracker raises it to
-            the largest page it sees).
-        @raise ValueError: if C{maxPages} or C{pageSize} is below 1.
+        @param maxRecords: stop once this many records were received (the terminal cannot hold
+            more: it repeats itself), or C{None}.
+        @raise ValueError: if C{maxPages} or C{maxRecords} is below 1.
         """
-        if maxPages < 1 or pageSize < 1:
-            raise ValueError("maxPages and pageSize must be at least 1")
+        if maxPages < 1 or (maxRecords is not None and maxRecords < 1):
+            raise ValueError("maxPages and maxRecords must be at least 1")
         self.maxPages = maxPages
-        self.pageSize = pageSize
+        self.maxRecords = maxRecords
         self.pages = 0
         self.received = 0
         self.done = False
         self._previous: object = None
+        self._first: object = None
 
     def _finish(self, why: str, records: tuple[Mapping[str, Any], ...] = ()) -> PageDecision:
         self.done = True
@@ -103,6 +115,8 @@ class PageTracker:
     def _next(self, records: tuple[Mapping[str, Any], ...]) -> PageDecision:
         if self.pages >= self.maxPages:
             return self._finish(f"page cap ({self.maxPages}) reached", records)
+        if self.maxRecords is not None and self.received >= self.maxRecords:
+            return self._finish(f"record cap ({self.maxRecords}) reached", records)
         return PageDecision(records=records, done=False, why=None, page=self.pages)
 
     def accept(self, reply: CommandReply) -> PageDecision:
@@ -136,22 +150,21 @@ class PageTracker:
         first = _intOrNone(fields.get("from"))
         last = _intOrNone(fields.get("to"))
         signature: object = (first, last) if first is not None and last is not None else records
-        if self.pages > 1 and signature == self._previous:
+        if self.pages > 1 and n and signature == self._previous:
             return self._finish("the page repeats the previous one")
+        if self.pages > 1 and n and signature == self._first:
+            return self._finish("the terminal starts over")
+        if self.pages == 1:
+            self._first = signature
         self._previous = signature
         self.received += n
         if n == 0:
             return self._finish("empty page")
         if count == 0:
             return self._finish("count is 0", records)
-        if count is not None and count > n:
-            # count is a total: stop when this page reaches it.
-            if self._end(first, last, n) >= count:
-                return self._finish("the total count is reached", records)
-        elif n < self.pageSize:
-            return self._finish("short page", records)
-        else:
-            self.pageSize = n
+        if count is not None and count > n and self._end(first, last, n) >= count:
+            # count is clearly a total (larger than this page) and this page reaches it.
+            return self._finish("the total count is reached", records)
         return self._next(records)
 
     def _end(self, first: int | None, last: int | None, n: int) -> int:

@@ -10,7 +10,15 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks, maybeDeferred
+import attrs
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    DeferredLock,
+    fail,
+    inlineCallbacks,
+    maybeDeferred,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -19,10 +27,26 @@ from tm20.errors import TerminalGone
 from tm20.interfaces import ITerminalRegistry
 from tm20.protocol.commands import pageRequest
 from tm20.protocol.messages import CommandReply
-from tm20.protocol.paging import PageTracker
+from tm20.protocol.paging import DEFAULT_MAX_PAGES, PageTracker
 
-#: A ceiling on pages of one paged request, whatever the terminal says (100 000 logs / 50).
-DEFAULT_MAX_PAGES = 5000
+__all__ = ["DEFAULT_MAX_PAGES", "CommandService", "Pagination"]
+
+
+@attrs.frozen
+class Pagination:
+    """
+    What one pagination returned.
+
+    @ivar records: every record received, in order.
+    @ivar pages: the replies received.
+    @ivar why: why it stopped (L{tm20.protocol.paging.PageDecision.why}).
+    @ivar first: the terminal's reply to the first page (its C{result}, C{reason}).
+    """
+
+    records: tuple[Any, ...]
+    pages: int
+    why: str | None
+    first: CommandReply
 
 
 class CommandService:
@@ -36,6 +60,7 @@ class CommandService:
         self.registry = registry
         self.clock = clock
         self.timeout = timeout
+        self._pagingLocks: dict[str, DeferredLock] = {}
 
     def isConnected(self, sn: str) -> bool:
         """C{True} when a registered connection for C{sn} is open."""
@@ -58,7 +83,6 @@ class CommandService:
         )
         return d
 
-    @inlineCallbacks
     def page(
         self,
         sn: str,
@@ -68,12 +92,37 @@ class CommandService:
         onPage: Any = None,
         timeout: float | None = None,
         window: int = 1,
-    ) -> Any:
+        maxRecords: int | None = None,
+    ) -> Deferred[list[Any]]:
+        """
+        Page through C{name} to the end: L{pageAll}, and only its records.
+
+        @return: a L{Deferred} of the list of every record received, in order.
+        """
+        d = self.pageAll(sn, name, params, maxPages, onPage, timeout, window, maxRecords)
+        return d.addCallback(lambda result: list(result.records))
+
+    def pageAll(
+        self,
+        sn: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        maxPages: int = DEFAULT_MAX_PAGES,
+        onPage: Any = None,
+        timeout: float | None = None,
+        window: int = 1,
+        maxRecords: int | None = None,
+    ) -> Deferred[Pagination]:
         """
         Page through C{getuserlist}, C{getnewlog}, C{getalllog} or C{getallusers} with the
         defensive stop rule of L{tm20.protocol.paging}.
 
-        Pages are asked one after the other (one command in flight on the wire).
+        Pages are asked one after the other (one command in flight on the wire), and one
+        pagination per terminal runs at a time (a second one waits for the first to end): the
+        terminal keeps one cursor per command and C{stn:false} carries no id, so two paginations
+        of one terminal must never interleave.
+
+        @param maxRecords: stop once this many records were received (the terminal's capacity).
 
         @param onPage: called with each page's records (may return a L{Deferred}: persistence
             paces the paging, and a failure there stops it).
@@ -82,11 +131,38 @@ class CommandService:
             up to C{window - 1} earlier ones are still being stored (the oldest is waited for
             first when there are more); once one fails, no further page is asked, the others
             are waited for, and the paging fails with the first failure.
-        @return: a L{Deferred} of the list of every record received, in order.
+        @return: a L{Deferred} of a L{Pagination}.
         """
-        tracker = PageTracker(maxPages=maxPages)
+        lock = self._pagingLocks.get(sn)
+        if lock is None:
+            lock = self._pagingLocks[sn] = DeferredLock()
+
+        def release(result: object) -> object:
+            if not lock.locked and not lock.waiting:
+                self._pagingLocks.pop(sn, None)
+            return result
+
+        d: Deferred[Pagination] = lock.run(
+            self._page, sn, name, params, maxPages, onPage, timeout, window, maxRecords
+        )
+        return d.addBoth(release)
+
+    @inlineCallbacks
+    def _page(
+        self,
+        sn: str,
+        name: str,
+        params: Mapping[str, Any] | None,
+        maxPages: int,
+        onPage: Any,
+        timeout: float | None,
+        window: int,
+        maxRecords: int | None,
+    ) -> Any:
+        tracker = PageTracker(maxPages=maxPages, maxRecords=maxRecords)
         collected: list[Any] = []
         first = True
+        firstReply: CommandReply | None = None
         storing: deque[Deferred[None]] = deque()
         failures: list[Failure] = []
 
@@ -98,6 +174,8 @@ class CommandService:
             while True:
                 reply = yield self.execute(sn, pageRequest(name, first, params or {}), timeout)
                 first = False
+                if firstReply is None:
+                    firstReply = reply
                 decision = tracker.accept(reply)
                 records = list(decision.records)
                 if onPage is not None and records:
@@ -123,7 +201,8 @@ class CommandService:
                         n=len(collected),
                         why=decision.why,
                     )
-                    return collected
+                    assert firstReply is not None
+                    return Pagination(tuple(collected), tracker.pages, decision.why, firstReply)
         except Exception:
             # nothing is left running behind the caller's back; a store failure is the cause
             if storing:

@@ -27,16 +27,24 @@ from tm20.protocol.messages import LogRecord
 from tm20.protocol.paging import pageCapFor
 from tm20.protocol.parser import parseLogRecord, parseUserRecord, userRecordsOf
 
-__all__ = ["LOG_STORE_WINDOW", "LogPullResult", "PullBusyError", "PullService", "UserPullResult"]
+__all__ = [
+    "LOG_STORE_WINDOW",
+    "LogPageStorer",
+    "LogPullResult",
+    "PullBusyError",
+    "PullService",
+    "UserPullResult",
+    "pagingLimits",
+]
 
 #: Credential writes allowed in flight while the next C{getuserinfo} is asked.
 _SAVE_WINDOW = 16
 #: Log pages being stored at once during a log pull (1: each page is stored before the next is
 #: asked).  More hides the commit wait behind the next page's round trip.
 LOG_STORE_WINDOW = 4
-#: Records per log page (the protocol's) and per user-list page.
-_LOG_PAGE = 50
-_USER_PAGE = 40
+#: Credential slots a user may hold, for the record cap of C{getuserlist} (fingerprints,
+#: password, card, faces, palms, photo: at most 4 per user in practice).
+_SLOTS_PER_USER = 4
 
 
 class PullBusyError(Exception):
@@ -131,9 +139,10 @@ class PullService:
     @inlineCallbacks
     def _pullUsers(self, sn: str) -> Any:
         terminal = yield self.store.getTerminal(sn)
-        capacity = _capacity(terminal, "usersize")
-        maxPages = pageCapFor(None if capacity is None else capacity * 4, _USER_PAGE)
-        listing = yield self.commands.page(sn, "getuserlist", maxPages=maxPages)
+        maxPages, maxRecords = pagingLimits(terminal, "getuserlist")
+        listing = yield self.commands.page(
+            sn, "getuserlist", maxPages=maxPages, maxRecords=maxRecords
+        )
         slots: list[tuple[int, int | None]] = []
         seen: set[tuple[int, int | None]] = set()
         for i, raw in enumerate(listing):
@@ -228,31 +237,19 @@ class PullService:
     @inlineCallbacks
     def _pullLogs(self, sn: str, allLogs: bool, params: Mapping[str, Any]) -> Any:
         terminal = yield self.store.getTerminal(sn)
-        maxPages = pageCapFor(_capacity(terminal, "logsize"), _LOG_PAGE)
-        counts = {"received": 0, "inserted": 0, "duplicates": 0, "invalid": 0}
-
-        def onPage(raws: Sequence[Mapping[str, Any]]) -> Deferred[None]:
-            records: list[LogRecord] = []
-            for i, raw in enumerate(raws):
-                try:
-                    records.append(parseLogRecord(raw, f"record[{i}]"))
-                except ValueError as e:
-                    counts["invalid"] += 1
-                    self.log.warn("{sn}: skipping log record: {error}", sn=sn, error=str(e))
-            counts["received"] += len(raws)
-            d: Deferred[Any] = self.store.addLogs(sn, records)
-
-            def added(result: Any) -> None:
-                counts["inserted"] += result.inserted
-                counts["duplicates"] += result.duplicates
-
-            return d.addCallback(added)
-
+        maxPages, maxRecords = pagingLimits(terminal, "getnewlog")
+        storer = LogPageStorer(self.store, sn)
         name = "getalllog" if allLogs else "getnewlog"
         yield self.commands.page(
-            sn, name, params, maxPages=maxPages, onPage=onPage, window=self.logStoreWindow
+            sn,
+            name,
+            params,
+            maxPages=maxPages,
+            onPage=storer,
+            window=self.logStoreWindow,
+            maxRecords=maxRecords,
         )
-        result = LogPullResult(**counts)
+        result = storer.result()
         self.log.info(
             "{sn}: {name} pulled {received} logs ({inserted} new, {duplicates} known)",
             sn=sn,
@@ -262,6 +259,62 @@ class PullService:
             duplicates=result.duplicates,
         )
         return result
+
+
+class LogPageStorer:
+    """
+    Stores each page of a log pagination as it arrives (the C{onPage} of
+    L{tm20.services.commands.CommandService.page}), skipping records it cannot understand, and
+    counts what it did.
+    """
+
+    log = Logger()
+
+    def __init__(self, store: IStore, sn: str) -> None:
+        self.store = store
+        self.sn = sn
+        self.counts = {"received": 0, "inserted": 0, "duplicates": 0, "invalid": 0}
+
+    def __call__(self, raws: Sequence[Mapping[str, Any]]) -> Deferred[None]:
+        records: list[LogRecord] = []
+        for i, raw in enumerate(raws):
+            try:
+                records.append(parseLogRecord(raw, f"record[{i}]"))
+            except ValueError as e:
+                self.counts["invalid"] += 1
+                self.log.warn("{sn}: skipping log record: {error}", sn=self.sn, error=str(e))
+        self.counts["received"] += len(raws)
+        d: Deferred[Any] = self.store.addLogs(self.sn, records)
+
+        def added(result: Any) -> None:
+            self.counts["inserted"] += result.inserted
+            self.counts["duplicates"] += result.duplicates
+
+        return d.addCallback(added)
+
+    def result(self) -> LogPullResult:
+        """What was stored so far."""
+        return LogPullResult(**self.counts)
+
+
+def pagingLimits(terminal: Any, name: str) -> tuple[int, int | None]:
+    """
+    The page cap and record cap of a pagination of C{name} on C{terminal}, from the capacity it
+    reported in its C{reg} (C{logsize} for logs, C{usersize} for credentials).
+
+    @return: C{(maxPages, maxRecords)}.
+    """
+    if name in ("getnewlog", "getalllog"):
+        capacity = _capacity(terminal, "logsize")
+    else:
+        users = _capacity(terminal, "usersize")
+        capacity = None if users is None else users * _SLOTS_PER_USER
+    return pageCapFor(capacity), _recordCap(capacity)
+
+
+def _recordCap(capacity: int | None) -> int | None:
+    """The records a terminal of this capacity may return in one pagination (plus a page)."""
+    return None if capacity is None or capacity < 0 else capacity + 50
 
 
 def _allOrFirstError(ds: list[Deferred[Any]]) -> Deferred[Any]:

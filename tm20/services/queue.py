@@ -11,6 +11,15 @@ service's observers), so a command for an offline terminal is delivered after it
 A delivery that times out is retried at once (the terminal is connected, so the next attempt may
 get through); one cut by a disconnection waits for the next registration.  Commands left C{sent}
 by a server that stopped are delivered again after the terminal's next registration.
+
+Every command has an expiry (L{defaultExpiry} by kind, or the operator's C{expiresIn}): an
+C{opendoor} posted while the terminal is offline must not open the door when it reconnects hours
+later.  An expired command is never delivered: the worker checks before every attempt and settles
+it C{expired} instead.  There is no background sweep: reading a command (L{CommandQueue.refresh})
+settles it C{expired} as soon as its time has passed, so the API never shows a dead command as
+C{queued}.  A queued command can be C{cancelled} (L{CommandQueue.cancel}); a C{sent} one cannot
+(the terminal may be acting on it).  Both statuses are final, and both are written to the audit
+log (the expiry by C{tm20}, the cancellation by the token that asked).
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from twisted.logger import Logger, LogLevel
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IStore
 from tm20.model import (
+    COMMAND_CANCELLED,
+    COMMAND_EXPIRED,
     COMMAND_FAILED,
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -32,19 +43,35 @@ from tm20.model import (
     COMMAND_TIMED_OUT,
     StoredCommand,
 )
-from tm20.protocol.commands import buildCommand
+from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
+from tm20.services.expiry import MAX_EXPIRY, defaultExpiry, expiryOf
+from tm20.services.pulls import LogPageStorer, pagingLimits
+from tm20.store._rows import FINAL_COMMAND_STATUSES, utcFromSeconds
 
 __all__ = [
     "CommandQueue",
     "CommandVanishedError",
-    "QueuedCommandTimeout",
+    "EXPIRY_ACTOR",
     "FINAL_STATUSES",
+    "QueuedCommandTimeout",
     "replyAsDict",
 ]
 
-#: Statuses after which a command is never sent again.
-FINAL_STATUSES = frozenset({COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT})
+#: Statuses after which a command is never sent again (nor changed).
+FINAL_STATUSES = FINAL_COMMAND_STATUSES
+
+#: The audit log's actor for what the server does by itself (expiring a command).
+EXPIRY_ACTOR = "tm20"
+
+
+#: Paged commands whose records are logs (stored as they are read).
+_LOG_COMMANDS = frozenset({"getnewlog", "getalllog"})
+
+
+def _isPaged(name: str) -> bool:
+    spec = COMMANDS.get(name)
+    return spec is not None and spec.paged
 
 
 class CommandVanishedError(Exception):
@@ -165,6 +192,7 @@ class CommandQueue:
         params: Mapping[str, Any],
         actor: str | None,
         wait: bool = True,
+        expiresIn: float | None = None,
     ) -> Any:
         """
         Validate, store and (when C{sn} is connected) deliver a command.
@@ -174,20 +202,28 @@ class CommandQueue:
         @param params: its parameters.
         @param actor: who asked (the API token's name), stored with the command.
         @param wait: wait for the first outcome of the delivery when C{sn} is connected.
+        @param expiresIn: seconds it stays deliverable (C{None}: L{defaultExpiry} of C{name}).
         @return: a L{Deferred} of the L{StoredCommand}: as stored (C{queued}) when not waiting or
             when the terminal is offline; otherwise after its delivery (C{succeeded},
             C{failed}, or C{queued} again when the terminal disconnected meanwhile).  Fails with
             L{tm20.protocol.messages.ProtocolError} for bad parameters and with
             L{QueuedCommandTimeout} when the terminal did not answer in time.
         """
+        if expiresIn is not None and not 0 < expiresIn <= MAX_EXPIRY:
+            raise ValueError(f"expiresIn must be between 1 and {MAX_EXPIRY} seconds")
         payload = yield self.buildPayload(sn, name, params)
-        command = yield self.store.enqueueCommand(sn, name, payload, actor, self.maxAttempts)
+        lifetime = defaultExpiry(name) if expiresIn is None else expiresIn
+        expiresAt = utcFromSeconds(self.clock.seconds() + lifetime)
+        command = yield self.store.enqueueCommand(
+            sn, name, payload, actor, self.maxAttempts, expiresAt, commandWarnings(name, params)
+        )
         self.log.info(
-            "command {id} {name} for {sn} queued by {actor}",
+            "command {id} {name} for {sn} queued by {actor}, expires in {lifetime} s",
             id=command.id,
             name=name,
             sn=sn,
             actor=actor,
+            lifetime=lifetime,
         )
         if not wait or not self.commands.isConnected(sn):
             self.kick(sn)
@@ -197,6 +233,86 @@ class CommandQueue:
         self.kick(sn)
         result = yield waiter.deferred
         return result
+
+    # -- expiry and cancellation ---------------------------------------------------------------
+
+    def isExpired(self, command: StoredCommand) -> bool:
+        """Whether C{command}'s expiry has passed (on the queue's clock)."""
+        expiry = expiryOf(command)
+        return expiry is not None and expiry <= utcFromSeconds(self.clock.seconds())
+
+    @inlineCallbacks
+    def refresh(self, command: StoredCommand) -> Any:
+        """
+        C{command} as it stands now: a queued one whose expiry has passed is settled
+        C{expired} first (and written to the audit log).
+
+        @return: a L{Deferred} of the L{StoredCommand} (C{None} if it was deleted meanwhile).
+        """
+        if command.status == COMMAND_QUEUED and self.isExpired(command):
+            settled = yield self._expire(command, (COMMAND_QUEUED,))
+            return settled
+        return command
+
+    @inlineCallbacks
+    def _expire(self, command: StoredCommand, only: tuple[str, ...]) -> Any:
+        outcome: tuple[StoredCommand, bool] | None = yield self.store.settleCommand(
+            command.id, COMMAND_EXPIRED, only, expiryOf(command)
+        )
+        if outcome is None:
+            self._vanished(command)
+            return None
+        settled, changed = outcome
+        if changed:
+            self.log.info(
+                "command {id} {name} for {sn} expired undelivered (queued by {actor})",
+                id=command.id,
+                name=command.name,
+                sn=command.sn,
+                actor=command.actor,
+            )
+            yield self.store.addAuditEntry(
+                EXPIRY_ACTOR,
+                "command.expire",
+                command.sn,
+                {"id": command.id, "command": command.name, "attempts": settled.attempts},
+            )
+            self._notify(settled)
+        return settled
+
+    @inlineCallbacks
+    def cancel(self, commandId: int) -> Any:
+        """
+        Cancel a queued command: it is never delivered.  One already C{sent} (the terminal may
+        be acting on it) or finished is left as it is; so is one whose expiry has passed (it is
+        settled C{expired}).
+
+        @return: a L{Deferred} of C{(command, cancelled)}: the command as it is now, and whether
+            this call cancelled it; or C{None} for an unknown id.
+        """
+        before: StoredCommand | None = yield self.store.getCommand(commandId)
+        if before is None:
+            return None
+        before = yield self.refresh(before)
+        if before is None:
+            return None
+        if before.status != COMMAND_QUEUED:
+            return before, False
+        outcome: tuple[StoredCommand, bool] | None = yield self.store.settleCommand(
+            commandId, COMMAND_CANCELLED, (COMMAND_QUEUED,)
+        )
+        if outcome is None:
+            return None
+        after, changed = outcome
+        if changed:
+            self.log.info(
+                "command {id} {name} for {sn} cancelled",
+                id=after.id,
+                name=after.name,
+                sn=after.sn,
+            )
+            self._notify(after)
+        return after, changed
 
     # -- delivering ----------------------------------------------------------------------------
 
@@ -243,6 +359,10 @@ class CommandQueue:
                     if sn in self._dirty:
                         continue
                     return
+                if self.isExpired(pending[0]):
+                    # a command left "sent" by a stopped server is not in flight: it expires too
+                    yield self._expire(pending[0], (COMMAND_QUEUED, COMMAND_SENT))
+                    continue
                 keepGoing = yield self._deliver(pending[0])
                 if not keepGoing:
                     return
@@ -270,6 +390,10 @@ class CommandQueue:
         if command is None:
             self._vanished(original)
             return True
+        if command.status != COMMAND_SENT:
+            # cancelled (or otherwise settled) since it was read: never sent
+            self._notify(command)
+            return True
         self.log.info(
             "command {id} {name} sent to {sn} (attempt {attempt}/{max})",
             id=command.id,
@@ -283,7 +407,10 @@ class CommandQueue:
         timedOut = False
         keepGoing = True
         try:
-            reply = yield self.commands.execute(command.sn, command.payload, self.timeout)
+            if _isPaged(command.name):
+                reply = yield self._executePaged(command)
+            else:
+                reply = yield self.commands.execute(command.sn, command.payload, self.timeout)
         except CommandTimeout:
             timedOut = True
             status, outcome = (COMMAND_TIMED_OUT if final else COMMAND_QUEUED), "no reply"
@@ -310,6 +437,46 @@ class CommandQueue:
         )
         self._notify(updated, QueuedCommandTimeout(updated) if timedOut else None)
         return keepGoing
+
+    @inlineCallbacks
+    def _executePaged(self, command: StoredCommand) -> Any:
+        """
+        Page a paged command (C{getuserlist}, C{getnewlog}, C{getalllog}, C{getallusers}) to
+        the end and answer one reply holding every record: C{count}, C{pages}, C{stop} (why the
+        paging ended) and C{record}.  Logs read by C{getnewlog}/C{getalllog} are also stored
+        (C{getnewlog} marks them read on the terminal), and C{stored} says what was new.
+        """
+        name = command.name
+        params = {k: v for k, v in command.payload.items() if k not in ("cmd", "stn")}
+        terminal = yield self.store.getTerminal(command.sn)
+        maxPages, maxRecords = pagingLimits(terminal, name)
+        storer = LogPageStorer(self.store, command.sn) if name in _LOG_COMMANDS else None
+        paging = yield self.commands.pageAll(
+            command.sn,
+            name,
+            params,
+            maxPages=maxPages,
+            onPage=storer,
+            timeout=self.timeout,
+            maxRecords=maxRecords,
+        )
+        first: CommandReply = paging.first
+        fields: dict[str, Any] = {
+            "count": len(paging.records),
+            "pages": paging.pages,
+            "stop": paging.why,
+            "record": list(paging.records),
+        }
+        if storer is not None:
+            stored = storer.result()
+            fields["stored"] = {
+                "inserted": stored.inserted,
+                "duplicates": stored.duplicates,
+                "invalid": stored.invalid,
+            }
+        return CommandReply(
+            ret=name, sn=first.sn, result=first.result, reason=first.reason, fields=fields
+        )
 
     def _vanished(self, command: StoredCommand) -> None:
         """The command was deleted meanwhile (with its terminal): forget it."""

@@ -150,6 +150,12 @@ def buildParser() -> argparse.ArgumentParser:
         help="paging convention (default: %(default)s)",
     )
     add(
+        "--page-size",
+        type=_positiveInt,
+        default=None,
+        help="records per page of paged reads (default: 40 users, 50 logs)",
+    )
+    add(
         "--reg-retry",
         type=_nonNegativeFloat,
         default=20.0,
@@ -250,6 +256,7 @@ def run(reactor: Any, options: argparse.Namespace) -> Deferred[None]:
             modelname=options.model,
             firmware=options.firmware,
             pagingStyle=options.paging_style,
+            pageSize=options.page_size,
         )
         connection = TerminalConnection(
             terminal,

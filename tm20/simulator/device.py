@@ -22,7 +22,12 @@ Two paging conventions are offered (C{pagingStyle}), because the firmwares disag
   - C{"th900"}: what a TH900_click V5.0 was seen to do.  C{to} is exclusive (C{from + n}) and
     C{count} is the total, for users and logs alike.
 
-In both styles an empty data set, or a request past the last page, answers C{count:0, from:0,
+Firmwares also pick their own page size: C{pageSize} overrides the protocol's (40 users, 50
+logs), and C{countIsTotal} / C{exclusiveTo} override what the style says C{count} and C{to} mean,
+so every combination a server must survive (10, 40 or 50 a page; C{count} the page size or the
+total; C{to} inclusive or exclusive) can be simulated.
+
+In every style an empty data set, or a request past the last page, answers C{count:0, from:0,
 to:0, record:[]}.  A paged read works on a snapshot taken at C{stn:true}.
 
 Log flags: a log is I{uploaded} once a C{sendlog} batch containing it is acknowledged, and I{new}
@@ -374,6 +379,9 @@ class SimulatedTerminal:
         cpusn: str | None = None,
         mac: str | None = None,
         pagingStyle: PagingStyle = "doc",
+        pageSize: int | None = None,
+        countIsTotal: bool | None = None,
+        exclusiveTo: bool | None = None,
         usersize: int = 3000,
         logsize: int = 100000,
         doors: int = 1,
@@ -395,6 +403,11 @@ class SimulatedTerminal:
         @param cpusn: C{cpusn} of the C{reg} frame; omitted when C{None}, like the TH900.
         @param mac: C{devinfo.mac}; derived from the seed when C{None}.
         @param pagingStyle: C{"doc"} or C{"th900"}, see the module docstring.
+        @param pageSize: records per page of every paged read (C{None}: 40 users, 50 logs).
+        @param countIsTotal: C{count} is the total (C{True}) or the page's size (C{False}) in
+            every paged read; C{None}: as C{pagingStyle} says.
+        @param exclusiveTo: C{to} is C{from + n} (C{True}) or C{from + n - 1} (C{False});
+            C{None}: as C{pagingStyle} says.
         @param usersize: user capacity (also C{fpsize}, C{cardsize}, C{pwdsize}).
         @param logsize: log capacity (raised to C{logs} if smaller).
         @param doors: number of doors (1 for a time clock, 4 for a 4-door controller).
@@ -408,6 +421,11 @@ class SimulatedTerminal:
         self.fpalgo = fpalgo
         self.cpusn = cpusn
         self.pagingStyle: PagingStyle = pagingStyle
+        if pageSize is not None and pageSize < 1:
+            raise ValueError("pageSize must be at least 1")
+        self.pageSize = pageSize
+        self.countIsTotal = countIsTotal
+        self.exclusiveTo = exclusiveTo
         self.usersize = usersize
         self.logsize = max(logsize, logs)
         self.doors = doors
@@ -784,9 +802,17 @@ class SimulatedTerminal:
     def _paging(self, total: int, start: int, n: int, countIsTotal: bool) -> Frame:
         if n == 0:
             return {"count": 0, "from": 0, "to": 0}
-        if self.pagingStyle == "th900":
-            return {"count": total, "from": start, "to": start + n}
-        return {"count": total if countIsTotal else n, "from": start, "to": start + n - 1}
+        th900 = self.pagingStyle == "th900"
+        if self.countIsTotal is not None:
+            countIsTotal = self.countIsTotal
+        elif th900:
+            countIsTotal = True
+        exclusive = th900 if self.exclusiveTo is None else self.exclusiveTo
+        return {
+            "count": total if countIsTotal else n,
+            "from": start,
+            "to": start + n if exclusive else start + n - 1,
+        }
 
     def _page(
         self, name: str, cmd: Mapping[str, Any], build: Callable[[], list[_T]], size: int
@@ -823,7 +849,7 @@ class SimulatedTerminal:
                 for backupnum in sorted(user.credentials)
             ]
 
-        chunk, start, total = self._page(name, cmd, build, USER_PAGE_SIZE)
+        chunk, start, total = self._page(name, cmd, build, self.pageSize or USER_PAGE_SIZE)
         return self._ok(name, **self._paging(total, start, len(chunk), False), record=chunk)
 
     def _cmd_getuserinfo(self, name: str, cmd: Mapping[str, Any]) -> Frame:
@@ -1023,7 +1049,7 @@ class SimulatedTerminal:
     def _logPage(
         self, name: str, cmd: Mapping[str, Any], build: Callable[[], list[LogEntry]]
     ) -> Frame:
-        chunk, start, total = self._page(name, cmd, build, LOG_PAGE_SIZE)
+        chunk, start, total = self._page(name, cmd, build, self.pageSize or LOG_PAGE_SIZE)
         if name == "getnewlog":
             for entry in chunk:
                 entry.new = False

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tm20.model import (
+    COMMAND_CANCELLED,
+    COMMAND_EXPIRED,
     COMMAND_FAILED,
     COMMAND_STATUSES,
     COMMAND_SUCCEEDED,
@@ -31,7 +33,9 @@ from tm20.protocol.messages import RejectedRecord
 from tm20.protocol.storable import storableText
 
 #: Command statuses after which a command is done (C{finishedAt} is set).
-FINAL_COMMAND_STATUSES = frozenset({COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT})
+FINAL_COMMAND_STATUSES = frozenset(
+    {COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT, COMMAND_EXPIRED, COMMAND_CANCELLED}
+)
 
 #: The C{devinfo} keys copied into their own terminal columns.
 DEVINFO_COLUMNS = ("mac", "modelname", "firmware")
@@ -78,6 +82,15 @@ def devinfoColumn(devinfo: Mapping[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
+
+
+def _warnings(value: Any) -> tuple[Mapping[str, str], ...]:
+    """The C{warnings} column (JSON text in SQLite, decoded by psycopg2) as a tuple of dicts."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict(w) for w in value if isinstance(w, dict))
 
 
 def checkCommandStatus(status: str) -> None:
@@ -239,6 +252,8 @@ class RowReader:
             createdAt=self._time(row["created_at"]),
             sentAt=self._time(row["sent_at"]),
             finishedAt=self._time(row["finished_at"]),
+            expiresAt=self._time(row["expires_at"]),
+            warnings=_warnings(row["warnings"]),
         )
 
     def apiToken(self, row: Mapping[str, Any]) -> ApiToken:

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -1362,19 +1362,33 @@ class PostgresStore:
         payload: Mapping[str, Any],
         actor: str | None,
         maxAttempts: int,
+        expiresAt: datetime | None = None,
+        warnings: Sequence[Mapping[str, str]] = (),
     ) -> Deferred[StoredCommand]:
         """See L{IStore.enqueueCommand}."""
         now = self._now()
         try:
             payloadJSON = dumpJSON(payload)
+            warningsJSON = dumpJSON([dict(w) for w in warnings])
         except (TypeError, ValueError) as e:
             return defer.fail(e)
 
         async def enqueue(cur: Cursor) -> StoredCommand:
             await cur.execute(
                 "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
-                " created_at) VALUES (%s, %s, %s::json, %s, 0, %s, %s, %s) RETURNING *",
-                (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now),
+                " created_at, expires_at, warnings)"
+                " VALUES (%s, %s, %s::json, %s, 0, %s, %s, %s, %s, %s::json) RETURNING *",
+                (
+                    sn,
+                    name,
+                    payloadJSON,
+                    COMMAND_QUEUED,
+                    maxAttempts,
+                    actor,
+                    now,
+                    expiresAt,
+                    warningsJSON,
+                ),
             )
             return _read.command(_dicts(cur)[0])
 
@@ -1424,7 +1438,7 @@ class PostgresStore:
                     attempts = attempts + %(increment)s,
                     sent_at = CASE WHEN %(attempted)s THEN %(now)s ELSE sent_at END,
                     finished_at = %(finishedAt)s
-                WHERE id = %(id)s
+                WHERE id = %(id)s AND status <> ALL(%(final)s)
                 RETURNING *
                 """,
                 {
@@ -1435,12 +1449,45 @@ class PostgresStore:
                     "now": now,
                     "finishedAt": finishedAt,
                     "id": commandId,
+                    "final": sorted(FINAL_COMMAND_STATUSES),
                 },
             )
             rows = _dicts(cur)
-            return _read.command(rows[0]) if rows else None
+            if rows:
+                return _read.command(rows[0])
+            return await _selectCommand(cur, commandId)
 
         return self._run(update)
+
+    def settleCommand(
+        self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
+        """See L{IStore.settleCommand}."""
+        try:
+            checkCommandStatus(status)
+            for old in only:
+                checkCommandStatus(old)
+        except ValueError as e:
+            return defer.fail(e)
+        if status not in FINAL_COMMAND_STATUSES or not only:
+            return defer.fail(
+                ValueError("settleCommand sets a final status from at least one status")
+            )
+        finishedAt = self._now() if at is None else at
+
+        async def settle(cur: Cursor) -> tuple[StoredCommand, bool] | None:
+            await cur.execute(
+                "UPDATE commands SET status = %s, finished_at = %s"
+                " WHERE id = %s AND status = ANY(%s) RETURNING *",
+                (status, finishedAt, commandId, sorted(only)),
+            )
+            rows = _dicts(cur)
+            if rows:
+                return _read.command(rows[0]), True
+            command = await _selectCommand(cur, commandId)
+            return None if command is None else (command, False)
+
+        return self._run(settle)
 
     # -- API tokens and audit ----------------------------------------------------------------------
 

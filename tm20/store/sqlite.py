@@ -45,7 +45,8 @@ import json
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from twisted.enterprise.adbapi import ConnectionPool
@@ -275,6 +276,10 @@ def _selectUser(conn: sqlite3.Connection, sn: str, enrollid: int) -> User | None
         (sn, enrollid),
     ).fetchall()
     return _read.user(row, (_read.credential(c) for c in credentials))
+
+
+#: The final statuses, for SQL: a command in one of them is never changed again.
+_FINAL_STATUSES_SQL = ", ".join(f"'{status}'" for status in sorted(FINAL_COMMAND_STATUSES))
 
 
 def _selectCommand(conn: sqlite3.Connection, commandId: int) -> StoredCommand | None:
@@ -1149,19 +1154,33 @@ class SQLiteStore:
         payload: Mapping[str, Any],
         actor: str | None,
         maxAttempts: int,
+        expiresAt: datetime | None = None,
+        warnings: Sequence[Mapping[str, str]] = (),
     ) -> Deferred[StoredCommand]:
         """See L{IStore.enqueueCommand}."""
         now = self._now()
         try:
             payloadJSON = dumpJSON(payload)
+            warningsJSON = dumpJSON([dict(w) for w in warnings])
         except (TypeError, ValueError) as e:
             return fail(e)
+        expires = None if expiresAt is None else formatTimestamp(expiresAt)
 
         def enqueue(conn: sqlite3.Connection) -> StoredCommand:
             cursor = conn.execute(
                 "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
-                " created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now),
+                " created_at, expires_at, warnings) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                (
+                    sn,
+                    name,
+                    payloadJSON,
+                    COMMAND_QUEUED,
+                    maxAttempts,
+                    actor,
+                    now,
+                    expires,
+                    warningsJSON,
+                ),
             )
             assert cursor.lastrowid is not None
             command = _selectCommand(conn, cursor.lastrowid)
@@ -1207,14 +1226,14 @@ class SQLiteStore:
 
         def update(conn: sqlite3.Connection) -> StoredCommand | None:
             conn.execute(
-                """
+                f"""
                 UPDATE commands SET
                     status = :status,
                     reply = COALESCE(:reply, reply),
                     attempts = attempts + :attempted,
                     sent_at = CASE WHEN :attempted THEN :now ELSE sent_at END,
                     finished_at = :finishedAt
-                WHERE id = :id
+                WHERE id = :id AND status NOT IN ({_FINAL_STATUSES_SQL})
                 """,
                 {
                     "status": status,
@@ -1228,6 +1247,32 @@ class SQLiteStore:
             return _selectCommand(conn, commandId)
 
         return self._write(update)
+
+    def settleCommand(
+        self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
+        """See L{IStore.settleCommand}."""
+        try:
+            checkCommandStatus(status)
+            for old in only:
+                checkCommandStatus(old)
+        except ValueError as e:
+            return fail(e)
+        if status not in FINAL_COMMAND_STATUSES or not only:
+            return fail(ValueError("settleCommand sets a final status from at least one status"))
+        finishedAt = self._now() if at is None else formatTimestamp(at)
+        olds = sorted(only)
+
+        def settle(conn: sqlite3.Connection) -> tuple[StoredCommand, bool] | None:
+            cursor = conn.execute(
+                f"UPDATE commands SET status = ?, finished_at = ?"
+                f" WHERE id = ? AND status IN ({', '.join('?' * len(olds))})",
+                (status, finishedAt, commandId, *olds),
+            )
+            command = _selectCommand(conn, commandId)
+            return None if command is None else (command, cursor.rowcount > 0)
+
+        return self._write(settle)
 
     # -- API tokens and audit ----------------------------------------------------------------------
 
