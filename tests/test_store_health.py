@@ -114,6 +114,20 @@ class HealthMonitorTests(TestCase):
             (self.monitor.current().state, self.monitor.current().reason), (DEGRADED, "refused")
         )
 
+    def test_probeFailingAfterStopIsIgnored(self) -> None:
+        """
+        A probe still running when the monitor stops (the store is closing, and closing its
+        connections fails the probe) changes nothing and logs nothing.
+        """
+        events = _capture(self)
+        self.monitor.start()
+        self.monitor.stop()
+        self.probe.pending.pop().errback(ConnectionError("the connection was lost"))
+        self.assertEqual(self.monitor.current().state, OK)
+        self.assertEqual(
+            [e for e in events if e.get("log_namespace", "").endswith("HealthMonitor")], []
+        )
+
     def test_oneLogLinePerChange(self) -> None:
         """A change of state is logged once, however many times it is reported."""
         events = _capture(self)

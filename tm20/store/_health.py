@@ -98,6 +98,7 @@ class HealthMonitor:
         self._health = StoreHealth(OK, None, clock.seconds())
         self._loop: LoopingCall | None = None
         self._probing = False
+        self._stopped = False
         self._overdueTimer: Any = None
         self.probes = 0
 
@@ -156,6 +157,7 @@ class HealthMonitor:
         """Probe now, then every C{interval} seconds until L{stop}."""
         if self._loop is not None:
             return
+        self._stopped = False
         if not self._conditions:
             self._health = StoreHealth(OK, None, self._clock.seconds())
         self._loop = LoopingCall(self.probe)
@@ -163,7 +165,9 @@ class HealthMonitor:
         self._loop.start(self.interval, now=True)
 
     def stop(self) -> None:
-        """Stop probing."""
+        """Stop probing; the outcome of a probe still running is then ignored (a store that is
+        closing its connections fails it, which says nothing of the database)."""
+        self._stopped = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
@@ -197,11 +201,15 @@ class HealthMonitor:
 
     def _probed(self, result: tuple[str, str | None]) -> None:
         self._probeDone()
+        if self._stopped:
+            return
         state, reason = result
         self.report(PROBE, state, reason)
 
     def _probeFailed(self, f: Failure) -> None:
         self._probeDone()
+        if self._stopped:
+            return
         self.report(PROBE, DEGRADED, f.getErrorMessage())
 
 
