@@ -169,6 +169,18 @@ BACKFILL = [
     Row("rows in the tables afterwards (pull + push)", "committed", 0),
 ]
 
+WEBHOOKS = [
+    Row("ingest: records acknowledged /s", "ingestRate", 0),
+    Row("events delivered /s", "deliveredRate", 0),
+    Row("delivered / ingest rate", "keepUp", 2, "", 1, (">=", 1.0), "≥ 1.0"),
+    Row("events delivered (all log.created)", "delivered", 0),
+    Row("HTTP requests (batches)", "requests", 0),
+    Row("events per request", "perRequest", 1),
+    Row("last delivery after the last ack (catch-up)", "catchUp", 2, "s"),
+    Row("commit → delivery p50", "lagP50", 1, "ms"),
+    Row("commit → delivery p99", "lagP99", 1, "ms"),
+]
+
 SOAK = [
     Row("terminals connected at the end", "stillConnected", 0),
     Row("server RSS at start", "rssStart", 1, "MiB", MB),
@@ -272,6 +284,16 @@ def render(full: dict[str, Any] | None, soak: dict[str, Any] | None, notes: str 
             f"{settings.get('pushBatch')}, one in flight.",
             BACKFILL,
             runs.get("backfill"),
+        )
+        out += _section(
+            "7. Webhooks",
+            "The ingest workload (same terminals, batches and duration) with one webhook "
+            "subscribed to every `log.created`, pointing to a receiver in its own process "
+            "(`bench/receiver.py`) that answers 204 at once. Delivered rate = events received / "
+            "(last − first arrival); catch-up = last arrival − last ack; lag = arrival − the "
+            "event's `at` (written in the fact's transaction).",
+            WEBHOOKS,
+            runs.get("webhooks"),
         )
     if soak is not None:
         settings = soak.get("settings", {})

@@ -180,6 +180,12 @@ def _brief(name: str, f: dict[str, Any]) -> str:
             f"pull {g('pullSeconds', 2)} s ({g('pullInserted')} stored), push "
             f"{g('pushSeconds', 2)} s ({g('pushAcked')} acked)"
         )
+    if name == "webhooks":
+        return (
+            f"ingest {g('ingestRate')} rec/s; delivered {g('delivered')}/{g('committed')} at "
+            f"{g('deliveredRate')} ev/s in {g('requests')} requests; catch-up "
+            f"{g('catchUp', 2)} s; commit→delivery p50 {g('lagP50', 1)} ms, p99 {g('lagP99', 1)} ms"
+        )
     if name == "soak":
         return (
             f"RSS {(f.get('rssStart') or 0) / 2**20:.0f} -> {(f.get('rssEnd') or 0) / 2**20:.0f}"

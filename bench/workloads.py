@@ -28,6 +28,7 @@ from bench.procinfo import machineCPU, selfCPU
 from bench.profiles import renderSummary, summariseFile
 from bench.server import Databases, ServerProcess, apiCall
 from bench.stats import percentile, rate
+from bench.webhooks import runWebhooks
 from bench.workers import WorkerPool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +64,10 @@ class Settings:
     soakTerminals: int = 10_000
     soakSeconds: float = 300.0
     soakInterval: float = 10.0
-    workloads: tuple[str, ...] = ("ingest", "connections", "backfill")
+    webhookStores: tuple[str, ...] = ("postgresql", "sqlite")
+    #: how long delivery may trail the end of ingest before the run counts as failed
+    webhookCatchUpSeconds: float = 120.0
+    workloads: tuple[str, ...] = ("ingest", "connections", "backfill", "webhooks")
     profile: bool = True
     profileDir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="tm20-bench-prof-"))
 
@@ -700,6 +704,7 @@ WORKLOADS: dict[str, tuple[Callable[[Context, str, int], dict[str, Any]], str]] 
     "connections": (runConnections, "connStores"),
     "backfill": (runBackfill, "backfillStores"),
     "soak": (runSoak, "connStores"),
+    "webhooks": (runWebhooks, "webhookStores"),
 }
 
 __all__ = [

@@ -214,7 +214,7 @@ class DeepJSONTests(ApiTestCase):
         yield self.start()
         yield self.call("POST", "/api/terminals/", {"sn": "T1"})
         yield self.call("POST", "/api/terminals/T1/users/", {"enrollid": 1, "name": "A"})
-        path = path.replace("{sn}", "T1").replace("{enrollid}", "1")
+        path = path.replace("{sn}", "T1").replace("{enrollid}", "1").replace("{id}", "1")
         r = yield self.call(
             method,
             "/api" + path,

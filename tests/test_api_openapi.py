@@ -15,7 +15,7 @@ import tempfile
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -75,6 +75,11 @@ class OpenAPIDocumentTests(ApiTestCase):
         # from 127.0.0.1: with the default budget of 10 failures the rest of the run would be
         # answered 429.  The limit itself is tested in tests/test_api_ratelimit.py.
         self.limitFailures(FailureRateLimiter(reactor, burst=1_000_000))
+        # Webhooks it creates point to made-up hosts: their CRUD is fuzzed, their delivery is
+        # not (tests/test_events_api.py delivers to real receivers).
+        events = self.running.context.events
+        events.runner.sinks = []
+        yield Deferred.fromCoroutine(events.runner.refresh())
         yield self.connect(simulated("ZX0006827500", users=3, logs=20))
         r = yield self.call("GET", "/api/openapi.json")
         # schemathesis keeps a cache in its working directory: run it in a scratch one
@@ -105,6 +110,9 @@ class OpenAPIDocumentTests(ApiTestCase):
             "1",
             "--request-timeout",
             "20",
+            # an SSE stream never ends: tests/test_events_sse.py covers it
+            "--exclude-operation-id",
+            "streamEvents",
             "--report-dir",
             os.path.join(workdir, "reports"),
         ]
@@ -112,7 +120,7 @@ class OpenAPIDocumentTests(ApiTestCase):
         out, err, code = yield getProcessOutputAndValue(executable, args, env=env, path=workdir)
         output = (out + err).decode("utf-8", "replace")
         self.assertEqual(code, 0, output[-6000:])
-        self.assertIn(f"Tested: {len(OPERATIONS)}", output)
+        self.assertIn(f"Tested: {len(OPERATIONS) - 1}", output)
 
 
 class DocumentUnitTests(SynchronousTestCase):

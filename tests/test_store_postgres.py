@@ -29,6 +29,7 @@ from tm20.store._migrations import loadMigrations
 from tm20.store.postgres import PostgresStore, StatementTimeout, migrate
 
 from . import pgharness
+from .eventstorecontract import EventStoreContractTests
 from .storecontract import SN, T0, StoreContractTests, at, punch
 
 #: The versions of the shipped PostgreSQL migrations.
@@ -85,8 +86,19 @@ class _PostgresCase(TestCase):
         return store.start().addCallback(lambda _: store)
 
 
-class PostgresStoreTests(StoreContractTests, _PostgresCase):
+class PostgresStoreTests(StoreContractTests, EventStoreContractTests, _PostgresCase):
     """The store contract, on a real PostgreSQL database."""
+
+    def refuseLogsOf(self, enrollid: int) -> Deferred[Any]:
+        async def constrain(cur: Any) -> None:
+            for table in ("attendance_logs", "door_events"):
+                await cur.execute(
+                    f"ALTER TABLE {table} ADD CONSTRAINT refuse_{table}"
+                    f" CHECK (enrollid <> {int(enrollid)})"
+                )
+
+        d: Deferred[Any] = self.store.runInTransaction(constrain)
+        return d
 
     url: str
 

@@ -33,6 +33,7 @@ from tm20.store._migrations import (
 )
 from tm20.store.sqlite import SQLiteStore
 
+from .eventstorecontract import EventStoreContractTests
 from .storecontract import SN, T0, StoreContractTests, punch
 
 
@@ -43,8 +44,19 @@ def _tempDir(case: SynchronousTestCase) -> str:
     return path
 
 
-class SQLiteStoreTests(StoreContractTests, TestCase):
+class SQLiteStoreTests(StoreContractTests, EventStoreContractTests, TestCase):
     """The store contract, on a real SQLite file."""
+
+    def refuseLogsOf(self, enrollid: int) -> Deferred[Any]:
+        def trigger(conn: sqlite3.Connection) -> None:
+            for table in ("attendance_logs", "door_events"):
+                conn.execute(
+                    f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}"
+                    f" WHEN NEW.enrollid = {int(enrollid)}"
+                    " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+
+        return self.store.runInTransaction(trigger)
 
     path: str
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from tm20.events.sinks import DEFAULT_RETRY_SCHEDULE
+
 DEFAULT_PORT = 7788
 DEFAULT_DATABASE = "sqlite:tm20.sqlite3"
 
@@ -43,6 +45,16 @@ class ServerConfig:
     @ivar httpIdleTimeout: seconds an HTTP (API) connection may sit idle between requests.
     @ivar waitForDatabase: seconds to keep retrying a database that cannot be reached at
         start-up before giving up (0: give up at once).
+    @ivar eventRetention: seconds events (and delivery attempts) are kept; 0 keeps them forever.
+    @ivar eventPollInterval: how often event readers look for events committed by another
+        process (PostgreSQL shared by several processes); this process's own wake them at once.
+    @ivar sseHeartbeat: seconds between keep-alive comments on an idle SSE stream.
+    @ivar webhookTimeout: deadline of one webhook request (connect, answer, body excerpt).
+    @ivar webhookConcurrency: webhook requests in flight at once, all subscriptions together.
+    @ivar webhookBatchSize: the most events in one webhook request.
+    @ivar webhookNetworks: CIDR blocks webhooks may point to (empty: anywhere but link-local).
+    @ivar webhookRetrySchedule: delays between attempts of a failed batch (C{"5s,30s,2m"}).
+    @ivar runSinks: deliver to the sinks (webhooks, plugins) from this process.
     """
 
     ports: tuple[str, ...] = (f"tcp:{DEFAULT_PORT}",)
@@ -71,3 +83,12 @@ class ServerConfig:
     httpIdleTimeout: float = 75.0
     httpBodyTimeout: float = 30.0
     waitForDatabase: float = 0.0
+    eventRetention: float = 30 * 86400.0
+    eventPollInterval: float = 1.0
+    sseHeartbeat: float = 15.0
+    webhookTimeout: float = 10.0
+    webhookConcurrency: int = 16
+    webhookBatchSize: int = 500
+    webhookNetworks: tuple[str, ...] = ()
+    webhookRetrySchedule: str = DEFAULT_RETRY_SCHEDULE
+    runSinks: bool = True

@@ -23,3 +23,5 @@ class ServerContext:
     ingest: Any
     commands: Any
     config: ServerConfig
+    #: The L{tm20.events.service.EventsService} (feed, sink runner), set by buildServer.
+    events: Any = None

@@ -7,6 +7,9 @@ The contracts between the parts of tm20, documented here and only here.
   - L{ITerminalSession}: one connected terminal, as handlers and services see it.
   - L{ITerminalRegistry}: the connected terminals, by C{sn}.
   - L{IStore}: persistence (SQLite embedded, PostgreSQL for production).
+  - L{IEventStore}: the event log (outbox), delivery streams and webhooks of the same store.
+  - L{IEventSink}: a destination for events (webhooks, an operator's own); found with
+    C{twisted.plugin.getPlugins(IEventSink, tm20.plugins)}.
 
 Every method documented as returning a L{Deferred} may also fail it; callers treat any failure of
 the store as "not stored".
@@ -237,7 +240,9 @@ class IStore(Interface):
         Store one credential slot as a terminal reported it (C{senduser}, C{getuserinfo}): creates
         the user if needed; C{name}/C{admin} update the user unless C{None}; C{backupnum} C{None}
         stores only the user.  A value outside L{tm20.protocol.storable.checkUserFields} fails
-        with C{ValueError} (in every store alike).  @return: L{Deferred} of C{None}.
+        with C{ValueError} (in every store alike).  With the keyword C{enrolled=True} (a
+        terminal's C{senduser}) a C{user.enrolled} event is written in the same transaction.
+        @return: L{Deferred} of C{None}.
         """
 
     def saveUser(sn, enrollid, name, admin, enabled):  # type: ignore[no-untyped-def]
@@ -359,8 +364,145 @@ class IStore(Interface):
         """Newest first.  @return: L{Deferred} of a list of L{tm20.model.AuditEntry}."""
 
 
+class IEventStore(Interface):
+    """
+    The event log of a store: every fact written through L{IStore} that changes data appends
+    its event(s) I{in the same transaction} (an outbox), with a store-wide, strictly increasing
+    C{id}, visible in id order (a reader past id N never later finds a smaller one).  Values
+    are in L{tm20.events.model}.  Delivery streams (a cursor, a state and a retry schedule per
+    webhook subscription or sink) and their attempts live here too, so a restart resumes.
+    """
+
+    def addEventObserver(observer):  # type: ignore[no-untyped-def]
+        """
+        Call C{observer()} after each commit of this process that may have appended events (a
+        wake-up for readers; they read the log to see what is new).
+        @return: a function that unregisters it.
+        """
+
+    def appendEvent(type, sn, payload):  # type: ignore[no-untyped-def]
+        """
+        Append one event that is a fact of its own (C{terminal.connected} ...).
+        @return: L{Deferred} of the L{tm20.events.model.Event}.
+        """
+
+    def appendEvents(events):  # type: ignore[no-untyped-def]
+        """
+        Append several L{tm20.events.model.NewEvent}s, in order, in one transaction.
+        @return: L{Deferred} of how many.
+        """
+
+    def listEvents(query):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the events of an L{tm20.events.model.EventQuery}, by id."""
+
+    def lastEventId():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the highest event id (0 when the log is empty)."""
+
+    def pruneEvents(before):  # type: ignore[no-untyped-def]
+        """
+        Delete events (and delivery attempts) created before the aware C{datetime} C{before}.
+        @return: L{Deferred} of the number of events deleted.
+        """
+
+    def getSinkStream(key):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.events.model.SinkStream} or C{None}."""
+
+    def openSinkStream(key, startAfter):  # type: ignore[no-untyped-def]
+        """
+        The stream C{key}, created if missing with its cursor at C{startAfter} (C{None}: the
+        last event id now: a new stream sees only new events).
+        @return: L{Deferred} of the L{tm20.events.model.SinkStream}.
+        """
+
+    def updateSinkStream(key, changes):  # type: ignore[no-untyped-def]
+        """
+        Change fields of a stream (C{cursor}, C{state}, C{failures}, C{retryAt},
+        C{failingSince}, C{lastError}); a C{ValueError} for others.
+        @return: L{Deferred} of the stream after, or C{None} when there is none.
+        """
+
+    def recordSinkAttempt(attempt, changes):  # type: ignore[no-untyped-def]
+        """
+        Keep a L{tm20.events.model.SinkAttempt} (error and response cut to a short excerpt)
+        and apply C{changes} to its stream, in one transaction.
+        @return: L{Deferred} of the stream after, or C{None}.
+        """
+
+    def listSinkAttempts(key, limit, beforeId):  # type: ignore[no-untyped-def]
+        """Attempts of stream C{key}, newest first, C{id < beforeId}.  @return: L{Deferred}."""
+
+    def createWebhook(url, types, sn, secret, description):  # type: ignore[no-untyped-def]
+        """
+        Add a subscription and its stream (starting after the last event now).
+        @return: L{Deferred} of the L{tm20.events.model.Webhook}.
+        """
+
+    def getWebhook(webhookId):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.events.model.Webhook} or C{None}."""
+
+    def listWebhooks():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of every webhook, by id."""
+
+    def updateWebhook(webhookId, changes):  # type: ignore[no-untyped-def]
+        """
+        Change C{url}, C{types}, C{sn}, C{description}; a C{ValueError} for others.
+        @return: L{Deferred} of the webhook after, or C{None}.
+        """
+
+    def deleteWebhook(webhookId):  # type: ignore[no-untyped-def]
+        """Delete a webhook with its stream and attempts.  @return: L{Deferred} of C{bool}."""
+
+
+class IEventSink(Interface):
+    """
+    A destination for events, fed by the sink runner (L{tm20.events.runner.SinkRunner}).
+
+    A sink declares one or more delivery I{streams} (L{tm20.events.sinks.StreamSpec}: a key,
+    the event types and terminal it wants, a batch size).  Each stream has its own durable
+    cursor in the store: the runner reads the event log after it and calls L{deliver} with the
+    next batch, in id order, one batch at a time.  When L{deliver} succeeds the cursor moves
+    past the batch; when it fails the same batch is tried again on the retry schedule (nothing
+    is skipped or reordered); a L{tm20.events.sinks.SinkGone} failure disables the stream.
+    Delivery is therefore at least once: a sink may see a batch again after a crash.
+
+    Sinks are found as plugins: an object providing C{IPlugin} and C{IEventSink} in a module of
+    any C{tm20/plugins/} folder on the Python path (the webhook sink is one).
+    """
+
+    name = Attribute("""A unique, stable name (the prefix of its streams' keys).""")
+
+    def start(context):  # type: ignore[no-untyped-def]
+        """
+        Called once when the server starts, with the L{IServerContext}.
+        @return: C{None} or a L{Deferred}.
+        """
+
+    def streams():  # type: ignore[no-untyped-def]
+        """
+        The streams this sink wants now: a list of L{tm20.events.sinks.StreamSpec} (or a
+        L{Deferred} of one).  Asked at start and again when the runner is told to refresh
+        (a webhook was added, changed or deleted); a stream no longer listed is stopped.
+        """
+
+    def deliver(stream, events):  # type: ignore[no-untyped-def]
+        """
+        Deliver C{events} (a non-empty list of L{tm20.events.model.Event}, in id order) of
+        C{stream} (its L{tm20.events.sinks.StreamSpec}).
+
+        @return: a L{Deferred} firing (with a L{tm20.events.sinks.DeliveryReport} or C{None})
+            once delivered, or failing: L{tm20.events.sinks.SinkGone} to disable the stream,
+            L{tm20.events.sinks.DeliveryFailed} (with a status and a response excerpt) or any
+            other error to be retried.
+        """
+
+    def stop():  # type: ignore[no-untyped-def]
+        """Called when the server stops.  @return: C{None} or a L{Deferred}."""
+
+
 __all__ = [
     "ICommandHandler",
+    "IEventSink",
+    "IEventStore",
     "IServerContext",
     "ITerminalSession",
     "ITerminalRegistry",

@@ -8,7 +8,7 @@ root); L{TM20Service} starts and stops them in order (Buildbot-style: it waits f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
+from tm20.events.service import EventsService
 from tm20.interfaces import IStore
 from tm20.logs import installObserver
 from tm20.services.commands import CommandService
@@ -65,6 +66,7 @@ class Server:
     factory: TerminalFactory
     root: TM20Root
     site: QuietSite
+    events: EventsService
 
 
 def buildServer(
@@ -74,6 +76,7 @@ def buildServer(
     clock: Any = None,
     dispatcher: Dispatcher | None = None,
     monotonic: Any = None,
+    sinks: Sequence[Any] | None = None,
 ) -> Server:
     """
     Wire every part; nothing starts (see L{TM20Service}).
@@ -81,6 +84,7 @@ def buildServer(
     @param clock: wall time and timers (the reactor unless given).
     @param monotonic: the keep-alive's clock (monotonic time derived from C{clock} unless
         given; tests pass a second C{Clock} to step the wall clock alone).
+    @param sinks: the event sinks (L{tm20.interfaces.IEventSink}); C{None}: the plugins.
     """
     clock = reactor if clock is None else clock
     registry = TerminalRegistry()
@@ -101,6 +105,7 @@ def buildServer(
         commands=commands,
         config=config,
     )
+    context.events = EventsService(store, clock, config, registry, sinks, context)
     if dispatcher is None:
         dispatcher = Dispatcher.fromPlugins()
     factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
@@ -112,7 +117,7 @@ def buildServer(
     _mountApi(root, context)
     _pauseTerminalsWhileLogQueueFull(store, registry)
     site = QuietSite(root, config=config, clock=clock)
-    return Server(config, reactor, store, context, factory, root, site)
+    return Server(config, reactor, store, context, factory, root, site, context.events)
 
 
 def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) -> None:
@@ -210,6 +215,7 @@ class TM20Service(service.Service):
         server = self.server
         yield waitForDatabase(server.store, server.reactor, server.config.waitForDatabase)
         yield server.store.start()
+        yield server.events.start()
         for port in server.config.ports:
             spec = listenSpec(port, server.config.backlog)
             try:
@@ -254,5 +260,6 @@ class TM20Service(service.Service):
                 self.log.warn("some terminals did not close in time")
             # autobahn resolves is_closed before it aborts the transport: one more turn.
             yield deferLater(server.reactor, 0, lambda: None)
+        yield server.events.stop()
         yield server.store.stop()
         self.log.info("tm20 stopped")

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from twisted.python import usage
 
 from tm20.config import DEFAULT_DATABASE, DEFAULT_PORT, ServerConfig
+from tm20.events.sinks import DEFAULT_RETRY_SCHEDULE
 from tm20.logs import LOG_FORMATS, LOG_LEVELS
 from tm20.startup import oneLine
 
@@ -96,6 +97,31 @@ def _redactURL(url: str) -> str:
     return url
 
 
+def _duration(minimum: float) -> Callable[[str, str], float]:
+    def convert(name: str, value: str) -> float:
+        from tm20.events.sinks import parseDuration
+
+        try:
+            seconds = parseDuration(value)
+        except ValueError as e:
+            raise usage.UsageError(f"{name}: {e}") from None
+        if seconds < minimum:
+            raise usage.UsageError(f"{name} must be at least {minimum:g}s, not {value!r}")
+        return seconds
+
+    return convert
+
+
+def _schedule(name: str, value: str) -> str:
+    from tm20.events.sinks import RetrySchedule
+
+    try:
+        RetrySchedule.parse(value)
+    except ValueError as e:
+        raise usage.UsageError(f"{name}: {e}") from None
+    return value.strip()
+
+
 #: option name -> (environment variable, default, converter)
 _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "database": ("DATABASE_URL", DEFAULT_DATABASE, _database),
@@ -117,6 +143,18 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "terminal-networks": ("TM20_TERMINAL_NETWORKS", (), _networks),
     "trusted-proxies": ("TM20_TRUSTED_PROXIES", (), _networks),
     "wait-for-database": ("TM20_WAIT_FOR_DATABASE", 0.0, _number(float, 0)),
+    "event-retention": ("TM20_EVENT_RETENTION", 30 * 86400.0, _duration(0)),
+    "event-poll-interval": ("TM20_EVENT_POLL_INTERVAL", 1.0, _duration(0.01)),
+    "sse-heartbeat": ("TM20_SSE_HEARTBEAT", 15.0, _duration(0.1)),
+    "webhook-timeout": ("TM20_WEBHOOK_TIMEOUT", 10.0, _duration(0.1)),
+    "webhook-concurrency": ("TM20_WEBHOOK_CONCURRENCY", 16, _number(int, 1)),
+    "webhook-batch-size": ("TM20_WEBHOOK_BATCH_SIZE", 500, _number(int, 1)),
+    "webhook-networks": ("TM20_WEBHOOK_NETWORKS", (), _networks),
+    "webhook-retry-schedule": (
+        "TM20_WEBHOOK_RETRY_SCHEDULE",
+        DEFAULT_RETRY_SCHEDULE,
+        _schedule,
+    ),
 }
 
 
@@ -137,6 +175,12 @@ class Options(usage.Options):
         ],
         ["debug", None, "Log at debug level [DEBUG=1]."],
         ["migrate-only", None, "Apply database migrations and exit."],
+        [
+            "no-sinks",
+            None,
+            "Deliver no events from this process (webhooks, sink plugins); with several"
+            " processes on one database, let exactly one deliver [TM20_NO_SINKS=1].",
+        ],
     ]
     optParameters = [
         [
@@ -237,6 +281,58 @@ class Options(usage.Options):
             "At start-up, keep trying to reach the database for up to this many seconds before"
             " giving up (a database host that boots later) [TM20_WAIT_FOR_DATABASE] (0)",
         ],
+        [
+            "event-retention",
+            None,
+            None,
+            "Keep events and delivery attempts this long (e.g. 30d, 12h; 0: forever)"
+            " [TM20_EVENT_RETENTION] (30d)",
+        ],
+        [
+            "event-poll-interval",
+            None,
+            None,
+            "How often event readers look for events written by other processes"
+            " [TM20_EVENT_POLL_INTERVAL] (1s)",
+        ],
+        [
+            "sse-heartbeat",
+            None,
+            None,
+            "Keep-alive comment interval of idle SSE streams [TM20_SSE_HEARTBEAT] (15s)",
+        ],
+        [
+            "webhook-timeout",
+            None,
+            None,
+            "Deadline of one webhook request [TM20_WEBHOOK_TIMEOUT] (10s)",
+        ],
+        [
+            "webhook-concurrency",
+            None,
+            None,
+            "Webhook requests in flight at once, all subscriptions [TM20_WEBHOOK_CONCURRENCY] (16)",
+        ],
+        [
+            "webhook-batch-size",
+            None,
+            None,
+            "The most events in one webhook request [TM20_WEBHOOK_BATCH_SIZE] (500)",
+        ],
+        [
+            "webhook-networks",
+            None,
+            None,
+            "Webhooks may only point to these networks, CIDR[,CIDR...] [TM20_WEBHOOK_NETWORKS]"
+            " (anywhere but link-local 169.254.0.0/16, fe80::/10)",
+        ],
+        [
+            "webhook-retry-schedule",
+            None,
+            None,
+            "Delays between attempts of a failed delivery, then the subscription is marked"
+            f" failing [TM20_WEBHOOK_RETRY_SCHEDULE] ({DEFAULT_RETRY_SCHEDULE})",
+        ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
     ]
@@ -290,6 +386,8 @@ class Options(usage.Options):
             )
         if not self["debug"]:
             self["debug"] = _bool("DEBUG", env.get("DEBUG", "0"))
+        if not self["no-sinks"]:
+            self["no-sinks"] = _bool("TM20_NO_SINKS", env.get("TM20_NO_SINKS", "0"))
         if self["debug"] and not levelGiven and env.get("TM20_LOG_LEVEL") in (None, ""):
             self["log-level"] = "debug"
         if self["log-format"] not in LOG_FORMATS:
@@ -324,6 +422,15 @@ class Options(usage.Options):
             terminalNetworks=self["terminal-networks"],
             trustedProxies=self["trusted-proxies"],
             waitForDatabase=self["wait-for-database"],
+            eventRetention=self["event-retention"],
+            eventPollInterval=self["event-poll-interval"],
+            sseHeartbeat=self["sse-heartbeat"],
+            webhookTimeout=self["webhook-timeout"],
+            webhookConcurrency=self["webhook-concurrency"],
+            webhookBatchSize=self["webhook-batch-size"],
+            webhookNetworks=self["webhook-networks"],
+            webhookRetrySchedule=self["webhook-retry-schedule"],
+            runSinks=not self["no-sinks"],
         )
 
 

@@ -29,6 +29,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from tm20.api._auth import Authenticator, Principal
 from tm20.api._csv import CSVExport
 from tm20.api._errors import ApiError, errorFromFailure, writeJSON
+from tm20.api._events import EventsApi
 from tm20.api._openapi import (
     OPERATIONS,
     Operation,
@@ -39,6 +40,7 @@ from tm20.api._openapi import (
     validate,
 )
 from tm20.api._paths import SEGMENT, SegmentConverter, escapeSegments
+from tm20.api._reply import Reply
 from tm20.api._serialize import (
     auditJSON,
     commandJSON,
@@ -76,15 +78,6 @@ MAX_BODY = 4 * 1024 * 1024
 MAX_BODY_DEPTH = 32
 #: Default page size of the lists.
 DEFAULT_LIMIT = 50
-
-
-@attrs.frozen
-class Reply:
-    """A JSON answer: status, body (C{None}: empty) and extra headers."""
-
-    status: int
-    body: Any
-    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 Handler = Callable[..., Awaitable[Any]]
@@ -196,7 +189,7 @@ class ApiResource(KleinResource):
         return super().render(request)
 
 
-class TM20Api:
+class TM20Api(EventsApi):
     """
     The Klein app of C{/api}.
 

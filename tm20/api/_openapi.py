@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from tm20.api._eventsopenapi import EVENT_SCHEMAS, eventQueryParameters
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
 from tm20.protocol.serial import MAX_SN_LENGTH
 from tm20.services.expiry import MAX_EXPIRY
@@ -615,6 +616,103 @@ class Operation:
 
 _LOG_QUERY = (LIMIT, CURSOR, SINCE, UNTIL, ENROLLID_FILTER, FORMAT)
 
+SCHEMAS.update(EVENT_SCHEMAS)
+_EVENT_QUERY = eventQueryParameters(_query, _SN_SCHEMA)
+WEBHOOK_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A webhook id.", 1)
+EVENT_LIMIT = _query(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (100 by default)."
+)
+
+#: The routes of events and webhooks (see L{tm20.api._eventsopenapi}).
+EVENT_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/events/",
+        "listEvents",
+        "The event log in id order, after a cursor (see EventPayloads for each type's data).",
+        "read",
+        parameters=(*_EVENT_QUERY, EVENT_LIMIT),
+        responses={200: ("A page of events.", "EventPage")},
+    ),
+    Operation(
+        "GET",
+        "/events/stream",
+        "streamEvents",
+        "Server-Sent Events: the same events live (id: event id, event: type, data: the"
+        " event), resuming after Last-Event-ID (or after=); a comment line as heartbeat.",
+        "read",
+        parameters=_EVENT_QUERY,
+        responses={200: ("A text/event-stream that stays open.", None)},
+    ),
+    Operation(
+        "GET",
+        "/webhooks/",
+        "listWebhooks",
+        "Webhook subscriptions with their delivery state (no secrets).",
+        "read",
+        responses={200: ("The subscriptions, by id.", "WebhookList")},
+    ),
+    Operation(
+        "POST",
+        "/webhooks/",
+        "createWebhook",
+        "Subscribe a URL to events (from now on); the answer shows the signing secret once.",
+        "write",
+        body="WebhookCreate",
+        responses={201: ("Created, with its secret.", "Webhook")},
+    ),
+    Operation(
+        "GET",
+        "/webhooks/{id}",
+        "getWebhook",
+        "A subscription and its delivery state.",
+        "read",
+        parameters=(WEBHOOK_ID,),
+        responses={200: ("The subscription.", "Webhook"), 404: ("Unknown webhook.", "Error")},
+    ),
+    Operation(
+        "PATCH",
+        "/webhooks/{id}",
+        "updateWebhook",
+        "Change a subscription; enabled true re-activates a failing or disabled one.",
+        "write",
+        parameters=(WEBHOOK_ID,),
+        body="WebhookPatch",
+        responses={200: ("The subscription.", "Webhook"), 404: ("Unknown webhook.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/webhooks/{id}",
+        "deleteWebhook",
+        "Delete a subscription with its delivery state and attempts.",
+        "write",
+        parameters=(WEBHOOK_ID,),
+        responses={204: ("Deleted.", None), 404: ("Unknown webhook.", "Error")},
+    ),
+    Operation(
+        "POST",
+        "/webhooks/{id}/replay",
+        "replayWebhook",
+        "Deliver again from an event id on (also re-activates the subscription).",
+        "write",
+        parameters=(WEBHOOK_ID,),
+        body="WebhookReplay",
+        responses={200: ("The subscription.", "Webhook"), 404: ("Unknown webhook.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/webhooks/{id}/attempts",
+        "listWebhookAttempts",
+        "Delivery attempts (time, status, latency, error, response excerpt), newest first.",
+        "read",
+        parameters=(WEBHOOK_ID, LIMIT, CURSOR),
+        responses={
+            200: ("A page of attempts.", "DeliveryAttemptPage"),
+            404: ("Unknown webhook.", "Error"),
+        },
+    ),
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
@@ -880,6 +978,7 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(LIMIT, CURSOR),
         responses={200: ("A page of the audit log.", "AuditPage")},
     ),
+    *EVENT_OPERATIONS,
 )
 
 _COMMON_RESPONSES: dict[int, str] = {

@@ -40,6 +40,7 @@ class SendUserHandler:
             message.record,
             message.name,
             message.admin,
+            enrolled=True,
         )
         return replyFields(
             replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))

@@ -69,7 +69,18 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
-from tm20.interfaces import IStore
+from tm20.events.model import NewEvent
+from tm20.events.payloads import (
+    commandEvent,
+    firstRegistrationEvent,
+    flaggedEvent,
+    logEvent,
+    quarantinedEvent,
+    terminalEvent,
+    updatedEvent,
+    userEvent,
+)
+from tm20.interfaces import IEventStore, IStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -104,12 +115,18 @@ from tm20.store._pgpool import (
     isUniqueViolation,
     mergeOptions,
 )
+from tm20.store._postgres_events import (
+    PostgresEventsMixin,
+    appendEvents,
+    terminalTimezones,
+)
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
     RowReader,
     checkCommandStatus,
     devinfoColumn,
     dumpJSON,
+    formatTimestamp,
     logQueryWhere,
     quarantineRows,
     utcFromSeconds,
@@ -161,7 +178,7 @@ FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s
             %s::float8[], %s::bigint[], %s::text[], %s::text[])
      AS u(sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra)
 ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING
-RETURNING sn, enrollid, time, mode, inout, event
+RETURNING id, sn, enrollid, time, mode, inout, event
 """
 
 _CHANNEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -243,6 +260,21 @@ def _real(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     raise TypeError(f"log field must be a number, got {value!r}")
+
+
+def _itemFields(item: _LogItem) -> dict[str, Any]:
+    """A queued log item as the fields of its event."""
+    return {
+        "enrollid": item[0],
+        "time": item[1],
+        "mode": item[2],
+        "inout": item[3],
+        "event": item[4],
+        "temp": item[5],
+        "verifymode": item[6],
+        "image": item[7],
+        "extra": json.loads(item[8]),
+    }
 
 
 # -- queries shared by several methods -------------------------------------------------------------
@@ -603,8 +635,8 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore)
-class PostgresStore:
+@implementer(IStore, IEventStore)
+class PostgresStore(PostgresEventsMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
@@ -681,6 +713,11 @@ class PostgresStore:
             reactor, "postgres", self._probe, interval=healthInterval, overdue=healthInterval
         )
         self._state = "new"
+        #: Called after a commit that may have appended events (see addEventObserver).
+        self._eventObservers: list[Callable[[], object]] = []
+        #: The time zone of terminals without their own, for the UTC time of log events
+        #: (C{None}: the server's).
+        self.defaultTimezone: str | None = None
 
     @classmethod
     def fromURL(cls, url: str, reactor: Any = None, **kwargs: Any) -> PostgresStore:
@@ -931,19 +968,21 @@ class PostgresStore:
             return defer.fail(e)
 
         async def register(cur: Cursor) -> tuple[Terminal | None, Any, bool]:
-            known: Terminal | None = None
+            await cur.execute("SELECT * FROM terminals WHERE sn = %s FOR UPDATE", (sn,))
+            rows = _dicts(cur)
+            known = _read.terminal(rows[0]) if rows else None
             if check is not None:
-                await cur.execute("SELECT * FROM terminals WHERE sn = %s FOR UPDATE", (sn,))
-                rows = _dicts(cur)
-                known = _read.terminal(rows[0]) if rows else None
                 refusal = check(known)
                 if refusal is not None:
                     return known, refusal, False
             await cur.execute(_REGISTER_SQL, params)
             terminal = _read.terminal(_dicts(cur)[0])
+            first = firstRegistrationEvent(known, terminal)
+            if first is not None:
+                await appendEvents(cur, [first], now)
             return terminal, None, _newlyBound(known, terminal, params, check is not None)
 
-        return self._run(register)
+        return self._runWithEvents(register)
 
     def createTerminal(
         self, sn: str, name: str | None, approved: bool, timezone: str | None
@@ -995,6 +1034,8 @@ class PostgresStore:
         for field, value in changes.items():
             values[field] = bool(value) if field in ("approved", "active") else value
 
+        now = self._now()
+
         async def update(cur: Cursor) -> Terminal | None:
             if values:
                 # Column names come from TERMINAL_EDITABLE_FIELDS only, never from the caller.
@@ -1002,34 +1043,56 @@ class PostgresStore:
                 await cur.execute(
                     f"UPDATE terminals SET {assignments} WHERE sn = %(sn)s", {**values, "sn": sn}
                 )
-            return await _selectTerminal(cur, sn)
+            terminal = await _selectTerminal(cur, sn)
+            if terminal is not None and values:
+                await appendEvents(cur, [updatedEvent(terminal, list(values))], now)
+            return terminal
 
-        return self._run(update)
+        return self._runWithEvents(update)
 
     def deleteTerminal(self, sn: str) -> Deferred[bool]:
         """See L{IStore.deleteTerminal}: also its users, credentials, logs, commands, quarantine."""
 
+        now = self._now()
+
         async def delete(cur: Cursor) -> bool:
             for table in _TERMINAL_TABLES:
                 await cur.execute(f"DELETE FROM {table} WHERE sn = %s", (sn,))
-            await cur.execute("DELETE FROM terminals WHERE sn = %s", (sn,))
-            return cur.rowcount > 0
+            await cur.execute("DELETE FROM terminals WHERE sn = %s RETURNING *", (sn,))
+            rows = _dicts(cur)
+            if not rows:
+                return False
+            await appendEvents(cur, [terminalEvent("deleted", _read.terminal(rows[0]))], now)
+            return True
 
-        return self._run(delete)
+        return self._runWithEvents(delete)
 
     # -- terminal identity -------------------------------------------------------------------------
 
     def _updateTerminal(
-        self, sn: str, sql: str, params: tuple[Any, ...]
+        self,
+        sn: str,
+        sql: str,
+        params: tuple[Any, ...],
+        event: Callable[[Terminal], NewEvent] | None = None,
     ) -> Deferred[Terminal | None]:
-        """Run one C{UPDATE terminals ... RETURNING *}; the terminal after it, or C{None}."""
+        """
+        Run one C{UPDATE terminals ... RETURNING *}; the terminal after it, or C{None}.  When it
+        changed a row, C{event(terminal)} is appended in the same transaction.
+        """
+        now = self._now()
 
         async def update(cur: Cursor) -> Terminal | None:
             await cur.execute(sql, params)
             rows = _dicts(cur)
-            return _read.terminal(rows[0]) if rows else await _selectTerminal(cur, sn)
+            if not rows:
+                return await _selectTerminal(cur, sn)
+            terminal = _read.terminal(rows[0])
+            if event is not None:
+                await appendEvents(cur, [event(terminal)], now)
+            return terminal
 
-        return self._run(update)
+        return self._runWithEvents(update)
 
     def bindTerminalIdentity(
         self, sn: str, cpusn: str | None, mac: str | None
@@ -1052,6 +1115,7 @@ class PostgresStore:
             sn,
             "UPDATE terminals SET identity_mismatch = %s::json WHERE sn = %s RETURNING *",
             (text, sn),
+            flaggedEvent,
         )
 
     def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
@@ -1061,12 +1125,16 @@ class PostgresStore:
             "UPDATE terminals SET bound_cpusn = NULL, bound_mac = NULL, bound_at = NULL,"
             " identity_mismatch = NULL WHERE sn = %s RETURNING *",
             (sn,),
+            lambda terminal: updatedEvent(terminal, ["identity"]),
         )
 
     def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
         """See L{IStore.setTerminalSecret}."""
         return self._updateTerminal(
-            sn, "UPDATE terminals SET secret_hash = %s WHERE sn = %s RETURNING *", (secretHash, sn)
+            sn,
+            "UPDATE terminals SET secret_hash = %s WHERE sn = %s RETURNING *",
+            (secretHash, sn),
+            lambda terminal: updatedEvent(terminal, ["secret"]),
         )
 
     # -- users and credentials ---------------------------------------------------------------------
@@ -1079,6 +1147,8 @@ class PostgresStore:
         record: str | int | None,
         name: str | None,
         admin: int | None,
+        *,
+        enrolled: bool = False,
     ) -> Deferred[None]:
         """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
         now = self._now()
@@ -1101,8 +1171,18 @@ class PostgresStore:
                     """,
                     (sn, enrollid, backupnum, recordJSON, now),
                 )
+            if enrolled:
+                await cur.execute(
+                    "SELECT name, admin FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid)
+                )
+                row = cur.fetchone()
+                assert row is not None
+                event = userEvent(
+                    "enrolled", sn, enrollid, row[0], backupnum=backupnum, admin=row[1]
+                )
+                await appendEvents(cur, [event], now)
 
-        return self._unknownTerminal(self._run(save), sn)
+        return self._unknownTerminal(self._runWithEvents(save), sn)
 
     def _unknownTerminal(self, d: Deferred[Any], sn: str) -> Deferred[Any]:
         """Turn a foreign-key violation (no such terminal) into C{ValueError}."""
@@ -1135,9 +1215,13 @@ class PostgresStore:
             )
             user = await _selectUser(cur, sn, enrollid)
             assert user is not None
+            event = userEvent(
+                "changed", sn, enrollid, user.name, admin=user.admin, enabled=user.enabled
+            )
+            await appendEvents(cur, [event], now)
             return user
 
-        return self._unknownTerminal(self._run(save), sn)
+        return self._unknownTerminal(self._runWithEvents(save), sn)
 
     def getUser(self, sn: str, enrollid: int) -> Deferred[User | None]:
         """See L{IStore.getUser}; credentials are ordered by C{backupnum}."""
@@ -1170,14 +1254,19 @@ class PostgresStore:
     def deleteUser(self, sn: str, enrollid: int) -> Deferred[bool]:
         """See L{IStore.deleteUser}."""
 
+        now = self._now()
+
         async def delete(cur: Cursor) -> bool:
             await cur.execute(
                 "DELETE FROM credentials WHERE sn = %s AND enrollid = %s", (sn, enrollid)
             )
             await cur.execute("DELETE FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid))
-            return cur.rowcount > 0
+            if cur.rowcount > 0:
+                await appendEvents(cur, [userEvent("deleted", sn, enrollid)], now)
+                return True
+            return False
 
-        return self._run(delete)
+        return self._runWithEvents(delete)
 
     def deleteCredential(self, sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
         """
@@ -1185,15 +1274,19 @@ class PostgresStore:
         (the count is then the slots it had).
         """
 
+        now = self._now()
+
         async def delete(cur: Cursor) -> int:
             if backupnum == BACKUPNUM_EVERYTHING:
                 await cur.execute(
                     "DELETE FROM credentials WHERE sn = %s AND enrollid = %s", (sn, enrollid)
                 )
-                count = cur.rowcount
+                count = int(cur.rowcount)
                 await cur.execute(
                     "DELETE FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid)
                 )
+                if cur.rowcount > 0:
+                    await appendEvents(cur, [userEvent("deleted", sn, enrollid)], now)
                 return count
             if backupnum == BACKUPNUM_ALL_FINGERPRINTS:
                 await cur.execute(
@@ -1201,14 +1294,18 @@ class PostgresStore:
                     " AND backupnum BETWEEN 0 AND 9",
                     (sn, enrollid),
                 )
-                return cur.rowcount
-            await cur.execute(
-                "DELETE FROM credentials WHERE sn = %s AND enrollid = %s AND backupnum = %s",
-                (sn, enrollid, backupnum),
-            )
-            return cur.rowcount
+            else:
+                await cur.execute(
+                    "DELETE FROM credentials WHERE sn = %s AND enrollid = %s AND backupnum = %s",
+                    (sn, enrollid, backupnum),
+                )
+            count = int(cur.rowcount)
+            if count:
+                event = userEvent("changed", sn, enrollid, removedBackupnum=backupnum)
+                await appendEvents(cur, [event], now)
+            return count
 
-        return self._run(delete)
+        return self._runWithEvents(delete)
 
     # -- logs --------------------------------------------------------------------------------------
 
@@ -1273,6 +1370,14 @@ class PostgresStore:
                 owners[key] = index
                 (doors if item[9] else punches).append((key, item))
         now = self._now()
+        # the events, in the order the terminals sent the records
+        ordered = [
+            (key, item)
+            for batch in batches
+            for item in batch.items
+            if owners.get(key := (batch.sn, item[0], item[1], item[2], item[3], item[4]))
+            is not None
+        ]
 
         async def insert(cur: Cursor) -> list[tuple[Any, ...]]:
             stored: list[tuple[Any, ...]] = []
@@ -1283,13 +1388,35 @@ class PostgresStore:
                     chunk = rows[start : start + INSERT_CHUNK_ROWS]
                     await cur.execute(_INSERT_LOGS.format(table=table), _arrays(now, chunk))
                     stored.extend(cur.fetchall())
+            if stored:
+                # exactly the rows inserted (RETURNING): a duplicate has no event
+                ids = {cast(_LogKey, tuple(row[1:])): row[0] for row in stored}
+                zones = await terminalTimezones(cur, {key[0] for key in ids})
+                receivedAt = formatTimestamp(now)
+                events = []
+                seen: set[_LogKey] = set()
+                for key, item in ordered:
+                    if key in ids and key not in seen:
+                        seen.add(key)
+                        events.append(
+                            logEvent(
+                                key[0],
+                                ids[key],
+                                _itemFields(item),
+                                receivedAt,
+                                zones.get(key[0]) or self.defaultTimezone,
+                            )
+                        )
+                await appendEvents(cur, events, now)
             return stored
 
         stored = await self._pool.runInteraction(insert)
         for row in stored:
-            owner = owners.get(cast(_LogKey, tuple(row)))
+            owner = owners.get(cast(_LogKey, tuple(row[1:])))
             if owner is not None:
                 inserted[owner] += 1
+        if stored:
+            self._eventsCommitted()
         return [
             LogInsertResult(inserted=n, duplicates=len(batch) - n)
             for n, batch in zip(inserted, batches, strict=True)
@@ -1306,13 +1433,15 @@ class PostgresStore:
             return defer.succeed(0)
 
         async def insert(cur: Cursor) -> int:
-            held = 0
+            events = []
             for row in rows:
-                await cur.execute(_INSERT_QUARANTINED, row)
-                held += cur.rowcount
-            return held
+                await cur.execute(_INSERT_QUARANTINED + " RETURNING id", row)
+                stored = cur.fetchone()
+                if stored is not None:  # not a resent record
+                    events.append(quarantinedEvent(stored[0], *row))
+            return await appendEvents(cur, events, rows[0][-1])
 
-        return self._run(insert)
+        return self._runWithEvents(insert)
 
     def listQuarantine(
         self, sn: str | None, limit: int, beforeId: int | None
@@ -1453,11 +1582,14 @@ class PostgresStore:
                 },
             )
             rows = _dicts(cur)
-            if rows:
-                return _read.command(rows[0])
-            return await _selectCommand(cur, commandId)
+            if not rows:  # unknown, or final already (cancelled meanwhile): nothing changed
+                return await _selectCommand(cur, commandId)
+            command = _read.command(rows[0])
+            if status in FINAL_COMMAND_STATUSES:
+                await appendEvents(cur, [commandEvent(command)], now)
+            return command
 
-        return self._run(update)
+        return self._runWithEvents(update)
 
     def settleCommand(
         self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
@@ -1483,11 +1615,13 @@ class PostgresStore:
             )
             rows = _dicts(cur)
             if rows:
-                return _read.command(rows[0]), True
+                settled = _read.command(rows[0])
+                await appendEvents(cur, [commandEvent(settled)], finishedAt)
+                return settled, True
             command = await _selectCommand(cur, commandId)
             return None if command is None else (command, False)
 
-        return self._run(settle)
+        return self._runWithEvents(settle)
 
     # -- API tokens and audit ----------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
+import attrs
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
@@ -58,7 +59,18 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
-from tm20.interfaces import IStore
+from tm20.events.model import NewEvent
+from tm20.events.payloads import (
+    commandEvent,
+    firstRegistrationEvent,
+    flaggedEvent,
+    logEvent,
+    quarantinedEvent,
+    terminalEvent,
+    updatedEvent,
+    userEvent,
+)
+from tm20.interfaces import IEventStore, IStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -96,6 +108,7 @@ from tm20.store._rows import (
     quarantineRows,
     utcFromSeconds,
 )
+from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -201,12 +214,16 @@ def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
 class _LogBatch:
     """One L{SQLiteStore.addLogs} call waiting in the inbox: its rows and its caller's result."""
 
-    __slots__ = ("punches", "doors", "size", "deferred", "outcome")
+    __slots__ = ("sn", "records", "rows", "size", "receivedAt", "deferred", "outcome")
 
-    def __init__(self, punches: list[tuple[Any, ...]], doors: list[tuple[Any, ...]], size: int):
-        self.punches = punches
-        self.doors = doors
-        self.size = size
+    def __init__(
+        self, sn: str, records: list[LogRecord], rows: list[tuple[Any, ...]], receivedAt: str
+    ):
+        self.sn = sn
+        self.records = records
+        self.rows = rows
+        self.size = len(records)
+        self.receivedAt = receivedAt
         self.deferred: Deferred[LogInsertResult] = Deferred()
         self.outcome: LogInsertResult | BaseException | None = None
 
@@ -216,19 +233,24 @@ _INSERT_QUARANTINED = (
     " (sn, source, raw, raw_sha256, problem, field, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
-_INSERT_LOG_ROWS = (
+_INSERT_LOG_ROW = (
     "INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
     " temp, verifymode, image, extra, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 
 def _insertLogBatches(
-    conn: sqlite3.Connection, inbox: deque[_LogBatch], taken: list[_LogBatch]
+    conn: sqlite3.Connection,
+    inbox: deque[_LogBatch],
+    taken: list[_LogBatch],
+    defaultTimezone: str | None,
 ) -> None:
     """
     Write every batch waiting in C{inbox} (appended to by the reactor, taken here) in this one
     transaction, each in a savepoint of its own: a batch the database refuses fails alone.
+    Each row inserted (not a duplicate) gets its C{log.created} / C{door.event} in the same
+    savepoint.
     """
     while True:
         try:
@@ -238,12 +260,18 @@ def _insertLogBatches(
         taken.append(batch)
         conn.execute("SAVEPOINT log_batch")
         try:
-            inserted = 0
-            for table, rows in ((_LOG_TABLE, batch.punches), (_DOOR_TABLE, batch.doors)):
-                if rows:
-                    inserted += conn.executemany(
-                        _INSERT_LOG_ROWS.format(table=table), rows
-                    ).rowcount
+            events: list[NewEvent] = []
+            timezone = terminalTimezone(conn, batch.sn) or defaultTimezone
+            for record, row in zip(batch.records, batch.rows, strict=True):
+                table = _DOOR_TABLE if record.isDoorEvent else _LOG_TABLE
+                stored = conn.execute(_INSERT_LOG_ROW.format(table=table), row).fetchone()
+                if stored is not None:
+                    events.append(
+                        logEvent(
+                            batch.sn, stored[0], attrs.asdict(record), batch.receivedAt, timezone
+                        )
+                    )
+            inserted = appendEvents(conn, events, batch.receivedAt)
         except sqlite3.Error as e:
             if _isUnavailable(e) or not conn.in_transaction:
                 # the database cannot be written now (on a full disk SQLite may even have rolled
@@ -324,8 +352,8 @@ def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[St
     return [_read.storedLog(row) for row in rows]
 
 
-@implementer(IStore)
-class SQLiteStore:
+@implementer(IStore, IEventStore)
+class SQLiteStore(SQLiteEventsMixin):
     """
     L{IStore} on one SQLite file.
 
@@ -380,6 +408,11 @@ class SQLiteStore:
             interval=healthInterval,
             overdue=healthInterval + busyTimeout + 5.0,
         )
+        #: Called after a commit that may have appended events (see addEventObserver).
+        self._eventObservers: list[Callable[[], object]] = []
+        #: The time zone of terminals without their own, for the UTC time of log events
+        #: (C{None}: the server's).
+        self.defaultTimezone: str | None = None
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} {self._state}>"
@@ -523,6 +556,7 @@ class SQLiteStore:
             if self._state == "starting":  # not if stop() was called meanwhile
                 self._state = "running"
                 self._health.start()
+                self._openEventReader()
             self.log.info(
                 "SQLite store {path} ready: schema version {version}, applied {applied},"
                 " journal_mode={journalMode} synchronous={synchronous}",
@@ -612,6 +646,7 @@ class SQLiteStore:
         return self._closePool()
 
     def _closePool(self) -> Deferred[None]:
+        self._closeEventReader()
         pool = self._pool
         assert pool is not None
 
@@ -724,7 +759,7 @@ class SQLiteStore:
         }
 
         def register(conn: sqlite3.Connection) -> tuple[Terminal | None, Any, bool]:
-            known = _selectTerminal(conn, sn) if check is not None or doBind else None
+            known = _selectTerminal(conn, sn)
             if check is not None:
                 refusal = check(known)
                 if refusal is not None:
@@ -764,6 +799,9 @@ class SQLiteStore:
             )
             terminal = _selectTerminal(conn, sn)
             assert terminal is not None
+            first = firstRegistrationEvent(known, terminal)
+            if first is not None:
+                appendEvents(conn, [first], now)
             bound = (
                 doBind
                 and not (known is not None and (known.boundCpusn or known.boundMac))
@@ -771,7 +809,7 @@ class SQLiteStore:
             )
             return terminal, None, bound
 
-        return self._write(register)
+        return self._writeWithEvents(register)
 
     def createTerminal(
         self, sn: str, name: str | None, approved: bool, timezone: str | None
@@ -825,6 +863,7 @@ class SQLiteStore:
         values: dict[str, Any] = {}
         for field, value in changes.items():
             values[field] = int(bool(value)) if field in ("approved", "active") else value
+        now = self._now()
 
         def update(conn: sqlite3.Connection) -> Terminal | None:
             if values:
@@ -833,19 +872,29 @@ class SQLiteStore:
                 conn.execute(
                     f"UPDATE terminals SET {assignments} WHERE sn = :sn", {**values, "sn": sn}
                 )
-            return _selectTerminal(conn, sn)
+            terminal = _selectTerminal(conn, sn)
+            if terminal is not None and values:
+                appendEvents(conn, [updatedEvent(terminal, list(values))], now)
+            return terminal
 
-        return self._write(update)
+        return self._writeWithEvents(update)
 
     def deleteTerminal(self, sn: str) -> Deferred[bool]:
         """See L{IStore.deleteTerminal}: also its users, credentials, logs, commands, quarantine."""
 
+        now = self._now()
+
         def delete(conn: sqlite3.Connection) -> bool:
+            terminal = _selectTerminal(conn, sn)
             for table in _TERMINAL_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE sn = ?", (sn,))
-            return conn.execute("DELETE FROM terminals WHERE sn = ?", (sn,)).rowcount > 0
+            if terminal is None:
+                return False
+            conn.execute("DELETE FROM terminals WHERE sn = ?", (sn,))
+            appendEvents(conn, [terminalEvent("deleted", terminal)], now)
+            return True
 
-        return self._write(delete)
+        return self._writeWithEvents(delete)
 
     # -- users and credentials ---------------------------------------------------------------------
 
@@ -869,14 +918,21 @@ class SQLiteStore:
         """See L{IStore.flagTerminal}."""
         text = dumpJSON(mismatch)
 
+        now = self._now()
+
         def flag(conn: sqlite3.Connection) -> Terminal | None:
             conn.execute("UPDATE terminals SET identity_mismatch = ? WHERE sn = ?", (text, sn))
-            return _selectTerminal(conn, sn)
+            terminal = _selectTerminal(conn, sn)
+            if terminal is not None:
+                appendEvents(conn, [flaggedEvent(terminal)], now)
+            return terminal
 
-        return self._write(flag)
+        return self._writeWithEvents(flag)
 
     def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
         """See L{IStore.resetTerminalIdentity}."""
+
+        now = self._now()
 
         def reset(conn: sqlite3.Connection) -> Terminal | None:
             conn.execute(
@@ -884,18 +940,26 @@ class SQLiteStore:
                 " identity_mismatch = NULL WHERE sn = ?",
                 (sn,),
             )
-            return _selectTerminal(conn, sn)
+            terminal = _selectTerminal(conn, sn)
+            if terminal is not None:
+                appendEvents(conn, [updatedEvent(terminal, ["identity"])], now)
+            return terminal
 
-        return self._write(reset)
+        return self._writeWithEvents(reset)
 
     def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
         """See L{IStore.setTerminalSecret}."""
 
+        now = self._now()
+
         def setSecret(conn: sqlite3.Connection) -> Terminal | None:
             conn.execute("UPDATE terminals SET secret_hash = ? WHERE sn = ?", (secretHash, sn))
-            return _selectTerminal(conn, sn)
+            terminal = _selectTerminal(conn, sn)
+            if terminal is not None:
+                appendEvents(conn, [updatedEvent(terminal, ["secret"])], now)
+            return terminal
 
-        return self._write(setSecret)
+        return self._writeWithEvents(setSecret)
 
     def saveCredential(
         self,
@@ -905,6 +969,8 @@ class SQLiteStore:
         record: str | int | None,
         name: str | None,
         admin: int | None,
+        *,
+        enrolled: bool = False,
     ) -> Deferred[None]:
         """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
         now = self._now()
@@ -916,6 +982,17 @@ class SQLiteStore:
 
         def save(conn: sqlite3.Connection) -> None:
             _upsertUser(conn, sn, enrollid, name, admin, now)
+            if enrolled:
+                user = _selectUser(conn, sn, enrollid)
+                event = userEvent(
+                    "enrolled",
+                    sn,
+                    enrollid,
+                    user.name if user is not None else name,
+                    backupnum=backupnum,
+                    admin=user.admin if user is not None else admin,
+                )
+                appendEvents(conn, [event], now)
             if backupnum is not None:
                 conn.execute(
                     """
@@ -928,7 +1005,7 @@ class SQLiteStore:
                     (sn, enrollid, backupnum, recordJSON, now),
                 )
 
-        return self._write(save)
+        return self._writeWithEvents(save)
 
     def saveUser(
         self, sn: str, enrollid: int, name: str | None, admin: int, enabled: bool
@@ -956,9 +1033,18 @@ class SQLiteStore:
                 raise
             user = _selectUser(conn, sn, enrollid)
             assert user is not None
+            appendEvents(
+                conn,
+                [
+                    userEvent(
+                        "changed", sn, enrollid, user.name, admin=user.admin, enabled=user.enabled
+                    )
+                ],
+                now,
+            )
             return user
 
-        return self._write(save)
+        return self._writeWithEvents(save)
 
     def getUser(self, sn: str, enrollid: int) -> Deferred[User | None]:
         """See L{IStore.getUser}; credentials are ordered by C{backupnum}."""
@@ -994,12 +1080,17 @@ class SQLiteStore:
     def deleteUser(self, sn: str, enrollid: int) -> Deferred[bool]:
         """See L{IStore.deleteUser}."""
 
+        now = self._now()
+
         def delete(conn: sqlite3.Connection) -> bool:
             conn.execute("DELETE FROM credentials WHERE sn = ? AND enrollid = ?", (sn, enrollid))
             cursor = conn.execute("DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid))
-            return cursor.rowcount > 0
+            if cursor.rowcount > 0:
+                appendEvents(conn, [userEvent("deleted", sn, enrollid)], now)
+                return True
+            return False
 
-        return self._write(delete)
+        return self._writeWithEvents(delete)
 
     def deleteCredential(self, sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
         """
@@ -1007,29 +1098,35 @@ class SQLiteStore:
         (the count is then the slots it had).
         """
 
+        now = self._now()
+
         def delete(conn: sqlite3.Connection) -> int:
             if backupnum == BACKUPNUM_EVERYTHING:
                 count: int = conn.execute(
                     "DELETE FROM credentials WHERE sn = ? AND enrollid = ?", (sn, enrollid)
                 ).rowcount
-                conn.execute("DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid))
+                if conn.execute(
+                    "DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid)
+                ).rowcount:
+                    appendEvents(conn, [userEvent("deleted", sn, enrollid)], now)
                 return count
             if backupnum == BACKUPNUM_ALL_FINGERPRINTS:
-                return int(
-                    conn.execute(
-                        "DELETE FROM credentials WHERE sn = ? AND enrollid = ?"
-                        " AND backupnum BETWEEN 0 AND 9",
-                        (sn, enrollid),
-                    ).rowcount
-                )
-            return int(
-                conn.execute(
+                count = conn.execute(
+                    "DELETE FROM credentials WHERE sn = ? AND enrollid = ?"
+                    " AND backupnum BETWEEN 0 AND 9",
+                    (sn, enrollid),
+                ).rowcount
+            else:
+                count = conn.execute(
                     "DELETE FROM credentials WHERE sn = ? AND enrollid = ? AND backupnum = ?",
                     (sn, enrollid, backupnum),
                 ).rowcount
-            )
+            if count:
+                event = userEvent("changed", sn, enrollid, removedBackupnum=backupnum)
+                appendEvents(conn, [event], now)
+            return int(count)
 
-        return self._write(delete)
+        return self._writeWithEvents(delete)
 
     # -- logs --------------------------------------------------------------------------------------
 
@@ -1050,14 +1147,13 @@ class SQLiteStore:
             return succeed(LogInsertResult(inserted=0, duplicates=0))
         now = self._now()
         try:
-            punches = [_logRow(sn, r, now) for r in records if not r.isDoorEvent]
-            doors = [_logRow(sn, r, now) for r in records if r.isDoorEvent]
+            rows = [_logRow(sn, r, now) for r in records]
         except (TypeError, ValueError) as e:
             return fail(e)
 
         if self._pool is None or self._state not in ("starting", "running"):
             return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
-        batch = _LogBatch(punches, doors, len(records))
+        batch = _LogBatch(sn, records, rows, now)
         batch.deferred.addErrback(self._translateFailure)
         self._logInbox.append(batch)
         taken: list[_LogBatch] = []
@@ -1073,6 +1169,11 @@ class SQLiteStore:
                     pass
                 else:
                     batch.deferred.errback(result)
+            if not isinstance(result, Failure) and any(
+                isinstance(done.outcome, LogInsertResult) and done.outcome.inserted
+                for done in taken
+            ):
+                self._eventsCommitted()
             for done in taken:
                 outcome = result if isinstance(result, Failure) else done.outcome
                 if isinstance(outcome, LogInsertResult):
@@ -1082,7 +1183,7 @@ class SQLiteStore:
                         outcome if isinstance(outcome, Failure) else Failure(outcome)
                     )
 
-        self._write(_insertLogBatches, self._logInbox, taken).addBoth(written)
+        self._write(_insertLogBatches, self._logInbox, taken, self.defaultTimezone).addBoth(written)
         return batch.deferred
 
     # -- quarantine --------------------------------------------------------------------------------
@@ -1096,9 +1197,14 @@ class SQLiteStore:
             return succeed(0)
 
         def insert(conn: sqlite3.Connection) -> int:
-            return conn.executemany(_INSERT_QUARANTINED, rows).rowcount
+            events = []
+            for row in rows:
+                stored = conn.execute(_INSERT_QUARANTINED + " RETURNING id", row).fetchone()
+                if stored is not None:  # not a resent record
+                    events.append(quarantinedEvent(stored[0], *row))
+            return appendEvents(conn, events, rows[0][-1])
 
-        return self._write(insert)
+        return self._writeWithEvents(insert)
 
     def listQuarantine(
         self, sn: str | None, limit: int, beforeId: int | None
@@ -1225,7 +1331,7 @@ class SQLiteStore:
         finishedAt = now if status in FINAL_COMMAND_STATUSES else None
 
         def update(conn: sqlite3.Connection) -> StoredCommand | None:
-            conn.execute(
+            cursor = conn.execute(
                 f"""
                 UPDATE commands SET
                     status = :status,
@@ -1244,9 +1350,13 @@ class SQLiteStore:
                     "id": commandId,
                 },
             )
-            return _selectCommand(conn, commandId)
+            command = _selectCommand(conn, commandId)
+            # not when the command was final already (cancelled meanwhile): nothing changed
+            if command is not None and cursor.rowcount > 0 and status in FINAL_COMMAND_STATUSES:
+                appendEvents(conn, [commandEvent(command)], now)
+            return command
 
-        return self._write(update)
+        return self._writeWithEvents(update)
 
     def settleCommand(
         self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
@@ -1270,9 +1380,13 @@ class SQLiteStore:
                 (status, finishedAt, commandId, *olds),
             )
             command = _selectCommand(conn, commandId)
-            return None if command is None else (command, cursor.rowcount > 0)
+            if command is None:
+                return None
+            if cursor.rowcount > 0:
+                appendEvents(conn, [commandEvent(command)], finishedAt)
+            return command, cursor.rowcount > 0
 
-        return self._write(settle)
+        return self._writeWithEvents(settle)
 
     # -- API tokens and audit ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from zope.interface import implementer
@@ -26,6 +27,16 @@ class TerminalRegistry:
         self._bySn: dict[str, Any] = {}
         self._snOf: dict[Any, str] = {}
         self._all: set[Any] = set()
+        #: Called with C{(sn, session, connected)} when a session becomes the one of C{sn}
+        #: (C{True}) and when the bound session of C{sn} goes away (C{False}).
+        self.observers: list[Callable[[str, Any, bool], object]] = []
+
+    def _tell(self, sn: str, session: Any, connected: bool) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(sn, session, connected)
+            except Exception:  # an observer's bug must not break the connection's handling
+                pass
 
     def track(self, session: Any) -> None:
         """A socket opened (not yet registered)."""
@@ -37,6 +48,7 @@ class TerminalRegistry:
         sn = self._snOf.pop(session, None)
         if sn is not None and self._bySn.get(sn) is session:
             del self._bySn[sn]
+            self._tell(sn, session, False)
 
     def get(self, sn: str) -> Any | None:
         return self._bySn.get(sn)
@@ -57,7 +69,10 @@ class TerminalRegistry:
         old = self._bySn.get(sn)
         self._bySn[sn] = session
         self._snOf[session] = sn
-        if old is None or old is session:
+        if old is session:
+            return None
+        self._tell(sn, session, True)
+        if old is None:
             return None
         self._snOf.pop(old, None)
         return old
@@ -65,6 +80,7 @@ class TerminalRegistry:
     def unbind(self, sn: str, session: Any) -> None:
         if self._bySn.get(sn) is session:
             del self._bySn[sn]
+            self._tell(sn, session, False)
         if self._snOf.get(session) == sn:
             del self._snOf[session]
 

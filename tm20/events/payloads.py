@@ -1,0 +1,203 @@
+"""
+What each event says: the payload builders the stores call inside the transaction that writes
+the fact.  Payloads carry the sn, the ids that identify the fact, terminal-local time and UTC,
+and nothing secret (no credential record, no photo, no secret hash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tm20.events.model import NewEvent
+from tm20.model import StoredCommand, Terminal
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def localToUTC(time: str, timezone: str | None) -> str | None:
+    """
+    A terminal-local C{YYYY-MM-DD HH:MM:SS} in UTC (ISO 8601), read in C{timezone} (C{None}:
+    the server's own zone); C{None} when the time or the zone cannot be read.
+    """
+    try:
+        local = datetime.strptime(time, "%Y-%m-%d %H:%M:%S")
+        if timezone is None:
+            aware = local.astimezone()
+        else:
+            aware = local.replace(tzinfo=ZoneInfo(timezone))
+    except (ValueError, ZoneInfoNotFoundError, OSError):
+        return None
+    return aware.astimezone(UTC).isoformat()
+
+
+def logEvent(
+    sn: str,
+    logId: int,
+    record: Mapping[str, Any],
+    receivedAt: str,
+    timezone: str | None,
+) -> NewEvent:
+    """
+    C{log.created} (a punch) or C{door.event} (C{enrollid} 0) for a row just inserted.
+
+    @param record: the row's fields (C{enrollid}, C{time}, C{mode}, C{inout}, C{event},
+        C{temp}, C{verifymode}, C{image}, C{extra}).
+    @param receivedAt: when the server stored it (ISO 8601, UTC).
+    @param timezone: the terminal's time zone (for C{timeUTC}; C{None}: the server's).
+    """
+    enrollid = record["enrollid"]
+    payload = {
+        "sn": sn,
+        "logId": logId,
+        "enrollid": enrollid,
+        "time": record["time"],
+        "timeUTC": localToUTC(record["time"], timezone),
+        "mode": record["mode"],
+        "inout": record["inout"],
+        "event": record["event"],
+        "temp": record.get("temp"),
+        "verifymode": record.get("verifymode"),
+        "hasImage": record.get("image") is not None,
+        "extra": dict(record.get("extra") or {}),
+        "key": [sn, enrollid, record["time"], record["mode"], record["inout"], record["event"]],
+        "receivedAt": receivedAt,
+    }
+    return NewEvent("door.event" if enrollid == 0 else "log.created", sn, payload)
+
+
+def quarantinedEvent(
+    quarantineId: int,
+    sn: str,
+    source: str,
+    raw: str,
+    digest: str,
+    problem: str,
+    field: str | None,
+    receivedAt: Any,
+) -> NewEvent:
+    """
+    C{log.quarantined}: a record a terminal sent (C{source}: C{sendlog} or C{senduser}) that can
+    never be stored was held in the quarantine.  Not its text (a C{senduser} record may carry a
+    template): its id in the quarantine API, the problem and the field.
+    """
+    return NewEvent(
+        "log.quarantined",
+        sn,
+        {
+            "sn": sn,
+            "quarantineId": quarantineId,
+            "source": source,
+            "problem": problem,
+            "field": field,
+            "receivedAt": receivedAt if isinstance(receivedAt, str) else _iso(receivedAt),
+        },
+    )
+
+
+def terminalPayload(terminal: Terminal) -> dict[str, Any]:
+    """What terminal events say about the terminal (never its secret)."""
+    return {
+        "sn": terminal.sn,
+        "name": terminal.name,
+        "approved": terminal.approved,
+        "active": terminal.active,
+        "timezone": terminal.timezone,
+        "cpusn": terminal.cpusn,
+        "mac": terminal.mac,
+        "modelname": terminal.modelname,
+        "firmware": terminal.firmware,
+        "firstSeen": _iso(terminal.firstSeen),
+        "lastSeen": _iso(terminal.lastSeen),
+    }
+
+
+def terminalEvent(kind: str, terminal: Terminal, **extra: Any) -> NewEvent:
+    """C{terminal.<kind>} with the terminal's fields and C{extra}."""
+    return NewEvent(f"terminal.{kind}", terminal.sn, {**terminalPayload(terminal), **extra})
+
+
+def firstRegistrationEvent(before: Terminal | None, after: Terminal) -> NewEvent | None:
+    """
+    C{terminal.registered} (approved) or C{terminal.pending} when C{after} is a terminal's first
+    registration (it did not exist, or an operator pre-registered it and it never connected).
+    """
+    if before is not None and before.firstSeen is not None:
+        return None
+    return terminalEvent("registered" if after.approved else "pending", after)
+
+
+def flaggedEvent(terminal: Terminal) -> NewEvent:
+    """C{terminal.flagged}: a refused identity claim (what was claimed, from where)."""
+    return terminalEvent("flagged", terminal, mismatch=dict(terminal.identityMismatch or {}))
+
+
+def updatedEvent(terminal: Terminal, changed: list[str]) -> NewEvent:
+    """C{terminal.updated}: an operator changed C{changed} (field names)."""
+    return terminalEvent("updated", terminal, changed=sorted(changed))
+
+
+def userEvent(kind: str, sn: str, enrollid: int, name: str | None = None, **extra: Any) -> NewEvent:
+    """C{user.<kind>}: C{enrolled} (a terminal sent it), C{changed}, C{deleted} (the API)."""
+    payload: dict[str, Any] = {"sn": sn, "enrollid": enrollid, "name": name}
+    payload.update(extra)
+    return NewEvent(f"user.{kind}", sn, payload)
+
+
+def commandEvent(command: StoredCommand) -> NewEvent:
+    """C{command.finished}: a command reached its final status."""
+    return NewEvent(
+        "command.finished",
+        command.sn,
+        {
+            "sn": command.sn,
+            "commandId": command.id,
+            "command": command.name,
+            "status": command.status,
+            "attempts": command.attempts,
+            "actor": command.actor,
+            # only the outcome: a reply may carry credential records
+            "reply": None
+            if command.reply is None
+            else {k: command.reply[k] for k in ("result", "reason") if k in command.reply},
+            "createdAt": _iso(command.createdAt),
+            "finishedAt": _iso(command.finishedAt),
+        },
+    )
+
+
+def connectionEvent(
+    connected: bool,
+    sn: str,
+    peer: str | None,
+    code: int | None = None,
+    reason: str | None = None,
+) -> NewEvent:
+    """
+    C{terminal.connected} / C{terminal.disconnected} (with the WebSocket close C{code} and
+    C{reason} when the connection was closed by a handshake; C{None} when it was just lost).
+    """
+    payload: dict[str, Any] = {"sn": sn, "peer": peer}
+    if not connected:
+        payload["code"] = code if isinstance(code, int) else None
+        payload["reason"] = reason if isinstance(reason, str) else None
+    return NewEvent("terminal.connected" if connected else "terminal.disconnected", sn, payload)
+
+
+__all__ = [
+    "commandEvent",
+    "connectionEvent",
+    "firstRegistrationEvent",
+    "flaggedEvent",
+    "localToUTC",
+    "logEvent",
+    "quarantinedEvent",
+    "terminalEvent",
+    "terminalPayload",
+    "updatedEvent",
+    "userEvent",
+]
