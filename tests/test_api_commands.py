@@ -188,6 +188,11 @@ class CommandSafetyTests(ApiTestCase):
         self.assertEqual(r.json["status"], "expired")
         self.assertEqual((r.json["attempts"], r.json["sentAt"]), (0, None))
         self.assertEqual(r.json["finishedAt"], r.json["expiresAt"])
+        # the queue reaches it after the three above (oldest first): wait for it, not a race
+        yield self.until(
+            lambda: self.commandStatus(leftover.json["id"]).addCallback(lambda s: s == "expired"),
+            "the leftover expired",
+        )
         r = yield self.call("GET", f"/api/commands/{leftover.json['id']}")
         self.assertEqual((r.json["status"], r.json["attempts"]), ("expired", 1))
         expired = yield self.auditOf("command.expire")

@@ -115,7 +115,7 @@ class URLTests(SynchronousTestCase):
 
 class ModelTests(SynchronousTestCase):
     def test_expandTypes(self) -> None:
-        self.assertEqual(expandTypes(["log.*"]), ("log.created",))
+        self.assertEqual(expandTypes(["log.*"]), ("log.created", "log.quarantined"))
         self.assertEqual(expandTypes(["*"]), EVENT_TYPES)
         self.assertEqual(
             expandTypes(["user.deleted", "terminal.*connected"]),
@@ -207,6 +207,13 @@ class RetentionTests(TestCase):
         self.assertEqual(events[0].createdAt, at(T0 + 1800))
 
 
+class _Session:
+    """A session as the registry and the connection events see it (hashable)."""
+
+    def __init__(self, peerHost: str) -> None:
+        self.peerHost = peerHost
+
+
 class ConnectionEventTests(TestCase):
     @inlineCallbacks
     def test_aStormIsFewTransactions(self) -> Any:
@@ -224,7 +231,7 @@ class ConnectionEventTests(TestCase):
         registry = TerminalRegistry()
         service = EventsService(store, reactor, ServerConfig(), registry, sinks=[])
         yield service.start()
-        sessions = [SimpleNamespace(peerHost=f"10.0.0.{i}") for i in range(200)]
+        sessions = [_Session(f"10.0.0.{i}") for i in range(200)]
         for i, session in enumerate(sessions):
             registry.bind(f"SN{i:03d}", session)
         for i, session in enumerate(sessions):
