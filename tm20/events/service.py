@@ -73,6 +73,7 @@ class EventsService:
         #: connection events waiting for their write (many per transaction in a storm)
         self._connections: list[NewEvent] = []
         self._flushing: Deferred[None] | None = None
+        self._pruning: Deferred[None] | None = None
         self._pruner = LoopingCall(self.prune)
         self._pruner.clock = clock
         self._running = False
@@ -93,6 +94,8 @@ class EventsService:
         self.feed.stop()
 
         async def stop() -> None:
+            if self._pruning is not None:
+                await self._pruning  # before the store closes under it
             await self.runner.stop()
             while self._flushing is not None or self._connections:
                 await (self._flushing or self._flushConnections())
@@ -102,7 +105,8 @@ class EventsService:
     def prune(self) -> Deferred[None]:
         """Delete the events older than the retention (errors are logged: it runs again)."""
         cutoff = utcFromSeconds(self.clock.seconds() - self.config.eventRetention)
-        d = self.store.pruneEvents(cutoff)
+        d: Deferred[None] = self.store.pruneEvents(cutoff)
+        self._pruning = d
 
         def pruned(count: int) -> None:
             if count:
@@ -113,7 +117,13 @@ class EventsService:
         def failed(failure: Any) -> None:
             self.log.warn("pruning events failed: {error}", error=failure.getErrorMessage())
 
+        def done(result: Any) -> Any:
+            if self._pruning is d:
+                self._pruning = None
+            return result
+
         d.addCallbacks(pruned, failed)
+        d.addBoth(done)
         return d
 
     def _connection(self, sn: str, session: Any, connected: bool) -> None:
