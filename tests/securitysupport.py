@@ -163,6 +163,7 @@ def startServerOn(
 ) -> Any:
     """Start a server listening on C{ports}; stopped by a cleanup.  @return: L{Running}."""
     store = SQLiteStore(scratchDir(testCase) + "/tm20.sqlite3", reactor=reactor)
+    changes.setdefault("fetchMissingLogs", False)  # no commands of the server's own
     config = ServerConfig(ports=ports, **changes)
     service = TM20Service(buildServer(config, reactor, store))
     service.startService()

@@ -59,6 +59,8 @@ from tm20.protocol.storable import (
     checkUserFields,
 )
 
+from .storecontract_watch import WatchStoreContractTests
+
 #: The clock's time when a test starts: 2026-04-30 11:59:37 UTC.
 T0 = 1_777_550_377.0
 
@@ -107,7 +109,7 @@ SN = "ZYTI25116685"
 OTHER_SN = "ZX0006827500"
 
 
-class StoreContractTests(_Base):
+class StoreContractTests(WatchStoreContractTests, _Base):
     """
     Behaviour tests of every L{IStore} method; mix into a C{twisted.trial.unittest.TestCase}.
     """

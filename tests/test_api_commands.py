@@ -111,7 +111,12 @@ class CommandSafetyTests(ApiTestCase):
         self.clock = Clock()
         self.clock.advance(reactor.seconds())
         store = self.makeClockedStore(self.clock)
-        config = ServerConfig(ports=("tcp:0:interface=127.0.0.1",), apiTokens=(f"admin:{ADMIN}",))
+        # no commands of the server's own (the automatic fetch of missing logs) in the queue's way
+        config = ServerConfig(
+            ports=("tcp:0:interface=127.0.0.1",),
+            apiTokens=(f"admin:{ADMIN}",),
+            fetchMissingLogs=False,
+        )
         service = TM20Service(buildServer(config, reactor, store, clock=self.clock))
         service.startService()
         ports = yield service.ready
@@ -188,10 +193,11 @@ class CommandSafetyTests(ApiTestCase):
         self.assertEqual(r.json["status"], "expired")
         self.assertEqual((r.json["attempts"], r.json["sentAt"]), (0, None))
         self.assertEqual(r.json["finishedAt"], r.json["expiresAt"])
-        # the queue reaches it after the three above (oldest first): wait for it, not a race
+        # the leftover comes after the three delivered ones in the queue: wait for its turn
+        # (settled, then audited)
         yield self.until(
-            lambda: self.commandStatus(leftover.json["id"]).addCallback(lambda s: s == "expired"),
-            "the leftover expired",
+            lambda: self.auditOf("command.expire").addCallback(lambda e: len(e) == 2),
+            "the leftover settled",
         )
         r = yield self.call("GET", f"/api/commands/{leftover.json['id']}")
         self.assertEqual((r.json["status"], r.json["attempts"]), ("expired", 1))

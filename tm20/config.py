@@ -45,6 +45,13 @@ class ServerConfig:
     @ivar httpIdleTimeout: seconds an HTTP (API) connection may sit idle between requests.
     @ivar waitForDatabase: seconds to keep retrying a database that cannot be reached at
         start-up before giving up (0: give up at once).
+    @ivar silentAfter: seconds without a command from a terminal after which it is marked
+        silent (0: off; a terminal's own C{silentAfter} wins).
+    @ivar clockDriftThreshold: seconds of clock drift past which a terminal is flagged (0: off).
+    @ivar autoSettimeDrift: seconds of clock drift past which the server sets the terminal's
+        clock (C{settime}, through the command queue); 0: never.
+    @ivar fetchMissingLogs: fetch the logs found missing by itself (C{getnewlog}/C{getalllog});
+        when C{False}, gaps are only recorded.
     @ivar eventRetention: seconds events (and delivery attempts) are kept; 0 keeps them forever.
     @ivar eventPollInterval: how often event readers look for events committed by another
         process (PostgreSQL shared by several processes); this process's own wake them at once.
@@ -83,6 +90,10 @@ class ServerConfig:
     httpIdleTimeout: float = 75.0
     httpBodyTimeout: float = 30.0
     waitForDatabase: float = 0.0
+    silentAfter: float = 3600.0
+    clockDriftThreshold: float = 60.0
+    autoSettimeDrift: float = 0.0
+    fetchMissingLogs: bool = True
     eventRetention: float = 30 * 86400.0
     eventPollInterval: float = 1.0
     sseHeartbeat: float = 15.0

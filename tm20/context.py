@@ -23,5 +23,9 @@ class ServerContext:
     ingest: Any
     commands: Any
     config: ServerConfig
+    #: The L{tm20.metrics.Metrics} (C{None}: nothing is counted).
+    metrics: Any = None
+    #: The L{tm20.services.watch.Watch} (C{None}: terminals are not watched).
+    watch: Any = None
     #: The L{tm20.events.service.EventsService} (feed, sink runner), set by buildServer.
     events: Any = None

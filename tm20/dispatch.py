@@ -77,6 +77,24 @@ class Dispatcher:
         """
         cmd = message.cmd
         handler = self.handlers.get(cmd)
+        watch = getattr(context, "watch", None)
+        if watch is not None and session.registered:
+            watch.heard(session.sn)
+        metrics = getattr(context, "metrics", None)
+        if metrics is not None:
+            started = context.clock.seconds()
+            d = self._dispatch(context, session, message, cmd, handler)
+            return _measured(metrics, context.clock, started, cmd, cmd in self.handlers, d)
+        return self._dispatch(context, session, message, cmd, handler)
+
+    def _dispatch(
+        self,
+        context: Any,
+        session: Any,
+        message: TerminalMessage,
+        cmd: str,
+        handler: ICommandHandler | None,
+    ) -> Deferred[dict[str, Any] | None]:
         if handler is None:
             self.log.info(
                 "no handler for terminal command {cmd!r} from {sn}", cmd=cmd, sn=session.sn
@@ -108,3 +126,25 @@ class Dispatcher:
 
         result = maybeDeferred(handler.handle, context, session, message)
         return result.addCallback(shape).addErrback(failed)
+
+
+def _measured(
+    metrics: Any,
+    clock: Any,
+    started: float,
+    cmd: str,
+    known: bool,
+    d: Deferred[dict[str, Any] | None],
+) -> Deferred[dict[str, Any] | None]:
+    """Count the message, and its reply's result and latency, in C{metrics}."""
+    label = cmd if known else "other"
+    metrics.messages.labels(label).inc()
+
+    def answered(reply: dict[str, Any] | None) -> dict[str, Any] | None:
+        if reply is not None:
+            result = "true" if reply.get("result", True) is not False else "false"
+            metrics.acks.labels(label, result).inc()
+            metrics.ackLatency.labels(label).observe(max(0.0, clock.seconds() - started))
+        return reply
+
+    return d.addCallback(answered)

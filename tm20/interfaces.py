@@ -7,6 +7,7 @@ The contracts between the parts of tm20, documented here and only here.
   - L{ITerminalSession}: one connected terminal, as handlers and services see it.
   - L{ITerminalRegistry}: the connected terminals, by C{sn}.
   - L{IStore}: persistence (SQLite embedded, PostgreSQL for production).
+  - L{IWatchStore}: what the server watches on each terminal (silence, missing logs, clock).
   - L{IEventStore}: the event log (outbox), delivery streams and webhooks of the same store.
   - L{IEventSink}: a destination for events (webhooks, an operator's own); found with
     C{twisted.plugin.getPlugins(IEventSink, tm20.plugins)}.
@@ -60,6 +61,10 @@ class IServerContext(Interface):
         """C{tm20.services.commands.CommandService}: sends commands to terminals."""
     )
     config = Attribute("""The C{tm20.config.ServerConfig}.""")
+    metrics = Attribute("""The C{tm20.metrics.Metrics}, or C{None}.""")
+    watch = Attribute(
+        """C{tm20.services.watch.Watch}: silence, missing logs, clock drift; or C{None}."""
+    )
 
 
 class ITerminalSession(Interface):
@@ -364,6 +369,44 @@ class IStore(Interface):
         """Newest first.  @return: L{Deferred} of a list of L{tm20.model.AuditEntry}."""
 
 
+class IWatchStore(Interface):
+    """
+    What the server watches on each terminal by itself (L{tm20.model.TerminalWatch}): a second
+    role of the same store object as L{IStore}.  A terminal without a watch row has the
+    defaults of L{tm20.model.TerminalWatch}; deleting a terminal deletes its row.
+    """
+
+    def getWatch(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.TerminalWatch}, or C{None} when it has none."""
+
+    def listWatches():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of every stored L{tm20.model.TerminalWatch}, by C{sn}."""
+
+    def updateWatch(sn, changes):  # type: ignore[no-untyped-def]
+        """
+        Set the fields in C{changes} (names of L{tm20.model.TerminalWatch} fields but C{sn}; a
+        C{ValueError} for others), creating the row if needed, in one transaction.
+        @return: L{Deferred} of the L{tm20.model.TerminalWatch} afterwards, or C{None} when there
+            is no terminal C{sn} (nothing is written).
+        """
+
+    def countTerminalLogs(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the logs stored for C{sn}: punches and door events together."""
+
+    def watchPage(afterSn, limit):  # type: ignore[no-untyped-def]
+        """
+        A page of every terminal (approved or not), by C{sn}, strictly after C{afterSn}
+        (C{None}: from the first), at most C{limit}, each with its watch fields.
+        @return: L{Deferred} of a list of L{tm20.model.WatchedTerminal}.
+        """
+
+    def countPendingCommands():  # type: ignore[no-untyped-def]
+        """
+        @return: L{Deferred} of the commands still to deliver (C{queued} or C{sent}), all
+            terminals together (for the metrics).
+        """
+
+
 class IEventStore(Interface):
     """
     The event log of a store: every fact written through L{IStore} that changes data appends
@@ -503,6 +546,7 @@ __all__ = [
     "ICommandHandler",
     "IEventSink",
     "IEventStore",
+    "IWatchStore",
     "IServerContext",
     "ITerminalSession",
     "ITerminalRegistry",

@@ -213,3 +213,81 @@ class AuditEntry:
     target: str | None
     detail: Mapping[str, Any]
     at: datetime | None = None
+
+
+@attrs.frozen
+class TerminalWatch:
+    """
+    What the server watches on one terminal by itself (see L{tm20.services.silence},
+    L{tm20.services.loggaps}, L{tm20.services.clockdrift}).
+
+    @ivar silentAfter: the terminal's own silence threshold in seconds (C{None}: the server's
+        C{--silent-after}).
+    @ivar silentSince: when it was marked silent (C{None}: not silent).
+    @ivar logGap: logs known to be missing from the server and not recovered yet.
+    @ivar logGapSource: what showed the gap: C{usedlog} (the C{reg} counters) or C{logindex}
+        (a jump in the C{sendlog} sequence).
+    @ivar logGapSince: when the gap was found.
+    @ivar logGapFrom: the first day (terminal-local C{YYYY-MM-DD}) of the gap's window, or
+        C{None} when the window is unknown (the whole log memory is read).
+    @ivar logGapTo: the last day of that window, or C{None}.
+    @ivar logsRecovered: logs the server fetched by itself and stored (a running total).
+    @ivar lastRecoveryAt: when the last fetch finished.
+    @ivar clockDrift: terminal clock minus server clock, in seconds, at the last check
+        (C{None}: never checked).
+    @ivar clockCheckedAt: when the drift was last recorded.
+    @ivar clockCorrectedAt: when the server last set the terminal's clock because of drift.
+    """
+
+    sn: str
+    silentAfter: float | None = None
+    silentSince: datetime | None = None
+    logGap: int = 0
+    logGapSource: str | None = None
+    logGapSince: datetime | None = None
+    logGapFrom: str | None = None
+    logGapTo: str | None = None
+    logsRecovered: int = 0
+    lastRecoveryAt: datetime | None = None
+    clockDrift: float | None = None
+    clockCheckedAt: datetime | None = None
+    clockCorrectedAt: datetime | None = None
+
+
+@attrs.frozen
+class WatchedTerminal:
+    """
+    A terminal as the periodic sweep reads it (L{tm20.interfaces.IWatchStore.watchPage}): only
+    what the silence check and the metrics' census need, so a large fleet is cheap to read.
+    """
+
+    sn: str
+    approved: bool
+    active: bool
+    lastSeen: datetime | None = None
+    silentAfter: float | None = None
+    silentSince: datetime | None = None
+    logGap: int = 0
+    clockDrift: float | None = None
+
+
+#: Field name -> column of L{TerminalWatch} (every field but C{sn} may be changed).
+WATCH_COLUMNS: Mapping[str, str] = {
+    "silentAfter": "silent_after",
+    "silentSince": "silent_since",
+    "logGap": "log_gap",
+    "logGapSource": "log_gap_source",
+    "logGapSince": "log_gap_since",
+    "logGapFrom": "log_gap_from",
+    "logGapTo": "log_gap_to",
+    "logsRecovered": "logs_recovered",
+    "lastRecoveryAt": "last_recovery_at",
+    "clockDrift": "clock_drift",
+    "clockCheckedAt": "clock_checked_at",
+    "clockCorrectedAt": "clock_corrected_at",
+}
+
+#: The L{TerminalWatch} fields holding server timestamps (aware UTC C{datetime}s).
+WATCH_TIMESTAMPS = frozenset(
+    {"silentSince", "logGapSince", "lastRecoveryAt", "clockCheckedAt", "clockCorrectedAt"}
+)

@@ -26,11 +26,16 @@ from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
 from tm20.events.service import EventsService
-from tm20.interfaces import IStore
+from tm20.interfaces import IStore, IWatchStore
 from tm20.logs import installObserver
+from tm20.metrics import Metrics
+from tm20.probes import MetricsResource, ReadyResource
 from tm20.services.commands import CommandService
 from tm20.services.ingest import LogIngest
+from tm20.services.pulls import PullService
+from tm20.services.queue import CommandQueue
 from tm20.services.registration import RegistrationService
+from tm20.services.watch import Watch
 from tm20.startup import StartupError, explain, oneLine, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
 from tm20.terminal.protocol import CLOSE_SHUTDOWN
@@ -67,6 +72,8 @@ class Server:
     root: TM20Root
     site: QuietSite
     events: EventsService
+    #: Every configured port is listening (set by L{TM20Service}).
+    listening: bool = False
 
 
 def buildServer(
@@ -96,15 +103,35 @@ def buildServer(
         defaultTimezone=config.defaultTimezone,
     )
     commands = CommandService(registry, clock, timeout=config.commandTimeout)
+    metrics = Metrics()
     context = ServerContext(
         store=store,
         clock=clock,
         registry=registry,
         registration=registration,
-        ingest=LogIngest(store, clock),
+        ingest=LogIngest(store, clock, metrics=metrics),
         commands=commands,
         config=config,
+        metrics=metrics,
     )
+    queue = CommandQueue(store, commands, registration, clock, timeout=config.commandTimeout)
+    registration.observers.append(queue.deliverPending)
+    pulls = PullService(store, commands)
+    if IWatchStore.providedBy(store):
+        context.watch = Watch(
+            store,
+            clock,
+            registry,
+            pulls,
+            settime=lambda sn: queue.submit(sn, "settime", {}, WATCH_ACTOR, wait=False),
+            silentAfter=config.silentAfter,
+            driftThreshold=config.clockDriftThreshold,
+            autoSettime=config.autoSettimeDrift,
+            defaultTimezone=config.defaultTimezone,
+            metrics=metrics,
+            fetchMissingLogs=config.fetchMissingLogs,
+        )
+    _sampleQueues(metrics, store, queue)
     context.events = EventsService(store, clock, config, registry, sinks, context)
     if dispatcher is None:
         dispatcher = Dispatcher.fromPlugins()
@@ -114,10 +141,43 @@ def buildServer(
         b"health",
         HealthResource(store, lambda: {"connected": len(registry)}),
     )
-    _mountApi(root, context)
+    ready = ReadyResource(store)
+    root.putChild(b"ready", ready)
+    api = _mountApi(root, context, queue, pulls)
+    if api is not None:
+        api.auth.metrics = metrics
+        root.putChild(b"metrics", MetricsResource(metrics, api.auth))
     _pauseTerminalsWhileLogQueueFull(store, registry)
     site = QuietSite(root, config=config, clock=clock)
-    return Server(config, reactor, store, context, factory, root, site, context.events)
+    site.metrics = metrics
+    server = Server(config, reactor, store, context, factory, root, site, context.events)
+    ready.listening = lambda: server.listening
+    return server
+
+
+#: The actor recorded on commands the server queues by itself (clock corrections).
+WATCH_ACTOR = "tm20-watch"
+
+
+def _sampleQueues(metrics: Metrics, store: IStore, queue: CommandQueue) -> None:
+    """The queue depths, sampled at scrape time (no I/O)."""
+
+    def logRows() -> list[tuple[tuple[str, ...], float]]:
+        logQueue = getattr(store, "logQueue", None)  # PostgreSQL's group-commit queue
+        return [((), float(getattr(logQueue, "pendingRows", 0)))]
+
+    metrics.sample(
+        "tm20_log_queue_rows",
+        "Log records accepted and waiting for their group commit (PostgreSQL; 0 on SQLite).",
+        (),
+        logRows,
+    )
+    metrics.sample(
+        "tm20_command_queue_workers",
+        "Terminals whose durable command queue is being delivered now.",
+        (),
+        lambda: [((), float(queue.activeWorkers))],
+    )
 
 
 def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) -> None:
@@ -148,12 +208,17 @@ def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) 
     register(observe)
 
 
-def _mountApi(root: TM20Root, context: ServerContext) -> None:
+def _mountApi(
+    root: TM20Root, context: ServerContext, queue: CommandQueue, pulls: PullService
+) -> Any:
+    """Mount C{/api}; @return: its L{tm20.api._app.TM20Api}, or C{None} without Klein."""
     try:
         from tm20.api import buildApiResource
     except ImportError:
-        return
-    root.putChild(b"api", buildApiResource(context))
+        return None
+    resource = buildApiResource(context, queue=queue, pulls=pulls)
+    root.putChild(b"api", resource)
+    return getattr(resource, "api", None)
 
 
 class TM20Service(service.Service):
@@ -226,6 +291,9 @@ class TM20Service(service.Service):
                 raise StartupError(f"cannot listen on {spec}: {oneLine(str(e))}") from e
             self.ports.append(listening)
             self.log.info("listening on {endpoint}", endpoint=spec)
+        server.listening = True
+        if server.context.watch is not None:
+            server.context.watch.start()
         return list(self.ports)
 
     def _startFailed(self, f: Failure) -> None:
@@ -242,6 +310,9 @@ class TM20Service(service.Service):
     def stopService(self) -> Any:
         super().stopService()
         server = self.server
+        server.listening = False
+        if server.context.watch is not None:
+            server.context.watch.stop()
         for port in self.ports:
             yield port.stopListening()
         self.ports = []

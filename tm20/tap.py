@@ -143,6 +143,10 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "terminal-networks": ("TM20_TERMINAL_NETWORKS", (), _networks),
     "trusted-proxies": ("TM20_TRUSTED_PROXIES", (), _networks),
     "wait-for-database": ("TM20_WAIT_FOR_DATABASE", 0.0, _number(float, 0)),
+    "silent-after": ("TM20_SILENT_AFTER", 3600.0, _number(float, 0)),
+    "clock-drift-threshold": ("TM20_CLOCK_DRIFT_THRESHOLD", 60.0, _number(float, 0)),
+    "auto-settime-drift": ("TM20_AUTO_SETTIME_DRIFT", 0.0, _number(float, 0)),
+    "fetch-missing-logs": ("TM20_FETCH_MISSING_LOGS", True, _bool),
     "event-retention": ("TM20_EVENT_RETENTION", 30 * 86400.0, _duration(0)),
     "event-poll-interval": ("TM20_EVENT_POLL_INTERVAL", 1.0, _duration(0.01)),
     "sse-heartbeat": ("TM20_SSE_HEARTBEAT", 15.0, _duration(0.1)),
@@ -280,6 +284,34 @@ class Options(usage.Options):
             None,
             "At start-up, keep trying to reach the database for up to this many seconds before"
             " giving up (a database host that boots later) [TM20_WAIT_FOR_DATABASE] (0)",
+        ],
+        [
+            "silent-after",
+            None,
+            None,
+            "Mark a terminal silent after this many seconds without a command from it; 0: off"
+            " (a terminal's own silentAfter wins) [TM20_SILENT_AFTER] (3600)",
+        ],
+        [
+            "clock-drift-threshold",
+            None,
+            None,
+            "Flag a terminal whose clock is off by more than this many seconds; 0: off"
+            " [TM20_CLOCK_DRIFT_THRESHOLD] (60)",
+        ],
+        [
+            "auto-settime-drift",
+            None,
+            None,
+            "Set a terminal's clock (settime) when it is off by more than this many seconds;"
+            " 0: never [TM20_AUTO_SETTIME_DRIFT] (0)",
+        ],
+        [
+            "fetch-missing-logs",
+            None,
+            None,
+            "Fetch logs found missing from the server by itself (getnewlog/getalllog), 1 or 0;"
+            " with 0 they are only recorded [TM20_FETCH_MISSING_LOGS] (1)",
         ],
         [
             "event-retention",
@@ -422,6 +454,10 @@ class Options(usage.Options):
             terminalNetworks=self["terminal-networks"],
             trustedProxies=self["trusted-proxies"],
             waitForDatabase=self["wait-for-database"],
+            silentAfter=self["silent-after"],
+            clockDriftThreshold=self["clock-drift-threshold"],
+            autoSettimeDrift=self["auto-settime-drift"],
+            fetchMissingLogs=self["fetch-missing-logs"],
             eventRetention=self["event-retention"],
             eventPollInterval=self["event-poll-interval"],
             sseHeartbeat=self["sse-heartbeat"],

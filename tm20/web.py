@@ -445,6 +445,8 @@ class QuietSite(Site):
             exempt=NetworkList(config.trustedProxies),
         )
         self._refusals: dict[str, int] = {}
+        #: The L{tm20.metrics.Metrics} counting refusals (C{None}: not counted).
+        self.metrics: Any = None
         self._refusalLoggedAt: dict[str, float] = {}
 
     def log(self, request: Any) -> None:
@@ -470,6 +472,8 @@ class QuietSite(Site):
         return _CountedConnection(self, host, channel)
 
     def _logRefusal(self, reason: str, host: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refused(reason)
         # Under a flood, one line per reason every 10 s, with the count since the last line.
         self._refusals[reason] = self._refusals.get(reason, 0) + 1
         now = self.reactor.seconds()

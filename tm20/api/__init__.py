@@ -14,11 +14,12 @@ from twisted.web.resource import IResource
 __all__ = ["buildApiResource"]
 
 
-def buildApiResource(context: Any) -> IResource:
+def buildApiResource(context: Any, queue: Any = None, pulls: Any = None) -> IResource:
     """
-    The C{/api} resource for a server's L{tm20.context.ServerContext}: builds the durable
-    command queue (delivering queued commands after each registration) and the pull service.
+    The C{/api} resource for a server's L{tm20.context.ServerContext}, on the server's durable
+    command queue and pull service (built here, the queue delivering after each registration,
+    when not given).
     """
     from tm20.api._app import TM20Api
 
-    return TM20Api(context).resource()
+    return TM20Api(context, queue=queue, pulls=pulls).resource()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,9 +50,19 @@ from tm20.api._serialize import (
     logJSON,
     quarantinedJSON,
     terminalJSON,
+    terminalStates,
     userJSON,
+    watchJSON,
 )
-from tm20.model import COMMAND_CANCELLED, COMMAND_SENT, LogQuery, StoredCommand, Terminal, User
+from tm20.model import (
+    COMMAND_CANCELLED,
+    COMMAND_SENT,
+    LogQuery,
+    StoredCommand,
+    Terminal,
+    TerminalWatch,
+    User,
+)
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
@@ -404,6 +415,7 @@ class TM20Api(EventsApi):
         status = query.get("status")
         approved = None if status is None else status == "approved"
         terminals: list[Terminal] = await self.store.listTerminals(approved)
+        watches = await self._watches()
         connected = set(self.context.registry.connected())
         items = []
         for terminal in terminals:
@@ -412,8 +424,43 @@ class TM20Api(EventsApi):
                 continue
             if "active" in query and query["active"] != terminal.active:
                 continue
-            items.append(terminalJSON(terminal, isConnected))
+            item = self._describe(terminal, isConnected, watches.get(terminal.sn))
+            if "state" in query and query["state"] not in item["states"]:
+                continue
+            items.append(item)
         return Reply(200, {"items": items, "count": len(items)})
+
+    async def _watches(self) -> dict[str, TerminalWatch]:
+        if self.context.watch is None:
+            return {}
+        return {w.sn: w for w in await self.store.listWatches()}
+
+    def _describe(
+        self, terminal: Terminal, connected: bool, watch: TerminalWatch | None
+    ) -> dict[str, Any]:
+        """A terminal as the API shows it: L{terminalJSON}, its watch and its states."""
+        out = terminalJSON(terminal, connected)
+        watching = self.context.watch
+        watched = None
+        if watching is not None:
+            heard = watching.silence.lastHeard(terminal)
+            watched = watchJSON(
+                watch,
+                watching.silence.thresholdFor(watch),
+                watching.drift.flagged(watch.clockDrift if watch is not None else None),
+                None if heard is None else datetime.fromtimestamp(heard, tz=UTC),
+                watching.gaps.busy(terminal.sn),
+            )
+            out["watch"] = watched
+        out["states"] = terminalStates(terminal, connected, watched)
+        return out
+
+    async def _out(self, terminal: Terminal) -> dict[str, Any]:
+        """L{_describe} for one terminal (its watch read from the store)."""
+        watch = None
+        if self.context.watch is not None:
+            watch = await self.store.getWatch(terminal.sn)
+        return self._describe(terminal, self._connected(terminal.sn), watch)
 
     async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "TerminalCreate")
@@ -436,7 +483,7 @@ class TM20Api(EventsApi):
             terminal = await self.store.updateTerminal(sn, {"active": False})
         return Reply(
             201,
-            terminalJSON(terminal, self._connected(sn)),
+            await self._out(terminal),
             {"Location": f"/api/terminals/{quote(sn, safe='')}/"},
         )
 
@@ -444,7 +491,7 @@ class TM20Api(EventsApi):
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
         terminal = await self._terminal(sn)
-        return Reply(200, terminalJSON(terminal, self._connected(sn)))
+        return Reply(200, await self._out(terminal))
 
     async def updateTerminal(
         self, request: IRequest, principal: Principal, query: Any, sn: str
@@ -461,6 +508,12 @@ class TM20Api(EventsApi):
             changes["approved"] = whitelisted
         if "timezone" in changes:
             changes["timezone"] = _checkTimezone(changes["timezone"])
+        silentChange = "silentAfter" in changes
+        silentAfter = changes.pop("silentAfter", None)
+        if silentChange and self.context.watch is None:
+            raise ApiError(
+                400, "invalid_body", "terminals are not watched here", field="silentAfter"
+            )
         audited = dict(body)
         secretChange = "secret" in changes
         secret: str | None = changes.pop("secret", None)
@@ -469,7 +522,7 @@ class TM20Api(EventsApi):
             audited["secret"] = "removed" if secret is None else "set"
         await self._audit(principal, "terminal.update", sn, audited)
         terminal: Terminal | None = None
-        if changes:  # the body is never empty: without a secret, there are changes
+        if changes:  # without a secret or a silentAfter, there are changes
             terminal = await self.store.updateTerminal(sn, changes)
             if terminal is None:
                 raise ApiError(404, "not_found", f"no terminal {sn!r}")
@@ -477,13 +530,18 @@ class TM20Api(EventsApi):
             terminal = await self.store.setTerminalSecret(
                 sn, None if secret is None else hashSecret(secret)
             )
+        if silentChange:
+            if await self.store.updateWatch(sn, {"silentAfter": silentAfter}) is None:
+                raise ApiError(404, "not_found", f"no terminal {sn!r}")
+            if terminal is None:
+                terminal = await self.store.getTerminal(sn)
         if terminal is None:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
         # Its connection uses the new record at once: the next cloudtime is in the new zone.
         self.context.registration.terminalChanged(terminal)
         if not terminal.approved or not terminal.active:
             self._disconnect(sn, "disabled by the operator")
-        return Reply(200, terminalJSON(terminal, self._connected(sn)))
+        return Reply(200, await self._out(terminal))
 
     async def resetTerminalIdentity(
         self, request: IRequest, principal: Principal, query: Any, sn: str
@@ -494,7 +552,7 @@ class TM20Api(EventsApi):
         if terminal is None:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
         self.context.registration.terminalChanged(terminal)
-        return Reply(200, terminalJSON(terminal, self._connected(sn)))
+        return Reply(200, await self._out(terminal))
 
     async def deleteTerminal(
         self, request: IRequest, principal: Principal, query: Any, sn: str
@@ -505,12 +563,15 @@ class TM20Api(EventsApi):
         if not deleted:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
         self._disconnect(sn, "deleted by the operator")
+        if self.context.watch is not None:
+            self.context.watch.forget(sn)
         return Reply(204, None)
 
     async def listConnected(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         connected = set(self.context.registry.connected())
         terminals: list[Terminal] = await self.store.listTerminals(None)
-        items = [terminalJSON(t, True) for t in terminals if t.sn in connected]
+        watches = await self._watches()
+        items = [self._describe(t, True, watches.get(t.sn)) for t in terminals if t.sn in connected]
         return Reply(200, {"items": items, "count": len(items)})
 
     # -- commands ----------------------------------------------------------------------------------

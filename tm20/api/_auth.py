@@ -125,6 +125,13 @@ class Authenticator:
         ]
         self.limiter = limiter
         self.trustedProxies = trustedProxies if trustedProxies is not None else NetworkList()
+        #: The L{tm20.metrics.Metrics} counting failures (C{None}: not counted).
+        self.metrics: Any = None
+
+    def _failed(self, source: str) -> None:
+        self.limiter.failed(source)
+        if self.metrics is not None:
+            self.metrics.authFailures.inc()
 
     async def authenticate(self, request: IRequest) -> Principal:
         """
@@ -142,7 +149,7 @@ class Authenticator:
             raise tooManyFailures(retry)
         secret = bearerToken(request)
         if secret is None:
-            self.limiter.failed(source)
+            self._failed(source)
             raise ApiError(
                 401,
                 "unauthorized",
@@ -157,7 +164,7 @@ class Authenticator:
             return found
         stored: Any = await self._store.findApiToken(digest.hex())
         if stored is None:
-            self.limiter.failed(source)
+            self._failed(source)
             raise ApiError(401, "unauthorized", f"unknown or revoked token; {TOKEN_HINT}")
         return Principal(stored.name, frozenset(stored.scopes))
 

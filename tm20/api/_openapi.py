@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from tm20.api._eventsopenapi import EVENT_SCHEMAS, eventQueryParameters
+from tm20.api._serialize import TERMINAL_STATES
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
 from tm20.protocol.serial import MAX_SN_LENGTH
 from tm20.services.expiry import MAX_EXPIRY
@@ -100,6 +101,66 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "boolean",
                 "description": "Connections must dial /t/<secret> (the secret is never shown).",
             },
+            "states": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(TERMINAL_STATES)},
+                "description": "Every state the terminal is in now (see README, REST API).",
+            },
+            "watch": {"$ref": "#/components/schemas/TerminalWatch"},
+        },
+    },
+    "TerminalWatch": {
+        "type": "object",
+        "description": "What the server watches on the terminal by itself.",
+        "properties": {
+            "silent": {"type": "boolean"},
+            "silentSince": _TIMESTAMP,
+            "silentAfter": {
+                "type": "number",
+                "description": "The threshold in force, seconds (0: not watched).",
+            },
+            "silentAfterOverride": {
+                "type": "number",
+                "nullable": True,
+                "description": "The terminal's own threshold; null: --silent-after.",
+            },
+            "lastHeard": _TIMESTAMP,
+            "logGap": {
+                "type": "object",
+                "properties": {
+                    "missing": {
+                        "type": "integer",
+                        "description": "Logs known missing from the server, not recovered.",
+                    },
+                    "source": {
+                        "type": "string",
+                        "nullable": True,
+                        "enum": ["usedlog", "usednewlog", "logindex", None],
+                    },
+                    "since": _TIMESTAMP,
+                    "from": {**_NULLABLE_STRING, "description": "First day of the window."},
+                    "to": {**_NULLABLE_STRING, "description": "Last day of the window."},
+                    "fetching": {"type": "boolean"},
+                    "recovered": {
+                        "type": "integer",
+                        "description": "Logs the server fetched by itself (running total).",
+                    },
+                    "lastRecoveryAt": _TIMESTAMP,
+                },
+            },
+            "clock": {
+                "type": "object",
+                "properties": {
+                    "drift": {
+                        "type": "number",
+                        "nullable": True,
+                        "description": "Terminal clock minus server clock, seconds.",
+                    },
+                    "flagged": {"type": "boolean"},
+                    "checkedAt": _TIMESTAMP,
+                    "correctedAt": _TIMESTAMP,
+                },
+            },
         },
     },
     "IdentityMismatch": {
@@ -174,6 +235,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "maxLength": 64,
                 "nullable": True,
                 "description": "IANA time zone, e.g. Europe/Paris; null for the server default.",
+            },
+            "silentAfter": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 31_536_000,
+                "nullable": True,
+                "description": (
+                    "Mark the terminal silent after this many seconds without a command from"
+                    " it (0: never); null: the server's --silent-after."
+                ),
             },
             "secret": {
                 "type": "string",
@@ -578,6 +649,11 @@ STATUS = _query(
     "status", {"type": "string", "enum": ["approved", "pending"]}, "Only approved or pending ones."
 )
 ACTIVE = _query("active", {"type": "boolean"}, "Only (in)active terminals.")
+STATE = _query(
+    "state",
+    {"type": "string", "enum": list(TERMINAL_STATES)},
+    "Only terminals in this state (silent, log_gap, clock_drift, ...).",
+)
 BACKUPNUM = _query(
     "backupnum",
     {"type": "integer", "minimum": 0, "maximum": 50},
@@ -728,7 +804,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "listTerminals",
         "List terminals.",
         "read",
-        parameters=(CONNECTED, STATUS, ACTIVE),
+        parameters=(CONNECTED, STATUS, ACTIVE, STATE),
         responses={200: ("The terminals, by sn.", "TerminalList")},
     ),
     Operation(

@@ -20,6 +20,7 @@ from tm20.model import (
     StoredCommand,
     StoredLog,
     Terminal,
+    TerminalWatch,
     User,
 )
 from tm20.services.expiry import expiryOf
@@ -33,7 +34,9 @@ __all__ = [
     "logJSON",
     "quarantinedJSON",
     "terminalJSON",
+    "terminalStates",
     "userJSON",
+    "watchJSON",
 ]
 
 
@@ -73,6 +76,76 @@ def terminalJSON(terminal: Terminal, connected: bool) -> dict[str, Any]:
         ),
         "hasSecret": bool(terminal.secretHash),
     }
+
+
+def watchJSON(
+    watch: TerminalWatch | None,
+    silentAfter: float,
+    driftFlagged: bool,
+    lastHeard: datetime | None,
+    fetching: bool,
+) -> dict[str, Any]:
+    """
+    What the server watches on a terminal: its silence (with the threshold in force and its own
+    override), the logs missing from the server, its clock drift.
+    """
+    w = watch if watch is not None else TerminalWatch(sn="")
+    return {
+        "silent": w.silentSince is not None,
+        "silentSince": isoTime(w.silentSince),
+        "silentAfter": silentAfter,
+        "silentAfterOverride": w.silentAfter,
+        "lastHeard": isoTime(lastHeard),
+        "logGap": {
+            "missing": w.logGap,
+            "source": w.logGapSource,
+            "since": isoTime(w.logGapSince),
+            "from": w.logGapFrom,
+            "to": w.logGapTo,
+            "fetching": fetching,
+            "recovered": w.logsRecovered,
+            "lastRecoveryAt": isoTime(w.lastRecoveryAt),
+        },
+        "clock": {
+            "drift": w.clockDrift,
+            "flagged": driftFlagged,
+            "checkedAt": isoTime(w.clockCheckedAt),
+            "correctedAt": isoTime(w.clockCorrectedAt),
+        },
+    }
+
+
+#: The states a terminal can be in at once (the C{state} filter of the terminal list).
+TERMINAL_STATES = (
+    "pending",
+    "inactive",
+    "connected",
+    "disconnected",
+    "silent",
+    "log_gap",
+    "clock_drift",
+    "flagged",
+)
+
+
+def terminalStates(terminal: Terminal, connected: bool, watch: dict[str, Any] | None) -> list[str]:
+    """The L{TERMINAL_STATES} a terminal is in, in that order."""
+    states = []
+    if not terminal.approved:
+        states.append("pending")
+    if not terminal.active:
+        states.append("inactive")
+    states.append("connected" if connected else "disconnected")
+    if watch is not None:
+        if watch["silent"]:
+            states.append("silent")
+        if watch["logGap"]["missing"] > 0:
+            states.append("log_gap")
+        if watch["clock"]["flagged"]:
+            states.append("clock_drift")
+    if terminal.flagged:
+        states.append("flagged")
+    return states
 
 
 def credentialJSON(credential: Credential, withRecord: bool) -> dict[str, Any]:

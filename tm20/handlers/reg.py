@@ -13,9 +13,20 @@ from tm20.handlers._fields import replyFields
 from tm20.interfaces import ICommandHandler
 from tm20.protocol import replies
 from tm20.protocol.messages import Register
+from tm20.services.identity import REASON_IDENTITY, REASON_SECRET
+from tm20.services.registration import REASON_INACTIVE, REASON_PENDING, REASON_SN_CHANGED
 
 #: WebSocket close code sent to a refused terminal.
 CLOSE_REFUSED = 4003
+
+#: Refusal reason shown on the terminal -> the C{reason} label of the refusals metric.
+_REFUSALS = {
+    REASON_PENDING: "pending",
+    REASON_INACTIVE: "inactive",
+    REASON_IDENTITY: "identity",
+    REASON_SECRET: "identity",
+    REASON_SN_CHANGED: "sn_changed",
+}
 
 
 @implementer(IPlugin, ICommandHandler)
@@ -34,10 +45,16 @@ class RegHandler:
         try:
             terminal = yield context.registration.register(session, message)
         except TerminalRefused as refused:
+            metrics = getattr(context, "metrics", None)
+            if metrics is not None and refused.reason in _REFUSALS:
+                metrics.refused(_REFUSALS[refused.reason])
             session.sendReply(replies.regRefused(refused.reason))
             if refused.close:
                 session.close(CLOSE_REFUSED, refused.reason)
             return None
+        watch = getattr(context, "watch", None)
+        if watch is not None:
+            watch.registered(terminal, message)
         return replyFields(
             replies.regAccepted(context.registration.cloudTimeFor(terminal), nosenduser=False)
         )

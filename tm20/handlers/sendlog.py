@@ -37,6 +37,9 @@ class SendLogHandler:
         if not session.registered:
             return replyFields(replies.failure("sendlog"))
         yield context.ingest.ingest(session.sn, message.records, message.rejected)
+        watch = getattr(context, "watch", None)
+        if watch is not None:
+            watch.logsStored(session.sn, message)
         return replyFields(
             replies.sendlogAck(
                 count=message.count,

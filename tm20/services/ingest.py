@@ -36,10 +36,12 @@ class LogIngest:
 
     log = Logger()
 
-    def __init__(self, store: IStore, clock: Any = None) -> None:
+    def __init__(self, store: IStore, clock: Any = None, metrics: Any = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
+        self.clock = clock
+        self.metrics = metrics
         self.outage = OutageLog("log batches", clock)
         self.received = 0
         self.inserted = 0
@@ -97,9 +99,13 @@ class LogIngest:
 
     def _addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         self.received += len(records)
+        started = self.clock.seconds()
         d: Deferred[LogInsertResult] = self.store.addLogs(sn, list(records))
 
         def counted(result: LogInsertResult) -> LogInsertResult:
+            if self.metrics is not None:
+                self.metrics.storeCommit.observe(max(0.0, self.clock.seconds() - started))
+                self.metrics.storeBatch.observe(len(records))
             self.inserted += result.inserted
             self.duplicates += result.duplicates
             self.outage.succeeded()

@@ -314,6 +314,11 @@ class CommandQueue:
             self._notify(after)
         return after, changed
 
+    @property
+    def activeWorkers(self) -> int:
+        """Terminals whose queue is being delivered now."""
+        return len(self._workers)
+
     # -- delivering ----------------------------------------------------------------------------
 
     def deliverPending(self, sn: str) -> None:

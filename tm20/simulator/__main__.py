@@ -127,6 +127,18 @@ def buildParser() -> argparse.ArgumentParser:
         help="random seed; terminal i uses seed+i (default: %(default)s)",
     )
     add(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        help="seconds the terminals' clocks are off, e.g. 600 = ten minutes ahead"
+        " (default: %(default)s)",
+    )
+    add(
+        "--ignore-cloudtime",
+        action="store_true",
+        help="do not set the clock from the server's cloudtime (only settime sets it)",
+    )
+    add(
         "--punch-interval",
         type=_nonNegativeFloat,
         default=0.0,
@@ -257,6 +269,8 @@ def run(reactor: Any, options: argparse.Namespace) -> Deferred[None]:
             firmware=options.firmware,
             pagingStyle=options.paging_style,
             pageSize=options.page_size,
+            clockOffset=options.clock_offset,
+            followCloudTime=not options.ignore_cloudtime,
         )
         connection = TerminalConnection(
             terminal,

@@ -355,6 +355,7 @@ class SimulatedTerminal:
     @ivar holidays: the v2.7 C{holidays} list.
     @ivar questionnaire: the questionnaire settings.
     @ivar clockOffset: seconds added to the injected clock to get terminal time.
+    @ivar followCloudTime: whether a reply's C{cloudtime} sets the clock.
     @ivar deviceEnabled: C{False} between C{disabledevice} and C{enabledevice}.
     @ivar doorOpens: C{(time, [doors])} for each C{opendoor}.
     @ivar registered: whether the last C{reg} reply was positive.
@@ -386,6 +387,8 @@ class SimulatedTerminal:
         logsize: int = 100000,
         doors: int = 1,
         extraDevinfo: Mapping[str, Any] | None = None,
+        clockOffset: float = 0.0,
+        followCloudTime: bool = True,
     ) -> None:
         """
         @param sn: serial number, sent in every frame.
@@ -412,6 +415,11 @@ class SimulatedTerminal:
         @param logsize: log capacity (raised to C{logs} if smaller).
         @param doors: number of doors (1 for a time clock, 4 for a 4-door controller).
         @param extraDevinfo: additional C{devinfo} fields for the C{reg} frame (AiFace extensions).
+        @param clockOffset: seconds the terminal's clock starts off the injected clock (600: ten
+            minutes ahead).
+        @param followCloudTime: set the clock from the C{cloudtime} of C{reg}/C{sendlog}/
+            C{senduser} replies (the documented behaviour); C{False} plays a firmware that only
+            obeys C{settime}, so a wrong clock stays wrong until the server sets it.
         """
         if pagingStyle not in ("doc", "th900"):
             raise ValueError(f"unknown paging style {pagingStyle!r}")
@@ -451,7 +459,8 @@ class SimulatedTerminal:
         self.questionnaire: dict[str, Any] = {
             k: (list(v) if isinstance(v, list) else v) for k, v in _QUESTIONNAIRE_DEFAULTS.items()
         }
-        self.clockOffset = 0.0
+        self.clockOffset = clockOffset
+        self.followCloudTime = followCloudTime
         self.deviceEnabled = True
         self.doorOpens: list[tuple[str, list[int]]] = []
         self.registered = False
@@ -540,6 +549,23 @@ class SimulatedTerminal:
         return entry
 
     # -- counters -----------------------------------------------------------------------------
+
+    def markUploaded(self) -> int:
+        """
+        Mark every stored log uploaded, as if a server had acknowledged them all (a server that
+        has since lost them, for instance).
+
+        @return: how many logs were newly marked.
+        """
+        marked = 0
+        for entry in self.logs:
+            if not entry.uploaded:
+                entry.uploaded = True
+                entry.new = False
+                marked += 1
+        self._pendingBatch = None
+        self._uploadCursor = len(self.logs)
+        return marked
 
     def pendingLogCount(self) -> int:
         """
@@ -738,6 +764,8 @@ class SimulatedTerminal:
     # -- replies to the terminal's own commands -----------------------------------------------
 
     def _applyCloudTime(self, reply: Mapping[str, Any]) -> None:
+        if not self.followCloudTime:
+            return
         parsed = parseDeviceTime(reply.get("cloudtime"))
         if parsed is not None and parsed[1]:
             self.setClock(parsed[0])

@@ -27,7 +27,9 @@ from tm20.model import (
     StoredCommand,
     StoredLog,
     Terminal,
+    TerminalWatch,
     User,
+    WatchedTerminal,
 )
 from tm20.protocol.messages import RejectedRecord
 from tm20.protocol.storable import storableText
@@ -99,8 +101,18 @@ def checkCommandStatus(status: str) -> None:
         raise ValueError(f"unknown command status {status!r}; expected one of {COMMAND_STATUSES}")
 
 
+#: The sweep's page of terminals with their watch rows (a parameter marker for C{sn} after
+#: which to start, then one for the page size).
+WATCH_PAGE_SQL = (
+    "SELECT t.sn, t.approved, t.active, t.last_seen, w.silent_after, w.silent_since,"
+    " w.log_gap, w.clock_drift"
+    " FROM terminals t LEFT JOIN terminal_watch w ON w.sn = t.sn"
+    " WHERE t.sn > {p} ORDER BY t.sn LIMIT {p}"
+)
+
 __all__ = [
     "DEVINFO_COLUMNS",
+    "WATCH_PAGE_SQL",
     "FINAL_COMMAND_STATUSES",
     "checkCommandStatus",
     "devinfoColumn",
@@ -190,6 +202,35 @@ class RowReader:
                 None if row["identity_mismatch"] is None else self._json(row["identity_mismatch"])
             ),
             secretHash=row["secret_hash"],
+        )
+
+    def watch(self, row: Mapping[str, Any]) -> TerminalWatch:
+        return TerminalWatch(
+            sn=row["sn"],
+            silentAfter=row["silent_after"],
+            silentSince=self._time(row["silent_since"]),
+            logGap=int(row["log_gap"]),
+            logGapSource=row["log_gap_source"],
+            logGapSince=self._time(row["log_gap_since"]),
+            logGapFrom=row["log_gap_from"],
+            logGapTo=row["log_gap_to"],
+            logsRecovered=int(row["logs_recovered"]),
+            lastRecoveryAt=self._time(row["last_recovery_at"]),
+            clockDrift=row["clock_drift"],
+            clockCheckedAt=self._time(row["clock_checked_at"]),
+            clockCorrectedAt=self._time(row["clock_corrected_at"]),
+        )
+
+    def watched(self, row: Mapping[str, Any]) -> WatchedTerminal:
+        return WatchedTerminal(
+            sn=row["sn"],
+            approved=bool(row["approved"]),
+            active=bool(row["active"]),
+            lastSeen=self._time(row["last_seen"]),
+            silentAfter=row["silent_after"],
+            silentSince=self._time(row["silent_since"]),
+            logGap=int(row["log_gap"] or 0),
+            clockDrift=row["clock_drift"],
         )
 
     def credential(self, row: Mapping[str, Any]) -> Credential:

@@ -80,11 +80,12 @@ from tm20.events.payloads import (
     updatedEvent,
     userEvent,
 )
-from tm20.interfaces import IEventStore, IStore
+from tm20.interfaces import IEventStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
     TERMINAL_EDITABLE_FIELDS,
+    WATCH_COLUMNS,
     ApiToken,
     AuditEntry,
     Credential,
@@ -94,7 +95,9 @@ from tm20.model import (
     StoredCommand,
     StoredLog,
     Terminal,
+    TerminalWatch,
     User,
+    WatchedTerminal,
 )
 from tm20.protocol.messages import (
     BACKUPNUM_ALL_FINGERPRINTS,
@@ -122,6 +125,7 @@ from tm20.store._postgres_events import (
 )
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
+    WATCH_PAGE_SQL,
     RowReader,
     checkCommandStatus,
     devinfoColumn,
@@ -635,7 +639,7 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore)
+@implementer(IStore, IEventStore, IWatchStore)
 class PostgresStore(PostgresEventsMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
@@ -713,6 +717,8 @@ class PostgresStore(PostgresEventsMixin):
             reactor, "postgres", self._probe, interval=healthInterval, overdue=healthInterval
         )
         self._state = "new"
+        #: Every migration shipped with this release is applied (set by L{start}).
+        self.migrationsApplied = False
         #: Called after a commit that may have appended events (see addEventObserver).
         self._eventObservers: list[Callable[[], object]] = []
         #: The time zone of terminals without their own, for the UTC time of log events
@@ -792,6 +798,7 @@ class PostgresStore(PostgresEventsMixin):
             applied = await self._pool.runInteraction(
                 _migrate, migrations, self._now(), timeout=None
             )
+            self.migrationsApplied = True
             self._state = "running"
             self._health.start()
             self.log.info(
@@ -1136,6 +1143,88 @@ class PostgresStore(PostgresEventsMixin):
             (secretHash, sn),
             lambda terminal: updatedEvent(terminal, ["secret"]),
         )
+
+    # -- what the server watches (tm20.interfaces.IWatchStore) -------------------------------------
+
+    def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
+        """See L{IWatchStore.getWatch}."""
+
+        async def select(cur: Cursor) -> TerminalWatch | None:
+            await cur.execute("SELECT * FROM terminal_watch WHERE sn = %s", (sn,))
+            rows = _dicts(cur)
+            return _read.watch(rows[0]) if rows else None
+
+        return self._run(select)
+
+    def listWatches(self) -> Deferred[list[TerminalWatch]]:
+        """See L{IWatchStore.listWatches}."""
+
+        async def select(cur: Cursor) -> list[TerminalWatch]:
+            await cur.execute("SELECT * FROM terminal_watch ORDER BY sn")
+            return [_read.watch(row) for row in _dicts(cur)]
+
+        return self._run(select)
+
+    def updateWatch(self, sn: str, changes: Mapping[str, Any]) -> Deferred[TerminalWatch | None]:
+        """See L{IWatchStore.updateWatch}."""
+        unknown = sorted(set(changes) - set(WATCH_COLUMNS))
+        if unknown:
+            return defer.fail(ValueError(f"unknown watch fields {unknown}"))
+        columns = sorted((WATCH_COLUMNS[field], value) for field, value in changes.items())
+
+        async def update(cur: Cursor) -> TerminalWatch | None:
+            await cur.execute("SELECT 1 FROM terminals WHERE sn = %s FOR SHARE", (sn,))
+            if not cur.fetchall():
+                return None
+            await cur.execute(
+                "INSERT INTO terminal_watch (sn) VALUES (%s) ON CONFLICT (sn) DO NOTHING", (sn,)
+            )
+            if columns:
+                # Column names come from WATCH_COLUMNS only, never from the caller.
+                assignments = ", ".join(f"{column} = %s" for column, _ in columns)
+                await cur.execute(
+                    f"UPDATE terminal_watch SET {assignments} WHERE sn = %s",
+                    (*[value for _, value in columns], sn),
+                )
+            await cur.execute("SELECT * FROM terminal_watch WHERE sn = %s", (sn,))
+            return _read.watch(_dicts(cur)[0])
+
+        return self._run(update)
+
+    def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
+        """See L{IWatchStore.watchPage}."""
+
+        async def select(cur: Cursor) -> list[WatchedTerminal]:
+            await cur.execute(WATCH_PAGE_SQL.format(p="%s"), (afterSn or "", limit))
+            return [_read.watched(row) for row in _dicts(cur)]
+
+        return self._run(select)
+
+    def countPendingCommands(self) -> Deferred[int]:
+        """See L{IWatchStore.countPendingCommands}."""
+
+        async def count(cur: Cursor) -> int:
+            await cur.execute("SELECT COUNT(*) FROM commands WHERE status IN ('queued', 'sent')")
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self._run(count)
+
+    def countTerminalLogs(self, sn: str) -> Deferred[int]:
+        """See L{IWatchStore.countTerminalLogs}."""
+
+        async def count(cur: Cursor) -> int:
+            await cur.execute(
+                f"SELECT (SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = %s)"
+                f" + (SELECT COUNT(*) FROM {_DOOR_TABLE} WHERE sn = %s)",
+                (sn, sn),
+            )
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self._run(count)
 
     # -- users and credentials ---------------------------------------------------------------------
 

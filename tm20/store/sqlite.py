@@ -70,11 +70,13 @@ from tm20.events.payloads import (
     updatedEvent,
     userEvent,
 )
-from tm20.interfaces import IEventStore, IStore
+from tm20.interfaces import IEventStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
     TERMINAL_EDITABLE_FIELDS,
+    WATCH_COLUMNS,
+    WATCH_TIMESTAMPS,
     ApiToken,
     AuditEntry,
     Credential,
@@ -84,7 +86,9 @@ from tm20.model import (
     StoredCommand,
     StoredLog,
     Terminal,
+    TerminalWatch,
     User,
+    WatchedTerminal,
 )
 from tm20.protocol.messages import (
     BACKUPNUM_ALL_FINGERPRINTS,
@@ -97,6 +101,7 @@ from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHeal
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
+    WATCH_PAGE_SQL,
     RowReader,
     checkCommandStatus,
     devinfoColumn,
@@ -352,7 +357,7 @@ def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[St
     return [_read.storedLog(row) for row in rows]
 
 
-@implementer(IStore, IEventStore)
+@implementer(IStore, IEventStore, IWatchStore)
 class SQLiteStore(SQLiteEventsMixin):
     """
     L{IStore} on one SQLite file.
@@ -397,6 +402,8 @@ class SQLiteStore(SQLiteEventsMixin):
         self._busyTimeoutMs = int(busyTimeout * 1000)
         self._pool: ConnectionPool | None = None
         self._state = "new"
+        #: Every migration shipped with this release is applied (set by L{start}).
+        self.migrationsApplied = False
         #: Log batches handed to the pool thread, merged there into one transaction (addLogs).
         self._logInbox: deque[_LogBatch] = deque()
         # a probe waits behind the calls already queued for the store's thread (one may wait
@@ -553,6 +560,7 @@ class SQLiteStore(SQLiteEventsMixin):
         d.addErrback(self._translateFailure)
 
         def started(info: dict[str, Any]) -> None:
+            self.migrationsApplied = True
             if self._state == "starting":  # not if stop() was called meanwhile
                 self._state = "running"
                 self._health.start()
@@ -895,6 +903,86 @@ class SQLiteStore(SQLiteEventsMixin):
             return True
 
         return self._writeWithEvents(delete)
+
+    # -- what the server watches (tm20.interfaces.IWatchStore) -------------------------------------
+
+    def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
+        """See L{IWatchStore.getWatch}."""
+
+        def select(conn: sqlite3.Connection) -> TerminalWatch | None:
+            row = conn.execute("SELECT * FROM terminal_watch WHERE sn = ?", (sn,)).fetchone()
+            return None if row is None else _read.watch(row)
+
+        return self._read(select)
+
+    def listWatches(self) -> Deferred[list[TerminalWatch]]:
+        """See L{IWatchStore.listWatches}."""
+
+        def select(conn: sqlite3.Connection) -> list[TerminalWatch]:
+            rows = conn.execute("SELECT * FROM terminal_watch ORDER BY sn").fetchall()
+            return [_read.watch(row) for row in rows]
+
+        return self._read(select)
+
+    def updateWatch(self, sn: str, changes: Mapping[str, Any]) -> Deferred[TerminalWatch | None]:
+        """See L{IWatchStore.updateWatch}."""
+        unknown = sorted(set(changes) - set(WATCH_COLUMNS))
+        if unknown:
+            return fail(ValueError(f"unknown watch fields {unknown}"))
+        values: dict[str, Any] = {}
+        for field, value in changes.items():
+            if field in WATCH_TIMESTAMPS and value is not None:
+                value = formatTimestamp(value)
+            values[WATCH_COLUMNS[field]] = value
+
+        def update(conn: sqlite3.Connection) -> TerminalWatch | None:
+            if conn.execute("SELECT 1 FROM terminals WHERE sn = ?", (sn,)).fetchone() is None:
+                return None
+            conn.execute("INSERT OR IGNORE INTO terminal_watch (sn) VALUES (?)", (sn,))
+            if values:
+                # Column names come from WATCH_COLUMNS only, never from the caller.
+                assignments = ", ".join(f"{column} = :{column}" for column in sorted(values))
+                conn.execute(
+                    f"UPDATE terminal_watch SET {assignments} WHERE sn = :sn",
+                    {**values, "sn": sn},
+                )
+            row = conn.execute("SELECT * FROM terminal_watch WHERE sn = ?", (sn,)).fetchone()
+            return _read.watch(row)
+
+        return self._write(update)
+
+    def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
+        """See L{IWatchStore.watchPage}."""
+
+        def select(conn: sqlite3.Connection) -> list[WatchedTerminal]:
+            rows = conn.execute(WATCH_PAGE_SQL.format(p="?"), (afterSn or "", limit)).fetchall()
+            return [_read.watched(row) for row in rows]
+
+        return self._read(select)
+
+    def countPendingCommands(self) -> Deferred[int]:
+        """See L{IWatchStore.countPendingCommands}."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM commands WHERE status IN ('queued', 'sent')"
+            ).fetchone()
+            return int(row[0])
+
+        return self._read(count)
+
+    def countTerminalLogs(self, sn: str) -> Deferred[int]:
+        """See L{IWatchStore.countTerminalLogs}."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                f"SELECT (SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = ?)"
+                f" + (SELECT COUNT(*) FROM {_DOOR_TABLE} WHERE sn = ?)",
+                (sn, sn),
+            ).fetchone()
+            return int(row[0])
+
+        return self._read(count)
 
     # -- users and credentials ---------------------------------------------------------------------
 

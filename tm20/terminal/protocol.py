@@ -205,6 +205,9 @@ class TerminalProtocol(WebSocketServerProtocol):
                 peer=self.peerHost,
                 path=self.path,
             )
+            metrics = getattr(factory.context, "metrics", None)
+            if metrics is not None:
+                metrics.refused("network")
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "not allowed from this network")
         return None
 
@@ -231,6 +234,9 @@ class TerminalProtocol(WebSocketServerProtocol):
         if config.regTimeout > 0:
             self._regTimer = factory.monotonic.callLater(config.regTimeout, self._regTimedOut)
         factory.registry.track(self)
+        metrics = getattr(factory.context, "metrics", None)
+        if metrics is not None:
+            metrics.connectionsOpened.inc()
         self.log.debug("connection from {peer} on {path}", peer=self.peer, path=self.path)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -268,6 +274,10 @@ class TerminalProtocol(WebSocketServerProtocol):
                 self.sendReply(replies.failure(e.cmd or "unknown"))
             return
         if isinstance(message, CommandReply):
+            if message.ret == "gettime" and self.registered:
+                watch = getattr(factory.context, "watch", None)
+                if watch is not None and self.terminal is not None:
+                    watch.clockReply(self.sn, self.terminal.timezone, message.fields.get("time"))
             if self.channel is not None and not self.channel.replyReceived(message):
                 self.log.debug("unsolicited {ret} from {sn}", ret=message.ret, sn=self.sn)
             return
@@ -337,6 +347,9 @@ class TerminalProtocol(WebSocketServerProtocol):
         self._inbox.clear()
         registry = self.factory.registry
         registry.untrack(self)
+        metrics = getattr(self.factory.context, "metrics", None)
+        if metrics is not None and self.keepAlive is not None:  # it was opened
+            metrics.connectionsClosed.inc()
         if self.sn is not None and self.registered:
             registry.unbind(self.sn, self)
             if not self._failureLogged:  # else the failure's line said it

@@ -1,0 +1,186 @@
+"""
+The server's Prometheus metrics: one C{prometheus_client} registry of its own (never the
+library's global default), fed by the parts that see each fact, and sampled at scrape time for
+what is a state rather than an event (terminals by state, queue depths).
+
+Every label has a bounded set of values: no C{sn} label (a fleet has thousands of terminals);
+a command label is one of the commands this server handles, else C{other}.
+
+Names (see README, "Health and metrics"):
+
+  - C{tm20_terminals{state}}: known, connected, disconnected, pending, silent, log_gap,
+    clock_drift (sampled);
+  - C{tm20_connections_opened_total}, C{tm20_connections_closed_total},
+    C{tm20_connections_refused_total{reason}};
+  - C{tm20_messages_received_total{command}}, C{tm20_acks_total{command, result}},
+    C{tm20_ack_latency_seconds{command}} (histogram: from the message to its reply);
+  - C{tm20_store_commit_seconds} (histogram: a log batch until committed),
+    C{tm20_store_batch_records} (histogram: records per batch);
+  - C{tm20_log_queue_rows}, C{tm20_command_queue_workers} (sampled);
+  - C{tm20_api_auth_failures_total};
+  - C{tm20_logs_recovered_total}, C{tm20_log_recoveries_total{result}},
+    C{tm20_clock_corrections_total}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "REFUSAL_REASONS", "TERMINAL_STATES", "Metrics"]
+
+#: The values of C{tm20_terminals}'s C{state} label.
+TERMINAL_STATES = (
+    "known",
+    "connected",
+    "disconnected",
+    "pending",
+    "silent",
+    "log_gap",
+    "clock_drift",
+)
+
+#: The values of C{tm20_connections_refused_total}'s C{reason} label.
+REFUSAL_REASONS = (
+    "total",  # --max-connections reached (503)
+    "per-ip",  # --max-connections-per-ip reached (503)
+    "network",  # not in --terminal-networks (403)
+    "pending",  # reg refused: not approved
+    "inactive",  # reg refused: disabled by the operator
+    "identity",  # reg refused: hardware or secret does not match
+    "sn_changed",  # reg refused: another sn on a connection registered as one terminal
+    "other",
+)
+
+#: Seconds: from a sub-millisecond ack to a commit stuck behind a slow disk.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+
+Sample = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
+
+
+class _Sampled(Collector):
+    """Gauges computed when scraped, from callables registered with L{Metrics.sample}."""
+
+    def __init__(self) -> None:
+        self.gauges: list[tuple[str, str, tuple[str, ...], Sample]] = []
+
+    def collect(self) -> Iterator[Metric]:
+        for name, documentation, labels, sample in self.gauges:
+            family = GaugeMetricFamily(name, documentation, labels=list(labels))
+            for values, value in sample():
+                family.add_metric(list(values), value)
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        for name, documentation, labels, _ in self.gauges:
+            yield GaugeMetricFamily(name, documentation, labels=list(labels))
+
+
+class Metrics:
+    """
+    The instruments, on their own registry (L{registry}).  Parts that count something hold a
+    reference and call the C{prometheus_client} objects directly; sampled gauges are given as
+    callables (L{sample}), called only at scrape time, which must not do I/O.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connectionsOpened = Counter(
+            "tm20_connections_opened", "Terminal WebSocket connections opened.", registry=r
+        )
+        self.connectionsClosed = Counter(
+            "tm20_connections_closed", "Terminal WebSocket connections closed.", registry=r
+        )
+        self.connectionsRefused = Counter(
+            "tm20_connections_refused",
+            "Connections or registrations refused, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "tm20_messages_received",
+            "Commands received from terminals, by command.",
+            ["command"],
+            registry=r,
+        )
+        self.acks = Counter(
+            "tm20_acks",
+            "Replies sent to terminal commands, by command and result (true/false).",
+            ["command", "result"],
+            registry=r,
+        )
+        self.ackLatency = Histogram(
+            "tm20_ack_latency_seconds",
+            "Seconds from a terminal command's arrival to its reply (a sendlog waits for"
+            " the commit).",
+            ["command"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.storeCommit = Histogram(
+            "tm20_store_commit_seconds",
+            "Seconds from handing a log batch to the store until it is committed.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.storeBatch = Histogram(
+            "tm20_store_batch_records",
+            "Records per log batch handed to the store.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.authFailures = Counter(
+            "tm20_api_auth_failures",
+            "REST API (and /metrics) requests refused for a missing or unknown token.",
+            registry=r,
+        )
+        self.logsRecovered = Counter(
+            "tm20_logs_recovered",
+            "Logs the server fetched by itself (getnewlog/getalllog) and newly stored.",
+            registry=r,
+        )
+        self.logRecoveries = Counter(
+            "tm20_log_recoveries",
+            "Log fetches started by the server itself, by result (ok/failed).",
+            ["result"],
+            registry=r,
+        )
+        self.clockCorrections = Counter(
+            "tm20_clock_corrections",
+            "settime commands queued because a terminal's clock drifted.",
+            registry=r,
+        )
+        for reason in REFUSAL_REASONS:
+            self.connectionsRefused.labels(reason)
+        for result in ("ok", "failed"):
+            self.logRecoveries.labels(result)
+        self._sampled = _Sampled()
+        r.register(self._sampled)
+
+    def sample(
+        self, name: str, documentation: str, labels: tuple[str, ...], sample: Sample
+    ) -> None:
+        """
+        Add a gauge computed at scrape time: C{sample()} yields C{(labelValues, value)} pairs.
+        """
+        self._sampled.gauges.append((name, documentation, labels, sample))
+
+    def refused(self, reason: str) -> None:
+        """Count a refused connection or registration (an unknown reason counts as C{other})."""
+        self.connectionsRefused.labels(reason if reason in REFUSAL_REASONS else "other").inc()
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def commandLabel(command: str, known: Any) -> str:
+    """C{command} when it is in C{known}, else C{other} (a terminal chooses its commands)."""
+    return command if command in known else "other"
