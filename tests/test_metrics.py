@@ -100,6 +100,8 @@ class MetricsEndpointTests(WatchTestCase):
         client = yield registeredClient(self, self.running, sn="MET2")
         reply = yield client.request({"cmd": "whatnot", "sn": "MET2"})
         self.assertIs(reply["result"], False)
+        # the queues' workers looking for commands after each registration are done
+        yield self.until(lambda: self.api.queue.activeWorkers == 0, "queue workers idle")
         fams = yield self.scrape()
 
         received = "tm20_messages_received_total"
