@@ -159,3 +159,23 @@ class WatchStoreContractTests(_Base):
             [(t.sn, t.approved, t.active) for t in rest], [("C", True, False), ("D", False, True)]
         )
         self.assertEqual((yield self.store.watchPage("D", 2)), [])
+
+    @inlineCallbacks
+    def test_updateWatchAppendsItsEventsInTheSameTransaction(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        """The events given with a change are in the event log with it; none without a row."""
+        from tm20.events.model import EventQuery, NewEvent
+
+        yield self.store.recordTerminalSeen(_SN, None, {}, True)
+        before = yield self.store.lastEventId()
+        event = NewEvent("terminal.silent", _SN, {"sn": _SN, "silentAfter": 60.0})
+        yield self.store.updateWatch(
+            _SN, {"silentSince": datetime(2026, 4, 30, tzinfo=UTC)}, [event]
+        )
+        yield self.store.updateWatch("NOSUCH", {"logGap": 1}, [event])
+        found = yield self.store.listEvents(EventQuery(after=before, types=("terminal.silent",)))
+        self.assertEqual(
+            [(e.type, e.sn, dict(e.payload)) for e in found],
+            [("terminal.silent", _SN, {"sn": _SN, "silentAfter": 60.0})],
+        )

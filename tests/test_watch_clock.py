@@ -44,8 +44,12 @@ class _Store:
     def __init__(self) -> None:
         self.writes: list[dict[str, Any]] = []
         self.watch = TerminalWatch(sn="A")
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
 
-    def updateWatch(self, sn: str, changes: dict[str, Any]) -> Deferred[TerminalWatch]:
+    def updateWatch(
+        self, sn: str, changes: dict[str, Any], events: Any = ()
+    ) -> Deferred[TerminalWatch]:
+        self.events.extend((e.type, e.sn, dict(e.payload)) for e in events)
         self.writes.append(changes)
         self.watch = attrs.evolve(self.watch, **changes)
         return succeed(self.watch)
@@ -56,7 +60,7 @@ class ClockDriftTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(T0)
         self.store = _Store()
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.events = self.store.events
         self.settimes: list[str] = []
 
         def settime(sn: str) -> Deferred[None]:
@@ -70,7 +74,6 @@ class ClockDriftTests(SynchronousTestCase):
             autoSettime=0,
             defaultTimezone="Europe/Paris",
             settime=settime,
-            emit=lambda *e: self.events.append(e),
         )
 
     def observe(self, offset: float, tz: str | None = None) -> None:
@@ -84,7 +87,20 @@ class ClockDriftTests(SynchronousTestCase):
         self.observe(600)  # crosses the threshold: written and announced at once
         self.assertEqual(self.store.watch.clockDrift, 600)
         self.assertEqual(
-            self.events, [("terminal.clock_drift", "A", {"drift": 600, "source": "reg"})]
+            self.events,
+            [
+                (
+                    "terminal.clock_drift",
+                    "A",
+                    {
+                        "sn": "A",
+                        "drift": 600,
+                        "source": "reg",
+                        "threshold": 60,
+                        "correcting": False,
+                    },
+                )
+            ],
         )
         self.observe(601)  # still flagged: not written again so soon
         self.assertEqual(len(self.store.writes), 2)
@@ -167,6 +183,9 @@ class ClockDriftEndToEndTests(WatchTestCase):
         watch = yield self.until(unflagged, "drift back within the threshold")
         self.assertLess(abs(watch["clock"]["drift"]), 3)
         self.assertEqual(self.running.context.metrics.clockCorrections._value.get(), 1)
+        self.assertEqual(
+            (yield self.eventTypes("DRIFT1", "terminal.clock_drift")), ["terminal.clock_drift"]
+        )
         self.assertTrue(connection.registered)
 
     @inlineCallbacks

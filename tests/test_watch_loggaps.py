@@ -67,6 +67,7 @@ class _Store:
     def __init__(self, stored: int = 0) -> None:
         self.stored = stored
         self.watches: dict[str, TerminalWatch] = {}
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
 
     def countTerminalLogs(self, sn: str) -> Deferred[int]:
         return succeed(self.stored)
@@ -74,9 +75,12 @@ class _Store:
     def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
         return succeed(self.watches.get(sn))
 
-    def updateWatch(self, sn: str, changes: dict[str, Any]) -> Deferred[TerminalWatch]:
+    def updateWatch(
+        self, sn: str, changes: dict[str, Any], events: Any = ()
+    ) -> Deferred[TerminalWatch]:
         import attrs
 
+        self.events.extend((e.type, e.sn, dict(e.payload)) for e in events)
         watch = attrs.evolve(self.watches.get(sn) or TerminalWatch(sn=sn), **changes)
         self.watches[sn] = watch
         return succeed(watch)
@@ -110,15 +114,14 @@ class LogGapsTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_777_550_377)
         self.store = _Store()
+        self.events = self.store.events
         self.pulls = _Pulls()
         self.connected = {"A", "B"}
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.gaps = LogGaps(
             self.store,
             self.clock,
             self.pulls,
             lambda sn: sn in self.connected,
-            emit=lambda *e: self.events.append(e),
         )
 
     def test_counterGapFetchesAllAndRecordsRecovery(self) -> None:
@@ -274,6 +277,8 @@ class MissingLogsTests(WatchTestCase):
         self.assertEqual(watch["logGap"]["missing"], 0)
         self.assertFalse(watch["logGap"]["fetching"])
         self.assertIsNotNone(watch["logGap"]["lastRecoveryAt"])
+        types = yield self.eventTypes("GAP500", "terminal.logs_*")
+        self.assertEqual(types, ["terminal.logs_missing", "terminal.logs_recovered"])
         commands = self.running.context.metrics
         self.assertEqual(commands.logsRecovered._value.get(), 500)
 

@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.test_api_support import simulated
 from tests.watchsupport import WatchTestCase, postgresStore
+from tm20.events.model import EventQuery
 from tm20.interfaces import IStore
 from tm20.services.silence import SilenceWatch, sweepInterval
 from tm20.store.sqlite import SQLiteStore
@@ -44,10 +45,15 @@ class SilenceWatchTests(TestCase):
         )
         yield self.store.start()
         self.addCleanup(self.store.stop)
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-        self.watch = SilenceWatch(
-            self.store, self.clock, 60.0, emit=lambda *e: self.events.append(e)
+        self.watch = SilenceWatch(self.store, self.clock, 60.0)
+
+    @inlineCallbacks
+    def events(self) -> Any:
+        """The watch's events in the store's event log: C{(type, sn, data)}."""
+        found = yield self.store.listEvents(
+            EventQuery(types=("terminal.silent", "terminal.recovered"))
         )
+        return [(e.type, e.sn, dict(e.payload)) for e in found]
 
     @inlineCallbacks
     def test_disconnectedTerminalGoesSilentFromItsLastRegistration(self) -> Any:
@@ -61,11 +67,13 @@ class SilenceWatchTests(TestCase):
         self.assertEqual(self.watch.silent, {"A"})
         watch = yield self.store.getWatch("A")
         self.assertEqual(watch.silentSince.timestamp(), T0 + 60)
-        self.assertEqual([e[:2] for e in self.events], [("terminal.silent", "A")])
-        self.assertEqual(self.events[0][2]["silentAfter"], 60.0)
+        events = yield self.events()
+        self.assertEqual([e[:2] for e in events], [("terminal.silent", "A")])
+        self.assertEqual(events[0][2]["silentAfter"], 60.0)
+        self.assertEqual(events[0][2]["sn"], "A")
         # Swept again: no second event, no change.
         yield self.watch.sweep()
-        self.assertEqual(len(self.events), 1)
+        self.assertEqual(len((yield self.events())), 1)
 
     @inlineCallbacks
     def test_heardRecoversAtOnce(self) -> Any:
@@ -79,7 +87,8 @@ class SilenceWatchTests(TestCase):
         watch = yield self.store.getWatch("A")
         self.assertIsNone(watch.silentSince)
         self.assertEqual(
-            [e[:2] for e in self.events], [("terminal.silent", "A"), ("terminal.recovered", "A")]
+            [e[:2] for e in (yield self.events())],
+            [("terminal.silent", "A"), ("terminal.recovered", "A")],
         )
 
     @inlineCallbacks
@@ -127,7 +136,7 @@ class SilenceWatchTests(TestCase):
         yield self.store.updateWatch("A", {"silentAfter": 3600.0})
         yield self.watch.sweep()
         self.assertEqual(self.watch.silent, set())
-        self.assertEqual(self.events[-1][:2], ("terminal.recovered", "A"))
+        self.assertEqual((yield self.events())[-1][:2], ("terminal.recovered", "A"))
 
     @inlineCallbacks
     def test_sweepReadsByPages(self) -> Any:
@@ -194,6 +203,9 @@ class SilentTerminalTests(WatchTestCase):
         yield self.until(recovered, "QUIET1 recovered")
         r = yield self.call("GET", "/api/terminals/?state=silent")
         self.assertEqual(r.json["items"], [])
+        types = yield self.eventTypes("QUIET1", "terminal.silent,terminal.recovered")
+        self.assertEqual(types, ["terminal.silent", "terminal.recovered"])
+        self.assertEqual((yield self.eventTypes("CHATTY1", "terminal.silent")), [])
 
     @inlineCallbacks
     def test_silentAfterIsValidatedAndCanBeReset(self) -> Any:

@@ -62,6 +62,13 @@ class WatchTestCase(ApiTestCase):
         return self.running.context.watch
 
     @inlineCallbacks
+    def eventTypes(self, sn: str, types: str) -> Any:
+        """The types of C{sn}'s events of C{types} (comma-separated), through the API."""
+        r = yield self.call("GET", f"/api/events/?type={types}&sn={sn}")
+        assert r.status == 200, r.text
+        return [e["type"] for e in r.json["items"]]
+
+    @inlineCallbacks
     def terminalWatch(self, sn: str) -> Any:
         """The C{watch} object of C{GET /api/terminals/{sn}/}."""
         r = yield self.call("GET", f"/api/terminals/{sn}/")

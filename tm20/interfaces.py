@@ -382,10 +382,11 @@ class IWatchStore(Interface):
     def listWatches():  # type: ignore[no-untyped-def]
         """@return: L{Deferred} of every stored L{tm20.model.TerminalWatch}, by C{sn}."""
 
-    def updateWatch(sn, changes):  # type: ignore[no-untyped-def]
+    def updateWatch(sn, changes, events=()):  # type: ignore[no-untyped-def]
         """
         Set the fields in C{changes} (names of L{tm20.model.TerminalWatch} fields but C{sn}; a
-        C{ValueError} for others), creating the row if needed, in one transaction.
+        C{ValueError} for others), creating the row if needed, and append C{events} (the
+        L{tm20.events.model.NewEvent}s of the change), in one transaction.
         @return: L{Deferred} of the L{tm20.model.TerminalWatch} afterwards, or C{None} when there
             is no terminal C{sn} (nothing is written).
         """

@@ -124,6 +124,35 @@ _PAYLOAD_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             },
         ),
     ),
+    "terminal.silent": (
+        "WatchEventData",
+        _object(
+            "What the server watches on a terminal by itself (README, Terminals that watch"
+            " themselves): terminal.silent (lastHeard, silentAfter, since), terminal.recovered,"
+            " terminal.logs_missing (missing, source: usedlog, usednewlog or logindex, from"
+            " and to: the days of the window, null for the whole log memory; fetching),"
+            " terminal.logs_recovered (received, recovered: newly stored, remaining),"
+            " terminal.clock_drift (drift: terminal minus server, seconds; source: reg or"
+            " gettime; threshold; correcting: a settime is queued).",
+            {
+                "sn": _STRING,
+                "lastHeard": _TIMESTAMP,
+                "silentAfter": {"type": "number"},
+                "since": _TIMESTAMP,
+                "missing": {"type": "integer"},
+                "source": _STRING,
+                "from": _NULLABLE_STRING,
+                "to": _NULLABLE_STRING,
+                "fetching": {"type": "boolean"},
+                "received": {"type": "integer"},
+                "recovered": {"type": "integer"},
+                "remaining": {"type": "integer"},
+                "drift": {"type": "number"},
+                "threshold": {"type": "number"},
+                "correcting": {"type": "boolean"},
+            },
+        ),
+    ),
     "command.finished": (
         "CommandEventData",
         _object(
@@ -154,6 +183,11 @@ _PAYLOAD_OF_TYPE = {
     "terminal.deleted": "TerminalEventData",
     "terminal.connected": "ConnectionEventData",
     "terminal.disconnected": "ConnectionEventData",
+    "terminal.silent": "WatchEventData",
+    "terminal.recovered": "WatchEventData",
+    "terminal.logs_missing": "WatchEventData",
+    "terminal.logs_recovered": "WatchEventData",
+    "terminal.clock_drift": "WatchEventData",
     "user.enrolled": "UserEventData",
     "user.changed": "UserEventData",
     "user.deleted": "UserEventData",

@@ -201,3 +201,12 @@ __all__ = [
     "updatedEvent",
     "userEvent",
 ]
+
+
+def watchEvent(type: str, sn: str, **data: Any) -> NewEvent:
+    """
+    An event of what the server watches on a terminal by itself (C{terminal.silent},
+    C{terminal.recovered}, C{terminal.logs_missing}, C{terminal.logs_recovered},
+    C{terminal.clock_drift}), written in the transaction that records the state.
+    """
+    return NewEvent(type, sn, {"sn": sn, **data})

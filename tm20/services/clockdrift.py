@@ -24,11 +24,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from tm20.events.payloads import watchEvent
 from tm20.protocol.timefmt import parseTime
 
 __all__ = ["ClockDrift", "driftSeconds"]
-
-Emit = Callable[[str, str, dict[str, Any]], object]
 
 
 def driftSeconds(terminalTime: str, nowPosix: float, tz: str | None) -> float:
@@ -70,7 +69,6 @@ class ClockDrift:
         autoSettime: float = 0.0,
         defaultTimezone: str | None = None,
         settime: Callable[[str], Deferred[Any]] | None = None,
-        emit: Emit | None = None,
         metrics: Any = None,
     ) -> None:
         """
@@ -78,7 +76,6 @@ class ClockDrift:
         @param threshold: seconds of drift past which a terminal is flagged (0: never).
         @param autoSettime: seconds of drift past which its clock is set (0: never).
         @param settime: queues a C{settime} for a terminal (the durable queue).
-        @param emit: called with C{(type, sn, payload)} for C{terminal.clock_drift}.
         """
         self.store = store
         self.clock = clock
@@ -86,7 +83,6 @@ class ClockDrift:
         self.autoSettime = autoSettime
         self.defaultTimezone = defaultTimezone
         self.settime = settime
-        self.emit = emit
         self.metrics = metrics
         self.drift: dict[str, float] = {}
         self._recorded: dict[str, tuple[float, bool]] = {}
@@ -134,9 +130,8 @@ class ClockDrift:
             if now - last[0] < self.recordInterval:
                 return None
         self._recorded[sn] = (now, flagged)
-        return self._record(
-            sn, drift, flagged, last is None or last[1] != flagged, now, source, correct
-        )
+        wasFlagged = None if last is None else last[1]
+        return self._record(sn, drift, flagged, wasFlagged, now, source, correct)
 
     @inlineCallbacks
     def _record(
@@ -144,25 +139,39 @@ class ClockDrift:
         sn: str,
         drift: float,
         flagged: bool,
-        changed: bool,
+        wasFlagged: bool | None,
         now: float,
         source: str,
         correct: bool,
     ) -> Any:
+        """@param wasFlagged: the state last recorded by this process (C{None}: none)."""
         at = datetime.fromtimestamp(now, tz=UTC)
         changes: dict[str, Any] = {"clockDrift": drift, "clockCheckedAt": at}
         if correct:
             self._corrected[sn] = now
             changes["clockCorrectedAt"] = at
+        newlyFlagged = flagged and not wasFlagged
+        events = []
+        if newlyFlagged:
+            events.append(
+                watchEvent(
+                    "terminal.clock_drift",
+                    sn,
+                    drift=drift,
+                    source=source,
+                    threshold=self.threshold,
+                    correcting=correct,
+                )
+            )
         try:
-            watch = yield self.store.updateWatch(sn, changes)
+            watch = yield self.store.updateWatch(sn, changes, events)
         except Exception as e:
             self.log.warn("could not record the clock drift of {sn}: {error}", sn=sn, error=str(e))
             self._recorded.pop(sn, None)
             return
         if watch is None:
             return
-        if flagged and changed:
+        if newlyFlagged:
             self.log.warn(
                 "terminal {sn} clock is {drift:+.0f}s off (from {source}; threshold {threshold:g}s)",
                 sn=sn,
@@ -171,9 +180,7 @@ class ClockDrift:
                 threshold=self.threshold,
                 event="terminal.clock_drift",
             )
-            if self.emit is not None:
-                self.emit("terminal.clock_drift", sn, {"drift": drift, "source": source})
-        elif changed and sn in self._recorded and not flagged and self.threshold > 0:
+        elif wasFlagged and not flagged:
             self.log.info("terminal {sn} clock is within {t:g}s again", sn=sn, t=self.threshold)
         if correct and self.settime is not None:
             self.log.info("setting the clock of {sn} ({drift:+.0f}s off)", sn=sn, drift=drift)

@@ -54,11 +54,10 @@ import attrs
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from tm20.events.payloads import watchEvent
 from tm20.protocol.messages import LogRecord
 
 __all__ = ["Fetch", "LogGaps", "counterGap"]
-
-Emit = Callable[[str, str, dict[str, Any]], object]
 
 
 @attrs.frozen
@@ -131,7 +130,6 @@ class LogGaps:
         clock: Any,
         pulls: Any,
         isConnected: Callable[[str], bool],
-        emit: Emit | None = None,
         metrics: Any = None,
         fetch: bool = True,
     ) -> None:
@@ -147,7 +145,6 @@ class LogGaps:
         self.clock = clock
         self.pulls = pulls
         self.isConnected = isConnected
-        self.emit = emit
         self.metrics = metrics
         self.waiting: OrderedDict[str, Fetch] = OrderedDict()
         self.running: Fetch | None = None
@@ -260,6 +257,16 @@ class LogGaps:
                     "logGapFrom": since,
                     "logGapTo": until,
                 },
+                [
+                    watchEvent(
+                        "terminal.logs_missing",
+                        sn,
+                        missing=missing,
+                        source=source,
+                        **{"from": since, "to": until},
+                        fetching=self.fetch,
+                    )
+                ],
             )
         except Exception as e:
             self.log.warn("{sn}: could not record a log gap: {error}", sn=sn, error=str(e))
@@ -273,12 +280,6 @@ class LogGaps:
             source=source,
             event="terminal.logs_missing",
         )
-        if self.emit is not None:
-            self.emit(
-                "terminal.logs_missing",
-                sn,
-                {"missing": missing, "source": source, "from": since, "to": until},
-            )
         if self.fetch:
             self.enqueue(fetch)
 
@@ -381,7 +382,14 @@ class LogGaps:
                 self._leftover[sn] = remaining
             if remaining == 0:
                 changes.update(logGapSource=None, logGapSince=None, logGapFrom=None, logGapTo=None)
-            yield self.store.updateWatch(sn, changes)
+            recovered = watchEvent(
+                "terminal.logs_recovered",
+                sn,
+                received=result.received,
+                recovered=result.inserted,
+                remaining=remaining,
+            )
+            yield self.store.updateWatch(sn, changes, [recovered])
         except Exception as e:
             self.log.warn("{sn}: could not record recovered logs: {error}", sn=sn, error=str(e))
             return
@@ -394,9 +402,3 @@ class LogGaps:
             remaining=remaining,
             event="terminal.logs_recovered",
         )
-        if self.emit is not None:
-            self.emit(
-                "terminal.logs_recovered",
-                sn,
-                {"recovered": result.inserted, "remaining": remaining},
-            )

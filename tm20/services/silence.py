@@ -26,11 +26,11 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from tm20.events.model import NewEvent
+from tm20.events.payloads import watchEvent
 from tm20.model import Terminal, TerminalWatch, WatchedTerminal
 
 __all__ = ["SilenceWatch", "sweepInterval"]
-
-Emit = Callable[[str, str, dict[str, Any]], object]
 
 
 def sweepInterval(silentAfter: float) -> float:
@@ -55,7 +55,6 @@ class SilenceWatch:
         clock: Any,
         silentAfter: float,
         interval: float | None = None,
-        emit: Emit | None = None,
     ) -> None:
         """
         @param store: an L{tm20.interfaces.IStore} that is also an L{tm20.interfaces.IWatchStore}.
@@ -63,14 +62,11 @@ class SilenceWatch:
         @param silentAfter: the default threshold, seconds (0: no terminal is watched unless it
             has its own).
         @param interval: seconds between sweeps (L{sweepInterval} when C{None}).
-        @param emit: called with C{(type, sn, payload)} for C{terminal.silent} and
-            C{terminal.recovered}.
         """
         self.store = store
         self.clock = clock
         self.silentAfter = silentAfter
         self.interval = sweepInterval(silentAfter) if interval is None else interval
-        self.emit = emit
         self.silent: set[str] = set()
         #: Called with each page a sweep read (the metrics' census reuses the sweep's reads),
         #: then L{onSwept} once the sweep is over.
@@ -109,9 +105,9 @@ class SilenceWatch:
         self._heard[sn] = now
         if sn in self.silent:
             self.silent.discard(sn)
-            self._write(sn, {"silentSince": None}).addCallback(
-                lambda watch: self._recovered(sn, watch)
-            )
+            self._write(
+                sn, {"silentSince": None}, watchEvent("terminal.recovered", sn)
+            ).addCallback(lambda watch: self._recovered(sn, watch))
 
     def forget(self, sn: str) -> None:
         """Terminal C{sn} was deleted."""
@@ -165,7 +161,8 @@ class SilenceWatch:
         if isSilent and not shouldBe:
             self.silent.discard(terminal.sn)
             sn = terminal.sn
-            return self._write(sn, {"silentSince": None}).addCallback(
+            recovered = watchEvent("terminal.recovered", sn)
+            return self._write(sn, {"silentSince": None}, recovered).addCallback(
                 lambda watch: self._recovered(sn, watch)
             )
         if isSilent:
@@ -175,11 +172,17 @@ class SilenceWatch:
     @inlineCallbacks
     def _markSilent(self, sn: str, now: float, last: float, threshold: float) -> Any:
         since = datetime.fromtimestamp(now, tz=UTC)
-        watch = yield self._write(sn, {"silentSince": since})
+        event = watchEvent(
+            "terminal.silent",
+            sn,
+            lastHeard=datetime.fromtimestamp(last, tz=UTC).isoformat(),
+            silentAfter=threshold,
+            since=since.isoformat(),
+        )
+        watch = yield self._write(sn, {"silentSince": since}, event)
         if watch is None:
             return
         self.silent.add(sn)
-        lastHeard = datetime.fromtimestamp(last, tz=UTC).isoformat()
         self.log.warn(
             "terminal {sn} is silent: nothing received for {seconds:.0f}s (threshold {threshold:g}s)",
             sn=sn,
@@ -187,22 +190,16 @@ class SilenceWatch:
             threshold=threshold,
             event="terminal.silent",
         )
-        if self.emit is not None:
-            self.emit(
-                "terminal.silent",
-                sn,
-                {"lastHeard": lastHeard, "silentAfter": threshold, "since": since.isoformat()},
-            )
 
     def _recovered(self, sn: str, watch: TerminalWatch | None) -> None:
         if watch is None:
             return
         self.log.info("terminal {sn} is no longer silent", sn=sn, event="terminal.recovered")
-        if self.emit is not None:
-            self.emit("terminal.recovered", sn, {})
 
-    def _write(self, sn: str, changes: dict[str, Any]) -> Deferred[TerminalWatch | None]:
-        d: Deferred[TerminalWatch | None] = self.store.updateWatch(sn, changes)
+    def _write(
+        self, sn: str, changes: dict[str, Any], event: NewEvent
+    ) -> Deferred[TerminalWatch | None]:
+        d: Deferred[TerminalWatch | None] = self.store.updateWatch(sn, changes, [event])
 
         def failed(f: Any) -> None:
             self.log.warn(

@@ -25,8 +25,6 @@ from tm20.services.silence import SilenceWatch
 
 __all__ = ["Watch"]
 
-Emit = Callable[[str, str, dict[str, Any]], object]
-
 
 class Watch:
     """
@@ -54,20 +52,18 @@ class Watch:
         driftThreshold: float,
         autoSettime: float,
         defaultTimezone: str | None,
-        emit: Emit | None = None,
         metrics: Any = None,
         fetchMissingLogs: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
         self.registry = registry
-        self.silence = SilenceWatch(store, clock, silentAfter, emit=emit)
+        self.silence = SilenceWatch(store, clock, silentAfter)
         self.gaps = LogGaps(
             store,
             clock,
             pulls,
             lambda sn: registry.get(sn) is not None,
-            emit=emit,
             metrics=metrics,
             fetch=fetchMissingLogs,
         )
@@ -78,7 +74,6 @@ class Watch:
             autoSettime,
             defaultTimezone,
             settime=settime,
-            emit=emit,
             metrics=metrics,
         )
         self.counts: dict[str, int] = {}

@@ -1165,11 +1165,15 @@ class PostgresStore(PostgresEventsMixin):
 
         return self._run(select)
 
-    def updateWatch(self, sn: str, changes: Mapping[str, Any]) -> Deferred[TerminalWatch | None]:
+    def updateWatch(
+        self, sn: str, changes: Mapping[str, Any], events: Sequence[NewEvent] = ()
+    ) -> Deferred[TerminalWatch | None]:
         """See L{IWatchStore.updateWatch}."""
         unknown = sorted(set(changes) - set(WATCH_COLUMNS))
         if unknown:
             return defer.fail(ValueError(f"unknown watch fields {unknown}"))
+        now = self._now()
+        events = list(events)
         columns = sorted((WATCH_COLUMNS[field], value) for field, value in changes.items())
 
         async def update(cur: Cursor) -> TerminalWatch | None:
@@ -1187,9 +1191,11 @@ class PostgresStore(PostgresEventsMixin):
                     (*[value for _, value in columns], sn),
                 )
             await cur.execute("SELECT * FROM terminal_watch WHERE sn = %s", (sn,))
-            return _read.watch(_dicts(cur)[0])
+            watch = _read.watch(_dicts(cur)[0])
+            await appendEvents(cur, events, now)
+            return watch
 
-        return self._run(update)
+        return self._runWithEvents(update) if events else self._run(update)
 
     def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
         """See L{IWatchStore.watchPage}."""

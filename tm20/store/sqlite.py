@@ -924,11 +924,15 @@ class SQLiteStore(SQLiteEventsMixin):
 
         return self._read(select)
 
-    def updateWatch(self, sn: str, changes: Mapping[str, Any]) -> Deferred[TerminalWatch | None]:
+    def updateWatch(
+        self, sn: str, changes: Mapping[str, Any], events: Sequence[NewEvent] = ()
+    ) -> Deferred[TerminalWatch | None]:
         """See L{IWatchStore.updateWatch}."""
         unknown = sorted(set(changes) - set(WATCH_COLUMNS))
         if unknown:
             return fail(ValueError(f"unknown watch fields {unknown}"))
+        now = self._now()
+        events = list(events)
         values: dict[str, Any] = {}
         for field, value in changes.items():
             if field in WATCH_TIMESTAMPS and value is not None:
@@ -947,9 +951,10 @@ class SQLiteStore(SQLiteEventsMixin):
                     {**values, "sn": sn},
                 )
             row = conn.execute("SELECT * FROM terminal_watch WHERE sn = ?", (sn,)).fetchone()
+            appendEvents(conn, events, now)
             return _read.watch(row)
 
-        return self._write(update)
+        return self._writeWithEvents(update) if events else self._write(update)
 
     def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
         """See L{IWatchStore.watchPage}."""
