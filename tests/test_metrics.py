@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -228,6 +228,77 @@ class MetricsEndpointTests(WatchTestCase):
 
         client = yield connectRaw(self, self.running)
         return client
+
+
+class _HeldSink:
+    """A sink whose deliveries never finish (a receiver that hangs)."""
+
+    name = "held"
+
+    def __init__(self, *specs: Any) -> None:
+        self.specs = list(specs)
+        self.pending: list[Deferred[Any]] = []
+
+    def start(self, context: Any) -> None:
+        pass
+
+    def streams(self) -> list[Any]:
+        return list(self.specs)
+
+    def deliver(self, stream: Any, events: list[Any]) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.pending.append(d)
+        return d
+
+    def stop(self) -> None:
+        for d in self.pending:
+            if not d.called:
+                d.cancel()
+
+
+class SinkBacklogTests(WatchTestCase):
+    """The event sinks' backlog and lag, from the streams' cursors."""
+
+    @inlineCallbacks
+    def test_hungReceiverShowsBacklogAndLag(self) -> Any:
+        from tm20.events.sinks import StreamSpec
+
+        yield self.start(sinks=[_HeldSink(StreamSpec("held:all", startAfter=0, batchSize=1))])
+        yield self.connect(simulated("SINK1"))
+        backlog = self.running.server.sinkBacklog
+
+        def streamKnown() -> bool:
+            return any(w.stream is not None for w in backlog.runner.workers.values())
+
+        yield self.until(streamKnown, "the stream opened")
+        self.clock.advance(100)  # the oldest undelivered event is now 100 s old
+        yield backlog.measure()
+        fams = yield self.scrape()
+        self.assertEqual(value(fams, "tm20_event_sinks", state="active"), 1)
+        self.assertGreaterEqual(value(fams, "tm20_event_sink_backlog_events", state="active"), 2)
+        self.assertGreaterEqual(value(fams, "tm20_event_sink_lag_seconds", state="active"), 99)
+        self.assertEqual(value(fams, "tm20_event_sink_backlog_events", state="failing"), 0)
+
+    @inlineCallbacks
+    def test_streamWantingNothingNewIsNotBehind(self) -> Any:
+        """A stream's backlog counts only the events it wants."""
+        from tm20.events.sinks import StreamSpec
+
+        spec = StreamSpec("held:drift", types=("terminal.clock_drift",), startAfter=0)
+        yield self.start(sinks=[_HeldSink(spec)])
+        yield self.connect(simulated("SINK2"))
+        backlog = self.running.server.sinkBacklog
+        yield self.until(
+            lambda: any(w.stream is not None for w in backlog.runner.workers.values()),
+            "the stream opened",
+        )
+        yield backlog.measure()
+        fams = yield self.scrape()
+        self.assertEqual(value(fams, "tm20_event_sinks", state="active"), 1)
+        self.assertEqual(value(fams, "tm20_event_sink_backlog_events", state="active"), 0)
+        self.assertEqual(value(fams, "tm20_event_sink_lag_seconds", state="active"), 0)
+
+    scrape = MetricsEndpointTests.scrape
 
 
 class MetricsEndpointPostgresTests(MetricsEndpointTests):

@@ -44,10 +44,13 @@ class WatchTestCase(ApiTestCase):
     def start(self, **config: Any) -> Any:
         config.setdefault("apiTokens", (f"admin:{ADMIN}",))
         config.setdefault("fetchMissingLogs", True)
+        sinks = config.pop("sinks", None)
         self.clock = Clock()
         self.clock.advance(time.time())
         settings = ServerConfig(ports=("tcp:0:interface=127.0.0.1",), **config)
-        service = TM20Service(buildServer(settings, reactor, self.makeStore(), clock=self.clock))
+        service = TM20Service(
+            buildServer(settings, reactor, self.makeStore(), clock=self.clock, sinks=sinks)
+        )
         service.startService()
         ports = yield service.ready
         self.addCleanup(service.stopService)

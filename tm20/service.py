@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
+from tm20.events.backlog import SinkBacklog
 from tm20.events.service import EventsService
 from tm20.interfaces import IStore, IWatchStore
 from tm20.logs import installObserver
@@ -74,6 +75,8 @@ class Server:
     events: EventsService
     #: Every configured port is listening (set by L{TM20Service}).
     listening: bool = False
+    #: Measures the event sinks' backlog and lag for the metrics (L{tm20.events.backlog}).
+    sinkBacklog: Any = None
 
 
 def buildServer(
@@ -151,6 +154,7 @@ def buildServer(
     site = QuietSite(root, config=config, clock=clock)
     site.metrics = metrics
     server = Server(config, reactor, store, context, factory, root, site, context.events)
+    server.sinkBacklog = SinkBacklog(store, clock, context.events.runner, metrics)
     ready.listening = lambda: server.listening
     return server
 
@@ -294,6 +298,8 @@ class TM20Service(service.Service):
         server.listening = True
         if server.context.watch is not None:
             server.context.watch.start()
+        if server.sinkBacklog is not None and server.config.runSinks:
+            server.sinkBacklog.start()
         return list(self.ports)
 
     def _startFailed(self, f: Failure) -> None:
@@ -313,6 +319,8 @@ class TM20Service(service.Service):
         server.listening = False
         if server.context.watch is not None:
             server.context.watch.stop()
+        if server.sinkBacklog is not None:
+            server.sinkBacklog.stop()
         for port in self.ports:
             yield port.stopListening()
         self.ports = []
