@@ -351,6 +351,51 @@ class ReadyResourceTests(TestCase):
         self.assertEqual((code, body["checks"]["store"]), (503, False))
 
 
+class CensusTests(TestCase):
+    """The census counts each sweep afresh, even after a sweep that failed halfway."""
+
+    @inlineCallbacks
+    def test_failedSweepLeavesNoPartialCount(self) -> Any:
+        from twisted.internet.defer import fail
+        from twisted.internet.task import Clock
+
+        from tm20.services.watch import Watch
+
+        path = os.path.join(tempfile.mkdtemp(prefix="tm20-census-"), "c.sqlite3")
+        clock = Clock()
+        clock.advance(1_777_550_377)
+        store = SQLiteStore(path, reactor=reactor, clock=clock)
+        yield store.start()
+        self.addCleanup(store.stop)
+        for sn in ("A", "B", "C"):
+            yield store.recordTerminalSeen(sn, None, {}, sn != "C")
+        watch = Watch(store, clock, _NoTerminals(), None, None, 3600.0, 60.0, 0.0, None)
+        watch.silence.pageSize = 2
+        real = store.watchPage
+        calls = []
+
+        def flaky(after: Any, limit: int) -> Any:
+            calls.append(after)
+            if len(calls) == 2:
+                return fail(RuntimeError("database went away"))
+            return real(after, limit)
+
+        store.watchPage = flaky  # type: ignore[method-assign]
+        yield self.assertFailure(watch.silence.sweep(), RuntimeError)
+        yield watch.silence.sweep()
+        self.assertEqual(
+            {k: watch.counts[k] for k in ("known", "pending")}, {"known": 3, "pending": 1}
+        )
+
+
+class _NoTerminals:
+    def connected(self) -> list[str]:
+        return []
+
+    def get(self, sn: str) -> None:
+        return None
+
+
 class MetricsUnitTests(SynchronousTestCase):
     def test_ownRegistryAndBoundedLabels(self) -> None:
         one, two = Metrics(), Metrics()  # two servers in one process do not collide

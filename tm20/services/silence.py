@@ -68,8 +68,9 @@ class SilenceWatch:
         self.silentAfter = silentAfter
         self.interval = sweepInterval(silentAfter) if interval is None else interval
         self.silent: set[str] = set()
-        #: Called with each page a sweep read (the metrics' census reuses the sweep's reads),
-        #: then L{onSwept} once the sweep is over.
+        #: Called when a sweep starts (L{onStart}), with each page it read (L{onPage}: the
+        #: metrics' census reuses the sweep's reads), then once it is over (L{onSwept}).
+        self.onStart: Callable[[], object] | None = None
         self.onPage: Callable[[list[WatchedTerminal]], object] | None = None
         self.onSwept: Callable[[], Any] | None = None
         self._heard: dict[str, float] = {}
@@ -135,6 +136,8 @@ class SilenceWatch:
         L{onPage}, then L{onSwept} is called.
         """
         after: str | None = None
+        if self.onStart is not None:
+            self.onStart()
         while True:
             page: list[WatchedTerminal] = yield self.store.watchPage(after, self.pageSize)
             now = self.clock.seconds()

@@ -17,6 +17,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from tm20.metrics import TERMINAL_STATES
 from tm20.model import Terminal, WatchedTerminal
 from tm20.protocol.messages import Register, SendLog
 from tm20.services.clockdrift import ClockDrift
@@ -79,6 +80,7 @@ class Watch:
         self.counts: dict[str, int] = {}
         self.pendingCommands = 0
         self._counting: Counter[str] = Counter()
+        self.silence.onStart = self._counting.clear
         self.silence.onPage = self.countPage
         self.silence.onSwept = self.census
         if metrics is not None:
@@ -159,7 +161,7 @@ class Watch:
         counts = dict(self._counting)
         counts["silent"] = len(self.silence.silent)
         self.counts = counts
-        self._counting = Counter()
+        self._counting.clear()
         try:
             self.pendingCommands = yield self.store.countPendingCommands()
         except Exception as e:
@@ -172,6 +174,4 @@ class Watch:
         values = dict(self.counts)
         values["connected"] = connected
         values["disconnected"] = max(0, known - connected)
-        from tm20.metrics import TERMINAL_STATES
-
         return [((state,), float(values.get(state, 0))) for state in TERMINAL_STATES]
