@@ -309,6 +309,30 @@ class MissingLogsTests(WatchTestCase):
         self.assertEqual(watch["logGap"]["missing"], 0)
 
     @inlineCallbacks
+    def test_newLogsNeverPushedAreFetchedWithGetnewlog(self) -> Any:
+        """A terminal announcing new logs that it does not push has them read after the grace."""
+        yield self.start(connectionTimeout=0, heartbeatInterval=0, clockDriftThreshold=0)
+        terminal = SimulatedTerminal("STUCK1", logs=30)
+        yield self.connect(terminal, pushLogs=False)
+        self.assertEqual((yield self.running.context.store.countTerminalLogs("STUCK1")), 0)
+
+        def graceStarted() -> bool:  # once its counters were compared with the store
+            return any("STUCK1" in call.args for call in self.clock.getDelayedCalls())
+
+        yield self.until(graceStarted, "the grace period started")
+        self.clock.advance(self.watch.gaps.newLogGrace)
+
+        def fetched() -> Any:
+            return self.terminalWatch("STUCK1").addCallback(
+                lambda w: w if w["logGap"]["recovered"] == 30 else None
+            )
+
+        watch = yield self.until(fetched, "new logs fetched", attempts=1000)
+        self.assertEqual(watch["logGap"]["missing"], 0)
+        self.assertEqual((yield self.running.context.store.countTerminalLogs("STUCK1")), 30)
+        self.assertEqual(terminal.newLogCount(), 0)  # getnewlog read them all
+
+    @inlineCallbacks
     def test_gapVisibleWhenFetchingIsOff(self) -> Any:
         yield self.start(fetchMissingLogs=False)
         terminal = SimulatedTerminal("GAPOFF", logs=50)

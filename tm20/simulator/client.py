@@ -292,6 +292,7 @@ class TerminalConnection:
         rebootDelay: float = 5.0,
         reconnectOnAckTimeout: bool = False,
         answerPings: bool = False,
+        pushLogs: bool = True,
         retryPolicy: Callable[[int], float] | None = None,
         endpoint: IStreamClientEndpoint | None = None,
         tlsOptions: IOpenSSLClientConnectionCreator | None = None,
@@ -313,6 +314,8 @@ class TerminalConnection:
         @param reconnectOnAckTimeout: on ack timeout, drop the connection and resend after the
             reconnect (what TopData readers do) instead of resending on the same socket.
         @param answerPings: answer WebSocket pings (C{False}, like the firmware).
+        @param pushLogs: push stored logs with C{sendlog} (C{False}: a firmware whose log upload
+            is off, or stuck; its logs only leave through C{getnewlog}/C{getalllog}).
         @param retryPolicy: attempt number (0-based) -> seconds before reconnecting; by default
             exponential backoff from 1 s to 30 s with up to 1 s of jitter.
         @param endpoint: connect there instead of the endpoint derived from C{url} (the URL still
@@ -336,6 +339,7 @@ class TerminalConnection:
         self.rebootDelay = rebootDelay
         self.reconnectOnAckTimeout = reconnectOnAckTimeout
         self.answerPings = answerPings
+        self.pushLogs = pushLogs
         self.closeTimeout = closeTimeout
         self.dropNextAck = 0
         self.stats = ConnectionStats()
@@ -715,7 +719,7 @@ class TerminalConnection:
             self._batchInFlight = False
             self._unackedLogindex = None
         if self._open and self._registered:
-            if not self._batchInFlight:
+            if not self._batchInFlight and self.pushLogs:
                 batch = self.terminal.nextLogBatch(self.batchSize)
                 if batch is not None:
                     self._sendBatch(batch)
