@@ -26,11 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from tm20.interfaces import IStore
+from tm20.interfaces import IPersonStore, IStore
 from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_EXPIRED,
@@ -39,14 +40,20 @@ from tm20.model import (
     COMMAND_SENT,
     COMMAND_SUCCEEDED,
     COMMAND_TIMED_OUT,
+    SYNC_CONFLICT,
+    SYNC_PENDING,
+    SYNC_SYNCED,
     ApiToken,
     AuditEntry,
     Credential,
     LogInsertResult,
     LogQuery,
+    Person,
+    PersonSync,
     StoredCommand,
     StoredLog,
     Terminal,
+    TerminalGroup,
     User,
 )
 from tm20.protocol.messages import LogRecord, RejectedRecord
@@ -1305,6 +1312,139 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         page4 = yield self.store.listAuditEntries(3, page3[-1].id)
         self.assertEqual(page1 + page2 + page3, newestFirst)
         self.assertEqual([len(p) for p in (page1, page2, page3, page4)], [3, 3, 1, 0])
+
+    # -- persons, groups, sync state ---------------------------------------------------------------
+
+    def test_providesIPersonStore(self) -> None:
+        """The store provides every method of L{IPersonStore}."""
+        self.assertTrue(verifyObject(IPersonStore, self.store))
+
+    @inlineCallbacks
+    def test_personsRoundTrip(self) -> Generator[Deferred[Any], Any, None]:
+        """A person is stored whole: fields, credentials verbatim with their type, assignment."""
+        yield self._terminal("T1")
+        yield self._terminal("T2")
+        fingerprint = loadCapture()[1]["record"]
+        yield self.store.putGroup(TerminalGroup("hq", "Head office", True, ("T1",)), True)
+        person = Person(
+            enrollid=7,
+            name="Zoë",
+            admin=1,
+            enabled=False,
+            validFrom="2026-01-01 00:00:00",
+            validUntil="2026-12-31 23:59:59",
+            credentials=(
+                Credential(0, fingerprint),
+                Credential(10, 1234),
+                Credential(11, 2**40),
+                Credential(20, "face=="),
+            ),
+            groups=("hq",),
+            terminals=("T2",),
+        )
+        stored = yield self.store.putPerson(person, True)
+        expected = attrs.evolve(
+            person,
+            credentials=tuple(attrs.evolve(c, updatedAt=at(T0)) for c in person.credentials),
+            createdAt=at(T0),
+            updatedAt=at(T0),
+        )
+        self.assertEqual(stored, expected)
+        self.assertEqual((yield self.store.getPerson(7)), expected)
+        self.assertIsNone((yield self.store.getPerson(8)))
+        with self.assertRaises(ValueError):
+            yield self.store.putPerson(Person(enrollid=7), True)
+        self.clock.advance(5)
+        replaced = yield self.store.putPerson(
+            Person(enrollid=7, name="Z", terminals=("T1",)), False
+        )
+        self.assertEqual(replaced.credentials, ())
+        self.assertEqual((replaced.groups, replaced.terminals), ((), ("T1",)))
+        self.assertEqual((replaced.createdAt, replaced.updatedAt), (at(T0), at(T0 + 5)))
+        self.assertIsNone((yield self.store.putPerson(Person(enrollid=9), False)))
+        self.assertTrue((yield self.store.deletePerson(7)))
+        self.assertFalse((yield self.store.deletePerson(7)))
+        self.assertIsNone((yield self.store.getPerson(7)))
+
+    @inlineCallbacks
+    def test_personsNeedKnownGroupsAndTerminals(self) -> Generator[Deferred[Any], Any, None]:
+        """Assigning a person to an unknown group or terminal stores nothing."""
+        yield self._terminal("T1")
+        with self.assertRaises(ValueError):
+            yield self.store.putPerson(Person(enrollid=1, groups=("nowhere",)), True)
+        with self.assertRaises(ValueError):
+            yield self.store.putPerson(Person(enrollid=1, terminals=("T9",)), True)
+        self.assertIsNone((yield self.store.getPerson(1)))
+        with self.assertRaises(ValueError):
+            yield self.store.putGroup(TerminalGroup("g", terminals=("T9",)), True)
+        self.assertIsNone((yield self.store.getGroup("g")))
+
+    @inlineCallbacks
+    def test_personsForTerminalAndPaging(self) -> Generator[Deferred[Any], Any, None]:
+        """A terminal's persons are those assigned directly or through any of its groups."""
+        for sn in ("T1", "T2", "T3"):
+            yield self._terminal(sn)
+        yield self.store.putGroup(TerminalGroup("a", terminals=("T1", "T2")), True)
+        yield self.store.putGroup(TerminalGroup("b", terminals=("T2",)), True)
+        yield self.store.putPerson(Person(enrollid=3, groups=("a", "b")), True)
+        yield self.store.putPerson(Person(enrollid=1, terminals=("T3", "T2")), True)
+        yield self.store.putPerson(Person(enrollid=2, groups=("b",), terminals=("T3",)), True)
+        ids = {}
+        for sn in ("T1", "T2", "T3"):
+            ids[sn] = [p.enrollid for p in (yield self.store.personsForTerminal(sn))]
+        self.assertEqual(ids, {"T1": [3], "T2": [1, 2, 3], "T3": [1, 2]})
+        page1 = yield self.store.listPersons(2, None)
+        page2 = yield self.store.listPersons(2, page1[-1].enrollid)
+        self.assertEqual([p.enrollid for p in page1 + page2], [1, 2, 3])
+        self.assertEqual([g.name for g in (yield self.store.groupsOfTerminal("T2"))], ["a", "b"])
+        # a deleted group leaves its persons; a deleted terminal leaves groups and persons
+        self.assertTrue((yield self.store.deleteGroup("b")))
+        self.assertEqual((yield self.store.getPerson(2)).groups, ())
+        yield self.store.deleteTerminal("T1")
+        self.assertEqual((yield self.store.getGroup("a")).terminals, ("T2",))
+
+    @inlineCallbacks
+    def test_groupsRoundTrip(self) -> Generator[Deferred[Any], Any, None]:
+        """Groups are created once, replaced whole, listed by name."""
+        yield self._terminal("T1")
+        group = yield self.store.putGroup(TerminalGroup("z", "Zone", False, ("T1",)), True)
+        self.assertEqual(group, TerminalGroup("z", "Zone", False, ("T1",), at(T0), at(T0)))
+        with self.assertRaises(ValueError):
+            yield self.store.putGroup(TerminalGroup("z"), True)
+        yield self.store.putGroup(TerminalGroup("a"), True)
+        replaced = yield self.store.putGroup(TerminalGroup("z", None, True, ()), False)
+        self.assertEqual((replaced.adoptKeypad, replaced.terminals), (True, ()))
+        self.assertIsNone((yield self.store.putGroup(TerminalGroup("q"), False)))
+        self.assertEqual([g.name for g in (yield self.store.listGroups())], ["a", "z"])
+        self.assertFalse((yield self.store.deleteGroup("q")))
+
+    @inlineCallbacks
+    def test_personSync(self) -> Generator[Deferred[Any], Any, None]:
+        """Sync states are upserted per (sn, enrollid), outlive the person, not the terminal."""
+        yield self._terminal("T1")
+        yield self._terminal("T2")
+        first = yield self.store.savePersonSync(PersonSync("T1", 5, SYNC_PENDING, True, {}, (1, 2)))
+        self.assertEqual(first, PersonSync("T1", 5, SYNC_PENDING, True, {}, (1, 2), at(T0)))
+        yield self.store.savePersonSync(
+            PersonSync("T1", 5, SYNC_CONFLICT, False, {"terminalName": "Ann"})
+        )
+        yield self.store.savePersonSync(PersonSync("T2", 5, SYNC_SYNCED, True))
+        yield self.store.savePersonSync(PersonSync("T1", 4, SYNC_SYNCED, True))
+        everything = yield self.store.listPersonSync(None, None)
+        self.assertEqual(
+            [(s.sn, s.enrollid) for s in everything], [("T1", 4), ("T1", 5), ("T2", 5)]
+        )
+        self.assertEqual(everything[1].detail, {"terminalName": "Ann"})
+        self.assertEqual((everything[1].state, everything[1].owned), (SYNC_CONFLICT, False))
+        self.assertEqual(len((yield self.store.listPersonSync("T1", None))), 2)
+        self.assertEqual(len((yield self.store.listPersonSync(None, 5))), 2)
+        self.assertEqual(len((yield self.store.listPersonSync("T2", 5))), 1)
+        with self.assertRaises(ValueError):
+            yield self.store.savePersonSync(PersonSync("T1", 5, "bogus"))
+        self.assertTrue((yield self.store.deletePersonSync("T1", 5)))
+        self.assertFalse((yield self.store.deletePersonSync("T1", 5)))
+        yield self.store.deleteTerminal("T2")
+        self.assertEqual([s.sn for s in (yield self.store.listPersonSync(None, None))], ["T1"])
 
     # -- durability --------------------------------------------------------------------------------
 

@@ -541,6 +541,57 @@ class IEventSink(Interface):
 
     def stop():  # type: ignore[no-untyped-def]
         """Called when the server stops.  @return: C{None} or a L{Deferred}."""
+class IPersonStore(Interface):
+    """
+    Fleet persons, terminal groups and the reconciler's sync state (both stores provide it).
+    Every method returns a L{Deferred} and is one transaction; a broken constraint (an unknown
+    group or terminal, a taken C{enrollid} or group name) fails it with C{ValueError}.
+    """
+
+    def putPerson(person, create):  # type: ignore[no-untyped-def]
+        """
+        Store a L{tm20.model.Person} whole (fields, credentials verbatim, groups, terminals).
+
+        @param create: C{True} to create it (C{ValueError} when the C{enrollid} is taken),
+            C{False} to replace it (C{None} when there is none).
+        @return: L{Deferred} of the L{tm20.model.Person} as stored.
+        """
+
+    def getPerson(enrollid):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.Person} or C{None}."""
+
+    def listPersons(limit, afterEnrollid):  # type: ignore[no-untyped-def]
+        """A page of persons by ascending C{enrollid}, strictly after C{afterEnrollid}."""
+
+    def personsForTerminal(sn):  # type: ignore[no-untyped-def]
+        """The persons assigned to C{sn} directly or through a group, by C{enrollid}."""
+
+    def deletePerson(enrollid):  # type: ignore[no-untyped-def]
+        """Delete a person (not its sync state).  @return: L{Deferred} of C{bool}."""
+
+    def putGroup(group, create):  # type: ignore[no-untyped-def]
+        """Like L{putPerson}, for a L{tm20.model.TerminalGroup} (keyed by name)."""
+
+    def getGroup(name):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the L{tm20.model.TerminalGroup} or C{None}."""
+
+    def listGroups():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of every group, by name."""
+
+    def groupsOfTerminal(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the groups C{sn} belongs to, by name."""
+
+    def deleteGroup(name):  # type: ignore[no-untyped-def]
+        """Delete a group (its persons lose it).  @return: L{Deferred} of C{bool}."""
+
+    def savePersonSync(sync):  # type: ignore[no-untyped-def]
+        """Create or replace a L{tm20.model.PersonSync}.  @return: L{Deferred} of it."""
+
+    def deletePersonSync(sn, enrollid):  # type: ignore[no-untyped-def]
+        """Forget a person's sync state on C{sn}.  @return: L{Deferred} of C{bool}."""
+
+    def listPersonSync(sn, enrollid):  # type: ignore[no-untyped-def]
+        """The sync states filtered by C{sn} and/or C{enrollid} (C{None}: any), by C{(sn, enrollid)}."""
 
 
 __all__ = [
@@ -552,4 +603,5 @@ __all__ = [
     "ITerminalSession",
     "ITerminalRegistry",
     "IStore",
+    "IPersonStore",
 ]

@@ -291,3 +291,74 @@ WATCH_COLUMNS: Mapping[str, str] = {
 WATCH_TIMESTAMPS = frozenset(
     {"silentSince", "logGapSince", "lastRecoveryAt", "clockCheckedAt", "clockCorrectedAt"}
 )
+
+
+@attrs.frozen
+class Person:
+    """
+    A fleet-wide person (desired state): the same C{enrollid} on every terminal it is assigned
+    to, directly (C{terminals}) or through its C{groups}.
+
+    C{validFrom}/C{validUntil} are terminal-local C{YYYY-MM-DD HH:MM:SS} (C{None}: open); outside
+    that window the person is kept on its terminals, disabled.  C{credentials} are stored
+    verbatim, like a terminal user's.
+    """
+
+    enrollid: int
+    name: str | None = None
+    admin: int = 0
+    enabled: bool = True
+    validFrom: str | None = None
+    validUntil: str | None = None
+    credentials: tuple[Credential, ...] = ()
+    groups: tuple[str, ...] = ()
+    terminals: tuple[str, ...] = ()
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
+
+
+@attrs.frozen
+class TerminalGroup:
+    """
+    A named set of terminals (a site, a building, a door set).
+
+    C{adoptKeypad}: a user enrolled at the keypad of one of its terminals (C{senduser}) with an
+    C{enrollid} no person has becomes a fleet person of this group.
+    """
+
+    name: str
+    description: str | None = None
+    adoptKeypad: bool = False
+    terminals: tuple[str, ...] = ()
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
+
+
+#: What the reconciler knows of a person on one terminal.
+SYNC_PENDING = "pending"
+SYNC_SYNCED = "synced"
+SYNC_FAILED = "failed"
+SYNC_CONFLICT = "conflict"
+SYNC_STATES = (SYNC_PENDING, SYNC_SYNCED, SYNC_FAILED, SYNC_CONFLICT)
+
+
+@attrs.frozen
+class PersonSync:
+    """
+    A person on one terminal, as the reconciler left it.
+
+    @ivar state: one of L{SYNC_STATES}.
+    @ivar owned: the terminal's user with this C{enrollid} is the fleet person's (pushed by the
+        reconciler, found identical, or claimed by an operator); a user not owned is never
+        overwritten nor deleted.
+    @ivar detail: why (a failed command's reply, the conflicting user, a capacity limit).
+    @ivar commands: ids of the queued commands while C{pending}.
+    """
+
+    sn: str
+    enrollid: int
+    state: str
+    owned: bool = False
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+    commands: tuple[int, ...] = ()
+    updatedAt: datetime | None = None

@@ -80,7 +80,7 @@ from tm20.events.payloads import (
     updatedEvent,
     userEvent,
 )
-from tm20.interfaces import IEventStore, IStore, IWatchStore
+from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -106,9 +106,11 @@ from tm20.protocol.messages import (
     RejectedRecord,
 )
 from tm20.protocol.storable import requireStorableLog, requireStorableUser
+from tm20.store import _personsql
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
+from tm20.store._personstore import PersonStoreMixin
 from tm20.store._pgpool import (
     Cursor,
     Pool,
@@ -639,8 +641,8 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore)
-class PostgresStore(PostgresEventsMixin):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
+class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
@@ -775,6 +777,19 @@ class PostgresStore(PostgresEventsMixin):
         return self._pool.runInteraction(interaction, *args, timeout=timeout)
 
     _run = runInTransaction
+
+    def _runPersonOp(self, write: bool, op: _personsql.Op[Any]) -> Deferred[Any]:
+        d = self._run(_personsql.runAsync, op)
+
+        def translate(f: Failure) -> Failure:
+            if getattr(f.value, "pgcode", None) in _personsql.CONSTRAINT_CODES:
+                raise ValueError(str(f.value)) from f.value
+            return f
+
+        return d.addErrback(translate)
+
+    def _personTime(self, value: Any) -> Any:
+        return _utc(value)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

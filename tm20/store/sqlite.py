@@ -70,7 +70,7 @@ from tm20.events.payloads import (
     updatedEvent,
     userEvent,
 )
-from tm20.interfaces import IEventStore, IStore, IWatchStore
+from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -97,8 +97,10 @@ from tm20.protocol.messages import (
     RejectedRecord,
 )
 from tm20.protocol.storable import requireStorableLog, requireStorableUser
+from tm20.store import _personsql
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
+from tm20.store._personstore import PersonStoreMixin
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
     WATCH_PAGE_SQL,
@@ -357,8 +359,8 @@ def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[St
     return [_read.storedLog(row) for row in rows]
 
 
-@implementer(IStore, IEventStore, IWatchStore)
-class SQLiteStore(SQLiteEventsMixin):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
+class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
     """
     L{IStore} on one SQLite file.
 
@@ -508,6 +510,12 @@ class SQLiteStore(SQLiteEventsMixin):
 
         d.addCallbacks(succeeded, failed)
         return d
+
+    def _runPersonOp(self, write: bool, op: _personsql.Op[Any]) -> Deferred[Any]:
+        return self._run(write, _personsql.runSync, op)
+
+    def _personTime(self, value: Any) -> Any:
+        return parseTimestamp(value)
 
     def _write(
         self,

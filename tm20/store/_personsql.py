@@ -1,0 +1,364 @@
+"""
+Persons, terminal groups and their sync state, written once for both stores.
+
+Each operation is a generator of statements: it yields C{(sql, params)} (C{%s} markers) and is
+sent back a L{Result}; its return value is the operation's.  L{runSync} drives one on a
+C{sqlite3} connection (markers become C{?}), L{runAsync} on a txpostgres cursor; both run
+inside the store's one transaction per call.  A broken constraint (an unknown group or
+terminal, a taken C{enrollid} or name) becomes C{ValueError} in both.
+
+Timestamps are passed in (C{now}) and read back (C{time}) in each store's own form.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from tm20.model import SYNC_STATES, Credential, Person, PersonSync, TerminalGroup
+
+__all__ = [
+    "CONSTRAINT_CODES",
+    "SYNC_STATES",
+    "Op",
+    "Result",
+    "deleteGroup",
+    "deletePerson",
+    "deletePersonSync",
+    "getGroup",
+    "getPerson",
+    "groupsOfTerminal",
+    "listGroups",
+    "listPersonSync",
+    "listPersons",
+    "personsForTerminal",
+    "putGroup",
+    "putPerson",
+    "runAsync",
+    "runSync",
+    "savePersonSync",
+]
+
+_T = TypeVar("_T")
+Time = Callable[[Any], datetime | None]
+
+
+@attrs.frozen
+class Result:
+    """What a statement gave: its rows (as mappings) and its row count."""
+
+    rows: list[Mapping[str, Any]]
+    rowcount: int
+
+
+Op = Generator[tuple[str, Sequence[Any]], Result, _T]
+
+
+def runSync(conn: sqlite3.Connection, op: Op[_T]) -> _T:
+    """Run C{op} on a C{sqlite3} connection (inside the caller's transaction)."""
+    try:
+        sql, params = next(op)
+        while True:
+            try:
+                cursor = conn.execute(sql.replace("%s", "?"), tuple(params))
+            except sqlite3.IntegrityError as e:
+                raise ValueError(str(e)) from e
+            rows = cursor.fetchall() if cursor.description is not None else []
+            sql, params = op.send(Result(list(rows), cursor.rowcount))
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
+
+
+async def runAsync(cur: Any, op: Op[_T]) -> _T:
+    """Run C{op} on a txpostgres cursor (constraint violations are translated by the caller)."""
+    try:
+        sql, params = next(op)
+        while True:
+            await cur.execute(sql, tuple(params))
+            rows: list[Mapping[str, Any]] = []
+            if cur.description is not None:
+                names = [column[0] for column in cur.description]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            sql, params = op.send(Result(rows, cur.rowcount))
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
+
+
+#: SQLSTATEs of broken constraints (PostgreSQL): foreign key, unique.
+CONSTRAINT_CODES = ("23503", "23505")
+
+
+# -- persons ---------------------------------------------------------------------------------------
+
+_FOR_TERMINAL = (
+    "SELECT enrollid FROM person_terminals WHERE sn = %s"
+    " UNION SELECT pg.enrollid FROM person_groups pg"
+    " JOIN group_terminals gt ON gt.group_name = pg.group_name WHERE gt.sn = %s"
+)
+
+
+def _loadPersons(where: str, params: Sequence[Any], time: Time) -> Op[list[Person]]:
+    """The persons whose C{enrollid} is in the subquery C{where}, by C{enrollid}."""
+    rows = (
+        yield (f"SELECT * FROM persons WHERE enrollid IN ({where}) ORDER BY enrollid", params)
+    ).rows
+    if not rows:
+        return []
+    credentials: dict[int, list[Credential]] = {row["enrollid"]: [] for row in rows}
+    groups: dict[int, list[str]] = {row["enrollid"]: [] for row in rows}
+    terminals: dict[int, list[str]] = {row["enrollid"]: [] for row in rows}
+    for row in (
+        yield (
+            f"SELECT * FROM person_credentials WHERE enrollid IN ({where})"
+            " ORDER BY enrollid, backupnum",
+            params,
+        )
+    ).rows:
+        credentials[row["enrollid"]].append(
+            Credential(
+                backupnum=row["backupnum"],
+                record=json.loads(row["record_json"]),
+                updatedAt=time(row["updated_at"]),
+            )
+        )
+    for row in (
+        yield (
+            f"SELECT enrollid, group_name FROM person_groups WHERE enrollid IN ({where})"
+            " ORDER BY enrollid, group_name",
+            params,
+        )
+    ).rows:
+        groups[row["enrollid"]].append(row["group_name"])
+    for row in (
+        yield (
+            f"SELECT enrollid, sn FROM person_terminals WHERE enrollid IN ({where})"
+            " ORDER BY enrollid, sn",
+            params,
+        )
+    ).rows:
+        terminals[row["enrollid"]].append(row["sn"])
+    return [
+        Person(
+            enrollid=row["enrollid"],
+            name=row["name"],
+            admin=row["admin"],
+            enabled=bool(row["enabled"]),
+            validFrom=row["valid_from"],
+            validUntil=row["valid_until"],
+            credentials=tuple(credentials[row["enrollid"]]),
+            groups=tuple(groups[row["enrollid"]]),
+            terminals=tuple(terminals[row["enrollid"]]),
+            createdAt=time(row["created_at"]),
+            updatedAt=time(row["updated_at"]),
+        )
+        for row in rows
+    ]
+
+
+def getPerson(enrollid: int, time: Time) -> Op[Person | None]:
+    persons = yield from _loadPersons("%s", (enrollid,), time)
+    return persons[0] if persons else None
+
+
+def listPersons(limit: int, afterEnrollid: int | None, time: Time) -> Op[list[Person]]:
+    if afterEnrollid is None:
+        where = "SELECT enrollid FROM persons ORDER BY enrollid LIMIT %s"
+        params: tuple[Any, ...] = (max(limit, 0),)
+    else:
+        where = "SELECT enrollid FROM persons WHERE enrollid > %s ORDER BY enrollid LIMIT %s"
+        params = (afterEnrollid, max(limit, 0))
+    return (yield from _loadPersons(where, params, time))
+
+
+def personsForTerminal(sn: str, time: Time) -> Op[list[Person]]:
+    return (yield from _loadPersons(_FOR_TERMINAL, (sn, sn), time))
+
+
+def putPerson(person: Person, create: bool, now: Any, time: Time) -> Op[Person | None]:
+    """Create (C{ValueError} if it exists) or replace (C{None} if absent) a person, whole."""
+    values = (
+        person.name,
+        person.admin,
+        bool(person.enabled),
+        person.validFrom,
+        person.validUntil,
+    )
+    if create:
+        yield (
+            "INSERT INTO persons (enrollid, name, admin, enabled, valid_from, valid_until,"
+            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (person.enrollid, *values, now, now),
+        )
+    else:
+        changed = yield (
+            "UPDATE persons SET name = %s, admin = %s, enabled = %s, valid_from = %s,"
+            " valid_until = %s, updated_at = %s WHERE enrollid = %s",
+            (*values, now, person.enrollid),
+        )
+        if changed.rowcount == 0:
+            return None
+        for table in ("person_credentials", "person_groups", "person_terminals"):
+            yield (f"DELETE FROM {table} WHERE enrollid = %s", (person.enrollid,))
+    for credential in person.credentials:
+        yield (
+            "INSERT INTO person_credentials (enrollid, backupnum, record_json, updated_at)"
+            " VALUES (%s, %s, %s, %s)",
+            (person.enrollid, credential.backupnum, json.dumps(credential.record), now),
+        )
+    for group in sorted(set(person.groups)):
+        yield (
+            "INSERT INTO person_groups (enrollid, group_name) VALUES (%s, %s)",
+            (person.enrollid, group),
+        )
+    for sn in sorted(set(person.terminals)):
+        yield (
+            "INSERT INTO person_terminals (enrollid, sn) VALUES (%s, %s)",
+            (person.enrollid, sn),
+        )
+    return (yield from getPerson(person.enrollid, time))
+
+
+def deletePerson(enrollid: int) -> Op[bool]:
+    result = yield ("DELETE FROM persons WHERE enrollid = %s", (enrollid,))
+    return result.rowcount > 0
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+
+def _loadGroups(where: str, params: Sequence[Any], time: Time) -> Op[list[TerminalGroup]]:
+    rows = (
+        yield (f"SELECT * FROM terminal_groups WHERE name IN ({where}) ORDER BY name", params)
+    ).rows
+    if not rows:
+        return []
+    terminals: dict[str, list[str]] = {row["name"]: [] for row in rows}
+    for row in (
+        yield (
+            f"SELECT group_name, sn FROM group_terminals WHERE group_name IN ({where})"
+            " ORDER BY group_name, sn",
+            params,
+        )
+    ).rows:
+        terminals[row["group_name"]].append(row["sn"])
+    return [
+        TerminalGroup(
+            name=row["name"],
+            description=row["description"],
+            adoptKeypad=bool(row["adopt_keypad"]),
+            terminals=tuple(terminals[row["name"]]),
+            createdAt=time(row["created_at"]),
+            updatedAt=time(row["updated_at"]),
+        )
+        for row in rows
+    ]
+
+
+def getGroup(name: str, time: Time) -> Op[TerminalGroup | None]:
+    groups = yield from _loadGroups("%s", (name,), time)
+    return groups[0] if groups else None
+
+
+def listGroups(time: Time) -> Op[list[TerminalGroup]]:
+    return (yield from _loadGroups("SELECT name FROM terminal_groups", (), time))
+
+
+def groupsOfTerminal(sn: str, time: Time) -> Op[list[TerminalGroup]]:
+    return (
+        yield from _loadGroups("SELECT group_name FROM group_terminals WHERE sn = %s", (sn,), time)
+    )
+
+
+def putGroup(group: TerminalGroup, create: bool, now: Any, time: Time) -> Op[TerminalGroup | None]:
+    """Create (C{ValueError} if it exists) or replace (C{None} if absent) a group, whole."""
+    if create:
+        yield (
+            "INSERT INTO terminal_groups (name, description, adopt_keypad, created_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s)",
+            (group.name, group.description, bool(group.adoptKeypad), now, now),
+        )
+    else:
+        changed = yield (
+            "UPDATE terminal_groups SET description = %s, adopt_keypad = %s, updated_at = %s"
+            " WHERE name = %s",
+            (group.description, bool(group.adoptKeypad), now, group.name),
+        )
+        if changed.rowcount == 0:
+            return None
+        yield ("DELETE FROM group_terminals WHERE group_name = %s", (group.name,))
+    for sn in sorted(set(group.terminals)):
+        yield (
+            "INSERT INTO group_terminals (group_name, sn) VALUES (%s, %s)",
+            (group.name, sn),
+        )
+    return (yield from getGroup(group.name, time))
+
+
+def deleteGroup(name: str) -> Op[bool]:
+    result = yield ("DELETE FROM terminal_groups WHERE name = %s", (name,))
+    return result.rowcount > 0
+
+
+# -- sync state ------------------------------------------------------------------------------------
+
+
+def savePersonSync(sync: PersonSync, now: Any, time: Time) -> Op[PersonSync]:
+    """Create or replace the sync state of C{(sn, enrollid)}."""
+    yield (
+        "INSERT INTO person_sync (sn, enrollid, state, owned, detail, commands, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (sn, enrollid) DO UPDATE SET state = excluded.state,"
+        " owned = excluded.owned, detail = excluded.detail, commands = excluded.commands,"
+        " updated_at = excluded.updated_at",
+        (
+            sync.sn,
+            sync.enrollid,
+            sync.state,
+            bool(sync.owned),
+            json.dumps(dict(sync.detail), ensure_ascii=False, separators=(",", ":")),
+            json.dumps(list(sync.commands)),
+            now,
+        ),
+    )
+    return attrs.evolve(sync, updatedAt=time(now))
+
+
+def deletePersonSync(sn: str, enrollid: int) -> Op[bool]:
+    result = yield ("DELETE FROM person_sync WHERE sn = %s AND enrollid = %s", (sn, enrollid))
+    return result.rowcount > 0
+
+
+def listPersonSync(sn: str | None, enrollid: int | None, time: Time) -> Op[list[PersonSync]]:
+    """The sync states of a terminal, of a person, or all, by C{(sn, enrollid)}."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if sn is not None:
+        conditions.append("sn = %s")
+        params.append(sn)
+    if enrollid is not None:
+        conditions.append("enrollid = %s")
+        params.append(enrollid)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = (yield (f"SELECT * FROM person_sync{where} ORDER BY sn, enrollid", params)).rows
+    return [_sync(row, time) for row in rows]
+
+
+def _sync(row: Mapping[str, Any], time: Time) -> PersonSync:
+    detail = json.loads(row["detail"])
+    commands: Iterable[int] = json.loads(row["commands"])
+    return PersonSync(
+        sn=row["sn"],
+        enrollid=row["enrollid"],
+        state=row["state"],
+        owned=bool(row["owned"]),
+        detail=detail if isinstance(detail, dict) else {},
+        commands=tuple(commands),
+        updatedAt=time(row["updated_at"]),
+    )
