@@ -62,6 +62,10 @@ class ServerConfig:
     @ivar webhookNetworks: CIDR blocks webhooks may point to (empty: anywhere but link-local).
     @ivar webhookRetrySchedule: delays between attempts of a failed batch (C{"5s,30s,2m"}).
     @ivar runSinks: deliver to the sinks (webhooks, plugins) from this process.
+    @ivar reconcileInterval: seconds between the reconciler's checks of the connected
+        terminals' users against the fleet persons (0: never; changes and registrations are
+        reconciled regardless).
+    @ivar reconcileMaxOutstanding: reconciler commands queued for one terminal at once.
     """
 
     ports: tuple[str, ...] = (f"tcp:{DEFAULT_PORT}",)
@@ -103,3 +107,5 @@ class ServerConfig:
     webhookNetworks: tuple[str, ...] = ()
     webhookRetrySchedule: str = DEFAULT_RETRY_SCHEDULE
     runSinks: bool = True
+    reconcileInterval: float = 3600.0
+    reconcileMaxOutstanding: int = 20

@@ -29,3 +29,9 @@ class ServerContext:
     watch: Any = None
     #: The L{tm20.events.service.EventsService} (feed, sink runner), set by buildServer.
     events: Any = None
+    #: the durable command queue, the pull service, the reconciler and the person service
+    #: (built by L{tm20.service.buildServer}; the API builds its own when they are C{None})
+    queue: Any = None
+    pulls: Any = None
+    reconciler: Any = None
+    persons: Any = None

@@ -32,6 +32,7 @@ from tm20.logs import installObserver
 from tm20.metrics import Metrics
 from tm20.probes import MetricsResource, ReadyResource
 from tm20.services.commands import CommandService
+from tm20.services.fleet import wireServices
 from tm20.services.ingest import LogIngest
 from tm20.services.pulls import PullService
 from tm20.services.queue import CommandQueue
@@ -146,6 +147,9 @@ def buildServer(
     )
     ready = ReadyResource(store)
     root.putChild(b"ready", ready)
+    context.queue = queue
+    context.pulls = pulls
+    wireServices(context)
     api = _mountApi(root, context, queue, pulls)
     if api is not None:
         api.auth.metrics = metrics
@@ -300,6 +304,8 @@ class TM20Service(service.Service):
             server.context.watch.start()
         if server.sinkBacklog is not None and server.config.runSinks:
             server.sinkBacklog.start()
+        if server.context.reconciler is not None:
+            server.context.reconciler.start()
         return list(self.ports)
 
     def _startFailed(self, f: Failure) -> None:
@@ -321,6 +327,8 @@ class TM20Service(service.Service):
             server.context.watch.stop()
         if server.sinkBacklog is not None:
             server.sinkBacklog.stop()
+        if server.context.reconciler is not None:
+            server.context.reconciler.stop()
         for port in self.ports:
             yield port.stopListening()
         self.ports = []

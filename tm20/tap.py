@@ -159,6 +159,8 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
         DEFAULT_RETRY_SCHEDULE,
         _schedule,
     ),
+    "reconcile-interval": ("TM20_RECONCILE_INTERVAL", 3600.0, _number(float, 0)),
+    "reconcile-max-outstanding": ("TM20_RECONCILE_MAX_OUTSTANDING", 20, _number(int, 1)),
 }
 
 
@@ -222,6 +224,19 @@ class Options(usage.Options):
             None,
             None,
             "Wait this long for a terminal's reply to a command [TM20_COMMAND_TIMEOUT] (30)",
+        ],
+        [
+            "reconcile-interval",
+            None,
+            None,
+            "Check connected terminals' users against the fleet persons every this many seconds,"
+            " 0 never [TM20_RECONCILE_INTERVAL] (3600)",
+        ],
+        [
+            "reconcile-max-outstanding",
+            None,
+            None,
+            "Reconciler commands queued per terminal at once [TM20_RECONCILE_MAX_OUTSTANDING] (20)",
         ],
         [
             "max-message-size",
@@ -467,6 +482,8 @@ class Options(usage.Options):
             webhookNetworks=self["webhook-networks"],
             webhookRetrySchedule=self["webhook-retry-schedule"],
             runSinks=not self["no-sinks"],
+            reconcileInterval=self["reconcile-interval"],
+            reconcileMaxOutstanding=self["reconcile-max-outstanding"],
         )
 
 

@@ -68,7 +68,9 @@ from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
 from tm20.protocol.serial import snProblem
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
+from tm20.services.fleet import wireServices
 from tm20.services.identity import hashSecret
+from tm20.services.persons import PersonService
 from tm20.services.pulls import PullBusyError, PullService
 from tm20.services.queue import (
     FINAL_STATUSES,
@@ -77,6 +79,7 @@ from tm20.services.queue import (
     QueuedCommandTimeout,
 )
 from tm20.services.ratelimit import FailureRateLimiter
+from tm20.services.reconciler import Reconciler
 from tm20.terminal.limits import NetworkList
 
 __all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
@@ -234,17 +237,15 @@ class TM20Api(EventsApi):
             limiter if limiter is not None else FailureRateLimiter(context.clock),
             NetworkList(context.config.trustedProxies),
         )
-        if queue is None:
-            queue = CommandQueue(
-                context.store,
-                context.commands,
-                context.registration,
-                context.clock,
-                timeout=context.config.commandTimeout,
-            )
-            context.registration.observers.append(queue.deliverPending)
-        self.queue = queue
-        self.pulls = pulls if pulls is not None else PullService(context.store, context.commands)
+        if queue is not None and getattr(context, "queue", None) is None:
+            context.queue = queue
+        if pulls is not None and getattr(context, "pulls", None) is None:
+            context.pulls = pulls
+        wireServices(context)
+        self.queue: CommandQueue = context.queue
+        self.pulls: PullService = context.pulls
+        self.persons: PersonService = context.persons
+        self.reconciler: Reconciler = context.reconciler
         self.app = Klein()
         self.app.url_map.converters[SEGMENT] = SegmentConverter
         for op in OPERATIONS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -19,10 +20,13 @@ class SendUserHandler:
     """
     Store the user and the credential verbatim, then acknowledge.  A C{senduser} that can never
     be stored (L{SendUserRejected}) is held in the quarantine, then acknowledged too: refused,
-    the terminal would resend it every few seconds, forever.
+    the terminal would resend it every few seconds, forever.  After a stored one (not waited
+    for), the person service adopts keypad enrolments where a group says so and corrects keypad
+    drift of fleet persons elsewhere.
     """
 
     command = "senduser"
+    log = Logger()
 
     @inlineCallbacks
     def handle(self, context: Any, session: Any, message: SendUser | SendUserRejected) -> Any:
@@ -42,6 +46,14 @@ class SendUserHandler:
             message.admin,
             enrolled=True,
         )
+        persons = getattr(context, "persons", None)
+        if persons is not None:
+            sn, enrollid = session.sn, message.enrollid
+            persons.keypadEnrolled(sn, enrollid).addErrback(
+                lambda f: self.log.failure(
+                    "keypad user {enrollid} of {sn}", f, enrollid=enrollid, sn=sn
+                )
+            )
         return replyFields(
             replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
         )

@@ -34,6 +34,7 @@ __all__ = [
     "PullBusyError",
     "PullService",
     "UserPullResult",
+    "UserRefreshResult",
     "pagingLimits",
 ]
 
@@ -66,6 +67,21 @@ class UserPullResult:
     stored: int
     missing: int
     users: int
+
+
+@attrs.frozen
+class UserRefreshResult:
+    """
+    What a user list check did.
+
+    @ivar listed: credential slots the terminal listed.
+    @ivar added: slots read because the server did not know them.
+    @ivar removed: known slots the terminal no longer holds (forgotten).
+    """
+
+    listed: int
+    added: int
+    removed: int
 
 
 @attrs.frozen
@@ -203,6 +219,75 @@ class PullService:
             stored=stored,
             users=result.users,
             missing=missing,
+        )
+        return result
+
+    def refreshUsers(self, sn: str) -> Deferred[UserRefreshResult]:
+        """
+        Bring what the server knows C{sn} holds up to date cheaply (the reconciler's periodic
+        check): page through C{getuserlist}; forget the credential slots (and users) no longer
+        listed; read with C{getuserinfo} only the slots the server did not know.  A name or a
+        record changed in place is not seen this way (a full L{pullUsers} sees it); a user
+        without any credential slot is never listed, so it is kept.
+
+        @return: a L{Deferred} of a L{UserRefreshResult}; fails like L{pullUsers}.
+        """
+        return self._guarded(sn, lambda: self._refreshUsers(sn))
+
+    @inlineCallbacks
+    def _refreshUsers(self, sn: str) -> Any:
+        terminal = yield self.store.getTerminal(sn)
+        maxPages, maxRecords = pagingLimits(terminal, "getuserlist")
+        listing = yield self.commands.page(
+            sn, "getuserlist", maxPages=maxPages, maxRecords=maxRecords
+        )
+        listed: set[tuple[int, int]] = set()
+        for i, raw in enumerate(listing):
+            try:
+                entry = parseUserRecord(raw, f"record[{i}]")
+            except ValueError as e:
+                self.log.warn("{sn}: skipping user list entry: {error}", sn=sn, error=str(e))
+                continue
+            if entry.enrollid > 0:
+                listed.add((entry.enrollid, 0 if entry.backupnum is None else entry.backupnum))
+        known: set[tuple[int, int]] = set()
+        removed = 0
+        after: int | None = None
+        while True:
+            users = yield self.store.listUsers(sn, 500, after)
+            if not users:
+                break
+            after = users[-1].enrollid
+            for user in users:
+                slots = {(user.enrollid, c.backupnum) for c in user.credentials}
+                known |= slots
+                gone = slots - listed
+                if slots and gone == slots:
+                    yield self.store.deleteUser(sn, user.enrollid)
+                    removed += len(gone)
+                    continue
+                for enrollid, backupnum in sorted(gone):
+                    removed += yield self.store.deleteCredential(sn, enrollid, backupnum)
+        added = 0
+        for enrollid, backupnum in sorted(listed - known):
+            reply = yield self.commands.execute(
+                sn, buildCommand("getuserinfo", {"enrollid": enrollid, "backupnum": backupnum})
+            )
+            records = userRecordsOf(reply) if reply is not None and reply.result else ()
+            if not records:
+                continue
+            user = records[0]
+            yield self.store.saveCredential(
+                sn, enrollid, backupnum, user.record, user.name, user.admin
+            )
+            added += 1
+        result = UserRefreshResult(listed=len(listed), added=added, removed=removed)
+        self.log.info(
+            "{sn}: user list checked: {listed} slots, {added} new, {removed} gone",
+            sn=sn,
+            listed=result.listed,
+            added=added,
+            removed=removed,
         )
         return result
 

@@ -24,7 +24,7 @@ log (the expiry by C{tm20}, the cancellation by the token that asked).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
@@ -158,6 +158,9 @@ class CommandQueue:
         self._idleWaiters: dict[str, list[Deferred[None]]] = {}
         self._dirty: set[str] = set()
         self._waiters: dict[int, list[_Waiter]] = {}
+        #: Called with the L{StoredCommand} as stored after each delivery attempt (the
+        #: reconciler follows its own commands this way); exceptions are logged.
+        self.observers: list[Callable[[StoredCommand], object]] = []
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -441,6 +444,11 @@ class CommandQueue:
             max=command.maxAttempts,
         )
         self._notify(updated, QueuedCommandTimeout(updated) if timedOut else None)
+        for observer in list(self.observers):
+            try:
+                observer(updated)
+            except Exception:
+                self.log.failure("command observer failed")
         return keepGoing
 
     @inlineCallbacks
