@@ -47,7 +47,10 @@ from tm20.api._serialize import (
     commandJSON,
     decodeCursor,
     encodeCursor,
+    groupJSON,
     logJSON,
+    personJSON,
+    personSyncJSON,
     quarantinedJSON,
     terminalJSON,
     terminalStates,
@@ -58,8 +61,10 @@ from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_SENT,
     LogQuery,
+    Person,
     StoredCommand,
     Terminal,
+    TerminalGroup,
     TerminalWatch,
     User,
 )
@@ -70,7 +75,8 @@ from tm20.protocol.serial import snProblem
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.fleet import wireServices
 from tm20.services.identity import hashSecret
-from tm20.services.persons import PersonService
+from tm20.services.personcsv import parsePersonsCSV
+from tm20.services.persons import CsvImportError, PersonError, PersonService
 from tm20.services.pulls import PullBusyError, PullService
 from tm20.services.queue import (
     FINAL_STATUSES,
@@ -949,6 +955,161 @@ class TM20Api(EventsApi):
         held = await self.store.listQuarantine(sn, limit, before)
         nextCursor = encodeCursor(held[-1].id) if len(held) == limit else None
         return Reply(200, {"items": [quarantinedJSON(h) for h in held], "next": nextCursor})
+    # -- persons -----------------------------------------------------------------------------------
+
+    async def _person(self, enrollid: int) -> Person:
+        person: Person | None = await self.store.getPerson(enrollid)
+        if person is None:
+            raise ApiError(404, "not_found", f"no person {enrollid}")
+        return person
+
+    async def listPersons(
+        self, request: IRequest, principal: Principal, query: Mapping[str, Any]
+    ) -> Reply:
+        limit = query.get("limit", DEFAULT_LIMIT)
+        after = None
+        if "cursor" in query:
+            after = _cursorValue(
+                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
+            )
+        persons: list[Person] = await self.store.listPersons(limit, after)
+        nextCursor = encodeCursor(persons[-1].enrollid) if len(persons) == limit else None
+        return Reply(200, {"items": [personJSON(p) for p in persons], "next": nextCursor})
+
+    async def createPerson(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        body = self._body(request, "PersonCreate")
+        with _personErrors():
+            person: Person = await self.persons.create(body)
+        await self._audit(principal, "person.create", str(person.enrollid), _redacted(body))
+        return Reply(
+            201,
+            personJSON(person, withRecords=True),
+            {"Location": f"/api/persons/{person.enrollid}/"},
+        )
+
+    async def importPersons(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        text = _csvBody(request)
+        rows, errors = parsePersonsCSV(text)
+        try:
+            if errors:
+                raise CsvImportError(errors)
+            with _personErrors():
+                result = await self.persons.importRows(rows)
+        except CsvImportError as e:
+            first = e.errors[0]
+            raise ApiError(
+                400,
+                "invalid_csv",
+                f"line {first.line}, {first.field}: {first.detail}",
+                field=first.field,
+                line=first.line,
+                errors=[attrs.asdict(error) for error in e.errors[:1000]],
+            ) from None
+        await self._audit(principal, "persons.import", None, dict(result))
+        return Reply(200, result)
+
+    async def getPerson(
+        self, request: IRequest, principal: Principal, query: Any, enrollid: int
+    ) -> Reply:
+        return Reply(200, personJSON(await self._person(enrollid), withRecords=True))
+
+    async def updatePerson(
+        self, request: IRequest, principal: Principal, query: Any, enrollid: int
+    ) -> Reply:
+        body = self._body(request, "PersonPatch")
+        await self._person(enrollid)
+        with _personErrors():
+            person: Person | None = await self.persons.update(enrollid, body)
+        if person is None:
+            raise ApiError(404, "not_found", f"no person {enrollid}")
+        await self._audit(principal, "person.update", str(enrollid), _redacted(body))
+        return Reply(200, personJSON(person, withRecords=True))
+
+    async def deletePerson(
+        self, request: IRequest, principal: Principal, query: Any, enrollid: int
+    ) -> Reply:
+        await self._person(enrollid)
+        if not await self.persons.delete(enrollid):
+            raise ApiError(404, "not_found", f"no person {enrollid}")
+        await self._audit(principal, "person.delete", str(enrollid), {})
+        return Reply(204, None)
+
+    async def getPersonSync(
+        self, request: IRequest, principal: Principal, query: Any, enrollid: int
+    ) -> Reply:
+        person = await self._person(enrollid)
+        entries = await self.persons.personSync(person)
+        return Reply(
+            200,
+            {"enrollid": enrollid, "terminals": [personSyncJSON(*entry) for entry in entries]},
+        )
+
+    async def claimPersonSync(
+        self, request: IRequest, principal: Principal, query: Any, enrollid: int, sn: str
+    ) -> Reply:
+        person = await self._person(enrollid)
+        await self._terminal(sn)
+        await self._audit(principal, "person.claim", f"{sn}/{enrollid}", {})
+        with _gone():
+            await self.reconciler.claim(enrollid, sn)
+        for entry in await self.persons.personSync(person):
+            if entry[0] == sn:
+                return Reply(200, personSyncJSON(*entry))
+        raise _conflict()
+
+    async def getTerminalPersonCounts(
+        self, request: IRequest, principal: Principal, query: Any, sn: str
+    ) -> Reply:
+        await self._terminal(sn)
+        counts = await self.persons.terminalCounts(sn)
+        return Reply(200, {"sn": sn, **counts})
+
+    # -- groups ------------------------------------------------------------------------------------
+
+    async def _group(self, name: str) -> TerminalGroup:
+        group: TerminalGroup | None = await self.store.getGroup(name)
+        if group is None:
+            raise ApiError(404, "not_found", f"no group {name!r}")
+        return group
+
+    async def listGroups(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        groups: list[TerminalGroup] = await self.store.listGroups()
+        return Reply(200, {"items": [groupJSON(g) for g in groups], "count": len(groups)})
+
+    async def createGroup(self, request: IRequest, principal: Principal, query: Any) -> Reply:
+        body = self._body(request, "GroupCreate")
+        with _personErrors():
+            group: TerminalGroup = await self.persons.createGroup(body)
+        await self._audit(principal, "group.create", group.name, body)
+        return Reply(
+            201, groupJSON(group), {"Location": f"/api/groups/{quote(group.name, safe='')}/"}
+        )
+
+    async def getGroup(
+        self, request: IRequest, principal: Principal, query: Any, name: str
+    ) -> Reply:
+        return Reply(200, groupJSON(await self._group(name)))
+
+    async def updateGroup(
+        self, request: IRequest, principal: Principal, query: Any, name: str
+    ) -> Reply:
+        body = self._body(request, "GroupPatch")
+        await self._group(name)
+        with _personErrors():
+            group: TerminalGroup | None = await self.persons.updateGroup(name, body)
+        if group is None:
+            raise ApiError(404, "not_found", f"no group {name!r}")
+        await self._audit(principal, "group.update", name, body)
+        return Reply(200, groupJSON(group))
+
+    async def deleteGroup(
+        self, request: IRequest, principal: Principal, query: Any, name: str
+    ) -> Reply:
+        await self._group(name)
+        if not await self.persons.deleteGroup(name):
+            raise ApiError(404, "not_found", f"no group {name!r}")
+        await self._audit(principal, "group.delete", name, {})
+        return Reply(204, None)
 
     # -- audit -------------------------------------------------------------------------------------
 
@@ -987,6 +1148,38 @@ def _gone() -> Iterator[None]:
         raise
     except (ValueError, CommandVanishedError):
         raise _conflict() from None
+
+
+@contextmanager
+def _personErrors() -> Iterator[None]:
+    """A person or group change refused by its rules: the status and field it names."""
+    try:
+        yield
+    except PersonError as e:
+        if e.field is None:
+            raise ApiError(e.status, e.code, e.detail) from None
+        raise ApiError(e.status, e.code, e.detail, field=e.field) from None
+
+
+def _csvBody(request: IRequest) -> str:
+    content = getattr(request, "content", None)
+    raw = b""
+    if content is not None:
+        content.seek(0)
+        raw = content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_body", "the CSV must be UTF-8", field="body") from None
+    if "\x00" in text:
+        raise ApiError(400, "invalid_body", "the CSV must not contain NUL", field="body")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_body", "the CSV must be valid Unicode", field="body") from None
+    return text
 
 
 def _wantsCSV(request: IRequest, query: Mapping[str, Any]) -> bool:

@@ -61,6 +61,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "field": {"type": "string", "description": "The offending field (400)."},
             "commandId": {"type": "integer"},
             "command": {"$ref": "#/components/schemas/Command"},
+            "line": {"type": "integer", "description": "The CSV line of the first problem."},
+            "errors": {
+                "type": "array",
+                "description": "Every problem of a CSV import.",
+                "items": {
+                    "type": "object",
+                    "required": ["line", "field", "detail"],
+                    "properties": {
+                        "line": {"type": "integer"},
+                        "field": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
         },
     },
     "Terminal": {
@@ -580,6 +594,204 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 
+_WINDOW = {
+    "type": "string",
+    "nullable": True,
+    "maxLength": 19,
+    "description": "Terminal-local YYYY-MM-DD HH:MM:SS; null: open.",
+}
+_GROUP_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+}
+_ASSIGNMENT = {
+    "groups": {
+        "type": "array",
+        "maxItems": 100,
+        "items": _GROUP_NAME,
+        "description": "Groups whose terminals the person is on.",
+    },
+    "terminals": {
+        "type": "array",
+        "maxItems": 1000,
+        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": "Single terminals the person is on (besides its groups').",
+    },
+}
+_PERSON_FIELDS = {
+    "name": {"type": "string", "maxLength": 100, "nullable": True},
+    "admin": {"type": "integer", "minimum": 0, "maximum": 2},
+    "enabled": {"type": "boolean"},
+    "validFrom": _WINDOW,
+    "validUntil": _WINDOW,
+    "credentials": {
+        "type": "array",
+        "maxItems": 30,
+        "items": {"$ref": "#/components/schemas/CredentialInput"},
+        "description": (
+            "Slots 0-9 fingerprints, 10 password, 11 card, 20-27 faces, 50 photo; records are"
+            " stored and pushed verbatim.  Given whole (replaces the person's credentials)."
+        ),
+    },
+    **_ASSIGNMENT,
+}
+
+SCHEMAS.update(
+    {
+        "Person": {
+            "type": "object",
+            "required": ["enrollid", "admin", "enabled", "credentials", "groups", "terminals"],
+            "properties": {
+                "enrollid": {"type": "integer"},
+                "name": _NULLABLE_STRING,
+                "admin": {"type": "integer"},
+                "enabled": {"type": "boolean"},
+                "validFrom": _NULLABLE_STRING,
+                "validUntil": _NULLABLE_STRING,
+                "credentials": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Credential"},
+                },
+                "groups": {"type": "array", "items": {"type": "string"}},
+                "terminals": {"type": "array", "items": {"type": "string"}},
+                "createdAt": _TIMESTAMP,
+                "updatedAt": _TIMESTAMP,
+            },
+        },
+        "PersonPage": {
+            "type": "object",
+            "required": ["items", "next"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Person"}},
+                "next": {"type": "string", "nullable": True},
+            },
+        },
+        "PersonCreate": {
+            "type": "object",
+            "required": ["enrollid"],
+            "additionalProperties": False,
+            "properties": {
+                "enrollid": {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID},
+                **_PERSON_FIELDS,
+            },
+        },
+        "PersonPatch": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": dict(_PERSON_FIELDS),
+        },
+        "PersonImport": {
+            "type": "string",
+            "description": (
+                "CSV, header line first: enrollid (required), name, admin, enabled, validFrom,"
+                " validUntil, groups and terminals (separated by ;), card, password."
+            ),
+        },
+        "PersonImportResult": {
+            "type": "object",
+            "required": ["created", "updated"],
+            "properties": {"created": {"type": "integer"}, "updated": {"type": "integer"}},
+        },
+        "PersonSyncEntry": {
+            "type": "object",
+            "required": ["sn", "state", "assigned", "owned", "detail", "commands"],
+            "properties": {
+                "sn": {"type": "string"},
+                "state": {
+                    "type": "string",
+                    "enum": ["synced", "pending", "failed", "conflict", "not_assigned"],
+                },
+                "assigned": {"type": "boolean"},
+                "owned": {
+                    "type": "boolean",
+                    "description": "The terminal's user with this enrollid is the fleet's.",
+                },
+                "detail": {
+                    "type": "object",
+                    "description": "Why: the failed command and the terminal's reply, the"
+                    " conflicting user, a capacity limit, or that the terminal is offline.",
+                },
+                "commands": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Command"},
+                    "description": "The queued commands, while pending.",
+                },
+                "updatedAt": _TIMESTAMP,
+            },
+        },
+        "PersonSync": {
+            "type": "object",
+            "required": ["enrollid", "terminals"],
+            "properties": {
+                "enrollid": {"type": "integer"},
+                "terminals": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/PersonSyncEntry"},
+                },
+            },
+        },
+        "TerminalPersonCounts": {
+            "type": "object",
+            "required": ["sn", "synced", "pending", "failed", "conflict"],
+            "properties": {
+                "sn": {"type": "string"},
+                "synced": {"type": "integer"},
+                "pending": {"type": "integer"},
+                "failed": {"type": "integer"},
+                "conflict": {"type": "integer"},
+            },
+        },
+        "Group": {
+            "type": "object",
+            "required": ["name", "adoptKeypad", "terminals"],
+            "properties": {
+                "name": {"type": "string"},
+                "description": _NULLABLE_STRING,
+                "adoptKeypad": {"type": "boolean"},
+                "terminals": {"type": "array", "items": {"type": "string"}},
+                "createdAt": _TIMESTAMP,
+                "updatedAt": _TIMESTAMP,
+            },
+        },
+        "GroupList": {
+            "type": "object",
+            "required": ["items", "count"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}},
+                "count": {"type": "integer"},
+            },
+        },
+        "GroupCreate": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": _GROUP_NAME,
+                "description": {"type": "string", "maxLength": 200, "nullable": True},
+                "adoptKeypad": {
+                    "type": "boolean",
+                    "description": "Users enrolled at its terminals' keypads become fleet"
+                    " persons of this group (default false).",
+                },
+                "terminals": _ASSIGNMENT["terminals"],
+            },
+        },
+        "GroupPatch": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "description": {"type": "string", "maxLength": 200, "nullable": True},
+                "adoptKeypad": {"type": "boolean"},
+                "terminals": _ASSIGNMENT["terminals"],
+            },
+        },
+    }
+)
+
 # -- parameters ---------------------------------------------------------------------------------
 
 _SN_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_SN_LENGTH}
@@ -654,6 +866,13 @@ STATE = _query(
     {"type": "string", "enum": list(TERMINAL_STATES)},
     "Only terminals in this state (silent, log_gap, clock_drift, ...).",
 )
+PERSON_ID = _path(
+    "enrollid",
+    {"type": "integer", "minimum": 1, "maximum": MAX_ENROLLID},
+    "The person's enrollid (the same on every terminal).",
+    1,
+)
+GROUP_NAME = _path("name", _GROUP_NAME, "The group's name.", "hq")
 BACKUPNUM = _query(
     "backupnum",
     {"type": "integer", "minimum": 0, "maximum": 50},
@@ -676,6 +895,7 @@ class Operation:
     @ivar scope: C{read} or C{write}.
     @ivar responses: status -> (description, schema name or C{None}).
     @ivar csv: the 200 answer may also be C{text/csv}.
+    @ivar bodyMediaType: the request body's media type (C{text/csv} for an import).
     """
 
     method: str
@@ -688,6 +908,7 @@ class Operation:
     bodyRequired: bool = True
     responses: Mapping[int, tuple[str, str | None]] = attrs.field(factory=dict)
     csv: bool = False
+    bodyMediaType: str = "application/json"
 
 
 _LOG_QUERY = (LIMIT, CURSOR, SINCE, UNTIL, ENROLLID_FILTER, FORMAT)
@@ -1047,6 +1268,144 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/persons/",
+        "listPersons",
+        "Fleet persons by enrollid (records only in a person's detail).",
+        "read",
+        parameters=(LIMIT, CURSOR),
+        responses={200: ("A page of persons.", "PersonPage")},
+    ),
+    Operation(
+        "POST",
+        "/persons/",
+        "createPerson",
+        "Create a fleet person, assigned to groups and/or terminals; the reconciler pushes it.",
+        "write",
+        body="PersonCreate",
+        responses={
+            201: ("Created; reconciliation started.", "Person"),
+            409: ("The enrollid is taken.", "Error"),
+        },
+    ),
+    Operation(
+        "POST",
+        "/persons/import",
+        "importPersons",
+        "Create or update persons from CSV (no biometrics); all rows checked first.",
+        "write",
+        body="PersonImport",
+        bodyMediaType="text/csv",
+        responses={200: ("Imported; reconciliation started.", "PersonImportResult")},
+    ),
+    Operation(
+        "GET",
+        "/persons/{enrollid}/",
+        "getPerson",
+        "A fleet person with its credential records.",
+        "read",
+        parameters=(PERSON_ID,),
+        responses={200: ("The person.", "Person"), 404: ("Unknown person.", "Error")},
+    ),
+    Operation(
+        "PATCH",
+        "/persons/{enrollid}/",
+        "updatePerson",
+        "Change a person (fields given replace the person's); the reconciler pushes the change.",
+        "write",
+        parameters=(PERSON_ID,),
+        body="PersonPatch",
+        responses={200: ("Changed.", "Person"), 404: ("Unknown person.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/persons/{enrollid}/",
+        "deletePerson",
+        "Delete a person; the reconciler deletes it from the terminals holding it.",
+        "write",
+        parameters=(PERSON_ID,),
+        responses={204: ("Deleted.", None), 404: ("Unknown person.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/persons/{enrollid}/sync/",
+        "getPersonSync",
+        "Per terminal: synced, pending (queued commands), failed (reply), conflict, not assigned.",
+        "read",
+        parameters=(PERSON_ID,),
+        responses={200: ("The person's sync matrix.", "PersonSync"), 404: ("Unknown.", "Error")},
+    ),
+    Operation(
+        "POST",
+        "/persons/{enrollid}/sync/{sn}/claim/",
+        "claimPersonSync",
+        "Resolve a conflict: the terminal's user with this enrollid is overwritten by the person.",
+        "write",
+        parameters=(PERSON_ID, SN),
+        responses={
+            200: ("Claimed; reconciliation started.", "PersonSyncEntry"),
+            404: ("Unknown person or terminal.", "Error"),
+        },
+    ),
+    Operation(
+        "GET",
+        "/terminals/{sn}/persons/",
+        "getTerminalPersonCounts",
+        "How many fleet persons are synced, pending, failed, in conflict on the terminal.",
+        "read",
+        parameters=(SN,),
+        responses={
+            200: ("Counts.", "TerminalPersonCounts"),
+            404: ("Unknown terminal.", "Error"),
+        },
+    ),
+    Operation(
+        "GET",
+        "/groups/",
+        "listGroups",
+        "Terminal groups, by name.",
+        "read",
+        responses={200: ("The groups.", "GroupList")},
+    ),
+    Operation(
+        "POST",
+        "/groups/",
+        "createGroup",
+        "Create a group of terminals; its terminals are reconciled.",
+        "write",
+        body="GroupCreate",
+        responses={201: ("Created.", "Group"), 409: ("The name is taken.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/groups/{name}/",
+        "getGroup",
+        "A group.",
+        "read",
+        parameters=(GROUP_NAME,),
+        responses={200: ("The group.", "Group"), 404: ("Unknown group.", "Error")},
+    ),
+    Operation(
+        "PATCH",
+        "/groups/{name}/",
+        "updateGroup",
+        "Change a group (terminals given replace its members); joined and left terminals are"
+        " reconciled.",
+        "write",
+        parameters=(GROUP_NAME,),
+        body="GroupPatch",
+        responses={200: ("Changed.", "Group"), 404: ("Unknown group.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/groups/{name}/",
+        "deleteGroup",
+        "Delete a group; its persons leave its terminals (unless assigned otherwise).",
+        "write",
+        parameters=(GROUP_NAME,),
+        responses={204: ("Deleted.", None), 404: ("Unknown group.", "Error")},
+    ),
+    Operation(
+        "GET",
         "/audit/",
         "listAudit",
         "Operator actions, newest first.",
@@ -1124,7 +1483,7 @@ def buildDocument(serverURL: str = "/api") -> dict[str, Any]:
         if op.body is not None:
             operation["requestBody"] = {
                 "required": op.bodyRequired,
-                "content": {"application/json": {"schema": _ref(op.body)}},
+                "content": {op.bodyMediaType: {"schema": _ref(op.body)}},
             }
         paths.setdefault(op.path, {})[op.method.lower()] = operation
     return {

@@ -16,10 +16,13 @@ from typing import Any
 from tm20.model import (
     AuditEntry,
     Credential,
+    Person,
+    PersonSync,
     QuarantinedRecord,
     StoredCommand,
     StoredLog,
     Terminal,
+    TerminalGroup,
     TerminalWatch,
     User,
 )
@@ -30,6 +33,9 @@ __all__ = [
     "commandJSON",
     "decodeCursor",
     "encodeCursor",
+    "groupJSON",
+    "personJSON",
+    "personSyncJSON",
     "isoTime",
     "logJSON",
     "quarantinedJSON",
@@ -169,6 +175,54 @@ def userJSON(user: User, withRecords: bool = False) -> dict[str, Any]:
         "enabled": user.enabled,
         "credentials": [credentialJSON(c, withRecords) for c in user.credentials],
         "updatedAt": isoTime(user.updatedAt),
+    }
+
+
+def personJSON(person: Person, withRecords: bool = False) -> dict[str, Any]:
+    """A fleet person, its credential slots and its assignment."""
+    return {
+        "enrollid": person.enrollid,
+        "name": person.name,
+        "admin": person.admin,
+        "enabled": person.enabled,
+        "validFrom": person.validFrom,
+        "validUntil": person.validUntil,
+        "credentials": [credentialJSON(c, withRecords) for c in person.credentials],
+        "groups": list(person.groups),
+        "terminals": list(person.terminals),
+        "createdAt": isoTime(person.createdAt),
+        "updatedAt": isoTime(person.updatedAt),
+    }
+
+
+def groupJSON(group: TerminalGroup) -> dict[str, Any]:
+    """A group of terminals."""
+    return {
+        "name": group.name,
+        "description": group.description,
+        "adoptKeypad": group.adoptKeypad,
+        "terminals": list(group.terminals),
+        "createdAt": isoTime(group.createdAt),
+        "updatedAt": isoTime(group.updatedAt),
+    }
+
+
+def personSyncJSON(
+    sn: str,
+    state: str,
+    assigned: bool,
+    sync: PersonSync | None,
+    commands: list[StoredCommand],
+) -> dict[str, Any]:
+    """A person's state on one terminal."""
+    return {
+        "sn": sn,
+        "state": state,
+        "assigned": assigned,
+        "owned": sync.owned if sync is not None else False,
+        "detail": dict(sync.detail) if sync is not None else {},
+        "commands": [commandJSON(c) for c in commands],
+        "updatedAt": isoTime(sync.updatedAt) if sync is not None else None,
     }
 
 

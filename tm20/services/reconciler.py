@@ -70,6 +70,9 @@ DEFAULT_MAX_OUTSTANDING = 20
 #: Up to this many persons, a pass reads the terminal's users one by one, else all of them.
 _READ_ONE_BY_ONE = 50
 
+#: Batches a person may be re-checked into in a row before it is failed as not converging.
+_MAX_RECHECKS = 5
+
 #: devinfo capacity key -> its "used" counter.
 _USED = {
     "usersize": "useduser",
@@ -105,6 +108,8 @@ class _Terminal:
     failures: dict[int, dict[str, Any]] = attrs.field(factory=dict)
     #: what the reconciler added since the terminal's last registration, by capacity key
     added: dict[str, int] = attrs.field(factory=dict)
+    #: enrollid -> batches queued in a row by re-checks after a batch (not by a change)
+    rechecks: dict[int, int] = attrs.field(factory=dict)
 
 
 class Reconciler:
@@ -277,7 +282,12 @@ class Reconciler:
     # -- a pass --------------------------------------------------------------------------------
 
     @inlineCallbacks
-    def _pass(self, sn: str, only: set[int] | None) -> Any:
+    def _pass(self, sn: str, only: set[int] | None, recheck: bool = False) -> Any:
+        """
+        Diff and plan (under the terminal's lock).  C{recheck}: after a person's batch finished
+        (a change made meanwhile is pushed now); a person re-checked into a new batch more than
+        L{_MAX_RECHECKS} times in a row is failed (C{not converging}) instead.
+        """
         terminal: Terminal | None = yield self.store.getTerminal(sn)
         if terminal is None:
             return
@@ -343,6 +353,21 @@ class Reconciler:
                     sn, enrollid, SYNC_PENDING, outcome.owned, {"waiting": "terminal offline"}, sync
                 )
                 continue
+            if recheck:
+                work.rechecks[enrollid] = work.rechecks.get(enrollid, 0) + 1
+                if work.rechecks[enrollid] > _MAX_RECHECKS:
+                    names = [name for name, _ in outcome.commands]
+                    yield self._save(
+                        sn,
+                        enrollid,
+                        SYNC_FAILED,
+                        outcome.owned,
+                        {"reason": "not converging", "commands": names},
+                        sync,
+                    )
+                    continue
+            else:
+                work.rechecks.pop(enrollid, None)
             if outcome.newUser and person is not None:
                 full = self._capacityProblem(terminal, work, person)
                 if full is not None:
@@ -440,12 +465,9 @@ class Reconciler:
             owned = previous.owned if previous is not None else False
             yield self._save(sn, enrollid, SYNC_FAILED, owned, failure, previous)
             return
-        person = yield self.store.getPerson(enrollid)
-        assigned = person is not None and sn in (yield self.assignedTerminals(person))
-        if assigned:
-            yield self._save(sn, enrollid, SYNC_SYNCED, True, {}, previous)
-        elif previous is not None:
-            yield self.store.deletePersonSync(sn, enrollid)
+        # what the terminal now holds is known: whatever changed meanwhile is pushed, or it is
+        # synced (or, no longer assigned and deleted, forgotten)
+        yield self._pass(sn, {enrollid}, recheck=True)
 
     @inlineCallbacks
     def _apply(self, sn: str, enrollid: int, payload: Mapping[str, Any]) -> Any:
