@@ -149,3 +149,19 @@ class ListenSpecTests(SynchronousTestCase):
         self.assertEqual(
             listenSpec("systemd:domain=INET:index=0", 1024), "systemd:domain=INET:index=0"
         )
+
+
+class ReconcilerOptionsTests(SynchronousTestCase):
+    def test_reconcilerOptions(self) -> None:
+        """--reconcile-interval and --reconcile-max-outstanding, or their variables."""
+        config = parse([]).toConfig()
+        self.assertEqual((config.reconcileInterval, config.reconcileMaxOutstanding), (3600.0, 20))
+        env = {"TM20_RECONCILE_INTERVAL": "0", "TM20_RECONCILE_MAX_OUTSTANDING": "5"}
+        config = parse([], env).toConfig()
+        self.assertEqual((config.reconcileInterval, config.reconcileMaxOutstanding), (0.0, 5))
+        config = parse(["--reconcile-interval", "90"], env).toConfig()
+        self.assertEqual(config.reconcileInterval, 90.0)
+        with self.assertRaises(UsageError):
+            parse(["--reconcile-max-outstanding", "0"])
+        with self.assertRaises(UsageError):
+            parse(["--reconcile-interval", "-1"])

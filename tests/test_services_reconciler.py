@@ -1,0 +1,76 @@
+"""L{tm20.services.reconciler.Reconciler}: the periodic check, on an injected clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from tm20.model import SYNC_SYNCED, PersonSync
+from tm20.services.reconciler import Reconciler, commandEnrollid
+
+
+class _Fakes:
+    def __init__(self) -> None:
+        self.connected = ["A", "B", "C"]
+        self.synced = {"A", "B"}  # C holds no fleet person
+        self.busy: set[str] = set()
+        self.refreshed: list[str] = []
+
+    # registry, commands, pulls, store: just what the periodic check uses
+    def isConnected(self, sn: str) -> bool:
+        return sn in self.connected
+
+    def listPersonSync(self, sn: str, enrollid: Any) -> Any:
+        return succeed([PersonSync(sn, 1, SYNC_SYNCED, True)] if sn in self.synced else [])
+
+    def refreshUsers(self, sn: str) -> Any:
+        self.refreshed.append(sn)
+        return succeed(None)
+
+
+class PeriodicTests(SynchronousTestCase):
+    def test_everyIntervalEachConnectedTerminalWithPersons(self) -> None:
+        clock = Clock()
+        fakes = _Fakes()
+        registry = type("Registry", (), {"connected": lambda self: list(fakes.connected)})()
+        pulls = type(
+            "Pulls",
+            (),
+            {
+                "busy": lambda self, sn: sn in fakes.busy,
+                "refreshUsers": lambda self, sn: fakes.refreshUsers(sn),
+            },
+        )()
+        reconciler = Reconciler(
+            fakes, None, fakes, None, pulls, clock, registry=registry, interval=600
+        )
+        passes: list[str] = []
+        reconciler.reconcileTerminal = lambda sn: passes.append(sn) or succeed(None)  # type: ignore[method-assign,func-returns-value]
+        reconciler.start()
+        clock.advance(599)
+        self.assertEqual(fakes.refreshed, [])
+        clock.advance(1)
+        self.assertEqual(fakes.refreshed, ["A", "B"])
+        self.assertEqual(passes, ["A", "B"])
+        fakes.busy.add("A")  # a pull of A is running: A is left for next time
+        clock.advance(600)
+        self.assertEqual(fakes.refreshed, ["A", "B", "B"])
+        reconciler.stop()
+        clock.advance(6000)
+        self.assertEqual(len(fakes.refreshed), 3)
+
+    def test_noIntervalNoLoop(self) -> None:
+        clock = Clock()
+        reconciler = Reconciler(None, None, None, None, None, clock, interval=0)
+        reconciler.start()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_commandEnrollid(self) -> None:
+        self.assertEqual(commandEnrollid({"cmd": "setuserinfo", "enrollid": 4}), 4)
+        self.assertEqual(
+            commandEnrollid({"cmd": "setusername", "record": [{"enrollid": 9, "name": "x"}]}), 9
+        )
+        self.assertIsNone(commandEnrollid({"cmd": "reboot"}))
