@@ -297,7 +297,13 @@ class Reconciler:
             yield self._adoptQueued(sn, work)
         else:
             work.plan = deque(item for item in work.plan if item[0] not in only)
-        syncs = {s.enrollid: s for s in (yield self.store.listPersonSync(sn, None))}
+        syncs: dict[int, PersonSync] = {}
+        if only is None:
+            syncs = {s.enrollid: s for s in (yield self.store.listPersonSync(sn, None))}
+        else:
+            for enrollid in only:
+                for sync in (yield self.store.listPersonSync(sn, enrollid)):
+                    syncs[sync.enrollid] = sync
         desired: dict[int, Person] = {}
         known: dict[int, User] = {}
         if only is None:
