@@ -9,7 +9,7 @@ PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
 NAME ?= admin
 
-.PHONY: install constraints run token test lint typecheck unit bench bench-deps bench-quick bench-soak conformance clean
+.PHONY: install constraints run token test lint typecheck unit bench bench-reconcile bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,14 @@ bench-deps: install
 
 bench: bench-deps
 	$(BIN)/python -m bench.run --full
+	$(BIN)/python -m bench.reconcile
+	$(BIN)/python -m bench.reconcile --postgres
+
+# The reconciler alone: 3000 persons with a face pushed to one simulated terminal (SQLite, then
+# a private PostgreSQL cluster); one JSON line each.
+bench-reconcile: install
+	$(BIN)/python -m bench.reconcile
+	$(BIN)/python -m bench.reconcile --postgres
 
 bench-quick: bench-deps
 	$(BIN)/python -m bench.run --quick

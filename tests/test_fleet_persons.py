@@ -351,7 +351,9 @@ class FleetPersonsTests(ApiTestCase):
         self.assertLessEqual(max(queuedNow), 2)  # before each enqueue: at most 2 outstanding
         # leaving the group removes them all
         r = yield self.call("PATCH", "/api/groups/pace/", {"terminals": []})
-        yield self.until(lambda: not terminal.users, f"removed from PACE1 {len(terminal.users)}", 3000)
+        yield self.until(
+            lambda: not terminal.users, f"removed from PACE1 {len(terminal.users)}", 3000
+        )
 
     @inlineCallbacks
     def test_keypadAdoptionIsOptInPerGroup(self) -> Any:
