@@ -439,6 +439,75 @@ class FleetPersonsTests(ApiTestCase):
         self.assertEqual(r.status, 404)
 
     @inlineCallbacks
+    def test_commandsLeftInTheQueueAreNotQueuedTwice(self) -> Any:
+        """
+        Reconciler commands still queued when the terminal went away (or the server stopped)
+        are delivered after its next registration and counted, not queued again.
+        """
+        yield self.start()
+        terminal = simulated("LEFT1")
+        connection = yield self.connect(terminal)
+        terminal.handleCommand = lambda command: None  # type: ignore[method-assign,assignment,return-value]
+        r = yield self.call(
+            "POST",
+            "/api/persons/",
+            {
+                "enrollid": 3,
+                "name": "Ida",
+                "credentials": [{"backupnum": 11, "record": 33}],
+                "terminals": ["LEFT1"],
+            },
+        )
+        self.assertEqual(r.status, 201, r.text)
+        store = self.running.context.store
+        yield self.until(
+            lambda: store.pendingCommands("LEFT1").addCallback(lambda c: len(c) == 1), "queued"
+        )
+        yield connection.disconnect()
+        # a new server process would start with an empty memory
+        self.running.context.reconciler._terminals.clear()
+        del terminal.handleCommand
+        yield self.connect(terminal)
+        yield self.until(lambda: _holds(terminal, 3, name="Ida", credentials={11: 33}), "Ida")
+        yield self.until(
+            lambda: self.syncState(3, "LEFT1").addCallback(lambda s: s == "synced"), "synced"
+        )
+        commands = yield store.listPersonSync("LEFT1", 3)
+        self.assertEqual(commands[0].commands, ())
+        everything = []
+        for commandId in range(1, 20):
+            command = yield store.getCommand(commandId)
+            if command is not None and command.actor == ACTOR:
+                everything.append(command.name)
+        self.assertEqual(everything, ["setuserinfo"])
+
+    @inlineCallbacks
+    def test_groupDeletedAndPersonWithoutCredentials(self) -> Any:
+        """
+        A person without credentials is created with a profile setuserinfo; deleting its only
+        group removes it from the group's terminals; a direct assignment keeps it.
+        """
+        yield self.start()
+        t1, t2 = simulated("GRP1"), simulated("GRP2")
+        yield self.connect(t1)
+        yield self.connect(t2)
+        yield self.call("POST", "/api/groups/", {"name": "g", "terminals": ["GRP1", "GRP2"]})
+        r = yield self.call(
+            "POST",
+            "/api/persons/",
+            {"enrollid": 9, "name": "Jo", "admin": 2, "groups": ["g"], "terminals": ["GRP2"]},
+        )
+        self.assertEqual(r.status, 201, r.text)
+        for t in (t1, t2):
+            yield self.until(lambda t=t: _holds(t, 9, name="Jo", admin=2), "Jo")
+        r = yield self.call("DELETE", "/api/groups/g/")
+        self.assertEqual(r.status, 204)
+        yield self.until(lambda: 9 not in t1.users, "Jo left GRP1")
+        self.assertTrue(_holds(t2, 9, name="Jo"))
+        r = yield self.call("GET", "/api/persons/9/")
+        self.assertEqual(r.json["groups"], [])
+
+    @inlineCallbacks
     def test_badInputNamesTheField(self) -> Any:
         """Bad person and group bodies are 4xx naming the field."""
         yield self.start()
