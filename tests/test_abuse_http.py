@@ -214,7 +214,12 @@ class DeepJSONTests(ApiTestCase):
         yield self.start()
         yield self.call("POST", "/api/terminals/", {"sn": "T1"})
         yield self.call("POST", "/api/terminals/T1/users/", {"enrollid": 1, "name": "A"})
-        path = path.replace("{sn}", "T1").replace("{enrollid}", "1").replace("{id}", "1")
+        path = (
+            path.replace("{sn}", "T1")
+            .replace("{enrollid}", "1")
+            .replace("{id}", "1")
+            .replace("{name}", "g")
+        )
         r = yield self.call(
             method,
             "/api" + path,
@@ -249,5 +254,5 @@ def _addDeepTest(method: str, path: str, operationId: str) -> None:
 
 
 for _op in OPERATIONS:
-    if _op.body is not None:
+    if _op.body is not None and _op.bodyMediaType == "application/json":
         _addDeepTest(_op.method, _op.path, _op.operationId)

@@ -12,7 +12,7 @@ from tests.test_api_support import ADMIN, READER, WRITER, ApiTestCase
 from tm20.api._auth import bearerToken, hashToken, parseStaticTokens, scopeFor
 from tm20.api._openapi import OPERATIONS
 
-_VALUES = {"sn": "SIM1", "enrollid": "1", "id": "1"}
+_VALUES = {"sn": "SIM1", "enrollid": "1", "id": "1", "name": "g"}
 
 
 def concrete(path: str) -> str:

@@ -224,6 +224,10 @@ class FleetPersonsTests(ApiTestCase):
         yield self.until(lambda: _holds(terminal, 5, name="Carol", credentials={11: 222}), "Carol")
         r = yield self.call("POST", "/api/persons/5/sync/NOPE/claim/")
         self.assertEqual(r.status, 404)
+        # claiming where the person is not assigned would delete someone else's user: refused
+        yield self.call("POST", "/api/terminals/", {"sn": "CONF2"})
+        r = yield self.call("POST", "/api/persons/5/sync/CONF2/claim/")
+        self.assertEqual((r.status, r.json["error"], r.json["field"]), (409, "not_assigned", "sn"))
 
     @inlineCallbacks
     def test_capacityIsCheckedBeforePushing(self) -> Any:

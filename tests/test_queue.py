@@ -145,6 +145,34 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(self.store.commands[first.id].attempts, 1)
         self.successResultOf(self.queue.idle("SN1"))
 
+    def test_registrationWhileTheOldDeliveryFails(self) -> None:
+        """
+        A terminal registers on a new connection while the delivery on its old one is still
+        failing: the queued command is delivered on the new connection, not left until the next
+        registration.
+        """
+        self.commands.connected.add("SN1")
+        command = self.successResultOf(self.submit())
+        self.assertEqual(len(self.commands.sent), 1)
+        self.queue.deliverPending("SN1")  # the new connection registered
+        self.commands.sent[0][2].errback(TerminalGone("old connection closed"))
+        self.assertEqual(len(self.commands.sent), 2)
+        self.commands.answer()
+        self.assertEqual(self.status(command.id), "succeeded")
+        self.successResultOf(self.queue.idle("SN1"))
+
+    def test_observersSeeEveryAttempt(self) -> None:
+        """Observers get the command as stored after each delivery attempt."""
+        seen: list[tuple[int, str]] = []
+        self.queue.observers.append(lambda c: seen.append((c.id, c.status)))
+        self.queue.observers.append(lambda c: 1 / 0)  # a failing observer is logged, no more
+        self.commands.connected.add("SN1")
+        command = self.successResultOf(self.submit())
+        self.commands.sent[-1][2].errback(CommandTimeout("late"))
+        self.commands.answer()
+        self.assertEqual(seen, [(command.id, "queued"), (command.id, "succeeded")])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+
     def test_waitGetsTheReply(self) -> None:
         self.commands.connected.add("SN1")
         d = self.submit(wait=True)

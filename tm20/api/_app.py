@@ -85,7 +85,6 @@ from tm20.services.queue import (
     QueuedCommandTimeout,
 )
 from tm20.services.ratelimit import FailureRateLimiter
-from tm20.services.reconciler import Reconciler
 from tm20.terminal.limits import NetworkList
 
 __all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
@@ -251,7 +250,6 @@ class TM20Api(EventsApi):
         self.queue: CommandQueue = context.queue
         self.pulls: PullService = context.pulls
         self.persons: PersonService = context.persons
-        self.reconciler: Reconciler = context.reconciler
         self.app = Klein()
         self.app.url_map.converters[SEGMENT] = SegmentConverter
         for op in OPERATIONS:
@@ -1050,8 +1048,8 @@ class TM20Api(EventsApi):
         person = await self._person(enrollid)
         await self._terminal(sn)
         await self._audit(principal, "person.claim", f"{sn}/{enrollid}", {})
-        with _gone():
-            await self.reconciler.claim(enrollid, sn)
+        with _gone(), _personErrors():
+            await self.persons.claim(person, sn)
         for entry in await self.persons.personSync(person):
             if entry[0] == sn:
                 return Reply(200, personSyncJSON(*entry))

@@ -1344,6 +1344,7 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={
             200: ("Claimed; reconciliation started.", "PersonSyncEntry"),
             404: ("Unknown person or terminal.", "Error"),
+            409: ("The person is not assigned to that terminal.", "Error"),
         },
     ),
     Operation(

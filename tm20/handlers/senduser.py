@@ -7,8 +7,10 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tm20.errors import StoreUnavailable
 from tm20.handlers._fields import replyFields
 from tm20.interfaces import ICommandHandler
 from tm20.protocol import replies
@@ -49,11 +51,20 @@ class SendUserHandler:
         persons = getattr(context, "persons", None)
         if persons is not None:
             sn, enrollid = session.sn, message.enrollid
-            persons.keypadEnrolled(sn, enrollid).addErrback(
-                lambda f: self.log.failure(
-                    "keypad user {enrollid} of {sn}", f, enrollid=enrollid, sn=sn
-                )
-            )
+
+            def failed(f: Failure) -> None:
+                if f.check(StoreUnavailable):
+                    self.log.warn(
+                        "keypad user {enrollid} of {sn} not checked against the fleet persons:"
+                        " {error}",
+                        enrollid=enrollid,
+                        sn=sn,
+                        error=f.getErrorMessage(),
+                    )
+                else:
+                    self.log.failure("keypad user {enrollid} of {sn}", f, enrollid=enrollid, sn=sn)
+
+            persons.keypadEnrolled(sn, enrollid).addErrback(failed)
         return replyFields(
             replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
         )

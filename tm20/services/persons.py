@@ -195,9 +195,8 @@ class PersonService:
         return deleted
 
     def _reconcile(self, enrollid: int, alsoOn: Iterable[str] = ()) -> None:
-        d = self.reconciler.reconcilePerson(enrollid, alsoOn)
-        d.addErrback(
-            lambda f: self.log.failure("reconciling person {enrollid}", f, enrollid=enrollid)
+        self.reconciler.watch(
+            self.reconciler.reconcilePerson(enrollid, alsoOn), f"person {enrollid}"
         )
 
     @inlineCallbacks
@@ -308,8 +307,7 @@ class PersonService:
 
     def _reconcileTerminals(self, terminals: Iterable[str]) -> None:
         for sn in sorted(set(terminals)):
-            d = self.reconciler.reconcileTerminal(sn)
-            d.addErrback(lambda f, sn=sn: self.log.failure("reconciling {sn}", f, sn=sn))
+            self.reconciler.watch(self.reconciler.reconcileTerminal(sn), sn)
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -339,6 +337,19 @@ class PersonService:
                             commands.append(command)
             out.append((sn, state, sn in assigned, sync, commands))
         return out
+
+    @inlineCallbacks
+    def claim(self, person: Person, sn: str) -> Any:
+        """
+        Resolve a conflict: the terminal's user with the person's C{enrollid} is to be
+        overwritten by the person.  Only where the person is assigned (claiming elsewhere would
+        delete someone else's user).
+        """
+        if sn not in (yield self.reconciler.assignedTerminals(person)):
+            raise PersonError(
+                409, "not_assigned", f"person {person.enrollid} is not assigned to {sn!r}", "sn"
+            )
+        yield self.reconciler.claim(person.enrollid, sn)
 
     @inlineCallbacks
     def terminalCounts(self, sn: str) -> Any:

@@ -345,6 +345,11 @@ class CommandQueue:
 
     def _workerDone(self, result: object, sn: str) -> None:
         self._workers.discard(sn)
+        if sn in self._dirty and self.commands.isConnected(sn):
+            # asked for while this worker was ending (a registration of a new connection while
+            # the old one's delivery was failing): deliver on the new connection now
+            self.kick(sn)
+            return
         self._releaseWaiters(sn)
         for d in self._idleWaiters.pop(sn, []):
             d.callback(None)

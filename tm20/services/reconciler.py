@@ -110,6 +110,8 @@ class _Terminal:
     added: dict[str, int] = attrs.field(factory=dict)
     #: enrollid -> batches queued in a row by re-checks after a batch (not by a change)
     rechecks: dict[int, int] = attrs.field(factory=dict)
+    #: enrollid -> its commands finished whose outcome is not applied yet (waiting for the lock)
+    unapplied: dict[int, int] = attrs.field(factory=dict)
 
 
 class Reconciler:
@@ -198,18 +200,23 @@ class Reconciler:
     def terminalRegistered(self, sn: str) -> None:
         """A registration observer: reconcile the terminal (its capacity counters are fresh)."""
         self._work(sn).added.clear()
-        self._logged(self.reconcileTerminal(sn), sn)
+        self.watch(self.reconcileTerminal(sn), sn)
 
-    def _logged(self, d: Deferred[Any], sn: str) -> None:
+    def watch(self, d: Deferred[Any], what: str) -> None:
+        """
+        Log the failure of work nobody waits for (a pass started by a change): a store outage
+        as a warning (the next pass retries), anything else with its traceback.
+        """
+
         def failed(f: Failure) -> None:
             if f.check(StoreUnavailable):
                 self.log.warn(
-                    "reconciling {sn} paused, the store is unavailable: {error}",
-                    sn=sn,
+                    "reconciling {what} paused, the store is unavailable: {error}",
+                    what=what,
                     error=f.getErrorMessage(),
                 )
             else:
-                self.log.failure("reconciling {sn} failed", f, sn=sn)
+                self.log.failure("reconciling {what} failed", f, what=what)
 
         d.addErrback(failed)
 
@@ -288,15 +295,7 @@ class Reconciler:
         (a change made meanwhile is pushed now); a person re-checked into a new batch more than
         L{_MAX_RECHECKS} times in a row is failed (C{not converging}) instead.
         """
-        terminal: Terminal | None = yield self.store.getTerminal(sn)
-        if terminal is None:
-            return
         work = self._work(sn)
-        if only is None:
-            work.plan.clear()
-            yield self._adoptQueued(sn, work)
-        else:
-            work.plan = deque(item for item in work.plan if item[0] not in only)
         syncs: dict[int, PersonSync] = {}
         if only is None:
             syncs = {s.enrollid: s for s in (yield self.store.listPersonSync(sn, None))}
@@ -311,7 +310,8 @@ class Reconciler:
                 desired[person.enrollid] = person
             candidates = sorted(set(desired) | set(syncs))
             if not candidates:
-                return  # no fleet person here: the terminal's own users are not read
+                # no fleet person here (a registration costs these two reads, nothing more)
+                return
             if len(candidates) <= _READ_ONE_BY_ONE:
                 for enrollid in candidates:
                     user = yield self.store.getUser(sn, enrollid)
@@ -334,10 +334,18 @@ class Reconciler:
                 if user is not None:
                     known[enrollid] = user
             candidates = sorted(only)
+        terminal: Terminal | None = yield self.store.getTerminal(sn)
+        if terminal is None:
+            return
+        if only is None:
+            work.plan.clear()
+            yield self._adoptQueued(sn, work)
+        else:
+            work.plan = deque(item for item in work.plan if item[0] not in only)
         connected = self.commands.isConnected(sn)
         localNow = self.registration.cloudTimeFor(terminal)
         for enrollid in candidates:
-            if work.outstanding.get(enrollid):
+            if work.outstanding.get(enrollid) or work.unapplied.get(enrollid):
                 continue  # its commands finish first; their outcome re-checks it
             person = desired.get(enrollid)
             sync = syncs.get(enrollid)
@@ -437,7 +445,11 @@ class Reconciler:
         if command.actor != ACTOR or command.status not in FINAL_STATUSES:
             return
         work = self._work(command.sn)
-        self._logged(work.lock.run(self._finished, command, work), command.sn)
+        enrollid = commandEnrollid(command.payload)
+        if enrollid is not None:
+            # known now, before any pass that might run first reads what the terminal holds
+            work.unapplied[enrollid] = work.unapplied.get(enrollid, 0) + 1
+        self.watch(work.lock.run(self._finished, command, work), command.sn)
 
     @inlineCallbacks
     def _finished(self, command: StoredCommand, work: _Terminal) -> Any:
@@ -445,9 +457,16 @@ class Reconciler:
         enrollid = commandEnrollid(command.payload)
         if enrollid is None:
             return
-        if command.status == COMMAND_SUCCEEDED:
-            yield self._apply(sn, enrollid, command.payload)
-        elif enrollid not in work.failures:
+        try:
+            if command.status == COMMAND_SUCCEEDED:
+                yield self._apply(sn, enrollid, command.payload)
+        finally:
+            left = work.unapplied.get(enrollid, 1) - 1
+            if left > 0:
+                work.unapplied[enrollid] = left
+            else:
+                work.unapplied.pop(enrollid, None)
+        if command.status != COMMAND_SUCCEEDED and enrollid not in work.failures:
             work.failures[enrollid] = {
                 "command": command.name,
                 "commandId": command.id,
@@ -459,6 +478,10 @@ class Reconciler:
             ids.discard(command.id)
             if not ids:
                 yield self._settle(sn, work, enrollid)
+        elif not work.unapplied.get(enrollid):
+            # a command this process did not queue (before a restart): check the person again
+            work.failures.pop(enrollid, None)
+            yield self._pass(sn, {enrollid})
         yield self._feed(sn, work)
 
     @inlineCallbacks
