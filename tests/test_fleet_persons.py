@@ -226,6 +226,8 @@ class FleetPersonsTests(ApiTestCase):
         self.assertEqual(r.status, 404)
         # claiming where the person is not assigned would delete someone else's user: refused
         yield self.call("POST", "/api/terminals/", {"sn": "CONF2"})
+        other = (yield self.sync(5))["CONF2"]
+        self.assertEqual((other["state"], other["assigned"]), ("not_assigned", False))
         r = yield self.call("POST", "/api/persons/5/sync/CONF2/claim/")
         self.assertEqual((r.status, r.json["error"], r.json["field"]), (409, "not_assigned", "sn"))
 
@@ -510,6 +512,30 @@ class FleetPersonsTests(ApiTestCase):
         self.assertTrue(_holds(t2, 9, name="Jo"))
         r = yield self.call("GET", "/api/persons/9/")
         self.assertEqual(r.json["groups"], [])
+
+    @inlineCallbacks
+    def test_outsideItsValidityWindowAPersonIsDisabled(self) -> Any:
+        """A person whose window has closed is on its terminals, disabled; reopened, enabled."""
+        yield self.start()
+        terminal = simulated("WIN1")
+        yield self.connect(terminal)
+        r = yield self.call(
+            "POST",
+            "/api/persons/",
+            {
+                "enrollid": 12,
+                "name": "Lu",
+                "validFrom": "2020-01-01 00:00:00",
+                "validUntil": "2020-12-31 23:59:59",
+                "terminals": ["WIN1"],
+            },
+        )
+        self.assertEqual(r.status, 201, r.text)
+        yield self.until(lambda: _holds(terminal, 12, name="Lu", enabled=False), "disabled")
+        r = yield self.call("PATCH", "/api/persons/12/", {"validUntil": None})
+        self.assertEqual(r.status, 200, r.text)
+        self.assertIsNone(r.json["validUntil"])
+        yield self.until(lambda: _holds(terminal, 12, name="Lu", enabled=True), "enabled")
 
     @inlineCallbacks
     def test_badInputNamesTheField(self) -> Any:

@@ -209,7 +209,12 @@ class Reconciler:
         """
 
         def failed(f: Failure) -> None:
-            if f.check(StoreUnavailable):
+            if f.check(ValueError):
+                # a terminal or person deleted while the pass ran: nothing left to do there
+                self.log.info(
+                    "reconciling {what} stopped: {error}", what=what, error=f.getErrorMessage()
+                )
+            elif f.check(StoreUnavailable):
                 self.log.warn(
                     "reconciling {what} paused, the store is unavailable: {error}",
                     what=what,
