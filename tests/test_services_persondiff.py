@@ -116,6 +116,20 @@ class DiffTests(SynchronousTestCase):
             [name for name, _ in outcome.commands], ["setuserinfo", "enableuser", "setuserinfo"]
         )
 
+    def test_needs(self) -> None:
+        """What a change adds to the terminal's capacity: new slots only, a face once."""
+        person = Person(
+            enrollid=5,
+            name="Ann",
+            credentials=(Credential(0, "fp"), Credential(1, "fp2"), Credential(21, "g")),
+        )
+        outcome = diffPerson(5, person, user(s0="old", s20="f"), True, NOW)
+        self.assertEqual(
+            outcome.needs,
+            {"usersize": 0, "fpsize": 1, "pwdsize": 0, "cardsize": 0, "facesize": 0},
+        )
+        self.assertEqual(diffPerson(5, person, None, True, NOW).needs["usersize"], 1)
+
     def test_credentialCounts(self) -> None:
         person = Person(
             enrollid=1,

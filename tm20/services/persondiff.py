@@ -42,13 +42,17 @@ class Outcome:
     @ivar conflict: what differs when the terminal's user is someone else's, else C{None}.
     @ivar owned: whether the terminal's user is (or, once the commands succeed, will be) the
         fleet's.
-    @ivar newUser: the commands create the user on the terminal (for the capacity check).
+    @ivar newUser: the commands create the user on the terminal.
+    @ivar needs: what the commands add to the terminal's capacity, by C{devinfo} size key
+        (C{usersize} for a new user, C{fpsize}, C{pwdsize}, C{cardsize}, C{facesize} for new
+        slots; a face counts once per user).
     """
 
     commands: tuple[tuple[str, dict[str, Any]], ...] = ()
     conflict: Mapping[str, Any] | None = None
     owned: bool = False
     newUser: bool = False
+    needs: Mapping[str, int] = attrs.field(factory=dict)
 
 
 def desiredEnabled(person: Person, localNow: str) -> bool:
@@ -124,7 +128,9 @@ def diffPerson(
             commands.append(_command("setuserinfo", _profile(person)))
         if not enabled:
             commands.extend(_enable(enrollid, False))
-        return Outcome(commands=tuple(commands), owned=True, newUser=True)
+        return Outcome(
+            commands=tuple(commands), owned=True, newUser=True, needs=credentialCounts(person)
+        )
     if not owned and not samePerson(person, user):
         wanted = {c.backupnum: c.record for c in person.credentials}
         differs = sorted(
@@ -166,19 +172,27 @@ def diffPerson(
             )
     if user.enabled != enabled:
         commands.extend(_enable(enrollid, enabled))
-    return Outcome(commands=tuple(commands), owned=True)
+    added = [c.backupnum for c in person.credentials if c.backupnum not in held]
+    hadFace = any(20 <= b <= 27 for b in held)
+    return Outcome(
+        commands=tuple(commands), owned=True, needs=_slotNeeds(added, countFace=not hadFace)
+    )
+
+
+def _slotNeeds(backupnums: list[int], countFace: bool = True) -> dict[str, int]:
+    counts = {"usersize": 0, "fpsize": 0, "pwdsize": 0, "cardsize": 0, "facesize": 0}
+    for backupnum in backupnums:
+        if 0 <= backupnum <= 9:
+            counts["fpsize"] += 1
+        elif backupnum == 10:
+            counts["pwdsize"] += 1
+        elif backupnum == 11:
+            counts["cardsize"] += 1
+        elif 20 <= backupnum <= 27 and countFace:
+            counts["facesize"] = 1
+    return counts
 
 
 def credentialCounts(person: Person) -> dict[str, int]:
     """What the person takes of a terminal's capacity, by C{devinfo} size key."""
-    counts = {"usersize": 1, "fpsize": 0, "pwdsize": 0, "cardsize": 0, "facesize": 0}
-    for c in person.credentials:
-        if 0 <= c.backupnum <= 9:
-            counts["fpsize"] += 1
-        elif c.backupnum == 10:
-            counts["pwdsize"] += 1
-        elif c.backupnum == 11:
-            counts["cardsize"] += 1
-        elif 20 <= c.backupnum <= 27:
-            counts["facesize"] = 1
-    return counts
+    return {**_slotNeeds([c.backupnum for c in person.credentials]), "usersize": 1}

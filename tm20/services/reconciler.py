@@ -17,10 +17,11 @@ the commands of L{tm20.services.persondiff} through the durable command queue
     once; the rest of the plan is queued as they finish.  Only connected terminals get
     commands: an offline one is marked pending and reconciled when it registers.  The periodic
     checks go through the connected terminals one after the other.
-  - B{Capacity.}  Before a new user is pushed, the terminal's C{usersize}, C{fpsize},
-    C{cardsize}, C{pwdsize} and C{facesize} (from its last C{reg}) are compared with its C{used*}
-    counters plus what the reconciler has added since that registration; a person that does not
-    fit is marked failed (C{reason: capacity}), nothing is sent.
+  - B{Capacity.}  Before a new user or new credential slots are pushed, what they take is
+    compared with the terminal's C{usersize}, C{fpsize}, C{cardsize}, C{pwdsize} and C{facesize}
+    (from its last C{reg}) less its C{used*} counters and what the reconciler has added since
+    that registration; a person that does not fit is marked failed (C{reason: capacity}),
+    nothing is sent.
   - B{Conflicts.}  A terminal user with the person's C{enrollid} that is not the fleet's (see
     L{tm20.services.persondiff}) is reported (state C{conflict}) and never overwritten, until
     an operator claims it (L{claim}) or deletes it.
@@ -55,7 +56,7 @@ from tm20.model import (
     Terminal,
     User,
 )
-from tm20.services.persondiff import credentialCounts, diffPerson
+from tm20.services.persondiff import diffPerson
 from tm20.services.queue import FINAL_STATUSES
 
 __all__ = ["ACTOR", "DEFAULT_INTERVAL", "DEFAULT_MAX_OUTSTANDING", "Reconciler"]
@@ -387,8 +388,8 @@ class Reconciler:
                     continue
             else:
                 work.rechecks.pop(enrollid, None)
-            if outcome.newUser and person is not None:
-                full = self._capacityProblem(terminal, work, person)
+            if any(outcome.needs.values()):
+                full = self._capacityProblem(terminal, work, outcome.needs)
                 if full is not None:
                     yield self._save(sn, enrollid, SYNC_FAILED, False, full, sync)
                     continue
@@ -408,17 +409,17 @@ class Reconciler:
                 work.outstanding.setdefault(enrollid, set()).add(command.id)
 
     def _capacityProblem(
-        self, terminal: Terminal, work: _Terminal, person: Person
+        self, terminal: Terminal, work: _Terminal, needs: Mapping[str, int]
     ) -> dict[str, Any] | None:
         devinfo = terminal.devinfo or {}
-        for key, need in credentialCounts(person).items():
+        for key, need in needs.items():
             size = _int(devinfo.get(key))
             if size is None or need == 0:
                 continue
             used = (_int(devinfo.get(_USED[key])) or 0) + work.added.get(key, 0)
             if used + need > size:
                 return {"reason": "capacity", "capacity": key, "size": size, "used": used}
-        for key, need in credentialCounts(person).items():
+        for key, need in needs.items():
             work.added[key] = work.added.get(key, 0) + need
         return None
 
