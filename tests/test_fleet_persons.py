@@ -538,6 +538,45 @@ class FleetPersonsTests(ApiTestCase):
         yield self.until(lambda: _holds(terminal, 12, name="Lu", enabled=True), "enabled")
 
     @inlineCallbacks
+    def test_deletingWhatTheTerminalNoLongerHoldsIsDone(self) -> Any:
+        """A deleteuser answered "have no data" (TopData: nothing to delete) counts as done."""
+        yield self.start()
+        terminal = simulated("GONE1")
+        yield self.connect(terminal)
+        r = yield self.call(
+            "POST",
+            "/api/persons/",
+            {
+                "enrollid": 14,
+                "name": "Mo",
+                "terminals": ["GONE1"],
+                "credentials": [{"backupnum": 11, "record": 14}],
+            },
+        )
+        self.assertEqual(r.status, 201, r.text)
+        yield self.until(lambda: _holds(terminal, 14, name="Mo"), "Mo")
+        yield self.until(
+            lambda: self.syncState(14, "GONE1").addCallback(lambda s: s == "synced"), "synced"
+        )
+        del terminal.users[14]  # deleted at the keypad meanwhile
+        original = terminal.handleCommand
+
+        def topdata(command: Any) -> Any:
+            if command.get("cmd") == "deleteuser":
+                return {"ret": "deleteuser", "result": False, "msg": "have no data"}
+            return original(command)
+
+        terminal.handleCommand = topdata  # type: ignore[method-assign]
+        r = yield self.call("DELETE", "/api/persons/14/")
+        self.assertEqual(r.status, 204)
+        store = self.running.context.store
+        yield self.until(
+            lambda: store.listPersonSync("GONE1", 14).addCallback(lambda rows: not rows),
+            "forgotten",
+        )
+        self.assertIsNone((yield store.getUser("GONE1", 14)))
+
+    @inlineCallbacks
     def test_badInputNamesTheField(self) -> Any:
         """Bad person and group bodies are 4xx naming the field."""
         yield self.start()

@@ -88,6 +88,17 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _alreadyGone(command: StoredCommand) -> bool:
+    """
+    A C{deleteuser} refused because the terminal no longer holds it (TopData answers
+    C{result:false} with C{"msg": "have no data"}): what was asked is the case, so it is done.
+    """
+    if command.name != "deleteuser" or command.reply is None:
+        return False
+    message = str(command.reply.get("msg", "")).strip().lower()
+    return message in ("have no data", "can not find the user")
+
+
 def commandEnrollid(payload: Mapping[str, Any]) -> int | None:
     """The user a reconciler command is about."""
     if payload.get("cmd") == "setusername":
@@ -463,8 +474,9 @@ class Reconciler:
         enrollid = commandEnrollid(command.payload)
         if enrollid is None:
             return
+        done = command.status == COMMAND_SUCCEEDED or _alreadyGone(command)
         try:
-            if command.status == COMMAND_SUCCEEDED:
+            if done:
                 yield self._apply(sn, enrollid, command.payload)
         finally:
             left = work.unapplied.get(enrollid, 1) - 1
@@ -472,7 +484,7 @@ class Reconciler:
                 work.unapplied[enrollid] = left
             else:
                 work.unapplied.pop(enrollid, None)
-        if command.status != COMMAND_SUCCEEDED and enrollid not in work.failures:
+        if not done and enrollid not in work.failures:
             work.failures[enrollid] = {
                 "command": command.name,
                 "commandId": command.id,
