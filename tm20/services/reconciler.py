@@ -27,13 +27,13 @@ the commands of L{tm20.services.persondiff} through the durable command queue
     an operator claims it (L{claim}) or deletes it.
   - B{Outcome.}  A person on a terminal is C{pending} while its commands are queued, C{synced}
     when all succeeded, C{failed} with the terminal's reply when one failed (tried again at the
-    next pass).  L{observers} are told each change (events).
+    next pass).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -127,10 +127,7 @@ class _Terminal:
 
 
 class Reconciler:
-    """
-    @ivar observers: called with each L{PersonSync} saved with a new state (C{synced},
-        C{failed}, ...) and the previous state (or C{None}).
-    """
+    """Keeps terminals holding their fleet persons (see the module's description)."""
 
     log = Logger()
 
@@ -165,7 +162,6 @@ class Reconciler:
         self.registry = registry
         self.interval = interval
         self.maxOutstanding = max(1, maxOutstanding)
-        self.observers: list[Callable[[PersonSync, str | None], object]] = []
         self._terminals: dict[str, _Terminal] = {}
         self._loop: LoopingCall | None = None
         self._checking: Deferred[Any] | None = None
@@ -584,10 +580,5 @@ class Reconciler:
                     state=state,
                     previous=before,
                 )
-            for observer in list(self.observers):
-                try:
-                    observer(stored, before)
-                except Exception:
-                    self.log.failure("reconciler observer failed")
 
         return d.addCallback(saved)
