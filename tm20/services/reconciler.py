@@ -39,7 +39,7 @@ from typing import Any
 import attrs
 from twisted.internet.defer import Deferred, DeferredLock, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -67,6 +67,9 @@ ACTOR = "reconciler"
 DEFAULT_INTERVAL = 3600.0
 #: Commands of the reconciler queued for one terminal at once.
 DEFAULT_MAX_OUTSTANDING = 20
+
+#: Persons diffed between two turns of the reactor (about 5 ms of work).
+_DIFF_SLICE = 250
 
 #: Up to this many persons, a pass reads the terminal's users one by one, else all of them.
 _READ_ONE_BY_ONE = 50
@@ -357,7 +360,10 @@ class Reconciler:
             work.plan = deque(item for item in work.plan if item[0] not in only)
         connected = self.commands.isConnected(sn)
         localNow = self.registration.cloudTimeFor(terminal)
-        for enrollid in candidates:
+        for index, enrollid in enumerate(candidates):
+            if index and index % _DIFF_SLICE == 0:
+                # a big terminal's diff is cut in slices: the reactor serves others in between
+                yield deferLater(self.clock, 0, lambda: None)
             if work.outstanding.get(enrollid) or work.unapplied.get(enrollid):
                 continue  # its commands finish first; their outcome re-checks it
             person = desired.get(enrollid)
