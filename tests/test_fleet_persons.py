@@ -577,6 +577,45 @@ class FleetPersonsTests(ApiTestCase):
         self.assertIsNone((yield store.getUser("GONE1", 14)))
 
     @inlineCallbacks
+    def test_aCancelledCommandFailsThePerson(self) -> Any:
+        """An operator cancelling a reconciler command: the person is failed, the pacing freed."""
+        yield self.start(commandTimeout=30.0)
+        terminal = simulated("CANC1")
+        yield self.connect(terminal)
+        original = terminal.handleCommand
+        # the terminal answers something else (None would make it drop like after a reboot)
+        terminal.handleCommand = lambda command: {"ret": "other", "result": True}  # type: ignore[method-assign]
+        # an operator command the terminal never answers holds the queue
+        r = yield self.call(
+            "POST", "/api/terminals/CANC1/command/", {"command": "gettime", "wait": False}
+        )
+        self.assertEqual(r.status, 202, r.text)
+        r = yield self.call(
+            "POST",
+            "/api/persons/",
+            {
+                "enrollid": 15,
+                "terminals": ["CANC1"],
+                "credentials": [{"backupnum": 11, "record": 15}],
+            },
+        )
+        self.assertEqual(r.status, 201, r.text)
+
+        def queued() -> Any:
+            return self.sync(15).addCallback(lambda s: s["CANC1"]["commands"])
+
+        commands = yield self.until(queued, "queued")
+        r = yield self.call("DELETE", f"/api/commands/{commands[0]['id']}")
+        self.assertEqual(r.status, 200, r.text)
+        yield self.until(
+            lambda: self.syncState(15, "CANC1").addCallback(lambda s: s == "failed"), "failed"
+        )
+        entry = (yield self.sync(15))["CANC1"]
+        self.assertEqual(entry["detail"]["status"], "cancelled")
+        self.assertEqual(self.running.context.reconciler.outstanding("CANC1"), 0)
+        terminal.handleCommand = original  # type: ignore[method-assign]
+
+    @inlineCallbacks
     def test_badInputNamesTheField(self) -> Any:
         """Bad person and group bodies are 4xx naming the field."""
         yield self.start()

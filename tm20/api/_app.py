@@ -953,6 +953,7 @@ class TM20Api(EventsApi):
         held = await self.store.listQuarantine(sn, limit, before)
         nextCursor = encodeCursor(held[-1].id) if len(held) == limit else None
         return Reply(200, {"items": [quarantinedJSON(h) for h in held], "next": nextCursor})
+
     # -- persons -----------------------------------------------------------------------------------
 
     async def _person(self, enrollid: int) -> Person:

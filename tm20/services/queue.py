@@ -158,8 +158,9 @@ class CommandQueue:
         self._idleWaiters: dict[str, list[Deferred[None]]] = {}
         self._dirty: set[str] = set()
         self._waiters: dict[int, list[_Waiter]] = {}
-        #: Called with the L{StoredCommand} as stored after each delivery attempt (the
-        #: reconciler follows its own commands this way); exceptions are logged.
+        #: Called with the L{StoredCommand} as stored after each delivery attempt, expiry or
+        #: cancellation (the reconciler follows its own commands this way); exceptions are
+        #: logged.
         self.observers: list[Callable[[StoredCommand], object]] = []
 
     # -- submitting ----------------------------------------------------------------------------
@@ -449,11 +450,6 @@ class CommandQueue:
             max=command.maxAttempts,
         )
         self._notify(updated, QueuedCommandTimeout(updated) if timedOut else None)
-        for observer in list(self.observers):
-            try:
-                observer(updated)
-            except Exception:
-                self.log.failure("command observer failed")
         return keepGoing
 
     @inlineCallbacks
@@ -510,11 +506,17 @@ class CommandQueue:
     # -- waiters -------------------------------------------------------------------------------
 
     def _notify(self, command: StoredCommand, error: BaseException | None = None) -> None:
+        """A command changed (delivered, expired, cancelled): its waiters, then the observers."""
         for waiter in self._waiters.pop(command.id, []):
             if error is not None:
                 waiter.fail(error)
             else:
                 waiter.fire(command)
+        for observer in list(self.observers):
+            try:
+                observer(command)
+            except Exception:
+                self.log.failure("command observer failed")
 
     def _releaseWaiters(self, sn: str) -> None:
         """The worker of C{sn} stopped: callers still waiting get their command as stored."""
