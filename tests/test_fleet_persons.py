@@ -294,7 +294,8 @@ class FleetPersonsTests(ApiTestCase):
         yield self.start(commandTimeout=30.0)
         terminal = simulated("SLOW1")
         yield self.connect(terminal)
-        terminal.handleCommand = lambda command: None  # type: ignore[method-assign,assignment,return-value]
+        # it answers something else: commands stay queued (None would drop the connection)
+        terminal.handleCommand = lambda command: {"ret": "other", "result": True}  # type: ignore[method-assign]
         r = yield self.call(
             "POST",
             "/api/persons/",
@@ -453,7 +454,8 @@ class FleetPersonsTests(ApiTestCase):
         yield self.start()
         terminal = simulated("LEFT1")
         connection = yield self.connect(terminal)
-        terminal.handleCommand = lambda command: None  # type: ignore[method-assign,assignment,return-value]
+        # it answers something else: the command stays in flight (None would drop the connection)
+        terminal.handleCommand = lambda command: {"ret": "other", "result": True}  # type: ignore[method-assign]
         r = yield self.call(
             "POST",
             "/api/persons/",
@@ -470,6 +472,8 @@ class FleetPersonsTests(ApiTestCase):
             lambda: store.pendingCommands("LEFT1").addCallback(lambda c: len(c) == 1), "queued"
         )
         yield connection.disconnect()
+        registry = self.running.context.registry
+        yield self.until(lambda: registry.get("LEFT1") is None, "the old connection is closed")
         # a new server process would start with an empty memory
         self.running.context.reconciler._terminals.clear()
         del terminal.handleCommand

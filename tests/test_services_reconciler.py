@@ -62,6 +62,16 @@ class PeriodicTests(SynchronousTestCase):
         clock.advance(6000)
         self.assertEqual(len(fakes.refreshed), 3)
 
+    def test_noStateKeptForTerminalsWithoutPersons(self) -> None:
+        """A registration of a terminal without fleet persons leaves no state behind."""
+        clock = Clock()
+        fakes = _Fakes()
+        fakes.synced = set()
+        fakes.personsForTerminal = lambda sn: succeed([])  # type: ignore[attr-defined]
+        reconciler = Reconciler(fakes, None, fakes, None, None, clock)
+        reconciler.terminalRegistered("C")
+        self.assertEqual(reconciler._terminals, {})
+
     def test_noIntervalNoLoop(self) -> None:
         clock = Clock()
         reconciler = Reconciler(None, None, None, None, None, clock, interval=0)

@@ -211,7 +211,24 @@ class Reconciler:
     def terminalRegistered(self, sn: str) -> None:
         """A registration observer: reconcile the terminal (its capacity counters are fresh)."""
         self._work(sn).added.clear()
-        self.watch(self.reconcileTerminal(sn), sn)
+        d = self.reconcileTerminal(sn)
+        d.addBoth(self._forgetIfIdle, sn)
+        self.watch(d, sn)
+
+    def _forgetIfIdle(self, result: object, sn: str) -> object:
+        """Keep no state for a terminal with nothing going on (most terminals of a fleet)."""
+        work = self._terminals.get(sn)
+        if (
+            work is not None
+            and not work.lock.locked
+            and not work.plan
+            and not work.outstanding
+            and not work.unapplied
+            and not work.failures
+            and not any(work.added.values())
+        ):
+            del self._terminals[sn]
+        return result
 
     def watch(self, d: Deferred[Any], what: str) -> None:
         """
