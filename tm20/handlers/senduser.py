@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.logger import Logger
 from twisted.plugin import IPlugin
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tm20.errors import StoreUnavailable
 from tm20.handlers._fields import replyFields
 from tm20.interfaces import ICommandHandler
 from tm20.protocol import replies
@@ -28,7 +25,6 @@ class SendUserHandler:
     """
 
     command = "senduser"
-    log = Logger()
 
     @inlineCallbacks
     def handle(self, context: Any, session: Any, message: SendUser | SendUserRejected) -> Any:
@@ -50,21 +46,7 @@ class SendUserHandler:
         )
         persons = getattr(context, "persons", None)
         if persons is not None:
-            sn, enrollid = session.sn, message.enrollid
-
-            def failed(f: Failure) -> None:
-                if f.check(StoreUnavailable):
-                    self.log.warn(
-                        "keypad user {enrollid} of {sn} not checked against the fleet persons:"
-                        " {error}",
-                        enrollid=enrollid,
-                        sn=sn,
-                        error=f.getErrorMessage(),
-                    )
-                else:
-                    self.log.failure("keypad user {enrollid} of {sn}", f, enrollid=enrollid, sn=sn)
-
-            persons.keypadEnrolled(sn, enrollid).addErrback(failed)
+            persons.keypadReported(session.sn, message.enrollid)
         return replyFields(
             replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
         )

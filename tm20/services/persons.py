@@ -366,6 +366,13 @@ class PersonService:
 
     # -- keypad --------------------------------------------------------------------------------
 
+    def keypadReported(self, sn: str, enrollid: int) -> None:
+        """
+        L{keypadEnrolled}, not waited for (the C{senduser} handler acknowledges at once); its
+        failure is logged (a store outage as a warning).
+        """
+        self.reconciler.watch(self.keypadEnrolled(sn, enrollid), f"keypad user {enrollid} of {sn}")
+
     @inlineCallbacks
     def keypadEnrolled(self, sn: str, enrollid: int) -> Any:
         """
