@@ -65,6 +65,14 @@ class IServerContext(Interface):
     watch = Attribute(
         """C{tm20.services.watch.Watch}: silence, missing logs, clock drift; or C{None}."""
     )
+    queue = Attribute("""C{tm20.services.queue.CommandQueue}: the durable command queue.""")
+    pulls = Attribute("""C{tm20.services.pulls.PullService}: reads users and logs.""")
+    reconciler = Attribute(
+        """C{tm20.services.reconciler.Reconciler}: keeps terminals holding their persons."""
+    )
+    persons = Attribute(
+        """C{tm20.services.persons.PersonService}: fleet persons and groups (keypad users)."""
+    )
 
 
 class ITerminalSession(Interface):
