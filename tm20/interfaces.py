@@ -549,6 +549,8 @@ class IEventSink(Interface):
 
     def stop():  # type: ignore[no-untyped-def]
         """Called when the server stops.  @return: C{None} or a L{Deferred}."""
+
+
 class IPersonStore(Interface):
     """
     Fleet persons, terminal groups and the reconciler's sync state (both stores provide it).
