@@ -32,7 +32,12 @@ from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
     COMMAND_SUCCEEDED,
+    SYNC_CONFLICT,
+    SYNC_FAILED,
+    SYNC_PENDING,
+    SYNC_SYNCED,
     LogQuery,
+    PersonSync,
 )
 from tm20.protocol.messages import RejectedRecord
 
@@ -308,6 +313,36 @@ class EventStoreContractTests(_Base):
         )
         self.assertEqual(events[2].payload["source"], "senduser")
         self.assertNotIn("TEMPLATE", repr([e.payload for e in events]))
+
+    @inlineCallbacks
+    def test_personSyncEvents(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        person.synced / person.sync_failed are written with the sync state that becomes synced
+        or failed (not again while it stays so; pending and conflict have none); a reply keeps
+        only result and reason.
+        """
+        yield self.store.createTerminal(SN, None, True, None)
+        yield self.store.savePersonSync(PersonSync(SN, 5, SYNC_PENDING, True))
+        self.assertEqual((yield self._types()), [])
+        yield self.store.savePersonSync(PersonSync(SN, 5, SYNC_SYNCED, True))
+        yield self.store.savePersonSync(PersonSync(SN, 5, SYNC_SYNCED, True))
+        failure = {
+            "command": "setuserinfo",
+            "commandId": 9,
+            "status": "failed",
+            "reply": {"ret": "setuserinfo", "result": False, "reason": 5, "record": "PHOTO"},
+        }
+        yield self.store.savePersonSync(PersonSync(SN, 5, SYNC_FAILED, True, failure))
+        yield self.store.savePersonSync(PersonSync(SN, 5, SYNC_CONFLICT, False, {}))
+        events = yield self._events()
+        self.assertEqual([e.type for e in events], ["person.synced", "person.sync_failed"])
+        self.assertEqual(
+            events[0].payload,
+            {"sn": SN, "enrollid": 5, "state": "synced", "previous": "pending", "detail": {}},
+        )
+        self.assertEqual(events[1].payload["previous"], "synced")
+        self.assertEqual(events[1].payload["detail"]["reply"], {"result": False, "reason": 5})
+        self.assertEqual(events[1].sn, SN)
 
     @inlineCallbacks
     def test_listEventsFilters(self) -> Generator[Deferred[Any], Any, None]:

@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 
 from tests.test_api_support import ApiTestCase, simulated
+from tm20.events.model import EventQuery
 from tm20.interfaces import IStore
 from tm20.services.reconciler import ACTOR
 
@@ -92,6 +93,12 @@ class FleetPersonsTests(ApiTestCase):
         yield self.until(
             lambda: self.syncState(100, "SITE3").addCallback(lambda s: s == "synced"), "synced 3"
         )
+        # one person.synced event per terminal, in the event log
+        synced = yield self.running.context.store.listEvents(
+            EventQuery(types=("person.synced",), limit=100)
+        )
+        self.assertEqual(sorted(e.sn for e in synced), ["SITE1", "SITE2", "SITE3"])
+        self.assertEqual({e.payload["enrollid"] for e in synced}, {100})
         # the server knows what each terminal holds, verbatim
         user = yield self.running.context.store.getUser("SITE3", 100)
         self.assertEqual({c.backupnum: c.record for c in user.credentials}, wanted)
@@ -287,6 +294,11 @@ class FleetPersonsTests(ApiTestCase):
         self.assertEqual(entry["detail"]["command"], "setuserinfo")
         self.assertEqual(entry["detail"]["reply"]["reason"], 9)
         self.assertIs(entry["detail"]["reply"]["result"], False)
+        (event,) = yield self.running.context.store.listEvents(
+            EventQuery(types=("person.sync_failed",), limit=100)
+        )
+        self.assertEqual((event.sn, event.payload["enrollid"]), ("REF1", 60))
+        self.assertEqual(event.payload["detail"]["reply"], {"result": False, "reason": 9})
 
     @inlineCallbacks
     def test_pendingShowsTheQueuedCommands(self) -> Any:

@@ -595,7 +595,11 @@ class IPersonStore(Interface):
         """Delete a group (its persons lose it).  @return: L{Deferred} of C{bool}."""
 
     def savePersonSync(sync):  # type: ignore[no-untyped-def]
-        """Create or replace a L{tm20.model.PersonSync}.  @return: L{Deferred} of it."""
+        """
+        Create or replace a L{tm20.model.PersonSync}; when its state becomes C{synced} or
+        C{failed}, append C{person.synced} / C{person.sync_failed} in the same transaction.
+        @return: L{Deferred} of it.
+        """
 
     def deletePersonSync(sn, enrollid):  # type: ignore[no-untyped-def]
         """Forget a person's sync state on C{sn}.  @return: L{Deferred} of C{bool}."""

@@ -172,6 +172,22 @@ _PAYLOAD_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+_PAYLOAD_SCHEMAS["person.synced"] = (
+    "PersonSyncEventData",
+    _object(
+        "person.synced (the person is on the terminal as desired) and person.sync_failed (a"
+        " command failed: detail.command, detail.reply with result and reason; or detail.reason"
+        " capacity / not converging).",
+        {
+            "sn": _STRING,
+            "enrollid": {"type": "integer"},
+            "state": _STRING,
+            "previous": _NULLABLE_STRING,
+            "detail": {"type": "object"},
+        },
+    ),
+)
+
 _PAYLOAD_OF_TYPE = {
     "log.created": "LogEventData",
     "door.event": "LogEventData",
@@ -192,6 +208,8 @@ _PAYLOAD_OF_TYPE = {
     "user.changed": "UserEventData",
     "user.deleted": "UserEventData",
     "command.finished": "CommandEventData",
+    "person.synced": "PersonSyncEventData",
+    "person.sync_failed": "PersonSyncEventData",
 }
 assert set(_PAYLOAD_OF_TYPE) == set(EVENT_TYPES)
 

@@ -34,6 +34,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "user.changed",
     "user.deleted",
     "command.finished",
+    "person.synced",
+    "person.sync_failed",
 )
 
 #: Delivery stream states.

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tm20.events.model import NewEvent
-from tm20.model import StoredCommand, Terminal
+from tm20.model import PersonSync, StoredCommand, Terminal
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -210,3 +210,27 @@ def watchEvent(type: str, sn: str, **data: Any) -> NewEvent:
     C{terminal.clock_drift}), written in the transaction that records the state.
     """
     return NewEvent(type, sn, {"sn": sn, **data})
+
+
+def personSyncEvent(sync: PersonSync, previous: str | None) -> NewEvent:
+    """
+    C{person.synced} (every command of the person on the terminal succeeded, or it already held
+    it) or C{person.sync_failed} (a command failed: its name and the reply's result and reason;
+    or the terminal is full).  Never a credential record.
+    """
+    detail = dict(sync.detail)
+    reply = detail.get("reply")
+    if isinstance(reply, dict):
+        detail["reply"] = {k: reply[k] for k in ("result", "reason") if k in reply}
+    kind = "person.synced" if sync.state == "synced" else "person.sync_failed"
+    return NewEvent(
+        kind,
+        sync.sn,
+        {
+            "sn": sync.sn,
+            "enrollid": sync.enrollid,
+            "state": sync.state,
+            "previous": previous,
+            "detail": detail,
+        },
+    )

@@ -27,7 +27,8 @@ the commands of L{tm20.services.persondiff} through the durable command queue
     an operator claims it (L{claim}) or deletes it.
   - B{Outcome.}  A person on a terminal is C{pending} while its commands are queued, C{synced}
     when all succeeded, C{failed} with the terminal's reply when one failed (tried again at the
-    next pass).
+    next pass).  The store writes C{person.synced} / C{person.sync_failed} events with the state
+    (L{tm20.interfaces.IPersonStore.savePersonSync}).
 """
 
 from __future__ import annotations

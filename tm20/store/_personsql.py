@@ -20,9 +20,19 @@ from typing import Any, TypeVar
 
 import attrs
 
-from tm20.model import SYNC_STATES, Credential, Person, PersonSync, TerminalGroup
+from tm20.events.payloads import personSyncEvent
+from tm20.model import (
+    SYNC_FAILED,
+    SYNC_STATES,
+    SYNC_SYNCED,
+    Credential,
+    Person,
+    PersonSync,
+    TerminalGroup,
+)
 
 __all__ = [
+    "AppendEvents",
     "CONSTRAINT_CODES",
     "SYNC_STATES",
     "Op",
@@ -49,6 +59,14 @@ Time = Callable[[Any], datetime | None]
 
 
 @attrs.frozen
+class AppendEvents:
+    """Yielded by an operation: append these events (last, in the same transaction)."""
+
+    events: tuple[Any, ...]
+    now: Any
+
+
+@attrs.frozen
 class Result:
     """What a statement gave: its rows (as mappings) and its row count."""
 
@@ -56,36 +74,52 @@ class Result:
     rowcount: int
 
 
-Op = Generator[tuple[str, Sequence[Any]], Result, _T]
+Op = Generator[tuple[str, Sequence[Any]] | AppendEvents, Result, _T]
 
 
-def runSync(conn: sqlite3.Connection, op: Op[_T]) -> _T:
-    """Run C{op} on a C{sqlite3} connection (inside the caller's transaction)."""
+def runSync(conn: sqlite3.Connection, op: Op[_T], appendEvents: Callable[..., int]) -> _T:
+    """
+    Run C{op} on a C{sqlite3} connection (inside the caller's transaction); its events are
+    appended with C{appendEvents(conn, events, now)} (L{tm20.store._sqlite_events}).
+    """
     try:
-        sql, params = next(op)
+        statement = next(op)
         while True:
+            if isinstance(statement, AppendEvents):
+                count = appendEvents(conn, statement.events, statement.now)
+                statement = op.send(Result([], count))
+                continue
+            sql, params = statement
             try:
                 cursor = conn.execute(sql.replace("%s", "?"), tuple(params))
             except sqlite3.IntegrityError as e:
                 raise ValueError(str(e)) from e
             rows = cursor.fetchall() if cursor.description is not None else []
-            sql, params = op.send(Result(list(rows), cursor.rowcount))
+            statement = op.send(Result(list(rows), cursor.rowcount))
     except StopIteration as stop:
         result: _T = stop.value
         return result
 
 
-async def runAsync(cur: Any, op: Op[_T]) -> _T:
-    """Run C{op} on a txpostgres cursor (constraint violations are translated by the caller)."""
+async def runAsync(cur: Any, op: Op[_T], appendEvents: Callable[..., Any]) -> _T:
+    """
+    Run C{op} on a txpostgres cursor (constraint violations are translated by the caller); its
+    events are appended with C{await appendEvents(cur, events, now)}.
+    """
     try:
-        sql, params = next(op)
+        statement = next(op)
         while True:
+            if isinstance(statement, AppendEvents):
+                count = await appendEvents(cur, statement.events, statement.now)
+                statement = op.send(Result([], count))
+                continue
+            sql, params = statement
             await cur.execute(sql, tuple(params))
             rows: list[Mapping[str, Any]] = []
             if cur.description is not None:
                 names = [column[0] for column in cur.description]
                 rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-            sql, params = op.send(Result(rows, cur.rowcount))
+            statement = op.send(Result(rows, cur.rowcount))
     except StopIteration as stop:
         result: _T = stop.value
         return result
@@ -310,7 +344,17 @@ def deleteGroup(name: str) -> Op[bool]:
 
 
 def savePersonSync(sync: PersonSync, now: Any, time: Time) -> Op[PersonSync]:
-    """Create or replace the sync state of C{(sn, enrollid)}."""
+    """
+    Create or replace the sync state of C{(sn, enrollid)}; when it becomes C{synced} or
+    C{failed}, append C{person.synced} / C{person.sync_failed} in the same transaction.
+    """
+    before = (
+        yield (
+            "SELECT state FROM person_sync WHERE sn = %s AND enrollid = %s",
+            (sync.sn, sync.enrollid),
+        )
+    ).rows
+    previous = before[0]["state"] if before else None
     yield (
         "INSERT INTO person_sync (sn, enrollid, state, owned, detail, commands, updated_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -327,6 +371,8 @@ def savePersonSync(sync: PersonSync, now: Any, time: Time) -> Op[PersonSync]:
             now,
         ),
     )
+    if sync.state != previous and sync.state in (SYNC_SYNCED, SYNC_FAILED):
+        yield AppendEvents((personSyncEvent(sync, previous),), now)
     return attrs.evolve(sync, updatedAt=time(now))
 
 

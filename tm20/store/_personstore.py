@@ -27,6 +27,9 @@ class PersonStoreMixin:
     def _personTime(self, value: Any) -> Any:
         raise NotImplementedError
 
+    def _eventsCommitted(self, result: Any = None) -> Any:
+        raise NotImplementedError
+
     # -- persons -------------------------------------------------------------------------------
 
     def putPerson(self, person: Person, create: bool) -> Deferred[Person | None]:
@@ -81,7 +84,8 @@ class PersonStoreMixin:
                 raise ValueError(f"unknown sync state {sync.state!r}")
         except ValueError as e:
             return fail(e)
-        return self._runPersonOp(True, op)
+        # a person.synced / person.sync_failed event may have been appended: wake the readers
+        return self._runPersonOp(True, op).addCallback(self._eventsCommitted)
 
     def deletePersonSync(self, sn: str, enrollid: int) -> Deferred[bool]:
         """See L{tm20.interfaces.IPersonStore.deletePersonSync}."""

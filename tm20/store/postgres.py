@@ -779,7 +779,7 @@ class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
     _run = runInTransaction
 
     def _runPersonOp(self, write: bool, op: _personsql.Op[Any]) -> Deferred[Any]:
-        d = self._run(_personsql.runAsync, op)
+        d = self._run(_personsql.runAsync, op, appendEvents)
 
         def translate(f: Failure) -> Failure:
             if getattr(f.value, "pgcode", None) in _personsql.CONSTRAINT_CODES:

@@ -512,7 +512,7 @@ class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
         return d
 
     def _runPersonOp(self, write: bool, op: _personsql.Op[Any]) -> Deferred[Any]:
-        return self._run(write, _personsql.runSync, op)
+        return self._run(write, _personsql.runSync, op, appendEvents)
 
     def _personTime(self, value: Any) -> Any:
         return parseTimestamp(value)
