@@ -137,6 +137,7 @@ class MetricsEndpointTests(WatchTestCase):
         )
         self.assertEqual(value(fams, "tm20_log_queue_rows"), 0)
         self.assertEqual(value(fams, "tm20_command_queue_workers"), 0)
+        self.assertEqual(value(fams, "tm20_reconciler_backlog"), 0)
         # No per-terminal label, no sn in any label value; not the library's default registry.
         for family in fams.values():
             for sample in family.samples:

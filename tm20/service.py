@@ -150,6 +150,13 @@ def buildServer(
     context.queue = queue
     context.pulls = pulls
     wireServices(context)
+    reconciler = context.reconciler
+    metrics.sample(
+        "tm20_reconciler_backlog",
+        "Persons waiting to be queued plus reconciler commands outstanding, over all terminals.",
+        (),
+        lambda: [((), float(reconciler.backlog()))],
+    )
     api = _mountApi(root, context, queue, pulls)
     if api is not None:
         api.auth.metrics = metrics
