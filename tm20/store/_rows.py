@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +101,20 @@ def checkCommandStatus(status: str) -> None:
         raise ValueError(f"unknown command status {status!r}; expected one of {COMMAND_STATUSES}")
 
 
+def checkSettle(status: str, only: Collection[str]) -> None:
+    """
+    Check the arguments of C{IStore.settleCommand}: a final C{status}, from at least one known
+    status.
+
+    @raise ValueError: when they are not.
+    """
+    checkCommandStatus(status)
+    for old in only:
+        checkCommandStatus(old)
+    if status not in FINAL_COMMAND_STATUSES or not only:
+        raise ValueError("settleCommand sets a final status from at least one status")
+
+
 #: The sweep's page of terminals with their watch rows (a parameter marker for C{sn} after
 #: which to start, then one for the page size).
 WATCH_PAGE_SQL = (
@@ -114,6 +128,7 @@ __all__ = [
     "DEVINFO_COLUMNS",
     "WATCH_PAGE_SQL",
     "FINAL_COMMAND_STATUSES",
+    "checkSettle",
     "checkCommandStatus",
     "devinfoColumn",
     "dumpJSON",

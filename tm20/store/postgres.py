@@ -130,6 +130,7 @@ from tm20.store._rows import (
     WATCH_PAGE_SQL,
     RowReader,
     checkCommandStatus,
+    checkSettle,
     devinfoColumn,
     dumpJSON,
     formatTimestamp,
@@ -1706,15 +1707,9 @@ class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
     ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """See L{IStore.settleCommand}."""
         try:
-            checkCommandStatus(status)
-            for old in only:
-                checkCommandStatus(old)
+            checkSettle(status, only)
         except ValueError as e:
             return defer.fail(e)
-        if status not in FINAL_COMMAND_STATUSES or not only:
-            return defer.fail(
-                ValueError("settleCommand sets a final status from at least one status")
-            )
         finishedAt = self._now() if at is None else at
 
         async def settle(cur: Cursor) -> tuple[StoredCommand, bool] | None:

@@ -106,6 +106,7 @@ from tm20.store._rows import (
     WATCH_PAGE_SQL,
     RowReader,
     checkCommandStatus,
+    checkSettle,
     devinfoColumn,
     dumpJSON,
     formatTimestamp,
@@ -1464,13 +1465,9 @@ class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
     ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """See L{IStore.settleCommand}."""
         try:
-            checkCommandStatus(status)
-            for old in only:
-                checkCommandStatus(old)
+            checkSettle(status, only)
         except ValueError as e:
             return fail(e)
-        if status not in FINAL_COMMAND_STATUSES or not only:
-            return fail(ValueError("settleCommand sets a final status from at least one status"))
         finishedAt = self._now() if at is None else formatTimestamp(at)
         olds = sorted(only)
 
