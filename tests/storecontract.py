@@ -31,7 +31,18 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from tm20.interfaces import IPersonStore, IStore
+from tm20.interfaces import (
+    IAuditStore,
+    ICommandStore,
+    ILogStore,
+    IPersonStore,
+    IStore,
+    IStoreLifecycle,
+    ITerminalStore,
+    ITokenStore,
+    IUserStore,
+    IWatchStore,
+)
 from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_EXPIRED,
@@ -165,6 +176,27 @@ class StoreContractTests(WatchStoreContractTests, _Base):
     def test_providesIStore(self) -> None:
         """The store provides every method of L{IStore}."""
         self.assertTrue(verifyObject(IStore, self.store))
+
+    def test_providesEveryRole(self) -> None:
+        """
+        One store object provides each role on its own, so a caller may ask for just the role
+        it uses; L{IStore} is their union.
+        """
+        roles = (
+            IStoreLifecycle,
+            ITerminalStore,
+            IUserStore,
+            ILogStore,
+            ICommandStore,
+            ITokenStore,
+            IAuditStore,
+        )
+        for role in roles:
+            self.assertTrue(role.providedBy(self.store), role)
+            self.assertTrue(verifyObject(role, self.store))
+            self.assertTrue(IStore.isOrExtends(role), role)
+        self.assertTrue(IWatchStore.providedBy(self.store))
+        self.assertTrue(IPersonStore.providedBy(self.store))
 
     @inlineCallbacks
     def test_ping(self) -> Generator[Deferred[Any], Any, None]:

@@ -6,7 +6,9 @@ The contracts between the parts of tm20, documented here and only here.
   - L{IServerContext}: what a handler may use (the store, the services, the clock).
   - L{ITerminalSession}: one connected terminal, as handlers and services see it.
   - L{ITerminalRegistry}: the connected terminals, by C{sn}.
-  - L{IStore}: persistence (SQLite embedded, PostgreSQL for production).
+  - L{IStore}: persistence (SQLite embedded, PostgreSQL for production): the union of the
+    store roles L{IStoreLifecycle}, L{ITerminalStore}, L{IUserStore}, L{ILogStore},
+    L{ICommandStore}, L{ITokenStore} and L{IAuditStore}, which one store object provides.
   - L{IWatchStore}: what the server watches on each terminal (silence, missing logs, clock).
   - L{IEventStore}: the event log (outbox), delivery streams and webhooks of the same store.
   - L{IEventSink}: a destination for events (webhooks, an operator's own); found with
@@ -18,7 +20,34 @@ the store as "not stored".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from tm20.events.model import NewEvent
+    from tm20.model import (
+        ApiToken,
+        AuditEntry,
+        LogInsertResult,
+        LogQuery,
+        Person,
+        PersonSync,
+        QuarantinedRecord,
+        StoredCommand,
+        StoredLog,
+        Terminal,
+        TerminalGroup,
+        TerminalWatch,
+        User,
+        WatchedTerminal,
+    )
+    from tm20.protocol.messages import LogRecord, RejectedRecord
+    from tm20.store._health import StoreHealth
 
 
 class ICommandHandler(Interface):
@@ -138,45 +167,59 @@ class ITerminalRegistry(Interface):
         """All sessions, registered or not (for shutdown)."""
 
 
-class IStore(Interface):
+class IStoreLifecycle(Interface):
     """
-    Persistence.  Every method returns a L{Deferred}; a failed one means nothing was changed
-    (each call is one transaction).  Implementations: C{tm20.store.sqlite.SQLiteStore},
-    C{tm20.store.postgres.PostgresStore}.
+    Starting, stopping and watching a store.  Implementations: C{tm20.store.sqlite.SQLiteStore},
+    C{tm20.store.postgres.PostgresStore}; each also provides every other store role below.
     """
 
-    def start():  # type: ignore[no-untyped-def]
-        """Open connections and apply pending schema migrations.  @return: L{Deferred}."""
+    def start() -> Deferred[None]:
+        """Open connections and apply pending schema migrations."""
 
-    def stop():  # type: ignore[no-untyped-def]
-        """Flush pending writes and close.  @return: L{Deferred}."""
+    def stop() -> Deferred[None]:
+        """Flush pending writes and close."""
 
-    def ping():  # type: ignore[no-untyped-def]
-        """Check the database answers.  @return: L{Deferred} firing with C{True}."""
+    def ping() -> Deferred[bool]:
+        """Check the database answers: fires with C{True}."""
 
-    def health():  # type: ignore[no-untyped-def]
+    def health() -> StoreHealth:
         """
         The store's health now, known without I/O (C{ok}, C{degraded} or C{unhealthy}, with a
-        reason and since when).  @return: L{tm20.store._health.StoreHealth}.
+        reason and since when).
         """
 
-    # -- terminals ---------------------------------------------------------------------------------
 
-    def recordTerminalSeen(sn, cpusn, devinfo, approvedIfNew):  # type: ignore[no-untyped-def]
+class ITerminalStore(Interface):
+    """
+    Terminals and their hardware identity.  Every method is one transaction; a failed
+    L{Deferred} means nothing was changed.
+    """
+
+    def recordTerminalSeen(
+        sn: str, cpusn: str | None, devinfo: Mapping[str, Any], approvedIfNew: bool
+    ) -> Deferred[Terminal]:
         """
         A terminal sent C{reg}: create it if new (approved or pending as C{approvedIfNew} says),
         else update its C{cpusn} (only if it had none), C{devinfo}, C{mac}, C{modelname},
         C{firmware} and C{lastSeen}.  @return: L{Deferred} of the L{tm20.model.Terminal}.
         """
 
-    def registerTerminal(sn, cpusn, devinfo, approvedIfNew, check, bind):  # type: ignore[no-untyped-def]
+    def registerTerminal(
+        sn: str,
+        cpusn: str | None,
+        devinfo: Mapping[str, Any],
+        approvedIfNew: bool,
+        check: Callable[[Terminal | None], Any] | None,
+        bind: tuple[str | None, str | None] | None,
+    ) -> Deferred[tuple[Terminal | None, Any, bool]]:
         """
         A terminal sent C{reg}: check its claim, record the sighting and bind its identity, in
         one transaction (one commit), as L{recordTerminalSeen} then L{bindTerminalIdentity}.
 
         @param check: C{None}, or a callable given the terminal as stored (C{None} if there is
             none) before anything is written, under the row's lock; when it returns anything but
-            C{None} (a refusal), nothing is written.
+            C{None} (a refusal), nothing is written.  It may run in the database's thread: it
+            must be pure.
         @param bind: C{None}, or C{(cpusn, mac)} to bind the terminal to when, after recording,
             it is approved, active and not bound yet (the first binding wins).
         @return: L{Deferred} of C{(terminal, refusal, bound)}: the L{tm20.model.Terminal} as
@@ -184,37 +227,39 @@ class IStore(Interface):
             whether this call bound it.
         """
 
-    def createTerminal(sn, name, approved, timezone):  # type: ignore[no-untyped-def]
+    def createTerminal(
+        sn: str, name: str | None, approved: bool, timezone: str | None
+    ) -> Deferred[Terminal]:
         """
         Add a terminal before it ever connects (an operator pre-registering it for the whitelist).
         @return: L{Deferred} of the L{tm20.model.Terminal}; fails with C{ValueError} if C{sn} exists.
         """
 
-    def getTerminal(sn):  # type: ignore[no-untyped-def]
+    def getTerminal(sn: str) -> Deferred[Terminal | None]:
         """@return: L{Deferred} of the L{tm20.model.Terminal} or C{None}."""
 
-    def listTerminals(approved):  # type: ignore[no-untyped-def]
+    def listTerminals(approved: bool | None) -> Deferred[list[Terminal]]:
         """
         @param approved: C{True}/C{False} to filter, C{None} for all.
         @return: L{Deferred} of a list of L{tm20.model.Terminal}, sorted by C{sn}.
         """
 
-    def updateTerminal(sn, changes):  # type: ignore[no-untyped-def]
+    def updateTerminal(sn: str, changes: Mapping[str, Any]) -> Deferred[Terminal | None]:
         """
         Change the fields in C{changes} (keys from L{tm20.model.TERMINAL_EDITABLE_FIELDS}; a
         C{ValueError} for others).  An unknown C{sn} gives C{None}.
         @return: L{Deferred} of the updated L{tm20.model.Terminal} or C{None}.
         """
 
-    def deleteTerminal(sn):  # type: ignore[no-untyped-def]
+    def deleteTerminal(sn: str) -> Deferred[bool]:
         """
         Delete a terminal and everything stored for it (its quarantine included).
         @return: L{Deferred} of C{bool}.
         """
 
-    # -- users and credentials ---------------------------------------------------------------------
-
-    def bindTerminalIdentity(sn, cpusn, mac):  # type: ignore[no-untyped-def]
+    def bindTerminalIdentity(
+        sn: str, cpusn: str | None, mac: str | None
+    ) -> Deferred[Terminal | None]:
         """
         Bind terminal C{sn} to this hardware (C{boundCpusn}, C{boundMac}, C{boundAt} = now),
         unless it is already bound (then nothing changes: the first binding wins).
@@ -223,7 +268,7 @@ class IStore(Interface):
             when there is no such terminal.
         """
 
-    def flagTerminal(sn, mismatch):  # type: ignore[no-untyped-def]
+    def flagTerminal(sn: str, mismatch: Mapping[str, Any]) -> Deferred[Terminal | None]:
         """
         Record a refused identity claim on terminal C{sn} (C{identityMismatch}, a JSON object
         from L{tm20.services.identity.mismatchRecord}), replacing the previous one.
@@ -231,7 +276,7 @@ class IStore(Interface):
         @return: a L{Deferred} of the L{tm20.model.Terminal}, or C{None} when there is none.
         """
 
-    def resetTerminalIdentity(sn):  # type: ignore[no-untyped-def]
+    def resetTerminalIdentity(sn: str) -> Deferred[Terminal | None]:
         """
         Forget terminal C{sn}'s hardware binding and its flag (an operator replaced the
         hardware, or cleared a false alarm): its next accepted registration binds it again.
@@ -240,7 +285,7 @@ class IStore(Interface):
         @return: a L{Deferred} of the L{tm20.model.Terminal}, or C{None} when there is none.
         """
 
-    def setTerminalSecret(sn, secretHash):  # type: ignore[no-untyped-def]
+    def setTerminalSecret(sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
         """
         Set (or, with C{None}, remove) terminal C{sn}'s path secret, given as its sha256 hex
         (L{tm20.services.identity.hashSecret}); the secret itself is never stored.
@@ -248,41 +293,62 @@ class IStore(Interface):
         @return: a L{Deferred} of the L{tm20.model.Terminal}, or C{None} when there is none.
         """
 
-    def saveCredential(sn, enrollid, backupnum, record, name, admin):  # type: ignore[no-untyped-def]
+
+class IUserStore(Interface):
+    """The users each terminal holds, and their credential slots, as terminals reported them."""
+
+    def saveCredential(
+        sn: str,
+        enrollid: int,
+        backupnum: int | None,
+        record: str | int | None,
+        name: str | None,
+        admin: int | None,
+        *,
+        enrolled: bool = False,
+    ) -> Deferred[None]:
         """
         Store one credential slot as a terminal reported it (C{senduser}, C{getuserinfo}): creates
         the user if needed; C{name}/C{admin} update the user unless C{None}; C{backupnum} C{None}
         stores only the user.  A value outside L{tm20.protocol.storable.checkUserFields} fails
-        with C{ValueError} (in every store alike).  With the keyword C{enrolled=True} (a
-        terminal's C{senduser}) a C{user.enrolled} event is written in the same transaction.
+        with C{ValueError} (in every store alike), so does an unknown terminal.  With
+        C{enrolled=True} (a terminal's C{senduser}) a C{user.enrolled} event is written in the
+        same transaction.
         @return: L{Deferred} of C{None}.
         """
 
-    def saveUser(sn, enrollid, name, admin, enabled):  # type: ignore[no-untyped-def]
-        """Create or update a user (not its credentials).  @return: L{Deferred} of the L{tm20.model.User}."""
+    def saveUser(
+        sn: str, enrollid: int, name: str | None, admin: int, enabled: bool
+    ) -> Deferred[User]:
+        """
+        Create or update a user (not its credentials); an unknown terminal fails it with
+        C{ValueError}.  @return: L{Deferred} of the L{tm20.model.User}.
+        """
 
-    def getUser(sn, enrollid):  # type: ignore[no-untyped-def]
+    def getUser(sn: str, enrollid: int) -> Deferred[User | None]:
         """@return: L{Deferred} of the L{tm20.model.User} with its credentials, or C{None}."""
 
-    def listUsers(sn, limit, afterEnrollid):  # type: ignore[no-untyped-def]
+    def listUsers(sn: str, limit: int, afterEnrollid: int | None) -> Deferred[list[User]]:
         """
         A page of users of one terminal, by ascending C{enrollid}, strictly after C{afterEnrollid}
         (C{None} for the first page), with their credentials.
         @return: L{Deferred} of a list of L{tm20.model.User}.
         """
 
-    def deleteUser(sn, enrollid):  # type: ignore[no-untyped-def]
+    def deleteUser(sn: str, enrollid: int) -> Deferred[bool]:
         """Delete a user and its credentials.  @return: L{Deferred} of C{bool} (existed)."""
 
-    def deleteCredential(sn, enrollid, backupnum):  # type: ignore[no-untyped-def]
+    def deleteCredential(sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
         """
         Delete one slot; C{12} deletes all fingerprints (0-9), C{13} the whole user.
         @return: L{Deferred} of the number of slots deleted.
         """
 
-    # -- logs --------------------------------------------------------------------------------------
 
-    def addLogs(sn, records):  # type: ignore[no-untyped-def]
+class ILogStore(Interface):
+    """Punches and door events, their queries, and the quarantine of records never storable."""
+
+    def addLogs(sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         """
         Store a batch of L{tm20.protocol.messages.LogRecord}s atomically, punches and door events
         (C{enrollid} 0) in their own tables; a record already stored (same C{sn}, C{enrollid},
@@ -292,7 +358,9 @@ class IStore(Interface):
         @return: L{Deferred} of a L{tm20.model.LogInsertResult}.
         """
 
-    def quarantineRecords(sn, source, rejected):  # type: ignore[no-untyped-def]
+    def quarantineRecords(
+        sn: str, source: str, rejected: Sequence[RejectedRecord]
+    ) -> Deferred[int]:
         """
         Hold records that can never be stored, verbatim, in the quarantine of terminal C{sn}.
 
@@ -302,25 +370,37 @@ class IStore(Interface):
         @return: L{Deferred} of the number newly held; it fires only once they are committed.
         """
 
-    def listQuarantine(sn, limit, beforeId):  # type: ignore[no-untyped-def]
+    def listQuarantine(
+        sn: str | None, limit: int, beforeId: int | None
+    ) -> Deferred[list[QuarantinedRecord]]:
         """
         A page of held records, newest (highest C{id}) first, with C{id < beforeId} (C{None}
         for the first page); C{sn} C{None} for every terminal's.
         @return: L{Deferred} of a list of L{tm20.model.QuarantinedRecord}.
         """
 
-    def queryLogs(query):  # type: ignore[no-untyped-def]
+    def queryLogs(query: LogQuery) -> Deferred[list[StoredLog]]:
         """@return: L{Deferred} of a list of L{tm20.model.StoredLog} for a L{tm20.model.LogQuery}."""
 
-    def queryDoorEvents(query):  # type: ignore[no-untyped-def]
+    def queryDoorEvents(query: LogQuery) -> Deferred[list[StoredLog]]:
         """Like L{queryLogs}, over door events."""
 
-    def countLogs(sn):  # type: ignore[no-untyped-def]
+    def countLogs(sn: str | None) -> Deferred[int]:
         """@return: L{Deferred} of the number of punches stored for C{sn} (all terminals if C{None})."""
 
-    # -- commands ----------------------------------------------------------------------------------
 
-    def enqueueCommand(sn, name, payload, actor, maxAttempts, expiresAt=None, warnings=()):  # type: ignore[no-untyped-def]
+class ICommandStore(Interface):
+    """The durable queue of commands to terminals."""
+
+    def enqueueCommand(
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: datetime | None = None,
+        warnings: Sequence[Mapping[str, str]] = (),
+    ) -> Deferred[StoredCommand]:
         """
         Add a command with status C{queued}, deliverable until C{expiresAt} (an aware
         C{datetime}, or C{None}), with the C{warnings} (C{{"field", "detail"}} dicts) of the
@@ -328,25 +408,30 @@ class IStore(Interface):
         @return: L{Deferred} of the L{tm20.model.StoredCommand}.
         """
 
-    def getCommand(commandId):  # type: ignore[no-untyped-def]
+    def getCommand(commandId: int) -> Deferred[StoredCommand | None]:
         """@return: L{Deferred} of the L{tm20.model.StoredCommand} or C{None}."""
 
-    def pendingCommands(sn):  # type: ignore[no-untyped-def]
+    def pendingCommands(sn: str) -> Deferred[list[StoredCommand]]:
         """
         Commands of C{sn} still to deliver (status C{queued} or C{sent}), oldest first.
         @return: L{Deferred} of a list of L{tm20.model.StoredCommand}.
         """
 
-    def updateCommand(commandId, status, reply, attempted):  # type: ignore[no-untyped-def]
+    def updateCommand(
+        commandId: int, status: str, reply: Mapping[str, Any] | None, attempted: bool
+    ) -> Deferred[StoredCommand | None]:
         """
         Set a command's status (and reply, when not C{None}); C{attempted} adds one to C{attempts}
-        and sets C{sentAt}; a final status sets C{finishedAt}.  A command already in a final
-        status (e.g. C{cancelled}) is left as it is.
+        and sets C{sentAt}; a final status sets C{finishedAt}, another clears it.  A command
+        already in a final status (e.g. C{cancelled}) is left as it is; an unknown status is a
+        C{ValueError}.
         @return: L{Deferred} of the L{tm20.model.StoredCommand} as stored after (C{None} for an
             unknown id).
         """
 
-    def settleCommand(commandId, status, only, at=None):  # type: ignore[no-untyped-def]
+    def settleCommand(
+        commandId: int, status: str, only: Collection[str], at: datetime | None = None
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """
         Give a command the final C{status} (C{cancelled}, C{expired}) if, and only if, its
         status is one of C{only} (checked and changed atomically); C{finishedAt} becomes C{at}
@@ -356,41 +441,69 @@ class IStore(Interface):
             e.g. another caller settled it first); C{None} for an unknown id.
         """
 
-    # -- API tokens and audit ----------------------------------------------------------------------
 
-    def addApiToken(name, tokenHash, scopes):  # type: ignore[no-untyped-def]
+class ITokenStore(Interface):
+    """API tokens, kept as the sha256 of the secret."""
+
+    def addApiToken(name: str, tokenHash: str, scopes: Sequence[str]) -> Deferred[ApiToken]:
         """@return: L{Deferred} of the L{tm20.model.ApiToken}; a C{ValueError} if the name is taken."""
 
-    def findApiToken(tokenHash):  # type: ignore[no-untyped-def]
+    def findApiToken(tokenHash: str) -> Deferred[ApiToken | None]:
         """@return: L{Deferred} of the L{tm20.model.ApiToken} or C{None}."""
 
-    def listApiTokens():  # type: ignore[no-untyped-def]
-        """@return: L{Deferred} of a list of L{tm20.model.ApiToken}."""
+    def listApiTokens() -> Deferred[list[ApiToken]]:
+        """@return: L{Deferred} of a list of L{tm20.model.ApiToken}, by name."""
 
-    def deleteApiToken(name):  # type: ignore[no-untyped-def]
+    def deleteApiToken(name: str) -> Deferred[bool]:
         """@return: L{Deferred} of C{bool}."""
 
-    def addAuditEntry(actor, action, target, detail):  # type: ignore[no-untyped-def]
+
+class IAuditStore(Interface):
+    """The audit trail of what operators did."""
+
+    def addAuditEntry(
+        actor: str, action: str, target: str | None, detail: Mapping[str, Any]
+    ) -> Deferred[AuditEntry]:
         """@return: L{Deferred} of the L{tm20.model.AuditEntry}."""
 
-    def listAuditEntries(limit, beforeId):  # type: ignore[no-untyped-def]
-        """Newest first.  @return: L{Deferred} of a list of L{tm20.model.AuditEntry}."""
+    def listAuditEntries(limit: int, beforeId: int | None) -> Deferred[list[AuditEntry]]:
+        """Newest (highest C{id}) first, C{id < beforeId}.  @return: L{Deferred} of a list."""
+
+
+class IStore(
+    IStoreLifecycle,
+    ITerminalStore,
+    IUserStore,
+    ILogStore,
+    ICommandStore,
+    ITokenStore,
+    IAuditStore,
+):
+    """
+    Persistence: the union of the store roles (L{IStoreLifecycle}, L{ITerminalStore},
+    L{IUserStore}, L{ILogStore}, L{ICommandStore}, L{ITokenStore}, L{IAuditStore}) that one
+    store object provides, for callers that use several.  Every method returning a L{Deferred}
+    is one transaction: a failed one means nothing was changed.  The same object also provides
+    L{IWatchStore}, L{IEventStore} and L{IPersonStore}.
+    """
 
 
 class IWatchStore(Interface):
     """
-    What the server watches on each terminal by itself (L{tm20.model.TerminalWatch}): a second
-    role of the same store object as L{IStore}.  A terminal without a watch row has the
-    defaults of L{tm20.model.TerminalWatch}; deleting a terminal deletes its row.
+    What the server watches on each terminal by itself (L{tm20.model.TerminalWatch}): a role
+    of the same store object as L{IStore}.  A terminal without a watch row has the defaults of
+    L{tm20.model.TerminalWatch}; deleting a terminal deletes its row.
     """
 
-    def getWatch(sn):  # type: ignore[no-untyped-def]
+    def getWatch(sn: str) -> Deferred[TerminalWatch | None]:
         """@return: L{Deferred} of the L{tm20.model.TerminalWatch}, or C{None} when it has none."""
 
-    def listWatches():  # type: ignore[no-untyped-def]
+    def listWatches() -> Deferred[list[TerminalWatch]]:
         """@return: L{Deferred} of every stored L{tm20.model.TerminalWatch}, by C{sn}."""
 
-    def updateWatch(sn, changes, events=()):  # type: ignore[no-untyped-def]
+    def updateWatch(
+        sn: str, changes: Mapping[str, Any], events: Sequence[NewEvent] = ()
+    ) -> Deferred[TerminalWatch | None]:
         """
         Set the fields in C{changes} (names of L{tm20.model.TerminalWatch} fields but C{sn}; a
         C{ValueError} for others), creating the row if needed, and append C{events} (the
@@ -399,17 +512,17 @@ class IWatchStore(Interface):
             is no terminal C{sn} (nothing is written).
         """
 
-    def countTerminalLogs(sn):  # type: ignore[no-untyped-def]
+    def countTerminalLogs(sn: str) -> Deferred[int]:
         """@return: L{Deferred} of the logs stored for C{sn}: punches and door events together."""
 
-    def watchPage(afterSn, limit):  # type: ignore[no-untyped-def]
+    def watchPage(afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
         """
         A page of every terminal (approved or not), by C{sn}, strictly after C{afterSn}
         (C{None}: from the first), at most C{limit}, each with its watch fields.
         @return: L{Deferred} of a list of L{tm20.model.WatchedTerminal}.
         """
 
-    def countPendingCommands():  # type: ignore[no-untyped-def]
+    def countPendingCommands() -> Deferred[int]:
         """
         @return: L{Deferred} of the commands still to deliver (C{queued} or C{sent}), all
             terminals together (for the metrics).
@@ -558,7 +671,7 @@ class IPersonStore(Interface):
     group or terminal, a taken C{enrollid} or group name) fails it with C{ValueError}.
     """
 
-    def putPerson(person, create):  # type: ignore[no-untyped-def]
+    def putPerson(person: Person, create: bool) -> Deferred[Person | None]:
         """
         Store a L{tm20.model.Person} whole (fields, credentials verbatim, groups, terminals).
 
@@ -567,44 +680,46 @@ class IPersonStore(Interface):
         @return: L{Deferred} of the L{tm20.model.Person} as stored.
         """
 
-    def getPerson(enrollid):  # type: ignore[no-untyped-def]
+    def getPerson(enrollid: int) -> Deferred[Person | None]:
         """@return: L{Deferred} of the L{tm20.model.Person} or C{None}."""
 
-    def listPersons(limit, afterEnrollid):  # type: ignore[no-untyped-def]
+    def listPersons(limit: int, afterEnrollid: int | None) -> Deferred[list[Person]]:
         """A page of persons by ascending C{enrollid}, strictly after C{afterEnrollid}."""
 
-    def personsForTerminal(sn):  # type: ignore[no-untyped-def]
+    def personsForTerminal(sn: str) -> Deferred[list[Person]]:
         """The persons assigned to C{sn} directly or through a group, by C{enrollid}."""
 
-    def deletePerson(enrollid):  # type: ignore[no-untyped-def]
+    def deletePerson(enrollid: int) -> Deferred[bool]:
         """Delete a person (not its sync state).  @return: L{Deferred} of C{bool}."""
 
-    def putGroup(group, create):  # type: ignore[no-untyped-def]
+    def putGroup(group: TerminalGroup, create: bool) -> Deferred[TerminalGroup | None]:
         """Like L{putPerson}, for a L{tm20.model.TerminalGroup} (keyed by name)."""
 
-    def getGroup(name):  # type: ignore[no-untyped-def]
+    def getGroup(name: str) -> Deferred[TerminalGroup | None]:
         """@return: L{Deferred} of the L{tm20.model.TerminalGroup} or C{None}."""
 
-    def listGroups():  # type: ignore[no-untyped-def]
+    def listGroups() -> Deferred[list[TerminalGroup]]:
         """@return: L{Deferred} of every group, by name."""
 
-    def groupsOfTerminal(sn):  # type: ignore[no-untyped-def]
+    def groupsOfTerminal(sn: str) -> Deferred[list[TerminalGroup]]:
         """@return: L{Deferred} of the groups C{sn} belongs to, by name."""
 
-    def deleteGroup(name):  # type: ignore[no-untyped-def]
+    def deleteGroup(name: str) -> Deferred[bool]:
         """Delete a group (its persons lose it).  @return: L{Deferred} of C{bool}."""
 
-    def savePersonSync(sync):  # type: ignore[no-untyped-def]
+    def savePersonSync(sync: PersonSync) -> Deferred[PersonSync]:
         """
         Create or replace a L{tm20.model.PersonSync}; when its state becomes C{synced} or
         C{failed}, append C{person.synced} / C{person.sync_failed} in the same transaction.
         @return: L{Deferred} of it.
         """
 
-    def deletePersonSync(sn, enrollid):  # type: ignore[no-untyped-def]
+    def deletePersonSync(sn: str, enrollid: int) -> Deferred[bool]:
         """Forget a person's sync state on C{sn}.  @return: L{Deferred} of C{bool}."""
 
-    def listPersonSync(sn, enrollid):  # type: ignore[no-untyped-def]
+    def listPersonSync(
+        sn: str | None = None, enrollid: int | None = None
+    ) -> Deferred[list[PersonSync]]:
         """The sync states filtered by C{sn} and/or C{enrollid} (C{None}: any), by C{(sn, enrollid)}."""
 
 
@@ -617,5 +732,12 @@ __all__ = [
     "ITerminalSession",
     "ITerminalRegistry",
     "IStore",
+    "IStoreLifecycle",
+    "ITerminalStore",
+    "IUserStore",
+    "ILogStore",
+    "ICommandStore",
+    "ITokenStore",
+    "IAuditStore",
     "IPersonStore",
 ]
