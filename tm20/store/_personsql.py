@@ -1,11 +1,9 @@
 """
 Persons, terminal groups and their sync state, written once for both stores.
 
-Each operation is a generator of statements: it yields C{(sql, params)} (C{%s} markers) and is
-sent back a L{Result}; its return value is the operation's.  L{runSync} drives one on a
-C{sqlite3} connection (markers become C{?}), L{runAsync} on a txpostgres cursor; both run
-inside the store's one transaction per call.  A broken constraint (an unknown group or
-terminal, a taken C{enrollid} or name) becomes C{ValueError} in both.
+Each operation is a generator of statements (see L{tm20.store._ops}, which drives them on
+both databases).  A broken constraint (an unknown group or terminal, a taken C{enrollid} or
+name) becomes C{ValueError} in both.
 
 Timestamps are passed in (C{now}) and read back (C{time}) in each store's own form.
 """
@@ -13,10 +11,9 @@ Timestamps are passed in (C{now}) and read back (C{time}) in each store's own fo
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
@@ -30,13 +27,11 @@ from tm20.model import (
     PersonSync,
     TerminalGroup,
 )
+from tm20.store._ops import AppendEvents, Op
 
 __all__ = [
-    "AppendEvents",
-    "CONSTRAINT_CODES",
     "SYNC_STATES",
     "Op",
-    "Result",
     "deleteGroup",
     "deletePerson",
     "deletePersonSync",
@@ -49,84 +44,10 @@ __all__ = [
     "personsForTerminal",
     "putGroup",
     "putPerson",
-    "runAsync",
-    "runSync",
     "savePersonSync",
 ]
 
-_T = TypeVar("_T")
 Time = Callable[[Any], datetime | None]
-
-
-@attrs.frozen
-class AppendEvents:
-    """Yielded by an operation: append these events (last, in the same transaction)."""
-
-    events: tuple[Any, ...]
-    now: Any
-
-
-@attrs.frozen
-class Result:
-    """What a statement gave: its rows (as mappings) and its row count."""
-
-    rows: list[Mapping[str, Any]]
-    rowcount: int
-
-
-Op = Generator[tuple[str, Sequence[Any]] | AppendEvents, Result, _T]
-
-
-def runSync(conn: sqlite3.Connection, op: Op[_T], appendEvents: Callable[..., int]) -> _T:
-    """
-    Run C{op} on a C{sqlite3} connection (inside the caller's transaction); its events are
-    appended with C{appendEvents(conn, events, now)} (L{tm20.store._sqlite_events}).
-    """
-    try:
-        statement = next(op)
-        while True:
-            if isinstance(statement, AppendEvents):
-                count = appendEvents(conn, statement.events, statement.now)
-                statement = op.send(Result([], count))
-                continue
-            sql, params = statement
-            try:
-                cursor = conn.execute(sql.replace("%s", "?"), tuple(params))
-            except sqlite3.IntegrityError as e:
-                raise ValueError(str(e)) from e
-            rows = cursor.fetchall() if cursor.description is not None else []
-            statement = op.send(Result(list(rows), cursor.rowcount))
-    except StopIteration as stop:
-        result: _T = stop.value
-        return result
-
-
-async def runAsync(cur: Any, op: Op[_T], appendEvents: Callable[..., Any]) -> _T:
-    """
-    Run C{op} on a txpostgres cursor (constraint violations are translated by the caller); its
-    events are appended with C{await appendEvents(cur, events, now)}.
-    """
-    try:
-        statement = next(op)
-        while True:
-            if isinstance(statement, AppendEvents):
-                count = await appendEvents(cur, statement.events, statement.now)
-                statement = op.send(Result([], count))
-                continue
-            sql, params = statement
-            await cur.execute(sql, tuple(params))
-            rows: list[Mapping[str, Any]] = []
-            if cur.description is not None:
-                names = [column[0] for column in cur.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-            statement = op.send(Result(rows, cur.rowcount))
-    except StopIteration as stop:
-        result: _T = stop.value
-        return result
-
-
-#: SQLSTATEs of broken constraints (PostgreSQL): foreign key, unique.
-CONSTRAINT_CODES = ("23503", "23505")
 
 
 # -- persons ---------------------------------------------------------------------------------------

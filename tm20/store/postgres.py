@@ -60,7 +60,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
@@ -86,8 +86,6 @@ from tm20.model import (
     COMMAND_SENT,
     TERMINAL_EDITABLE_FIELDS,
     WATCH_COLUMNS,
-    ApiToken,
-    AuditEntry,
     Credential,
     LogInsertResult,
     LogQuery,
@@ -106,10 +104,12 @@ from tm20.protocol.messages import (
     RejectedRecord,
 )
 from tm20.protocol.storable import requireStorableLog, requireStorableUser
-from tm20.store import _personsql
+from tm20.store._audit import AuditStoreMixin
+from tm20.store._dialect import POSTGRES
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
+from tm20.store._ops import Op, runAsync
 from tm20.store._personstore import PersonStoreMixin
 from tm20.store._pgpool import (
     Cursor,
@@ -117,7 +117,6 @@ from tm20.store._pgpool import (
     StatementTimeout,
     _Connection,
     isRetryable,
-    isUniqueViolation,
     mergeOptions,
 )
 from tm20.store._postgres_events import (
@@ -138,6 +137,9 @@ from tm20.store._rows import (
     quarantineRows,
     utcFromSeconds,
 )
+from tm20.store._tokens import TokenStoreMixin
+
+_T = TypeVar("_T")
 
 #: The health probe's write (see L{PostgresStore.health}).
 _PROBE = (
@@ -458,6 +460,7 @@ class _Listener:
     """
 
     log = Logger()
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -643,7 +646,7 @@ class _Listener:
 
 
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
+class PostgresStore(PostgresEventsMixin, PersonStoreMixin, TokenStoreMixin, AuditStoreMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
@@ -651,6 +654,7 @@ class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
     """
 
     log = Logger()
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -779,18 +783,8 @@ class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
 
     _run = runInTransaction
 
-    def _runPersonOp(self, write: bool, op: _personsql.Op[Any]) -> Deferred[Any]:
-        d = self._run(_personsql.runAsync, op, appendEvents)
-
-        def translate(f: Failure) -> Failure:
-            if getattr(f.value, "pgcode", None) in _personsql.CONSTRAINT_CODES:
-                raise ValueError(str(f.value)) from f.value
-            return f
-
-        return d.addErrback(translate)
-
-    def _personTime(self, value: Any) -> Any:
-        return _utc(value)
+    def _runOp(self, write: bool, op: Op[_T]) -> Deferred[_T]:
+        return self._run(runAsync, op, appendEvents)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -1727,91 +1721,6 @@ class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
             return None if command is None else (command, False)
 
         return self._runWithEvents(settle)
-
-    # -- API tokens and audit ----------------------------------------------------------------------
-
-    def addApiToken(self, name: str, tokenHash: str, scopes: Sequence[str]) -> Deferred[ApiToken]:
-        """See L{IStore.addApiToken}; a taken name (or hash) gives C{ValueError}."""
-        now = self._now()
-        scopesJSON = json.dumps(list(scopes))
-
-        async def add(cur: Cursor) -> ApiToken:
-            await cur.execute(
-                "INSERT INTO api_tokens (name, token_hash, scopes, created_at)"
-                " VALUES (%s, %s, %s, %s) RETURNING *",
-                (name, tokenHash, scopesJSON, now),
-            )
-            return _read.apiToken(_dicts(cur)[0])
-
-        def taken(f: Failure) -> Failure:
-            if isUniqueViolation(f.value):
-                raise ValueError(f"API token {name!r} already exists (or its hash does)") from (
-                    f.value
-                )
-            return f
-
-        return self._run(add).addErrback(taken)
-
-    def findApiToken(self, tokenHash: str) -> Deferred[ApiToken | None]:
-        """See L{IStore.findApiToken}."""
-
-        async def find(cur: Cursor) -> ApiToken | None:
-            await cur.execute("SELECT * FROM api_tokens WHERE token_hash = %s", (tokenHash,))
-            rows = _dicts(cur)
-            return _read.apiToken(rows[0]) if rows else None
-
-        return self._run(find)
-
-    def listApiTokens(self) -> Deferred[list[ApiToken]]:
-        """See L{IStore.listApiTokens}; sorted by name."""
-
-        async def select(cur: Cursor) -> list[ApiToken]:
-            await cur.execute("SELECT * FROM api_tokens ORDER BY name")
-            return [_read.apiToken(row) for row in _dicts(cur)]
-
-        return self._run(select)
-
-    def deleteApiToken(self, name: str) -> Deferred[bool]:
-        """See L{IStore.deleteApiToken}."""
-
-        async def delete(cur: Cursor) -> bool:
-            await cur.execute("DELETE FROM api_tokens WHERE name = %s", (name,))
-            return cur.rowcount > 0
-
-        return self._run(delete)
-
-    def addAuditEntry(
-        self, actor: str, action: str, target: str | None, detail: Mapping[str, Any]
-    ) -> Deferred[AuditEntry]:
-        """See L{IStore.addAuditEntry}."""
-        now = self._now()
-        try:
-            detailJSON = dumpJSON(detail)
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-
-        async def add(cur: Cursor) -> AuditEntry:
-            await cur.execute(
-                "INSERT INTO audit_log (actor, action, target, detail, at)"
-                " VALUES (%s, %s, %s, %s::json, %s) RETURNING *",
-                (actor, action, target, detailJSON, now),
-            )
-            return _read.auditEntry(_dicts(cur)[0])
-
-        return self._run(add)
-
-    def listAuditEntries(self, limit: int, beforeId: int | None) -> Deferred[list[AuditEntry]]:
-        """See L{IStore.listAuditEntries}: newest (highest C{id}) first, C{id < beforeId}."""
-
-        async def select(cur: Cursor) -> list[AuditEntry]:
-            await cur.execute(
-                "SELECT * FROM audit_log WHERE (%s::bigint IS NULL OR id < %s)"
-                " ORDER BY id DESC LIMIT %s",
-                (beforeId, beforeId, max(limit, 0)),
-            )
-            return [_read.auditEntry(row) for row in _dicts(cur)]
-
-        return self._run(select)
 
 
 def _arrays(now: datetime, rows: Sequence[tuple[_LogKey, _LogItem]]) -> list[Any]:

@@ -77,8 +77,6 @@ from tm20.model import (
     TERMINAL_EDITABLE_FIELDS,
     WATCH_COLUMNS,
     WATCH_TIMESTAMPS,
-    ApiToken,
-    AuditEntry,
     Credential,
     LogInsertResult,
     LogQuery,
@@ -97,9 +95,11 @@ from tm20.protocol.messages import (
     RejectedRecord,
 )
 from tm20.protocol.storable import requireStorableLog, requireStorableUser
-from tm20.store import _personsql
+from tm20.store._audit import AuditStoreMixin
+from tm20.store._dialect import SQLITE
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
+from tm20.store._ops import Op, runSync
 from tm20.store._personstore import PersonStoreMixin
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
@@ -117,6 +117,7 @@ from tm20.store._rows import (
     utcFromSeconds,
 )
 from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
+from tm20.store._tokens import TokenStoreMixin
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -361,7 +362,7 @@ def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[St
 
 
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
+class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin, TokenStoreMixin, AuditStoreMixin):
     """
     L{IStore} on one SQLite file.
 
@@ -369,6 +370,7 @@ class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
     """
 
     log = Logger()
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -512,11 +514,8 @@ class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
         d.addCallbacks(succeeded, failed)
         return d
 
-    def _runPersonOp(self, write: bool, op: _personsql.Op[Any]) -> Deferred[Any]:
-        return self._run(write, _personsql.runSync, op, appendEvents)
-
-    def _personTime(self, value: Any) -> Any:
-        return parseTimestamp(value)
+    def _runOp(self, write: bool, op: Op[_T]) -> Deferred[_T]:
+        return self._run(write, runSync, op, appendEvents)
 
     def _write(
         self,
@@ -1485,92 +1484,6 @@ class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin):
             return command, cursor.rowcount > 0
 
         return self._writeWithEvents(settle)
-
-    # -- API tokens and audit ----------------------------------------------------------------------
-
-    def addApiToken(self, name: str, tokenHash: str, scopes: Sequence[str]) -> Deferred[ApiToken]:
-        """See L{IStore.addApiToken}; a taken name (or hash) gives C{ValueError}."""
-        now = self._now()
-        scopesJSON = json.dumps(list(scopes))
-
-        def add(conn: sqlite3.Connection) -> ApiToken:
-            try:
-                conn.execute(
-                    "INSERT INTO api_tokens (name, token_hash, scopes, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, tokenHash, scopesJSON, now),
-                )
-            except sqlite3.IntegrityError as e:
-                raise ValueError(f"API token {name!r} already exists (or its hash does)") from e
-            row = conn.execute("SELECT * FROM api_tokens WHERE name = ?", (name,)).fetchone()
-            return _read.apiToken(row)
-
-        return self._write(add)
-
-    def findApiToken(self, tokenHash: str) -> Deferred[ApiToken | None]:
-        """See L{IStore.findApiToken}."""
-
-        def find(conn: sqlite3.Connection) -> ApiToken | None:
-            row = conn.execute(
-                "SELECT * FROM api_tokens WHERE token_hash = ?", (tokenHash,)
-            ).fetchone()
-            return None if row is None else _read.apiToken(row)
-
-        return self._read(find)
-
-    def listApiTokens(self) -> Deferred[list[ApiToken]]:
-        """See L{IStore.listApiTokens}; sorted by name."""
-
-        def select(conn: sqlite3.Connection) -> list[ApiToken]:
-            rows = conn.execute("SELECT * FROM api_tokens ORDER BY name").fetchall()
-            return [_read.apiToken(row) for row in rows]
-
-        return self._read(select)
-
-    def deleteApiToken(self, name: str) -> Deferred[bool]:
-        """See L{IStore.deleteApiToken}."""
-
-        def delete(conn: sqlite3.Connection) -> bool:
-            return conn.execute("DELETE FROM api_tokens WHERE name = ?", (name,)).rowcount > 0
-
-        return self._write(delete)
-
-    def addAuditEntry(
-        self, actor: str, action: str, target: str | None, detail: Mapping[str, Any]
-    ) -> Deferred[AuditEntry]:
-        """See L{IStore.addAuditEntry}."""
-        now = self._now()
-        try:
-            detailJSON = dumpJSON(detail)
-        except (TypeError, ValueError) as e:
-            return fail(e)
-
-        def add(conn: sqlite3.Connection) -> AuditEntry:
-            cursor = conn.execute(
-                "INSERT INTO audit_log (actor, action, target, detail, at) VALUES (?, ?, ?, ?, ?)",
-                (actor, action, target, detailJSON, now),
-            )
-            row = conn.execute("SELECT * FROM audit_log WHERE id = ?", (cursor.lastrowid,))
-            return _read.auditEntry(row.fetchone())
-
-        return self._write(add)
-
-    def listAuditEntries(self, limit: int, beforeId: int | None) -> Deferred[list[AuditEntry]]:
-        """See L{IStore.listAuditEntries}: newest (highest C{id}) first, C{id < beforeId}."""
-
-        def select(conn: sqlite3.Connection) -> list[AuditEntry]:
-            if beforeId is None:
-                rows = conn.execute(
-                    "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (max(limit, 0),)
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
-                    (beforeId, max(limit, 0)),
-                ).fetchall()
-            return [_read.auditEntry(row) for row in rows]
-
-        return self._read(select)
 
 
 __all__ = ["SQLiteStore", "SYNCHRONOUS_MODES"]

@@ -1,0 +1,74 @@
+"""
+What differs between SQLite and PostgreSQL for the operations written once (L{tm20.store._ops}),
+in this one place.
+
+Both databases take the same SQL otherwise: C{ON CONFLICT ... DO UPDATE/NOTHING} and
+C{RETURNING} (SQLite 3.35+), C{true}/C{false}, C{COALESCE}, row values.  Booleans are passed as
+Python C{bool}s (sqlite3 stores 1/0).  JSON is passed as text (a PostgreSQL C{json} column takes
+an untyped literal).  The parameter markers differ, and the drivers: see L{tm20.store._ops}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from tm20.store._rows import RowReader, formatTimestamp, loadJSONObject, parseTimestamp
+
+__all__ = ["Dialect", "POSTGRES", "SQLITE"]
+
+
+@attrs.frozen
+class Dialect:
+    """
+    @ivar name: C{"sqlite"} or C{"postgres"}.
+    @ivar time: a timestamp column as the driver gives it, to an aware UTC C{datetime}.
+    @ivar timestamp: an aware C{datetime} as a parameter for a timestamp column.
+    @ivar read: rows to L{tm20.model} values (with L{time} and the JSON reader).
+    @ivar forUpdate: what ends a C{SELECT} whose rows the transaction will change, to lock them
+        (PostgreSQL: C{" FOR UPDATE"}; SQLite: nothing, a write transaction holds the database).
+    @ivar forShare: the same for rows that must not change or vanish until the commit.
+    """
+
+    name: str
+    time: Callable[[Any], datetime | None]
+    timestamp: Callable[[datetime], Any]
+    read: RowReader
+    forUpdate: str
+    forShare: str
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _decodedJSONObject(value: Any) -> dict[str, Any]:
+    """A C{json} column (psycopg2 decodes it) as a dict; C{None} or a non-object gives C{{}}."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+#: Timestamps are fixed-width ISO-8601 text (L{formatTimestamp}), JSON is text.
+SQLITE = Dialect(
+    name="sqlite",
+    time=parseTimestamp,
+    timestamp=formatTimestamp,
+    read=RowReader(time=parseTimestamp, jsonObject=loadJSONObject),
+    forUpdate="",
+    forShare="",
+)
+
+#: Timestamps are C{timestamptz} (psycopg2 gives aware C{datetime}s), JSON is C{json}.
+POSTGRES = Dialect(
+    name="postgres",
+    time=_utc,
+    timestamp=_utc,
+    read=RowReader(time=_utc, jsonObject=_decodedJSONObject),
+    forUpdate=" FOR UPDATE",
+    forShare=" FOR SHARE",
+)
