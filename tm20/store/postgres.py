@@ -75,7 +75,6 @@ from tm20.events.payloads import (
     firstRegistrationEvent,
     flaggedEvent,
     logEvent,
-    quarantinedEvent,
     terminalEvent,
     updatedEvent,
     userEvent,
@@ -88,10 +87,7 @@ from tm20.model import (
     WATCH_COLUMNS,
     Credential,
     LogInsertResult,
-    LogQuery,
-    QuarantinedRecord,
     StoredCommand,
-    StoredLog,
     Terminal,
     TerminalWatch,
     User,
@@ -101,13 +97,13 @@ from tm20.protocol.messages import (
     BACKUPNUM_ALL_FINGERPRINTS,
     BACKUPNUM_EVERYTHING,
     LogRecord,
-    RejectedRecord,
 )
 from tm20.protocol.storable import requireStorableLog, requireStorableUser
 from tm20.store._audit import AuditStoreMixin
 from tm20.store._dialect import POSTGRES
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
+from tm20.store._logqueries import LogQueryMixin
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runAsync
 from tm20.store._personstore import PersonStoreMixin
@@ -124,6 +120,7 @@ from tm20.store._postgres_events import (
     appendEvents,
     terminalTimezones,
 )
+from tm20.store._quarantine import QuarantineMixin
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
     WATCH_PAGE_SQL,
@@ -133,8 +130,6 @@ from tm20.store._rows import (
     devinfoColumn,
     dumpJSON,
     formatTimestamp,
-    logQueryWhere,
-    quarantineRows,
     utcFromSeconds,
 )
 from tm20.store._tokens import TokenStoreMixin
@@ -166,17 +161,8 @@ _LOG_TABLE = "attendance_logs"
 _DOOR_TABLE = "door_events"
 _QUARANTINE_TABLE = "quarantined_records"
 #: What L{deleteTerminal} deletes besides the terminal itself (no foreign key cascades there).
-_INSERT_QUARANTINED = (
-    f"INSERT INTO {_QUARANTINE_TABLE}"
-    " (sn, source, raw, raw_sha256, problem, field, received_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT (sn, source, raw_sha256) DO NOTHING"
-)
 _TERMINAL_TABLES = ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands", _QUARANTINE_TABLE)
 
-_LOG_COLUMNS = (
-    "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
-)
 
 _INSERT_LOGS = """
 INSERT INTO {table} (sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra,
@@ -370,16 +356,6 @@ async def _upsertUser(
         """,
         {"sn": sn, "enrollid": enrollid, "name": name, "admin": admin, "now": now},
     )
-
-
-async def _queryLogs(cur: Cursor, table: str, query: LogQuery) -> list[StoredLog]:
-    where, params = logQueryWhere(query, "%s")
-    params.append(max(query.limit, 0))
-    await cur.execute(
-        f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT %s",
-        params,
-    )
-    return [_read.storedLog(row) for row in _dicts(cur)]
 
 
 async def _migrate(cur: Cursor, migrations: list[Migration], now: datetime) -> list[int]:
@@ -646,7 +622,14 @@ class _Listener:
 
 
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class PostgresStore(PostgresEventsMixin, PersonStoreMixin, TokenStoreMixin, AuditStoreMixin):
+class PostgresStore(
+    PostgresEventsMixin,
+    PersonStoreMixin,
+    TokenStoreMixin,
+    AuditStoreMixin,
+    LogQueryMixin,
+    QuarantineMixin,
+):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
@@ -1526,66 +1509,6 @@ class PostgresStore(PostgresEventsMixin, PersonStoreMixin, TokenStoreMixin, Audi
             LogInsertResult(inserted=n, duplicates=len(batch) - n)
             for n, batch in zip(inserted, batches, strict=True)
         ]
-
-    # -- quarantine --------------------------------------------------------------------------------
-
-    def quarantineRecords(
-        self, sn: str, source: str, rejected: Sequence[RejectedRecord]
-    ) -> Deferred[int]:
-        """See L{IStore.quarantineRecords}: C{ON CONFLICT DO NOTHING} on C{(sn, source, raw_sha256)}."""
-        rows = quarantineRows(sn, source, rejected, self._now())
-        if not rows:
-            return defer.succeed(0)
-
-        async def insert(cur: Cursor) -> int:
-            events = []
-            for row in rows:
-                await cur.execute(_INSERT_QUARANTINED + " RETURNING id", row)
-                stored = cur.fetchone()
-                if stored is not None:  # not a resent record
-                    events.append(quarantinedEvent(stored[0], *row))
-            return await appendEvents(cur, events, rows[0][-1])
-
-        return self._runWithEvents(insert)
-
-    def listQuarantine(
-        self, sn: str | None, limit: int, beforeId: int | None
-    ) -> Deferred[list[QuarantinedRecord]]:
-        """See L{IStore.listQuarantine}."""
-
-        async def select(cur: Cursor) -> list[QuarantinedRecord]:
-            await cur.execute(
-                f"SELECT * FROM {_QUARANTINE_TABLE}"
-                " WHERE (%(sn)s::text IS NULL OR sn = %(sn)s)"
-                " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
-                " ORDER BY id DESC LIMIT %(limit)s",
-                {"sn": sn, "before": beforeId, "limit": max(limit, 0)},
-            )
-            return [_read.quarantined(row) for row in _dicts(cur)]
-
-        return self._run(select)
-
-    def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
-        """See L{IStore.queryLogs}."""
-        return self._run(_queryLogs, _LOG_TABLE, query)
-
-    def queryDoorEvents(self, query: LogQuery) -> Deferred[list[StoredLog]]:
-        """See L{IStore.queryDoorEvents}."""
-        return self._run(_queryLogs, _DOOR_TABLE, query)
-
-    def countLogs(self, sn: str | None) -> Deferred[int]:
-        """See L{IStore.countLogs}."""
-
-        async def count(cur: Cursor) -> int:
-            if sn is None:
-                await cur.execute(f"SELECT COUNT(*) FROM {_LOG_TABLE}")
-            else:
-                await cur.execute(f"SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = %s", (sn,))
-            row = cur.fetchone()
-            assert row is not None
-            return int(row[0])
-
-        return self._run(count)
 
     # -- commands ----------------------------------------------------------------------------------
 

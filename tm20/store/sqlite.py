@@ -65,7 +65,6 @@ from tm20.events.payloads import (
     firstRegistrationEvent,
     flaggedEvent,
     logEvent,
-    quarantinedEvent,
     terminalEvent,
     updatedEvent,
     userEvent,
@@ -79,10 +78,7 @@ from tm20.model import (
     WATCH_TIMESTAMPS,
     Credential,
     LogInsertResult,
-    LogQuery,
-    QuarantinedRecord,
     StoredCommand,
-    StoredLog,
     Terminal,
     TerminalWatch,
     User,
@@ -92,15 +88,16 @@ from tm20.protocol.messages import (
     BACKUPNUM_ALL_FINGERPRINTS,
     BACKUPNUM_EVERYTHING,
     LogRecord,
-    RejectedRecord,
 )
 from tm20.protocol.storable import requireStorableLog, requireStorableUser
 from tm20.store._audit import AuditStoreMixin
 from tm20.store._dialect import SQLITE
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
+from tm20.store._logqueries import LogQueryMixin
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
 from tm20.store._personstore import PersonStoreMixin
+from tm20.store._quarantine import QuarantineMixin
 from tm20.store._rows import (
     FINAL_COMMAND_STATUSES,
     WATCH_PAGE_SQL,
@@ -111,9 +108,7 @@ from tm20.store._rows import (
     dumpJSON,
     formatTimestamp,
     loadJSONObject,
-    logQueryWhere,
     parseTimestamp,
-    quarantineRows,
     utcFromSeconds,
 )
 from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
@@ -137,9 +132,6 @@ _UNAVAILABLE_CODES = (
     "SQLITE_PERM",
 )
 
-_LOG_COLUMNS = (
-    "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
-)
 
 _LOG_TABLE = "attendance_logs"
 _DOOR_TABLE = "door_events"
@@ -236,11 +228,6 @@ class _LogBatch:
         self.deferred: Deferred[LogInsertResult] = Deferred()
         self.outcome: LogInsertResult | BaseException | None = None
 
-
-_INSERT_QUARANTINED = (
-    f"INSERT OR IGNORE INTO {_QUARANTINE_TABLE}"
-    " (sn, source, raw, raw_sha256, problem, field, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 
 _INSERT_LOG_ROW = (
     "INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
@@ -351,18 +338,15 @@ def _upsertUser(
         raise
 
 
-def _queryLogs(conn: sqlite3.Connection, table: str, query: LogQuery) -> list[StoredLog]:
-    where, params = logQueryWhere(query, "?")
-    params.append(max(query.limit, 0))
-    rows = conn.execute(
-        f"SELECT {_LOG_COLUMNS} FROM {table} {where} ORDER BY time DESC, id DESC LIMIT ?",
-        params,
-    ).fetchall()
-    return [_read.storedLog(row) for row in rows]
-
-
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin, TokenStoreMixin, AuditStoreMixin):
+class SQLiteStore(
+    SQLiteEventsMixin,
+    PersonStoreMixin,
+    TokenStoreMixin,
+    AuditStoreMixin,
+    LogQueryMixin,
+    QuarantineMixin,
+):
     """
     L{IStore} on one SQLite file.
 
@@ -1286,71 +1270,6 @@ class SQLiteStore(SQLiteEventsMixin, PersonStoreMixin, TokenStoreMixin, AuditSto
 
         self._write(_insertLogBatches, self._logInbox, taken, self.defaultTimezone).addBoth(written)
         return batch.deferred
-
-    # -- quarantine --------------------------------------------------------------------------------
-
-    def quarantineRecords(
-        self, sn: str, source: str, rejected: Sequence[RejectedRecord]
-    ) -> Deferred[int]:
-        """See L{IStore.quarantineRecords}: C{INSERT OR IGNORE} on C{(sn, source, raw_sha256)}."""
-        rows = quarantineRows(sn, source, rejected, self._now())
-        if not rows:
-            return succeed(0)
-
-        def insert(conn: sqlite3.Connection) -> int:
-            events = []
-            for row in rows:
-                stored = conn.execute(_INSERT_QUARANTINED + " RETURNING id", row).fetchone()
-                if stored is not None:  # not a resent record
-                    events.append(quarantinedEvent(stored[0], *row))
-            return appendEvents(conn, events, rows[0][-1])
-
-        return self._writeWithEvents(insert)
-
-    def listQuarantine(
-        self, sn: str | None, limit: int, beforeId: int | None
-    ) -> Deferred[list[QuarantinedRecord]]:
-        """See L{IStore.listQuarantine}."""
-        where: list[str] = []
-        params: list[Any] = []
-        if sn is not None:
-            where.append("sn = ?")
-            params.append(sn)
-        if beforeId is not None:
-            where.append("id < ?")
-            params.append(beforeId)
-        sql = f"SELECT * FROM {_QUARANTINE_TABLE}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(max(limit, 0))
-
-        def select(conn: sqlite3.Connection) -> list[QuarantinedRecord]:
-            return [_read.quarantined(row) for row in conn.execute(sql, params).fetchall()]
-
-        return self._read(select)
-
-    def queryLogs(self, query: LogQuery) -> Deferred[list[StoredLog]]:
-        """See L{IStore.queryLogs}."""
-        return self._read(_queryLogs, _LOG_TABLE, query)
-
-    def queryDoorEvents(self, query: LogQuery) -> Deferred[list[StoredLog]]:
-        """See L{IStore.queryDoorEvents}."""
-        return self._read(_queryLogs, _DOOR_TABLE, query)
-
-    def countLogs(self, sn: str | None) -> Deferred[int]:
-        """See L{IStore.countLogs}."""
-
-        def count(conn: sqlite3.Connection) -> int:
-            if sn is None:
-                row = conn.execute(f"SELECT COUNT(*) FROM {_LOG_TABLE}").fetchone()
-            else:
-                row = conn.execute(
-                    f"SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = ?", (sn,)
-                ).fetchone()
-            return int(row[0])
-
-        return self._read(count)
 
     # -- commands ----------------------------------------------------------------------------------
 
