@@ -77,7 +77,6 @@ from tm20.events.payloads import (
     logEvent,
     terminalEvent,
     updatedEvent,
-    userEvent,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
@@ -85,20 +84,16 @@ from tm20.model import (
     COMMAND_SENT,
     TERMINAL_EDITABLE_FIELDS,
     WATCH_COLUMNS,
-    Credential,
     LogInsertResult,
     StoredCommand,
     Terminal,
     TerminalWatch,
-    User,
     WatchedTerminal,
 )
 from tm20.protocol.messages import (
-    BACKUPNUM_ALL_FINGERPRINTS,
-    BACKUPNUM_EVERYTHING,
     LogRecord,
 )
-from tm20.protocol.storable import requireStorableLog, requireStorableUser
+from tm20.protocol.storable import requireStorableLog
 from tm20.store._audit import AuditStoreMixin
 from tm20.store._dialect import POSTGRES
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
@@ -133,6 +128,7 @@ from tm20.store._rows import (
     utcFromSeconds,
 )
 from tm20.store._tokens import TokenStoreMixin
+from tm20.store._users import UserStoreMixin
 
 _T = TypeVar("_T")
 
@@ -323,39 +319,10 @@ def _newlyBound(
     return (terminal.boundCpusn, terminal.boundMac) == (params["bindCpusn"], params["bindMac"])
 
 
-async def _selectUser(cur: Cursor, sn: str, enrollid: int) -> User | None:
-    await cur.execute("SELECT * FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid))
-    rows = _dicts(cur)
-    if not rows:
-        return None
-    await cur.execute(
-        "SELECT * FROM credentials WHERE sn = %s AND enrollid = %s ORDER BY backupnum",
-        (sn, enrollid),
-    )
-    return _read.user(rows[0], (_read.credential(c) for c in _dicts(cur)))
-
-
 async def _selectCommand(cur: Cursor, commandId: int) -> StoredCommand | None:
     await cur.execute("SELECT * FROM commands WHERE id = %s", (commandId,))
     rows = _dicts(cur)
     return _read.command(rows[0]) if rows else None
-
-
-async def _upsertUser(
-    cur: Cursor, sn: str, enrollid: int, name: str | None, admin: int | None, now: datetime
-) -> None:
-    """Create the user, or update C{name}/C{admin} when they are not C{None}."""
-    await cur.execute(
-        """
-        INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
-        VALUES (%(sn)s, %(enrollid)s, %(name)s, COALESCE(%(admin)s, 0), true, %(now)s)
-        ON CONFLICT (sn, enrollid) DO UPDATE SET
-            name = COALESCE(%(name)s, users.name),
-            admin = COALESCE(%(admin)s, users.admin),
-            updated_at = %(now)s
-        """,
-        {"sn": sn, "enrollid": enrollid, "name": name, "admin": admin, "now": now},
-    )
 
 
 async def _migrate(cur: Cursor, migrations: list[Migration], now: datetime) -> list[int]:
@@ -629,6 +596,7 @@ class PostgresStore(
     AuditStoreMixin,
     LogQueryMixin,
     QuarantineMixin,
+    UserStoreMixin,
 ):
     """
     L{IStore} on PostgreSQL (see the module docstring).
@@ -1226,174 +1194,6 @@ class PostgresStore(
         return self._run(count)
 
     # -- users and credentials ---------------------------------------------------------------------
-
-    def saveCredential(
-        self,
-        sn: str,
-        enrollid: int,
-        backupnum: int | None,
-        record: str | int | None,
-        name: str | None,
-        admin: int | None,
-        *,
-        enrolled: bool = False,
-    ) -> Deferred[None]:
-        """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
-        now = self._now()
-        try:
-            requireStorableUser(enrollid, name, backupnum, admin)
-            recordJSON = json.dumps(record)
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-
-        async def save(cur: Cursor) -> None:
-            await _upsertUser(cur, sn, enrollid, name, admin, now)
-            if backupnum is not None:
-                await cur.execute(
-                    """
-                    INSERT INTO credentials (sn, enrollid, backupnum, record_json, updated_at)
-                    VALUES (%s, %s, %s, %s, %s)
-                    ON CONFLICT (sn, enrollid, backupnum) DO UPDATE SET
-                        record_json = excluded.record_json,
-                        updated_at = excluded.updated_at
-                    """,
-                    (sn, enrollid, backupnum, recordJSON, now),
-                )
-            if enrolled:
-                await cur.execute(
-                    "SELECT name, admin FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid)
-                )
-                row = cur.fetchone()
-                assert row is not None
-                event = userEvent(
-                    "enrolled", sn, enrollid, row[0], backupnum=backupnum, admin=row[1]
-                )
-                await appendEvents(cur, [event], now)
-
-        return self._unknownTerminal(self._runWithEvents(save), sn)
-
-    def _unknownTerminal(self, d: Deferred[Any], sn: str) -> Deferred[Any]:
-        """Turn a foreign-key violation (no such terminal) into C{ValueError}."""
-
-        def translate(f: Failure) -> Failure:
-            if getattr(f.value, "pgcode", None) == "23503":
-                raise ValueError(f"unknown terminal {sn!r}") from f.value
-            return f
-
-        return d.addErrback(translate)
-
-    def saveUser(
-        self, sn: str, enrollid: int, name: str | None, admin: int, enabled: bool
-    ) -> Deferred[User]:
-        """See L{IStore.saveUser}; fails with C{ValueError} for an unknown terminal."""
-        now = self._now()
-
-        async def save(cur: Cursor) -> User:
-            await cur.execute(
-                """
-                INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s)
-                ON CONFLICT (sn, enrollid) DO UPDATE SET
-                    name = excluded.name,
-                    admin = excluded.admin,
-                    enabled = excluded.enabled,
-                    updated_at = excluded.updated_at
-                """,
-                (sn, enrollid, name, admin, bool(enabled), now),
-            )
-            user = await _selectUser(cur, sn, enrollid)
-            assert user is not None
-            event = userEvent(
-                "changed", sn, enrollid, user.name, admin=user.admin, enabled=user.enabled
-            )
-            await appendEvents(cur, [event], now)
-            return user
-
-        return self._unknownTerminal(self._runWithEvents(save), sn)
-
-    def getUser(self, sn: str, enrollid: int) -> Deferred[User | None]:
-        """See L{IStore.getUser}; credentials are ordered by C{backupnum}."""
-        return self._run(_selectUser, sn, enrollid)
-
-    def listUsers(self, sn: str, limit: int, afterEnrollid: int | None) -> Deferred[list[User]]:
-        """See L{IStore.listUsers}."""
-
-        async def select(cur: Cursor) -> list[User]:
-            await cur.execute(
-                "SELECT * FROM users WHERE sn = %s AND (%s::bigint IS NULL OR enrollid > %s)"
-                " ORDER BY enrollid LIMIT %s",
-                (sn, afterEnrollid, afterEnrollid, max(limit, 0)),
-            )
-            rows = _dicts(cur)
-            if not rows:
-                return []
-            credentials: dict[int, list[Credential]] = {row["enrollid"]: [] for row in rows}
-            await cur.execute(
-                "SELECT * FROM credentials WHERE sn = %s AND enrollid BETWEEN %s AND %s"
-                " ORDER BY enrollid, backupnum",
-                (sn, rows[0]["enrollid"], rows[-1]["enrollid"]),
-            )
-            for row in _dicts(cur):
-                credentials[row["enrollid"]].append(_read.credential(row))
-            return [_read.user(row, credentials[row["enrollid"]]) for row in rows]
-
-        return self._run(select)
-
-    def deleteUser(self, sn: str, enrollid: int) -> Deferred[bool]:
-        """See L{IStore.deleteUser}."""
-
-        now = self._now()
-
-        async def delete(cur: Cursor) -> bool:
-            await cur.execute(
-                "DELETE FROM credentials WHERE sn = %s AND enrollid = %s", (sn, enrollid)
-            )
-            await cur.execute("DELETE FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid))
-            if cur.rowcount > 0:
-                await appendEvents(cur, [userEvent("deleted", sn, enrollid)], now)
-                return True
-            return False
-
-        return self._runWithEvents(delete)
-
-    def deleteCredential(self, sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
-        """
-        See L{IStore.deleteCredential}: C{12} deletes slots 0-9, C{13} the user and all its slots
-        (the count is then the slots it had).
-        """
-
-        now = self._now()
-
-        async def delete(cur: Cursor) -> int:
-            if backupnum == BACKUPNUM_EVERYTHING:
-                await cur.execute(
-                    "DELETE FROM credentials WHERE sn = %s AND enrollid = %s", (sn, enrollid)
-                )
-                count = int(cur.rowcount)
-                await cur.execute(
-                    "DELETE FROM users WHERE sn = %s AND enrollid = %s", (sn, enrollid)
-                )
-                if cur.rowcount > 0:
-                    await appendEvents(cur, [userEvent("deleted", sn, enrollid)], now)
-                return count
-            if backupnum == BACKUPNUM_ALL_FINGERPRINTS:
-                await cur.execute(
-                    "DELETE FROM credentials WHERE sn = %s AND enrollid = %s"
-                    " AND backupnum BETWEEN 0 AND 9",
-                    (sn, enrollid),
-                )
-            else:
-                await cur.execute(
-                    "DELETE FROM credentials WHERE sn = %s AND enrollid = %s AND backupnum = %s",
-                    (sn, enrollid, backupnum),
-                )
-            count = int(cur.rowcount)
-            if count:
-                event = userEvent("changed", sn, enrollid, removedBackupnum=backupnum)
-                await appendEvents(cur, [event], now)
-            return count
-
-        return self._runWithEvents(delete)
 
     # -- logs --------------------------------------------------------------------------------------
 

@@ -41,7 +41,6 @@ Design:
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections import deque
@@ -67,7 +66,6 @@ from tm20.events.payloads import (
     logEvent,
     terminalEvent,
     updatedEvent,
-    userEvent,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
@@ -76,20 +74,16 @@ from tm20.model import (
     TERMINAL_EDITABLE_FIELDS,
     WATCH_COLUMNS,
     WATCH_TIMESTAMPS,
-    Credential,
     LogInsertResult,
     StoredCommand,
     Terminal,
     TerminalWatch,
-    User,
     WatchedTerminal,
 )
 from tm20.protocol.messages import (
-    BACKUPNUM_ALL_FINGERPRINTS,
-    BACKUPNUM_EVERYTHING,
     LogRecord,
 )
-from tm20.protocol.storable import requireStorableLog, requireStorableUser
+from tm20.protocol.storable import requireStorableLog
 from tm20.store._audit import AuditStoreMixin
 from tm20.store._dialect import SQLITE
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
@@ -113,6 +107,7 @@ from tm20.store._rows import (
 )
 from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
 from tm20.store._tokens import TokenStoreMixin
+from tm20.store._users import UserStoreMixin
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -169,10 +164,6 @@ def _freeSpaceProblem(path: str) -> str | None:
     if free < MIN_FREE_BYTES:
         return f"disk full: {free} bytes free in {folder} (needs {MIN_FREE_BYTES})"
     return None
-
-
-def _isForeignKeyError(error: sqlite3.IntegrityError) -> bool:
-    return "FOREIGN KEY" in str(error)
 
 
 # -- rows to values --------------------------------------------------------------------------------
@@ -289,19 +280,6 @@ def _selectTerminal(conn: sqlite3.Connection, sn: str) -> Terminal | None:
     return None if row is None else _read.terminal(row)
 
 
-def _selectUser(conn: sqlite3.Connection, sn: str, enrollid: int) -> User | None:
-    row = conn.execute(
-        "SELECT * FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid)
-    ).fetchone()
-    if row is None:
-        return None
-    credentials = conn.execute(
-        "SELECT * FROM credentials WHERE sn = ? AND enrollid = ? ORDER BY backupnum",
-        (sn, enrollid),
-    ).fetchall()
-    return _read.user(row, (_read.credential(c) for c in credentials))
-
-
 #: The final statuses, for SQL: a command in one of them is never changed again.
 _FINAL_STATUSES_SQL = ", ".join(f"'{status}'" for status in sorted(FINAL_COMMAND_STATUSES))
 
@@ -309,33 +287,6 @@ _FINAL_STATUSES_SQL = ", ".join(f"'{status}'" for status in sorted(FINAL_COMMAND
 def _selectCommand(conn: sqlite3.Connection, commandId: int) -> StoredCommand | None:
     row = conn.execute("SELECT * FROM commands WHERE id = ?", (commandId,)).fetchone()
     return None if row is None else _read.command(row)
-
-
-def _upsertUser(
-    conn: sqlite3.Connection,
-    sn: str,
-    enrollid: int,
-    name: str | None,
-    admin: int | None,
-    now: str,
-) -> None:
-    """Create the user, or update C{name}/C{admin} when they are not C{None}."""
-    try:
-        conn.execute(
-            """
-            INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
-            VALUES (:sn, :enrollid, :name, COALESCE(:admin, 0), 1, :now)
-            ON CONFLICT (sn, enrollid) DO UPDATE SET
-                name = COALESCE(:name, users.name),
-                admin = COALESCE(:admin, users.admin),
-                updated_at = :now
-            """,
-            {"sn": sn, "enrollid": enrollid, "name": name, "admin": admin, "now": now},
-        )
-    except sqlite3.IntegrityError as e:
-        if _isForeignKeyError(e):
-            raise ValueError(f"unknown terminal {sn!r}") from e
-        raise
 
 
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
@@ -346,6 +297,7 @@ class SQLiteStore(
     AuditStoreMixin,
     LogQueryMixin,
     QuarantineMixin,
+    UserStoreMixin,
 ):
     """
     L{IStore} on one SQLite file.
@@ -1045,173 +997,6 @@ class SQLiteStore(
             return terminal
 
         return self._writeWithEvents(setSecret)
-
-    def saveCredential(
-        self,
-        sn: str,
-        enrollid: int,
-        backupnum: int | None,
-        record: str | int | None,
-        name: str | None,
-        admin: int | None,
-        *,
-        enrolled: bool = False,
-    ) -> Deferred[None]:
-        """See L{IStore.saveCredential}; fails with C{ValueError} for an unknown terminal."""
-        now = self._now()
-        try:
-            requireStorableUser(enrollid, name, backupnum, admin)
-        except ValueError as e:
-            return fail(e)
-        recordJSON = json.dumps(record)
-
-        def save(conn: sqlite3.Connection) -> None:
-            _upsertUser(conn, sn, enrollid, name, admin, now)
-            if enrolled:
-                user = _selectUser(conn, sn, enrollid)
-                event = userEvent(
-                    "enrolled",
-                    sn,
-                    enrollid,
-                    user.name if user is not None else name,
-                    backupnum=backupnum,
-                    admin=user.admin if user is not None else admin,
-                )
-                appendEvents(conn, [event], now)
-            if backupnum is not None:
-                conn.execute(
-                    """
-                    INSERT INTO credentials (sn, enrollid, backupnum, record_json, updated_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (sn, enrollid, backupnum) DO UPDATE SET
-                        record_json = excluded.record_json,
-                        updated_at = excluded.updated_at
-                    """,
-                    (sn, enrollid, backupnum, recordJSON, now),
-                )
-
-        return self._writeWithEvents(save)
-
-    def saveUser(
-        self, sn: str, enrollid: int, name: str | None, admin: int, enabled: bool
-    ) -> Deferred[User]:
-        """See L{IStore.saveUser}; fails with C{ValueError} for an unknown terminal."""
-        now = self._now()
-
-        def save(conn: sqlite3.Connection) -> User:
-            try:
-                conn.execute(
-                    """
-                    INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (sn, enrollid) DO UPDATE SET
-                        name = excluded.name,
-                        admin = excluded.admin,
-                        enabled = excluded.enabled,
-                        updated_at = excluded.updated_at
-                    """,
-                    (sn, enrollid, name, admin, int(bool(enabled)), now),
-                )
-            except sqlite3.IntegrityError as e:
-                if _isForeignKeyError(e):
-                    raise ValueError(f"unknown terminal {sn!r}") from e
-                raise
-            user = _selectUser(conn, sn, enrollid)
-            assert user is not None
-            appendEvents(
-                conn,
-                [
-                    userEvent(
-                        "changed", sn, enrollid, user.name, admin=user.admin, enabled=user.enabled
-                    )
-                ],
-                now,
-            )
-            return user
-
-        return self._writeWithEvents(save)
-
-    def getUser(self, sn: str, enrollid: int) -> Deferred[User | None]:
-        """See L{IStore.getUser}; credentials are ordered by C{backupnum}."""
-        return self._read(_selectUser, sn, enrollid)
-
-    def listUsers(self, sn: str, limit: int, afterEnrollid: int | None) -> Deferred[list[User]]:
-        """See L{IStore.listUsers}."""
-
-        def select(conn: sqlite3.Connection) -> list[User]:
-            if afterEnrollid is None:
-                rows = conn.execute(
-                    "SELECT * FROM users WHERE sn = ? ORDER BY enrollid LIMIT ?",
-                    (sn, max(limit, 0)),
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT * FROM users WHERE sn = ? AND enrollid > ? ORDER BY enrollid LIMIT ?",
-                    (sn, afterEnrollid, max(limit, 0)),
-                ).fetchall()
-            if not rows:
-                return []
-            credentials: dict[int, list[Credential]] = {row["enrollid"]: [] for row in rows}
-            for row in conn.execute(
-                "SELECT * FROM credentials WHERE sn = ? AND enrollid BETWEEN ? AND ?"
-                " ORDER BY enrollid, backupnum",
-                (sn, rows[0]["enrollid"], rows[-1]["enrollid"]),
-            ):
-                credentials[row["enrollid"]].append(_read.credential(row))
-            return [_read.user(row, credentials[row["enrollid"]]) for row in rows]
-
-        return self._read(select)
-
-    def deleteUser(self, sn: str, enrollid: int) -> Deferred[bool]:
-        """See L{IStore.deleteUser}."""
-
-        now = self._now()
-
-        def delete(conn: sqlite3.Connection) -> bool:
-            conn.execute("DELETE FROM credentials WHERE sn = ? AND enrollid = ?", (sn, enrollid))
-            cursor = conn.execute("DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid))
-            if cursor.rowcount > 0:
-                appendEvents(conn, [userEvent("deleted", sn, enrollid)], now)
-                return True
-            return False
-
-        return self._writeWithEvents(delete)
-
-    def deleteCredential(self, sn: str, enrollid: int, backupnum: int) -> Deferred[int]:
-        """
-        See L{IStore.deleteCredential}: C{12} deletes slots 0-9, C{13} the user and all its slots
-        (the count is then the slots it had).
-        """
-
-        now = self._now()
-
-        def delete(conn: sqlite3.Connection) -> int:
-            if backupnum == BACKUPNUM_EVERYTHING:
-                count: int = conn.execute(
-                    "DELETE FROM credentials WHERE sn = ? AND enrollid = ?", (sn, enrollid)
-                ).rowcount
-                if conn.execute(
-                    "DELETE FROM users WHERE sn = ? AND enrollid = ?", (sn, enrollid)
-                ).rowcount:
-                    appendEvents(conn, [userEvent("deleted", sn, enrollid)], now)
-                return count
-            if backupnum == BACKUPNUM_ALL_FINGERPRINTS:
-                count = conn.execute(
-                    "DELETE FROM credentials WHERE sn = ? AND enrollid = ?"
-                    " AND backupnum BETWEEN 0 AND 9",
-                    (sn, enrollid),
-                ).rowcount
-            else:
-                count = conn.execute(
-                    "DELETE FROM credentials WHERE sn = ? AND enrollid = ? AND backupnum = ?",
-                    (sn, enrollid, backupnum),
-                ).rowcount
-            if count:
-                event = userEvent("changed", sn, enrollid, removedBackupnum=backupnum)
-                appendEvents(conn, [event], now)
-            return int(count)
-
-        return self._writeWithEvents(delete)
 
     # -- logs --------------------------------------------------------------------------------------
 
