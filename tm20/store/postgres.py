@@ -72,21 +72,15 @@ from tm20.errors import StoreUnavailable
 from tm20.events.model import NewEvent
 from tm20.events.payloads import (
     commandEvent,
-    firstRegistrationEvent,
-    flaggedEvent,
     logEvent,
-    terminalEvent,
-    updatedEvent,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
-    TERMINAL_EDITABLE_FIELDS,
     WATCH_COLUMNS,
     LogInsertResult,
     StoredCommand,
-    Terminal,
     TerminalWatch,
     WatchedTerminal,
 )
@@ -122,11 +116,11 @@ from tm20.store._rows import (
     RowReader,
     checkCommandStatus,
     checkSettle,
-    devinfoColumn,
     dumpJSON,
     formatTimestamp,
     utcFromSeconds,
 )
+from tm20.store._terminals import TerminalStoreMixin
 from tm20.store._tokens import TokenStoreMixin
 from tm20.store._users import UserStoreMixin
 
@@ -155,9 +149,6 @@ INSERT_CHUNK_ROWS = 20_000
 
 _LOG_TABLE = "attendance_logs"
 _DOOR_TABLE = "door_events"
-_QUARANTINE_TABLE = "quarantined_records"
-#: What L{deleteTerminal} deletes besides the terminal itself (no foreign key cascades there).
-_TERMINAL_TABLES = ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands", _QUARANTINE_TABLE)
 
 
 _INSERT_LOGS = """
@@ -198,13 +189,6 @@ def _dicts(cur: Cursor) -> list[dict[str, Any]]:
 
 
 # -- rows to values --------------------------------------------------------------------------------
-
-
-def _sightedTerminal(result: tuple[Terminal | None, Any, bool]) -> Terminal:
-    """The terminal out of an unchecked, unbinding C{registerTerminal}."""
-    terminal = result[0]
-    assert terminal is not None
-    return terminal
 
 
 _read = RowReader(time=_utc, jsonObject=_jsonObject)
@@ -269,54 +253,6 @@ def _itemFields(item: _LogItem) -> dict[str, Any]:
 
 
 # -- queries shared by several methods -------------------------------------------------------------
-
-
-async def _selectTerminal(cur: Cursor, sn: str) -> Terminal | None:
-    await cur.execute("SELECT * FROM terminals WHERE sn = %s", (sn,))
-    rows = _dicts(cur)
-    return _read.terminal(rows[0]) if rows else None
-
-
-#: L{PostgresStore.registerTerminal}: L{PostgresStore.recordTerminalSeen}'s upsert, binding an
-#: approved, active, unbound terminal in the same statement (SET expressions see the old row).
-_REGISTER_SQL = """
-INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
-                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at)
-VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s, %(devinfo)s::json,
-        %(approved)s, true, %(now)s, %(now)s,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(bindCpusn)s END,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(bindMac)s END,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(now)s::timestamptz END)
-ON CONFLICT (sn) DO UPDATE SET
-    cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
-    mac = COALESCE(%(mac)s, terminals.mac),
-    modelname = COALESCE(%(modelname)s, terminals.modelname),
-    firmware = COALESCE(%(firmware)s, terminals.firmware),
-    devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo ELSE %(devinfo)s::json END,
-    first_seen = COALESCE(terminals.first_seen, %(now)s),
-    last_seen = %(now)s,
-    bound_cpusn = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
-                            AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
-                       THEN %(bindCpusn)s ELSE terminals.bound_cpusn END,
-    bound_mac = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
-                          AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
-                     THEN %(bindMac)s ELSE terminals.bound_mac END,
-    bound_at = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
-                         AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
-                    THEN %(now)s::timestamptz ELSE terminals.bound_at END
-RETURNING *
-"""
-
-
-def _newlyBound(
-    known: Terminal | None, terminal: Terminal, params: Mapping[str, Any], checked: bool
-) -> bool:
-    """Whether L{_REGISTER_SQL} bound C{terminal} (the row was read, and locked, before it)."""
-    if not params["bind"] or (known is not None and (known.boundCpusn or known.boundMac)):
-        return False
-    if known is None and not checked:
-        return False
-    return (terminal.boundCpusn, terminal.boundMac) == (params["bindCpusn"], params["bindMac"])
 
 
 async def _selectCommand(cur: Cursor, commandId: int) -> StoredCommand | None:
@@ -597,6 +533,7 @@ class PostgresStore(
     LogQueryMixin,
     QuarantineMixin,
     UserStoreMixin,
+    TerminalStoreMixin,
 ):
     """
     L{IStore} on PostgreSQL (see the module docstring).
@@ -887,224 +824,6 @@ class PostgresStore(
 
         return self._run(notify)
 
-    # -- terminals ---------------------------------------------------------------------------------
-
-    def recordTerminalSeen(
-        self, sn: str, cpusn: str | None, devinfo: Mapping[str, Any], approvedIfNew: bool
-    ) -> Deferred[Terminal]:
-        """
-        See L{IStore.recordTerminalSeen}.  An empty C{devinfo} (a bare heartbeat) keeps the stored
-        one, and C{mac}/C{modelname}/C{firmware} missing from C{devinfo} keep their stored values.
-        """
-        d = self.registerTerminal(sn, cpusn, devinfo, approvedIfNew, None, None)
-        return d.addCallback(_sightedTerminal)
-
-    def registerTerminal(
-        self,
-        sn: str,
-        cpusn: str | None,
-        devinfo: Mapping[str, Any],
-        approvedIfNew: bool,
-        check: Callable[[Terminal | None], Any] | None,
-        bind: tuple[str | None, str | None] | None,
-    ) -> Deferred[tuple[Terminal | None, Any, bool]]:
-        """
-        See L{IStore.registerTerminal}: C{SELECT ... FOR UPDATE} (only with a C{check}), then one
-        upsert that records the sighting and binds, in one transaction.
-        """
-        now = self._now()
-        devinfo = dict(devinfo)
-        bindCpusn, bindMac = (
-            (bind[0] or None, bind[1] or None) if bind is not None else (None, None)
-        )
-        try:
-            params = {
-                "sn": sn,
-                "cpusn": cpusn or None,
-                "mac": devinfoColumn(devinfo, "mac"),
-                "modelname": devinfoColumn(devinfo, "modelname"),
-                "firmware": devinfoColumn(devinfo, "firmware"),
-                "devinfo": dumpJSON(devinfo),
-                "keepDevinfo": not devinfo,
-                "approved": bool(approvedIfNew),
-                "now": now,
-                "bind": bind is not None and (bindCpusn is not None or bindMac is not None),
-                "bindCpusn": bindCpusn,
-                "bindMac": bindMac,
-            }
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-
-        async def register(cur: Cursor) -> tuple[Terminal | None, Any, bool]:
-            await cur.execute("SELECT * FROM terminals WHERE sn = %s FOR UPDATE", (sn,))
-            rows = _dicts(cur)
-            known = _read.terminal(rows[0]) if rows else None
-            if check is not None:
-                refusal = check(known)
-                if refusal is not None:
-                    return known, refusal, False
-            await cur.execute(_REGISTER_SQL, params)
-            terminal = _read.terminal(_dicts(cur)[0])
-            first = firstRegistrationEvent(known, terminal)
-            if first is not None:
-                await appendEvents(cur, [first], now)
-            return terminal, None, _newlyBound(known, terminal, params, check is not None)
-
-        return self._runWithEvents(register)
-
-    def createTerminal(
-        self, sn: str, name: str | None, approved: bool, timezone: str | None
-    ) -> Deferred[Terminal]:
-        """See L{IStore.createTerminal}; C{firstSeen}/C{lastSeen} stay C{None} until it connects."""
-
-        async def create(cur: Cursor) -> Terminal:
-            await cur.execute(
-                "INSERT INTO terminals (sn, name, approved, active, timezone)"
-                " VALUES (%s, %s, %s, true, %s) ON CONFLICT (sn) DO NOTHING RETURNING *",
-                (sn, name, bool(approved), timezone),
-            )
-            rows = _dicts(cur)
-            if not rows:
-                raise ValueError(f"terminal {sn!r} already exists")
-            return _read.terminal(rows[0])
-
-        return self._run(create)
-
-    def getTerminal(self, sn: str) -> Deferred[Terminal | None]:
-        """See L{IStore.getTerminal}."""
-        return self._run(_selectTerminal, sn)
-
-    def listTerminals(self, approved: bool | None) -> Deferred[list[Terminal]]:
-        """See L{IStore.listTerminals}."""
-
-        async def select(cur: Cursor) -> list[Terminal]:
-            if approved is None:
-                await cur.execute("SELECT * FROM terminals ORDER BY sn")
-            else:
-                await cur.execute(
-                    "SELECT * FROM terminals WHERE approved = %s ORDER BY sn", (bool(approved),)
-                )
-            return [_read.terminal(row) for row in _dicts(cur)]
-
-        return self._run(select)
-
-    def updateTerminal(self, sn: str, changes: Mapping[str, Any]) -> Deferred[Terminal | None]:
-        """See L{IStore.updateTerminal}."""
-        unknown = sorted(set(changes) - TERMINAL_EDITABLE_FIELDS)
-        if unknown:
-            return defer.fail(
-                ValueError(
-                    f"terminal fields {unknown} cannot be changed;"
-                    f" editable: {sorted(TERMINAL_EDITABLE_FIELDS)}"
-                )
-            )
-        values: dict[str, Any] = {}
-        for field, value in changes.items():
-            values[field] = bool(value) if field in ("approved", "active") else value
-
-        now = self._now()
-
-        async def update(cur: Cursor) -> Terminal | None:
-            if values:
-                # Column names come from TERMINAL_EDITABLE_FIELDS only, never from the caller.
-                assignments = ", ".join(f"{field} = %({field})s" for field in sorted(values))
-                await cur.execute(
-                    f"UPDATE terminals SET {assignments} WHERE sn = %(sn)s", {**values, "sn": sn}
-                )
-            terminal = await _selectTerminal(cur, sn)
-            if terminal is not None and values:
-                await appendEvents(cur, [updatedEvent(terminal, list(values))], now)
-            return terminal
-
-        return self._runWithEvents(update)
-
-    def deleteTerminal(self, sn: str) -> Deferred[bool]:
-        """See L{IStore.deleteTerminal}: also its users, credentials, logs, commands, quarantine."""
-
-        now = self._now()
-
-        async def delete(cur: Cursor) -> bool:
-            for table in _TERMINAL_TABLES:
-                await cur.execute(f"DELETE FROM {table} WHERE sn = %s", (sn,))
-            await cur.execute("DELETE FROM terminals WHERE sn = %s RETURNING *", (sn,))
-            rows = _dicts(cur)
-            if not rows:
-                return False
-            await appendEvents(cur, [terminalEvent("deleted", _read.terminal(rows[0]))], now)
-            return True
-
-        return self._runWithEvents(delete)
-
-    # -- terminal identity -------------------------------------------------------------------------
-
-    def _updateTerminal(
-        self,
-        sn: str,
-        sql: str,
-        params: tuple[Any, ...],
-        event: Callable[[Terminal], NewEvent] | None = None,
-    ) -> Deferred[Terminal | None]:
-        """
-        Run one C{UPDATE terminals ... RETURNING *}; the terminal after it, or C{None}.  When it
-        changed a row, C{event(terminal)} is appended in the same transaction.
-        """
-        now = self._now()
-
-        async def update(cur: Cursor) -> Terminal | None:
-            await cur.execute(sql, params)
-            rows = _dicts(cur)
-            if not rows:
-                return await _selectTerminal(cur, sn)
-            terminal = _read.terminal(rows[0])
-            if event is not None:
-                await appendEvents(cur, [event(terminal)], now)
-            return terminal
-
-        return self._runWithEvents(update)
-
-    def bindTerminalIdentity(
-        self, sn: str, cpusn: str | None, mac: str | None
-    ) -> Deferred[Terminal | None]:
-        """See L{IStore.bindTerminalIdentity}: only an unbound terminal is bound."""
-        return self._updateTerminal(
-            sn,
-            "UPDATE terminals SET bound_cpusn = %s, bound_mac = %s, bound_at = %s"
-            " WHERE sn = %s AND bound_cpusn IS NULL AND bound_mac IS NULL RETURNING *",
-            (cpusn or None, mac or None, self._now(), sn),
-        )
-
-    def flagTerminal(self, sn: str, mismatch: Mapping[str, Any]) -> Deferred[Terminal | None]:
-        """See L{IStore.flagTerminal}."""
-        try:
-            text = dumpJSON(mismatch)
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-        return self._updateTerminal(
-            sn,
-            "UPDATE terminals SET identity_mismatch = %s::json WHERE sn = %s RETURNING *",
-            (text, sn),
-            flaggedEvent,
-        )
-
-    def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
-        """See L{IStore.resetTerminalIdentity}."""
-        return self._updateTerminal(
-            sn,
-            "UPDATE terminals SET bound_cpusn = NULL, bound_mac = NULL, bound_at = NULL,"
-            " identity_mismatch = NULL WHERE sn = %s RETURNING *",
-            (sn,),
-            lambda terminal: updatedEvent(terminal, ["identity"]),
-        )
-
-    def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
-        """See L{IStore.setTerminalSecret}."""
-        return self._updateTerminal(
-            sn,
-            "UPDATE terminals SET secret_hash = %s WHERE sn = %s RETURNING *",
-            (secretHash, sn),
-            lambda terminal: updatedEvent(terminal, ["secret"]),
-        )
-
     # -- what the server watches (tm20.interfaces.IWatchStore) -------------------------------------
 
     def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
@@ -1192,8 +911,6 @@ class PostgresStore(
             return int(row[0])
 
         return self._run(count)
-
-    # -- users and credentials ---------------------------------------------------------------------
 
     # -- logs --------------------------------------------------------------------------------------
 

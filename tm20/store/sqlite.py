@@ -61,22 +61,16 @@ from tm20.errors import StoreUnavailable
 from tm20.events.model import NewEvent
 from tm20.events.payloads import (
     commandEvent,
-    firstRegistrationEvent,
-    flaggedEvent,
     logEvent,
-    terminalEvent,
-    updatedEvent,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
-    TERMINAL_EDITABLE_FIELDS,
     WATCH_COLUMNS,
     WATCH_TIMESTAMPS,
     LogInsertResult,
     StoredCommand,
-    Terminal,
     TerminalWatch,
     WatchedTerminal,
 )
@@ -98,7 +92,6 @@ from tm20.store._rows import (
     RowReader,
     checkCommandStatus,
     checkSettle,
-    devinfoColumn,
     dumpJSON,
     formatTimestamp,
     loadJSONObject,
@@ -106,6 +99,7 @@ from tm20.store._rows import (
     utcFromSeconds,
 )
 from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
+from tm20.store._terminals import TerminalStoreMixin
 from tm20.store._tokens import TokenStoreMixin
 from tm20.store._users import UserStoreMixin
 
@@ -130,9 +124,6 @@ _UNAVAILABLE_CODES = (
 
 _LOG_TABLE = "attendance_logs"
 _DOOR_TABLE = "door_events"
-_QUARANTINE_TABLE = "quarantined_records"
-#: What L{deleteTerminal} deletes besides the terminal itself (no foreign key cascades there).
-_TERMINAL_TABLES = ("credentials", "users", _LOG_TABLE, _DOOR_TABLE, "commands", _QUARANTINE_TABLE)
 
 
 def _isUnavailable(error: BaseException | None) -> bool:
@@ -167,13 +158,6 @@ def _freeSpaceProblem(path: str) -> str | None:
 
 
 # -- rows to values --------------------------------------------------------------------------------
-
-
-def _sightedTerminal(result: tuple[Terminal | None, Any, bool]) -> Terminal:
-    """The terminal out of an unchecked, unbinding C{registerTerminal}."""
-    terminal = result[0]
-    assert terminal is not None
-    return terminal
 
 
 _read = RowReader(time=parseTimestamp, jsonObject=loadJSONObject)
@@ -275,11 +259,6 @@ def _insertLogBatches(
 # -- the work done in the pool thread --------------------------------------------------------------
 
 
-def _selectTerminal(conn: sqlite3.Connection, sn: str) -> Terminal | None:
-    row = conn.execute("SELECT * FROM terminals WHERE sn = ?", (sn,)).fetchone()
-    return None if row is None else _read.terminal(row)
-
-
 #: The final statuses, for SQL: a command in one of them is never changed again.
 _FINAL_STATUSES_SQL = ", ".join(f"'{status}'" for status in sorted(FINAL_COMMAND_STATUSES))
 
@@ -298,6 +277,7 @@ class SQLiteStore(
     LogQueryMixin,
     QuarantineMixin,
     UserStoreMixin,
+    TerminalStoreMixin,
 ):
     """
     L{IStore} on one SQLite file.
@@ -664,190 +644,6 @@ class SQLiteStore(
 
         return self._write(probe, self._now()).addCallbacks(checked, failed)
 
-    # -- terminals ---------------------------------------------------------------------------------
-
-    def recordTerminalSeen(
-        self, sn: str, cpusn: str | None, devinfo: Mapping[str, Any], approvedIfNew: bool
-    ) -> Deferred[Terminal]:
-        """
-        See L{IStore.recordTerminalSeen}.  An empty C{devinfo} (a bare heartbeat) keeps the stored
-        one, and C{mac}/C{modelname}/C{firmware} missing from C{devinfo} keep their stored values.
-        """
-        d = self.registerTerminal(sn, cpusn, devinfo, approvedIfNew, None, None)
-        return d.addCallback(_sightedTerminal)
-
-    def registerTerminal(
-        self,
-        sn: str,
-        cpusn: str | None,
-        devinfo: Mapping[str, Any],
-        approvedIfNew: bool,
-        check: Callable[[Terminal | None], Any] | None,
-        bind: tuple[str | None, str | None] | None,
-    ) -> Deferred[tuple[Terminal | None, Any, bool]]:
-        """
-        See L{IStore.registerTerminal}: the check, L{recordTerminalSeen}'s upsert and the binding
-        in one write transaction.  C{check} runs in the database thread: it must be pure.
-        """
-        now = self._now()
-        devinfo = dict(devinfo)
-        bindCpusn, bindMac = (
-            (bind[0] or None, bind[1] or None) if bind is not None else (None, None)
-        )
-        doBind = bind is not None and (bindCpusn is not None or bindMac is not None)
-        params = {
-            "sn": sn,
-            "cpusn": cpusn or None,
-            "mac": devinfoColumn(devinfo, "mac"),
-            "modelname": devinfoColumn(devinfo, "modelname"),
-            "firmware": devinfoColumn(devinfo, "firmware"),
-            "devinfo": dumpJSON(devinfo),
-            "keepDevinfo": not devinfo,
-            "approved": int(bool(approvedIfNew)),
-            "now": now,
-            "bind": int(doBind),
-            "bindCpusn": bindCpusn,
-            "bindMac": bindMac,
-        }
-
-        def register(conn: sqlite3.Connection) -> tuple[Terminal | None, Any, bool]:
-            known = _selectTerminal(conn, sn)
-            if check is not None:
-                refusal = check(known)
-                if refusal is not None:
-                    return known, refusal, False
-            conn.execute(
-                """
-                INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved,
-                                       active, first_seen, last_seen, bound_cpusn, bound_mac,
-                                       bound_at)
-                VALUES (:sn, :cpusn, :mac, :modelname, :firmware, :devinfo, :approved, 1,
-                        :now, :now,
-                        CASE WHEN :bind AND :approved THEN :bindCpusn END,
-                        CASE WHEN :bind AND :approved THEN :bindMac END,
-                        CASE WHEN :bind AND :approved THEN :now END)
-                ON CONFLICT (sn) DO UPDATE SET
-                    cpusn = COALESCE(terminals.cpusn, :cpusn),
-                    mac = COALESCE(:mac, terminals.mac),
-                    modelname = COALESCE(:modelname, terminals.modelname),
-                    firmware = COALESCE(:firmware, terminals.firmware),
-                    devinfo = CASE WHEN :keepDevinfo THEN terminals.devinfo ELSE :devinfo END,
-                    first_seen = COALESCE(terminals.first_seen, :now),
-                    last_seen = :now,
-                    bound_cpusn = CASE WHEN :bind AND terminals.approved AND terminals.active
-                                            AND terminals.bound_cpusn IS NULL
-                                            AND terminals.bound_mac IS NULL
-                                       THEN :bindCpusn ELSE terminals.bound_cpusn END,
-                    bound_mac = CASE WHEN :bind AND terminals.approved AND terminals.active
-                                          AND terminals.bound_cpusn IS NULL
-                                          AND terminals.bound_mac IS NULL
-                                     THEN :bindMac ELSE terminals.bound_mac END,
-                    bound_at = CASE WHEN :bind AND terminals.approved AND terminals.active
-                                         AND terminals.bound_cpusn IS NULL
-                                         AND terminals.bound_mac IS NULL
-                                    THEN :now ELSE terminals.bound_at END
-                """,
-                params,
-            )
-            terminal = _selectTerminal(conn, sn)
-            assert terminal is not None
-            first = firstRegistrationEvent(known, terminal)
-            if first is not None:
-                appendEvents(conn, [first], now)
-            bound = (
-                doBind
-                and not (known is not None and (known.boundCpusn or known.boundMac))
-                and (terminal.boundCpusn, terminal.boundMac) == (bindCpusn, bindMac)
-            )
-            return terminal, None, bound
-
-        return self._writeWithEvents(register)
-
-    def createTerminal(
-        self, sn: str, name: str | None, approved: bool, timezone: str | None
-    ) -> Deferred[Terminal]:
-        """See L{IStore.createTerminal}; C{firstSeen}/C{lastSeen} stay C{None} until it connects."""
-
-        def create(conn: sqlite3.Connection) -> Terminal:
-            try:
-                conn.execute(
-                    "INSERT INTO terminals (sn, name, approved, active, timezone)"
-                    " VALUES (?, ?, ?, 1, ?)",
-                    (sn, name, int(bool(approved)), timezone),
-                )
-            except sqlite3.IntegrityError as e:
-                raise ValueError(f"terminal {sn!r} already exists") from e
-            terminal = _selectTerminal(conn, sn)
-            assert terminal is not None
-            return terminal
-
-        return self._write(create)
-
-    def getTerminal(self, sn: str) -> Deferred[Terminal | None]:
-        """See L{IStore.getTerminal}."""
-        return self._read(_selectTerminal, sn)
-
-    def listTerminals(self, approved: bool | None) -> Deferred[list[Terminal]]:
-        """See L{IStore.listTerminals}."""
-
-        def select(conn: sqlite3.Connection) -> list[Terminal]:
-            if approved is None:
-                rows = conn.execute("SELECT * FROM terminals ORDER BY sn").fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT * FROM terminals WHERE approved = ? ORDER BY sn",
-                    (int(bool(approved)),),
-                ).fetchall()
-            return [_read.terminal(row) for row in rows]
-
-        return self._read(select)
-
-    def updateTerminal(self, sn: str, changes: Mapping[str, Any]) -> Deferred[Terminal | None]:
-        """See L{IStore.updateTerminal}."""
-        unknown = sorted(set(changes) - TERMINAL_EDITABLE_FIELDS)
-        if unknown:
-            return fail(
-                ValueError(
-                    f"terminal fields {unknown} cannot be changed;"
-                    f" editable: {sorted(TERMINAL_EDITABLE_FIELDS)}"
-                )
-            )
-        values: dict[str, Any] = {}
-        for field, value in changes.items():
-            values[field] = int(bool(value)) if field in ("approved", "active") else value
-        now = self._now()
-
-        def update(conn: sqlite3.Connection) -> Terminal | None:
-            if values:
-                # Column names come from TERMINAL_EDITABLE_FIELDS only, never from the caller.
-                assignments = ", ".join(f"{field} = :{field}" for field in sorted(values))
-                conn.execute(
-                    f"UPDATE terminals SET {assignments} WHERE sn = :sn", {**values, "sn": sn}
-                )
-            terminal = _selectTerminal(conn, sn)
-            if terminal is not None and values:
-                appendEvents(conn, [updatedEvent(terminal, list(values))], now)
-            return terminal
-
-        return self._writeWithEvents(update)
-
-    def deleteTerminal(self, sn: str) -> Deferred[bool]:
-        """See L{IStore.deleteTerminal}: also its users, credentials, logs, commands, quarantine."""
-
-        now = self._now()
-
-        def delete(conn: sqlite3.Connection) -> bool:
-            terminal = _selectTerminal(conn, sn)
-            for table in _TERMINAL_TABLES:
-                conn.execute(f"DELETE FROM {table} WHERE sn = ?", (sn,))
-            if terminal is None:
-                return False
-            conn.execute("DELETE FROM terminals WHERE sn = ?", (sn,))
-            appendEvents(conn, [terminalEvent("deleted", terminal)], now)
-            return True
-
-        return self._writeWithEvents(delete)
-
     # -- what the server watches (tm20.interfaces.IWatchStore) -------------------------------------
 
     def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
@@ -932,71 +728,6 @@ class SQLiteStore(
             return int(row[0])
 
         return self._read(count)
-
-    # -- users and credentials ---------------------------------------------------------------------
-
-    def bindTerminalIdentity(
-        self, sn: str, cpusn: str | None, mac: str | None
-    ) -> Deferred[Terminal | None]:
-        """See L{IStore.bindTerminalIdentity}: only an unbound terminal is bound."""
-        now = self._now()
-
-        def bind(conn: sqlite3.Connection) -> Terminal | None:
-            conn.execute(
-                "UPDATE terminals SET bound_cpusn = ?, bound_mac = ?, bound_at = ?"
-                " WHERE sn = ? AND bound_cpusn IS NULL AND bound_mac IS NULL",
-                (cpusn or None, mac or None, now, sn),
-            )
-            return _selectTerminal(conn, sn)
-
-        return self._write(bind)
-
-    def flagTerminal(self, sn: str, mismatch: Mapping[str, Any]) -> Deferred[Terminal | None]:
-        """See L{IStore.flagTerminal}."""
-        text = dumpJSON(mismatch)
-
-        now = self._now()
-
-        def flag(conn: sqlite3.Connection) -> Terminal | None:
-            conn.execute("UPDATE terminals SET identity_mismatch = ? WHERE sn = ?", (text, sn))
-            terminal = _selectTerminal(conn, sn)
-            if terminal is not None:
-                appendEvents(conn, [flaggedEvent(terminal)], now)
-            return terminal
-
-        return self._writeWithEvents(flag)
-
-    def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
-        """See L{IStore.resetTerminalIdentity}."""
-
-        now = self._now()
-
-        def reset(conn: sqlite3.Connection) -> Terminal | None:
-            conn.execute(
-                "UPDATE terminals SET bound_cpusn = NULL, bound_mac = NULL, bound_at = NULL,"
-                " identity_mismatch = NULL WHERE sn = ?",
-                (sn,),
-            )
-            terminal = _selectTerminal(conn, sn)
-            if terminal is not None:
-                appendEvents(conn, [updatedEvent(terminal, ["identity"])], now)
-            return terminal
-
-        return self._writeWithEvents(reset)
-
-    def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
-        """See L{IStore.setTerminalSecret}."""
-
-        now = self._now()
-
-        def setSecret(conn: sqlite3.Connection) -> Terminal | None:
-            conn.execute("UPDATE terminals SET secret_hash = ? WHERE sn = ?", (secretHash, sn))
-            terminal = _selectTerminal(conn, sn)
-            if terminal is not None:
-                appendEvents(conn, [updatedEvent(terminal, ["secret"])], now)
-            return terminal
-
-        return self._writeWithEvents(setSecret)
 
     # -- logs --------------------------------------------------------------------------------------
 

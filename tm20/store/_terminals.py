@@ -1,0 +1,345 @@
+"""
+L{tm20.interfaces.ITerminalStore} (terminals and their hardware identity), written once for
+both stores (see L{tm20.store._ops}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+
+from tm20.events.model import NewEvent
+from tm20.events.payloads import (
+    firstRegistrationEvent,
+    flaggedEvent,
+    terminalEvent,
+    updatedEvent,
+)
+from tm20.model import TERMINAL_EDITABLE_FIELDS, Terminal
+from tm20.store._dialect import Dialect
+from tm20.store._ops import AppendEvents, Op, OpStore
+from tm20.store._rows import devinfoColumn, dumpJSON
+
+__all__ = [
+    "TERMINAL_TABLES",
+    "TerminalStoreMixin",
+    "createTerminal",
+    "deleteTerminal",
+    "getTerminal",
+    "listTerminals",
+    "registerTerminal",
+    "registrationParams",
+    "updateTerminal",
+]
+
+#: What L{deleteTerminal} deletes besides the terminal itself (no foreign key cascades there:
+#: a log batch is never refused for bookkeeping reasons).
+TERMINAL_TABLES = (
+    "credentials",
+    "users",
+    "attendance_logs",
+    "door_events",
+    "commands",
+    "quarantined_records",
+)
+
+#: A sighting (C{reg}): the upsert of L{registerTerminal}, binding an approved, active, unbound
+#: terminal in the same statement (the C{SET} expressions see the row as it was).
+_REGISTER = """
+INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
+                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at)
+VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s, %(devinfo)s, %(approved)s,
+        true, %(now)s, %(now)s,
+        CASE WHEN %(bind)s AND %(approved)s THEN %(bindCpusn)s END,
+        CASE WHEN %(bind)s AND %(approved)s THEN %(bindMac)s END,
+        CASE WHEN %(bind)s AND %(approved)s THEN %(now)s END)
+ON CONFLICT (sn) DO UPDATE SET
+    cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
+    mac = COALESCE(%(mac)s, terminals.mac),
+    modelname = COALESCE(%(modelname)s, terminals.modelname),
+    firmware = COALESCE(%(firmware)s, terminals.firmware),
+    devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo ELSE %(devinfo)s END,
+    first_seen = COALESCE(terminals.first_seen, %(now)s),
+    last_seen = %(now)s,
+    bound_cpusn = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
+                            AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                       THEN %(bindCpusn)s ELSE terminals.bound_cpusn END,
+    bound_mac = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
+                          AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                     THEN %(bindMac)s ELSE terminals.bound_mac END,
+    bound_at = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
+                         AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                    THEN %(now)s ELSE terminals.bound_at END
+RETURNING *
+"""
+
+
+def getTerminal(d: Dialect, sn: str, lock: str = "") -> Op[Terminal | None]:
+    """The terminal C{sn}, or C{None}; C{lock} ends the C{SELECT} (L{Dialect.forUpdate})."""
+    row = (yield (f"SELECT * FROM terminals WHERE sn = %s{lock}", (sn,))).first
+    return None if row is None else d.read.terminal(row)
+
+
+def registrationParams(
+    sn: str,
+    cpusn: str | None,
+    devinfo: Mapping[str, Any],
+    approvedIfNew: bool,
+    bind: tuple[str | None, str | None] | None,
+    now: Any,
+) -> dict[str, Any]:
+    """
+    The parameters of L{registerTerminal}'s upsert.
+
+    @raise TypeError: C{devinfo} cannot be written as JSON.
+    """
+    bindCpusn, bindMac = (bind[0] or None, bind[1] or None) if bind is not None else (None, None)
+    devinfo = dict(devinfo)
+    return {
+        "sn": sn,
+        "cpusn": cpusn or None,
+        "mac": devinfoColumn(devinfo, "mac"),
+        "modelname": devinfoColumn(devinfo, "modelname"),
+        "firmware": devinfoColumn(devinfo, "firmware"),
+        "devinfo": dumpJSON(devinfo),
+        "keepDevinfo": not devinfo,
+        "approved": bool(approvedIfNew),
+        "now": now,
+        "bind": bindCpusn is not None or bindMac is not None,
+        "bindCpusn": bindCpusn,
+        "bindMac": bindMac,
+    }
+
+
+def registerTerminal(
+    d: Dialect, params: Mapping[str, Any], check: Callable[[Terminal | None], Any] | None
+) -> Op[tuple[Terminal | None, Any, bool]]:
+    """
+    See L{tm20.interfaces.ITerminalStore.registerTerminal}; C{params} from
+    L{registrationParams}.
+    """
+    sn, now = params["sn"], params["now"]
+    known = yield from getTerminal(d, sn, d.forUpdate)
+    if check is not None:
+        refusal = check(known)
+        if refusal is not None:
+            return known, refusal, False
+    terminal = d.read.terminal((yield (_REGISTER, params)).rows[0])
+    first = firstRegistrationEvent(known, terminal)
+    if first is not None:
+        yield AppendEvents((first,), now)
+    # this call bound it: it was not bound before, and is now, to this claim, at this time
+    bound = (
+        params["bind"]
+        and not (known is not None and (known.boundCpusn or known.boundMac))
+        and (terminal.boundCpusn, terminal.boundMac, terminal.boundAt)
+        == (params["bindCpusn"], params["bindMac"], d.time(now))
+    )
+    return terminal, None, bound
+
+
+def createTerminal(
+    d: Dialect, sn: str, name: str | None, approved: bool, timezone: str | None
+) -> Op[Terminal]:
+    """A terminal added before it ever connects; C{ValueError} if C{sn} exists."""
+    row = (
+        yield (
+            "INSERT INTO terminals (sn, name, approved, active, timezone)"
+            " VALUES (%s, %s, %s, true, %s) ON CONFLICT (sn) DO NOTHING RETURNING *",
+            (sn, name, bool(approved), timezone),
+        )
+    ).first
+    if row is None:
+        raise ValueError(f"terminal {sn!r} already exists")
+    return d.read.terminal(row)
+
+
+def listTerminals(d: Dialect, approved: bool | None) -> Op[list[Terminal]]:
+    where, params = ("", ()) if approved is None else (" WHERE approved = %s", (bool(approved),))
+    result = yield (f"SELECT * FROM terminals{where} ORDER BY sn", params)
+    return [d.read.terminal(row) for row in result.rows]
+
+
+def updateTerminal(d: Dialect, sn: str, values: Mapping[str, Any], now: Any) -> Op[Terminal | None]:
+    """Set C{values} (columns from L{TERMINAL_EDITABLE_FIELDS} only, never the caller's)."""
+    if values:
+        assignments = ", ".join(f"{field} = %({field})s" for field in sorted(values))
+        yield (f"UPDATE terminals SET {assignments} WHERE sn = %(sn)s", {**values, "sn": sn})
+    terminal = yield from getTerminal(d, sn)
+    if terminal is not None and values:
+        yield AppendEvents((updatedEvent(terminal, list(values)),), now)
+    return terminal
+
+
+def deleteTerminal(d: Dialect, sn: str, now: Any) -> Op[bool]:
+    """Delete a terminal and everything stored for it."""
+    for table in TERMINAL_TABLES:
+        yield (f"DELETE FROM {table} WHERE sn = %s", (sn,))
+    row = (yield ("DELETE FROM terminals WHERE sn = %s RETURNING *", (sn,))).first
+    if row is None:
+        return False
+    yield AppendEvents((terminalEvent("deleted", d.read.terminal(row)),), now)
+    return True
+
+
+def changeTerminal(
+    d: Dialect,
+    sn: str,
+    assignments: str,
+    params: tuple[Any, ...],
+    now: Any,
+    event: Callable[[Terminal], NewEvent] | None = None,
+    condition: str = "",
+) -> Op[Terminal | None]:
+    """
+    C{UPDATE terminals SET <assignments> WHERE sn = ... <condition>}: the terminal after it, or
+    C{None} when there is none; when it changed the row, C{event(terminal)} is appended.
+    """
+    row = (
+        yield (
+            f"UPDATE terminals SET {assignments} WHERE sn = %s{condition} RETURNING *",
+            (*params, sn),
+        )
+    ).first
+    if row is None:
+        return (yield from getTerminal(d, sn))
+    terminal = d.read.terminal(row)
+    if event is not None:
+        yield AppendEvents((event(terminal),), now)
+    return terminal
+
+
+class TerminalStoreMixin(OpStore):
+    """L{tm20.interfaces.ITerminalStore} for a store providing L{OpStore}."""
+
+    def recordTerminalSeen(
+        self, sn: str, cpusn: str | None, devinfo: Mapping[str, Any], approvedIfNew: bool
+    ) -> Deferred[Terminal]:
+        """
+        See L{tm20.interfaces.ITerminalStore.recordTerminalSeen}.  An empty C{devinfo} (a bare
+        heartbeat) keeps the stored one, and C{mac}/C{modelname}/C{firmware} missing from
+        C{devinfo} keep their stored values.
+        """
+        d = self.registerTerminal(sn, cpusn, devinfo, approvedIfNew, None, None)
+        return d.addCallback(_sighted)
+
+    def registerTerminal(
+        self,
+        sn: str,
+        cpusn: str | None,
+        devinfo: Mapping[str, Any],
+        approvedIfNew: bool,
+        check: Callable[[Terminal | None], Any] | None,
+        bind: tuple[str | None, str | None] | None,
+    ) -> Deferred[tuple[Terminal | None, Any, bool]]:
+        """
+        See L{tm20.interfaces.ITerminalStore.registerTerminal}: the row read (and locked), the
+        check, then one upsert that records the sighting and binds, in one write transaction.
+        C{check} may run in the database's thread: it must be pure.
+        """
+        try:
+            params = registrationParams(sn, cpusn, devinfo, approvedIfNew, bind, self._now())
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        return self._runOpWithEvents(registerTerminal(self.dialect, params, check))
+
+    def createTerminal(
+        self, sn: str, name: str | None, approved: bool, timezone: str | None
+    ) -> Deferred[Terminal]:
+        """
+        See L{tm20.interfaces.ITerminalStore.createTerminal}; C{firstSeen}/C{lastSeen} stay
+        C{None} until it connects.
+        """
+        return self._runOp(True, createTerminal(self.dialect, sn, name, approved, timezone))
+
+    def getTerminal(self, sn: str) -> Deferred[Terminal | None]:
+        """See L{tm20.interfaces.ITerminalStore.getTerminal}."""
+        return self._runOp(False, getTerminal(self.dialect, sn))
+
+    def listTerminals(self, approved: bool | None) -> Deferred[list[Terminal]]:
+        """See L{tm20.interfaces.ITerminalStore.listTerminals}."""
+        return self._runOp(False, listTerminals(self.dialect, approved))
+
+    def updateTerminal(self, sn: str, changes: Mapping[str, Any]) -> Deferred[Terminal | None]:
+        """See L{tm20.interfaces.ITerminalStore.updateTerminal}."""
+        unknown = sorted(set(changes) - TERMINAL_EDITABLE_FIELDS)
+        if unknown:
+            return fail(
+                ValueError(
+                    f"terminal fields {unknown} cannot be changed;"
+                    f" editable: {sorted(TERMINAL_EDITABLE_FIELDS)}"
+                )
+            )
+        values = {
+            field: bool(value) if field in ("approved", "active") else value
+            for field, value in changes.items()
+        }
+        return self._runOpWithEvents(updateTerminal(self.dialect, sn, values, self._now()))
+
+    def deleteTerminal(self, sn: str) -> Deferred[bool]:
+        """
+        See L{tm20.interfaces.ITerminalStore.deleteTerminal}: also its users, credentials,
+        logs, commands and quarantine.
+        """
+        return self._runOpWithEvents(deleteTerminal(self.dialect, sn, self._now()))
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def bindTerminalIdentity(
+        self, sn: str, cpusn: str | None, mac: str | None
+    ) -> Deferred[Terminal | None]:
+        """See L{tm20.interfaces.ITerminalStore.bindTerminalIdentity}: only an unbound one."""
+        now = self._now()
+        op = changeTerminal(
+            self.dialect,
+            sn,
+            "bound_cpusn = %s, bound_mac = %s, bound_at = %s",
+            (cpusn or None, mac or None, now),
+            now,
+            condition=" AND bound_cpusn IS NULL AND bound_mac IS NULL",
+        )
+        return self._runOp(True, op)
+
+    def flagTerminal(self, sn: str, mismatch: Mapping[str, Any]) -> Deferred[Terminal | None]:
+        """See L{tm20.interfaces.ITerminalStore.flagTerminal}."""
+        try:
+            text = dumpJSON(mismatch)
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        op = changeTerminal(
+            self.dialect, sn, "identity_mismatch = %s", (text,), self._now(), flaggedEvent
+        )
+        return self._runOpWithEvents(op)
+
+    def resetTerminalIdentity(self, sn: str) -> Deferred[Terminal | None]:
+        """See L{tm20.interfaces.ITerminalStore.resetTerminalIdentity}."""
+        op = changeTerminal(
+            self.dialect,
+            sn,
+            "bound_cpusn = NULL, bound_mac = NULL, bound_at = NULL, identity_mismatch = NULL",
+            (),
+            self._now(),
+            lambda terminal: updatedEvent(terminal, ["identity"]),
+        )
+        return self._runOpWithEvents(op)
+
+    def setTerminalSecret(self, sn: str, secretHash: str | None) -> Deferred[Terminal | None]:
+        """See L{tm20.interfaces.ITerminalStore.setTerminalSecret}."""
+        op = changeTerminal(
+            self.dialect,
+            sn,
+            "secret_hash = %s",
+            (secretHash,),
+            self._now(),
+            lambda terminal: updatedEvent(terminal, ["secret"]),
+        )
+        return self._runOpWithEvents(op)
+
+
+def _sighted(result: tuple[Terminal | None, Any, bool]) -> Terminal:
+    """The terminal out of an unchecked, unbinding L{registerTerminal}."""
+    terminal = result[0]
+    assert terminal is not None
+    return terminal
