@@ -29,7 +29,14 @@ from zope.interface import Attribute, Interface
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from tm20.events.model import NewEvent
+    from tm20.events.model import (
+        Event,
+        EventQuery,
+        NewEvent,
+        SinkAttempt,
+        SinkStream,
+        Webhook,
+    )
     from tm20.model import (
         ApiToken,
         AuditEntry,
@@ -538,83 +545,87 @@ class IEventStore(Interface):
     webhook subscription or sink) and their attempts live here too, so a restart resumes.
     """
 
-    def addEventObserver(observer):  # type: ignore[no-untyped-def]
+    def addEventObserver(observer: Callable[[], object]) -> Callable[[], None]:
         """
         Call C{observer()} after each commit of this process that may have appended events (a
         wake-up for readers; they read the log to see what is new).
         @return: a function that unregisters it.
         """
 
-    def appendEvent(type, sn, payload):  # type: ignore[no-untyped-def]
+    def appendEvent(type: str, sn: str | None, payload: Mapping[str, Any]) -> Deferred[Event]:
         """
         Append one event that is a fact of its own (C{terminal.connected} ...).
         @return: L{Deferred} of the L{tm20.events.model.Event}.
         """
 
-    def appendEvents(events):  # type: ignore[no-untyped-def]
+    def appendEvents(events: Sequence[NewEvent]) -> Deferred[int]:
         """
         Append several L{tm20.events.model.NewEvent}s, in order, in one transaction.
         @return: L{Deferred} of how many.
         """
 
-    def listEvents(query):  # type: ignore[no-untyped-def]
+    def listEvents(query: EventQuery) -> Deferred[list[Event]]:
         """@return: L{Deferred} of the events of an L{tm20.events.model.EventQuery}, by id."""
 
-    def lastEventId():  # type: ignore[no-untyped-def]
+    def lastEventId() -> Deferred[int]:
         """@return: L{Deferred} of the highest event id (0 when the log is empty)."""
 
-    def pruneEvents(before):  # type: ignore[no-untyped-def]
+    def pruneEvents(before: datetime) -> Deferred[int]:
         """
         Delete events (and delivery attempts) created before the aware C{datetime} C{before}.
         @return: L{Deferred} of the number of events deleted.
         """
 
-    def getSinkStream(key):  # type: ignore[no-untyped-def]
+    def getSinkStream(key: str) -> Deferred[SinkStream | None]:
         """@return: L{Deferred} of the L{tm20.events.model.SinkStream} or C{None}."""
 
-    def openSinkStream(key, startAfter):  # type: ignore[no-untyped-def]
+    def openSinkStream(key: str, startAfter: int | None) -> Deferred[SinkStream]:
         """
         The stream C{key}, created if missing with its cursor at C{startAfter} (C{None}: the
         last event id now: a new stream sees only new events).
         @return: L{Deferred} of the L{tm20.events.model.SinkStream}.
         """
 
-    def updateSinkStream(key, changes):  # type: ignore[no-untyped-def]
+    def updateSinkStream(key: str, changes: Mapping[str, Any]) -> Deferred[SinkStream | None]:
         """
         Change fields of a stream (C{cursor}, C{state}, C{failures}, C{retryAt},
         C{failingSince}, C{lastError}); a C{ValueError} for others.
         @return: L{Deferred} of the stream after, or C{None} when there is none.
         """
 
-    def recordSinkAttempt(attempt, changes):  # type: ignore[no-untyped-def]
+    def recordSinkAttempt(
+        attempt: SinkAttempt, changes: Mapping[str, Any]
+    ) -> Deferred[SinkStream | None]:
         """
         Keep a L{tm20.events.model.SinkAttempt} (error and response cut to a short excerpt)
         and apply C{changes} to its stream, in one transaction.
         @return: L{Deferred} of the stream after, or C{None}.
         """
 
-    def listSinkAttempts(key, limit, beforeId):  # type: ignore[no-untyped-def]
+    def listSinkAttempts(key: str, limit: int, beforeId: int | None) -> Deferred[list[SinkAttempt]]:
         """Attempts of stream C{key}, newest first, C{id < beforeId}.  @return: L{Deferred}."""
 
-    def createWebhook(url, types, sn, secret, description):  # type: ignore[no-untyped-def]
+    def createWebhook(
+        url: str, types: Sequence[str], sn: str | None, secret: str, description: str | None
+    ) -> Deferred[Webhook]:
         """
         Add a subscription and its stream (starting after the last event now).
         @return: L{Deferred} of the L{tm20.events.model.Webhook}.
         """
 
-    def getWebhook(webhookId):  # type: ignore[no-untyped-def]
+    def getWebhook(webhookId: int) -> Deferred[Webhook | None]:
         """@return: L{Deferred} of the L{tm20.events.model.Webhook} or C{None}."""
 
-    def listWebhooks():  # type: ignore[no-untyped-def]
+    def listWebhooks() -> Deferred[list[Webhook]]:
         """@return: L{Deferred} of every webhook, by id."""
 
-    def updateWebhook(webhookId, changes):  # type: ignore[no-untyped-def]
+    def updateWebhook(webhookId: int, changes: Mapping[str, Any]) -> Deferred[Webhook | None]:
         """
         Change C{url}, C{types}, C{sn}, C{description}; a C{ValueError} for others.
         @return: L{Deferred} of the webhook after, or C{None}.
         """
 
-    def deleteWebhook(webhookId):  # type: ignore[no-untyped-def]
+    def deleteWebhook(webhookId: int) -> Deferred[bool]:
         """Delete a webhook with its stream and attempts.  @return: L{Deferred} of C{bool}."""
 
 

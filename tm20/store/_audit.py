@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, fail
 
 from tm20.model import AuditEntry
 from tm20.store._dialect import Dialect
-from tm20.store._ops import Op, OpStore
+from tm20.store._ops import Op, OpStore, whereAll
 from tm20.store._rows import dumpJSON
 
 __all__ = ["AuditStoreMixin", "addAuditEntry", "listAuditEntries"]
@@ -30,7 +30,7 @@ def addAuditEntry(
 
 def listAuditEntries(d: Dialect, limit: int, beforeId: int | None) -> Op[list[AuditEntry]]:
     """Newest (highest C{id}) first, C{id < beforeId}."""
-    where, params = ("", ()) if beforeId is None else (" WHERE id < %s", (beforeId,))
+    where, params = whereAll([("id < %s", beforeId)])
     result = yield (
         f"SELECT * FROM audit_log{where} ORDER BY id DESC LIMIT %s",
         (*params, max(limit, 0)),

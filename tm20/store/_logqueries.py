@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 
 from tm20.model import LogQuery, StoredLog
 from tm20.store._dialect import Dialect
-from tm20.store._ops import Op, OpStore
+from tm20.store._ops import Op, OpStore, whereAll
 from tm20.store._rows import logQueryWhere
 
 __all__ = [
@@ -42,7 +42,7 @@ def queryLogs(d: Dialect, table: str, query: LogQuery) -> Op[list[StoredLog]]:
 
 def countLogs(sn: str | None) -> Op[int]:
     """The punches of C{sn} (of every terminal when C{None})."""
-    where, params = ("", ()) if sn is None else (" WHERE sn = %s", (sn,))
+    where, params = whereAll([("sn = %s", sn)])
     result = yield (f"SELECT COUNT(*) AS n FROM {LOG_TABLE}{where}", params)
     return int(result.rows[0]["n"])
 

@@ -39,6 +39,7 @@ __all__ = [
     "Result",
     "Statement",
     "inList",
+    "whereAll",
     "runAsync",
     "runSync",
 ]
@@ -167,6 +168,18 @@ async def runAsync(cur: Any, op: Op[_T], appendEvents: Callable[..., Any]) -> _T
     except StopIteration as stop:
         result: _T = stop.value
         return result
+
+
+def whereAll(conditions: Iterable[tuple[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+    """
+    C{" WHERE a AND b"} (or C{""}) and its parameters, of each C{(condition, value)} whose value
+    is not C{None} (a condition has one C{%s} marker, for its value).
+    """
+    kept = [(condition, value) for condition, value in conditions if value is not None]
+    if not kept:
+        return "", ()
+    where = " WHERE " + " AND ".join(condition for condition, _ in kept)
+    return where, tuple(value for _, value in kept)
 
 
 def inList(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:

@@ -27,7 +27,7 @@ from tm20.model import (
     PersonSync,
     TerminalGroup,
 )
-from tm20.store._ops import AppendEvents, Op
+from tm20.store._ops import AppendEvents, Op, whereAll
 
 __all__ = [
     "SYNC_STATES",
@@ -304,15 +304,7 @@ def deletePersonSync(sn: str, enrollid: int) -> Op[bool]:
 
 def listPersonSync(sn: str | None, enrollid: int | None, time: Time) -> Op[list[PersonSync]]:
     """The sync states of a terminal, of a person, or all, by C{(sn, enrollid)}."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    if sn is not None:
-        conditions.append("sn = %s")
-        params.append(sn)
-    if enrollid is not None:
-        conditions.append("enrollid = %s")
-        params.append(enrollid)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    where, params = whereAll([("sn = %s", sn), ("enrollid = %s", enrollid)])
     rows = (yield (f"SELECT * FROM person_sync{where} ORDER BY sn, enrollid", params)).rows
     return [_sync(row, time) for row in rows]
 

@@ -14,7 +14,7 @@ from tm20.events.payloads import quarantinedEvent
 from tm20.model import QuarantinedRecord
 from tm20.protocol.messages import RejectedRecord
 from tm20.store._dialect import Dialect
-from tm20.store._ops import AppendEvents, Op, OpStore
+from tm20.store._ops import AppendEvents, Op, OpStore, whereAll
 from tm20.store._rows import quarantineRows
 
 __all__ = ["QUARANTINE_TABLE", "QuarantineMixin", "listQuarantine", "quarantineRecords"]
@@ -47,15 +47,7 @@ def listQuarantine(
     d: Dialect, sn: str | None, limit: int, beforeId: int | None
 ) -> Op[list[QuarantinedRecord]]:
     """Newest (highest C{id}) first, C{id < beforeId}, of C{sn} (every terminal's: C{None})."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    if sn is not None:
-        conditions.append("sn = %s")
-        params.append(sn)
-    if beforeId is not None:
-        conditions.append("id < %s")
-        params.append(beforeId)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    where, params = whereAll([("sn = %s", sn), ("id < %s", beforeId)])
     result = yield (
         f"SELECT * FROM {QUARANTINE_TABLE}{where} ORDER BY id DESC LIMIT %s",
         (*params, max(limit, 0)),

@@ -115,18 +115,8 @@ def checkSettle(status: str, only: Collection[str]) -> None:
         raise ValueError("settleCommand sets a final status from at least one status")
 
 
-#: The sweep's page of terminals with their watch rows (a parameter marker for C{sn} after
-#: which to start, then one for the page size).
-WATCH_PAGE_SQL = (
-    "SELECT t.sn, t.approved, t.active, t.last_seen, w.silent_after, w.silent_since,"
-    " w.log_gap, w.clock_drift"
-    " FROM terminals t LEFT JOIN terminal_watch w ON w.sn = t.sn"
-    " WHERE t.sn > {p} ORDER BY t.sn LIMIT {p}"
-)
-
 __all__ = [
     "DEVINFO_COLUMNS",
-    "WATCH_PAGE_SQL",
     "FINAL_COMMAND_STATUSES",
     "checkSettle",
     "checkCommandStatus",

@@ -19,7 +19,7 @@ from tm20.events.payloads import (
 )
 from tm20.model import TERMINAL_EDITABLE_FIELDS, Terminal
 from tm20.store._dialect import Dialect
-from tm20.store._ops import AppendEvents, Op, OpStore
+from tm20.store._ops import AppendEvents, Op, OpStore, whereAll
 from tm20.store._rows import devinfoColumn, dumpJSON
 
 __all__ = [
@@ -157,7 +157,7 @@ def createTerminal(
 
 
 def listTerminals(d: Dialect, approved: bool | None) -> Op[list[Terminal]]:
-    where, params = ("", ()) if approved is None else (" WHERE approved = %s", (bool(approved),))
+    where, params = whereAll([("approved = %s", None if approved is None else bool(approved))])
     result = yield (f"SELECT * FROM terminals{where} ORDER BY sn", params)
     return [d.read.terminal(row) for row in result.rows]
 

@@ -15,7 +15,7 @@ from tm20.model import Credential, User
 from tm20.protocol.messages import BACKUPNUM_ALL_FINGERPRINTS, BACKUPNUM_EVERYTHING
 from tm20.protocol.storable import requireStorableUser
 from tm20.store._dialect import Dialect
-from tm20.store._ops import AppendEvents, BrokenConstraint, Op, OpStore
+from tm20.store._ops import AppendEvents, BrokenConstraint, Op, OpStore, whereAll
 
 __all__ = [
     "UserStoreMixin",
@@ -116,11 +116,11 @@ def saveUser(
 
 def listUsers(d: Dialect, sn: str, limit: int, afterEnrollid: int | None) -> Op[list[User]]:
     """A page of C{sn}'s users by C{enrollid}, strictly after C{afterEnrollid}."""
-    where, params = ("", ()) if afterEnrollid is None else (" AND enrollid > %s", (afterEnrollid,))
+    where, params = whereAll([("sn = %s", sn), ("enrollid > %s", afterEnrollid)])
     users = (
         yield (
-            f"SELECT * FROM users WHERE sn = %s{where} ORDER BY enrollid LIMIT %s",
-            (sn, *params, max(limit, 0)),
+            f"SELECT * FROM users{where} ORDER BY enrollid LIMIT %s",
+            (*params, max(limit, 0)),
         )
     ).rows
     if not users:

@@ -58,8 +58,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from twisted.internet import defer, task
@@ -69,33 +69,22 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
-from tm20.events.model import NewEvent
 from tm20.events.payloads import (
-    commandEvent,
     logEvent,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
-    COMMAND_QUEUED,
-    COMMAND_SENT,
-    WATCH_COLUMNS,
     LogInsertResult,
-    StoredCommand,
-    TerminalWatch,
-    WatchedTerminal,
 )
 from tm20.protocol.messages import (
     LogRecord,
 )
 from tm20.protocol.storable import requireStorableLog
-from tm20.store._audit import AuditStoreMixin
 from tm20.store._dialect import POSTGRES
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
-from tm20.store._logqueries import LogQueryMixin
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runAsync
-from tm20.store._personstore import PersonStoreMixin
 from tm20.store._pgpool import (
     Cursor,
     Pool,
@@ -109,20 +98,12 @@ from tm20.store._postgres_events import (
     appendEvents,
     terminalTimezones,
 )
-from tm20.store._quarantine import QuarantineMixin
+from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
-    FINAL_COMMAND_STATUSES,
-    WATCH_PAGE_SQL,
-    RowReader,
-    checkCommandStatus,
-    checkSettle,
     dumpJSON,
     formatTimestamp,
     utcFromSeconds,
 )
-from tm20.store._terminals import TerminalStoreMixin
-from tm20.store._tokens import TokenStoreMixin
-from tm20.store._users import UserStoreMixin
 
 _T = TypeVar("_T")
 
@@ -171,27 +152,7 @@ _LogItem = tuple[int, str, int, int, int, float | None, int | None, str | None, 
 _LogKey = tuple[str, int, str, int, int, int]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-def _jsonObject(value: Any) -> dict[str, Any]:
-    """A C{json} column (psycopg2 decodes it) as a dict; C{None} or a non-object gives C{{}}."""
-    if isinstance(value, str):
-        value = json.loads(value)
-    return value if isinstance(value, dict) else {}
-
-
-def _dicts(cur: Cursor) -> list[dict[str, Any]]:
-    """The rows of the last statement as dicts keyed by column name."""
-    names = [column[0] for column in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
 # -- rows to values --------------------------------------------------------------------------------
-
-
-_read = RowReader(time=_utc, jsonObject=_jsonObject)
 
 
 def _logItem(record: LogRecord) -> _LogItem:
@@ -253,12 +214,6 @@ def _itemFields(item: _LogItem) -> dict[str, Any]:
 
 
 # -- queries shared by several methods -------------------------------------------------------------
-
-
-async def _selectCommand(cur: Cursor, commandId: int) -> StoredCommand | None:
-    await cur.execute("SELECT * FROM commands WHERE id = %s", (commandId,))
-    rows = _dicts(cur)
-    return _read.command(rows[0]) if rows else None
 
 
 async def _migrate(cur: Cursor, migrations: list[Migration], now: datetime) -> list[int]:
@@ -525,16 +480,7 @@ class _Listener:
 
 
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class PostgresStore(
-    PostgresEventsMixin,
-    PersonStoreMixin,
-    TokenStoreMixin,
-    AuditStoreMixin,
-    LogQueryMixin,
-    QuarantineMixin,
-    UserStoreMixin,
-    TerminalStoreMixin,
-):
+class PostgresStore(PostgresEventsMixin, StoreRoles):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
@@ -824,94 +770,6 @@ class PostgresStore(
 
         return self._run(notify)
 
-    # -- what the server watches (tm20.interfaces.IWatchStore) -------------------------------------
-
-    def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
-        """See L{IWatchStore.getWatch}."""
-
-        async def select(cur: Cursor) -> TerminalWatch | None:
-            await cur.execute("SELECT * FROM terminal_watch WHERE sn = %s", (sn,))
-            rows = _dicts(cur)
-            return _read.watch(rows[0]) if rows else None
-
-        return self._run(select)
-
-    def listWatches(self) -> Deferred[list[TerminalWatch]]:
-        """See L{IWatchStore.listWatches}."""
-
-        async def select(cur: Cursor) -> list[TerminalWatch]:
-            await cur.execute("SELECT * FROM terminal_watch ORDER BY sn")
-            return [_read.watch(row) for row in _dicts(cur)]
-
-        return self._run(select)
-
-    def updateWatch(
-        self, sn: str, changes: Mapping[str, Any], events: Sequence[NewEvent] = ()
-    ) -> Deferred[TerminalWatch | None]:
-        """See L{IWatchStore.updateWatch}."""
-        unknown = sorted(set(changes) - set(WATCH_COLUMNS))
-        if unknown:
-            return defer.fail(ValueError(f"unknown watch fields {unknown}"))
-        now = self._now()
-        events = list(events)
-        columns = sorted((WATCH_COLUMNS[field], value) for field, value in changes.items())
-
-        async def update(cur: Cursor) -> TerminalWatch | None:
-            await cur.execute("SELECT 1 FROM terminals WHERE sn = %s FOR SHARE", (sn,))
-            if not cur.fetchall():
-                return None
-            await cur.execute(
-                "INSERT INTO terminal_watch (sn) VALUES (%s) ON CONFLICT (sn) DO NOTHING", (sn,)
-            )
-            if columns:
-                # Column names come from WATCH_COLUMNS only, never from the caller.
-                assignments = ", ".join(f"{column} = %s" for column, _ in columns)
-                await cur.execute(
-                    f"UPDATE terminal_watch SET {assignments} WHERE sn = %s",
-                    (*[value for _, value in columns], sn),
-                )
-            await cur.execute("SELECT * FROM terminal_watch WHERE sn = %s", (sn,))
-            watch = _read.watch(_dicts(cur)[0])
-            await appendEvents(cur, events, now)
-            return watch
-
-        return self._runWithEvents(update) if events else self._run(update)
-
-    def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
-        """See L{IWatchStore.watchPage}."""
-
-        async def select(cur: Cursor) -> list[WatchedTerminal]:
-            await cur.execute(WATCH_PAGE_SQL.format(p="%s"), (afterSn or "", limit))
-            return [_read.watched(row) for row in _dicts(cur)]
-
-        return self._run(select)
-
-    def countPendingCommands(self) -> Deferred[int]:
-        """See L{IWatchStore.countPendingCommands}."""
-
-        async def count(cur: Cursor) -> int:
-            await cur.execute("SELECT COUNT(*) FROM commands WHERE status IN ('queued', 'sent')")
-            row = cur.fetchone()
-            assert row is not None
-            return int(row[0])
-
-        return self._run(count)
-
-    def countTerminalLogs(self, sn: str) -> Deferred[int]:
-        """See L{IWatchStore.countTerminalLogs}."""
-
-        async def count(cur: Cursor) -> int:
-            await cur.execute(
-                f"SELECT (SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = %s)"
-                f" + (SELECT COUNT(*) FROM {_DOOR_TABLE} WHERE sn = %s)",
-                (sn, sn),
-            )
-            row = cur.fetchone()
-            assert row is not None
-            return int(row[0])
-
-        return self._run(count)
-
     # -- logs --------------------------------------------------------------------------------------
 
     @property
@@ -1026,141 +884,6 @@ class PostgresStore(
             LogInsertResult(inserted=n, duplicates=len(batch) - n)
             for n, batch in zip(inserted, batches, strict=True)
         ]
-
-    # -- commands ----------------------------------------------------------------------------------
-
-    def enqueueCommand(
-        self,
-        sn: str,
-        name: str,
-        payload: Mapping[str, Any],
-        actor: str | None,
-        maxAttempts: int,
-        expiresAt: datetime | None = None,
-        warnings: Sequence[Mapping[str, str]] = (),
-    ) -> Deferred[StoredCommand]:
-        """See L{IStore.enqueueCommand}."""
-        now = self._now()
-        try:
-            payloadJSON = dumpJSON(payload)
-            warningsJSON = dumpJSON([dict(w) for w in warnings])
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-
-        async def enqueue(cur: Cursor) -> StoredCommand:
-            await cur.execute(
-                "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
-                " created_at, expires_at, warnings)"
-                " VALUES (%s, %s, %s::json, %s, 0, %s, %s, %s, %s, %s::json) RETURNING *",
-                (
-                    sn,
-                    name,
-                    payloadJSON,
-                    COMMAND_QUEUED,
-                    maxAttempts,
-                    actor,
-                    now,
-                    expiresAt,
-                    warningsJSON,
-                ),
-            )
-            return _read.command(_dicts(cur)[0])
-
-        return self._run(enqueue)
-
-    def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
-        """See L{IStore.getCommand}."""
-        return self._run(_selectCommand, commandId)
-
-    def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
-        """See L{IStore.pendingCommands}."""
-
-        async def select(cur: Cursor) -> list[StoredCommand]:
-            await cur.execute(
-                "SELECT * FROM commands WHERE sn = %s AND status IN (%s, %s) ORDER BY id",
-                (sn, COMMAND_QUEUED, COMMAND_SENT),
-            )
-            return [_read.command(row) for row in _dicts(cur)]
-
-        return self._run(select)
-
-    def updateCommand(
-        self,
-        commandId: int,
-        status: str,
-        reply: Mapping[str, Any] | None,
-        attempted: bool,
-    ) -> Deferred[StoredCommand | None]:
-        """
-        See L{IStore.updateCommand}.  A final status sets C{finishedAt}, a non-final one clears
-        it.  An unknown C{commandId} gives C{None}; an unknown status a C{ValueError}.
-        """
-        try:
-            checkCommandStatus(status)
-            replyJSON = None if reply is None else dumpJSON(reply)
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-        now = self._now()
-        finishedAt = now if status in FINAL_COMMAND_STATUSES else None
-
-        async def update(cur: Cursor) -> StoredCommand | None:
-            await cur.execute(
-                """
-                UPDATE commands SET
-                    status = %(status)s,
-                    reply = COALESCE(%(reply)s::json, reply),
-                    attempts = attempts + %(increment)s,
-                    sent_at = CASE WHEN %(attempted)s THEN %(now)s ELSE sent_at END,
-                    finished_at = %(finishedAt)s
-                WHERE id = %(id)s AND status <> ALL(%(final)s)
-                RETURNING *
-                """,
-                {
-                    "status": status,
-                    "reply": replyJSON,
-                    "increment": 1 if attempted else 0,
-                    "attempted": bool(attempted),
-                    "now": now,
-                    "finishedAt": finishedAt,
-                    "id": commandId,
-                    "final": sorted(FINAL_COMMAND_STATUSES),
-                },
-            )
-            rows = _dicts(cur)
-            if not rows:  # unknown, or final already (cancelled meanwhile): nothing changed
-                return await _selectCommand(cur, commandId)
-            command = _read.command(rows[0])
-            if status in FINAL_COMMAND_STATUSES:
-                await appendEvents(cur, [commandEvent(command)], now)
-            return command
-
-        return self._runWithEvents(update)
-
-    def settleCommand(
-        self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
-    ) -> Deferred[tuple[StoredCommand, bool] | None]:
-        """See L{IStore.settleCommand}."""
-        try:
-            checkSettle(status, only)
-        except ValueError as e:
-            return defer.fail(e)
-        finishedAt = self._now() if at is None else at
-
-        async def settle(cur: Cursor) -> tuple[StoredCommand, bool] | None:
-            await cur.execute(
-                "UPDATE commands SET status = %s, finished_at = %s"
-                " WHERE id = %s AND status = ANY(%s) RETURNING *",
-                (status, finishedAt, commandId, sorted(only)),
-            )
-            rows = _dicts(cur)
-            if rows:
-                settled = _read.command(rows[0])
-                await appendEvents(cur, [commandEvent(settled)], finishedAt)
-                return settled, True
-            command = await _selectCommand(cur, commandId)
-            return None if command is None else (command, False)
-
-        return self._runWithEvents(settle)
 
 
 def _arrays(now: datetime, rows: Sequence[tuple[_LogKey, _LogItem]]) -> list[Any]:

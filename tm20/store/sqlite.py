@@ -44,8 +44,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import attrs
@@ -60,48 +59,27 @@ from zope.interface import implementer
 from tm20.errors import StoreUnavailable
 from tm20.events.model import NewEvent
 from tm20.events.payloads import (
-    commandEvent,
     logEvent,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
-    COMMAND_QUEUED,
-    COMMAND_SENT,
-    WATCH_COLUMNS,
-    WATCH_TIMESTAMPS,
     LogInsertResult,
-    StoredCommand,
-    TerminalWatch,
-    WatchedTerminal,
 )
 from tm20.protocol.messages import (
     LogRecord,
 )
 from tm20.protocol.storable import requireStorableLog
-from tm20.store._audit import AuditStoreMixin
 from tm20.store._dialect import SQLITE
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
-from tm20.store._logqueries import LogQueryMixin
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
-from tm20.store._personstore import PersonStoreMixin
-from tm20.store._quarantine import QuarantineMixin
+from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
-    FINAL_COMMAND_STATUSES,
-    WATCH_PAGE_SQL,
-    RowReader,
-    checkCommandStatus,
-    checkSettle,
     dumpJSON,
     formatTimestamp,
-    loadJSONObject,
-    parseTimestamp,
     utcFromSeconds,
 )
 from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
-from tm20.store._terminals import TerminalStoreMixin
-from tm20.store._tokens import TokenStoreMixin
-from tm20.store._users import UserStoreMixin
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -158,9 +136,6 @@ def _freeSpaceProblem(path: str) -> str | None:
 
 
 # -- rows to values --------------------------------------------------------------------------------
-
-
-_read = RowReader(time=parseTimestamp, jsonObject=loadJSONObject)
 
 
 def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
@@ -259,26 +234,8 @@ def _insertLogBatches(
 # -- the work done in the pool thread --------------------------------------------------------------
 
 
-#: The final statuses, for SQL: a command in one of them is never changed again.
-_FINAL_STATUSES_SQL = ", ".join(f"'{status}'" for status in sorted(FINAL_COMMAND_STATUSES))
-
-
-def _selectCommand(conn: sqlite3.Connection, commandId: int) -> StoredCommand | None:
-    row = conn.execute("SELECT * FROM commands WHERE id = ?", (commandId,)).fetchone()
-    return None if row is None else _read.command(row)
-
-
 @implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class SQLiteStore(
-    SQLiteEventsMixin,
-    PersonStoreMixin,
-    TokenStoreMixin,
-    AuditStoreMixin,
-    LogQueryMixin,
-    QuarantineMixin,
-    UserStoreMixin,
-    TerminalStoreMixin,
-):
+class SQLiteStore(SQLiteEventsMixin, StoreRoles):
     """
     L{IStore} on one SQLite file.
 
@@ -644,91 +601,6 @@ class SQLiteStore(
 
         return self._write(probe, self._now()).addCallbacks(checked, failed)
 
-    # -- what the server watches (tm20.interfaces.IWatchStore) -------------------------------------
-
-    def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
-        """See L{IWatchStore.getWatch}."""
-
-        def select(conn: sqlite3.Connection) -> TerminalWatch | None:
-            row = conn.execute("SELECT * FROM terminal_watch WHERE sn = ?", (sn,)).fetchone()
-            return None if row is None else _read.watch(row)
-
-        return self._read(select)
-
-    def listWatches(self) -> Deferred[list[TerminalWatch]]:
-        """See L{IWatchStore.listWatches}."""
-
-        def select(conn: sqlite3.Connection) -> list[TerminalWatch]:
-            rows = conn.execute("SELECT * FROM terminal_watch ORDER BY sn").fetchall()
-            return [_read.watch(row) for row in rows]
-
-        return self._read(select)
-
-    def updateWatch(
-        self, sn: str, changes: Mapping[str, Any], events: Sequence[NewEvent] = ()
-    ) -> Deferred[TerminalWatch | None]:
-        """See L{IWatchStore.updateWatch}."""
-        unknown = sorted(set(changes) - set(WATCH_COLUMNS))
-        if unknown:
-            return fail(ValueError(f"unknown watch fields {unknown}"))
-        now = self._now()
-        events = list(events)
-        values: dict[str, Any] = {}
-        for field, value in changes.items():
-            if field in WATCH_TIMESTAMPS and value is not None:
-                value = formatTimestamp(value)
-            values[WATCH_COLUMNS[field]] = value
-
-        def update(conn: sqlite3.Connection) -> TerminalWatch | None:
-            if conn.execute("SELECT 1 FROM terminals WHERE sn = ?", (sn,)).fetchone() is None:
-                return None
-            conn.execute("INSERT OR IGNORE INTO terminal_watch (sn) VALUES (?)", (sn,))
-            if values:
-                # Column names come from WATCH_COLUMNS only, never from the caller.
-                assignments = ", ".join(f"{column} = :{column}" for column in sorted(values))
-                conn.execute(
-                    f"UPDATE terminal_watch SET {assignments} WHERE sn = :sn",
-                    {**values, "sn": sn},
-                )
-            row = conn.execute("SELECT * FROM terminal_watch WHERE sn = ?", (sn,)).fetchone()
-            appendEvents(conn, events, now)
-            return _read.watch(row)
-
-        return self._writeWithEvents(update) if events else self._write(update)
-
-    def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
-        """See L{IWatchStore.watchPage}."""
-
-        def select(conn: sqlite3.Connection) -> list[WatchedTerminal]:
-            rows = conn.execute(WATCH_PAGE_SQL.format(p="?"), (afterSn or "", limit)).fetchall()
-            return [_read.watched(row) for row in rows]
-
-        return self._read(select)
-
-    def countPendingCommands(self) -> Deferred[int]:
-        """See L{IWatchStore.countPendingCommands}."""
-
-        def count(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM commands WHERE status IN ('queued', 'sent')"
-            ).fetchone()
-            return int(row[0])
-
-        return self._read(count)
-
-    def countTerminalLogs(self, sn: str) -> Deferred[int]:
-        """See L{IWatchStore.countTerminalLogs}."""
-
-        def count(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                f"SELECT (SELECT COUNT(*) FROM {_LOG_TABLE} WHERE sn = ?)"
-                f" + (SELECT COUNT(*) FROM {_DOOR_TABLE} WHERE sn = ?)",
-                (sn, sn),
-            ).fetchone()
-            return int(row[0])
-
-        return self._read(count)
-
     # -- logs --------------------------------------------------------------------------------------
 
     def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
@@ -786,139 +658,6 @@ class SQLiteStore(
 
         self._write(_insertLogBatches, self._logInbox, taken, self.defaultTimezone).addBoth(written)
         return batch.deferred
-
-    # -- commands ----------------------------------------------------------------------------------
-
-    def enqueueCommand(
-        self,
-        sn: str,
-        name: str,
-        payload: Mapping[str, Any],
-        actor: str | None,
-        maxAttempts: int,
-        expiresAt: datetime | None = None,
-        warnings: Sequence[Mapping[str, str]] = (),
-    ) -> Deferred[StoredCommand]:
-        """See L{IStore.enqueueCommand}."""
-        now = self._now()
-        try:
-            payloadJSON = dumpJSON(payload)
-            warningsJSON = dumpJSON([dict(w) for w in warnings])
-        except (TypeError, ValueError) as e:
-            return fail(e)
-        expires = None if expiresAt is None else formatTimestamp(expiresAt)
-
-        def enqueue(conn: sqlite3.Connection) -> StoredCommand:
-            cursor = conn.execute(
-                "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
-                " created_at, expires_at, warnings) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                (
-                    sn,
-                    name,
-                    payloadJSON,
-                    COMMAND_QUEUED,
-                    maxAttempts,
-                    actor,
-                    now,
-                    expires,
-                    warningsJSON,
-                ),
-            )
-            assert cursor.lastrowid is not None
-            command = _selectCommand(conn, cursor.lastrowid)
-            assert command is not None
-            return command
-
-        return self._write(enqueue)
-
-    def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
-        """See L{IStore.getCommand}."""
-        return self._read(_selectCommand, commandId)
-
-    def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
-        """See L{IStore.pendingCommands}."""
-
-        def select(conn: sqlite3.Connection) -> list[StoredCommand]:
-            rows = conn.execute(
-                "SELECT * FROM commands WHERE sn = ? AND status IN (?, ?) ORDER BY id",
-                (sn, COMMAND_QUEUED, COMMAND_SENT),
-            ).fetchall()
-            return [_read.command(row) for row in rows]
-
-        return self._read(select)
-
-    def updateCommand(
-        self,
-        commandId: int,
-        status: str,
-        reply: Mapping[str, Any] | None,
-        attempted: bool,
-    ) -> Deferred[StoredCommand | None]:
-        """
-        See L{IStore.updateCommand}.  A final status sets C{finishedAt}, a non-final one clears
-        it.  An unknown C{commandId} gives C{None}; an unknown status a C{ValueError}.
-        """
-        try:
-            checkCommandStatus(status)
-            replyJSON = None if reply is None else dumpJSON(reply)
-        except (TypeError, ValueError) as e:
-            return fail(e)
-        now = self._now()
-        finishedAt = now if status in FINAL_COMMAND_STATUSES else None
-
-        def update(conn: sqlite3.Connection) -> StoredCommand | None:
-            cursor = conn.execute(
-                f"""
-                UPDATE commands SET
-                    status = :status,
-                    reply = COALESCE(:reply, reply),
-                    attempts = attempts + :attempted,
-                    sent_at = CASE WHEN :attempted THEN :now ELSE sent_at END,
-                    finished_at = :finishedAt
-                WHERE id = :id AND status NOT IN ({_FINAL_STATUSES_SQL})
-                """,
-                {
-                    "status": status,
-                    "reply": replyJSON,
-                    "attempted": int(bool(attempted)),
-                    "now": now,
-                    "finishedAt": finishedAt,
-                    "id": commandId,
-                },
-            )
-            command = _selectCommand(conn, commandId)
-            # not when the command was final already (cancelled meanwhile): nothing changed
-            if command is not None and cursor.rowcount > 0 and status in FINAL_COMMAND_STATUSES:
-                appendEvents(conn, [commandEvent(command)], now)
-            return command
-
-        return self._writeWithEvents(update)
-
-    def settleCommand(
-        self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
-    ) -> Deferred[tuple[StoredCommand, bool] | None]:
-        """See L{IStore.settleCommand}."""
-        try:
-            checkSettle(status, only)
-        except ValueError as e:
-            return fail(e)
-        finishedAt = self._now() if at is None else formatTimestamp(at)
-        olds = sorted(only)
-
-        def settle(conn: sqlite3.Connection) -> tuple[StoredCommand, bool] | None:
-            cursor = conn.execute(
-                f"UPDATE commands SET status = ?, finished_at = ?"
-                f" WHERE id = ? AND status IN ({', '.join('?' * len(olds))})",
-                (status, finishedAt, commandId, *olds),
-            )
-            command = _selectCommand(conn, commandId)
-            if command is None:
-                return None
-            if cursor.rowcount > 0:
-                appendEvents(conn, [commandEvent(command)], finishedAt)
-            return command, cursor.rowcount > 0
-
-        return self._writeWithEvents(settle)
 
 
 __all__ = ["SQLiteStore", "SYNCHRONOUS_MODES"]

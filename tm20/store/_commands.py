@@ -1,0 +1,193 @@
+"""
+L{tm20.interfaces.ICommandStore} (the durable queue of commands to terminals), written once for
+both stores (see L{tm20.store._ops}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+
+from tm20.events.payloads import commandEvent
+from tm20.model import COMMAND_QUEUED, COMMAND_SENT, StoredCommand
+from tm20.store._dialect import Dialect
+from tm20.store._ops import AppendEvents, Op, OpStore, inList
+from tm20.store._rows import FINAL_COMMAND_STATUSES, checkCommandStatus, checkSettle, dumpJSON
+
+__all__ = [
+    "CommandStoreMixin",
+    "enqueueCommand",
+    "getCommand",
+    "pendingCommands",
+    "settleCommand",
+    "updateCommand",
+]
+
+_FINAL, _FINAL_PARAMS = inList(sorted(FINAL_COMMAND_STATUSES))
+_PENDING, _PENDING_PARAMS = inList([COMMAND_QUEUED, COMMAND_SENT])
+
+
+def getCommand(d: Dialect, commandId: int) -> Op[StoredCommand | None]:
+    row = (yield ("SELECT * FROM commands WHERE id = %s", (commandId,))).first
+    return None if row is None else d.read.command(row)
+
+
+def enqueueCommand(
+    d: Dialect,
+    sn: str,
+    name: str,
+    payloadJSON: str,
+    actor: str | None,
+    maxAttempts: int,
+    expiresAt: Any,
+    warningsJSON: str,
+    now: Any,
+) -> Op[StoredCommand]:
+    """A new C{queued} command (C{expiresAt} and C{now} as the store writes timestamps)."""
+    result = yield (
+        "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
+        " created_at, expires_at, warnings) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s)"
+        " RETURNING *",
+        (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now, expiresAt, warningsJSON),
+    )
+    return d.read.command(result.rows[0])
+
+
+def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
+    """C{sn}'s commands still to deliver (C{queued} or C{sent}), oldest first."""
+    result = yield (
+        f"SELECT * FROM commands WHERE sn = %s AND status IN {_PENDING} ORDER BY id",
+        (sn, *_PENDING_PARAMS),
+    )
+    return [d.read.command(row) for row in result.rows]
+
+
+def updateCommand(
+    d: Dialect,
+    commandId: int,
+    status: str,
+    replyJSON: str | None,
+    attempted: bool,
+    now: Any,
+) -> Op[StoredCommand | None]:
+    """
+    Set the status (and reply) of a command not final yet; a final status sets C{finishedAt}
+    (and appends C{command.<status>}), another clears it.
+    """
+    final = status in FINAL_COMMAND_STATUSES
+    row = (
+        yield (
+            "UPDATE commands SET status = %s, reply = COALESCE(%s, reply),"
+            " attempts = attempts + %s, sent_at = CASE WHEN %s THEN %s ELSE sent_at END,"
+            f" finished_at = %s WHERE id = %s AND status NOT IN {_FINAL} RETURNING *",
+            (
+                status,
+                replyJSON,
+                1 if attempted else 0,
+                bool(attempted),
+                now,
+                now if final else None,
+                commandId,
+                *_FINAL_PARAMS,
+            ),
+        )
+    ).first
+    if row is None:  # unknown, or final already (cancelled meanwhile): nothing changed
+        return (yield from getCommand(d, commandId))
+    command = d.read.command(row)
+    if final:
+        yield AppendEvents((commandEvent(command),), now)
+    return command
+
+
+def settleCommand(
+    d: Dialect, commandId: int, status: str, only: Collection[str], finishedAt: Any
+) -> Op[tuple[StoredCommand, bool] | None]:
+    """The final C{status} if, and only if, the command's status is one of C{only}."""
+    olds, oldParams = inList(sorted(only))
+    row = (
+        yield (
+            f"UPDATE commands SET status = %s, finished_at = %s WHERE id = %s AND status IN {olds}"
+            " RETURNING *",
+            (status, finishedAt, commandId, *oldParams),
+        )
+    ).first
+    if row is not None:
+        settled = d.read.command(row)
+        yield AppendEvents((commandEvent(settled),), finishedAt)
+        return settled, True
+    command = yield from getCommand(d, commandId)
+    return None if command is None else (command, False)
+
+
+class CommandStoreMixin(OpStore):
+    """L{tm20.interfaces.ICommandStore} for a store providing L{OpStore}."""
+
+    def enqueueCommand(
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: datetime | None = None,
+        warnings: Sequence[Mapping[str, str]] = (),
+    ) -> Deferred[StoredCommand]:
+        """See L{tm20.interfaces.ICommandStore.enqueueCommand}."""
+        try:
+            payloadJSON = dumpJSON(payload)
+            warningsJSON = dumpJSON([dict(w) for w in warnings])
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        expires = None if expiresAt is None else self.dialect.timestamp(expiresAt)
+        op = enqueueCommand(
+            self.dialect,
+            sn,
+            name,
+            payloadJSON,
+            actor,
+            maxAttempts,
+            expires,
+            warningsJSON,
+            self._now(),
+        )
+        return self._runOp(True, op)
+
+    def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
+        """See L{tm20.interfaces.ICommandStore.getCommand}."""
+        return self._runOp(False, getCommand(self.dialect, commandId))
+
+    def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
+        """See L{tm20.interfaces.ICommandStore.pendingCommands}."""
+        return self._runOp(False, pendingCommands(self.dialect, sn))
+
+    def updateCommand(
+        self,
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+    ) -> Deferred[StoredCommand | None]:
+        """See L{tm20.interfaces.ICommandStore.updateCommand}."""
+        try:
+            checkCommandStatus(status)
+            replyJSON = None if reply is None else dumpJSON(reply)
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        op = updateCommand(self.dialect, commandId, status, replyJSON, attempted, self._now())
+        return self._runOpWithEvents(op)
+
+    def settleCommand(
+        self, commandId: int, status: str, only: Collection[str], at: datetime | None = None
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
+        """See L{tm20.interfaces.ICommandStore.settleCommand}."""
+        try:
+            checkSettle(status, only)
+        except ValueError as e:
+            return fail(e)
+        finishedAt = self._now() if at is None else self.dialect.timestamp(at)
+        op = settleCommand(self.dialect, commandId, status, only, finishedAt)
+        return self._runOpWithEvents(op)
