@@ -76,6 +76,7 @@ from tm20.protocol.storable import (
     checkLogRecord,
     checkUserFields,
 )
+from tm20.store._ops import BrokenConstraint
 
 from .storecontract_watch import WatchStoreContractTests
 
@@ -455,6 +456,26 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         beat, refusal, bound = yield self.store.registerTerminal(SN, None, {}, True, None, None)
         self.assertEqual((refusal, bound, beat.lastSeen), (None, False, at(T0 + 10)))
         self.assertEqual(beat.devinfo, again.devinfo)
+
+    @inlineCallbacks
+    def test_registerTerminalBindsWithoutCheck(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Without a check, a binding is made and reported the same way: the first registration of
+        an approved terminal binds it (C{bound} true), a later claim does not (C{bound} false).
+        """
+        first, refusal, bound = yield self.store.registerTerminal(
+            SN, "CPU-A", {"mac": "AA-BB"}, True, None, ("CPU-A", "AA-BB")
+        )
+        self.assertEqual((refusal, bound), (None, True))
+        self.assertEqual(
+            (first.boundCpusn, first.boundMac, first.boundAt), ("CPU-A", "AA-BB", at(T0))
+        )
+        self.clock.advance(5)
+        again, refusal, bound = yield self.store.registerTerminal(
+            SN, "CPU-A", {"mac": "AA-BB"}, True, None, ("CPU-A", "AA-BB")
+        )
+        self.assertEqual((refusal, bound), (None, False))
+        self.assertEqual((again.boundAt, again.lastSeen), (at(T0), at(T0 + 5)))
 
     @inlineCallbacks
     def test_registerTerminalRefusedWritesNothing(self) -> Generator[Deferred[Any], Any, None]:
@@ -1477,6 +1498,81 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertFalse((yield self.store.deletePersonSync("T1", 5)))
         yield self.store.deleteTerminal("T2")
         self.assertEqual([s.sn for s in (yield self.store.listPersonSync(None, None))], ["T1"])
+
+    # -- operations written once (tm20.store._ops) ---------------------------------------------------
+
+    def _runOp(self, op: Any) -> Deferred[Any]:
+        d: Deferred[Any] = self.store._runOp(True, op)
+        return d
+
+    @inlineCallbacks
+    def test_opMarkersRowsAndCounts(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        An operation's statements take C{%s} or C{%(name)s} markers on both databases, and get
+        their rows back as mappings by column name, with the count of rows changed.
+        """
+        yield self._terminal(SN)
+
+        def op() -> Any:
+            inserted = yield (
+                "INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)"
+                " VALUES (%(sn)s, %(enrollid)s, %(name)s, 0, true, %(now)s)",
+                {"sn": SN, "enrollid": 7, "name": "Ana", "now": self.store._now()},
+            )
+            selected = yield (
+                "SELECT enrollid, name, enabled FROM users WHERE sn = %s AND enrollid = %s",
+                (SN, 7),
+            )
+            updated = yield ("UPDATE users SET name = %s WHERE sn = %s", ("Bea", SN))
+            return inserted.rowcount, [dict(row) for row in selected.rows], updated.rowcount
+
+        inserted, rows, updated = yield self._runOp(op())
+        self.assertEqual((inserted, updated), (1, 1))
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(
+            (rows[0]["enrollid"], rows[0]["name"], bool(rows[0]["enabled"])), (7, "Ana", True)
+        )
+
+    @inlineCallbacks
+    def test_opBrokenConstraintThrownIntoTheOp(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A broken unique or foreign key is thrown into the operation, at its statement, as a
+        L{BrokenConstraint} (a C{ValueError}) saying which kind; what the operation raises then
+        fails the call, and what it wrote before is rolled back.
+        """
+        yield self.store.addApiToken("ops", "hash-1", ["read"])
+        caught: list[str] = []
+
+        def taken() -> Any:
+            yield (
+                "INSERT INTO audit_log (actor, action, target, detail, at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                ("t", "a", None, "{}", self.store._now()),
+            )
+            try:
+                yield (
+                    "INSERT INTO api_tokens (name, token_hash, scopes, created_at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    ("ops", "hash-2", "[]", self.store._now()),
+                )
+            except BrokenConstraint as e:
+                caught.append(e.kind)
+                raise LookupError("the name is taken") from e
+
+        yield self.assertFailure(self._runOp(taken()), LookupError)
+        self.assertEqual(caught, ["unique"])
+        self.assertEqual((yield self.store.listAuditEntries(10, None)), [])
+
+        def orphan() -> Any:
+            yield (
+                "INSERT INTO users (sn, enrollid, name, admin, enabled, updated_at)"
+                " VALUES (%s, %s, %s, 0, true, %s)",
+                ("NOPE", 1, "x", self.store._now()),
+            )
+
+        failure = yield self.assertFailure(self._runOp(orphan()), BrokenConstraint)
+        self.assertEqual(failure.kind, "foreign key")
+        self.assertIsInstance(failure, ValueError)
 
     # -- durability --------------------------------------------------------------------------------
 
