@@ -25,7 +25,7 @@ from twisted.web.server import Request, Site
 from zope.interface import directlyProvides, providedBy
 
 from tm20.config import ServerConfig
-from tm20.interfaces import IStore
+from tm20.interfaces import IStoreLifecycle
 from tm20.terminal.limits import ConnectionLimiter, NetworkList, hostOf
 
 if TYPE_CHECKING:
@@ -104,12 +104,12 @@ class HealthResource(JSONMethods):
     """
     C{GET /health}: C{{"status", "store": {"state", "reason", "since"}, ...}}, C{200} when the
     store is C{ok}, C{503} when it is C{degraded} or C{unhealthy}.  Answered from the store's
-    known health (L{IStore.health}), never by waiting for the database.
+    known health (L{IStoreLifecycle.health}), never by waiting for the database.
     """
 
     isLeaf = True
 
-    def __init__(self, store: IStore, extra: Any = None) -> None:
+    def __init__(self, store: IStoreLifecycle, extra: Any = None) -> None:
         super().__init__()
         self._store = store
         self._extra = extra

@@ -25,7 +25,7 @@ import attrs
 from twisted.web.iweb import IRequest
 
 from tm20.api._errors import ApiError
-from tm20.interfaces import IStore
+from tm20.interfaces import ITokenStore
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.terminal.limits import NetworkList, forwardedClient, hostOf
 
@@ -106,7 +106,7 @@ class Authenticator:
 
     def __init__(
         self,
-        store: IStore,
+        store: ITokenStore,
         staticTokens: Sequence[str],
         limiter: FailureRateLimiter,
         trustedProxies: NetworkList | None = None,

@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from tm20.errors import TerminalRefused
-from tm20.interfaces import IStore, ITerminalRegistry
+from tm20.interfaces import ITerminalRegistry, ITerminalStore
 from tm20.model import Terminal
 from tm20.protocol.messages import Register
 from tm20.protocol.timefmt import cloudTime
@@ -59,7 +59,7 @@ class RegistrationService:
 
     def __init__(
         self,
-        store: IStore,
+        store: ITerminalStore,
         registry: ITerminalRegistry,
         clock: IReactorTime,
         requireWhitelist: bool = False,
