@@ -1,5 +1,7 @@
 """
-Persistence: the L{tm20.interfaces.IStore} implementations.
+Persistence: the L{tm20.interfaces.IStore} implementations (each also provides
+L{tm20.interfaces.IWatchStore}, L{tm20.interfaces.IEventStore} and
+L{tm20.interfaces.IPersonStore}; C{IStore} is the union of the store roles).
 
   - L{tm20.store.sqlite.SQLiteStore}: one embedded SQLite file (the default).
   - C{tm20.store.postgres.PostgresStore}: PostgreSQL, for production.

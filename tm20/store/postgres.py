@@ -5,6 +5,9 @@ Several C{twistd tm20} processes may share one database.  Behaviour is the same 
 L{tm20.store.sqlite.SQLiteStore}, method for method (one contract test suite runs against both):
 the same tables, the same ordering and paging, the same counting of duplicates, the same errors
 (C{ValueError} for the caller's mistakes, L{StoreUnavailable} when the database cannot be used).
+Most operations are the very same code (L{tm20.store._roles.StoreRoles}, run by
+L{tm20.store._ops.runAsync} here); this module holds what is PostgreSQL's own: the pool and its
+transactions, health, migrations, the log group commit, notifications and the event log.
 
 Design:
 

@@ -1,6 +1,10 @@
 """
 The embedded store: one SQLite file, reached through L{twisted.enterprise.adbapi}.
 
+Most operations are the same code as PostgreSQL's (L{tm20.store._roles.StoreRoles}, run by
+L{tm20.store._ops.runSync} in the pool's thread); this module holds what is SQLite's own: the
+connection and its transactions, health, migrations, the log group commit and the event log.
+
 Design:
 
   - B{One connection, one thread.}  SQLite has a single writer; serialising every transaction
