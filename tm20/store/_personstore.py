@@ -5,8 +5,6 @@ of L{tm20.store._personsql} and has the store run it in one transaction (L{OpSto
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred, fail
 
 from tm20.model import Person, PersonSync, TerminalGroup
@@ -19,26 +17,23 @@ __all__ = ["PersonStoreMixin"]
 class PersonStoreMixin(OpStore):
     """L{tm20.interfaces.IPersonStore} for a store providing L{OpStore}."""
 
-    def _personTime(self, value: Any) -> Any:
-        return self.dialect.time(value)
-
     # -- persons -------------------------------------------------------------------------------
 
     def putPerson(self, person: Person, create: bool) -> Deferred[Person | None]:
         """See L{tm20.interfaces.IPersonStore.putPerson}."""
-        return self._runOp(True, sql.putPerson(person, create, self._now(), self._personTime))
+        return self._runOp(True, sql.putPerson(person, create, self._now(), self.dialect.time))
 
     def getPerson(self, enrollid: int) -> Deferred[Person | None]:
         """See L{tm20.interfaces.IPersonStore.getPerson}."""
-        return self._runOp(False, sql.getPerson(enrollid, self._personTime))
+        return self._runOp(False, sql.getPerson(enrollid, self.dialect.time))
 
     def listPersons(self, limit: int, afterEnrollid: int | None) -> Deferred[list[Person]]:
         """See L{tm20.interfaces.IPersonStore.listPersons}."""
-        return self._runOp(False, sql.listPersons(limit, afterEnrollid, self._personTime))
+        return self._runOp(False, sql.listPersons(limit, afterEnrollid, self.dialect.time))
 
     def personsForTerminal(self, sn: str) -> Deferred[list[Person]]:
         """See L{tm20.interfaces.IPersonStore.personsForTerminal}."""
-        return self._runOp(False, sql.personsForTerminal(sn, self._personTime))
+        return self._runOp(False, sql.personsForTerminal(sn, self.dialect.time))
 
     def deletePerson(self, enrollid: int) -> Deferred[bool]:
         """See L{tm20.interfaces.IPersonStore.deletePerson}."""
@@ -48,19 +43,19 @@ class PersonStoreMixin(OpStore):
 
     def putGroup(self, group: TerminalGroup, create: bool) -> Deferred[TerminalGroup | None]:
         """See L{tm20.interfaces.IPersonStore.putGroup}."""
-        return self._runOp(True, sql.putGroup(group, create, self._now(), self._personTime))
+        return self._runOp(True, sql.putGroup(group, create, self._now(), self.dialect.time))
 
     def getGroup(self, name: str) -> Deferred[TerminalGroup | None]:
         """See L{tm20.interfaces.IPersonStore.getGroup}."""
-        return self._runOp(False, sql.getGroup(name, self._personTime))
+        return self._runOp(False, sql.getGroup(name, self.dialect.time))
 
     def listGroups(self) -> Deferred[list[TerminalGroup]]:
         """See L{tm20.interfaces.IPersonStore.listGroups}."""
-        return self._runOp(False, sql.listGroups(self._personTime))
+        return self._runOp(False, sql.listGroups(self.dialect.time))
 
     def groupsOfTerminal(self, sn: str) -> Deferred[list[TerminalGroup]]:
         """See L{tm20.interfaces.IPersonStore.groupsOfTerminal}."""
-        return self._runOp(False, sql.groupsOfTerminal(sn, self._personTime))
+        return self._runOp(False, sql.groupsOfTerminal(sn, self.dialect.time))
 
     def deleteGroup(self, name: str) -> Deferred[bool]:
         """See L{tm20.interfaces.IPersonStore.deleteGroup}."""
@@ -71,7 +66,7 @@ class PersonStoreMixin(OpStore):
     def savePersonSync(self, sync: PersonSync) -> Deferred[PersonSync]:
         """See L{tm20.interfaces.IPersonStore.savePersonSync}."""
         try:
-            op = sql.savePersonSync(sync, self._now(), self._personTime)
+            op = sql.savePersonSync(sync, self._now(), self.dialect.time)
             if sync.state not in sql.SYNC_STATES:
                 raise ValueError(f"unknown sync state {sync.state!r}")
         except ValueError as e:
@@ -87,4 +82,4 @@ class PersonStoreMixin(OpStore):
         self, sn: str | None = None, enrollid: int | None = None
     ) -> Deferred[list[PersonSync]]:
         """See L{tm20.interfaces.IPersonStore.listPersonSync}."""
-        return self._runOp(False, sql.listPersonSync(sn, enrollid, self._personTime))
+        return self._runOp(False, sql.listPersonSync(sn, enrollid, self.dialect.time))
