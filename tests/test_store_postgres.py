@@ -21,11 +21,13 @@ from twisted.trial.unittest import TestCase
 from zope.interface import provider
 
 from tm20.errors import StoreUnavailable
+from tm20.events.model import EventQuery, NewEvent
 from tm20.model import LogInsertResult, LogQuery
 from tm20.protocol.messages import LogRecord
 from tm20.store import storeFromURL
 from tm20.store._groupcommit import LogQueueFull
 from tm20.store._migrations import loadMigrations
+from tm20.store._postgres_events import appendEvents
 from tm20.store.postgres import PostgresStore, StatementTimeout, migrate
 
 from . import pgharness
@@ -245,6 +247,83 @@ class PostgresStoreTests(StoreContractTests, EventStoreContractTests, _PostgresC
             store = storeFromURL(url, reactor)
             assert isinstance(store, PostgresStore)
             self.assertEqual(store.dsn, url)
+
+
+class EventOrderTests(_PostgresCase):
+    """
+    Event ids become visible in order although writers no longer wait for each other: a reader
+    never sees an id while a smaller one is still to be committed.
+    """
+
+    @inlineCallbacks
+    def test_readerWaitsForWritersHoldingSmallerIds(self) -> Generator[Deferred[Any], Any, None]:
+        store = yield self.openStore(self.newDatabase(), poolSize=4)
+        release: Deferred[None] = Deferred()
+
+        async def slowWriter(cur: Any) -> None:
+            await appendEvents(cur, [NewEvent("test.first", None, {"n": 1})], store._now())
+            await release  # holds id 1, not committed
+
+        first = store.runInTransaction(slowWriter)
+        yield sleep(0.2)  # the slow writer has its id
+        second = store.appendEvents([NewEvent("test.second", None, {"n": 2})])
+        # writers run side by side: the second commits while the first is still open
+        for _ in range(100):
+            if second.called:
+                break
+            yield sleep(0.05)
+        self.assertTrue(second.called, "a writer waited for another one")
+        self.assertEqual(self.successResultOf(second), 1)
+        read = store.listEvents(EventQuery(after=0))
+        head = store.lastEventId()
+        yield sleep(0.3)
+        # the readers wait: id 2 is committed, id 1 is not yet
+        self.assertFalse(read.called)
+        self.assertFalse(head.called)
+        release.callback(None)
+        yield first
+        events = yield read
+        self.assertEqual([(e.id, e.type) for e in events], [(1, "test.first"), (2, "test.second")])
+        self.assertEqual((yield head), 2)
+
+    @inlineCallbacks
+    def test_concurrentWritersNeverShowAGap(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Many writers (log group commits and single events) and a reader polling all along: every
+        page the reader gets continues its cursor without a gap of ids that appear later.
+        """
+        store = yield self.openStore(self.newDatabase(), poolSize=4, maxConcurrentFlushes=3)
+        yield store.createTerminal(SN, None, True, None)
+        seen: list[int] = []
+        done = False
+
+        @inlineCallbacks
+        def reader() -> Generator[Deferred[Any], Any, None]:
+            after = 0
+            while True:
+                finished = done
+                page = yield store.listEvents(EventQuery(after=after, limit=1000))
+                seen.extend(e.id for e in page)
+                if page:
+                    after = page[-1].id
+                elif finished:
+                    return
+                yield sleep(0)
+
+        reading = reader()
+        writes = []
+        for i in range(60):
+            if i % 3 == 0:
+                writes.append(store.appendEvents([NewEvent("test.n", None, {"i": i})]))
+            else:
+                writes.append(store.addLogs(SN, [punch(i % 7 + 1, f"2026-05-01 10:{i:02d}:00")]))
+        yield defer.gatherResults(writes)
+        done = True
+        yield reading
+        every = yield store.listEvents(EventQuery(after=0, limit=1000))
+        ids = [e.id for e in every]
+        self.assertEqual(seen, ids)  # in order, none skipped, none twice
+        self.assertEqual(len(ids), 60)
 
 
 class MigrationTests(_PostgresCase):

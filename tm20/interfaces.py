@@ -136,6 +136,16 @@ class ITerminalSession(Interface):
     def close(code, reason):  # type: ignore[no-untyped-def]
         """Close the WebSocket with C{code} (1000 or 3000-4999) and a reason text."""
 
+    def pauseReading(reason):  # type: ignore[no-untyped-def]
+        """
+        Stop reading the socket for C{reason} (a short text: C{"inbox full"}, C{"store queue
+        full"}, ...).  The session is the only owner of its transport's pausing: it reads again
+        once every reason given has been withdrawn.
+        """
+
+    def resumeReading(reason):  # type: ignore[no-untyped-def]
+        """Withdraw C{reason} given to L{pauseReading}; other reasons still hold."""
+
     def executeCommand(payload, timeout):  # type: ignore[no-untyped-def]
         """
         Send C{payload} and wait for the terminal's C{ret} of the same name (one command in flight

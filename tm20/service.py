@@ -17,7 +17,7 @@ from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IPushProducer
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
@@ -40,7 +40,7 @@ from tm20.services.registration import RegistrationService
 from tm20.services.watch import Watch
 from tm20.startup import StartupError, explain, oneLine, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
-from tm20.terminal.protocol import CLOSE_SHUTDOWN
+from tm20.terminal.protocol import CLOSE_SHUTDOWN, PAUSE_STORE
 from tm20.terminal.registry import TerminalRegistry
 from tm20.web import HealthResource, QuietSite, TM20Root
 
@@ -161,7 +161,7 @@ def buildServer(
     if api is not None:
         api.auth.metrics = metrics
         root.putChild(b"metrics", MetricsResource(metrics, api.auth))
-    _pauseTerminalsWhileLogQueueFull(store, registry)
+    _pauseTerminalsWhileLogQueueFull(context.ingest, registry)
     site = QuietSite(root, config=config, clock=clock)
     site.metrics = metrics
     server = Server(config, reactor, store, context, factory, root, site, context.events)
@@ -195,14 +195,12 @@ def _sampleQueues(metrics: Metrics, store: IStore, queue: CommandQueue) -> None:
     )
 
 
-def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) -> None:
+def _pauseTerminalsWhileLogQueueFull(ingest: LogIngest, registry: TerminalRegistry) -> None:
     """
-    A store that queues logs for group commit (PostgreSQL) says when its bounded queue is full:
-    stop reading every terminal's socket until it has drained, instead of buffering.
+    While the store's bounded log queue is full, every terminal's socket is paused for that
+    reason (L{PAUSE_STORE}); a socket its own full inbox paused stays paused until that reason
+    ends too (the protocol keeps the reasons).
     """
-    register = getattr(store, "addLogsBackpressure", None)
-    if register is None:
-        return
     log = Logger()
 
     def observe(full: bool) -> None:
@@ -212,15 +210,12 @@ def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) 
             action="pausing" if full else "resuming",
         )
         for session in registry.sessions():
-            producer = IPushProducer(session.transport, None)
-            if producer is None:
-                continue
             if full:
-                producer.pauseProducing()
+                session.pauseReading(PAUSE_STORE)
             else:
-                producer.resumeProducing()
+                session.resumeReading(PAUSE_STORE)
 
-    register(observe)
+    ingest.addBackpressureObserver(observe)
 
 
 def _mountApi(

@@ -6,6 +6,7 @@ and nothing secret (no credential record, no photo, no secret hash).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,14 +26,82 @@ def localToUTC(time: str, timezone: str | None) -> str | None:
     the server's own zone); C{None} when the time or the zone cannot be read.
     """
     try:
-        local = datetime.strptime(time, "%Y-%m-%d %H:%M:%S")
+        if (
+            len(time) == 19
+            and time[10] == " "
+            and time[13] == ":"
+            and time[16] == ":"
+            and time.isascii()
+        ):
+            # the canonical form (what the parser stores): read by C, not by strptime
+            local = datetime.fromisoformat(time)
+        else:
+            local = datetime.strptime(time, "%Y-%m-%d %H:%M:%S")
         if timezone is None:
             aware = local.astimezone()
         else:
-            aware = local.replace(tzinfo=ZoneInfo(timezone))
-    except (ValueError, ZoneInfoNotFoundError, OSError):
+            aware = local.replace(tzinfo=_zone(timezone))
+    except (ValueError, ZoneInfoNotFoundError, OSError, TypeError):
         return None
     return aware.astimezone(UTC).isoformat()
+
+
+_zones: dict[str, ZoneInfo] = {}
+
+
+def _zone(name: str) -> ZoneInfo:
+    """C{ZoneInfo(name)}, remembered (the lookup is most of the cost of a conversion)."""
+    zone = _zones.get(name)
+    if zone is None:
+        zone = ZoneInfo(name)
+        if len(_zones) < 1024:
+            _zones[name] = zone
+    return zone
+
+
+#: Encodes as L{tm20.store._rows.dumpJSON} does (compact, not ASCII-only).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def logEventText(
+    sn: str,
+    logId: int,
+    enrollid: int,
+    time: str,
+    mode: int,
+    inout: int,
+    event: int,
+    temp: float | None,
+    verifymode: int | None,
+    hasImage: bool,
+    extraJSON: str,
+    receivedAt: str,
+    timezone: str | None,
+) -> tuple[str, str]:
+    """
+    The type and JSON text of L{logEvent}'s event for a row just inserted, exactly as the
+    stores write L{logEvent}'s payload, built without the intermediate dict (this runs once per
+    log stored: it is on ingest's hot path).
+
+    @param extraJSON: the row's C{extra} as compact JSON text (C{"{}"} when empty).
+    """
+    sn_ = _encode(sn)
+    time_ = _encode(time)
+    utc = localToUTC(time, timezone)
+    fields = (
+        f'"enrollid":{enrollid:d},"time":{time_},'
+        f'"timeUTC":{"null" if utc is None else _encode(utc)},'
+        f'"mode":{mode:d},"inout":{inout:d},"event":{event:d}'
+    )
+    text = (
+        f'{{"sn":{sn_},"logId":{logId:d},{fields},'
+        f'"temp":{"null" if temp is None else _encode(temp)},'
+        f'"verifymode":{"null" if verifymode is None else format(verifymode, "d")},'
+        f'"hasImage":{"true" if hasImage else "false"},"extra":{extraJSON},'
+        f'"key":[{sn_},{enrollid:d},{time_},{mode:d},{inout:d},{event:d}],'
+        f'"receivedAt":{_encode(receivedAt)}}}'
+    )
+    return ("door.event" if enrollid == 0 else "log.created"), text
 
 
 def logEvent(
@@ -194,6 +263,7 @@ __all__ = [
     "firstRegistrationEvent",
     "flaggedEvent",
     "localToUTC",
+    "logEventText",
     "logEvent",
     "quarantinedEvent",
     "terminalEvent",

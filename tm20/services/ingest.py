@@ -9,7 +9,7 @@ lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -28,10 +28,13 @@ _REASONS_LOGGED = 3
 
 class LogIngest:
     """
-    Hands log batches to the store (the PostgreSQL store groups concurrent batches into one
-    commit), holds unstorable records in the quarantine, and keeps counters for the
+    Hands log batches to the store (both stores group concurrent batches into one commit, in a
+    bounded queue), holds unstorable records in the quarantine, and keeps counters for the
     health/metrics output.  Batches refused because the store is unavailable are logged once
     per outage (L{OutageLog}), not once each.
+
+    It owns backpressure: L{addBackpressureObserver} tells whoever reads from terminals to
+    stop while the store's log queue is full (L{full}) and to read again once it has drained.
     """
 
     log = Logger()
@@ -48,6 +51,45 @@ class LogIngest:
         self.duplicates = 0
         self.failed = 0
         self.quarantined = 0
+        self._full = False
+        self._observers: list[Callable[[bool], object]] = []
+        register = getattr(store, "addLogsBackpressure", None)
+        if register is not None:
+            register(self._queueFull)
+
+    # -- backpressure --------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        """C{True} while the store's log queue is full: stop reading from terminals."""
+        return self._full
+
+    def addBackpressureObserver(self, observer: Callable[[bool], object]) -> Callable[[], None]:
+        """
+        Call C{observer(True)} when the store's log queue becomes full and C{observer(False)}
+        once it has drained (at once with C{True} if it is full now).
+
+        @return: a function that unregisters C{observer}.
+        """
+        self._observers.append(observer)
+        if self._full:
+            observer(True)
+
+        def remove() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return remove
+
+    def _queueFull(self, full: bool) -> None:
+        self._full = full
+        for observer in list(self._observers):
+            try:
+                observer(full)
+            except Exception:
+                self.log.failure("log backpressure observer failed")
+
+    # -- ingest --------------------------------------------------------------------------------
 
     def ingest(
         self,

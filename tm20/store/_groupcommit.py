@@ -64,8 +64,10 @@ class Batch(Generic[I, R]):
         return len(self.items)
 
 
-#: Writes batches in one transaction and returns one result per batch, in order.
-FlushFunction = Callable[[Sequence[Batch[I, R]]], Awaitable[Sequence[R]]]
+#: Writes batches in one transaction and returns one result per batch, in order; a
+#: L{Failure} in place of a result fails that batch alone (its rows were rolled back, the
+#: others committed).
+FlushFunction = Callable[[Sequence[Batch[I, R]]], Awaitable[Sequence[R | Failure]]]
 
 
 class GroupCommitQueue(Generic[I, R]):
@@ -262,7 +264,7 @@ class GroupCommitQueue(Generic[I, R]):
             else:
                 batch.deferred.callback(outcome)
 
-    async def _attempt(self, batches: list[Batch[I, R]]) -> Sequence[R]:
+    async def _attempt(self, batches: list[Batch[I, R]]) -> Sequence[R | Failure]:
         self.flushes += 1
         try:
             return await self._flush(batches)

@@ -4,11 +4,22 @@ The event log, delivery streams and webhooks of L{tm20.store.postgres.PostgresSt
 
 B{Ids become visible in order.}  A C{bigserial} alone does not give that: two transactions take
 ids 10 and 11, the one with 11 commits first, and a reader whose cursor moves to 11 never sees
-10.  So every transaction that appends events takes the transaction-level advisory lock
-L{EVENTS_LOCK_KEY} just before its C{INSERT INTO events} (its last statement) and holds it to
-its commit: ids are taken and committed one transaction at a time, and a reader that sees id N
-sees every smaller id still in the log.  Only the tail of a transaction (the event insert and
-the commit) is serialised; the log inserts of concurrent group commits still run side by side.
+10.  So the transaction-level advisory lock L{EVENTS_LOCK_KEY} separates writers from readers:
+
+  - every transaction that appends events takes it in I{shared} mode just before its
+    C{INSERT INTO events} (its last statement) and holds it to its commit, so a transaction
+    holding an event id not yet committed always holds the shared lock.  Writers never wait
+    for each other: concurrent group commits (of this process or another) commit side by
+    side, their fsyncs shared, instead of one at a time;
+  - every read of the log's order (L{listEvents}, L{lastEventId}, opening a stream at the
+    head) first takes it in I{exclusive} mode: it waits until every writer holding an id has
+    committed (or rolled back), and writers arriving meanwhile wait behind it.  Its C{SELECT}
+    then (a new snapshot, C{READ COMMITTED}) sees every id taken so far that will ever be
+    committed, and any id taken later is larger.  A reader that sees id N therefore already
+    sees every smaller id still in the log.
+
+The lock is released at the commit, after the transaction became visible.  Readers are short
+(one C{SELECT}); the cost of a read is to wait for the writers in flight.
 """
 
 from __future__ import annotations
@@ -37,7 +48,8 @@ from tm20.store._rows import dumpJSON
 if TYPE_CHECKING:
     from tm20.store._pgpool import Pool
 
-#: The advisory lock held from an event insert to its commit ("tm2e" in ASCII).
+#: The advisory lock held (shared) from an event insert to its commit, and (exclusive) by
+#: readers of the log's order ("tm2e" in ASCII).
 EVENTS_LOCK_KEY = 0x746D3265
 
 
@@ -74,13 +86,21 @@ def _textArray(values: Sequence[str | None]) -> str:
 
 async def appendEvents(cur: Cursor, events: Iterable[NewEvent], now: datetime) -> int:
     """
-    Insert C{events} in order, in the caller's transaction, under L{EVENTS_LOCK_KEY}: call it
-    as the transaction's last statement.  @return: how many.
+    Insert C{events} in order, in the caller's transaction, under L{EVENTS_LOCK_KEY} (shared):
+    call it as the transaction's last statement.  @return: how many.
     """
-    events = list(events)
-    if not events:
+    return await appendEventRows(cur, [(e.type, e.sn, dumpJSON(e.payload)) for e in events], now)
+
+
+async def appendEventRows(
+    cur: Cursor, rows: Sequence[tuple[str, str | None, str]], now: datetime
+) -> int:
+    """
+    L{appendEvents} for events given as C{(type, sn, payload JSON text)}.  @return: how many.
+    """
+    if not rows:
         return 0
-    await cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK_KEY,))
+    await cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (EVENTS_LOCK_KEY,))
     await cur.execute(
         "INSERT INTO events (type, sn, payload, created_at)"
         " SELECT u.type, u.sn, u.payload::json, %s"
@@ -88,12 +108,12 @@ async def appendEvents(cur: Cursor, events: Iterable[NewEvent], now: datetime) -
         " ORDER BY u.n",
         (
             now,
-            _textArray([e.type for e in events]),
-            _textArray([e.sn for e in events]),
-            _textArray([dumpJSON(e.payload) for e in events]),
+            _textArray([row[0] for row in rows]),
+            _textArray([row[1] for row in rows]),
+            _textArray([row[2] for row in rows]),
         ),
     )
-    return len(events)
+    return len(rows)
 
 
 async def terminalTimezones(cur: Cursor, sns: Iterable[str]) -> dict[str, str | None]:
@@ -110,7 +130,16 @@ async def _selectStream(cur: Cursor, key: str) -> SinkStream | None:
     return _rows.stream(rows[0]) if rows else None
 
 
+async def waitForEventWriters(cur: Cursor) -> None:
+    """
+    Wait until no transaction holds an event id it has not committed (see the module
+    docstring): call it first in a transaction that reads the log in id order.
+    """
+    await cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK_KEY,))
+
+
 async def _lastEventId(cur: Cursor) -> int:
+    await waitForEventWriters(cur)
     await cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")
     row = cur.fetchone()
     assert row is not None
@@ -217,6 +246,7 @@ class PostgresEventsMixin:
         params.append(max(query.limit, 0))
 
         async def select(cur: Cursor) -> list[Event]:
+            await waitForEventWriters(cur)
             await cur.execute(f"SELECT * FROM events {where} ORDER BY id LIMIT %s", params)
             return [_rows.event(row) for row in _dicts(cur)]
 
@@ -380,4 +410,11 @@ class PostgresEventsMixin:
         return self._run(delete)
 
 
-__all__ = ["EVENTS_LOCK_KEY", "PostgresEventsMixin", "appendEvents", "terminalTimezones"]
+__all__ = [
+    "EVENTS_LOCK_KEY",
+    "PostgresEventsMixin",
+    "appendEventRows",
+    "appendEvents",
+    "terminalTimezones",
+    "waitForEventWriters",
+]

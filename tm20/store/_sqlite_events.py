@@ -39,10 +39,17 @@ def _ts(value: datetime | None) -> str | None:
 
 def appendEvents(conn: sqlite3.Connection, events: Iterable[NewEvent], now: str) -> int:
     """Insert C{events} in order, in the caller's transaction.  @return: how many."""
-    rows = [(e.type, e.sn, dumpJSON(e.payload), now) for e in events]
+    return appendEventRows(conn, [(e.type, e.sn, dumpJSON(e.payload)) for e in events], now)
+
+
+def appendEventRows(
+    conn: sqlite3.Connection, rows: Sequence[tuple[str, str | None, str]], now: str
+) -> int:
+    """L{appendEvents} for events given as C{(type, sn, payload JSON text)}."""
     if rows:
         conn.executemany(
-            "INSERT INTO events (type, sn, payload, created_at) VALUES (?, ?, ?, ?)", rows
+            "INSERT INTO events (type, sn, payload, created_at) VALUES (?, ?, ?, ?)",
+            [(kind, sn, payload, now) for kind, sn, payload in rows],
         )
     return len(rows)
 
@@ -364,4 +371,4 @@ class SQLiteEventsMixin:
         return self._write(delete)
 
 
-__all__ = ["SQLiteEventsMixin", "appendEvents", "terminalTimezone"]
+__all__ = ["SQLiteEventsMixin", "appendEventRows", "appendEvents", "terminalTimezone"]

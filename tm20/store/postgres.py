@@ -59,9 +59,8 @@ Design:
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -73,7 +72,7 @@ from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
-    logEvent,
+    logEventText,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
@@ -98,6 +97,7 @@ from tm20.store._pgpool import (
 )
 from tm20.store._postgres_events import (
     PostgresEventsMixin,
+    appendEventRows,
     appendEvents,
     terminalTimezones,
 )
@@ -201,19 +201,43 @@ def _real(value: Any) -> float:
     raise TypeError(f"log field must be a number, got {value!r}")
 
 
-def _itemFields(item: _LogItem) -> dict[str, Any]:
-    """A queued log item as the fields of its event."""
-    return {
-        "enrollid": item[0],
-        "time": item[1],
-        "mode": item[2],
-        "inout": item[3],
-        "event": item[4],
-        "temp": item[5],
-        "verifymode": item[6],
-        "image": item[7],
-        "extra": json.loads(item[8]),
-    }
+def _logEventRows(
+    ordered: Sequence[tuple[_LogKey, _LogItem]],
+    ids: Mapping[_LogKey, int],
+    zones: Mapping[str, str | None],
+    defaultTimezone: str | None,
+    now: datetime,
+) -> list[tuple[str, str | None, str]]:
+    """
+    The events of the rows just inserted (C{ids}: exactly those, from C{RETURNING}; a duplicate
+    has no event), in the order the terminals sent them, as C{(type, sn, payload text)}.
+    """
+    receivedAt = formatTimestamp(now)
+    rows: list[tuple[str, str | None, str]] = []
+    seen: set[_LogKey] = set()
+    for key, item in ordered:
+        logId = ids.get(key)
+        if logId is None or key in seen:
+            continue
+        seen.add(key)
+        sn = key[0]
+        kind, text = logEventText(
+            sn,
+            logId,
+            item[0],
+            item[1],
+            item[2],
+            item[3],
+            item[4],
+            item[5],
+            item[6],
+            item[7] is not None,
+            item[8],
+            receivedAt,
+            zones.get(sn) or defaultTimezone,
+        )
+        rows.append((kind, sn, text))
+    return rows
 
 
 # -- queries shared by several methods -------------------------------------------------------------
@@ -855,25 +879,11 @@ class PostgresStore(PostgresEventsMixin, StoreRoles):
                     await cur.execute(_INSERT_LOGS.format(table=table), _arrays(now, chunk))
                     stored.extend(cur.fetchall())
             if stored:
-                # exactly the rows inserted (RETURNING): a duplicate has no event
                 ids = {cast(_LogKey, tuple(row[1:])): row[0] for row in stored}
                 zones = await terminalTimezones(cur, {key[0] for key in ids})
-                receivedAt = formatTimestamp(now)
-                events = []
-                seen: set[_LogKey] = set()
-                for key, item in ordered:
-                    if key in ids and key not in seen:
-                        seen.add(key)
-                        events.append(
-                            logEvent(
-                                key[0],
-                                ids[key],
-                                _itemFields(item),
-                                receivedAt,
-                                zones.get(key[0]) or self.defaultTimezone,
-                            )
-                        )
-                await appendEvents(cur, events, now)
+                await appendEventRows(
+                    cur, _logEventRows(ordered, ids, zones, self.defaultTimezone, now), now
+                )
             return stored
 
         stored = await self._pool.runInteraction(insert)

@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-import attrs
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
@@ -61,9 +59,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
-from tm20.events.model import NewEvent
 from tm20.events.payloads import (
-    logEvent,
+    logEventText,
 )
 from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
@@ -74,6 +71,7 @@ from tm20.protocol.messages import (
 )
 from tm20.protocol.storable import requireStorableLog
 from tm20.store._dialect import SQLITE
+from tm20.store._groupcommit import Batch, GroupCommitQueue
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
@@ -83,7 +81,12 @@ from tm20.store._rows import (
     formatTimestamp,
     utcFromSeconds,
 )
-from tm20.store._sqlite_events import SQLiteEventsMixin, appendEvents, terminalTimezone
+from tm20.store._sqlite_events import (
+    SQLiteEventsMixin,
+    appendEventRows,
+    appendEvents,
+    terminalTimezone,
+)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -166,21 +169,9 @@ def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
     )
 
 
-class _LogBatch:
-    """One L{SQLiteStore.addLogs} call waiting in the inbox: its rows and its caller's result."""
-
-    __slots__ = ("sn", "records", "rows", "size", "receivedAt", "deferred", "outcome")
-
-    def __init__(
-        self, sn: str, records: list[LogRecord], rows: list[tuple[Any, ...]], receivedAt: str
-    ):
-        self.sn = sn
-        self.records = records
-        self.rows = rows
-        self.size = len(records)
-        self.receivedAt = receivedAt
-        self.deferred: Deferred[LogInsertResult] = Deferred()
-        self.outcome: LogInsertResult | BaseException | None = None
+#: A log row waiting in the group-commit queue: the row of L{_INSERT_LOG_ROW} (its C{sn} first,
+#: its C{received_at} last) and whether it is a door event.
+_LogItem = tuple[tuple[Any, ...], bool]
 
 
 _INSERT_LOG_ROW = (
@@ -192,36 +183,42 @@ _INSERT_LOG_ROW = (
 
 def _insertLogBatches(
     conn: sqlite3.Connection,
-    inbox: deque[_LogBatch],
-    taken: list[_LogBatch],
+    batches: Sequence[Batch[_LogItem, LogInsertResult]],
     defaultTimezone: str | None,
-) -> None:
+) -> list[LogInsertResult | BaseException]:
     """
-    Write every batch waiting in C{inbox} (appended to by the reactor, taken here) in this one
-    transaction, each in a savepoint of its own: a batch the database refuses fails alone.
-    Each row inserted (not a duplicate) gets its C{log.created} / C{door.event} in the same
-    savepoint.
+    Write C{batches} in this one transaction, each in a savepoint of its own: a batch the
+    database refuses fails alone (its outcome is the error).  Each row inserted (not a
+    duplicate) gets its C{log.created} / C{door.event} in the same savepoint.
     """
-    while True:
-        try:
-            batch = inbox.popleft()
-        except IndexError:
-            return
-        taken.append(batch)
+    outcomes: list[LogInsertResult | BaseException] = []
+    for batch in batches:
         conn.execute("SAVEPOINT log_batch")
         try:
-            events: list[NewEvent] = []
+            events: list[tuple[str, str | None, str]] = []
             timezone = terminalTimezone(conn, batch.sn) or defaultTimezone
-            for record, row in zip(batch.records, batch.rows, strict=True):
-                table = _DOOR_TABLE if record.isDoorEvent else _LOG_TABLE
+            receivedAt = batch.items[0][0][10]
+            for row, isDoor in batch.items:
+                table = _DOOR_TABLE if isDoor else _LOG_TABLE
                 stored = conn.execute(_INSERT_LOG_ROW.format(table=table), row).fetchone()
                 if stored is not None:
-                    events.append(
-                        logEvent(
-                            batch.sn, stored[0], attrs.asdict(record), batch.receivedAt, timezone
-                        )
+                    kind, text = logEventText(
+                        batch.sn,
+                        stored[0],
+                        row[1],
+                        row[2],
+                        row[3],
+                        row[4],
+                        row[5],
+                        row[6],
+                        row[7],
+                        row[8] is not None,
+                        row[9],
+                        receivedAt,
+                        timezone,
                     )
-            inserted = appendEvents(conn, events, batch.receivedAt)
+                    events.append((kind, batch.sn, text))
+            inserted = appendEventRows(conn, events, receivedAt)
         except sqlite3.Error as e:
             if _isUnavailable(e) or not conn.in_transaction:
                 # the database cannot be written now (on a full disk SQLite may even have rolled
@@ -229,10 +226,11 @@ def _insertLogBatches(
                 raise
             conn.execute("ROLLBACK TO log_batch")
             conn.execute("RELEASE log_batch")
-            batch.outcome = e
+            outcomes.append(e)
         else:
             conn.execute("RELEASE log_batch")
-            batch.outcome = LogInsertResult(inserted=inserted, duplicates=batch.size - inserted)
+            outcomes.append(LogInsertResult(inserted=inserted, duplicates=len(batch) - inserted))
+    return outcomes
 
 
 # -- the work done in the pool thread --------------------------------------------------------------
@@ -258,6 +256,8 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles):
         synchronous: str = "FULL",
         busyTimeout: float = 5.0,
         healthInterval: float = 5.0,
+        flushRows: int = 500,
+        maxQueuedRows: int = 50_000,
     ) -> None:
         """
         @param path: the database file (created if missing; its folder must exist).
@@ -269,6 +269,9 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles):
         @param busyTimeout: seconds SQLite waits for a lock held by another process (an admin
             tool) before giving up.
         @param healthInterval: seconds between health probes (see L{health}).
+        @param flushRows: the most rows one log group commit merges; a batch this large or
+            larger is written alone.
+        @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
         """
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
@@ -286,8 +289,14 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles):
         self._state = "new"
         #: Every migration shipped with this release is applied (set by L{start}).
         self.migrationsApplied = False
-        #: Log batches handed to the pool thread, merged there into one transaction (addLogs).
-        self._logInbox: deque[_LogBatch] = deque()
+        #: Log batches waiting for their group commit (addLogs).
+        self._logs: GroupCommitQueue[_LogItem, LogInsertResult] = GroupCommitQueue(
+            reactor,
+            self._flushLogs,
+            flushRows=flushRows,
+            maxPendingRows=maxQueuedRows,
+            maxConcurrentFlushes=1,
+        )
         # a probe waits behind the calls already queued for the store's thread (one may wait
         # busyTimeout for another process's lock): only much later is it overdue
         self._health = HealthMonitor(
@@ -369,6 +378,18 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles):
         **kwargs: _P.kwargs,
     ) -> Deferred[_T]:
         if self._pool is None or self._state not in ("starting", "running"):
+            return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
+        return self._runNow(write, function, *args, **kwargs)
+
+    def _runNow(
+        self,
+        write: bool,
+        function: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_T]:
+        """L{_run} without the state check: while stopping, the log queue drains with it."""
+        if self._pool is None:
             return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
         d: Deferred[_T] = self._pool.runWithConnection(
             self._inTransaction, write, function, *args, **kwargs
@@ -536,7 +557,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles):
             return fail(RuntimeError(f"{self!r} is already stopping"))
         self._state = "stopping"
         self._health.stop()
-        return self._closePool()
+        return self._logs.close().addCallback(lambda _: self._closePool())
 
     def _closePool(self) -> Deferred[None]:
         self._closeEventReader()
@@ -607,61 +628,66 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles):
 
     # -- logs --------------------------------------------------------------------------------------
 
+    @property
+    def logQueue(self) -> GroupCommitQueue[_LogItem, LogInsertResult]:
+        """The group-commit queue of logs (for tests and metrics)."""
+        return self._logs
+
+    @property
+    def logQueueFull(self) -> bool:
+        """
+        C{True} while the log queue is full: from when C{maxQueuedRows} rows wait for a commit
+        until half of them are committed.
+        """
+        return self._logs.full
+
+    def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
+        """
+        Register C{observer(full)}: called with C{True} when the log queue becomes full and
+        with C{False} once it has drained to half (at once with C{True} if it is full now).
+
+        @return: a function that unregisters C{observer}.
+        """
+        return self._logs.addBackpressureObserver(observer)
+
     def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         """
         See L{IStore.addLogs}: C{INSERT OR IGNORE} on the identity of a record; C{duplicates}
         counts every record not newly stored, repeats within the batch included.
 
-        Group commit: the batch joins an inbox and a write is queued for the pool thread; the
-        first of those writes to run takes every batch then waiting, in one transaction (one
-        commit, one fsync, for many terminals), the others find the inbox empty.  Each batch is
-        in a savepoint of its own, so one the database refuses fails alone; the caller's
-        Deferred fires after the commit holding its rows.  As before, a call made before
-        L{stop} completes, since its write is queued before the pool closes.
+        Group commit (L{tm20.store._groupcommit.GroupCommitQueue}, as on PostgreSQL): the batch
+        joins the bounded queue; the batches waiting when the pool thread is free are written in
+        one transaction (one commit, one fsync, for many terminals), each in a savepoint of its
+        own, so one the database refuses fails alone; the caller's Deferred fires after the
+        commit holding its rows.  Fails at once with L{LogQueueFull} (a L{StoreUnavailable})
+        when the queue has no room.  A call made before L{stop} completes: the queue is drained
+        before the pool closes.
         """
         records = list(records)
         if not records:
             return succeed(LogInsertResult(inserted=0, duplicates=0))
         now = self._now()
         try:
-            rows = [_logRow(sn, r, now) for r in records]
+            items = [(_logRow(sn, r, now), r.isDoorEvent) for r in records]
         except (TypeError, ValueError) as e:
             return fail(e)
-
         if self._pool is None or self._state not in ("starting", "running"):
             return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
-        batch = _LogBatch(sn, records, rows, now)
-        batch.deferred.addErrback(self._translateFailure)
-        self._logInbox.append(batch)
-        taken: list[_LogBatch] = []
+        return self._logs.submit(sn, items).addErrback(self._translateFailure)
 
-        def written(result: object) -> None:
-            # after the commit (or the rollback) of the transaction that took these batches
-            if isinstance(result, Failure) and not taken:
-                # the transaction failed before taking anything (say, the database was locked):
-                # this batch fails with it, unless a later write has taken it meanwhile
-                try:
-                    self._logInbox.remove(batch)
-                except ValueError:
-                    pass
-                else:
-                    batch.deferred.errback(result)
-            if not isinstance(result, Failure) and any(
-                isinstance(done.outcome, LogInsertResult) and done.outcome.inserted
-                for done in taken
-            ):
+    def _flushLogs(
+        self, batches: Sequence[Batch[_LogItem, LogInsertResult]]
+    ) -> Deferred[list[LogInsertResult | Failure]]:
+        """The group commit's flush: C{batches} in one transaction of the pool thread."""
+
+        def written(outcomes: list[LogInsertResult | BaseException]) -> list[Any]:
+            if any(isinstance(o, LogInsertResult) and o.inserted for o in outcomes):
                 self._eventsCommitted()
-            for done in taken:
-                outcome = result if isinstance(result, Failure) else done.outcome
-                if isinstance(outcome, LogInsertResult):
-                    done.deferred.callback(outcome)
-                else:
-                    done.deferred.errback(
-                        outcome if isinstance(outcome, Failure) else Failure(outcome)
-                    )
+            return [o if isinstance(o, LogInsertResult) else Failure(o) for o in outcomes]
 
-        self._write(_insertLogBatches, self._logInbox, taken, self.defaultTimezone).addBoth(written)
-        return batch.deferred
+        # batches accepted before stop() are written while it drains the queue
+        d = self._runNow(True, _insertLogBatches, batches, self.defaultTimezone)
+        return d.addCallbacks(written, self._translateFailure)
 
 
 __all__ = ["SQLiteStore", "SYNCHRONOUS_MODES"]

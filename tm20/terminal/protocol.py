@@ -42,6 +42,13 @@ CLOSE_NO_REG = 4004
 #: The application-level liveness probe (TM20 firmware ignores WebSocket pings).
 PROBE = {"cmd": "gettime"}
 
+#: Why a socket is not read (see L{TerminalProtocol.pauseReading}): its own inbox is full...
+PAUSE_INBOX = "inbox full"
+#: ... or the store's log queue is (set and cleared for every socket by the server's wiring).
+PAUSE_STORE = "store queue full"
+
+_NOT_PAUSED: frozenset[str] = frozenset()
+
 #: The path prefix that carries a terminal's secret: C{ws://host:7788/t/<secret>}.
 SECRET_PATH_PREFIX = "/t/"
 
@@ -149,7 +156,9 @@ class TerminalProtocol(WebSocketServerProtocol):
         self._inbox: deque[TerminalMessage] = deque()
         self._busy = False
         self._draining = False
-        self._paused = False
+        #: Why the socket is not read now (empty: it is read).  Shared and immutable while
+        #: empty, as for nearly every connection: no set allocated per socket.
+        self.pausedFor: frozenset[str] = _NOT_PAUSED
         self._overflowed = False
         self._failureLogged = False
 
@@ -234,6 +243,9 @@ class TerminalProtocol(WebSocketServerProtocol):
         if config.regTimeout > 0:
             self._regTimer = factory.monotonic.callLater(config.regTimeout, self._regTimedOut)
         factory.registry.track(self)
+        ingest = getattr(factory.context, "ingest", None)
+        if ingest is not None and ingest.full:
+            self.pauseReading(PAUSE_STORE)
         metrics = getattr(factory.context, "metrics", None)
         if metrics is not None:
             metrics.connectionsOpened.inc()
@@ -282,8 +294,8 @@ class TerminalProtocol(WebSocketServerProtocol):
                 self.log.debug("unsolicited {ret} from {sn}", ret=message.ret, sn=self.sn)
             return
         self._inbox.append(message)
-        if not self._paused and len(self._inbox) >= factory.config.maxPendingMessages:
-            self._pauseReading()
+        if len(self._inbox) >= factory.config.maxPendingMessages:
+            self.pauseReading(PAUSE_INBOX)
         self._drain()
 
     def _fail_connection(
@@ -431,24 +443,42 @@ class TerminalProtocol(WebSocketServerProtocol):
         if reply is not None:
             self.sendReply(reply)
         self._busy = False
-        if self._paused and len(self._inbox) <= self.factory.config.maxPendingMessages // 2:
-            self._resumeReading()
+        if len(self._inbox) <= self.factory.config.maxPendingMessages // 2:
+            self.resumeReading(PAUSE_INBOX)
         self._drain()
 
-    def _pauseReading(self) -> None:
-        self._paused = True
-        self.log.debug(
-            "pausing reads from {sn}: {n} messages pending", sn=self.sn, n=len(self._inbox)
-        )
-        producer = IPushProducer(self.transport, None)
-        if producer is not None:
-            producer.pauseProducing()
+    def pauseReading(self, reason: str) -> None:
+        """
+        Stop reading the socket for C{reason} (L{PAUSE_INBOX}, L{PAUSE_STORE}, ...): it is read
+        again once every reason given has been withdrawn by L{resumeReading}.  This is the only
+        code that pauses the transport.
+        """
+        if reason in self.pausedFor:
+            return
+        self.pausedFor = self.pausedFor | {reason}
+        if len(self.pausedFor) == 1:
+            self.log.debug(
+                "pausing reads from {sn}: {reason} ({n} messages pending)",
+                sn=self.sn,
+                reason=reason,
+                n=len(self._inbox),
+            )
+            producer = IPushProducer(self.transport, None)
+            if producer is not None:
+                producer.pauseProducing()
 
-    def _resumeReading(self) -> None:
-        self._paused = False
-        producer = IPushProducer(self.transport, None)
-        if producer is not None:
-            producer.resumeProducing()
+    def resumeReading(self, reason: str) -> None:
+        """
+        Withdraw C{reason} to pause (see L{pauseReading}); the socket is read again when no
+        other reason remains.
+        """
+        if reason not in self.pausedFor:
+            return
+        self.pausedFor = self.pausedFor - {reason} or _NOT_PAUSED
+        if not self.pausedFor and self.state != self.STATE_CLOSED:
+            producer = IPushProducer(self.transport, None)
+            if producer is not None:
+                producer.resumeProducing()
 
     def _probe(self) -> None:
         # Before reg the terminal is unknown: it is not probed (the reg deadline applies).

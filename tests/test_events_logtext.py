@@ -1,0 +1,132 @@
+"""
+The hot-path builder of log events (L{logEventText}) writes exactly the text the stores wrote
+from L{logEvent}'s payload, and L{localToUTC}'s fast path agrees with C{strptime}.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from tm20.events.payloads import localToUTC, logEvent, logEventText
+from tm20.store._rows import dumpJSON
+
+_ZONES = st.sampled_from(
+    [None, "UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Not/AZone"]
+)
+_TIMES = st.one_of(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)).map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S")
+    ),
+    st.sampled_from(
+        [
+            "2026-03-29 02:30:00",  # does not exist in Paris
+            "2026-10-25 02:30:00",  # exists twice in Paris
+            "2026-2-3 4:05:06",  # not canonical: strptime reads it
+            "2026-02-30 10:00:00",  # no such day
+            "2026-01-01T10:00:00",
+            "2026-01-01 10:0000.1",
+            "garbage",
+            "",
+        ]
+    ),
+)
+_TEXT = st.text(max_size=12)
+_EXTRA = st.dictionaries(
+    st.text(max_size=6),
+    st.one_of(st.integers(-5, 5), st.text(max_size=6), st.floats(allow_nan=False), st.none()),
+    max_size=3,
+)
+
+
+def _slowLocalToUTC(time: str, timezone: str | None) -> str | None:
+    try:
+        local = datetime.strptime(time, "%Y-%m-%d %H:%M:%S")
+        aware = local.astimezone() if timezone is None else local.replace(tzinfo=ZoneInfo(timezone))
+    except Exception:
+        return None
+    return aware.astimezone(UTC).isoformat()
+
+
+class LogEventTextTests(SynchronousTestCase):
+    @settings(max_examples=400, deadline=None)
+    @given(
+        sn=_TEXT,
+        logId=st.integers(1, 2**40),
+        enrollid=st.integers(0, 10**9),
+        time=_TIMES,
+        mode=st.integers(0, 255),
+        inout=st.integers(0, 255),
+        event=st.integers(0, 255),
+        temp=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+        verifymode=st.one_of(st.none(), st.integers(0, 255)),
+        image=st.one_of(st.none(), st.just("base64data")),
+        extra=_EXTRA,
+        receivedAt=_TEXT,
+        timezone=_ZONES,
+    )
+    def test_sameTextAsThePayload(
+        self,
+        sn: str,
+        logId: int,
+        enrollid: int,
+        time: str,
+        mode: int,
+        inout: int,
+        event: int,
+        temp: float | None,
+        verifymode: int | None,
+        image: str | None,
+        extra: dict[str, object],
+        receivedAt: str,
+        timezone: str | None,
+    ) -> None:
+        record = {
+            "enrollid": enrollid,
+            "time": time,
+            "mode": mode,
+            "inout": inout,
+            "event": event,
+            "temp": temp,
+            "verifymode": verifymode,
+            "image": image,
+            "extra": extra,
+        }
+        expected = logEvent(sn, logId, record, receivedAt, timezone)
+        kind, text = logEventText(
+            sn,
+            logId,
+            enrollid,
+            time,
+            mode,
+            inout,
+            event,
+            temp,
+            verifymode,
+            image is not None,
+            dumpJSON(extra),
+            receivedAt,
+            timezone,
+        )
+        self.assertEqual(kind, expected.type)
+        self.assertEqual(text, dumpJSON(expected.payload))
+        self.assertEqual(json.loads(text), json.loads(dumpJSON(expected.payload)))
+
+    @settings(max_examples=400, deadline=None)
+    @given(time=_TIMES, timezone=_ZONES)
+    def test_fastPathAgreesWithStrptime(self, time: str, timezone: str | None) -> None:
+        self.assertEqual(localToUTC(time, timezone), _slowLocalToUTC(time, timezone))
+
+    def test_ambiguousAndMissingTimes(self) -> None:
+        # fold=0: the first of a repeated hour, the offset before a skipped one
+        self.assertEqual(
+            localToUTC("2026-10-25 02:30:00", "Europe/Paris"), "2026-10-25T00:30:00+00:00"
+        )
+        self.assertEqual(
+            localToUTC("2026-03-29 02:30:00", "Europe/Paris"), "2026-03-29T01:30:00+00:00"
+        )
