@@ -570,7 +570,9 @@ class RecoveryTests(_PostgresCase):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()",
         )
-        self.assertEqual(len(killed), 3)
+        # the pool's 3, and the COPY connection that wrote the first batch
+        self.assertEqual(len(killed), 4)
+        copyMade = store._copy.connectionsMade
         outcomes: list[str] = []
 
         @inlineCallbacks
@@ -598,6 +600,8 @@ class RecoveryTests(_PostgresCase):
 
         yield eventually(allBack)
         self.assertEqual(store.pool.connectionsMade, made + 3)
+        # the COPY writer opened a new connection for itself too
+        self.assertGreater(store._copy.connectionsMade, copyMade)
         self.assertEqual((yield store.countLogs(SN)), 2)
 
     @inlineCallbacks
