@@ -105,6 +105,7 @@ INGEST = [
     Row("ceiling: plain multi-row INSERT … ON CONFLICT, rows/s", "ceilingInsert", 0),
     Row("ceiling: COPY, rows/s", "ceilingCopy", 0),
     Row("ours / multi-row INSERT ceiling", "ratio", 2, "", 1, (">=", 0.5), "≥ 0.5"),
+    Row("ours / COPY ceiling", "ratioCopy", 2, "", 1, (">=", 0.5), "≥ 0.5"),
 ]
 
 CONNECTIONS = [

@@ -166,6 +166,7 @@ def _brief(name: str, f: dict[str, Any]) -> str:
             f"{g('rate')} rec/s, p50 {g('p50', 1)} ms, p99 {g('p99', 1)} ms, server CPU "
             f"{g('serverShare', 2)}, loadgen {g('loadgenCpu', 1)} s, db {g('dbCpu', 1)} s; "
             f"ceiling insert {g('ceilingInsert')} copy {g('ceilingCopy')} ratio {g('ratio', 2)}"
+            f" (to COPY {g('ratioCopy', 2)})"
         )
     if name == "connections":
         return (

@@ -222,6 +222,11 @@ def runIngest(ctx: Context, store: str, index: int) -> dict[str, Any]:
             out["ceilingInsert"] = ceilingSQLite(url, rows)
             out["ceilingCopy"] = math.nan
         out["ratio"] = out["rate"] / out["ceilingInsert"] if out["ceilingInsert"] else math.nan
+        out["ratioCopy"] = (
+            out["rate"] / out["ceilingCopy"]
+            if isinstance(out["ceilingCopy"], float) and out["ceilingCopy"] > 0
+            else math.nan
+        )
     except BaseException:
         print(f"bench: server log kept in {server.logPath}", flush=True)
         raise

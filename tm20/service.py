@@ -178,12 +178,12 @@ def _sampleQueues(metrics: Metrics, store: IStore, queue: CommandQueue) -> None:
     """The queue depths, sampled at scrape time (no I/O)."""
 
     def logRows() -> list[tuple[tuple[str, ...], float]]:
-        logQueue = getattr(store, "logQueue", None)  # PostgreSQL's group-commit queue
+        logQueue = getattr(store, "logQueue", None)  # the stores' group-commit queue
         return [((), float(getattr(logQueue, "pendingRows", 0)))]
 
     metrics.sample(
         "tm20_log_queue_rows",
-        "Log records accepted and waiting for their group commit (PostgreSQL; 0 on SQLite).",
+        "Log records accepted and waiting for their group commit.",
         (),
         logRows,
     )

@@ -1,5 +1,6 @@
 """
-The production store: PostgreSQL through txpostgres (asynchronous psycopg2, no threads).
+The production store: PostgreSQL through txpostgres (asynchronous psycopg2), plus two
+synchronous connections in threads for C{COPY} ingest.
 
 Several C{twistd tm20} processes may share one database.  Behaviour is the same as
 L{tm20.store.sqlite.SQLiteStore}, method for method (one contract test suite runs against both):
@@ -32,20 +33,24 @@ Design:
   - B{Group commit.}  L{PostgresStore.addLogs} queues a batch
     (L{tm20.store._groupcommit.GroupCommitQueue}): batches from all terminals are flushed
     together as soon as a flush slot is free (or after C{flushInterval} seconds, if set) or at
-    C{flushRows} rows, whichever comes first, as one
-    C{INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING} per table in one
-    transaction; the returned keys tell each caller its own inserted/duplicates counts, and its
-    Deferred fires after that commit.  A batch of C{flushRows} rows or more (a back-fill) is
-    written alone, in chunks of L{INSERT_CHUNK_ROWS} rows, in one transaction.  (C{COPY} is not
-    available on psycopg2's asynchronous connections; array parameters are nearly as fast.)
-    Rows of a flush are sorted by key, so concurrent flushes (of this or another process) take
-    their row locks in the same order and cannot deadlock each other.
+    C{flushRows} rows, whichever comes first, in one transaction; the returned keys tell each
+    caller its own inserted/duplicates counts, and its Deferred fires after that commit.  A
+    batch of C{flushRows} rows or more (a back-fill) is written alone.
+  - B{COPY ingest.}  A flush runs on a synchronous psycopg2 connection in a thread of a small
+    dedicated pool (L{tm20.store._pgcopy.CopyConnections}, one thread per flush slot), since
+    txpostgres' asynchronous connections cannot C{COPY}: its rows are copied into a temporary
+    staging table, C{INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING} moves them into
+    the table in key order (concurrent flushes, of this or another process, take their row
+    locks in the same order and cannot deadlock each other), and the events of the rows
+    inserted are copied into C{events}.  The flush has a deadline; past it, it fails with
+    L{StatementTimeout} and its socket is shut down.  With C{copyIngest=False}, the same flush
+    is one C{INSERT ... SELECT FROM unnest(...) ... RETURNING} per table on the asynchronous
+    pool (chunks of L{INSERT_CHUNK_ROWS} rows).
   - B{Backpressure.}  At most C{maxQueuedRows} rows wait for a commit.  L{logQueueFull} tells
     whether the queue is full now, and L{addLogsBackpressure} registers an observer called with
-    C{True} when it becomes full (the protocol layer should stop reading from terminals, e.g.
-    C{transport.pauseProducing()}) and with C{False} once it has drained to half
-    (C{resumeProducing()}).  A batch arriving while there is no room fails at once with
-    L{LogQueueFull} (a L{StoreUnavailable}).
+    C{True} when it becomes full and with C{False} once it has drained to half (the ingest
+    service relays it; the terminal protocol pauses its socket for that reason).  A batch
+    arriving while there is no room fails at once with L{LogQueueFull} (a L{StoreUnavailable}).
   - B{Notifications.}  L{listen} / L{notify}: C{LISTEN} runs on one dedicated connection (not
     pooled), opened on first use and re-established, with its C{LISTEN}s, after a reconnect
     (notifications sent while it was down are lost, as PostgreSQL does not keep them).
@@ -834,9 +839,8 @@ class PostgresStore(PostgresEventsMixin, StoreRoles):
     def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
         """
         Register C{observer(full)}: called with C{True} when the log queue becomes full (stop
-        reading from terminals: C{transport.pauseProducing()}), and with C{False} once it has
-        drained to half (C{transport.resumeProducing()}).  Called at once with C{True} if the
-        queue is full now.
+        reading from terminals), and with C{False} once it has drained to half.  Called at once
+        with C{True} if the queue is full now.
 
         @return: a function that unregisters C{observer}.
         """
