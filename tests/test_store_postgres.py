@@ -372,6 +372,89 @@ class MigrationTests(_PostgresCase):
         yield self.assertFailure(store.ping(), StoreUnavailable)
 
 
+class CopyIngestTests(_PostgresCase):
+    """What only the COPY road could get wrong: its text format, its deadline, its threads."""
+
+    @inlineCallbacks
+    def test_awkwardTextSurvivesCopy(self) -> Generator[Deferred[Any], Any, None]:
+        """Tabs, newlines, backslashes, quotes and non-ASCII text are stored as sent."""
+        store = yield self.openStore(self.newDatabase())
+        yield store.createTerminal("T\\AB\tC", None, True, None)
+        extra = {"note": 'tab\there\nnew "line" \\N back\\slash', "name": "Zoë 李", "n": 1.5}
+        record = LogRecord(
+            enrollid=7,
+            time="2026-04-30 08:00:00",
+            verifymode=1,
+            temp=36.6,
+            image="a\\b\tc",
+            extra=extra,
+        )
+        result = yield store.addLogs("T\\AB\tC", [record])
+        self.assertEqual(result, LogInsertResult(1, 0))
+        [stored] = yield store.queryLogs(LogQuery(sn="T\\AB\tC"))
+        self.assertEqual(
+            (stored.sn, stored.enrollid, stored.temp, stored.image, dict(stored.extra)),
+            ("T\\AB\tC", 7, 36.6, "a\\b\tc", extra),
+        )
+        [event] = yield store.listEvents(EventQuery(after=0))
+        self.assertEqual((event.type, event.sn), ("log.created", "T\\AB\tC"))
+        self.assertEqual(event.payload["extra"], extra)
+        self.assertEqual(event.payload["logId"], stored.id)
+        again = yield store.addLogs("T\\AB\tC", [record])
+        self.assertEqual(again, LogInsertResult(0, 1))
+
+    @inlineCallbacks
+    def test_copyAndInsertRoadsWriteTheSame(self) -> Generator[Deferred[Any], Any, None]:
+        """The COPY road and the multi-row INSERT road store the same rows and events."""
+        outcomes = []
+        for copy in (True, False):
+            store = yield self.openStore(self.newDatabase(), copyIngest=copy)
+            yield store.createTerminal(SN, None, True, "Europe/Paris")
+            batch = [punch(i % 4, f"2026-04-30 08:00:{i:02d}", extra={"i": i}) for i in range(30)]
+            counts = yield defer.gatherResults(
+                [store.addLogs(SN, batch[:20]), store.addLogs(SN, batch[10:])]
+            )
+            logs = yield store.queryLogs(LogQuery(sn=SN, limit=100))
+            events = yield store.listEvents(EventQuery(after=0, limit=100))
+            outcomes.append(
+                (
+                    sorted((c.inserted, c.duplicates) for c in counts),
+                    sorted((log.enrollid, log.time, dict(log.extra)) for log in logs),
+                    [
+                        (e.type, {k: v for k, v in e.payload.items() if k != "receivedAt"})
+                        for e in events
+                    ],
+                )
+            )
+        self.assertEqual(outcomes[0], outcomes[1])
+        self.assertEqual(outcomes[0][0], [(10, 10), (20, 0)])
+
+    @inlineCallbacks
+    def test_deadlineShutsTheSocket(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A flush blocked in its thread (here behind a row lock held by another session) fails
+        at its deadline with L{StatementTimeout}; the next flush works on a new connection.
+        """
+        url = self.newDatabase()
+        store = yield self.openStore(url, statementTimeout=0.5, connectTimeout=0.5)
+        yield store.createTerminal(SN, None, True, None)
+        yield store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
+        made = store._copy.connectionsMade
+        blocker = psycopg2.connect(url)
+        self.addCleanup(blocker.close)
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE attendance_logs IN EXCLUSIVE MODE")
+        started = time.monotonic()
+        yield self.assertFailure(
+            store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")]), StatementTimeout
+        )
+        self.assertLess(time.monotonic() - started, 2.0)  # before the server's own timeout
+        blocker.rollback()
+        result = yield store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")])
+        self.assertEqual(result, LogInsertResult(1, 0))
+        self.assertGreater(store._copy.connectionsMade, made)
+
+
 class GroupCommitTests(_PostgresCase):
     """Log batches from many callers are merged into few transactions."""
 
