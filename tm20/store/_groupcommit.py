@@ -1,5 +1,7 @@
 """
 Group commit for attendance logs: batches from every terminal are queued and written together.
+Both stores use it (PostgreSQL: up to two flushes at once, each one C{COPY} transaction;
+SQLite: one at a time in its writer thread, each batch in a savepoint of its own).
 
 A batch joins the queue and its caller gets a L{Deferred}.  The queue is flushed as one
 transaction when it holds C{flushRows} rows, or C{flushInterval} seconds after the first batch
@@ -16,7 +18,9 @@ busy and batches merge while they wait, as they did with a fixed interval.
 A batch of C{flushRows} rows or more is not merged with others: it is written at once in its own
 transaction (a back-fill of thousands of logs must not hold small batches hostage).
 
-If a merged flush fails for a reason other than the database being unavailable (say, one batch
+A flush may fail one batch alone (a L{Failure} in place of its result: its rows were rolled
+back, the others committed).  If a merged flush fails for a reason other than the database
+being unavailable (say, one batch
 has a value the database rejects), each batch of it is retried alone, so one bad batch fails only
 its own caller.  A deadlock or serialization failure is retried once as it is.
 
