@@ -967,6 +967,9 @@ RETURNING id, sn, enrollid, time, mode, inout, event
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+_NULL = "\\N"
+
+
 def _copyField(value: object) -> str:
     """One field of C{COPY}'s text format (C{None} is C{\\N})."""
     if value is None:
@@ -974,6 +977,18 @@ def _copyField(value: object) -> str:
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES)
     return str(value)
+
+
+def _copyRow(sn: str, item: _LogItem) -> str:
+    """One staging row in C{COPY}'s text format (numbers were checked by L{_logItem})."""
+    enrollid, time, mode, inout, event, temp, verifymode, image, extra, _ = item
+    return (
+        f"{sn.translate(_COPY_ESCAPES)}\t{enrollid}\t{time.translate(_COPY_ESCAPES)}\t{mode}"
+        f"\t{inout}\t{event}\t{_NULL if temp is None else temp}"
+        f"\t{_NULL if verifymode is None else verifymode}"
+        f"\t{_NULL if image is None else image.translate(_COPY_ESCAPES)}"
+        f"\t{extra.translate(_COPY_ESCAPES)}\n"
+    )
 
 
 def _copyLogs(
@@ -998,24 +1013,7 @@ def _copyLogs(
     for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)):
         if not rows:
             continue
-        text = "".join(
-            "\t".join(
-                [
-                    _copyField(key[0]),
-                    str(item[0]),
-                    _copyField(item[1]),
-                    str(item[2]),
-                    str(item[3]),
-                    str(item[4]),
-                    _copyField(item[5]),
-                    _copyField(item[6]),
-                    _copyField(item[7]),
-                    _copyField(item[8]),
-                ]
-            )
-            + "\n"
-            for key, item in rows
-        )
+        text = "".join([_copyRow(key[0], item) for key, item in rows])
         cur.copy_expert(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN", io.StringIO(text))
         cur.execute(_INSERT_STAGED.format(table=table), (now,))
         stored.extend(cur.fetchall())
