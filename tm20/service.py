@@ -113,7 +113,7 @@ def buildServer(
         clock=clock,
         registry=registry,
         registration=registration,
-        ingest=LogIngest(store, clock, metrics=metrics),
+        ingest=LogIngest(store, clock, metrics=metrics, defaultTimezone=config.defaultTimezone),
         commands=commands,
         config=config,
         metrics=metrics,
@@ -135,6 +135,7 @@ def buildServer(
             metrics=metrics,
             fetchMissingLogs=config.fetchMissingLogs,
         )
+        context.ingest.batchObservers.append(context.watch.logsStored)
     _sampleQueues(metrics, store, queue)
     context.events = EventsService(store, clock, config, registry, sinks, context)
     if dispatcher is None:

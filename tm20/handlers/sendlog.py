@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from tm20.handlers._fields import replyFields
 from tm20.interfaces import ICommandHandler
 from tm20.protocol import replies
 from tm20.protocol.messages import SendLog
@@ -25,25 +23,15 @@ from tm20.protocol.messages import SendLog
 class SendLogHandler:
     """
     Store the batch (and quarantine its unstorable records), then acknowledge it with
-    C{count}, C{logindex} and C{cloudtime}.  If the store fails, the terminal gets
-    C{result:false} and keeps the batch for a later resend.  An empty batch claiming no records
-    (C{record:[]} with C{count} 0 or absent) stores nothing and is acknowledged.
+    C{count}, C{logindex} and C{cloudtime} (L{tm20.services.ingest.LogIngest.sendlog}).  If the
+    store fails, the terminal gets C{result:false} and keeps the batch for a later resend.  An
+    empty batch claiming no records (C{record:[]} with C{count} 0 or absent) stores nothing and
+    is acknowledged.
     """
 
     command = "sendlog"
 
-    @inlineCallbacks
     def handle(self, context: Any, session: Any, message: SendLog) -> Any:
         if not session.registered:
-            return replyFields(replies.failure("sendlog"))
-        yield context.ingest.ingest(session.sn, message.records, message.rejected)
-        watch = getattr(context, "watch", None)
-        if watch is not None:
-            watch.logsStored(session.sn, message)
-        return replyFields(
-            replies.sendlogAck(
-                count=message.count,
-                logindex=message.logindex,
-                cloudtime=context.registration.cloudTimeFor(session.terminal),
-            )
-        )
+            return replies.failureFields()
+        return context.ingest.sendlog(session.sn, session.terminal, message)

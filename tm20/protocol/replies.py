@@ -17,10 +17,12 @@ __all__ = [
     "REG_FAILED",
     "encodeFrame",
     "failure",
+    "failureFields",
     "regAccepted",
     "regInvalid",
     "regRefused",
     "sendlogAck",
+    "sendlogAckFields",
     "senduserAck",
     "sendqrcodeReply",
     "success",
@@ -93,7 +95,22 @@ def sendlogAck(
     message: str | None = None,
 ) -> dict[str, Any]:
     """
-    Acknowledge a stored C{sendlog} batch (send it only once the records are committed).
+    Acknowledge a stored C{sendlog} batch (send it only once the records are committed): the
+    fields of L{sendlogAckFields} with C{ret}.
+    """
+    return {"ret": "sendlog", **sendlogAckFields(count, logindex, cloudtime, access, message)}
+
+
+def sendlogAckFields(
+    count: int | None,
+    logindex: int | None,
+    cloudtime: str,
+    access: int | bool | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """
+    The fields of a C{sendlog} acknowledgement, without C{ret} (what a handler returns: the
+    dispatcher adds C{ret}).
 
     @param count: the batch's C{count}, echoed only when the terminal sent one.
     @param logindex: the batch's C{logindex}, echoed only when the terminal sent one.
@@ -102,7 +119,7 @@ def sendlogAck(
         C{result:true}: C{false} would mean "not stored" and cause a resend).
     @param message: text shown on an AI terminal.
     """
-    payload: dict[str, Any] = {"ret": "sendlog", "result": True}
+    payload: dict[str, Any] = {"result": True}
     if count is not None:
         payload["count"] = count
     if logindex is not None:
@@ -164,7 +181,12 @@ def failure(cmd: str, reason: Any = 1) -> dict[str, Any]:
     """
     if cmd == "reg":
         return regRefused(reason if isinstance(reason, str) else REG_FAILED)
-    return {"ret": cmd, "result": False, "reason": reason}
+    return {"ret": cmd, **failureFields(reason)}
+
+
+def failureFields(reason: Any = 1) -> dict[str, Any]:
+    """L{failure}'s fields without C{ret} (what a handler returns; not for C{reg})."""
+    return {"result": False, "reason": reason}
 
 
 def success(cmd: str, **fields: Any) -> dict[str, Any]:

@@ -18,8 +18,10 @@ from twisted.python.failure import Failure
 
 from tm20.errors import StoreUnavailable
 from tm20.interfaces import IStore
-from tm20.model import LogInsertResult
-from tm20.protocol.messages import LogRecord, RejectedRecord
+from tm20.model import LogInsertResult, Terminal
+from tm20.protocol.messages import LogRecord, RejectedRecord, SendLog
+from tm20.protocol.replies import sendlogAckFields
+from tm20.protocol.timefmt import cloudTime
 from tm20.services.outage import OutageLog
 
 #: Reasons named in the quarantine warning (the API lists them all).
@@ -39,12 +41,25 @@ class LogIngest:
 
     log = Logger()
 
-    def __init__(self, store: IStore, clock: Any = None, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        store: IStore,
+        clock: Any = None,
+        metrics: Any = None,
+        defaultTimezone: str | None = None,
+    ) -> None:
+        """
+        @param defaultTimezone: the time zone of the C{cloudtime} of terminals without their
+            own (C{None}: the server's).
+        """
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
         self.clock = clock
         self.metrics = metrics
+        self.defaultTimezone = defaultTimezone
+        #: Told C{(sn, message)} of every C{sendlog} batch committed (the watches).
+        self.batchObservers: list[Callable[[str, SendLog], object]] = []
         self.outage = OutageLog("log batches", clock)
         self.received = 0
         self.inserted = 0
@@ -90,6 +105,31 @@ class LogIngest:
                 self.log.failure("log backpressure observer failed")
 
     # -- ingest --------------------------------------------------------------------------------
+
+    def sendlog(self, sn: str, terminal: Terminal | None, message: SendLog) -> Deferred[Any]:
+        """
+        Store a C{sendlog} batch of terminal C{sn} (its unstorable records in the quarantine),
+        then tell the L{batchObservers}.
+
+        @return: a L{Deferred} firing, once committed, with the acknowledgement's fields
+            (without C{ret}), C{cloudtime} in C{terminal}'s time zone; failing if the batch
+            could not be committed (nothing may be acknowledged then).
+        """
+
+        def committed(_: object) -> dict[str, Any]:
+            for observer in self.batchObservers:
+                try:
+                    observer(sn, message)
+                except Exception:
+                    self.log.failure("sendlog observer failed")
+            zone = terminal.timezone if terminal is not None and terminal.timezone else None
+            return sendlogAckFields(
+                count=message.count,
+                logindex=message.logindex,
+                cloudtime=cloudTime(self.clock.seconds(), zone or self.defaultTimezone),
+            )
+
+        return self.ingest(sn, message.records, message.rejected).addCallback(committed)
 
     def ingest(
         self,
