@@ -195,9 +195,10 @@ class _Spy(TerminalProtocol):
         if self.sn is not None:
             self.maxInbox[self.sn] = max(self.maxInbox.get(self.sn, 0), len(self._inbox))
 
-    def _pauseReading(self) -> None:
-        self.pauses[str(self.sn)] = self.pauses.get(str(self.sn), 0) + 1
-        super()._pauseReading()
+    def pauseReading(self, reason: str) -> None:
+        if reason not in self.pausedFor:
+            self.pauses[str(self.sn)] = self.pauses.get(str(self.sn), 0) + 1
+        super().pauseReading(reason)
 
 
 class FloodTests(TestCase):
