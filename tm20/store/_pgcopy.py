@@ -102,6 +102,7 @@ class CopyConnections:
         self._lock = threading.Lock()
         self._running = False
         self._jobs: set[_Job] = set()
+        self._trigger: Any = None
         #: Connections opened so far (for tests and metrics).
         self.connectionsMade = 0
 
@@ -110,6 +111,21 @@ class CopyConnections:
         if not self._running:
             self._running = True
             self._threads.start()
+            # a process stopping without stop() (say, a failed start-up elsewhere) must not
+            # wait for idle threads at exit
+            self._trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self._stopNow)
+
+    def _stopNow(self) -> None:
+        """At reactor shutdown: abandon what runs (sockets shut down), then join the threads."""
+        self._trigger = None
+        self._running = False
+        for job in list(self._jobs):
+            self._abandon(job)
+        self._stopThreads()
+
+    def _stopThreads(self) -> None:
+        if self._threads.started and not self._threads.joined:
+            self._threads.stop()
 
     def stop(self) -> Deferred[None]:
         """
@@ -117,6 +133,9 @@ class CopyConnections:
         the idle connections, without blocking the reactor.
         """
         self._running = False
+        if self._trigger is not None:
+            self.reactor.removeSystemEventTrigger(self._trigger)
+            self._trigger = None
         for job in list(self._jobs):
             self._abandon(job)
 
@@ -124,7 +143,7 @@ class CopyConnections:
 
         def stopThreads() -> None:
             try:
-                self._threads.stop()
+                self._stopThreads()
                 with self._lock:
                     idle, self._idle = self._idle, []
                 for conn in idle:
