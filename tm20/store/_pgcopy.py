@@ -53,12 +53,8 @@ class _Job:
         self.lock = threading.Lock()
 
 
-def _shutdownSocket(conn: Any) -> None:
-    """End libpq's wait on C{conn}'s socket at once, from any thread (never blocks)."""
-    try:
-        fd = os.dup(conn.fileno())
-    except Exception:
-        return
+def _shutdownSocket(fd: int) -> None:
+    """End libpq's wait on the socket duplicated as C{fd} at once (never blocks); close C{fd}."""
     try:
         with socket.socket(fileno=fd) as sock:
             sock.shutdown(socket.SHUT_RDWR)
@@ -205,11 +201,18 @@ class CopyConnections:
         return result
 
     def _abandon(self, job: _Job) -> None:
+        fd = None
         with job.lock:
             job.abandoned = True
-            conn = job.conn
-        if conn is not None:
-            _shutdownSocket(conn)
+            # duplicated under the lock: the thread closes the connection only after taking it,
+            # so the descriptor cannot have been closed and reused by another socket meanwhile
+            if job.conn is not None:
+                try:
+                    fd = os.dup(job.conn.fileno())
+                except Exception:
+                    fd = None
+        if fd is not None:
+            _shutdownSocket(fd)
 
     # -- in the thread -------------------------------------------------------------------------
 
