@@ -38,6 +38,9 @@ ANSWER_BOUND = 0.2
 
 WRITERS = 3
 
+#: Logs each of the outage test's terminals uploads.
+OUTAGE_LOGS = 2000
+
 
 def sleep(seconds: float) -> Any:
     return deferLater(reactor, seconds, lambda: None)
@@ -176,7 +179,7 @@ class FrozenDatabaseTests(TestCase):
         running = yield startServer(self, store=store)
         writers = []
         for i in range(10):
-            terminal = SimulatedTerminal(f"OUTAGE{i:04d}", logs=200, seed=70 + i)
+            terminal = SimulatedTerminal(f"OUTAGE{i:04d}", logs=OUTAGE_LOGS, seed=70 + i)
             connection = TerminalConnection(
                 terminal, running.wsURL(), reactor=reactor, batchSize=5, ackTimeout=0.1
             )
@@ -191,12 +194,15 @@ class FrozenDatabaseTests(TestCase):
         # events) is done before the crash: what the outage meets is log batches (COPY ingest
         # acknowledges the first 100 logs within a few reactor turns of the registrations)
         yield sleep(1.0)
+        # ingest is still running when the database dies (COPY ingest is quick: hence the
+        # larger uploads)
+        self.assertLess(sum(w.stats.logsAcknowledged for w in writers), 10 * OUTAGE_LOGS)
         yield threads.deferToThread(self.cluster.stop, "immediate")
         yield sleep(2.0)
         yield threads.deferToThread(self.cluster.start)
         yield gatherResults([w.whenAllLogsAcknowledged() for w in writers])
         keys = yield threads.deferToThread(storedKeys, self.url)
-        self.assertEqual(len(set(keys)), 10 * 200)
+        self.assertEqual(len(set(keys)), 10 * OUTAGE_LOGS)
 
         ingest = running.context.ingest
         messages = [e.get("log_format", "") for e in events]
