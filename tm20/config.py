@@ -56,6 +56,7 @@ class ServerConfig:
     @ivar eventPollInterval: how often event readers look for events committed by another
         process (PostgreSQL shared by several processes); this process's own wake them at once.
     @ivar sseHeartbeat: seconds between keep-alive comments on an idle SSE stream.
+    @ivar consoleIdle: seconds a console session lives unused.
     @ivar webhookTimeout: deadline of one webhook request (connect, answer, body excerpt).
     @ivar webhookConcurrency: webhook requests in flight at once, all subscriptions together.
     @ivar webhookBatchSize: the most events in one webhook request.
@@ -101,6 +102,7 @@ class ServerConfig:
     eventRetention: float = 30 * 86400.0
     eventPollInterval: float = 1.0
     sseHeartbeat: float = 15.0
+    consoleIdle: float = 1800.0
     webhookTimeout: float = 10.0
     webhookConcurrency: int = 16
     webhookBatchSize: int = 500

@@ -35,3 +35,5 @@ class ServerContext:
     pulls: Any = None
     reconciler: Any = None
     persons: Any = None
+    #: the operator console (L{tm20.console.Console}), when mounted
+    console: Any = None

@@ -752,3 +752,34 @@ __all__ = [
     "IAuditStore",
     "IPersonStore",
 ]
+
+
+class IAccountStore(Interface):
+    """
+    Operator accounts of the console and their login sessions (both stores provide it).  Times
+    are seconds since the epoch given by the caller; each method is one transaction.
+    """
+
+    def createAccount(name, role, passwordHash, now):  # type: ignore[no-untyped-def]
+        """A new L{tm20.model.ConsoleAccount}; C{ValueError} when the name is taken."""
+
+    def getAccount(name):  # type: ignore[no-untyped-def]
+        """The account C{name}, or C{None}."""
+
+    def listAccounts():  # type: ignore[no-untyped-def]
+        """Every account, by name."""
+
+    def updateAccount(name, now, role=None, passwordHash=None, disabled=None):  # type: ignore[no-untyped-def]
+        """Change what is not C{None} and end the account's sessions; C{None}: no such account."""
+
+    def createSession(session):  # type: ignore[no-untyped-def]
+        """Store a L{tm20.model.ConsoleSession}."""
+
+    def touchSession(tokenHash, now, idle):  # type: ignore[no-untyped-def]
+        """
+        C{(session, account)} when the session was used within C{idle} seconds and its account
+        is enabled (its last use becomes C{now}); else C{None}.  Idle sessions are deleted.
+        """
+
+    def deleteSession(tokenHash):  # type: ignore[no-untyped-def]
+        """End a session; C{True} when there was one."""

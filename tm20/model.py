@@ -362,3 +362,31 @@ class PersonSync:
     detail: Mapping[str, Any] = attrs.field(factory=dict)
     commands: tuple[int, ...] = ()
     updatedAt: datetime | None = None
+
+
+#: The console's roles, least to most: a viewer reads; an operator also acts on terminals and
+#: users; an admin also manages accounts, API tokens and webhooks.
+CONSOLE_ROLES = ("viewer", "operator", "admin")
+
+
+@attrs.frozen
+class ConsoleAccount:
+    """An operator account of the console (its password only as an argon2 hash)."""
+
+    name: str
+    role: str
+    passwordHash: str
+    disabled: bool = False
+    createdAt: float = 0.0
+    updatedAt: float = 0.0
+
+
+@attrs.frozen
+class ConsoleSession:
+    """A console login: the sha256 of its cookie, its account and its CSRF token."""
+
+    tokenHash: str
+    account: str
+    csrf: str
+    createdAt: float
+    lastSeen: float

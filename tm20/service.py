@@ -158,6 +158,7 @@ def buildServer(
         lambda: [((), float(reconciler.backlog()))],
     )
     api = _mountApi(root, context, queue, pulls)
+    _mountConsole(root, context)
     if api is not None:
         api.auth.metrics = metrics
         root.putChild(b"metrics", MetricsResource(metrics, api.auth))
@@ -234,6 +235,17 @@ def _mountApi(
     resource = buildApiResource(context, queue=queue, pulls=pulls)
     root.putChild(b"api", resource)
     return getattr(resource, "api", None)
+
+
+def _mountConsole(root: TM20Root, context: ServerContext) -> None:
+    """Mount the operator console at C{/admin/} (nothing without Klein or Jinja2)."""
+    try:
+        from tm20.console import buildConsole
+    except ImportError:
+        return
+    console = buildConsole(context, context.config.consoleIdle)
+    context.console = console
+    root.putChild(b"admin", console.resource())
 
 
 class TM20Service(service.Service):

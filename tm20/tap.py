@@ -150,6 +150,7 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "event-retention": ("TM20_EVENT_RETENTION", 30 * 86400.0, _duration(0)),
     "event-poll-interval": ("TM20_EVENT_POLL_INTERVAL", 1.0, _duration(0.01)),
     "sse-heartbeat": ("TM20_SSE_HEARTBEAT", 15.0, _duration(0.1)),
+    "console-idle": ("TM20_CONSOLE_IDLE", 1800.0, _duration(1)),
     "webhook-timeout": ("TM20_WEBHOOK_TIMEOUT", 10.0, _duration(0.1)),
     "webhook-concurrency": ("TM20_WEBHOOK_CONCURRENCY", 16, _number(int, 1)),
     "webhook-batch-size": ("TM20_WEBHOOK_BATCH_SIZE", 500, _number(int, 1)),
@@ -349,6 +350,13 @@ class Options(usage.Options):
             "Keep-alive comment interval of idle SSE streams [TM20_SSE_HEARTBEAT] (15s)",
         ],
         [
+            "console-idle",
+            None,
+            None,
+            "Log a console session out after this long unused (e.g. 30m, 8h)"
+            " [TM20_CONSOLE_IDLE] (30m)",
+        ],
+        [
             "webhook-timeout",
             None,
             None,
@@ -476,6 +484,7 @@ class Options(usage.Options):
             eventRetention=self["event-retention"],
             eventPollInterval=self["event-poll-interval"],
             sseHeartbeat=self["sse-heartbeat"],
+            consoleIdle=self["console-idle"],
             webhookTimeout=self["webhook-timeout"],
             webhookConcurrency=self["webhook-concurrency"],
             webhookBatchSize=self["webhook-batch-size"],

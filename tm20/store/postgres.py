@@ -75,7 +75,13 @@ from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
     logEvent,
 )
-from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
+from tm20.interfaces import (
+    IAccountStore,
+    IEventStore,
+    IPersonStore,
+    IStore,
+    IWatchStore,
+)
 from tm20.model import (
     LogInsertResult,
 )
@@ -482,7 +488,7 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore)
 class PostgresStore(PostgresEventsMixin, StoreRoles):
     """
     L{IStore} on PostgreSQL (see the module docstring).

@@ -65,7 +65,13 @@ from tm20.events.model import NewEvent
 from tm20.events.payloads import (
     logEvent,
 )
-from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
+from tm20.interfaces import (
+    IAccountStore,
+    IEventStore,
+    IPersonStore,
+    IStore,
+    IWatchStore,
+)
 from tm20.model import (
     LogInsertResult,
 )
@@ -238,7 +244,7 @@ def _insertLogBatches(
 # -- the work done in the pool thread --------------------------------------------------------------
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore)
 class SQLiteStore(SQLiteEventsMixin, StoreRoles):
     """
     L{IStore} on one SQLite file.

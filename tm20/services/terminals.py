@@ -1,0 +1,304 @@
+"""
+What an operator does to a terminal, the same rules for every door (the REST API and the
+console): read a terminal with its connection and watch state, change its record (approve,
+reject, rename, time zone, disable: a terminal no longer allowed is disconnected), reset its
+identity, send it a command (a destructive one only when confirmed), pull its users or logs.
+Each change is written to the audit trail with the actor's name before it is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+from twisted.logger import Logger
+
+from tm20.model import StoredCommand, Terminal, TerminalWatch
+from tm20.protocol.commands import COMMANDS
+from tm20.protocol.messages import ProtocolError
+from tm20.services.errors import ServiceError
+from tm20.services.identity import hashSecret
+from tm20.services.pulls import PullBusyError
+from tm20.services.queue import CommandVanishedError
+
+__all__ = ["CLOSE_DISABLED", "TerminalService", "TerminalView", "gone"]
+
+#: Close code sent to a terminal an operator deactivated, unapproved or deleted.
+CLOSE_DISABLED = 4003
+
+
+@attrs.frozen
+class TerminalView:
+    """
+    A terminal as an operator sees it: its record, whether it is connected, and what the watch
+    knows of it (all C{None}/C{False} when terminals are not watched).
+    """
+
+    terminal: Terminal
+    connected: bool
+    watched: bool
+    watch: TerminalWatch | None = None
+    silentAfter: float = 0.0
+    driftFlagged: bool = False
+    lastHeard: float | None = None
+    gapBusy: bool = False
+
+
+def conflict() -> ServiceError:
+    return ServiceError(409, "conflict", "the terminal or user was deleted meanwhile")
+
+
+@contextmanager
+def gone() -> Iterator[None]:
+    """A store refusing a write because the terminal (or command) was just deleted: 409."""
+    try:
+        yield
+    except ProtocolError:
+        raise
+    except (ValueError, CommandVanishedError):
+        raise conflict() from None
+
+
+def checkTimezone(name: str | None) -> str | None:
+    """C{name} when it is a known IANA zone (or C{None}); a 400 naming C{timezone} otherwise."""
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ServiceError(
+            400, "invalid_body", f"unknown time zone {name!r}", field="timezone"
+        ) from None
+    return name
+
+
+class TerminalService:
+    """
+    @param context: the L{tm20.context.ServerContext} (store, registry, registration, queue,
+        pulls, commands, watch).
+    """
+
+    log = Logger()
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    @property
+    def store(self) -> Any:
+        return self.context.store
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    async def get(self, sn: str) -> Terminal:
+        """The terminal C{sn}; a 404 when there is none."""
+        terminal: Terminal | None = await self.store.getTerminal(sn)
+        if terminal is None:
+            raise ServiceError(404, "not_found", f"no terminal {sn!r}")
+        return terminal
+
+    def isConnected(self, sn: str) -> bool:
+        return bool(self.context.registry.get(sn) is not None)
+
+    async def watches(self) -> dict[str, TerminalWatch]:
+        """Every terminal's watch row, by C{sn} (empty when terminals are not watched)."""
+        if self.context.watch is None:
+            return {}
+        return {w.sn: w for w in await self.store.listWatches()}
+
+    def view(
+        self, terminal: Terminal, connected: bool, watch: TerminalWatch | None
+    ) -> TerminalView:
+        """A L{TerminalView} of C{terminal} (no I/O)."""
+        watching = self.context.watch
+        if watching is None:
+            return TerminalView(terminal, connected, False)
+        return TerminalView(
+            terminal,
+            connected,
+            True,
+            watch,
+            watching.silence.thresholdFor(watch),
+            watching.drift.flagged(watch.clockDrift if watch is not None else None),
+            watching.silence.lastHeard(terminal),
+            watching.gaps.busy(terminal.sn),
+        )
+
+    async def viewOf(self, terminal: Terminal) -> TerminalView:
+        """L{view} of one terminal, its watch read from the store."""
+        watch = None
+        if self.context.watch is not None:
+            watch = await self.store.getWatch(terminal.sn)
+        return self.view(terminal, self.isConnected(terminal.sn), watch)
+
+    async def views(self, approved: bool | None = None) -> list[TerminalView]:
+        """Every terminal (only approved or pending ones when C{approved} is given)."""
+        terminals: list[Terminal] = await self.store.listTerminals(approved)
+        watches = await self.watches()
+        connected = set(self.context.registry.connected())
+        return [self.view(t, t.sn in connected, watches.get(t.sn)) for t in terminals]
+
+    # -- audit -------------------------------------------------------------------------------------
+
+    async def audit(
+        self, actor: str, action: str, target: str | None, detail: Mapping[str, Any]
+    ) -> None:
+        """Write one audit entry (before the change it records is made)."""
+        await self.store.addAuditEntry(actor, action, target, dict(detail))
+        self.log.info("{actor} {action} {target}", actor=actor, action=action, target=target)
+
+    # -- changing a terminal -----------------------------------------------------------------------
+
+    def disconnect(self, sn: str, reason: str) -> None:
+        session = self.context.registry.get(sn)
+        if session is not None:
+            session.close(CLOSE_DISABLED, reason)
+
+    async def update(
+        self, actor: str, sn: str, changes: Mapping[str, Any], audited: Mapping[str, Any]
+    ) -> Terminal:
+        """
+        Change C{sn}'s record (C{name}, C{approved}, C{active}, C{timezone}, C{secret},
+        C{silentAfter}); the connection uses the new record at once, and a terminal no longer
+        approved or active is disconnected.
+
+        @param audited: what the audit entry records (the request, a secret redacted by the
+            caller's choice of words).
+        """
+        await self.get(sn)
+        changes = dict(changes)
+        if "timezone" in changes:
+            changes["timezone"] = checkTimezone(changes["timezone"])
+        silentChange = "silentAfter" in changes
+        silentAfter = changes.pop("silentAfter", None)
+        if silentChange and self.context.watch is None:
+            raise ServiceError(
+                400, "invalid_body", "terminals are not watched here", field="silentAfter"
+            )
+        audited = dict(audited)
+        secretChange = "secret" in changes
+        secret: str | None = changes.pop("secret", None)
+        if secretChange:
+            # The audit log says that the secret changed, never what it is.
+            audited["secret"] = "removed" if secret is None else "set"
+        await self.audit(actor, "terminal.update", sn, audited)
+        terminal: Terminal | None = None
+        if changes:
+            terminal = await self.store.updateTerminal(sn, changes)
+            if terminal is None:
+                raise ServiceError(404, "not_found", f"no terminal {sn!r}")
+        if secretChange:
+            terminal = await self.store.setTerminalSecret(
+                sn, None if secret is None else hashSecret(secret)
+            )
+        if silentChange:
+            if await self.store.updateWatch(sn, {"silentAfter": silentAfter}) is None:
+                raise ServiceError(404, "not_found", f"no terminal {sn!r}")
+            if terminal is None:
+                terminal = await self.store.getTerminal(sn)
+        if terminal is None:
+            raise ServiceError(404, "not_found", f"no terminal {sn!r}")
+        # Its connection uses the new record at once: the next cloudtime is in the new zone.
+        self.context.registration.terminalChanged(terminal)
+        if not terminal.approved or not terminal.active:
+            self.disconnect(sn, "disabled by the operator")
+        return terminal
+
+    async def resetIdentity(self, actor: str, sn: str) -> Terminal:
+        """Forget the identity C{sn} was flagged for (it registers anew)."""
+        await self.get(sn)
+        await self.audit(actor, "terminal.identity.reset", sn, {})
+        terminal: Terminal | None = await self.store.resetTerminalIdentity(sn)
+        if terminal is None:
+            raise ServiceError(404, "not_found", f"no terminal {sn!r}")
+        self.context.registration.terminalChanged(terminal)
+        return terminal
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    async def sendCommand(
+        self,
+        actor: str,
+        sn: str,
+        name: str,
+        params: Mapping[str, Any],
+        confirm: bool = False,
+        wait: bool = False,
+        expiresIn: float | None = None,
+    ) -> StoredCommand:
+        """
+        Queue command C{name} for C{sn} (and wait for its answer when C{wait}).  A destructive
+        command (judged on the frame sent: C{opendoor} with C{doornum} 1 opens one door, without
+        it every door) needs C{confirm}.
+
+        @raise QueuedCommandTimeout: C{wait} and the terminal did not answer in time.
+        """
+        await self.get(sn)
+        spec = COMMANDS.get(name)
+        if spec is None:
+            raise ServiceError(400, "invalid_params", f"unknown command {name!r}", field="command")
+        try:
+            payload: dict[str, Any] = await self.context.queue.buildPayload(sn, name, dict(params))
+        except ProtocolError as e:
+            field = (
+                "command"
+                if e.field == "cmd"
+                else "params"
+                if e.field is None
+                else f"params.{e.field}"
+            )
+            raise ServiceError(400, "invalid_params", e.problem, field=field) from None
+        if spec.isDestructive(payload) and not confirm:
+            raise ServiceError(
+                400,
+                "confirmation_required",
+                f'{name} is destructive: send "confirm": true to go ahead',
+                field="confirm",
+            )
+        audited: dict[str, Any] = {"command": name, "params": dict(params)}
+        if expiresIn is not None:
+            audited["expiresIn"] = expiresIn
+        await self.audit(actor, "command.submit", sn, audited)
+        with gone():
+            command: StoredCommand = await self.context.queue.submit(
+                sn, name, dict(params), actor, wait=wait, expiresIn=expiresIn
+            )
+        return command
+
+    # -- pulls -------------------------------------------------------------------------------------
+
+    def requireConnected(self, sn: str) -> None:
+        if not self.context.commands.isConnected(sn):
+            raise ServiceError(409, "terminal_offline", f"terminal {sn!r} is not connected")
+
+    async def pullUsers(self, actor: str, sn: str) -> Any:
+        """Read every user of C{sn} into the store (a L{tm20.services.pulls} result)."""
+        await self.get(sn)
+        self.requireConnected(sn)
+        await self.audit(actor, "users.pull", sn, {})
+        try:
+            with gone():
+                return await self.context.pulls.pullUsers(sn)
+        except PullBusyError as e:
+            raise ServiceError(409, "pull_in_progress", str(e)) from None
+
+    async def pullLogs(
+        self,
+        actor: str,
+        sn: str,
+        allLogs: bool,
+        start: str | None,
+        end: str | None,
+        audited: Mapping[str, Any],
+    ) -> Any:
+        """Read C{sn}'s new logs (or all of them between C{start} and C{end})."""
+        await self.get(sn)
+        self.requireConnected(sn)
+        await self.audit(actor, "logs.pull", sn, audited)
+        try:
+            with gone():
+                return await self.context.pulls.pullLogs(sn, allLogs, start, end)
+        except PullBusyError as e:
+            raise ServiceError(409, "pull_in_progress", str(e)) from None
