@@ -238,6 +238,128 @@ class SQLiteConsoleTests(_CorePath, _ConsoleCase):
         self.assertEqual(entry["detail"], {"approved": True, "reason": "new site, checked"})
 
     @inlineCallbacks
+    def test_removeUserBehindConfirmation(self) -> Generator[Deferred[Any], Any, None]:
+        driver = self.driver
+        connection = self.terminal("LIVE000001")
+        yield connection.whenRegistered()
+        connection.enrollUser(41, name="leaver", backupnum=11, record=12345)
+        yield self.login("operator")
+
+        def remove() -> str:
+            def listed() -> bool:
+                driver.get(self.url("/admin/terminals/LIVE000001/"))
+                return bool(driver.find_elements(By.CSS_SELECTOR, '[aria-label="Remove user 41"]'))
+
+            waitFor(listed, "the user on the page")
+            driver.find_element(By.CSS_SELECTOR, '[aria-label="Remove user 41"]').click()
+            title = driver.find_element(By.ID, "confirm-title").text
+            driver.find_element(By.ID, "confirm-button").click()
+            waitFor(lambda: driver.find_elements(By.ID, "command-done"), "the command")
+            return str(title)
+
+        title = yield inThread(remove)
+        self.assertIn("Remove user 41", title)
+        yield inThread(
+            waitFor, lambda: 41 not in connection.terminal.users, "deleteuser at the terminal"
+        )
+        audit = yield inThread(self.server.api, "GET", "/audit/?limit=5")
+        entry = next(e for e in audit["items"] if e["action"] == "user.delete")
+        self.assertEqual((entry["actor"], entry["target"]), ("console:operator", "LIVE000001/41"))
+
+    @inlineCallbacks
+    def test_adminTokensWebhooksAccounts(self) -> Generator[Deferred[Any], Any, None]:
+        driver = self.driver
+        hook = yield inThread(
+            self.server.api, "POST", "/webhooks/", {"url": "http://localhost:9/nobody-listens"}
+        )
+        connection = self.terminal("LIVE000001")  # events for the webhook to fail on
+        yield connection.whenRegistered()
+        yield self.login("admin")
+
+        def createToken() -> str:
+            driver.get(self.url("/admin/tokens"))
+            driver.find_element(By.ID, "token-name").send_keys("ci-reader")
+            driver.find_element(By.NAME, "scope-write").click()  # read only
+            driver.find_element(By.ID, "create-token").click()
+            return str(
+                waitFor(
+                    lambda: driver.find_element(By.ID, "secret").get_attribute("value"), "secret"
+                )
+            )
+
+        secret = yield inThread(createToken)
+
+        def call(method: str) -> int:
+            from urllib.error import HTTPError
+            from urllib.request import Request, urlopen
+
+            request = Request(
+                self.url("/api/terminals/"),
+                method=method,
+                data=b"{}" if method == "POST" else None,
+                headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+            )
+            try:
+                with urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except HTTPError as e:
+                return e.code
+
+        self.assertEqual((yield inThread(call, "GET")), 200)
+        self.assertEqual((yield inThread(call, "POST")), 403)
+
+        def revoke() -> bool:
+            driver.get(self.url("/admin/tokens"))
+            shownAgain = secret in driver.page_source
+            driver.find_element(By.CSS_SELECTOR, '[aria-label="Revoke ci-reader"]').click()
+            waitFor(lambda: "ci-reader" not in driver.find_element(By.ID, "tokens").text, "gone")
+            return shownAgain
+
+        self.assertFalse((yield inThread(revoke)), "the secret was shown twice")
+        self.assertEqual((yield inThread(call, "GET")), 401)
+
+        # the webhook's failures are shown; a replay goes through the service and is audited
+        def replay() -> str:
+            def failing() -> bool:
+                driver.get(self.url("/admin/webhooks"))
+                return "Connection refused" in driver.find_element(By.ID, "webhooks").text
+
+            waitFor(failing, "the failing webhook", 15)
+            field = driver.find_element(By.ID, f"from-{hook['id']}")
+            field.clear()
+            field.send_keys("1")
+            field.submit()
+            return str(waitFor(lambda: driver.find_element(By.CLASS_NAME, "note").text, "note"))
+
+        self.assertIn("Replay started", (yield inThread(replay)))
+
+        # a new account from the console, then a viewer is refused the admin pages
+        def account() -> tuple[str, int]:
+            driver.get(self.url("/admin/accounts"))
+            driver.find_element(By.ID, "new-name").send_keys("newbie")
+            driver.find_element(By.ID, "new-password").send_keys("newbie password 1")
+            driver.find_element(By.ID, "new-password").submit()
+            waitFor(lambda: "newbie" in driver.find_element(By.ID, "accounts").text, "listed")
+            login(driver, self.server, "newbie", "newbie password 1")
+            waitFor(lambda: driver.current_url.endswith("/admin/"), "newbie's board")
+            status, _, _ = self.server.get("/admin/tokens", sessionCookie(driver))
+            return driver.find_element(By.CLASS_NAME, "who").text, status
+
+        who, status = yield inThread(account)
+        self.assertEqual(who, "newbie (viewer)")
+        self.assertEqual(status, 403)
+        audit = yield inThread(self.server.api, "GET", "/audit/?limit=20")
+        actions = {(e["actor"], e["action"]) for e in audit["items"]}
+        for action in (
+            "token.create",
+            "token.revoke",
+            "webhook.replay",
+            "account.create",
+            "console.login",
+        ):
+            self.assertIn(("console:admin", action), actions)
+
+    @inlineCallbacks
     def test_viewerCannotAct(self) -> Generator[Deferred[Any], Any, None]:
         driver = self.driver
         connection = self.terminal("LIVE000001")

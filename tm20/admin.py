@@ -29,8 +29,8 @@ from twisted.internet.defer import ensureDeferred, inlineCallbacks
 from twisted.internet.task import react
 from twisted.python import usage
 
-from tm20.api._auth import SCOPES, hashToken, newSecret
 from tm20.config import DEFAULT_DATABASE
+from tm20.services.tokens import SCOPES, hashToken, newSecret
 
 __all__ = ["AdminOptions", "main", "run"]
 

@@ -714,18 +714,8 @@ class TM20Api(EventsApi):
         enrollid: int,
     ) -> Reply:
         await self._user(sn, enrollid)
-        backupnum = query.get("backupnum", 13)
-        try:
-            payload = buildCommand("deleteuser", {"enrollid": enrollid, "backupnum": backupnum})
-        except ProtocolError as e:
-            raise _invalidParams(e, "") from None
-        await self._audit(principal, "user.delete", f"{sn}/{enrollid}", {"backupnum": backupnum})
-        if backupnum == 13:
-            deleted = 1 if await self.store.deleteUser(sn, enrollid) else 0
-        else:
-            deleted = await self.store.deleteCredential(sn, enrollid, backupnum)
-        command = await self._submit(
-            principal, sn, "deleteuser", {k: v for k, v in payload.items() if k != "cmd"}
+        deleted, command = await self.terminals.removeUser(
+            principal.name, sn, enrollid, query.get("backupnum", 13)
         )
         return Reply(200, {"deleted": deleted, "commands": [commandJSON(command)]})
 

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from tm20.api._csv import CSVExport
+from tm20.api._events import webhookJSON
 from tm20.api._serialize import commandJSON, describeTerminal, logJSON
 from tm20.console._security import (
     clearCookie,
@@ -46,6 +47,8 @@ from tm20.services.errors import ServiceError
 from tm20.services.queue import FINAL_STATUSES
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.terminals import TerminalService, TerminalView
+from tm20.services.tokens import SCOPES, TokenService
+from tm20.services.webhooks import WebhookService
 from tm20.terminal.limits import NetworkList, hostOf
 
 __all__ = ["BOARD_STATES", "Console"]
@@ -180,6 +183,7 @@ class Console:
             "disable",
             "enable",
             "reset-identity",
+            "remove-user",
         ):
             route(f"/terminals/<sn>/{action}", methods=["POST"], endpoint=f"t-{action}")(
                 self._guard("operator", self._terminalAction(action), post=True)
@@ -190,6 +194,17 @@ class Console:
         route("/events/stream", methods=["GET"])(self._guard("viewer", self.eventStream))
         route("/audit", methods=["GET"])(self._guard("viewer", self.auditPage))
         route("/accounts", methods=["GET"])(self._guard("admin", self.accountsPage))
+        route("/accounts", methods=["POST"], endpoint="accounts-post")(
+            self._guard("admin", self.accountsAction, post=True)
+        )
+        route("/tokens", methods=["GET"])(self._guard("admin", self.tokensPage))
+        route("/tokens", methods=["POST"], endpoint="tokens-post")(
+            self._guard("admin", self.tokensAction, post=True)
+        )
+        route("/webhooks", methods=["GET"])(self._guard("admin", self.webhooksPage))
+        route("/webhooks/<int:webhookId>/replay", methods=["POST"])(
+            self._guard("admin", self.webhookReplay, post=True)
+        )
         route("/login", methods=["GET"])(self.loginPage)
         route("/login", methods=["POST"])(self.login)
         route("/logout", methods=["POST"])(self._guard("viewer", self.logout, post=True))
@@ -469,6 +484,23 @@ class Console:
         if action == "reset-identity":
             await self.terminals.resetIdentity(actor, sn)
             return self._redirect(request, page + "?note=identity-reset")
+        if action == "remove-user":
+            enrollid = _arg(request, "enrollid")
+            if not enrollid.isdigit():
+                raise ServiceError(400, "invalid_form", "must be a number", field="enrollid")
+            if _arg(request, "confirm") != "yes":
+                return await self.terminalPage(
+                    request,
+                    who,
+                    sn,
+                    confirm={
+                        "action": "remove-user",
+                        "fields": {"enrollid": enrollid},
+                        "what": f"Remove user {int(enrollid)}",
+                    },
+                )
+            _, command = await self.terminals.removeUser(actor, sn, int(enrollid))
+            return self._redirect(request, page + f"?command={command.id}")
         raise ServiceError(404, "not_found", "no such action")
 
     async def _command(self, request: IRequest, who: LoggedIn, sn: str, page: str) -> bytes:
@@ -485,11 +517,12 @@ class Console:
             what = f"Open door {int(door)}"
         confirmed = _arg(request, "confirm") == "yes"
         if name in ("opendoor", "reboot") and not confirmed:
+            fields = {"command": name, **{k: str(v) for k, v in params.items()}}
             return await self.terminalPage(
                 request,
                 who,
                 sn,
-                confirm={"command": name, "params": params, "what": what},
+                confirm={"action": "command", "fields": fields, "what": what},
             )
         command = await self.terminals.sendCommand(
             who.actor, sn, name, params, confirm=confirmed, wait=False
@@ -610,12 +643,16 @@ class Console:
         older = f"/admin/audit?before={entries[-1].id}" if len(entries) == 100 else None
         return self.render(request, "audit.html", who=who, entries=entries, older=older)
 
-    async def accountsPage(self, request: IRequest, who: LoggedIn) -> bytes:
+    async def accountsPage(
+        self, request: IRequest, who: LoggedIn, status: int = 200, error: str | None = None
+    ) -> bytes:
         accounts = await self.accounts.list()
         return self.render(
             request,
             "accounts.html",
-            who=who,
+            status,
+            who,
+            error=error,
             accounts=[
                 {
                     "name": a.name,
@@ -630,6 +667,107 @@ class Console:
             roles=CONSOLE_ROLES,
         )
 
+    # -- admin: accounts, tokens, webhooks -----------------------------------------------------
+
+    async def accountsAction(self, request: IRequest, who: LoggedIn) -> bytes:
+        action = _arg(request, "action")
+        name = _arg(request, "name")
+        try:
+            if action == "create":
+                await self.accounts.create(name, _arg(request, "role"), _arg(request, "password"))
+                audited: dict[str, Any] = {"role": _arg(request, "role")}
+            elif action == "role":
+                await self.accounts.setRole(name, _arg(request, "role"))
+                audited = {"role": _arg(request, "role")}
+            elif action == "password":
+                await self.accounts.setPassword(name, _arg(request, "password"))
+                audited = {"password": "set"}
+            elif action in ("disable", "enable"):
+                if name == who.account.name and action == "disable":
+                    raise ServiceError(
+                        400, "invalid_form", "you cannot disable yourself", field="name"
+                    )
+                await self.accounts.setDisabled(name, action == "disable")
+                audited = {}
+            else:
+                raise ServiceError(400, "invalid_form", "unknown action", field="action")
+        except ServiceError as e:
+            return await self.accountsPage(request, who, e.status, e.detail)
+        await self.terminals.audit(who.actor, f"account.{action}", name, audited)
+        return self._redirect(request, "/admin/accounts")
+
+    async def tokensPage(
+        self,
+        request: IRequest,
+        who: LoggedIn,
+        status: int = 200,
+        error: str | None = None,
+        secret: str | None = None,
+        created: str | None = None,
+    ) -> bytes:
+        tokens = await TokenService(self.store).list()
+        return self.render(
+            request,
+            "tokens.html",
+            status,
+            who,
+            tokens=tokens,
+            error=error,
+            secret=secret,
+            created=created,
+            scopes=SCOPES,
+        )
+
+    async def tokensAction(self, request: IRequest, who: LoggedIn) -> bytes:
+        tokens = TokenService(self.store)
+        action = _arg(request, "action")
+        name = _arg(request, "name")
+        try:
+            if action == "create":
+                scopes = [s for s in SCOPES if _arg(request, f"scope-{s}") == "on"]
+                secret = await tokens.create(name, scopes)
+                await self.terminals.audit(who.actor, "token.create", name, {"scopes": scopes})
+                # shown once, on this answer only (never stored, never in a URL)
+                return await self.tokensPage(request, who, secret=secret, created=name)
+            if action == "revoke":
+                await self.terminals.audit(who.actor, "token.revoke", name, {})
+                await tokens.revoke(name)
+                return self._redirect(request, "/admin/tokens")
+            raise ServiceError(400, "invalid_form", "unknown action", field="action")
+        except ServiceError as e:
+            return await self.tokensPage(request, who, e.status, e.detail)
+
+    async def webhooksPage(
+        self, request: IRequest, who: LoggedIn, status: int = 200, error: str | None = None
+    ) -> bytes:
+        hooks = await WebhookService(self.context).listWithState()
+        last = int(await self.store.lastEventId())
+        return self.render(
+            request,
+            "webhooks.html",
+            status,
+            who,
+            hooks=[webhookJSON(w, stream) for w, stream in hooks],
+            error=error,
+            lastEvent=last,
+            note=_NOTES.get(_arg(request, "note")),
+        )
+
+    async def webhookReplay(self, request: IRequest, who: LoggedIn, webhookId: int) -> bytes:
+        start = _arg(request, "from")
+        try:
+            if not start.isdigit():
+                raise ServiceError(400, "invalid_form", "must be an event id", field="from")
+            service = WebhookService(self.context)
+            await service.get(webhookId)
+            await self.terminals.audit(
+                who.actor, "webhook.replay", str(webhookId), {"from": int(start)}
+            )
+            await service.replay(webhookId, int(start))
+        except ServiceError as e:
+            return await self.webhooksPage(request, who, e.status, e.detail)
+        return self._redirect(request, "/admin/webhooks?note=replayed")
+
 
 _DONE = {"approve": "approved", "reject": "rejected", "disable": "disabled", "enable": "enabled"}
 
@@ -642,6 +780,7 @@ _NOTES = {
     "disabled": "Disabled: the terminal is disconnected.",
     "enabled": "Enabled.",
     "identity-reset": "Identity reset: the next registration binds the terminal anew.",
+    "replayed": "Replay started: the events are delivered again from that id on.",
 }
 
 

@@ -17,7 +17,7 @@ import attrs
 from twisted.logger import Logger
 
 from tm20.model import StoredCommand, Terminal, TerminalWatch
-from tm20.protocol.commands import COMMANDS
+from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.services.errors import ServiceError
 from tm20.services.identity import hashSecret
@@ -266,6 +266,37 @@ class TerminalService:
                 sn, name, dict(params), actor, wait=wait, expiresIn=expiresIn
             )
         return command
+
+    # -- users -------------------------------------------------------------------------------------
+
+    async def removeUser(
+        self, actor: str, sn: str, enrollid: int, backupnum: int = 13
+    ) -> tuple[int, StoredCommand]:
+        """
+        Remove user C{enrollid} (C{backupnum} 13: everything; else one credential slot) from the
+        store and queue the C{deleteuser} that removes it from the terminal.
+
+        @return: how many rows were deleted, and the queued command.
+        """
+        await self.get(sn)
+        if await self.store.getUser(sn, enrollid) is None:
+            raise ServiceError(404, "not_found", f"no user {enrollid} on {sn!r}")
+        try:
+            payload = buildCommand("deleteuser", {"enrollid": enrollid, "backupnum": backupnum})
+        except ProtocolError as e:
+            field = "params" if e.field is None else e.field
+            raise ServiceError(400, "invalid_params", e.problem, field=field) from None
+        await self.audit(actor, "user.delete", f"{sn}/{enrollid}", {"backupnum": backupnum})
+        if backupnum == 13:
+            deleted = 1 if await self.store.deleteUser(sn, enrollid) else 0
+        else:
+            deleted = await self.store.deleteCredential(sn, enrollid, backupnum)
+        params = {k: v for k, v in payload.items() if k != "cmd"}
+        with gone():
+            command: StoredCommand = await self.context.queue.submit(
+                sn, "deleteuser", params, actor, wait=False
+            )
+        return deleted, command
 
     # -- pulls -------------------------------------------------------------------------------------
 
