@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from tm20.api._csv import CSVExport
+from tm20.api._errors import errorFromFailure
 from tm20.api._events import webhookJSON
 from tm20.api._serialize import commandJSON, describeTerminal, logJSON
 from tm20.console._security import (
@@ -291,14 +292,14 @@ class Console:
                     request, "error.html", e.status, None, title="Refused", message=e.detail
                 )
             except Exception:
-                self.log.failure("console: unexpected error", Failure())
+                # the API's mapping: a database out of reach is a 503 (logged once, no
+                # traceback), anything else a 500 logged with its traceback, no detail shown
+                error = errorFromFailure(Failure(), request)
+                message = {
+                    503: "The database is unavailable; try again in a moment.",
+                }.get(error.status, "Something went wrong; the server log says what.")
                 return self.render(
-                    request,
-                    "error.html",
-                    500,
-                    None,
-                    title="Error",
-                    message="Something went wrong; the server log says what.",
+                    request, "error.html", error.status, None, title="Error", message=message
                 )
 
         guarded.__name__ = page.__name__
@@ -314,6 +315,23 @@ class Console:
         return self.render(request, "login.html", next=_safeNext(_arg(request, "next")))
 
     async def login(self, request: IRequest) -> bytes:
+        try:
+            return await self._login(request)
+        except CancelledError:
+            raise
+        except Exception:
+            error = errorFromFailure(Failure(), request)
+            return self.render(
+                request,
+                "login.html",
+                error.status,
+                error="The database is unavailable; try again in a moment."
+                if error.status == 503
+                else "Something went wrong; the server log says what.",
+                next="/admin/",
+            )
+
+    async def _login(self, request: IRequest) -> bytes:
         if not sameOrigin(request):
             return self._forbidden(request, None, "This request came from another site.")
         source = self._source(request)

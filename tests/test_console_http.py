@@ -1,0 +1,245 @@
+"""
+The console door over real HTTP without a browser (an in-process server on loopback): its
+headers, cookie, refusals, error pages when the database is out of reach, the event stream
+behind the session, the static files.  The browser tests (test_console_browser.py) cover what
+a person does with it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import treq
+from twisted.internet.defer import inlineCallbacks
+
+from tests.test_api_endpoints import BreakableStore
+from tests.test_api_support import ApiTestCase, Response
+from tm20.console._security import CSP
+from tm20.errors import StoreUnavailable
+from tm20.services.accounts import AccountService
+
+PASSWORD = "http test password"
+
+
+class ConsoleHTTPTests(ApiTestCase):
+    @inlineCallbacks
+    def start(self, **config: Any) -> Any:
+        running = yield super().start(**config)
+        accounts = AccountService(running.context.store, running.context.clock)
+        yield accounts.create("olga", "operator", PASSWORD)
+        yield accounts.create("vic", "viewer", PASSWORD)
+        return running
+
+    @property
+    def origin(self) -> str:
+        return self.url("").rstrip("/")
+
+    def form(
+        self,
+        path: str,
+        fields: dict[str, str],
+        cookie: str | None = None,
+        origin: str | None = "self",
+    ) -> Any:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if origin is not None:
+            headers["Origin"] = self.origin if origin == "self" else origin
+        if cookie is not None:
+            headers["Cookie"] = f"tm20_console={cookie}"
+        return self.request("POST", path, headers, urlencode(fields).encode())
+
+    def page(self, path: str, cookie: str | None = None) -> Any:
+        headers = {} if cookie is None else {"Cookie": f"tm20_console={cookie}"}
+        return self.request("GET", path, headers)
+
+    @inlineCallbacks
+    def request(
+        self, method: str, path: str, headers: dict[str, str], data: bytes | None = None
+    ) -> Any:
+        """One request, redirects not followed, no cookie jar (the cookie is sent by hand)."""
+        response = yield treq.request(
+            method,
+            self.url(path),
+            headers={k: [v] for k, v in headers.items()},
+            data=data,
+            allow_redirects=False,
+            persistent=False,
+        )
+        content = yield treq.content(response)
+        found = {
+            k.decode("latin-1").lower(): v[-1].decode("latin-1")
+            for k, v in response.headers.getAllRawHeaders()
+        }
+        return Response(response.code, found, content)
+
+    @inlineCallbacks
+    def login(self, name: str = "olga") -> Any:
+        r: Response = yield self.form("/admin/login", {"username": name, "password": PASSWORD})
+        self.assertEqual(r.status, 303, r.text)
+        match = re.match(r"tm20_console=([^;]+);", r.headers["set-cookie"])
+        assert match is not None
+        return match.group(1)
+
+    @staticmethod
+    def csrf(r: Response) -> str:
+        match = re.search(r'name="csrf" value="([^"]+)"', r.text)
+        assert match is not None, "no CSRF token on the page"
+        return match.group(1)
+
+    @inlineCallbacks
+    def test_headersAndCookie(self) -> Any:
+        yield self.start()
+        r = yield self.page("/admin/login")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers["content-security-policy"], CSP)
+        self.assertIn("script-src 'self'", CSP)
+        self.assertNotIn("unsafe-inline", CSP)
+        self.assertEqual(r.headers["x-frame-options"], "DENY")
+        self.assertEqual(r.headers["x-content-type-options"], "nosniff")
+        self.assertIn('name="username"', r.text)
+        self.assertIn('name="password"', r.text)
+        self.assertNotIn("<script>", r.text)  # no inline script anywhere
+        r = yield self.form("/admin/login", {"username": "olga", "password": PASSWORD})
+        cookie = r.headers["set-cookie"]
+        self.assertIn("HttpOnly", cookie)
+        self.assertIn("SameSite=lax", cookie)
+        self.assertIn("Path=/admin/", cookie)
+        self.assertNotIn("Secure", cookie)  # plain HTTP here (tests/test_tls.py style for TLS)
+        self.assertEqual(r.headers["location"], "/admin/")
+        # an unauthenticated page sends to the login, keeping where it was going
+        r = yield self.page("/admin/logs?sn=A")
+        self.assertEqual(r.status, 303)
+        self.assertEqual(r.headers["location"], "/admin/login?next=%2Fadmin%2Flogs%3Fsn%3DA")
+        # and the login never sends anywhere else
+        r = yield self.form(
+            "/admin/login",
+            {"username": "olga", "password": PASSWORD, "next": "//evil.example/"},
+        )
+        self.assertEqual(r.headers["location"], "/admin/")
+
+    @inlineCallbacks
+    def test_staticFiles(self) -> Any:
+        yield self.start()
+        r = yield self.page("/admin/static/console.css")
+        self.assertEqual((r.status, r.headers["content-type"]), (200, "text/css; charset=utf-8"))
+        r = yield self.page("/admin/static/board.js")
+        self.assertEqual(r.headers["content-type"], "text/javascript; charset=utf-8")
+        self.assertIn("textContent", r.text)
+        for missing in ("nothing.js", "..%2F_app.py", "%2e%2e"):
+            r = yield self.page(f"/admin/static/{missing}")
+            self.assertEqual(r.status, 404, missing)
+
+    @inlineCallbacks
+    def test_badInputIsAClearError(self) -> Any:
+        yield self.start()
+        cookie = yield self.login()
+        r = yield self.page("/admin/logs?enrollid=abc", cookie)
+        self.assertEqual(r.status, 400)
+        self.assertIn("must be a number", r.text)
+        r = yield self.page("/admin/logs?since=31/12/2026", cookie)
+        self.assertEqual(r.status, 400)
+        self.assertIn("YYYY-MM-DD", r.text)
+        r = yield self.page("/admin/terminals/NOPE/", cookie)
+        self.assertEqual(r.status, 404)
+        self.assertIn("no terminal", r.text)
+        yield self.call("POST", "/api/terminals/", {"sn": "ONE1"})
+        board = yield self.page("/admin/terminals/ONE1/", cookie)
+        token = self.csrf(board)
+        # a door outside 1-4 is refused by the console's form, not sent
+        r = yield self.form(
+            "/admin/terminals/ONE1/command",
+            {"command": "opendoor", "doornum": "9", "csrf": token},
+            cookie,
+        )
+        self.assertEqual(r.status, 400)
+        self.assertIn("choose a door", r.text)
+        # an unknown time zone: the service's rule, the terminal page says it
+        r = yield self.form(
+            "/admin/terminals/ONE1/update", {"timezone": "Mars/Olympus", "csrf": token}, cookie
+        )
+        self.assertEqual(r.status, 400)
+        self.assertIn("unknown time zone", r.text)
+        # an offline terminal cannot be pulled: 409, said plainly
+        r = yield self.form("/admin/terminals/ONE1/pull-users", {"csrf": token}, cookie)
+        self.assertEqual(r.status, 409)
+        self.assertIn("not connected", r.text)
+        # a command for an offline terminal is queued (the queue's rule, as for the API)
+        r = yield self.form(
+            "/admin/terminals/ONE1/command", {"command": "settime", "csrf": token}, cookie
+        )
+        self.assertEqual(r.status, 303)
+        self.assertRegex(r.headers["location"], r"^/admin/terminals/ONE1/\?command=\d+$")
+
+    @inlineCallbacks
+    def test_databaseOutOfReach(self) -> Any:
+        wrapped: list[BreakableStore] = []
+        original = self.makeStore
+
+        def makeStore() -> Any:
+            store = BreakableStore(original())
+            wrapped.append(store)
+            return store
+
+        self.makeStore = makeStore  # type: ignore[method-assign]
+        yield self.start()
+        cookie = yield self.login()
+        wrapped[0].error = StoreUnavailable("down")
+        for path in ("/admin/", "/admin/logs", "/admin/terminals.json"):
+            r = yield self.page(path, cookie)
+            self.assertEqual(r.status, 503, path)
+            self.assertIn("database is unavailable", r.text)
+        r = yield self.form("/admin/login", {"username": "olga", "password": PASSWORD})
+        self.assertEqual(r.status, 503)
+        self.assertIn("database is unavailable", r.text)
+        wrapped[0].error = RuntimeError("internals /etc/passwd")
+        r = yield self.page("/admin/", cookie)
+        self.assertEqual(r.status, 500)
+        self.assertNotIn("passwd", r.text)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        wrapped[0].error = None
+        r = yield self.page("/admin/", cookie)
+        self.assertEqual(r.status, 200)
+
+    @inlineCallbacks
+    def test_eventStreamNeedsASession(self) -> Any:
+        yield self.start()
+        r = yield self.page("/admin/events/stream")
+        self.assertEqual(r.status, 401)
+        r = yield self.page("/admin/terminals.json")
+        self.assertEqual(r.status, 401)
+
+    @inlineCallbacks
+    def test_actionsAuditedWithTheAccountName(self) -> Any:
+        yield self.start()
+        yield self.call("POST", "/api/terminals/", {"sn": "PEND1", "approved": False})
+        cookie = yield self.login()
+        page = yield self.page("/admin/terminals/PEND1/", cookie)
+        r = yield self.form(
+            "/admin/terminals/PEND1/reject",
+            {"reason": "unknown device", "csrf": self.csrf(page)},
+            cookie,
+        )
+        self.assertEqual(r.status, 303)
+        r = yield self.call("GET", "/api/audit/?limit=3")
+        latest = r.json["items"][0]
+        self.assertEqual(
+            (latest["actor"], latest["action"], latest["target"], latest["detail"]),
+            (
+                "console:olga",
+                "terminal.update",
+                "PEND1",
+                {"approved": False, "reason": "unknown device"},
+            ),
+        )
+        self.assertEqual(r.json["items"][1]["action"], "console.login")
+        # the viewer's logout is a POST with its token too
+        viewer = yield self.login("vic")
+        board = yield self.page("/admin/", viewer)
+        r = yield self.form("/admin/logout", {}, viewer)
+        self.assertEqual(r.status, 403)
+        r = yield self.form("/admin/logout", {"csrf": self.csrf(board)}, viewer)
+        self.assertEqual((r.status, r.headers["location"]), (303, "/admin/login"))
+        r = yield self.page("/admin/", viewer)
+        self.assertEqual(r.status, 303)
