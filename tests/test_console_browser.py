@@ -238,12 +238,24 @@ class SQLiteConsoleTests(_CorePath, _ConsoleCase):
         self.assertEqual(entry["detail"], {"approved": True, "reason": "new site, checked"})
 
     @inlineCallbacks
-    def test_removeUserBehindConfirmation(self) -> Generator[Deferred[Any], Any, None]:
+    def test_pushThenRemoveUser(self) -> Generator[Deferred[Any], Any, None]:
         driver = self.driver
         connection = self.terminal("LIVE000001")
         yield connection.whenRegistered()
-        connection.enrollUser(41, name="leaver", backupnum=11, record=12345)
         yield self.login("operator")
+
+        def push() -> None:
+            driver.get(self.url("/admin/terminals/LIVE000001/"))
+            driver.find_element(By.ID, "push-enrollid").send_keys("41")
+            driver.find_element(By.ID, "push-name").send_keys("leaver")
+            driver.find_element(By.ID, "push-card").send_keys("12345")
+            driver.find_element(By.ID, "push-user-button").click()
+            waitFor(lambda: driver.find_elements(By.ID, "command-done"), "the command")
+
+        yield inThread(push)
+        yield inThread(waitFor, lambda: 41 in connection.terminal.users, "the user pushed")
+        pushed = connection.terminal.users[41]
+        self.assertEqual((pushed.name, pushed.credentials[11]), ("leaver", 12345))
 
         def remove() -> str:
             def listed() -> bool:

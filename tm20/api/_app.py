@@ -84,6 +84,7 @@ from tm20.services.terminals import (
     TerminalView,
     checkTimezone,
     gone,
+    userCommands,
 )
 from tm20.terminal.limits import NetworkList
 
@@ -380,15 +381,6 @@ class TM20Api(EventsApi):
     ) -> None:
         await self.terminals.audit(principal.name, action, target, detail)
 
-    async def _submit(
-        self, principal: Principal, sn: str, name: str, params: Mapping[str, Any]
-    ) -> StoredCommand:
-        with _gone():
-            command: StoredCommand = await self.queue.submit(
-                sn, name, params, principal.name, wait=False
-            )
-        return command
-
     # -- meta --------------------------------------------------------------------------------------
 
     async def openapi(self, request: IRequest, principal: Principal, query: Any) -> Reply:
@@ -595,40 +587,6 @@ class TM20Api(EventsApi):
         user = await self._user(sn, enrollid)
         return Reply(200, userJSON(user, withRecords=True))
 
-    def _userCommands(
-        self,
-        enrollid: int,
-        name: str | None,
-        admin: int | None,
-        credentials: list[dict[str, Any]],
-        enabled: bool | None,
-        profileChanged: bool,
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """The commands that apply a user change on the terminal (validated)."""
-        base: dict[str, Any] = {"enrollid": enrollid}
-        if name is not None:
-            base["name"] = name
-        if admin is not None:
-            base["admin"] = admin
-        out: list[tuple[str, dict[str, Any]]] = []
-        for i, credential in enumerate(credentials):
-            params = {**base, "backupnum": credential["backupnum"], "record": credential["record"]}
-            try:
-                out.append(("setuserinfo", buildCommand("setuserinfo", params)))
-            except ProtocolError as e:
-                raise _invalidParams(e, f"credentials[{i}].") from None
-        if not credentials and profileChanged:
-            out.append(("setuserinfo", buildCommand("setuserinfo", base)))
-        if enabled is not None:
-            flag = 1 if enabled else 0
-            out.append(
-                ("enableuser", buildCommand("enableuser", {"enrollid": enrollid, "enflag": flag}))
-            )
-            out.append(
-                ("setuserinfo", buildCommand("setuserinfo", {"enrollid": enrollid, "enable": flag}))
-            )
-        return out
-
     async def _applyUser(
         self,
         principal: Principal,
@@ -639,20 +597,9 @@ class TM20Api(EventsApi):
         admin: int,
         enabled: bool,
     ) -> dict[str, Any]:
-        with _gone():
-            await self.store.saveUser(sn, enrollid, name, admin, enabled)
-            for _, payload in commands:
-                if payload["cmd"] == "setuserinfo" and "backupnum" in payload:
-                    await self.store.saveCredential(
-                        sn, enrollid, payload["backupnum"], payload["record"], None, None
-                    )
-        queued = []
-        for command, payload in commands:
-            params = {k: v for k, v in payload.items() if k != "cmd"}
-            queued.append(await self._submit(principal, sn, command, params))
-        user: User | None = await self.store.getUser(sn, enrollid)
-        if user is None:
-            raise _conflict()
+        user, queued = await self.terminals.applyUser(
+            principal.name, sn, enrollid, commands, name, admin, enabled
+        )
         return {
             "user": userJSON(user, withRecords=True),
             "commands": [commandJSON(c) for c in queued],
@@ -669,7 +616,7 @@ class TM20Api(EventsApi):
         name = body.get("name")
         admin = body.get("admin", 0)
         enabled = body.get("enabled", True)
-        commands = self._userCommands(
+        commands = userCommands(
             enrollid,
             name,
             admin,
@@ -693,7 +640,7 @@ class TM20Api(EventsApi):
         name = body.get("name", user.name)
         admin = body.get("admin", user.admin)
         enabled = body.get("enabled", user.enabled)
-        commands = self._userCommands(
+        commands = userCommands(
             enrollid,
             name,
             admin,

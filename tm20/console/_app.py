@@ -47,7 +47,7 @@ from tm20.services.accounts import AccountService, LoggedIn, roleAllows
 from tm20.services.errors import ServiceError
 from tm20.services.queue import FINAL_STATUSES
 from tm20.services.ratelimit import FailureRateLimiter
-from tm20.services.terminals import TerminalService, TerminalView
+from tm20.services.terminals import TerminalService, TerminalView, userCommands
 from tm20.services.tokens import SCOPES, TokenService
 from tm20.services.webhooks import WebhookService
 from tm20.terminal.limits import NetworkList, hostOf
@@ -185,6 +185,7 @@ class Console:
             "enable",
             "reset-identity",
             "remove-user",
+            "push-user",
         ):
             route(f"/terminals/<sn>/{action}", methods=["POST"], endpoint=f"t-{action}")(
                 self._guard("operator", self._terminalAction(action), post=True)
@@ -502,6 +503,8 @@ class Console:
         if action == "reset-identity":
             await self.terminals.resetIdentity(actor, sn)
             return self._redirect(request, page + "?note=identity-reset")
+        if action == "push-user":
+            return await self._pushUser(request, who, sn, page)
         if action == "remove-user":
             enrollid = _arg(request, "enrollid")
             if not enrollid.isdigit():
@@ -520,6 +523,42 @@ class Console:
             _, command = await self.terminals.removeUser(actor, sn, int(enrollid))
             return self._redirect(request, page + f"?command={command.id}")
         raise ServiceError(404, "not_found", "no such action")
+
+    async def _pushUser(self, request: IRequest, who: LoggedIn, sn: str, page: str) -> bytes:
+        """A new user on the terminal: name, admin flag, card and/or password (numbers)."""
+        form = {k: _arg(request, k) for k in ("enrollid", "name", "admin", "card", "password")}
+        if not form["enrollid"].isdigit() or int(form["enrollid"]) < 1:
+            raise ServiceError(400, "invalid_form", "must be a number from 1", field="enrollid")
+        enrollid = int(form["enrollid"])
+        credentials: list[dict[str, Any]] = []
+        for field, backupnum in (("password", 10), ("card", 11)):
+            if form[field]:
+                if not form[field].isdigit():
+                    raise ServiceError(400, "invalid_form", "must be digits", field=field)
+                credentials.append({"backupnum": backupnum, "record": int(form[field])})
+        await self.terminals.get(sn)
+        if await self.store.getUser(sn, enrollid) is not None:
+            raise ServiceError(
+                409, "conflict", f"user {enrollid} exists on {sn!r}", field="enrollid"
+            )
+        admin = 1 if form["admin"] == "1" else 0
+        name = form["name"] or None
+        commands = userCommands(enrollid, name, admin, credentials, None, profileChanged=True)
+        await self.terminals.audit(
+            who.actor,
+            "user.create",
+            sn,
+            {
+                "enrollid": enrollid,
+                "name": name,
+                "admin": admin,
+                "credentials": [{"backupnum": c["backupnum"]} for c in credentials],
+            },
+        )
+        _, queued = await self.terminals.applyUser(
+            who.actor, sn, enrollid, commands, name, admin, True
+        )
+        return self._redirect(request, page + f"?command={queued[-1].id}")
 
     async def _command(self, request: IRequest, who: LoggedIn, sn: str, page: str) -> bytes:
         name = _arg(request, "command")

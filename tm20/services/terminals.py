@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from twisted.logger import Logger
 
-from tm20.model import StoredCommand, Terminal, TerminalWatch
+from tm20.model import StoredCommand, Terminal, TerminalWatch, User
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.services.errors import ServiceError
@@ -73,6 +73,47 @@ def checkTimezone(name: str | None) -> str | None:
             400, "invalid_body", f"unknown time zone {name!r}", field="timezone"
         ) from None
     return name
+
+
+def userCommands(
+    enrollid: int,
+    name: str | None,
+    admin: int | None,
+    credentials: list[dict[str, Any]],
+    enabled: bool | None,
+    profileChanged: bool,
+) -> list[tuple[str, dict[str, Any]]]:
+    """
+    The commands that apply a user change on the terminal, each validated: a C{setuserinfo} per
+    credential (or one for the name and admin flag alone), and C{enableuser} + C{setuserinfo
+    enable} when C{enabled} is given.
+    """
+    base: dict[str, Any] = {"enrollid": enrollid}
+    if name is not None:
+        base["name"] = name
+    if admin is not None:
+        base["admin"] = admin
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, credential in enumerate(credentials):
+        params = {**base, "backupnum": credential["backupnum"], "record": credential["record"]}
+        try:
+            out.append(("setuserinfo", buildCommand("setuserinfo", params)))
+        except ProtocolError as e:
+            field = (
+                f"credentials[{i}]" if e.field in (None, "cmd") else f"credentials[{i}].{e.field}"
+            )
+            raise ServiceError(400, "invalid_params", e.problem, field=field) from None
+    if not credentials and profileChanged:
+        out.append(("setuserinfo", buildCommand("setuserinfo", base)))
+    if enabled is not None:
+        flag = 1 if enabled else 0
+        out.append(
+            ("enableuser", buildCommand("enableuser", {"enrollid": enrollid, "enflag": flag}))
+        )
+        out.append(
+            ("setuserinfo", buildCommand("setuserinfo", {"enrollid": enrollid, "enable": flag}))
+        )
+    return out
 
 
 class TerminalService:
@@ -268,6 +309,39 @@ class TerminalService:
         return command
 
     # -- users -------------------------------------------------------------------------------------
+
+    async def applyUser(
+        self,
+        actor: str,
+        sn: str,
+        enrollid: int,
+        commands: list[tuple[str, dict[str, Any]]],
+        name: str | None,
+        admin: int,
+        enabled: bool,
+    ) -> tuple[User, list[StoredCommand]]:
+        """
+        Store user C{enrollid} as it will be (and each credential a C{setuserinfo} carries),
+        then queue C{commands} (from L{userCommands}) for the terminal.  The caller audits first.
+        """
+        with gone():
+            await self.store.saveUser(sn, enrollid, name, admin, enabled)
+            for _, payload in commands:
+                if payload["cmd"] == "setuserinfo" and "backupnum" in payload:
+                    await self.store.saveCredential(
+                        sn, enrollid, payload["backupnum"], payload["record"], None, None
+                    )
+        queued = []
+        for command, payload in commands:
+            params = {k: v for k, v in payload.items() if k != "cmd"}
+            with gone():
+                queued.append(
+                    await self.context.queue.submit(sn, command, params, actor, wait=False)
+                )
+        user: User | None = await self.store.getUser(sn, enrollid)
+        if user is None:
+            raise conflict()
+        return user, queued
 
     async def removeUser(
         self, actor: str, sn: str, enrollid: int, backupnum: int = 13
