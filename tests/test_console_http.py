@@ -13,10 +13,13 @@ from urllib.parse import urlencode
 
 import treq
 from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyChannel
 
 from tests.test_api_endpoints import BreakableStore
 from tests.test_api_support import ApiTestCase, Response
-from tm20.console._security import CSP
+from tm20.console._security import CSP, sameOrigin, setCookie
 from tm20.errors import StoreUnavailable
 from tm20.services.accounts import AccountService
 
@@ -243,3 +246,45 @@ class ConsoleHTTPTests(ApiTestCase):
         self.assertEqual((r.status, r.headers["location"]), (303, "/admin/login"))
         r = yield self.page("/admin/", viewer)
         self.assertEqual(r.status, 303)
+
+
+class CookieFlagTests(SynchronousTestCase):
+    """The session cookie is C{Secure} exactly when the request came over TLS."""
+
+    def cookieOf(self, secure: bool) -> bytes:
+        channel = DummyChannel()
+        if secure:
+            channel.transport = DummyChannel.SSL()
+        request = Request(channel)
+        setCookie(request, "token")
+        cookies: list[bytes] = request.cookies
+        return cookies[0]
+
+    def test_secureOverTLSOnly(self) -> None:
+        self.assertIn(b"Secure", self.cookieOf(True))
+        self.assertNotIn(b"Secure", self.cookieOf(False))
+        for cookie in (self.cookieOf(True), self.cookieOf(False)):
+            self.assertIn(b"HttpOnly", cookie)
+            self.assertIn(b"SameSite=lax", cookie)
+
+
+class OriginTests(SynchronousTestCase):
+    """L{sameOrigin}: the Origin (else Referer) must name the request's own host."""
+
+    def request(self, **headers: str) -> Request:
+        request = Request(DummyChannel())
+        for name, value in headers.items():
+            request.requestHeaders.setRawHeaders(name.replace("_", "-"), [value])
+        return request
+
+    def test_cases(self) -> None:
+        host = "tm20.site:7788"
+        self.assertTrue(sameOrigin(self.request(host=host, origin=f"http://{host}")))
+        self.assertTrue(sameOrigin(self.request(host=host, origin=f"https://{host}")))
+        self.assertTrue(sameOrigin(self.request(host=host, referer=f"http://{host}/admin/x")))
+        self.assertFalse(sameOrigin(self.request(host=host, origin="http://evil.example")))
+        self.assertFalse(sameOrigin(self.request(host=host, origin=f"http://{host}.evil")))
+        self.assertFalse(sameOrigin(self.request(host=host, origin="null")))
+        self.assertFalse(sameOrigin(self.request(host=host)))
+        self.assertFalse(sameOrigin(self.request(host=host, referer="javascript:alert(1)")))
+        self.assertFalse(sameOrigin(self.request(origin=f"http://{host}")))
