@@ -133,6 +133,12 @@ class ConsoleHTTPTests(ApiTestCase):
         for missing in ("nothing.js", "..%2F_app.py", "%2e%2e"):
             r = yield self.page(f"/admin/static/{missing}")
             self.assertEqual(r.status, 404, missing)
+        r = yield self.page("/admin/no/such/page")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.headers["content-security-policy"], CSP)
+        self.assertIn("No such page", r.text)
+        r = yield self.request("DELETE", "/admin/", {})
+        self.assertEqual(r.status, 405)
 
     @inlineCallbacks
     def test_badInputIsAClearError(self) -> Any:

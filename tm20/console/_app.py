@@ -25,6 +25,7 @@ from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tm20.api._csv import CSVExport
 from tm20.api._errors import errorFromFailure
@@ -211,6 +212,20 @@ class Console:
         route("/login", methods=["POST"])(self.login)
         route("/logout", methods=["POST"])(self._guard("viewer", self.logout, post=True))
         route("/static/<name>", methods=["GET"])(self.staticFile)
+        self.app.handle_errors(NotFound)(self._notFound)
+        self.app.handle_errors(MethodNotAllowed)(self._notAllowed)
+
+    def _notFound(self, request: IRequest, failure: Failure) -> bytes:
+        return self.render(
+            request, "error.html", 404, None, title="Not found", message="No such page."
+        )
+
+    def _notAllowed(self, request: IRequest, failure: Failure) -> bytes:
+        allowed = sorted(getattr(failure.value, "valid_methods", None) or [])
+        request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
+        return self.render(
+            request, "error.html", 405, None, title="Not allowed", message="Not allowed here."
+        )
 
     def render(
         self,

@@ -84,8 +84,13 @@
       .catch(function () { live.textContent = "offline: retrying"; });
   }
 
+  // terminal changes show within a quarter second; punches (many at busy sites) at most
+  // once a second per open board
   function soon() {
     if (timer === null) { timer = window.setTimeout(refresh, 250); }
+  }
+  function later() {
+    if (timer === null) { timer = window.setTimeout(refresh, 1000); }
   }
 
   stateSelect.addEventListener("change", render);
@@ -100,9 +105,10 @@
   source.onmessage = soon;
   ["terminal.registered", "terminal.pending", "terminal.connected", "terminal.disconnected",
    "terminal.flagged", "terminal.updated", "terminal.deleted", "terminal.silent",
-   "terminal.recovered", "terminal.clock_drift", "log.created"].forEach(function (type) {
+   "terminal.recovered", "terminal.clock_drift"].forEach(function (type) {
     source.addEventListener(type, soon);
   });
+  source.addEventListener("log.created", later);
   // a board left open also refreshes its "last seen" ages
   window.setInterval(refresh, 30000);
 })();
