@@ -493,6 +493,8 @@ class SQLiteConsoleTests(_CorePath, _ConsoleCase):
             "logs": "/admin/logs",
             "events": "/admin/events",
             "audit": "/admin/audit",
+            "tokens": "/admin/tokens",
+            "webhooks": "/admin/webhooks",
             "accounts": "/admin/accounts",
         }
 
@@ -512,12 +514,13 @@ class SQLiteConsoleTests(_CorePath, _ConsoleCase):
                     found[f"{name}-{suffix}-overflow"] = overflow
                     if suffix == "desktop":
                         found[f"{name}-axe"] = [v["id"] for v in axeViolations(driver)]
-                    if name in ("board", "terminal", "logs", "events"):
+                    if suffix == "desktop" or name in ("board", "terminal", "logs", "events"):
                         self.shoot(f"{name}-{suffix}")
             driver.set_window_size(1280, 900)
             driver.delete_all_cookies()
             driver.get(self.url("/admin/login"))
             found["login-axe"] = [v["id"] for v in axeViolations(driver)]
+            self.shoot("login-desktop")
             return found
 
         found = yield inThread(visit)

@@ -7,6 +7,7 @@ a person does with it.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
 
+from tests.serverfixture import connectRaw
 from tests.test_api_endpoints import BreakableStore
 from tests.test_api_support import ApiTestCase, Response
 from tm20.console._security import CSP, sameOrigin, setCookie
@@ -26,7 +28,9 @@ from tm20.services.accounts import AccountService
 PASSWORD = "http test password"
 
 
-class ConsoleHTTPTests(ApiTestCase):
+class _ConsoleHTTPCase(ApiTestCase):
+    """A running server with console accounts, and plain HTTP helpers."""
+
     @inlineCallbacks
     def start(self, **config: Any) -> Any:
         running = yield super().start(**config)
@@ -91,6 +95,8 @@ class ConsoleHTTPTests(ApiTestCase):
         assert match is not None, "no CSRF token on the page"
         return match.group(1)
 
+
+class ConsoleHTTPTests(_ConsoleHTTPCase):
     @inlineCallbacks
     def test_headersAndCookie(self) -> Any:
         yield self.start()
@@ -294,3 +300,47 @@ class OriginTests(SynchronousTestCase):
         self.assertFalse(sameOrigin(self.request(host=host)))
         self.assertFalse(sameOrigin(self.request(host=host, referer="javascript:alert(1)")))
         self.assertFalse(sameOrigin(self.request(origin=f"http://{host}")))
+
+
+class ConsoleIdentityTests(_ConsoleHTTPCase):
+    """A flagged terminal shown on its page and reset from the console."""
+
+    @inlineCallbacks
+    def test_flaggedThenReset(self) -> Any:
+        yield self.start()
+        first = yield connectRaw(self, self.running, "/pub/chat")
+        reply = yield first.request(_reg("111111111"))
+        self.assertIs(reply["result"], True)
+        first.transport.loseConnection()
+        yield first.closed
+        impostor = yield connectRaw(self, self.running, "/pub/chat")
+        reply = yield impostor.request(_reg("999999999"))
+        self.assertIs(reply["result"], False)
+        cookie = yield self.login()
+        page = yield self.page("/admin/terminals/FLAG1/", cookie)
+        self.assertIn("flagged", page.text)
+        self.assertIn("Reset identity", page.text)
+        board = yield self.page("/admin/terminals.json", cookie)
+        self.assertEqual(json.loads(board.text)["counts"]["flagged"], 1)
+        r = yield self.form(
+            "/admin/terminals/FLAG1/reset-identity", {"csrf": self.csrf(page)}, cookie
+        )
+        self.assertEqual(r.status, 303)
+        page = yield self.page("/admin/terminals/FLAG1/?note=identity-reset", cookie)
+        self.assertNotIn("Reset identity", page.text)
+        self.assertIn("Identity reset", page.text)
+        # the new hardware may register now
+        again = yield connectRaw(self, self.running, "/pub/chat")
+        reply = yield again.request(_reg("999999999"))
+        self.assertIs(reply["result"], True)
+        again.transport.loseConnection()
+        yield again.closed
+        r = yield self.call("GET", "/api/audit/?limit=2")
+        self.assertEqual(
+            (r.json["items"][0]["actor"], r.json["items"][0]["action"]),
+            ("console:olga", "terminal.identity.reset"),
+        )
+
+
+def _reg(cpusn: str) -> dict[str, Any]:
+    return {"cmd": "reg", "sn": "FLAG1", "cpusn": cpusn, "devinfo": {"modelname": "tfs30"}}
