@@ -37,6 +37,7 @@ class _ConsoleHTTPCase(ApiTestCase):
         accounts = AccountService(running.context.store, running.context.clock)
         yield accounts.create("olga", "operator", PASSWORD)
         yield accounts.create("vic", "viewer", PASSWORD)
+        yield accounts.create("ada", "admin", PASSWORD)
         return running
 
     @property
@@ -258,6 +259,66 @@ class ConsoleHTTPTests(_ConsoleHTTPCase):
         self.assertEqual((r.status, r.headers["location"]), (303, "/admin/login"))
         r = yield self.page("/admin/", viewer)
         self.assertEqual(r.status, 303)
+
+
+class ConsoleAccountPageTests(_ConsoleHTTPCase):
+    @inlineCallbacks
+    def test_adminManagesAccounts(self) -> Any:
+        yield self.start()
+        olga = yield self.login("olga")
+        ada = yield self.login("ada")
+        page = yield self.page("/admin/accounts", ada)
+        token = self.csrf(page)
+        # an operator is refused the page and its actions
+        r = yield self.page("/admin/accounts", olga)
+        self.assertEqual(r.status, 403)
+        olgaPage = yield self.page("/admin/", olga)
+        r = yield self.form(
+            "/admin/accounts",
+            {"action": "role", "name": "olga", "role": "admin", "csrf": self.csrf(olgaPage)},
+            olga,
+        )
+        self.assertEqual(r.status, 403)
+        # the admin's rules come from the account service
+        r = yield self.form(
+            "/admin/accounts",
+            {"action": "create", "name": "x", "role": "viewer", "password": "short", "csrf": token},
+            ada,
+        )
+        self.assertEqual(r.status, 400)
+        self.assertIn("at least 10 characters", r.text)
+        r = yield self.form(
+            "/admin/accounts", {"action": "disable", "name": "ada", "csrf": token}, ada
+        )
+        self.assertEqual(r.status, 400)
+        self.assertIn("cannot disable yourself", r.text)
+        # disabling olga ends her session at once
+        r = yield self.form(
+            "/admin/accounts", {"action": "disable", "name": "olga", "csrf": token}, ada
+        )
+        self.assertEqual(r.status, 303)
+        r = yield self.page("/admin/", olga)
+        self.assertEqual(r.status, 303)
+        r = yield self.form("/admin/login", {"username": "olga", "password": PASSWORD})
+        self.assertEqual(r.status, 401)
+        # a role change too
+        vic = yield self.login("vic")
+        r = yield self.form(
+            "/admin/accounts",
+            {"action": "role", "name": "vic", "role": "operator", "csrf": token},
+            ada,
+        )
+        self.assertEqual(r.status, 303)
+        r = yield self.page("/admin/", vic)
+        self.assertEqual(r.status, 303)
+        vic = yield self.login("vic")
+        r = yield self.page("/admin/", vic)
+        self.assertIn("vic (operator)", r.text)
+        r = yield self.call("GET", "/api/audit/?limit=10")
+        self.assertEqual(
+            [(e["action"], e["target"]) for e in r.json["items"] if e["actor"] == "console:ada"],
+            [("account.role", "vic"), ("account.disable", "olga"), ("console.login", None)],
+        )
 
 
 class CookieFlagTests(SynchronousTestCase):
