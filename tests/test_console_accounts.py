@@ -152,11 +152,26 @@ class _AccountContract:
 
 
 class SQLiteAccountTests(_AccountContract, TestCase):
+    path: Path | None = None
+
     def openStore(self) -> Deferred[Any]:
-        path = Path(tempfile.mkdtemp(prefix="tm20-accounts-")) / "db.sqlite3"
-        store = SQLiteStore(str(path), reactor=reactor)
+        if self.path is None:
+            self.path = Path(tempfile.mkdtemp(prefix="tm20-accounts-")) / "db.sqlite3"
+        store = SQLiteStore(str(self.path), reactor=reactor)
         self.addCleanup(store.stop)
         return store.start().addCallback(lambda _: store)
+
+    @inlineCallbacks
+    def test_sessionsSurviveARestart(self) -> Generator[Deferred[Any], Any, None]:
+        yield self.accounts.create("alice", "viewer", PASSWORD)
+        who = yield self.accounts.login("alice", PASSWORD)
+        yield self.store.stop()
+        reopened = yield self.openStore()
+        accounts = AccountService(
+            reopened, self.clock, idleTimeout=600, hasher=cheapHasher(), inThread=maybeDeferred
+        )
+        found = yield accounts.session(who.token)
+        self.assertEqual((found.account.name, found.session.csrf), ("alice", who.session.csrf))
 
 
 class PostgresAccountTests(_AccountContract, TestCase):
