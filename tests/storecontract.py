@@ -926,6 +926,25 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertEqual(len((yield q(LogQuery(sn=SN)))), 20, "the default limit is 50")
 
     @inlineCallbacks
+    def test_queryLogsModeAndInout(self) -> Generator[Deferred[Any], Any, None]:
+        """C{mode} and C{inout} filter too (the console's log search)."""
+        yield self.store.addLogs(
+            SN,
+            [
+                punch(1, f"2026-04-01 08:0{m}:0{io}", mode=m, inout=io)
+                for m in (0, 1, 2)
+                for io in (0, 1)
+            ],
+        )
+        q = self.store.queryLogs
+        fingers = yield q(LogQuery(mode=1, limit=100))
+        self.assertEqual({(r.mode, r.inout) for r in fingers}, {(1, 0), (1, 1)})
+        out = yield q(LogQuery(inout=1, limit=100))
+        self.assertEqual({(r.mode, r.inout) for r in out}, {(0, 1), (1, 1), (2, 1)})
+        both = yield q(LogQuery(sn=SN, mode=2, inout=0, limit=100))
+        self.assertEqual([(r.mode, r.inout) for r in both], [(2, 0)])
+
+    @inlineCallbacks
     def test_queryLogsCursorPaging(self) -> Generator[Deferred[Any], Any, None]:
         """
         Paging with C{before=(time, id)} of the last row walks every row exactly once, in order,

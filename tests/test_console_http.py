@@ -24,6 +24,7 @@ from tests.test_api_support import ApiTestCase, Response
 from tm20.console._security import CSP, sameOrigin, setCookie
 from tm20.errors import StoreUnavailable
 from tm20.services.accounts import AccountService
+from tm20.simulator.device import SimulatedTerminal
 
 PASSWORD = "http test password"
 
@@ -154,6 +155,9 @@ class ConsoleHTTPTests(_ConsoleHTTPCase):
         r = yield self.page("/admin/logs?enrollid=abc", cookie)
         self.assertEqual(r.status, 400)
         self.assertIn("must be a number", r.text)
+        r = yield self.page("/admin/logs?inout=out", cookie)
+        self.assertEqual(r.status, 400)
+        self.assertIn("must be a number", r.text)
         r = yield self.page("/admin/logs?since=31/12/2026", cookie)
         self.assertEqual(r.status, 400)
         self.assertIn("YYYY-MM-DD", r.text)
@@ -187,6 +191,27 @@ class ConsoleHTTPTests(_ConsoleHTTPCase):
         )
         self.assertEqual(r.status, 303)
         self.assertRegex(r.headers["location"], r"^/admin/terminals/ONE1/\?command=\d+$")
+
+    @inlineCallbacks
+    def test_logSearchAndCSV(self) -> Any:
+        yield self.start()
+        connection = yield self.connect(SimulatedTerminal("LOGS1", seed=3))
+        for enrollid, inout in ((5, 0), (5, 1), (6, 1)):
+            connection.punch(enrollid, inout=inout, mode=1)
+        yield connection.whenAllLogsAcknowledged()
+        cookie = yield self.login("vic")
+        r = yield self.page("/admin/logs?sn=LOGS1&inout=1", cookie)
+        self.assertEqual(r.status, 200)
+        rows = re.findall(r"<tr><td>[^<]+</td><td>LOGS1</td><td>(\d+)</td>", r.text)
+        self.assertEqual(sorted(rows), ["5", "6"])
+        self.assertIn('href="/admin/logs.csv?sn=LOGS1&amp;inout=1"', r.text)
+        r = yield self.page("/admin/logs.csv?sn=LOGS1&inout=1&enrollid=5", cookie)
+        self.assertEqual(r.status, 200)
+        self.assertIn("text/csv", r.headers["content-type"])
+        lines = r.text.strip().splitlines()
+        self.assertEqual(len(lines), 2, r.text)  # the header and one row
+        self.assertTrue(lines[0].startswith("id,sn,enrollid,time,mode,inout"))
+        self.assertIn(",LOGS1,5,", lines[1])
 
     @inlineCallbacks
     def test_databaseOutOfReach(self) -> Any:

@@ -139,6 +139,9 @@ class LogQuery:
     enrollid: int | None = None
     limit: int = 50
     before: tuple[str, int] | None = None
+    #: only this verification C{mode} / this C{inout} direction (C{None}: any)
+    mode: int | None = None
+    inout: int | None = None
 
 
 @attrs.frozen

@@ -246,12 +246,15 @@ class Console(TerminalPages, AdminPages):
     # -- logs --------------------------------------------------------------------------------------
 
     def _logQuery(self, request: IRequest) -> tuple[LogQuery, dict[str, str]]:
-        form = {k: formValue(request, k) for k in ("sn", "enrollid", "since", "until", "cursor")}
-        enrollid = None
-        if form["enrollid"]:
-            if not form["enrollid"].isdigit():
-                raise ServiceError(400, "invalid_form", "must be a number", field="enrollid")
-            enrollid = int(form["enrollid"])
+        names = ("sn", "enrollid", "since", "until", "mode", "inout", "cursor")
+        form = {k: formValue(request, k) for k in names}
+        numbers: dict[str, int | None] = {}
+        for name in ("enrollid", "mode", "inout"):
+            numbers[name] = None
+            if form[name]:
+                if not form[name].isdigit():
+                    raise ServiceError(400, "invalid_form", "must be a number", field=name)
+                numbers[name] = int(form[name])
         before = None
         if form["cursor"]:
             time, _, ident = form["cursor"].rpartition("|")
@@ -262,7 +265,9 @@ class Console(TerminalPages, AdminPages):
             sn=form["sn"] or None,
             since=terminalTime("since", form["since"], endOfDay=False),
             until=terminalTime("until", form["until"], endOfDay=True),
-            enrollid=enrollid,
+            enrollid=numbers["enrollid"],
+            mode=numbers["mode"],
+            inout=numbers["inout"],
             limit=LOG_PAGE,
             before=before,
         )

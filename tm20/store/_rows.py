@@ -142,6 +142,8 @@ def logQueryWhere(query: LogQuery, placeholder: str) -> tuple[str, list[Any]]:
         ("enrollid", "=", query.enrollid),
         ("time", ">=", query.since),
         ("time", "<=", query.until),
+        ("mode", "=", query.mode),
+        ("inout", "=", query.inout),
     ):
         if value is not None:
             conditions.append(f"{column} {op} {placeholder}")
