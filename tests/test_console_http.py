@@ -123,6 +123,8 @@ class ConsoleHTTPTests(_ConsoleHTTPCase):
         r = yield self.page("/admin/logs?sn=A")
         self.assertEqual(r.status, 303)
         self.assertEqual(r.headers["location"], "/admin/login?next=%2Fadmin%2Flogs%3Fsn%3DA")
+        r = yield self.page("/admin/logs?sn=%ff")
+        self.assertEqual(r.status, 303)
         # and the login never sends anywhere else
         r = yield self.form(
             "/admin/login",

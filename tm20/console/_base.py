@@ -104,7 +104,9 @@ class ConsoleBase:
                             message="Your session ended: log in again.",
                         )
                     return self._redirect(
-                        request, "/admin/login?" + urlencode({"next": request.uri.decode()})
+                        request,
+                        "/admin/login?"
+                        + urlencode({"next": request.uri.decode("utf-8", "replace")}),
                     )
                 if post and not csrfValid(request, who.session.csrf):
                     self.log.info(
