@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import treq
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
@@ -24,6 +25,7 @@ from tests.test_api_support import ApiTestCase, Response
 from tm20.console._security import CSP, sameOrigin, setCookie
 from tm20.errors import StoreUnavailable
 from tm20.services.accounts import AccountService
+from tm20.services.ratelimit import FailureRateLimiter
 from tm20.simulator.device import SimulatedTerminal
 
 PASSWORD = "http test password"
@@ -285,6 +287,36 @@ class ConsoleHTTPTests(_ConsoleHTTPCase):
         r = yield self.form("/admin/logout", {"csrf": self.csrf(board)}, viewer)
         self.assertEqual((r.status, r.headers["location"]), (303, "/admin/login"))
         r = yield self.page("/admin/", viewer)
+        self.assertEqual(r.status, 303)
+
+
+class ConsoleLoginLimitTests(_ConsoleHTTPCase):
+    @inlineCallbacks
+    def test_behindATrustedProxyEachClientHasItsBudget(self) -> Any:
+        yield self.start(trustedProxies=("127.0.0.1/32",))
+        # a budget on a clock of the test's own: none earned back while hashing is slow
+        self.running.context.console.limiter = FailureRateLimiter(Clock())
+
+        def attempt(client: str, password: str = "wrong password") -> Any:
+            return self.request(
+                "POST",
+                "/admin/login",
+                {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Origin": self.origin,
+                    "X-Forwarded-For": client,
+                },
+                urlencode({"username": "olga", "password": password}).encode(),
+            )
+
+        statuses = []
+        for _ in range(11):
+            r = yield attempt("192.0.2.10")
+            statuses.append(r.status)
+        self.assertEqual(statuses, [401] * 10 + [429])
+        self.assertIn("retry-after", (yield attempt("192.0.2.10", PASSWORD)).headers)
+        # another client behind the same proxy is not blocked
+        r = yield attempt("192.0.2.11", PASSWORD)
         self.assertEqual(r.status, 303)
 
 

@@ -17,13 +17,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
+from tm20.api._auth import clientSource
 from tm20.api._errors import errorFromFailure
 from tm20.console._security import csrfValid, sameOrigin, securityHeaders, sessionToken
 from tm20.services.accounts import AccountService, LoggedIn, roleAllows
 from tm20.services.errors import ServiceError
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.terminals import TerminalService
-from tm20.terminal.limits import hostOf
+from tm20.terminal.limits import NetworkList
 
 __all__ = ["ConsoleBase", "Page"]
 
@@ -42,6 +43,7 @@ class ConsoleBase:
     accounts: AccountService
     limiter: FailureRateLimiter
     templates: Environment
+    trusted: NetworkList
 
     def render(
         self,
@@ -79,7 +81,8 @@ class ConsoleBase:
         return self.render(request, "error.html", 403, who, title="Forbidden", message=why)
 
     def _source(self, request: IRequest) -> str:
-        return hostOf(request.getClientAddress())
+        """Who a failed login is counted against: the peer, or the client a trusted proxy names."""
+        return clientSource(request, self.trusted)
 
     def _guard(self, needed: str, page: Page, post: bool = False) -> Callable[..., Any]:
         """
