@@ -22,12 +22,16 @@ from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from tm20.cluster.identity import defaultNodeId
+from tm20.cluster.local import LocalNode
+from tm20.cluster.node import ClusterNode
+from tm20.cluster.routing import ClusterPulls, CommandRouter
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
 from tm20.events.backlog import SinkBacklog
 from tm20.events.service import EventsService
-from tm20.interfaces import IStore, IWatchStore
+from tm20.interfaces import IClusterStore, IStore, IWatchStore
 from tm20.logs import installObserver
 from tm20.metrics import Metrics
 from tm20.probes import MetricsResource, ReadyResource
@@ -141,12 +145,22 @@ def buildServer(
         dispatcher = Dispatcher.fromPlugins()
     factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
     root = TM20Root(WebSocketResource(factory))
+    cluster = _buildCluster(config, store, registry, clock)
+    context.cluster = cluster
     root.putChild(
         b"health",
-        HealthResource(store, lambda: {"connected": len(registry)}),
+        HealthResource(
+            store, lambda: {"connected": len(registry), "cluster": context.cluster.health()}
+        ),
     )
     ready = ReadyResource(store)
     root.putChild(b"ready", ready)
+    if isinstance(cluster, ClusterNode):
+        router = CommandRouter(cluster)
+        cluster.queue = queue
+        cluster.pulls = pulls
+        queue.remote = router
+        pulls = ClusterPulls(pulls, router, commands)  # type: ignore[assignment]
     context.queue = queue
     context.pulls = pulls
     wireServices(context)
@@ -168,6 +182,14 @@ def buildServer(
     server.sinkBacklog = SinkBacklog(store, clock, context.events.runner, metrics)
     ready.listening = lambda: server.listening
     return server
+
+
+def _buildCluster(config: ServerConfig, store: IStore, registry: Any, clock: Any) -> Any:
+    """This process as a cluster node (PostgreSQL), or alone (SQLite): the same view."""
+    nodeId = config.nodeId or defaultNodeId()
+    if IClusterStore.providedBy(store):
+        return ClusterNode(store, registry, clock, nodeId, lease=config.nodeLease)
+    return LocalNode(registry, nodeId)
 
 
 #: The actor recorded on commands the server queues by itself (clock corrections).
@@ -296,6 +318,8 @@ class TM20Service(service.Service):
         yield waitForDatabase(server.store, server.reactor, server.config.waitForDatabase)
         yield server.store.start()
         yield server.events.start()
+        if isinstance(server.context.cluster, ClusterNode):
+            yield server.context.cluster.start()
         for port in server.config.ports:
             spec = listenSpec(port, server.config.backlog)
             try:
@@ -354,6 +378,8 @@ class TM20Service(service.Service):
                 self.log.warn("some terminals did not close in time")
             # autobahn resolves is_closed before it aborts the transport: one more turn.
             yield deferLater(server.reactor, 0, lambda: None)
+        if isinstance(server.context.cluster, ClusterNode):
+            yield server.context.cluster.stop()
         yield server.events.stop()
         yield server.store.stop()
         self.log.info("tm20 stopped")

@@ -122,6 +122,23 @@ def _schedule(name: str, value: str) -> str:
     return value.strip()
 
 
+def _nodeId(name: str, value: str) -> str:
+    node = value.strip()
+    if not node or len(node) > 200 or any(not c.isprintable() or c.isspace() for c in node):
+        raise usage.UsageError(
+            f"{name} must be 1 to 200 printable characters without spaces, not {value!r}"
+        )
+    return node
+
+
+def _workers(name: str, value: str) -> int:
+    """C{auto} (one per core) or a whole number from 1."""
+    if value.strip().lower() == "auto":
+        return max(1, os.cpu_count() or 1)
+    converted: int = _number(int, 1)(name, value)
+    return converted
+
+
 #: option name -> (environment variable, default, converter)
 _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "database": ("DATABASE_URL", DEFAULT_DATABASE, _database),
@@ -161,6 +178,9 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     ),
     "reconcile-interval": ("TM20_RECONCILE_INTERVAL", 3600.0, _number(float, 0)),
     "reconcile-max-outstanding": ("TM20_RECONCILE_MAX_OUTSTANDING", 20, _number(int, 1)),
+    "node-id": ("TM20_NODE_ID", None, _nodeId),
+    "node-lease": ("TM20_NODE_LEASE", 15.0, _duration(3)),
+    "workers": ("TM20_WORKERS", 1, _workers),
 }
 
 
@@ -380,6 +400,27 @@ class Options(usage.Options):
             "Delays between attempts of a failed delivery, then the subscription is marked"
             f" failing [TM20_WEBHOOK_RETRY_SCHEDULE] ({DEFAULT_RETRY_SCHEDULE})",
         ],
+        [
+            "node-id",
+            None,
+            None,
+            "This process's name among the nodes sharing one PostgreSQL database"
+            " [TM20_NODE_ID] (HOST-PID-XXXX, random suffix)",
+        ],
+        [
+            "node-lease",
+            None,
+            None,
+            "A node whose lease is not renewed for this long is dead and holds no terminal;"
+            " renewed every third (PostgreSQL) [TM20_NODE_LEASE] (15s)",
+        ],
+        [
+            "workers",
+            None,
+            None,
+            "Server processes sharing the listening ports, or auto (one per core);"
+            " PostgreSQL only above 1 [TM20_WORKERS] (1)",
+        ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
     ]
@@ -443,6 +484,12 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["timezone"]:
             _checkTimezone(self["timezone"])
+        if self["workers"] > 1 and self["database"].startswith("sqlite:"):
+            raise usage.UsageError(
+                f"--workers {self['workers']} needs PostgreSQL: a SQLite database is one file"
+                " written by one process (several would wait on its lock and could not route"
+                " commands between them); use --workers 1, or --database postgresql://..."
+            )
 
     def toConfig(self) -> ServerConfig:
         """The validated settings as a L{ServerConfig}."""
@@ -484,6 +531,9 @@ class Options(usage.Options):
             runSinks=not self["no-sinks"],
             reconcileInterval=self["reconcile-interval"],
             reconcileMaxOutstanding=self["reconcile-max-outstanding"],
+            nodeId=self["node-id"],
+            nodeLease=self["node-lease"],
+            workers=self["workers"],
         )
 
 

@@ -80,7 +80,7 @@ from tm20.events.payloads import (
     updatedEvent,
     userEvent,
 )
-from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
+from tm20.interfaces import IClusterStore, IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
     COMMAND_QUEUED,
     COMMAND_SENT,
@@ -120,6 +120,7 @@ from tm20.store._pgpool import (
     isUniqueViolation,
     mergeOptions,
 )
+from tm20.store._postgres_cluster import PostgresClusterMixin
 from tm20.store._postgres_events import (
     PostgresEventsMixin,
     appendEvents,
@@ -642,8 +643,8 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class PostgresStore(PostgresEventsMixin, PersonStoreMixin):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IClusterStore)
+class PostgresStore(PostgresEventsMixin, PersonStoreMixin, PostgresClusterMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
