@@ -184,6 +184,28 @@ def buildServer(
     return server
 
 
+def _clusterRoles(server: Server, cluster: ClusterNode) -> None:
+    """What runs once per cluster, on its leader: the sinks (unless --no-sinks), the sweep."""
+    if server.config.runSinks:
+        runner = server.events.runner
+        backlog = server.sinkBacklog
+
+        def startSinks() -> None:
+            Deferred.fromCoroutine(runner.start())
+            if backlog is not None:
+                backlog.start()
+
+        def stopSinks() -> None:
+            Deferred.fromCoroutine(runner.stop())
+            if backlog is not None:
+                backlog.stop()
+
+        cluster.roles["sinks"] = (startSinks, stopSinks)
+    watch = server.context.watch
+    if watch is not None:
+        cluster.roles["silence sweep"] = (watch.silence.start, watch.silence.stop)
+
+
 def _buildCluster(config: ServerConfig, store: IStore, registry: Any, clock: Any) -> Any:
     """This process as a cluster node (PostgreSQL), or alone (SQLite): the same view."""
     nodeId = config.nodeId or defaultNodeId()
@@ -317,9 +339,12 @@ class TM20Service(service.Service):
         server = self.server
         yield waitForDatabase(server.store, server.reactor, server.config.waitForDatabase)
         yield server.store.start()
-        yield server.events.start()
-        if isinstance(server.context.cluster, ClusterNode):
-            yield server.context.cluster.start()
+        cluster = server.context.cluster
+        clustered = isinstance(cluster, ClusterNode)
+        yield server.events.start(runSinks=not clustered)
+        if clustered:
+            _clusterRoles(server, cluster)
+            yield cluster.start()
         for port in server.config.ports:
             spec = listenSpec(port, server.config.backlog)
             try:
@@ -331,9 +356,9 @@ class TM20Service(service.Service):
             self.ports.append(listening)
             self.log.info("listening on {endpoint}", endpoint=spec)
         server.listening = True
-        if server.context.watch is not None:
-            server.context.watch.start()
-        if server.sinkBacklog is not None and server.config.runSinks:
+        if server.context.watch is not None and not clustered:
+            server.context.watch.start()  # (in a cluster, the sweep is a leader's role)
+        if server.sinkBacklog is not None and server.config.runSinks and not clustered:
             server.sinkBacklog.start()
         if server.context.reconciler is not None:
             server.context.reconciler.start()

@@ -10,6 +10,11 @@ One tm20 process as a node of a cluster sharing one PostgreSQL database.
   - B{Holdings.}  A terminal is claimed when it registers here (the newest connection wins:
     the node that held it is told, and closes its stale socket with 4002) and released when
     its socket closes.  Claims and releases of one terminal are written in order.
+  - B{Singleton roles.}  What must run once per cluster (the event sinks: webhooks and sink
+    plugins; the silence sweep) runs on the leader: the live node with the smallest id.  When
+    it dies, the next one takes over at its first renewal after the lease lapsed.  A node
+    that cannot renew past its own lease gives its roles up.  In the hand-over window two
+    nodes may deliver the same batch: sinks are at-least-once, with the same delivery ids.
   - B{Wake-ups.}  Each node listens on its own channel (L{nodeChannel}) for C{deliver} (a
     command for a terminal it holds was queued by another node), C{drop} (another node took a
     terminal), C{call} (a pull was asked), C{settled} and C{called} (the outcome another node
@@ -103,7 +108,11 @@ class ClusterNode:
         self._snapshot = _Snapshot()
         self._taking = False
         self._takeAgain = False
-        self._ticking = False
+        self._ticking: Deferred[None] | None = None
+        #: Singleton roles (name -> (start, stop)): run by the leader only (L{leader}).
+        self.roles: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
+        #: Whether this node runs the singleton roles now.
+        self.leading = False
         #: Renewals that failed in a row (the database unreachable).
         self.failedRenewals = 0
         #: Times the node registered again after its row was reaped.
@@ -117,6 +126,8 @@ class ClusterNode:
         yield self._register()
         yield self.store.listen(self.channel, self._message)
         self.registry.observers.append(self._changed)
+        nodes = yield self.store.liveNodes()
+        self._snapshot = _Snapshot(list(nodes), self.clock.seconds())
         if self.queue is not None:
             self.queue.observers.append(self._commandChanged)
         self._running = True
@@ -127,6 +138,7 @@ class ClusterNode:
         )
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, True)
+        self._lead(bool(nodes) and nodes[0]["node"] == self.nodeId)
         self.log.info(
             "cluster node {node} started (lease {lease}s, channel {channel})",
             node=self.nodeId,
@@ -165,6 +177,7 @@ class ClusterNode:
         self._running = False
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        self._lead(False)
         if self._changed in self.registry.observers:
             self.registry.observers.remove(self._changed)
         if self.queue is not None and self._commandChanged in self.queue.observers:
@@ -188,16 +201,32 @@ class ClusterNode:
         """Whether the last renewal that worked is older than the lease."""
         return self.leaseUntil is None or self.clock.seconds() >= self.leaseUntil
 
-    @inlineCallbacks
-    def tick(self) -> Any:
+    def tick(self) -> Deferred[None]:
         """
         One renewal: extend the lease (registering again if the row was reaped), reap lapsed
         nodes, refresh the cluster snapshot, then deliver and take what notifications may have
         missed.  Errors are logged; the next tick tries again.
+
+        @return: L{Deferred} firing when this renewal (or the one running already) is done.
         """
-        if self._ticking or not self._running:
-            return
-        self._ticking = True
+        if not self._running:
+            return succeed(None)
+        if self._ticking is None:
+            running: Deferred[None] = self._tick()
+            if running.called:
+                return succeed(None)
+            self._ticking = running
+
+            def clear(_: object) -> None:
+                self._ticking = None
+
+            running.addBoth(clear)
+        d: Deferred[None] = Deferred()
+        self._ticking.addBoth(lambda _: d.callback(None))
+        return d
+
+    @inlineCallbacks
+    def _tick(self) -> Any:
         try:
             yield self._renew()
             reaped = yield self.store.reapNodes()
@@ -209,6 +238,7 @@ class ClusterNode:
                 )
             nodes = yield self.store.liveNodes()
             self._snapshot = _Snapshot(list(nodes), self.clock.seconds())
+            self._lead(bool(nodes) and nodes[0]["node"] == self.nodeId)
             if self.queue is not None:
                 waiting = yield self.store.queuedCommandTerminals(self.nodeId)
                 for sn in waiting:
@@ -216,6 +246,8 @@ class ClusterNode:
             self.takeCalls()
         except StoreUnavailable as e:
             self.failedRenewals += 1
+            if self.lapsed:
+                self._lead(False)  # another node leads once our lease is seen lapsed
             self.log.warn(
                 "cluster node {node} cannot renew its lease ({error}); lease ends in {left:.1f}s",
                 node=self.nodeId,
@@ -225,8 +257,6 @@ class ClusterNode:
         except Exception:
             self.failedRenewals += 1
             self.log.failure("cluster node {node}: renewal failed", node=self.nodeId)
-        finally:
-            self._ticking = False
 
     @inlineCallbacks
     def _renew(self) -> Any:
@@ -245,6 +275,27 @@ class ClusterNode:
         self.failedRenewals = 0
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, False)
+
+    def _lead(self, leading: bool) -> None:
+        """
+        Start or stop the singleton roles: the live node with the smallest id leads (each
+        node reads the same table, so they agree); when it dies, the next one takes over as
+        soon as its lease has lapsed.
+        """
+        if leading == self.leading:
+            return
+        self.leading = leading
+        self.log.info(
+            "cluster node {node} {what} the singleton roles ({roles})",
+            node=self.nodeId,
+            what="takes" if leading else "gives up",
+            roles=", ".join(sorted(self.roles)) or "none",
+        )
+        for name, (start, stop) in sorted(self.roles.items()):
+            try:
+                (start if leading else stop)()
+            except Exception:
+                self.log.failure("cluster role {role} failed to change", role=name)
 
     # -- holdings ------------------------------------------------------------------------------
 
