@@ -90,6 +90,28 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(parse(["--log-level=error"], {"DEBUG": "1"})["log-level"], "error")
         self.assertEqual(parse(["--debug"], {"TM20_LOG_LEVEL": ""})["log-level"], "debug")
 
+    def test_clusterOptions(self) -> None:
+        o = parse(["--node-id", "edge-a", "--node-lease", "9s"])
+        self.assertEqual((o["node-id"], o["node-lease"], o["workers"]), ("edge-a", 9.0, 1))
+        o = parse([], {"TM20_NODE_ID": "edge-b", "TM20_NODE_LEASE": "30", "TM20_WORKERS": "1"})
+        config = o.toConfig()
+        self.assertEqual((config.nodeId, config.nodeLease, config.workers), ("edge-b", 30.0, 1))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--node-lease", "1s"])
+        self.assertIn("--node-lease must be at least 3s", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--node-id", "has space"])
+        self.assertIn("--node-id", str(raised.exception))
+
+    def test_workersAboveOneAreRefused(self) -> None:
+        with self.assertRaises(UsageError) as raised:
+            parse(["--workers", "2"])
+        self.assertIn("needs PostgreSQL: a SQLite database is one file", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--workers", "2", "--database", "postgresql://u@db/tm20"])
+        self.assertIn("several tm20 processes on one PostgreSQL", str(raised.exception))
+        self.assertEqual(parse(["--workers", "1"])["workers"], 1)
+
     def test_malformedPostgresURLIsAUsageError(self) -> None:
         with self.assertRaises(UsageError) as raised:
             parse(["--database", "postgresql://u@host:notaport/db"])

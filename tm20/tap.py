@@ -418,8 +418,8 @@ class Options(usage.Options):
             "workers",
             None,
             None,
-            "Server processes sharing the listening ports, or auto (one per core);"
-            " PostgreSQL only above 1 [TM20_WORKERS] (1)",
+            "Server processes sharing the listening ports, or auto (one per core); only 1 in"
+            " this release, above 1 is refused (SQLite: never) [TM20_WORKERS] (1)",
         ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
@@ -489,6 +489,12 @@ class Options(usage.Options):
                 f"--workers {self['workers']} needs PostgreSQL: a SQLite database is one file"
                 " written by one process (several would wait on its lock and could not route"
                 " commands between them); use --workers 1, or --database postgresql://..."
+            )
+        if self["workers"] > 1:
+            raise usage.UsageError(
+                f"--workers {self['workers']}: one process per server is all this release"
+                " runs; for more cores, start several tm20 processes on one PostgreSQL"
+                " database, each on its own port behind a load balancer (README: Scaling out)"
             )
 
     def toConfig(self) -> ServerConfig:
