@@ -103,14 +103,20 @@ class OptionsTests(SynchronousTestCase):
             parse(["--node-id", "has space"])
         self.assertIn("--node-id", str(raised.exception))
 
-    def test_workersAboveOneAreRefused(self) -> None:
+    def test_workers(self) -> None:
         with self.assertRaises(UsageError) as raised:
             parse(["--workers", "2"])
         self.assertIn("needs PostgreSQL: a SQLite database is one file", str(raised.exception))
+        pg = ["--database", "postgresql://u@db/tm20"]
+        self.assertEqual(parse(["--workers", "2", *pg])["workers"], 2)
+        self.assertGreaterEqual(parse(["--workers", "auto", *pg])["workers"], 1)
+        self.assertEqual(parse([*pg], {"TM20_WORKERS": "3"})["workers"], 3)
         with self.assertRaises(UsageError) as raised:
-            parse(["--workers", "2", "--database", "postgresql://u@db/tm20"])
-        self.assertIn("several tm20 processes on one PostgreSQL", str(raised.exception))
-        self.assertEqual(parse(["--workers", "1"])["workers"], 1)
+            parse(["--workers", "2", "--port", "ssl:7443:privateKey=k.pem", *pg])
+        self.assertIn("only tcp, tcp6 and unix ports can be adopted", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--workers", "0", *pg])
+        self.assertIn("--workers must be at least 1", str(raised.exception))
 
     def test_malformedPostgresURLIsAUsageError(self) -> None:
         with self.assertRaises(UsageError) as raised:

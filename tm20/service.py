@@ -7,6 +7,7 @@ root); L{TM20Service} starts and stops them in order (Buildbot-style: it waits f
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -297,6 +298,7 @@ class TM20Service(service.Service):
         logObserver: ILogObserver | None = None,
         onStartFailure: Callable[[Failure], None] | None = None,
         preflight: bool = False,
+        adopted: Sequence[tuple[int, int]] = (),
     ) -> None:
         """
         @param onStartFailure: called with the failure when the service cannot start (after
@@ -307,6 +309,9 @@ class TM20Service(service.Service):
         """
         self.server = server
         self._preflight = preflight
+        #: Listening sockets to adopt (file descriptor, address family) instead of the
+        #: configured ports: a worker of C{--workers} (L{tm20.cluster.workers}).
+        self._adopted = list(adopted)
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[list[IListeningPort]] = Deferred()
         self._logObserver = logObserver
@@ -345,7 +350,12 @@ class TM20Service(service.Service):
         if clustered:
             _clusterRoles(server, cluster)
             yield cluster.start()
-        for port in server.config.ports:
+        for fd, family in self._adopted:
+            adopted = server.reactor.adoptStreamPort(fd, family, server.site)
+            os.close(fd)  # adoptStreamPort duplicated it
+            self.ports.append(adopted)
+            self.log.info("serving the parent's socket {fd}", fd=fd)
+        for port in server.config.ports if not self._adopted else ():
             spec = listenSpec(port, server.config.backlog)
             try:
                 listening = yield serverFromString(server.reactor, spec).listen(server.site)

@@ -418,8 +418,8 @@ class Options(usage.Options):
             "workers",
             None,
             None,
-            "Server processes sharing the listening ports, or auto (one per core); only 1 in"
-            " this release, above 1 is refused (SQLite: never) [TM20_WORKERS] (1)",
+            "Server processes sharing the listening ports (tcp, unix), or auto (one per core);"
+            " above 1 needs PostgreSQL [TM20_WORKERS] (1)",
         ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
@@ -491,11 +491,14 @@ class Options(usage.Options):
                 " commands between them); use --workers 1, or --database postgresql://..."
             )
         if self["workers"] > 1:
-            raise usage.UsageError(
-                f"--workers {self['workers']}: one process per server is all this release"
-                " runs; for more cores, start several tm20 processes on one PostgreSQL"
-                " database, each on its own port behind a load balancer (README: Scaling out)"
-            )
+            from tm20.cluster.workers import endpointFamily
+            from tm20.service import listenSpec
+
+            for port in self["ports"]:
+                try:
+                    endpointFamily(listenSpec(port, 1))
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
 
     def toConfig(self) -> ServerConfig:
         """The validated settings as a L{ServerConfig}."""
@@ -580,6 +583,10 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         # twistd would exit 0 (or keep running): exit non-zero, after its clean-up
         processExit.fail(reactor)
 
+    if config.workers > 1:
+        from tm20.cluster.workers import WorkersService
+
+        return WorkersService(config, reactor, _observer(options, config))
     server = buildServer(config, reactor, store)
     # a daemonizing twistd's parent exits with the status reported before the reactor runs
     twistd = options.parent
