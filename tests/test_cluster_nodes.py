@@ -21,6 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from tests import pgharness
 from tests.clustersupport import FailoverEndpoint, Node, call, sleep
+from tests.serverfixture import registeredClient
 from tests.test_postgres_e2e import rowCounts
 from tests.test_twistd import waitForPort
 from tm20.simulator.client import TerminalConnection
@@ -37,6 +38,16 @@ def clusterRows(url: str) -> tuple[list[str], dict[str, str]]:
         nodes = [row[0] for row in cur.fetchall()]
         cur.execute("SELECT sn, node_id FROM cluster_terminals")
         return nodes, dict(cur.fetchall())
+
+
+class _Target:
+    """Where L{registeredClient} connects: one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.port = node.port
+
+    def wsURL(self, path: str = "/pub/chat") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
 
 
 class ThreeNodesTests(TestCase):
@@ -143,6 +154,18 @@ class ThreeNodesTests(TestCase):
                 break
             yield sleep(0.1)
         self.assertEqual(polled["status"], "succeeded")
+        # disabled through another node: the node holding it closes its socket (4003)
+        victim = connections[2]  # held by node3
+        code, body = yield call(
+            "PATCH", f"{self.nodes[0].base}/api/terminals/{victim.sn}/", {"active": False}
+        )
+        self.assertEqual(code, 200, body)
+        for _ in range(100):  # closed there, and refused when it registers again
+            if f"terminal {victim.sn} refused: inactive" in self.nodes[2].log():
+                break
+            yield sleep(0.05)
+        self.assertIn(f"terminal {victim.sn} refused: inactive", self.nodes[2].log())
+        self.assertIn(f"terminal {victim.sn} disconnected", self.nodes[2].log())
         # /health shows the whole cluster
         code, health = yield call("GET", f"{self.nodes[0].base}/health")
         self.assertEqual(code, 200)
@@ -227,3 +250,20 @@ class ThreeNodesTests(TestCase):
             self.assertEqual(body["status"], "succeeded", body)
         for connection in victims:
             self.assertEqual(len(connection.terminal.doorOpens), 1)
+
+    @inlineCallbacks
+    def test_crossNodeTimeoutIsA504(self) -> Any:
+        client = yield registeredClient(self, _Target(self.nodes[0]), sn="MUTE01")
+        yield self.connectedEverywhere(self.nodes, {"MUTE01": "node1"})
+        started = reactor.seconds()
+        code, body = yield call(
+            "POST", f"{self.nodes[1].base}/api/terminals/MUTE01/command/", {"command": "gettime"}
+        )
+        took = reactor.seconds() - started
+        self.assertEqual((code, body["error"]), (504, "timeout"), body)
+        self.assertIn("it will be tried again", body["detail"])
+        # the terminal's command timeout (5 s) and at most the cross-node slack
+        self.assertGreaterEqual(took, 5)
+        self.assertLess(took, 9)
+        frame = yield client.next()
+        self.assertEqual(frame["cmd"], "gettime")

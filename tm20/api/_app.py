@@ -395,9 +395,13 @@ class TM20Api(EventsApi):
         )
 
     def _disconnect(self, sn: str, reason: str) -> None:
-        session = self.context.registry.get(sn)
-        if session is not None:
-            session.close(CLOSE_DISABLED, reason)
+        """Close C{sn}'s connection (4003), on whichever node of the cluster holds it."""
+        d = self.context.cluster.disconnect(sn, CLOSE_DISABLED, reason)
+        d.addErrback(
+            lambda f: self.log.warn(
+                "cannot disconnect {sn}: {error}", sn=sn, error=f.getErrorMessage()
+            )
+        )
 
     async def _submit(
         self, principal: Principal, sn: str, name: str, params: Mapping[str, Any]

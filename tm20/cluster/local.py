@@ -25,6 +25,13 @@ class LocalNode:
     def holder(self, sn: str) -> Deferred[str | None]:
         return succeed(self.nodeId if self.registry.get(sn) is not None else None)
 
+    def disconnect(self, sn: str, code: int, reason: str) -> Deferred[None]:
+        """Close C{sn}'s connection with C{code}, if it is connected."""
+        session = self.registry.get(sn)
+        if session is not None:
+            session.close(code, reason)
+        return succeed(None)
+
     def health(self) -> dict[str, Any]:
         count = len(self.registry)
         return {

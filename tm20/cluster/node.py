@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -182,6 +182,8 @@ class ClusterNode:
             self.registry.observers.remove(self._changed)
         if self.queue is not None and self._commandChanged in self.queue.observers:
             self.queue.observers.remove(self._commandChanged)
+        # the releases of the sockets closed at shutdown, before the row (and they) go
+        yield DeferredList(list(self._chains.values()), consumeErrors=True)
         try:
             yield self.store.unlisten(self.channel, self._message)
             yield self.store.leaveNode(self.nodeId, self.incarnation)
@@ -421,6 +423,11 @@ class ClusterNode:
                 check,
                 lambda f: self.log.warn("cluster: drop of {sn}: {e}", sn=sn, e=f.getErrorMessage()),
             )
+        elif op == "close":
+            session = self.registry.get(str(message.get("sn")))
+            code = message.get("code")
+            if session is not None and isinstance(code, int):
+                session.close(code, str(message.get("reason", "")))
         elif op == "call":
             self.takeCalls()
         elif op in ("settled", "called"):
@@ -506,9 +513,20 @@ class ClusterNode:
     # -- what the API and /health read ---------------------------------------------------------
 
     def holders(self) -> Deferred[dict[str, str]]:
-        """@return: L{Deferred} of C{{sn: node}} for every terminal held by a live node."""
+        """
+        @return: L{Deferred} of C{{sn: node}} for every terminal held by a live node: this
+            node's own from its registry (exact at once: a claim is written just after the
+            registration), the others' from the database.
+        """
         d: Deferred[dict[str, str]] = self.store.terminalHolders()
-        return d
+
+        def merge(stored: dict[str, str]) -> dict[str, str]:
+            holders = {sn: node for sn, node in stored.items() if node != self.nodeId}
+            for sn in self.registry.connected():
+                holders[sn] = self.nodeId
+            return holders
+
+        return d.addCallback(merge)
 
     def holder(self, sn: str) -> Deferred[str | None]:
         """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""
@@ -516,6 +534,17 @@ class ClusterNode:
             return succeed(self.nodeId)
         d: Deferred[str | None] = self.store.terminalHolder(sn)
         return d
+
+    @inlineCallbacks
+    def disconnect(self, sn: str, code: int, reason: str) -> Any:
+        """Close C{sn}'s connection with C{code}: here, or on the node holding it."""
+        session = self.registry.get(sn)
+        if session is not None:
+            session.close(code, reason)
+            return
+        holder = yield self.store.terminalHolder(sn)
+        if holder is not None and holder != self.nodeId:
+            yield self._send(holder, {"op": "close", "sn": sn, "code": code, "reason": reason})
 
     def health(self) -> dict[str, Any]:
         """The cluster as last read (no I/O): this node, its lease, every live node."""
