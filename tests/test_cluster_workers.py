@@ -188,3 +188,46 @@ class WorkersTests(TestCase):
             },
         )
         return self.exercise(proc)
+
+    @inlineCallbacks
+    def test_daemonizedWorkersLogBesideTheParent(self) -> Any:
+        argv = [
+            TWISTD,
+            "--pidfile=tm20.pid",
+            "--logfile=tm20.log",
+            "tm20",
+            "--workers",
+            "2",
+            "--port",
+            f"tcp:{self.port}:interface=127.0.0.1",
+            "--database",
+            self.url,
+            "--api-token",
+            TOKEN,
+        ]
+        launcher = subprocess.run(argv, cwd=self.workdir, env=dict(os.environ), timeout=60)
+        self.assertEqual(launcher.returncode, 0)
+        pid = int((self.workdir / "tm20.pid").read_text())
+
+        def cleanup() -> None:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+        self.addCleanup(cleanup)
+        for _ in range(150):
+            try:
+                pids = yield self.liveWorkers(2)
+                break
+            except Exception:
+                yield sleep(0.2)
+        for index in (0, 1):
+            text = (self.workdir / f"tm20.log.worker{index}").read_text()
+            self.assertIn("cluster node", text)
+        self.assertIn("worker 1 started", (self.workdir / "tm20.log").read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(300):
+            if not alive(pid) and not any(alive(p) for p in pids.values()):
+                break
+            yield sleep(0.1)
+        self.assertFalse(alive(pid))
+        self.assertFalse(any(alive(p) for p in pids.values()))

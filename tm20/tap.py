@@ -585,8 +585,11 @@ def makeService(options: Options, reactor: Any = None) -> Any:
 
     if config.workers > 1:
         from tm20.cluster.workers import WorkersService
+        from tm20.logs import twistdLogFile, usesTwistdObserver
 
-        return WorkersService(config, reactor, _observer(options, config))
+        twistd = options.parent
+        logFile = None if usesTwistdObserver(twistd) else twistdLogFile(twistd)
+        return WorkersService(config, reactor, _observer(options, config), logFile=logFile)
     server = buildServer(config, reactor, store)
     # a daemonizing twistd's parent exits with the status reported before the reactor runs
     twistd = options.parent

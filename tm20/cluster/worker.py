@@ -6,13 +6,17 @@ the parent with its settings and listening sockets in the environment.  Not for 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from typing import Any
 
 from twisted.logger import globalLogBeginner
 
-from tm20.cluster.workers import CONFIG_VARIABLE, FDS_VARIABLE, configFromJSON
+from tm20.cluster.workers import (
+    CONFIG_VARIABLE,
+    FDS_VARIABLE,
+    LOGFILE_VARIABLE,
+    configFromJSON,
+)
 
 
 def adoptedSockets(text: str) -> list[tuple[int, int]]:
@@ -29,12 +33,15 @@ def main() -> int:
     fds = adoptedSockets(os.environ[FDS_VARIABLE])
     from twisted.internet import reactor
 
-    from tm20.logs import makeObserver
+    from tm20.logs import makeObserver, openLogFile
     from tm20.service import TM20Service, buildServer
     from tm20.store import storeFromURL
 
+    logFile = os.environ.get(LOGFILE_VARIABLE)
+    stream = openLogFile(logFile) if logFile else None
     globalLogBeginner.beginLoggingTo(
-        [makeObserver(config.logFormat, config.logLevel)], redirectStandardIO=False
+        [makeObserver(config.logFormat, config.logLevel, stream=stream)],
+        redirectStandardIO=False,
     )
     store = storeFromURL(config.database, reactor, poolSize=config.poolSize)
     server = buildServer(config, reactor, store)
@@ -52,5 +59,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    del socket  # (imported for the families' documentation only)
     sys.exit(main())

@@ -10,8 +10,9 @@ start); C{SIGTERM} to the parent stops every worker (C{SIGTERM}, C{SIGKILL} afte
 L{STOP_TIMEOUT} seconds) and then the parent.
 
 Workers get their settings as JSON in L{CONFIG_VARIABLE} and their sockets as C{FD:FAMILY} pairs
-in L{FDS_VARIABLE}; their standard output and error are the parent's (the log of
-C{twistd -n}).  Only C{tcp}, C{tcp6} and C{unix} ports can be shared: a TLS port is refused
+in L{FDS_VARIABLE}; they log to the parent's standard output and error (the log of
+C{twistd -n}), or, when twistd writes a log file, each to its own beside it
+(C{twistd.log.worker0}, ...: L{LOGFILE_VARIABLE}).  Only C{tcp}, C{tcp6} and C{unix} ports can be shared: a TLS port is refused
 (terminate TLS at the load balancer, or run one process).
 """
 
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 CONFIG_VARIABLE = "TM20_WORKER_CONFIG"
+LOGFILE_VARIABLE = "TM20_WORKER_LOGFILE"
 FDS_VARIABLE = "TM20_WORKER_FDS"
 #: Endpoint types whose listening socket workers can adopt.
 SHAREABLE = {"tcp": socket.AF_INET, "tcp6": socket.AF_INET6, "unix": socket.AF_UNIX}
@@ -106,13 +108,20 @@ class WorkersService(service.Service):
         reactor: Any,
         logObserver: ILogObserver | None = None,
         executable: str = sys.executable,
+        logFile: str | None = None,
     ) -> None:
+        """
+        @param logFile: the parent's log file when twistd writes one (C{--logfile}, or
+            daemonized): worker I writes C{LOGFILE.workerI} beside it.  C{None}: the workers
+            write to the parent's standard output and error.
+        """
         from tm20.service import listenSpec
 
         self.config = config
         self.reactor = reactor
         self.executable = executable
         self._logObserver = logObserver
+        self.logFile = None if logFile is None else os.path.abspath(logFile)
         self.specs = [listenSpec(p, config.backlog) for p in config.ports]
         for spec in self.specs:
             endpointFamily(spec)  # refuse what cannot be shared before anything starts
@@ -166,6 +175,8 @@ class WorkersService(service.Service):
         env = dict(os.environ)
         env[CONFIG_VARIABLE] = configToJSON(config)
         env[FDS_VARIABLE] = ",".join(pairs)
+        if self.logFile is not None:
+            env[LOGFILE_VARIABLE] = f"{self.logFile}.worker{index}"
         worker = _Worker(self, index, nodeId)
         self.reactor.spawnProcess(
             worker,
