@@ -221,8 +221,12 @@ class WorkersTests(TestCase):
             except Exception:
                 yield sleep(0.2)
         for index in (0, 1):
-            text = (self.workdir / f"tm20.log.worker{index}").read_text()
-            self.assertIn("cluster node", text)
+            path = self.workdir / f"tm20.log.worker{index}"
+            for _ in range(100):  # (written just after the node's row)
+                if path.exists() and "cluster node" in path.read_text():
+                    break
+                yield sleep(0.1)
+            self.assertIn("cluster node", path.read_text())
         self.assertIn("worker 1 started", (self.workdir / "tm20.log").read_text())
         os.kill(pid, signal.SIGTERM)
         for _ in range(300):

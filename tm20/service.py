@@ -191,15 +191,15 @@ def _clusterRoles(server: Server, cluster: ClusterNode) -> None:
         runner = server.events.runner
         backlog = server.sinkBacklog
 
-        def startSinks() -> None:
-            Deferred.fromCoroutine(runner.start())
+        def startSinks() -> Deferred[None]:
             if backlog is not None:
                 backlog.start()
+            return Deferred.fromCoroutine(runner.start())
 
-        def stopSinks() -> None:
-            Deferred.fromCoroutine(runner.stop())
+        def stopSinks() -> Deferred[None]:
             if backlog is not None:
                 backlog.stop()
+            return Deferred.fromCoroutine(runner.stop())
 
         cluster.roles["sinks"] = (startSinks, stopSinks)
     watch = server.context.watch

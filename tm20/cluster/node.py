@@ -32,9 +32,16 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
@@ -109,7 +116,7 @@ class ClusterNode:
         self._taking = False
         self._takeAgain = False
         self._ticking: Deferred[None] | None = None
-        #: Singleton roles (name -> (start, stop)): run by the leader only (L{leader}).
+        #: Singleton roles (name -> (start, stop)): run by the leader only (L{_lead}).
         self.roles: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
         #: Whether this node runs the singleton roles now.
         self.leading = False
@@ -177,7 +184,7 @@ class ClusterNode:
         self._running = False
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        self._lead(False)
+        yield self._lead(False)  # (the sinks finish their last step)
         if self._changed in self.registry.observers:
             self.registry.observers.remove(self._changed)
         if self.queue is not None and self._commandChanged in self.queue.observers:
@@ -278,14 +285,14 @@ class ClusterNode:
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, False)
 
-    def _lead(self, leading: bool) -> None:
+    def _lead(self, leading: bool) -> Deferred[Any]:
         """
         Start or stop the singleton roles: the live node with the smallest id leads (each
         node reads the same table, so they agree); when it dies, the next one takes over as
         soon as its lease has lapsed.
         """
         if leading == self.leading:
-            return
+            return succeed(None)
         self.leading = leading
         self.log.info(
             "cluster node {node} {what} the singleton roles ({roles})",
@@ -293,11 +300,15 @@ class ClusterNode:
             what="takes" if leading else "gives up",
             roles=", ".join(sorted(self.roles)) or "none",
         )
+        changes = []
         for name, (start, stop) in sorted(self.roles.items()):
-            try:
-                (start if leading else stop)()
-            except Exception:
-                self.log.failure("cluster role {role} failed to change", role=name)
+            d: Deferred[Any] = maybeDeferred(start if leading else stop)
+            d.addErrback(self._roleFailed, name)
+            changes.append(d)
+        return DeferredList(changes)
+
+    def _roleFailed(self, f: Failure, name: str) -> None:
+        self.log.failure("cluster role {role} failed to change", f, role=name)
 
     # -- holdings ------------------------------------------------------------------------------
 
@@ -438,13 +449,10 @@ class ClusterNode:
 
     def _commandChanged(self, command: StoredCommand) -> None:
         """After a delivery attempt here: wake the nodes waiting for this command."""
-        nodes = self._replyTo.get(command.id)
+        # the asker waits for the first outcome only (and re-reads the row on a timer)
+        nodes = self._replyTo.pop(command.id, None)
         if not nodes:
             return
-        from tm20.services.queue import FINAL_STATUSES
-
-        if command.status in FINAL_STATUSES:
-            del self._replyTo[command.id]
         # whether the terminal is still here tells a timeout (retried) from a disconnection
         here = self.registry.get(command.sn) is not None
         for node in list(nodes):
