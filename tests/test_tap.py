@@ -90,6 +90,34 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(parse(["--log-level=error"], {"DEBUG": "1"})["log-level"], "error")
         self.assertEqual(parse(["--debug"], {"TM20_LOG_LEVEL": ""})["log-level"], "debug")
 
+    def test_clusterOptions(self) -> None:
+        o = parse(["--node-id", "edge-a", "--node-lease", "9s"])
+        self.assertEqual((o["node-id"], o["node-lease"], o["workers"]), ("edge-a", 9.0, 1))
+        o = parse([], {"TM20_NODE_ID": "edge-b", "TM20_NODE_LEASE": "30", "TM20_WORKERS": "1"})
+        config = o.toConfig()
+        self.assertEqual((config.nodeId, config.nodeLease, config.workers), ("edge-b", 30.0, 1))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--node-lease", "1s"])
+        self.assertIn("--node-lease must be at least 3s", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--node-id", "has space"])
+        self.assertIn("--node-id", str(raised.exception))
+
+    def test_workers(self) -> None:
+        with self.assertRaises(UsageError) as raised:
+            parse(["--workers", "2"])
+        self.assertIn("needs PostgreSQL: a SQLite database is one file", str(raised.exception))
+        pg = ["--database", "postgresql://u@db/tm20"]
+        self.assertEqual(parse(["--workers", "2", *pg])["workers"], 2)
+        self.assertGreaterEqual(parse(["--workers", "auto", *pg])["workers"], 1)
+        self.assertEqual(parse([*pg], {"TM20_WORKERS": "3"})["workers"], 3)
+        with self.assertRaises(UsageError) as raised:
+            parse(["--workers", "2", "--port", "ssl:7443:privateKey=k.pem", *pg])
+        self.assertIn("only tcp, tcp6 and unix ports can be adopted", str(raised.exception))
+        with self.assertRaises(UsageError) as raised:
+            parse(["--workers", "0", *pg])
+        self.assertIn("--workers must be at least 1", str(raised.exception))
+
     def test_malformedPostgresURLIsAUsageError(self) -> None:
         with self.assertRaises(UsageError) as raised:
             parse(["--database", "postgresql://u@host:notaport/db"])

@@ -66,6 +66,9 @@ class ServerConfig:
         terminals' users against the fleet persons (0: never; changes and registrations are
         reconciled regardless).
     @ivar reconcileMaxOutstanding: reconciler commands queued for one terminal at once.
+    @ivar nodeId: this process's name in a cluster (C{None}: host, pid and a random suffix).
+    @ivar nodeLease: seconds a node's lease lasts unless renewed (renewed every third).
+    @ivar workers: server processes sharing the listening ports (C{--workers}).
     """
 
     ports: tuple[str, ...] = (f"tcp:{DEFAULT_PORT}",)
@@ -109,3 +112,6 @@ class ServerConfig:
     runSinks: bool = True
     reconcileInterval: float = 3600.0
     reconcileMaxOutstanding: int = 20
+    nodeId: str | None = None
+    nodeLease: float = 15.0
+    workers: int = 1

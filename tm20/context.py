@@ -35,3 +35,6 @@ class ServerContext:
     pulls: Any = None
     reconciler: Any = None
     persons: Any = None
+    #: this process among the nodes (L{tm20.cluster.node.ClusterNode} on PostgreSQL,
+    #: L{tm20.cluster.local.LocalNode} alone): which node holds which terminal
+    cluster: Any = None

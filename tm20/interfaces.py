@@ -752,3 +752,57 @@ __all__ = [
     "IAuditStore",
     "IPersonStore",
 ]
+
+
+class IClusterStore(Interface):
+    """
+    Several processes (nodes) on one database (L{tm20.cluster}): a role of the PostgreSQL store
+    only.  A node's lease is renewed by the node; a node whose lease has lapsed holds nothing for
+    every reader, and L{reapNodes} deletes it.  Implemented by
+    L{tm20.store._postgres_cluster.PostgresClusterMixin}, where each method is documented.
+    """
+
+    def registerNode(nodeId, incarnation, host, pid, lease):  # type: ignore[no-untyped-def]
+        """Record a node holding nothing; fails with C{NodeIdInUse} for a live duplicate id."""
+
+    def renewNode(nodeId, incarnation, lease):  # type: ignore[no-untyped-def]
+        """Extend its lease.  @return: L{Deferred} of C{False} when its row is gone."""
+
+    def leaveNode(nodeId, incarnation):  # type: ignore[no-untyped-def]
+        """Delete the node and what it holds."""
+
+    def reapNodes():  # type: ignore[no-untyped-def]
+        """Delete lapsed nodes.  @return: L{Deferred} of their ids."""
+
+    def liveNodes():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the live nodes (dicts), each with its terminal count."""
+
+    def claimTerminal(nodeId, sn, force=True):  # type: ignore[no-untyped-def]
+        """Hold C{sn}.  @return: L{Deferred} of the live node that held it before, or C{None}."""
+
+    def releaseTerminal(nodeId, sn):  # type: ignore[no-untyped-def]
+        """Stop holding C{sn} (unless another node took it)."""
+
+    def terminalHolder(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""
+
+    def terminalHolders():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of C{{sn: node}} over the live nodes."""
+
+    def queuedCommandTerminals(nodeId):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the terminals C{nodeId} holds with queued commands."""
+
+    def askCall(sn, kind, params, askedBy):  # type: ignore[no-untyped-def]
+        """Record a call for the holder of C{sn}.  @return: L{Deferred} of its id."""
+
+    def takeCalls(nodeId):  # type: ignore[no-untyped-def]
+        """Take (once, cluster-wide) the asked calls for terminals C{nodeId} holds."""
+
+    def finishCall(callId, result, error):  # type: ignore[no-untyped-def]
+        """Record a call's outcome."""
+
+    def getCall(callId):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the call, or C{None}."""
+
+    def deleteCall(callId):  # type: ignore[no-untyped-def]
+        """Forget a call."""

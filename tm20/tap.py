@@ -122,6 +122,23 @@ def _schedule(name: str, value: str) -> str:
     return value.strip()
 
 
+def _nodeId(name: str, value: str) -> str:
+    node = value.strip()
+    if not node or len(node) > 200 or any(not c.isprintable() or c.isspace() for c in node):
+        raise usage.UsageError(
+            f"{name} must be 1 to 200 printable characters without spaces, not {value!r}"
+        )
+    return node
+
+
+def _workers(name: str, value: str) -> int:
+    """C{auto} (one per core) or a whole number from 1."""
+    if value.strip().lower() == "auto":
+        return max(1, os.cpu_count() or 1)
+    converted: int = _number(int, 1)(name, value)
+    return converted
+
+
 #: option name -> (environment variable, default, converter)
 _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     "database": ("DATABASE_URL", DEFAULT_DATABASE, _database),
@@ -161,6 +178,9 @@ _SETTINGS: dict[str, tuple[str, Any, Callable[[str, str], Any]]] = {
     ),
     "reconcile-interval": ("TM20_RECONCILE_INTERVAL", 3600.0, _number(float, 0)),
     "reconcile-max-outstanding": ("TM20_RECONCILE_MAX_OUTSTANDING", 20, _number(int, 1)),
+    "node-id": ("TM20_NODE_ID", None, _nodeId),
+    "node-lease": ("TM20_NODE_LEASE", 15.0, _duration(3)),
+    "workers": ("TM20_WORKERS", 1, _workers),
 }
 
 
@@ -380,6 +400,27 @@ class Options(usage.Options):
             "Delays between attempts of a failed delivery, then the subscription is marked"
             f" failing [TM20_WEBHOOK_RETRY_SCHEDULE] ({DEFAULT_RETRY_SCHEDULE})",
         ],
+        [
+            "node-id",
+            None,
+            None,
+            "This process's name among the nodes sharing one PostgreSQL database"
+            " [TM20_NODE_ID] (HOST-PID-XXXX, random suffix)",
+        ],
+        [
+            "node-lease",
+            None,
+            None,
+            "A node whose lease is not renewed for this long is dead and holds no terminal;"
+            " renewed every third (PostgreSQL) [TM20_NODE_LEASE] (15s)",
+        ],
+        [
+            "workers",
+            None,
+            None,
+            "Server processes sharing the listening ports (tcp, unix), or auto (one per core);"
+            " above 1 needs PostgreSQL [TM20_WORKERS] (1)",
+        ],
         ["log-format", None, None, "text or json [TM20_LOG_FORMAT] (text)"],
         ["log-level", None, None, "debug, info, warn, error [TM20_LOG_LEVEL] (info)"],
     ]
@@ -443,6 +484,21 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["timezone"]:
             _checkTimezone(self["timezone"])
+        if self["workers"] > 1 and self["database"].startswith("sqlite:"):
+            raise usage.UsageError(
+                f"--workers {self['workers']} needs PostgreSQL: a SQLite database is one file"
+                " written by one process (several would wait on its lock and could not route"
+                " commands between them); use --workers 1, or --database postgresql://..."
+            )
+        if self["workers"] > 1:
+            from tm20.cluster.workers import endpointFamily
+            from tm20.service import listenSpec
+
+            for port in self["ports"]:
+                try:
+                    endpointFamily(listenSpec(port, 1))
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
 
     def toConfig(self) -> ServerConfig:
         """The validated settings as a L{ServerConfig}."""
@@ -484,6 +540,9 @@ class Options(usage.Options):
             runSinks=not self["no-sinks"],
             reconcileInterval=self["reconcile-interval"],
             reconcileMaxOutstanding=self["reconcile-max-outstanding"],
+            nodeId=self["node-id"],
+            nodeLease=self["node-lease"],
+            workers=self["workers"],
         )
 
 
@@ -524,6 +583,13 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         # twistd would exit 0 (or keep running): exit non-zero, after its clean-up
         processExit.fail(reactor)
 
+    if config.workers > 1:
+        from tm20.cluster.workers import WorkersService
+        from tm20.logs import twistdLogFile, usesTwistdObserver
+
+        twistd = options.parent
+        logFile = None if usesTwistdObserver(twistd) else twistdLogFile(twistd)
+        return WorkersService(config, reactor, _observer(options, config), logFile=logFile)
     server = buildServer(config, reactor, store)
     # a daemonizing twistd's parent exits with the status reported before the reactor runs
     twistd = options.parent

@@ -236,6 +236,10 @@ class TM20Api(EventsApi):
         """
         self.context = context
         self.store = context.store
+        if getattr(context, "cluster", None) is None:
+            from tm20.cluster.local import LocalNode
+
+            context.cluster = LocalNode(context.registry, "local")
         self.auth = Authenticator(
             context.store,
             context.config.apiTokens,
@@ -390,13 +394,14 @@ class TM20Api(EventsApi):
             target=target,
         )
 
-    def _connected(self, sn: str) -> bool:
-        return bool(self.context.registry.get(sn) is not None)
-
     def _disconnect(self, sn: str, reason: str) -> None:
-        session = self.context.registry.get(sn)
-        if session is not None:
-            session.close(CLOSE_DISABLED, reason)
+        """Close C{sn}'s connection (4003), on whichever node of the cluster holds it."""
+        d = self.context.cluster.disconnect(sn, CLOSE_DISABLED, reason)
+        d.addErrback(
+            lambda f: self.log.warn(
+                "cannot disconnect {sn}: {error}", sn=sn, error=f.getErrorMessage()
+            )
+        )
 
     async def _submit(
         self, principal: Principal, sn: str, name: str, params: Mapping[str, Any]
@@ -421,15 +426,17 @@ class TM20Api(EventsApi):
         approved = None if status is None else status == "approved"
         terminals: list[Terminal] = await self.store.listTerminals(approved)
         watches = await self._watches()
-        connected = set(self.context.registry.connected())
+        holders = await self._holders()
         items = []
         for terminal in terminals:
-            isConnected = terminal.sn in connected
+            isConnected = terminal.sn in holders
             if "connected" in query and query["connected"] != isConnected:
                 continue
             if "active" in query and query["active"] != terminal.active:
                 continue
-            item = self._describe(terminal, isConnected, watches.get(terminal.sn))
+            item = self._describe(
+                terminal, isConnected, watches.get(terminal.sn), holders.get(terminal.sn)
+            )
             if "state" in query and query["state"] not in item["states"]:
                 continue
             items.append(item)
@@ -440,11 +447,21 @@ class TM20Api(EventsApi):
             return {}
         return {w.sn: w for w in await self.store.listWatches()}
 
+    async def _holders(self) -> dict[str, str]:
+        """C{{sn: node}} of every terminal connected to a node of the cluster (or this one)."""
+        holders: dict[str, str] = await self.context.cluster.holders()
+        return holders
+
     def _describe(
-        self, terminal: Terminal, connected: bool, watch: TerminalWatch | None
+        self,
+        terminal: Terminal,
+        connected: bool,
+        watch: TerminalWatch | None,
+        node: str | None = None,
     ) -> dict[str, Any]:
-        """A terminal as the API shows it: L{terminalJSON}, its watch and its states."""
+        """A terminal as the API shows it: L{terminalJSON}, its node, its watch and states."""
         out = terminalJSON(terminal, connected)
+        out["node"] = node
         watching = self.context.watch
         watched = None
         if watching is not None:
@@ -465,7 +482,8 @@ class TM20Api(EventsApi):
         watch = None
         if self.context.watch is not None:
             watch = await self.store.getWatch(terminal.sn)
-        return self._describe(terminal, self._connected(terminal.sn), watch)
+        node: str | None = await self.context.cluster.holder(terminal.sn)
+        return self._describe(terminal, node is not None, watch, node)
 
     async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "TerminalCreate")
@@ -573,10 +591,14 @@ class TM20Api(EventsApi):
         return Reply(204, None)
 
     async def listConnected(self, request: IRequest, principal: Principal, query: Any) -> Reply:
-        connected = set(self.context.registry.connected())
+        holders = await self._holders()
         terminals: list[Terminal] = await self.store.listTerminals(None)
         watches = await self._watches()
-        items = [self._describe(t, True, watches.get(t.sn)) for t in terminals if t.sn in connected]
+        items = [
+            self._describe(t, True, watches.get(t.sn), holders[t.sn])
+            for t in terminals
+            if t.sn in holders
+        ]
         return Reply(200, {"items": items, "count": len(items)})
 
     # -- commands ----------------------------------------------------------------------------------
@@ -838,7 +860,7 @@ class TM20Api(EventsApi):
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
         await self._terminal(sn)
-        self._requireConnected(sn)
+        await self._requireConnected(sn)
         await self._audit(principal, "users.pull", sn, {})
         try:
             with _gone():
@@ -847,8 +869,9 @@ class TM20Api(EventsApi):
             raise ApiError(409, "pull_in_progress", str(e)) from None
         return Reply(200, attrs.asdict(result))
 
-    def _requireConnected(self, sn: str) -> None:
-        if not self.context.commands.isConnected(sn):
+    async def _requireConnected(self, sn: str) -> None:
+        """409 unless C{sn} is connected to a node of the cluster (or this one)."""
+        if await self.context.cluster.holder(sn) is None:
             raise ApiError(409, "terminal_offline", f"terminal {sn!r} is not connected")
 
     # -- logs --------------------------------------------------------------------------------------
@@ -865,7 +888,7 @@ class TM20Api(EventsApi):
                 buildCommand("getalllog", dates)
             except ProtocolError as e:
                 raise _invalidParams(e, "") from None
-        self._requireConnected(sn)
+        await self._requireConnected(sn)
         await self._audit(principal, "logs.pull", sn, body)
         try:
             with _gone():

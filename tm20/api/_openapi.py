@@ -88,6 +88,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "active": {"type": "boolean"},
             "timezone": _NULLABLE_STRING,
             "connected": {"type": "boolean"},
+            "node": {
+                "type": ["string", "null"],
+                "description": "The node (server process) holding its connection now; null when"
+                " it is not connected (see README, Scaling out).",
+            },
             "cpusn": _NULLABLE_STRING,
             "mac": _NULLABLE_STRING,
             "modelname": _NULLABLE_STRING,

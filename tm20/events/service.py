@@ -80,11 +80,17 @@ class EventsService:
         registry.observers.append(self._connection)
         store.defaultTimezone = config.defaultTimezone
 
-    def start(self) -> Deferred[None]:
+    def start(self, runSinks: bool = True) -> Deferred[None]:
+        """
+        Start the feed, the pruning and (unless C{runSinks} is false: a cluster node that does
+        not lead, see L{tm20.cluster.node}) the sink runner.
+        """
         self._running = True
         self.feed.start()
         if self.config.eventRetention > 0:
             self._pruner.start(PRUNE_INTERVAL, now=True)
+        if not runSinks:
+            return Deferred.fromCoroutine(_nothing())
         return Deferred.fromCoroutine(self.runner.start())
 
     def stop(self) -> Deferred[None]:
@@ -166,6 +172,10 @@ class EventsService:
                 self._flushing = None
 
         return Deferred.fromCoroutine(flush())
+
+
+async def _nothing() -> None:
+    return None
 
 
 __all__ = ["PRUNE_INTERVAL", "EventsService", "pluginSinks"]

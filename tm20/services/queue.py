@@ -7,6 +7,8 @@ answered, C{maxAttempts} times).  The commands of one terminal are delivered one
 first, by one worker per terminal; a worker starts when a command is submitted for a connected
 terminal and after every registration (L{CommandQueue.deliverPending}, hooked to the registration
 service's observers), so a command for an offline terminal is delivered after its next C{reg}.
+With several nodes on one database (L{tm20.cluster}), a command for a terminal held by another
+node is delivered by that node, woken through the database (L{CommandQueue.remote}).
 
 A delivery that times out is retried at once (the terminal is connected, so the next attempt may
 get through); one cut by a disconnection waits for the next registration.  Commands left C{sent}
@@ -162,6 +164,9 @@ class CommandQueue:
         #: cancellation (the reconciler follows its own commands this way); exceptions are
         #: logged.
         self.observers: list[Callable[[StoredCommand], object]] = []
+        #: Delivery through another node (L{tm20.cluster.routing.CommandRouter}): C{None} for
+        #: one process alone.
+        self.remote: Any = None
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -231,6 +236,13 @@ class CommandQueue:
         )
         if not wait or not self.commands.isConnected(sn):
             self.kick(sn)
+            if self.remote is not None and not self.commands.isConnected(sn):
+                # held by another node of the cluster: it delivers, this node answers
+                holder = yield self.remote.route(command)
+                if holder is not None and wait:
+                    timeout = self.timeout if self.timeout is not None else self.commands.timeout
+                    result = yield self.remote.waitFor(command, timeout, _isPaged(name))
+                    return result
             return command
         waiter = _Waiter(sn)
         self._waiters.setdefault(command.id, []).append(waiter)

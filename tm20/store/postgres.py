@@ -75,7 +75,7 @@ from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
     logEvent,
 )
-from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
+from tm20.interfaces import IClusterStore, IEventStore, IPersonStore, IStore, IWatchStore
 from tm20.model import (
     LogInsertResult,
 )
@@ -96,6 +96,7 @@ from tm20.store._pgpool import (
     isRetryable,
     mergeOptions,
 )
+from tm20.store._postgres_cluster import PostgresClusterMixin
 from tm20.store._postgres_events import (
     PostgresEventsMixin,
     appendEvents,
@@ -482,8 +483,8 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class PostgresStore(PostgresEventsMixin, StoreRoles):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IClusterStore)
+class PostgresStore(PostgresEventsMixin, StoreRoles, PostgresClusterMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
