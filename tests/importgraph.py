@@ -154,7 +154,9 @@ def main(argv: list[str]) -> int:
     graph = importGraph(Path.cwd(), package)
     found = cycles(graph)
     for component in found:
-        print(f"{len(component)} modules: " + " -> ".join(shortestCycleThrough(graph, component[0])))
+        print(
+            f"{len(component)} modules: " + " -> ".join(shortestCycleThrough(graph, component[0]))
+        )
         print("   " + ", ".join(component))
     print(f"{len(found)} import cycle(s) in {package} ({len(graph)} modules)")
     return 1 if found else 0

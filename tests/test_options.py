@@ -428,7 +428,7 @@ class ReadmeTests(SynchronousTestCase):
             readmeSection(readme),
             readmeTable(OPTIONS),
             "README's configuration table differs from tm20/config.py:"
-            " run `.venv/bin/python -m tm20.options --write README.md`",
+            " run `.venv/bin/python -m tm20.config --write README.md`",
         )
         configuration = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
         self.assertIn(README_BEGIN, configuration)

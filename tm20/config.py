@@ -4,10 +4,12 @@ The server's settings, resolved from command line, environment and defaults (see
 Every option of C{twistd tm20} is declared here, once, on the field it sets: its type and
 default, then (L{tm20.options.option}) its name, environment variable, parser and meaning.
 L{OPTIONS} lists them in this order, which is README's.  Adding an option is adding a field
-here and running C{python -m tm20.options --write README.md} (see README "Development").
+here and running C{python -m tm20.config --write README.md} (see README "Development").
 """
 
 from __future__ import annotations
+
+import sys
 
 import attrs
 
@@ -24,10 +26,12 @@ from tm20.options import (
     networks,
     oneOf,
     option,
+    readmeTable,
     retrySchedule,
     seconds,
     text,
     timezone,
+    withReadmeTable,
 )
 
 DEFAULT_PORT = 7788
@@ -462,3 +466,19 @@ class ServerConfig:
 
 #: Every option of C{twistd tm20}, in README's order.
 OPTIONS: tuple[Option, ...] = declaredOptions(ServerConfig)
+
+
+def main(argv: list[str]) -> int:
+    """C{python -m tm20.config}: print README's table; C{--write README.md}: rewrite it there."""
+    if len(argv) == 3 and argv[1] == "--write":
+        with open(argv[2], encoding="utf-8") as f:
+            readme = f.read()
+        with open(argv[2], "w", encoding="utf-8") as f:
+            f.write(withReadmeTable(readme, OPTIONS))
+        return 0
+    print(readmeTable(OPTIONS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
