@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import captures
 from tm20.protocol.messages import (
     CommandReply,
     LogRecord,
@@ -29,9 +29,6 @@ from tm20.protocol.parser import (
     userRecordsOf,
 )
 
-CAPTURES = Path("/work/shared/reference/captures/th900-click-v5.0.jsonl")
-_CAPTURE_LINES = CAPTURES.read_text(encoding="utf-8").splitlines() if CAPTURES.exists() else []
-
 
 def _frame(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
@@ -48,9 +45,7 @@ class TestCaptures:
 
     @pytest.fixture
     def frames(self) -> list[dict[str, Any]]:
-        if not _CAPTURE_LINES:
-            pytest.skip("captures not available")
-        return [json.loads(line)["frame"] for line in _CAPTURE_LINES if line.strip()]
+        return captures.frames()
 
     def test_reg(self, frames: list[dict[str, Any]]) -> None:
         raw = frames[0]
@@ -80,7 +75,9 @@ class TestCaptures:
 
     def test_rawLineBytesAlsoParse(self, frames: list[dict[str, Any]]) -> None:
         # The frames as the capture stores them (with spaces after separators).
-        for line in _CAPTURE_LINES:
+        lines = captures.TH900.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 3
+        for line in lines:
             text = line.split('"frame": ', 1)[1][:-1]
             parseFrame(text.encode("utf-8"))
 
