@@ -84,9 +84,12 @@ class SyncReactor:
         pass
 
 
-def syncSQLiteStore(path: str, clock: Clock) -> SQLiteStore:
-    """A started L{SQLiteStore} on C{path} that answers synchronously (see the module)."""
-    store = SQLiteStore(path, reactor=SyncReactor(clock), clock=clock)  # type: ignore[arg-type]
+def syncSQLiteStore(path: str, clock: Clock, storeClass: type[SQLiteStore] = SQLiteStore) -> Any:
+    """
+    A started L{SQLiteStore} (or C{storeClass}, a subclass) on C{path} that answers
+    synchronously (see the module).
+    """
+    store = storeClass(path, reactor=SyncReactor(clock), clock=clock)  # type: ignore[arg-type]
     d = store.start()
     started: list[Any] = []
     d.addBoth(started.append)
@@ -103,3 +106,17 @@ def stopSync(store: SQLiteStore) -> None:
     store.stop().addBoth(done.append)
     if done and isinstance(done[0], Failure):
         done[0].raiseException()
+
+
+def fired(d: Any) -> Any:
+    """
+    The result of a L{Deferred} that has already fired (a store made by L{syncSQLiteStore}
+    answers before its call returns); its failure is raised.
+    """
+    got: list[Any] = []
+    d.addBoth(got.append)
+    if not got:
+        raise AssertionError(f"{d!r} has not fired")
+    if isinstance(got[0], Failure):
+        got[0].raiseException()
+    return got[0]

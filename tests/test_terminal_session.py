@@ -16,23 +16,13 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.memoryws import OP_CLOSE, OP_PING, LenientTransport, MemoryTerminal
-from tests.syncstore import stopSync, syncSQLiteStore
+from tests.syncstore import fired, stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
 from tm20.service import buildServer
 
 
 def reg(sn: str = "S1") -> dict[str, Any]:
     return {"cmd": "reg", "sn": sn, "devinfo": {"modelname": "tfs30"}}
-
-
-def result(d: Deferred[Any]) -> Any:
-    """The result of a L{Deferred} that has fired (the store answers synchronously)."""
-    got: list[Any] = []
-    d.addBoth(got.append)
-    assert got, "the Deferred has not fired"
-    if isinstance(got[0], Failure):
-        got[0].raiseException()
-    return got[0]
 
 
 class SessionTests(SynchronousTestCase):
@@ -115,12 +105,12 @@ class SessionTests(SynchronousTestCase):
     def test_regHeartbeatIsCheap(self) -> None:
         server = self.makeServer()
         term = self.registered(server)
-        first = result(self.store.getTerminal("S1"))
+        first = fired(self.store.getTerminal("S1"))
         self.clock.advance(20)
         term.send(reg())
         [reply] = term.messages()
         self.assertIs(reply["result"], True)
-        again = result(self.store.getTerminal("S1"))
+        again = fired(self.store.getTerminal("S1"))
         self.assertEqual(first.lastSeen, again.lastSeen)  # no write for a heartbeat
 
     def test_floodPausesReading(self) -> None:
@@ -153,7 +143,7 @@ class SessionTests(SynchronousTestCase):
             replies.extend(term.messages())
         self.assertEqual([r["logindex"] for r in replies], list(range(20)))
         self.assertFalse(term.transport.paused)
-        self.assertEqual(result(self.store.countLogs("S1")), 20)
+        self.assertEqual(fired(self.store.countLogs("S1")), 20)
 
     def test_whitelistRefusal(self) -> None:
         server = self.makeServer(requireWhitelist=True)
@@ -165,12 +155,12 @@ class SessionTests(SynchronousTestCase):
         self.assertIs(texts[0]["result"], False)
         self.assertEqual(term.closeCode(frames), 4003)
         self.assertEqual(server.context.registry.connected(), [])
-        pending = result(self.store.listTerminals(False))
+        pending = fired(self.store.listTerminals(False))
         self.assertEqual([t.sn for t in pending], ["INTRUDER"])
 
     def test_cloudtimeIsTheTerminalsLocalTime(self) -> None:
         self.clock.advance(1_700_000_000)  # 2023-11-14 22:13:20 UTC
-        result(self.store.createTerminal("TOKYO", None, True, "Asia/Tokyo"))
+        fired(self.store.createTerminal("TOKYO", None, True, "Asia/Tokyo"))
         server = self.makeServer(defaultTimezone="Africa/Kinshasa")
         tokyo = self.connect(server)
         tokyo.send(reg("TOKYO"))
