@@ -145,6 +145,54 @@ class SessionTests(SynchronousTestCase):
         self.assertFalse(term.transport.paused)
         self.assertEqual(fired(self.store.countLogs("S1")), 20)
 
+    def test_floodDoesNotDelayOthers(self) -> None:
+        """
+        While a flooding terminal's batches wait for the store (its socket paused), another
+        terminal's commands are answered at once: connections never queue behind each other.
+        """
+        server = self.makeServer(maxPendingMessages=8)
+        flooder = self.registered(server, "FLOOD")
+        calm = self.registered(server, "CALM")
+        held: list[Deferred[None]] = []
+        addLogs = self.store.addLogs
+
+        def floodWaits(sn: str, records: Any) -> Deferred[Any]:
+            if sn != "FLOOD":
+                return addLogs(sn, records)
+            d: Deferred[None] = Deferred()
+            held.append(d)
+            return d.addCallback(lambda _: addLogs(sn, records))
+
+        self.store.addLogs = floodWaits  # type: ignore[method-assign]
+        for i in range(20):
+            flooder.send(
+                {
+                    "cmd": "sendlog",
+                    "count": 1,
+                    "logindex": i,
+                    "record": [{"enrollid": 1, "time": f"2024-01-15 10:00:{i:02d}"}],
+                }
+            )
+        self.assertTrue(flooder.transport.paused)
+        for i in range(10):
+            calm.send(
+                {
+                    "cmd": "sendlog",
+                    "count": 1,
+                    "logindex": i,
+                    "record": [{"enrollid": 2, "time": f"2024-01-15 11:00:{i:02d}"}],
+                }
+            )
+            [ack] = calm.messages()  # answered before send() returned
+            self.assertEqual((ack["logindex"], ack["result"]), (i, True))
+        self.assertFalse(calm.transport.paused)
+        self.assertEqual(flooder.messages(), [])
+        while held:
+            held.pop(0).callback(None)
+        self.assertEqual([r["logindex"] for r in flooder.messages()], list(range(20)))
+        self.assertEqual(fired(self.store.countLogs("FLOOD")), 20)
+        self.assertEqual(fired(self.store.countLogs("CALM")), 10)
+
     def test_whitelistRefusal(self) -> None:
         server = self.makeServer(requireWhitelist=True)
         term = self.connect(server)
