@@ -16,7 +16,7 @@ from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.memoryws import OP_TEXT, MemoryTerminal
 from tests.syncstore import stopSync, syncSQLiteStore
@@ -134,36 +134,3 @@ class NoProbeBeforeRegTests(SynchronousTestCase):
         self.assertEqual(term.frames(), [])  # no gettime at 30 s
         self.clock.advance(1)
         self.assertEqual(term.closeCode(term.frames()), 4004)  # the reg deadline still applies
-
-
-class OptionTests(TestCase):
-    """C{--max-prereg-message-size} and C{--http-body-timeout}: command line > environment."""
-
-    def parse(self, argv: list[str], env: dict[str, str]) -> ServerConfig:
-        from tm20.tap import Options
-
-        options = Options(environ=env)
-        options.parseOptions(argv)
-        return options.toConfig()
-
-    def test_defaults(self) -> None:
-        config = self.parse([], {})
-        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (16384, 30.0))
-
-    def test_environmentAndCommandLine(self) -> None:
-        env = {"TM20_MAX_PREREG_MESSAGE_SIZE": "8192", "TM20_HTTP_BODY_TIMEOUT": "5"}
-        config = self.parse([], env)
-        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (8192, 5.0))
-        config = self.parse(["--max-prereg-message-size", "0", "--http-body-timeout", "2.5"], env)
-        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (0, 2.5))
-
-    def test_badValuesNamed(self) -> None:
-        from twisted.python.usage import UsageError
-
-        for argv, needle in (
-            (["--max-prereg-message-size", "-1"], "--max-prereg-message-size"),
-            (["--http-body-timeout", "soon"], "--http-body-timeout"),
-        ):
-            with self.assertRaises(UsageError) as raised:
-                self.parse(argv, {})
-            self.assertIn(needle, str(raised.exception))

@@ -439,3 +439,173 @@ class ReadmeTests(SynchronousTestCase):
             self.assertIn(f"--{declared.name}", usage)
             if declared.env:
                 self.assertIn(declared.env, usage)
+
+
+class NetworkOptionTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        config = parse([]).toConfig()
+        self.assertEqual(config.maxConnections, 50_000)
+        self.assertEqual(config.maxConnectionsPerIP, 1_000)
+        self.assertEqual(config.terminalNetworks, ())
+        self.assertEqual(config.trustedProxies, ())
+
+    def test_environmentAndCommandLine(self) -> None:
+        env = {
+            "TM20_MAX_CONNECTIONS": "100",
+            "TM20_MAX_CONNECTIONS_PER_IP": "10",
+            "TM20_TERMINAL_NETWORKS": "10.0.0.0/8, 192.168.0.0/16",
+            "TM20_TRUSTED_PROXIES": "127.0.0.1",
+        }
+        config = parse([], env).toConfig()
+        self.assertEqual(config.maxConnections, 100)
+        self.assertEqual(config.maxConnectionsPerIP, 10)
+        self.assertEqual(config.terminalNetworks, ("10.0.0.0/8", "192.168.0.0/16"))
+        self.assertEqual(config.trustedProxies, ("127.0.0.1",))
+        config = parse(
+            ["--max-connections", "7", "--terminal-networks", "172.16.0.0/12"], env
+        ).toConfig()
+        self.assertEqual(config.maxConnections, 7)
+        self.assertEqual(config.terminalNetworks, ("172.16.0.0/12",))
+        self.assertEqual(config.maxConnectionsPerIP, 10)
+
+    def test_badValues(self) -> None:
+        with self.assertRaises(UsageError) as e:
+            parse(["--terminal-networks", "10.0.0.0/8,not-a-net"])
+        self.assertIn("--terminal-networks", str(e.exception))
+        self.assertIn("not-a-net", str(e.exception))
+        with self.assertRaises(UsageError):
+            parse([], {"TM20_MAX_CONNECTIONS": "-1"})
+        with self.assertRaises(UsageError):
+            parse(["--trusted-proxies", "1.2.3.4/99"])
+
+
+class PreRegOptionTests(SynchronousTestCase):
+    """C{--max-prereg-message-size} and C{--http-body-timeout}: command line > environment."""
+
+    def parse(self, argv: list[str], env: dict[str, str]) -> ServerConfig:
+        from tm20.tap import Options
+
+        options = Options(environ=env)
+        options.parseOptions(argv)
+        return options.toConfig()
+
+    def test_defaults(self) -> None:
+        config = self.parse([], {})
+        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (16384, 30.0))
+
+    def test_environmentAndCommandLine(self) -> None:
+        env = {"TM20_MAX_PREREG_MESSAGE_SIZE": "8192", "TM20_HTTP_BODY_TIMEOUT": "5"}
+        config = self.parse([], env)
+        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (8192, 5.0))
+        config = self.parse(["--max-prereg-message-size", "0", "--http-body-timeout", "2.5"], env)
+        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (0, 2.5))
+
+    def test_badValuesNamed(self) -> None:
+        from twisted.python.usage import UsageError
+
+        for argv, needle in (
+            (["--max-prereg-message-size", "-1"], "--max-prereg-message-size"),
+            (["--http-body-timeout", "soon"], "--http-body-timeout"),
+        ):
+            with self.assertRaises(UsageError) as raised:
+                self.parse(argv, {})
+            self.assertIn(needle, str(raised.exception))
+
+
+class EventOptionTests(SynchronousTestCase):
+    def options(self, argv: list[str], environ: dict[str, str] | None = None) -> ServerConfig:
+        options = Options(environ or {})
+        options.parseOptions(argv)
+        return options.toConfig()
+
+    def test_defaults(self) -> None:
+        config = self.options([])
+        self.assertEqual(config.eventRetention, 30 * 86400)
+        self.assertEqual(config.webhookNetworks, ())
+        self.assertEqual(config.webhookTimeout, 10.0)
+        self.assertTrue(config.runSinks)
+
+    def test_commandLineAndEnvironment(self) -> None:
+        config = self.options(
+            [
+                "--event-retention",
+                "12h",
+                "--webhook-networks",
+                "10.0.0.0/8, 192.168.0.0/16",
+                "--webhook-retry-schedule",
+                "1s,2m",
+                "--webhook-timeout",
+                "3",
+                "--webhook-concurrency",
+                "4",
+                "--webhook-batch-size",
+                "20",
+                "--sse-heartbeat",
+                "30s",
+            ]
+        )
+        self.assertEqual(config.eventRetention, 43200)
+        self.assertEqual(config.webhookNetworks, ("10.0.0.0/8", "192.168.0.0/16"))
+        self.assertEqual(config.webhookRetrySchedule, "1s,2m")
+        self.assertEqual(
+            (config.webhookTimeout, config.webhookConcurrency, config.webhookBatchSize),
+            (3.0, 4, 20),
+        )
+        self.assertEqual(config.sseHeartbeat, 30.0)
+        config = self.options(
+            [], {"TM20_EVENT_RETENTION": "0", "TM20_WEBHOOK_NETWORKS": "127.0.0.1"}
+        )
+        self.assertEqual((config.eventRetention, config.webhookNetworks), (0, ("127.0.0.1",)))
+        self.assertFalse(self.options(["--no-sinks"]).runSinks)
+        self.assertFalse(self.options([], {"TM20_NO_SINKS": "1"}).runSinks)
+
+    def test_refused(self) -> None:
+        for argv in (
+            ["--event-retention", "soon"],
+            ["--webhook-networks", "10.0.0.0/99"],
+            ["--webhook-retry-schedule", "5s,never"],
+            ["--webhook-concurrency", "0"],
+        ):
+            with self.assertRaises(UsageError):
+                self.options(argv)
+
+
+class WatchOptionParsingTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        config = parse([]).toConfig()
+        self.assertEqual(config.silentAfter, 3600.0)
+        self.assertEqual(config.clockDriftThreshold, 60.0)
+        self.assertEqual(config.autoSettimeDrift, 0.0)
+        self.assertIs(config.fetchMissingLogs, True)
+
+    def test_environmentThenCommandLine(self) -> None:
+        env = {
+            "TM20_SILENT_AFTER": "900",
+            "TM20_CLOCK_DRIFT_THRESHOLD": "30",
+            "TM20_AUTO_SETTIME_DRIFT": "120",
+            "TM20_FETCH_MISSING_LOGS": "0",
+        }
+        config = parse([], env).toConfig()
+        self.assertEqual(
+            (config.silentAfter, config.clockDriftThreshold, config.autoSettimeDrift),
+            (900.0, 30.0, 120.0),
+        )
+        self.assertIs(config.fetchMissingLogs, False)
+        config = parse(
+            ["--silent-after", "0", "--auto-settime-drift", "600", "--fetch-missing-logs", "1"],
+            env,
+        ).toConfig()
+        self.assertEqual((config.silentAfter, config.autoSettimeDrift), (0.0, 600.0))
+        self.assertIs(config.fetchMissingLogs, True)
+        self.assertEqual(config.clockDriftThreshold, 30.0)
+
+    def test_badValuesNameTheOption(self) -> None:
+        for argv, env, name in (
+            (["--silent-after", "-5"], {}, "--silent-after"),
+            (["--auto-settime-drift", "soon"], {}, "--auto-settime-drift"),
+            ([], {"TM20_CLOCK_DRIFT_THRESHOLD": "-1"}, "TM20_CLOCK_DRIFT_THRESHOLD"),
+            (["--fetch-missing-logs", "maybe"], {}, "--fetch-missing-logs"),
+        ):
+            with self.assertRaises(UsageError) as e:
+                parse(argv, env)
+            self.assertIn(name, str(e.exception))
