@@ -36,6 +36,7 @@ from tm20.interfaces import IClusterStore, IStore, IWatchStore
 from tm20.logs import installObserver
 from tm20.metrics import Metrics
 from tm20.probes import MetricsResource, ReadyResource
+from tm20.protocol.codes import CloseCode
 from tm20.services.commands import CommandService
 from tm20.services.fleet import wireServices
 from tm20.services.ingest import LogIngest
@@ -45,7 +46,6 @@ from tm20.services.registration import RegistrationService
 from tm20.services.watch import Watch
 from tm20.startup import StartupError, explain, oneLine, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
-from tm20.terminal.protocol import CLOSE_SHUTDOWN
 from tm20.terminal.registry import TerminalRegistry
 from tm20.web import HealthResource, QuietSite, TM20Root
 
@@ -141,7 +141,8 @@ def buildServer(
             fetchMissingLogs=config.fetchMissingLogs,
         )
     _sampleQueues(metrics, store, queue)
-    context.events = EventsService(store, clock, config, registry, sinks, context)
+    events = EventsService(store, clock, config, registry, sinks, context)
+    context.events = events
     if dispatcher is None:
         dispatcher = Dispatcher.fromPlugins()
     factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
@@ -166,12 +167,14 @@ def buildServer(
     context.pulls = pulls
     wireServices(context)
     reconciler = context.reconciler
-    metrics.sample(
-        "tm20_reconciler_backlog",
-        "Persons waiting to be queued plus reconciler commands outstanding, over all terminals.",
-        (),
-        lambda: [((), float(reconciler.backlog()))],
-    )
+    if reconciler is not None:  # wireServices built it
+        metrics.sample(
+            "tm20_reconciler_backlog",
+            "Persons waiting to be queued plus reconciler commands outstanding, over all"
+            " terminals.",
+            (),
+            lambda: [((), float(reconciler.backlog()))],
+        )
     api = _mountApi(root, context, queue, pulls)
     if api is not None:
         api.auth.metrics = metrics
@@ -179,8 +182,8 @@ def buildServer(
     _pauseTerminalsWhileLogQueueFull(store, registry)
     site = QuietSite(root, config=config, clock=clock)
     site.metrics = metrics
-    server = Server(config, reactor, store, context, factory, root, site, context.events)
-    server.sinkBacklog = SinkBacklog(store, clock, context.events.runner, metrics)
+    server = Server(config, reactor, store, context, factory, root, site, events)
+    server.sinkBacklog = SinkBacklog(store, clock, events.runner, metrics)
     ready.listening = lambda: server.listening
     return server
 
@@ -257,7 +260,8 @@ def _pauseTerminalsWhileLogQueueFull(store: IStore, registry: TerminalRegistry) 
             action="pausing" if full else "resuming",
         )
         for session in registry.sessions():
-            producer = IPushProducer(session.transport, None)
+            # (the socket itself: not part of ITerminalSession)
+            producer = IPushProducer(getattr(session, "transport", None), None)
             if producer is None:
                 continue
             if full:
@@ -403,7 +407,7 @@ class TM20Service(service.Service):
             self.log.info("closing {n} terminal connections", n=len(sessions))
             waits = []
             for session in sessions:
-                session.close(CLOSE_SHUTDOWN, "server shutting down")
+                session.close(CloseCode.SHUTDOWN, "server shutting down")
                 waits.append(session.is_closed)
             closing = DeferredList(waits, consumeErrors=True)
             closing.addTimeout(server.config.closeTimeout + 1, server.reactor)

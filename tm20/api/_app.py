@@ -68,6 +68,7 @@ from tm20.model import (
     TerminalWatch,
     User,
 )
+from tm20.protocol.codes import CloseCode
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
@@ -87,10 +88,8 @@ from tm20.services.queue import (
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.terminal.limits import NetworkList
 
-__all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
+__all__ = ["MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 
-#: Close code sent to a terminal an operator deactivated, unapproved or deleted.
-CLOSE_DISABLED = 4003
 #: The largest request body accepted (a photo credential is under 200 kB of Base64).
 MAX_BODY = 4 * 1024 * 1024
 #: Deepest nesting of arrays and objects in a request body (as L{checkJSONSafe} allows).
@@ -396,7 +395,7 @@ class TM20Api(EventsApi):
 
     def _disconnect(self, sn: str, reason: str) -> None:
         """Close C{sn}'s connection (4003), on whichever node of the cluster holds it."""
-        d = self.context.cluster.disconnect(sn, CLOSE_DISABLED, reason)
+        d = self.context.cluster.disconnect(sn, CloseCode.DISABLED, reason)
         d.addErrback(
             lambda f: self.log.warn(
                 "cannot disconnect {sn}: {error}", sn=sn, error=f.getErrorMessage()

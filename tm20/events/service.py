@@ -13,12 +13,14 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from tm20.events.feed import EventFeed
 from tm20.events.model import NewEvent
 from tm20.events.payloads import connectionEvent
 from tm20.events.runner import SinkRunner
 from tm20.events.sinks import RetrySchedule
+from tm20.interfaces import IEventsService
 from tm20.store._rows import utcFromSeconds
 
 #: How often old events are pruned (seconds).
@@ -39,6 +41,7 @@ def pluginSinks() -> list[Any]:
     return sorted(sinks, key=lambda sink: str(sink.name))
 
 
+@implementer(IEventsService)
 class EventsService:
     """
     @ivar feed: the L{EventFeed} readers wait on (SSE, sinks).

@@ -32,13 +32,15 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
 
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
-from tm20.interfaces import IStore
+from tm20.interfaces import ICommandQueue, IStore
 from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_EXPIRED,
     COMMAND_FAILED,
+    COMMAND_FINAL,
     COMMAND_QUEUED,
     COMMAND_SENT,
     COMMAND_SUCCEEDED,
@@ -49,7 +51,7 @@ from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
 from tm20.services.expiry import MAX_EXPIRY, defaultExpiry, expiryOf
 from tm20.services.pulls import LogPageStorer, pagingLimits
-from tm20.store._rows import FINAL_COMMAND_STATUSES, utcFromSeconds
+from tm20.store._rows import utcFromSeconds
 
 __all__ = [
     "CommandQueue",
@@ -61,7 +63,7 @@ __all__ = [
 ]
 
 #: Statuses after which a command is never sent again (nor changed).
-FINAL_STATUSES = FINAL_COMMAND_STATUSES
+FINAL_STATUSES = COMMAND_FINAL
 
 #: The audit log's actor for what the server does by itself (expiring a command).
 EXPIRY_ACTOR = "tm20"
@@ -120,6 +122,7 @@ class _Waiter:
             self.deferred.errback(error)
 
 
+@implementer(ICommandQueue)
 class CommandQueue:
     """
     Stores, delivers and retries server-to-terminal commands.
