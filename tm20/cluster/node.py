@@ -47,16 +47,14 @@ from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IClusterStore
 from tm20.model import StoredCommand
+from tm20.protocol.codes import CloseCode
 from tm20.services.pulls import PullBusyError
 from tm20.store._postgres_cluster import NodeIdInUse
 
-__all__ = ["CLOSE_TAKEN", "ClusterNode", "DEFAULT_LEASE"]
+__all__ = ["ClusterNode", "DEFAULT_LEASE"]
 
 #: Seconds a node's lease lasts unless renewed (C{--node-lease}).
 DEFAULT_LEASE = 15.0
-#: The close code of a socket whose terminal registered on another node since (the code of a
-#: replaced session, L{tm20.services.registration.CLOSE_REPLACED}).
-CLOSE_TAKEN = 4002
 
 
 @attrs.define
@@ -388,7 +386,7 @@ class ClusterNode:
             sn=sn,
             holder=holder,
         )
-        session.close(CLOSE_TAKEN, "connected to another node")
+        session.close(CloseCode.REPLACED, "connected to another node")
 
     # -- messages ------------------------------------------------------------------------------
 
