@@ -67,6 +67,7 @@ bench: bench-deps
 	$(BIN)/python -m bench.run --full
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.reconcile --postgres
+	$(BIN)/python -m bench.crossnode
 
 # The reconciler alone: 3000 persons with a face pushed to one simulated terminal (SQLite, then
 # a private PostgreSQL cluster); one JSON line each.

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from tm20.protocol.messages import CommandReply
+
 
 @attrs.frozen
 class Terminal:
@@ -170,6 +172,12 @@ COMMAND_STATUSES = (
     COMMAND_TIMED_OUT,
     COMMAND_EXPIRED,
     COMMAND_CANCELLED,
+)
+#: Still to deliver: queued, or sent and not answered yet.
+COMMAND_WAITING = (COMMAND_QUEUED, COMMAND_SENT)
+#: Final: a command in one of these never changes again.
+COMMAND_FINAL = frozenset(
+    {COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT, COMMAND_EXPIRED, COMMAND_CANCELLED}
 )
 
 
@@ -393,3 +401,69 @@ class ConsoleSession:
     csrf: str
     createdAt: float
     lastSeen: float
+
+
+@attrs.frozen
+class UserPullResult:
+    """
+    What a user pull did.
+
+    @ivar listed: credential slots the terminal listed.
+    @ivar stored: credentials read and stored.
+    @ivar missing: slots listed but not readable (C{getuserinfo} answered C{result:false}).
+    @ivar users: distinct users seen.
+    """
+
+    listed: int
+    stored: int
+    missing: int
+    users: int
+
+
+@attrs.frozen
+class UserRefreshResult:
+    """
+    What a user list check did.
+
+    @ivar listed: credential slots the terminal listed.
+    @ivar added: slots read because the server did not know them.
+    @ivar removed: known slots the terminal no longer holds (forgotten).
+    """
+
+    listed: int
+    added: int
+    removed: int
+
+
+@attrs.frozen
+class LogPullResult:
+    """
+    What a log pull did.
+
+    @ivar received: records the terminal sent.
+    @ivar inserted: records newly stored.
+    @ivar duplicates: records already stored (ignored).
+    @ivar invalid: records that could not be understood (skipped, logged).
+    """
+
+    received: int
+    inserted: int
+    duplicates: int
+    invalid: int
+
+
+@attrs.frozen
+class Pagination:
+    """
+    What one pagination returned.
+
+    @ivar records: every record received, in order.
+    @ivar pages: the replies received.
+    @ivar why: why it stopped (L{tm20.protocol.paging.PageDecision.why}).
+    @ivar first: the terminal's reply to the first page (its C{result}, C{reason}).
+    """
+
+    records: tuple[Any, ...]
+    pages: int
+    why: str | None
+    first: CommandReply

@@ -79,7 +79,6 @@ from tm20.services.queue import (
 )
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.terminals import (
-    CLOSE_DISABLED,
     TerminalService,
     TerminalView,
     checkTimezone,
@@ -88,7 +87,7 @@ from tm20.services.terminals import (
 )
 from tm20.terminal.limits import NetworkList
 
-__all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
+__all__ = ["MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 
 #: The largest request body accepted (a photo credential is under 200 kB of Base64).
 MAX_BODY = 4 * 1024 * 1024
@@ -235,6 +234,10 @@ class TM20Api(EventsApi):
         """
         self.context = context
         self.store = context.store
+        if getattr(context, "cluster", None) is None:
+            from tm20.cluster.local import LocalNode
+
+            context.cluster = LocalNode(context.registry, "local")
         self.auth = Authenticator(
             context.store,
             context.config.apiTokens,

@@ -337,6 +337,7 @@ def decodeCursor(cursor: str) -> Any:
 def describeTerminal(view: TerminalView) -> dict[str, Any]:
     """A terminal as the API shows it: L{terminalJSON}, its watch and its states."""
     out = terminalJSON(view.terminal, view.connected)
+    out["node"] = view.node
     watched = None
     if view.watched:
         heard = view.lastHeard

@@ -9,16 +9,17 @@ with the terminal's own C{count}.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from tm20.handlers._fields import replyFields
-from tm20.interfaces import ICommandHandler
+from tm20.handlers._fields import expect, replyFields
+from tm20.interfaces import ICommandHandler, IServerContext, ITerminalSession
 from tm20.protocol import replies
-from tm20.protocol.messages import SendLog
+from tm20.protocol.messages import SendLog, TerminalMessage
 
 
 @implementer(IPlugin, ICommandHandler)
@@ -33,17 +34,21 @@ class SendLogHandler:
     command = "sendlog"
 
     @inlineCallbacks
-    def handle(self, context: Any, session: Any, message: SendLog) -> Any:
-        if not session.registered:
+    def handle(
+        self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
+    ) -> Generator[Deferred[Any], Any, dict[str, Any]]:
+        batch = expect(message, SendLog)
+        sn = session.sn
+        if not session.registered or sn is None:
             return replyFields(replies.failure("sendlog"))
-        yield context.ingest.ingest(session.sn, message.records, message.rejected)
-        watch = getattr(context, "watch", None)
+        yield context.ingest.ingest(sn, batch.records, batch.rejected)
+        watch = context.watch
         if watch is not None:
-            watch.logsStored(session.sn, message)
+            watch.logsStored(sn, batch)
         return replyFields(
             replies.sendlogAck(
-                count=message.count,
-                logindex=message.logindex,
+                count=batch.count,
+                logindex=batch.logindex,
                 cloudtime=context.registration.cloudTimeFor(session.terminal),
             )
         )

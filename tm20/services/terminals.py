@@ -17,6 +17,7 @@ import attrs
 from twisted.logger import Logger
 
 from tm20.model import StoredCommand, Terminal, TerminalWatch, User
+from tm20.protocol.codes import CloseCode
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.services.errors import ServiceError
@@ -24,10 +25,7 @@ from tm20.services.identity import hashSecret
 from tm20.services.pulls import PullBusyError
 from tm20.services.queue import CommandVanishedError
 
-__all__ = ["CLOSE_DISABLED", "TerminalService", "TerminalView", "gone"]
-
-#: Close code sent to a terminal an operator deactivated, unapproved or deleted.
-CLOSE_DISABLED = 4003
+__all__ = ["TerminalService", "TerminalView", "gone"]
 
 
 @attrs.frozen
@@ -45,6 +43,8 @@ class TerminalView:
     driftFlagged: bool = False
     lastHeard: float | None = None
     gapBusy: bool = False
+    #: the cluster node holding its connection (C{None}: not connected)
+    node: str | None = None
 
 
 def conflict() -> ServiceError:
@@ -140,8 +140,10 @@ class TerminalService:
             raise ServiceError(404, "not_found", f"no terminal {sn!r}")
         return terminal
 
-    def isConnected(self, sn: str) -> bool:
-        return bool(self.context.registry.get(sn) is not None)
+    async def holder(self, sn: str) -> str | None:
+        """The node of the cluster (or this process) holding C{sn}'s connection, or C{None}."""
+        node: str | None = await self.context.cluster.holder(sn)
+        return node
 
     async def watches(self) -> dict[str, TerminalWatch]:
         """Every terminal's watch row, by C{sn} (empty when terminals are not watched)."""
@@ -150,12 +152,16 @@ class TerminalService:
         return {w.sn: w for w in await self.store.listWatches()}
 
     def view(
-        self, terminal: Terminal, connected: bool, watch: TerminalWatch | None
+        self,
+        terminal: Terminal,
+        connected: bool,
+        watch: TerminalWatch | None,
+        node: str | None = None,
     ) -> TerminalView:
         """A L{TerminalView} of C{terminal} (no I/O)."""
         watching = self.context.watch
         if watching is None:
-            return TerminalView(terminal, connected, False)
+            return TerminalView(terminal, connected, False, node=node)
         return TerminalView(
             terminal,
             connected,
@@ -165,6 +171,7 @@ class TerminalService:
             watching.drift.flagged(watch.clockDrift if watch is not None else None),
             watching.silence.lastHeard(terminal),
             watching.gaps.busy(terminal.sn),
+            node,
         )
 
     async def viewOf(self, terminal: Terminal) -> TerminalView:
@@ -172,14 +179,17 @@ class TerminalService:
         watch = None
         if self.context.watch is not None:
             watch = await self.store.getWatch(terminal.sn)
-        return self.view(terminal, self.isConnected(terminal.sn), watch)
+        node = await self.holder(terminal.sn)
+        return self.view(terminal, node is not None, watch, node)
 
     async def views(self, approved: bool | None = None) -> list[TerminalView]:
         """Every terminal (only approved or pending ones when C{approved} is given)."""
         terminals: list[Terminal] = await self.store.listTerminals(approved)
         watches = await self.watches()
-        connected = set(self.context.registry.connected())
-        return [self.view(t, t.sn in connected, watches.get(t.sn)) for t in terminals]
+        holders: dict[str, str] = await self.context.cluster.holders()
+        return [
+            self.view(t, t.sn in holders, watches.get(t.sn), holders.get(t.sn)) for t in terminals
+        ]
 
     # -- audit -------------------------------------------------------------------------------------
 
@@ -193,9 +203,13 @@ class TerminalService:
     # -- changing a terminal -----------------------------------------------------------------------
 
     def disconnect(self, sn: str, reason: str) -> None:
-        session = self.context.registry.get(sn)
-        if session is not None:
-            session.close(CLOSE_DISABLED, reason)
+        """Close C{sn}'s connection (4003), on whichever node of the cluster holds it."""
+        d = self.context.cluster.disconnect(sn, CloseCode.DISABLED, reason)
+        d.addErrback(
+            lambda f: self.log.warn(
+                "cannot disconnect {sn}: {error}", sn=sn, error=f.getErrorMessage()
+            )
+        )
 
     async def update(
         self, actor: str, sn: str, changes: Mapping[str, Any], audited: Mapping[str, Any]
@@ -374,14 +388,15 @@ class TerminalService:
 
     # -- pulls -------------------------------------------------------------------------------------
 
-    def requireConnected(self, sn: str) -> None:
-        if not self.context.commands.isConnected(sn):
+    async def requireConnected(self, sn: str) -> None:
+        """409 unless C{sn} is connected to a node of the cluster (or this process)."""
+        if await self.holder(sn) is None:
             raise ServiceError(409, "terminal_offline", f"terminal {sn!r} is not connected")
 
     async def pullUsers(self, actor: str, sn: str) -> Any:
         """Read every user of C{sn} into the store (a L{tm20.services.pulls} result)."""
         await self.get(sn)
-        self.requireConnected(sn)
+        await self.requireConnected(sn)
         await self.audit(actor, "users.pull", sn, {})
         try:
             with gone():
@@ -400,7 +415,7 @@ class TerminalService:
     ) -> Any:
         """Read C{sn}'s new logs (or all of them between C{start} and C{end})."""
         await self.get(sn)
-        self.requireConnected(sn)
+        await self.requireConnected(sn)
         await self.audit(actor, "logs.pull", sn, audited)
         try:
             with gone():

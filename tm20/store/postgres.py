@@ -77,6 +77,7 @@ from tm20.events.payloads import (
 )
 from tm20.interfaces import (
     IAccountStore,
+    IClusterStore,
     IEventStore,
     IPersonStore,
     IStore,
@@ -102,6 +103,7 @@ from tm20.store._pgpool import (
     isRetryable,
     mergeOptions,
 )
+from tm20.store._postgres_cluster import PostgresClusterMixin
 from tm20.store._postgres_events import (
     PostgresEventsMixin,
     appendEvents,
@@ -488,8 +490,8 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore)
-class PostgresStore(PostgresEventsMixin, StoreRoles):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IClusterStore)
+class PostgresStore(PostgresEventsMixin, StoreRoles, PostgresClusterMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 
