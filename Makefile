@@ -9,7 +9,7 @@ PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
 NAME ?= admin
 
-.PHONY: install constraints run token test lint typecheck unit bench bench-reconcile bench-deps bench-quick bench-soak conformance clean
+.PHONY: install constraints run token test lint typecheck unit browser-deps screenshots bench bench-reconcile bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
@@ -44,10 +44,20 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+# The console's browser tests drive Debian's Chromium through chromedriver: install both
+# (as root, like CI) when they are missing.  The tests never skip without them; they fail.
+browser-deps:
+	test -x /usr/bin/chromedriver -a -x /usr/bin/chromium || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+unit: install browser-deps
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# Screenshots of the console (desktop and 360 px), taken by its browser tests, into docs/console/.
+screenshots: install browser-deps
+	TM20_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/test_console_browser.py -k Narrow
 
 # py-spy profiles the server during the benchmarks (optional: without it, no profiles).
 bench-deps: install
@@ -57,6 +67,7 @@ bench: bench-deps
 	$(BIN)/python -m bench.run --full
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.reconcile --postgres
+	$(BIN)/python -m bench.crossnode
 
 # The reconciler alone: 3000 persons with a face pushed to one simulated terminal (SQLite, then
 # a private PostgreSQL cluster); one JSON line each.

@@ -273,3 +273,18 @@ def wait(seconds: float) -> Deferred[None]:
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, seconds, lambda: None)
+
+
+@inlineCallbacks
+def until(check: Any, what: str, seconds: float = 10.0) -> Any:
+    """
+    Wait (loopback tests only) until C{check()} is true: a condition, checked every 10 ms, not a
+    fixed pause; fails after C{seconds}.
+    """
+    from twisted.internet.task import deferLater
+
+    for _ in range(int(seconds / 0.01)):
+        if check():
+            return
+        yield deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError(f"never happened within {seconds:g}s: {what}")

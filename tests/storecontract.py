@@ -19,11 +19,9 @@ must read "now" from it, so the tests can check the server's timestamps exactly.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -78,26 +76,16 @@ from tm20.protocol.storable import (
 )
 from tm20.store._ops import BrokenConstraint
 
+from . import captures
 from .storecontract_watch import WatchStoreContractTests
 
 #: The clock's time when a test starts: 2026-04-30 11:59:37 UTC.
 T0 = 1_777_550_377.0
 
-#: Where the capture may be: copied next to the tests, or in the shared reference folder.
-_CAPTURE_CANDIDATES = (
-    Path(__file__).resolve().parent / "captures" / "th900-click-v5.0.jsonl",
-    Path(__file__).resolve().parents[2] / "shared/reference/captures/th900-click-v5.0.jsonl",
-    Path("/work/shared/reference/captures/th900-click-v5.0.jsonl"),
-)
-
 
 def loadCapture() -> list[dict[str, Any]]:
     """The frames of the TH900 capture (a real terminal's C{reg} and two fingerprints)."""
-    for candidate in _CAPTURE_CANDIDATES:
-        if candidate.exists():
-            lines = candidate.read_text(encoding="utf-8").splitlines()
-            return [json.loads(line)["frame"] for line in lines if line.strip()]
-    raise FileNotFoundError("th900-click-v5.0.jsonl not found in " + repr(_CAPTURE_CANDIDATES))
+    return captures.frames()
 
 
 def at(seconds: float) -> datetime:
@@ -924,6 +912,25 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertEqual((yield q(LogQuery(sn=SN, since="2026-05-01 00:00:00"))), [])
         self.assertEqual((yield q(LogQuery(sn=SN, limit=0))), [])
         self.assertEqual(len((yield q(LogQuery(sn=SN)))), 20, "the default limit is 50")
+
+    @inlineCallbacks
+    def test_queryLogsModeAndInout(self) -> Generator[Deferred[Any], Any, None]:
+        """C{mode} and C{inout} filter too (the console's log search)."""
+        yield self.store.addLogs(
+            SN,
+            [
+                punch(1, f"2026-04-01 08:0{m}:0{io}", mode=m, inout=io)
+                for m in (0, 1, 2)
+                for io in (0, 1)
+            ],
+        )
+        q = self.store.queryLogs
+        fingers = yield q(LogQuery(mode=1, limit=100))
+        self.assertEqual({(r.mode, r.inout) for r in fingers}, {(1, 0), (1, 1)})
+        out = yield q(LogQuery(inout=1, limit=100))
+        self.assertEqual({(r.mode, r.inout) for r in out}, {(0, 1), (1, 1), (2, 1)})
+        both = yield q(LogQuery(sn=SN, mode=2, inout=0, limit=100))
+        self.assertEqual([(r.mode, r.inout) for r in both], [(2, 0)])
 
     @inlineCallbacks
     def test_queryLogsCursorPaging(self) -> Generator[Deferred[Any], Any, None]:

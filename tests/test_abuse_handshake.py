@@ -118,10 +118,8 @@ class SlowlorisLoopbackTests(TestCase):
 
     @inlineCallbacks
     def roundTrips(self, client: Any, sn: str, count: int, start: int) -> Any:
-        """Seconds taken by each of C{count} sendlog round trips."""
-        took = []
+        """C{count} sendlog round trips, each acknowledged."""
         for i in range(count):
-            began = time.monotonic()
             reply = yield client.request(
                 {
                     "cmd": "sendlog",
@@ -131,21 +129,17 @@ class SlowlorisLoopbackTests(TestCase):
                     "record": [{"enrollid": 1, "time": f"2024-01-15 10:{(start + i) % 60:02d}:00"}],
                 }
             )
-            took.append(time.monotonic() - began)
             self.assertIs(reply["result"], True)
-        return took
 
     @inlineCallbacks
     def test_slowlorisDroppedAndTerminalsUnaffected(self) -> Any:
         deadline = 1.5
         running = yield startServerOn(self, handshakeTimeout=deadline)
-        # Baseline: a terminal alone.
-        began = time.monotonic()
+        # A terminal alone.
         alone = yield connectWS(self, running.port)
         reply = yield registerOn(alone, "BASE", cpusn="B1")
         self.assertIs(reply["result"], True)
-        baseline = [time.monotonic() - began]
-        baseline += yield self.roundTrips(alone, "BASE", 10, 0)
+        yield self.roundTrips(alone, "BASE", 10, 0)
 
         # 50 sockets that dribble a never-ending handshake, a byte every 50 ms each.
         opened = time.monotonic()
@@ -167,17 +161,13 @@ class SlowlorisLoopbackTests(TestCase):
 
         # Meanwhile a real terminal connects, registers and uploads.
         yield wait(0.3)
-        began = time.monotonic()
         client = yield connectWS(self, running.port)
         reply = yield registerOn(client, "REAL", cpusn="R1")
         self.assertIs(reply["result"], True)
-        during = [time.monotonic() - began]
-        during += yield self.roundTrips(client, "REAL", 10, 20)
+        yield self.roundTrips(client, "REAL", 10, 20)
+        # All of it done while every loris still dribbles: the server was never blocked by
+        # them (no wall-clock ratio: speed is shown in bench/, not in unit tests).
         self.assertTrue(all(loris.closedAt is None for loris in lorises))
-
-        # Generous: the same work, while 50 sockets dribble, stays within 10x the baseline
-        # (plus 0.5 s for a slow machine); with a blocked server it would not finish at all.
-        self.assertLess(sum(during), 10 * sum(baseline) + 0.5)
 
         yield DeferredList([loris.closed for loris in lorises])
         sender.stop()

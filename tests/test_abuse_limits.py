@@ -206,11 +206,9 @@ class FloodTests(TestCase):
 
     @inlineCallbacks
     def roundTrips(self, client: Any, sn: str, start: int, count: int = 10) -> Any:
-        began = time.monotonic()
         for i in range(start, start + count):
             ack = yield client.request(sendlog(sn, i), timeout=20)
             self.assertIs(ack["result"], True)
-        return time.monotonic() - began
 
     @inlineCallbacks
     def test_floodIsSlowedByBackpressureOthersKeepTheirLatency(self) -> Any:
@@ -220,15 +218,14 @@ class FloodTests(TestCase):
         running.server.factory.protocol = _Spy
         calm = yield connectWS(self, running.port)
         yield registerOn(calm, "CALM", cpusn="C")
-        baseline = yield self.roundTrips(calm, "CALM", 0)
+        yield self.roundTrips(calm, "CALM", 0)
 
         flooder = yield connectWS(self, running.port)
         yield registerOn(flooder, "FLOOD", cpusn="F")
         count = 2000
         frames = [clientFrame(sendlog("FLOOD", i)) for i in range(count)]
         flooder.transport.write(b"".join(frames))  # all at once, replies unread for now
-        yield wait(0.2)
-        during = yield self.roundTrips(calm, "CALM", 100)
+        yield self.roundTrips(calm, "CALM", 100)
 
         replies = []
         while len(replies) < count:
@@ -242,6 +239,6 @@ class FloodTests(TestCase):
         bound = 8 + 65536 // min(len(f) for f in frames) + 1
         self.assertLessEqual(_Spy.maxInbox["FLOOD"], bound)
         self.assertLess(bound, count)
-        # The calm terminal kept a latency comparable to its own baseline (generous bound).
-        self.assertLess(during, 10 * baseline + 1.0)
+        # The calm terminal never queued behind anything (that it is answered while the
+        # flooder waits is shown deterministically: test_terminal_session, floodDoesNotDelay).
         self.assertLessEqual(_Spy.maxInbox["CALM"], 1)

@@ -1,7 +1,8 @@
 """
 A socket that has not registered: a small message limit, and no keep-alive probe.
 
-Deterministic: in-memory transport, an injected C{Clock}, a real SQLite store.
+Deterministic: in-memory transport, an injected C{Clock}, a real SQLite store that answers
+synchronously (L{tests.syncstore}).
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import struct
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.memoryws import OP_TEXT, MemoryTerminal
+from tests.syncstore import stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
 from tm20.service import buildServer
-from tm20.store.sqlite import SQLiteStore
 from tm20.terminal.protocol import TerminalProtocol
 
 
@@ -42,15 +42,11 @@ def frameHeader(length: int) -> bytes:
     return bytes([0x80 | OP_TEXT, 0x80 | 127]) + struct.pack("!Q", length) + os.urandom(4)
 
 
-class PreRegLimitTests(TestCase):
-    timeout = 20
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
+class PreRegLimitTests(SynchronousTestCase):
+    def setUp(self) -> None:
         self.clock = Clock()
-        self.store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
-        yield self.store.start()
-        self.addCleanup(self.store.stop)
+        self.store = syncSQLiteStore(self.mktemp() + ".sqlite3", self.clock)
+        self.addCleanup(stopSync, self.store)
         self.parsed: list[bytes] = []
         original = TerminalProtocol.onMessage
 
@@ -71,15 +67,9 @@ class PreRegLimitTests(TestCase):
         if term.protocol.state != term.protocol.STATE_CLOSED:
             term.protocol.connectionLost(Failure(ConnectionDone()))
 
-    @inlineCallbacks
-    def replies(self, term: MemoryTerminal, count: int = 1) -> Any:
-        got: list[Any] = []
-        for _ in range(500):
-            got.extend(term.messages())
-            if len(got) >= count:
-                return got
-            yield deferLater(reactor, 0.01, lambda: None)
-        self.fail(f"expected {count} messages, got {got}")
+    def replies(self, term: MemoryTerminal) -> list[Any]:
+        """What the server has written (the store answered before the frame was read)."""
+        return term.messages()
 
     def test_bigFrameBeforeRegClosedWith1009Unread(self) -> None:
         term = self.connect()
@@ -96,27 +86,25 @@ class PreRegLimitTests(TestCase):
         self.assertEqual(term.closeCode(term.frames()), 1009)
         self.assertEqual(self.parsed, [])
 
-    @inlineCallbacks
-    def test_smallFrameBeforeRegAnsweredAndConnectionLives(self) -> Any:
+    def test_smallFrameBeforeRegAnsweredAndConnectionLives(self) -> None:
         term = self.connect()
         term.send(sendlog("S1", 100))  # ~10 KB, under the limit: answered result:false
-        [reply] = yield self.replies(term)
+        [reply] = self.replies(term)
         self.assertEqual((reply["ret"], reply["result"]), ("sendlog", False))
         term.send(reg())
-        [reply] = yield self.replies(term)
+        [reply] = self.replies(term)
         self.assertEqual((reply["ret"], reply["result"]), ("reg", True))
 
-    @inlineCallbacks
-    def test_fullLimitAfterReg(self) -> Any:
+    def test_fullLimitAfterReg(self) -> None:
         term = self.connect()
         term.send(reg())
-        [reply] = yield self.replies(term)
+        [reply] = self.replies(term)
         self.assertIs(reply["result"], True)
         self.assertEqual(term.protocol.maxMessagePayloadSize, 4 * 1024 * 1024)
         big = sendlog("S1", 20_000)  # ~1.9 MB
         self.assertGreater(len(big), 1_000_000)
         term.send(big)
-        [reply] = yield self.replies(term)
+        [reply] = self.replies(term)
         self.assertEqual((reply["ret"], reply["result"]), ("sendlog", True))
         self.assertIsNone(term.closeCode(term.frames()))
 
@@ -127,15 +115,11 @@ class PreRegLimitTests(TestCase):
         self.assertEqual(term.protocol.maxMessagePayloadSize, 4 * 1024 * 1024)
 
 
-class NoProbeBeforeRegTests(TestCase):
-    timeout = 20
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
+class NoProbeBeforeRegTests(SynchronousTestCase):
+    def setUp(self) -> None:
         self.clock = Clock()
-        self.store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
-        yield self.store.start()
-        self.addCleanup(self.store.stop)
+        self.store = syncSQLiteStore(self.mktemp() + ".sqlite3", self.clock)
+        self.addCleanup(stopSync, self.store)
 
     def test_unregisteredSocketIsNotProbed(self) -> None:
         server = buildServer(
@@ -150,36 +134,3 @@ class NoProbeBeforeRegTests(TestCase):
         self.assertEqual(term.frames(), [])  # no gettime at 30 s
         self.clock.advance(1)
         self.assertEqual(term.closeCode(term.frames()), 4004)  # the reg deadline still applies
-
-
-class OptionTests(TestCase):
-    """C{--max-prereg-message-size} and C{--http-body-timeout}: command line > environment."""
-
-    def parse(self, argv: list[str], env: dict[str, str]) -> ServerConfig:
-        from tm20.tap import Options
-
-        options = Options(environ=env)
-        options.parseOptions(argv)
-        return options.toConfig()
-
-    def test_defaults(self) -> None:
-        config = self.parse([], {})
-        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (16384, 30.0))
-
-    def test_environmentAndCommandLine(self) -> None:
-        env = {"TM20_MAX_PREREG_MESSAGE_SIZE": "8192", "TM20_HTTP_BODY_TIMEOUT": "5"}
-        config = self.parse([], env)
-        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (8192, 5.0))
-        config = self.parse(["--max-prereg-message-size", "0", "--http-body-timeout", "2.5"], env)
-        self.assertEqual((config.maxPreRegMessageSize, config.httpBodyTimeout), (0, 2.5))
-
-    def test_badValuesNamed(self) -> None:
-        from twisted.python.usage import UsageError
-
-        for argv, needle in (
-            (["--max-prereg-message-size", "-1"], "--max-prereg-message-size"),
-            (["--http-body-timeout", "soon"], "--http-body-timeout"),
-        ):
-            with self.assertRaises(UsageError) as raised:
-                self.parse(argv, {})
-            self.assertIn(needle, str(raised.exception))

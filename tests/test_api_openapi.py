@@ -122,6 +122,9 @@ class OpenAPIDocumentTests(ApiTestCase):
         self.assertEqual(code, 0, output[-6000:])
         self.assertIn(f"Tested: {len(OPERATIONS) - 1}", output)
 
+    # A subprocess fuzzing every operation: over a minute on a loaded machine (main too).
+    test_schemathesis.timeout = 240  # type: ignore[attr-defined]
+
 
 class DocumentUnitTests(SynchronousTestCase):
     def test_everyOperationIsDocumented(self) -> None:

@@ -1,5 +1,6 @@
 """
-The sink runner on a real SQLite store, with a deterministic L{Clock} for the retry schedule:
+The sink runner on a real SQLite store that answers synchronously (L{tests.syncstore}), with a
+deterministic L{Clock} for the retry schedule and everything else (no real time passes):
 order, batches, retries with backoff and jitter, failing after the schedule, 410 disables,
 replay, and a restart resuming where the stored state says.
 """
@@ -10,12 +11,12 @@ import os
 from collections import deque
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from tests.storecontract import SN, T0, at, punch
+from tests.syncstore import stopSync, syncSQLiteStore
 from tm20.errors import StoreUnavailable
 from tm20.events.feed import EventFeed
 from tm20.events.model import STREAM_ACTIVE, STREAM_DISABLED, STREAM_FAILING, Event
@@ -28,7 +29,6 @@ from tm20.events.sinks import (
     StreamSpec,
     parseDuration,
 )
-from tm20.store.sqlite import SQLiteStore
 
 
 class RecordingSink:
@@ -76,9 +76,13 @@ class SinkRunnerTests(TestCase):
         self.clock.advance(T0)
         self.path = os.path.join(self.mktemp() + ".sqlite3")
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self.store = SQLiteStore(self.path, reactor=reactor, clock=self.clock)
-        yield self.store.start()
-        self.addCleanup(self.store.stop)
+        self.store = syncSQLiteStore(self.path, self.clock)
+        self.addCleanup(self.stopStore, self.store)
+        yield succeed(None)
+
+    def stopStore(self, store: Any) -> None:
+        if store._state != "stopped":
+            stopSync(store)
 
     def runner(
         self, sink: RecordingSink, delays: tuple[float, ...] = (10, 20, 40), jitter: float = 0.0
@@ -99,21 +103,22 @@ class SinkRunnerTests(TestCase):
 
     @inlineCallbacks
     def until(self, check: Any, what: str) -> Any:
-        """Let the real reactor run (the store's thread) until C{check()} holds."""
-        for _ in range(500):
+        """C{check()} holds now, or once the calls due now on the clock have run."""
+        for _ in range(20):
             value = check()
             if isinstance(value, Deferred):
                 value = yield value
             if value:
                 return value
-            yield deferLater(reactor, 0.01, lambda: None)
+            self.clock.advance(0)
         self.fail(f"never happened: {what}")
 
     @inlineCallbacks
     def quiet(self) -> Any:
-        """Give the runner a moment of real time in which nothing should happen."""
+        """Run what is due now on the clock: nothing should happen."""
         for _ in range(10):
-            yield deferLater(reactor, 0.01, lambda: None)
+            self.clock.advance(0)
+        yield succeed(None)
 
     @inlineCallbacks
     def stream(self, key: str = "test") -> Any:
@@ -290,9 +295,8 @@ class SinkRunnerTests(TestCase):
     @inlineCallbacks
     def _reopen(self) -> Any:
         yield self.store.stop()
-        store = SQLiteStore(self.path, reactor=reactor, clock=self.clock)
-        yield store.start()
-        self.addCleanup(store.stop)
+        store = syncSQLiteStore(self.path, self.clock)
+        self.addCleanup(self.stopStore, store)
         return store
 
     @inlineCallbacks

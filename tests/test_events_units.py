@@ -17,7 +17,6 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, inlineCallbacks
 from twisted.internet.task import Clock
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -40,7 +39,6 @@ from tm20.events.webhooks import (
 )
 from tm20.interfaces import IEventSink
 from tm20.store.sqlite import SQLiteStore
-from tm20.tap import Options
 from tm20.terminal.limits import NetworkList
 from tm20.terminal.registry import TerminalRegistry
 
@@ -266,61 +264,3 @@ class PluginTests(SynchronousTestCase):
         self.assertEqual(service.runner.sinks, [])
         service = EventsService(SimpleNamespace(), Clock(), ServerConfig(), TerminalRegistry())
         self.assertTrue(any(isinstance(s, WebhookSink) for s in service.runner.sinks))
-
-
-class OptionsTests(SynchronousTestCase):
-    def options(self, argv: list[str], environ: dict[str, str] | None = None) -> ServerConfig:
-        options = Options(environ or {})
-        options.parseOptions(argv)
-        return options.toConfig()
-
-    def test_defaults(self) -> None:
-        config = self.options([])
-        self.assertEqual(config.eventRetention, 30 * 86400)
-        self.assertEqual(config.webhookNetworks, ())
-        self.assertEqual(config.webhookTimeout, 10.0)
-        self.assertTrue(config.runSinks)
-
-    def test_commandLineAndEnvironment(self) -> None:
-        config = self.options(
-            [
-                "--event-retention",
-                "12h",
-                "--webhook-networks",
-                "10.0.0.0/8, 192.168.0.0/16",
-                "--webhook-retry-schedule",
-                "1s,2m",
-                "--webhook-timeout",
-                "3",
-                "--webhook-concurrency",
-                "4",
-                "--webhook-batch-size",
-                "20",
-                "--sse-heartbeat",
-                "30s",
-            ]
-        )
-        self.assertEqual(config.eventRetention, 43200)
-        self.assertEqual(config.webhookNetworks, ("10.0.0.0/8", "192.168.0.0/16"))
-        self.assertEqual(config.webhookRetrySchedule, "1s,2m")
-        self.assertEqual(
-            (config.webhookTimeout, config.webhookConcurrency, config.webhookBatchSize),
-            (3.0, 4, 20),
-        )
-        self.assertEqual(config.sseHeartbeat, 30.0)
-        config = self.options(
-            [], {"TM20_EVENT_RETENTION": "0", "TM20_WEBHOOK_NETWORKS": "127.0.0.1"}
-        )
-        self.assertEqual((config.eventRetention, config.webhookNetworks), (0, ("127.0.0.1",)))
-        self.assertFalse(self.options(["--no-sinks"]).runSinks)
-        self.assertFalse(self.options([], {"TM20_NO_SINKS": "1"}).runSinks)
-
-    def test_refused(self) -> None:
-        for argv in (
-            ["--event-retention", "soon"],
-            ["--webhook-networks", "10.0.0.0/99"],
-            ["--webhook-retry-schedule", "5s,never"],
-            ["--webhook-concurrency", "0"],
-        ):
-            with self.assertRaises(usage.UsageError):
-                self.options(argv)

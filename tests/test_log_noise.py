@@ -15,7 +15,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.securitysupport import openRaw, startServerOn, wait
+from tests.securitysupport import openRaw, startServerOn, until, wait
 from tm20.redact import redactBytes, redactText
 from tm20.terminal.protocol import splitSecretPath
 
@@ -100,7 +100,7 @@ class MalformedInputTests(TestCase):
         for data, needle, code in cases:
             raw = yield openRaw(self, self.port)
             raw.send(handshake("/ws/tm20/"))
-            yield wait(0.2)
+            yield until(lambda r=raw: b"\r\n\r\n" in r.received, "the handshake's answer")
             self.assertIn(b"101 Switching Protocols", raw.received)
             mark = len(self.log.events)
             # the bad frame, then more bytes that autobahn reads after failing
@@ -114,10 +114,10 @@ class MalformedInputTests(TestCase):
     def test_invalidJSONLogsOneLineAndTheConnectionLives(self) -> Any:
         raw = yield openRaw(self, self.port)
         raw.send(handshake("/ws/tm20/"))
-        yield wait(0.2)
+        yield until(lambda: b"101 Switching Protocols" in raw.received, "the upgrade")
         mark = len(self.log.events)
         raw.send(frame(0x1, b"{not json"))
-        yield wait(0.3)
+        yield until(lambda: b'"ret"' in raw.received, "the reply")
         self.assertIn(b'"result":false', raw.received)
         self.assertIsNone(raw.closedAt)
         self.assertOneLineNoTraceback(mark, "invalid JSON")
@@ -170,10 +170,10 @@ class MalformedInputTests(TestCase):
         raw = yield openRaw(self, self.port)
         mark = len(self.log.events)
         raw.send(handshake("/%zz%ff/%E0%A4%A"))
-        yield wait(0.2)
+        yield until(lambda: b"\r\n\r\n" in raw.received, "the handshake's answer")
         self.assertIn(b"101 Switching Protocols", raw.received)
         raw.send(frame(0x1, b'{"cmd":"reg","sn":"GARBAGE1","devinfo":{"modelname":"x"}}'))
-        yield wait(0.3)
+        yield until(lambda: b'"ret"' in raw.received, "the reg reply")
         self.assertIn(b'"result":true', raw.received)
         for event in self.log.events[mark:]:
             self.assertNotIn("log_failure", event)
@@ -209,11 +209,11 @@ class PathSecretTests(TestCase):
         for number, path in enumerate(SPELLINGS):
             raw = yield openRaw(self, running.ports[0])
             raw.send(handshake(path))
-            yield wait(0.2)
+            yield until(lambda r=raw: b"\r\n\r\n" in r.received, "the handshake's answer")
             self.assertIn(b"101 Switching Protocols", raw.received, path)
             reg = {"cmd": "reg", "sn": f"SECRETPATH{number}", "devinfo": {"modelname": "x"}}
             raw.send(frame(0x1, json.dumps(reg).encode()))
-            yield wait(0.2)
+            yield until(lambda r=raw: b'"ret"' in r.received, "the reg reply")
             # and a malformed frame, whose failure is logged with the connection's details
             raw.send(frame(0x1, b"\xff"))
             yield raw.closed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from tm20.protocol.commands import COMMANDS, CommandSpec, buildCommand, pageRequest
 from tm20.protocol.messages import ProtocolError
@@ -24,11 +24,13 @@ _TIME = "2016-03-25 13:49:30"
 
 
 def _invalid(name: str, params: dict[str, Any]) -> ProtocolError:
-    with pytest.raises(ProtocolError) as info:
+    try:
         buildCommand(name, params)
-    assert info.value.cmd == name
-    assert info.value.problem
-    return info.value
+    except ProtocolError as error:
+        assert error.cmd == name
+        assert error.problem
+        return error
+    raise AssertionError(f"{name} {params!r}: no ProtocolError")
 
 
 #: Every command of section 6, with valid parameters and the frame expected.
@@ -302,31 +304,6 @@ VALID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "params", "expected"), VALID)
-def test_valid(name: str, params: dict[str, Any], expected: dict[str, Any]) -> None:
-    frame = buildCommand(name, params)
-    assert frame == {"cmd": name, **expected}
-    assert list(frame)[0] == "cmd"
-    json.loads(encodeFrame(frame))
-
-
-def test_everyCommandHasAValidExample() -> None:
-    assert {name for name, _, _ in VALID} == set(COMMANDS)
-
-
-def test_section6Commands() -> None:
-    required = {
-        "getuserlist", "getuserinfo", "setuserinfo", "deleteuser", "getusername",
-        "setusername", "enableuser", "cleanuser", "setuserprofile", "getuserprofile",
-        "adduser", "getallusers", "disabledevice", "enabledevice", "getnewlog", "getalllog",
-        "cleanlog", "initsys", "reboot", "cleanadmin", "settime", "gettime", "setdevinfo",
-        "getdevinfo", "opendoor", "setdevlock", "getdevlock", "getuserlock", "setuserlock",
-        "deleteuserlock", "cleanuserlock", "getquestionnaire", "setquestionnaire",
-        "getholiday", "setholiday",
-    }  # fmt: skip
-    assert required <= set(COMMANDS)
-
-
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     # unknown / extra / null parameters
     ("getuserinfo", {"enrollid": 1, "backupnun": 0}, "backupnun"),
@@ -482,30 +459,25 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "params", "field"), INVALID)
-def test_invalid(name: str, params: dict[str, Any], field: str) -> None:
-    assert _invalid(name, params).field == field
-
-
-class TestRegistry:
+class RegistryTests(SynchronousTestCase):
     def test_unknownCommand(self) -> None:
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             buildCommand("getuserlst", {})
-        assert info.value.field == "cmd"
+        assert info.exception.field == "cmd"
 
     def test_namesAreExact(self) -> None:
-        with pytest.raises(ProtocolError):
+        with self.assertRaises(ProtocolError):
             buildCommand("GetUserList", {})
 
     def test_paramsMustBeAMapping(self) -> None:
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             buildCommand("gettime", [])  # type: ignore[arg-type]
-        assert (info.value.cmd, info.value.field) == ("gettime", "params")
+        assert (info.exception.cmd, info.exception.field) == ("gettime", "params")
 
     def test_nonStringKey(self) -> None:
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             buildCommand("gettime", {1: 2})  # type: ignore[dict-item]
-        assert info.value.field == "params"
+        assert info.exception.field == "params"
 
     def test_specsAreConsistent(self) -> None:
         for name, spec in COMMANDS.items():
@@ -524,20 +496,18 @@ class TestRegistry:
             "getallusers",
         }
 
-    @pytest.mark.parametrize(
-        "name", ["cleanuser", "cleanlog", "initsys", "cleanadmin", "reboot", "cleanuserlock"]
-    )
-    def test_destructive(self, name: str) -> None:
-        assert COMMANDS[name].isDestructive({})
+    def test_destructive(self) -> None:
+        for name in ["cleanuser", "cleanlog", "initsys", "cleanadmin", "reboot", "cleanuserlock"]:
+            assert COMMANDS[name].isDestructive({})
 
     def test_opendoorDestructiveOnlyWithoutDoornum(self) -> None:
         spec = COMMANDS["opendoor"]
         assert spec.isDestructive({})
         assert not spec.isDestructive({"doornum": 1})
 
-    @pytest.mark.parametrize("name", ["getuserinfo", "setuserinfo", "deleteuser", "settime"])
-    def test_notDestructive(self, name: str) -> None:
-        assert not COMMANDS[name].isDestructive({"enrollid": 1, "backupnum": 13})
+    def test_notDestructive(self) -> None:
+        for name in ["getuserinfo", "setuserinfo", "deleteuser", "settime"]:
+            assert not COMMANDS[name].isDestructive({"enrollid": 1, "backupnum": 13})
 
     def test_paramsListed(self) -> None:
         assert COMMANDS["getalllog"].params == ("stn", "from", "to")
@@ -549,7 +519,7 @@ class TestRegistry:
         assert params["record"] == "data:image/jpeg;base64,AA"
 
 
-class TestPageRequest:
+class PageRequestTests(SynchronousTestCase):
     def test_firstPage(self) -> None:
         assert pageRequest("getalllog", True, {"from": "2018-11-1"}) == {
             "cmd": "getalllog",
@@ -570,21 +540,21 @@ class TestPageRequest:
         assert pageRequest("getnewlog", True, {"stn": False})["stn"] is True
 
     def test_firstPageValidates(self) -> None:
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             pageRequest("getalllog", True, {"from": "x"})
-        assert info.value.field == "from"
+        assert info.exception.field == "from"
 
     def test_notPaged(self) -> None:
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             pageRequest("gettime", True)
-        assert (info.value.cmd, info.value.field) == ("gettime", "cmd")
+        assert (info.exception.cmd, info.exception.field) == ("gettime", "cmd")
 
     def test_unknown(self) -> None:
-        with pytest.raises(ProtocolError):
+        with self.assertRaises(ProtocolError):
             pageRequest("nope", False)
 
 
-class TestReplies:
+class RepliesTests(SynchronousTestCase):
     def test_regAccepted(self) -> None:
         assert regAccepted(_TIME) == {"ret": "reg", "result": True, "cloudtime": _TIME}
         assert regAccepted(_TIME, nosenduser=False, extra={"nosendlog": False}) == {
@@ -596,7 +566,7 @@ class TestReplies:
         }
 
     def test_regAcceptedExtraCannotOverride(self) -> None:
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             regAccepted(_TIME, extra={"result": False})
 
     def test_regRefused(self) -> None:
@@ -645,7 +615,7 @@ class TestReplies:
             "result": True,
             "cloudtime": _TIME,
         }
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             success("x", ret="y")
 
     def test_encodeFrame(self) -> None:
@@ -653,9 +623,37 @@ class TestReplies:
         assert frame == '{"ret":"senduser","name":"Zoë 张"}'.encode()
 
     def test_encodeFrameRejectsNaN(self) -> None:
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             encodeFrame({"temp": float("nan")})
 
     def test_encodeFrameRejectsLoneSurrogate(self) -> None:
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             encodeFrame({"name": "\udc00"})
+
+
+class CommandTests(SynchronousTestCase):
+    def test_valid(self) -> None:
+        for name, params, expected in VALID:
+            frame = buildCommand(name, params)
+            assert frame == {"cmd": name, **expected}
+            assert list(frame)[0] == "cmd"
+            json.loads(encodeFrame(frame))
+
+    def test_everyCommandHasAValidExample(self) -> None:
+        assert {name for name, _, _ in VALID} == set(COMMANDS)
+
+    def test_section6Commands(self) -> None:
+        required = {
+            "getuserlist", "getuserinfo", "setuserinfo", "deleteuser", "getusername",
+            "setusername", "enableuser", "cleanuser", "setuserprofile", "getuserprofile",
+            "adduser", "getallusers", "disabledevice", "enabledevice", "getnewlog", "getalllog",
+            "cleanlog", "initsys", "reboot", "cleanadmin", "settime", "gettime", "setdevinfo",
+            "getdevinfo", "opendoor", "setdevlock", "getdevlock", "getuserlock", "setuserlock",
+            "deleteuserlock", "cleanuserlock", "getquestionnaire", "setquestionnaire",
+            "getholiday", "setholiday",
+        }  # fmt: skip
+        assert required <= set(COMMANDS)
+
+    def test_invalid(self) -> None:
+        for name, params, field in INVALID:
+            assert _invalid(name, params).field == field

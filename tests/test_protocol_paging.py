@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from tm20.protocol.messages import CommandReply
 from tm20.protocol.paging import PageTracker, pageCapFor
@@ -71,18 +71,16 @@ def _run(
         assert tracker.pages < 100
 
 
-class TestPageSizes:
+class PageSizesTests(SynchronousTestCase):
     """Terminals paging 10, 40 or 50 at a time, in every count/to convention, lose nothing."""
 
-    @pytest.mark.parametrize("size", [10, 40, 50])
-    @pytest.mark.parametrize("countIsTotal", [True, False])
-    @pytest.mark.parametrize("inclusiveTo", [True, False])
-    @pytest.mark.parametrize("total", [0, 1, 9, 10, 30, 40, 49, 50, 51, 99, 100, 101, 137])
-    def test_everyRecordOnce(
-        self, size: int, countIsTotal: bool, inclusiveTo: bool, total: int
-    ) -> None:
-        tracker, got, why = _run(total, size, countIsTotal, inclusiveTo)
-        assert got == list(range(1, total + 1)), why
+    def test_everyRecordOnce(self) -> None:
+        for size in [10, 40, 50]:
+            for countIsTotal in [True, False]:
+                for inclusiveTo in [True, False]:
+                    for total in [0, 1, 9, 10, 30, 40, 49, 50, 51, 99, 100, 101, 137]:
+                        tracker, got, why = _run(total, size, countIsTotal, inclusiveTo)
+                        assert got == list(range(1, total + 1)), why
 
     def test_tenAtATimeWithPageSizeCount(self) -> None:
         """The issue's case: 30 logs, 10 a page, count = 10: all 30, ended by the empty page."""
@@ -97,7 +95,7 @@ class TestPageSizes:
             assert (tracker.pages, why) == (3, "the total count is reached")
 
 
-class TestStopRules:
+class StopRulesTests(SynchronousTestCase):
     def test_th900OneRecordExclusiveTo(self) -> None:
         """count:1 from 0 to 1: count is not clearly a total, so the next page is asked."""
         tracker = PageTracker(10)
@@ -148,7 +146,6 @@ class TestStopRules:
         assert last.done and len(last.records) == 1
 
     def test_totalCountInclusiveNotStoppedEarly(self) -> None:
-        # 51 records in total: 0..49 inclusive is not the end.
         assert not PageTracker(10).accept(_page("getalllog", 0, 49, 50, 51)).done
 
     def test_totalCountWithoutFromTo(self) -> None:
@@ -236,13 +233,13 @@ class TestStopRules:
         assert again.done and again.records == () and again.why == "already finished"
 
     def test_invalidArguments(self) -> None:
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             PageTracker(0)
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             PageTracker(1, maxRecords=0)
 
 
-class TestGetallusers:
+class GetallusersTests(SynchronousTestCase):
     def test_continueWhileIndexBelowCountMinusOne(self) -> None:
         tracker = PageTracker(10)
         decisions = [tracker.accept(_user(i, 3)) for i in range(3)]
@@ -275,8 +272,8 @@ class TestGetallusers:
         assert PageTracker(10).accept(reply).done
 
 
-def test_pageCapFor() -> None:
-    # by default the cap allows a page of one record each: it never cuts small pages
-    assert pageCapFor(3000) == 3000 + 10
-    assert pageCapFor(3001, pageSize=50, slack=0) == 61
-    assert pageCapFor(None) == 10_000
+class PagingTests(SynchronousTestCase):
+    def test_pageCapFor(self) -> None:
+        assert pageCapFor(3000) == 3000 + 10
+        assert pageCapFor(3001, pageSize=50, slack=0) == 61
+        assert pageCapFor(None) == 10_000

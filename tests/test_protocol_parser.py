@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
+from tests import captures
 from tm20.protocol.messages import (
     CommandReply,
     LogRecord,
@@ -29,30 +29,27 @@ from tm20.protocol.parser import (
     userRecordsOf,
 )
 
-CAPTURES = Path("/work/shared/reference/captures/th900-click-v5.0.jsonl")
-_CAPTURE_LINES = CAPTURES.read_text(encoding="utf-8").splitlines() if CAPTURES.exists() else []
-
 
 def _frame(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
 
 def _error(data: bytes | str, **kwargs: Any) -> ProtocolError:
-    with pytest.raises(ProtocolError) as info:
+    try:
         parseFrame(data, **kwargs)
-    return info.value
+    except ProtocolError as error:
+        return error
+    raise AssertionError(f"{data!r}: no ProtocolError")
 
 
-class TestCaptures:
+class CapturesTests(SynchronousTestCase):
     """The real TH900_click V5.0 frames parse unchanged."""
 
-    @pytest.fixture
-    def frames(self) -> list[dict[str, Any]]:
-        if not _CAPTURE_LINES:
-            pytest.skip("captures not available")
-        return [json.loads(line)["frame"] for line in _CAPTURE_LINES if line.strip()]
+    def setUp(self) -> None:
+        self.frames = captures.frames()
 
-    def test_reg(self, frames: list[dict[str, Any]]) -> None:
+    def test_reg(self) -> None:
+        frames = self.frames
         raw = frames[0]
         message = parseFrame(_frame(raw))
         assert isinstance(message, Register)
@@ -61,7 +58,8 @@ class TestCaptures:
         assert message.devinfo == raw["devinfo"]
         assert message.devinfo["firmware"] == "TH900_click V5.0"
 
-    def test_getuserinfoRepliesKeepTemplatesByteForByte(self, frames: list[dict[str, Any]]) -> None:
+    def test_getuserinfoRepliesKeepTemplatesByteForByte(self) -> None:
+        frames = self.frames
         for raw in frames[1:]:
             reply = parseFrame(_frame(raw))
             assert isinstance(reply, CommandReply)
@@ -78,14 +76,16 @@ class TestCaptures:
                 record=raw["record"],
             )
 
-    def test_rawLineBytesAlsoParse(self, frames: list[dict[str, Any]]) -> None:
+    def test_rawLineBytesAlsoParse(self) -> None:
         # The frames as the capture stores them (with spaces after separators).
-        for line in _CAPTURE_LINES:
+        lines = captures.TH900.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 3
+        for line in lines:
             text = line.split('"frame": ', 1)[1][:-1]
             parseFrame(text.encode("utf-8"))
 
 
-class TestRegister:
+class RegisterTests(SynchronousTestCase):
     def test_docExample(self) -> None:
         message = parseFrame(
             b'{"cmd":"reg","sn":"ZX0006827500","cpusn":"123456789",'
@@ -107,10 +107,10 @@ class TestRegister:
         message = parseFrame(b'{"cmd":" REG ","sn":"  ZX1  "}')
         assert message == Register(sn="ZX1", cpusn=None, devinfo={})
 
-    @pytest.mark.parametrize("sn", ['""', '"   "', "null"])
-    def test_snRequired(self, sn: str) -> None:
-        error = _error(f'{{"cmd":"reg","sn":{sn}}}')
-        assert (error.cmd, error.field) == ("reg", "sn")
+    def test_snRequired(self) -> None:
+        for sn in ['""', '"   "', "null"]:
+            error = _error(f'{{"cmd":"reg","sn":{sn}}}')
+            assert (error.cmd, error.field) == ("reg", "sn")
 
     def test_snMissing(self) -> None:
         error = _error(b'{"cmd":"reg"}')
@@ -126,7 +126,7 @@ class TestRegister:
         assert message.sn == "12345"
 
 
-class TestSendLog:
+class SendLogTests(SynchronousTestCase):
     def test_docExample(self) -> None:
         message = parseFrame(
             _frame(
@@ -214,9 +214,12 @@ class TestSendLog:
             sn=None, count=0, logindex=None, records=()
         )
 
-    @pytest.mark.parametrize(
-        ("frame", "problem"),
-        [
+    def test_batchWithoutRecordsRefused(self) -> None:
+        """
+        A batch whose records are missing, misnamed, null, not a list, or empty while count
+        says otherwise is refused as a whole (it used to be acknowledged, storing nothing).
+        """
+        for frame, problem in [
             ('{"cmd":"sendlog","count":0}', "is required"),
             ('{"cmd":"sendlog","count":1,"records":[{}]}', "is required (found 'records' instead)"),
             ('{"cmd":"sendlog","count":1,"Record":[{}]}', "is required (found 'Record' instead)"),
@@ -229,19 +232,13 @@ class TestSendLog:
             ),
             ('{"cmd":"sendlog","count":2,"record":[]}', "is empty but count is 2"),
             ('{"cmd":"sendlog","count":"3","record":[]}', "is empty but count is 3"),
-        ],
-    )
-    def test_batchWithoutRecordsRefused(self, frame: str, problem: str) -> None:
-        """
-        A batch whose records are missing, misnamed, null, not a list, or empty while count
-        says otherwise is refused as a whole (it used to be acknowledged, storing nothing).
-        """
-        error = _error(frame)
-        assert (error.cmd, error.field, error.problem) == ("sendlog", "record", problem)
+        ]:
+            error = _error(frame)
+            assert (error.cmd, error.field, error.problem) == ("sendlog", "record", problem)
 
-    @pytest.mark.parametrize(
-        ("record", "field"),
-        [
+    def test_invalidRecordQuarantined(self) -> None:
+        """A record that can never be stored is set aside, verbatim, without refusing the rest."""
+        for record, field in [
             ('{"time":"2020-01-01 00:00:00"}', "record[1].enrollid"),
             ('{"enrollid":1}', "record[1].time"),
             ('{"enrollid":1,"time":"2020-01-01T00:00:00"}', "record[1].time"),
@@ -256,18 +253,17 @@ class TestSendLog:
             ('{"enrollid":1,"time":"2020-01-01 00:00:00","temp":"hot"}', "record[1].temp"),
             ('{"enrollid":1,"time":"2020-01-01 00:00:00","image":[1]}', "record[1].image"),
             ("[1]", "record[1]"),
-        ],
-    )
-    def test_invalidRecordQuarantined(self, record: str, field: str) -> None:
-        """A record that can never be stored is set aside, verbatim, without refusing the rest."""
-        good = '{"enrollid":1,"time":"2020-01-01 00:00:00"}'
-        message = parseFrame(f'{{"cmd":"sendlog","sn":"x","record":[{good}, {record} ,{good}]}}')
-        assert isinstance(message, SendLog)
-        assert message.records == (LogRecord(enrollid=1, time="2020-01-01 00:00:00"),) * 2
-        (rejected,) = message.rejected
-        assert (rejected.raw, rejected.field) == (record, field)
-        assert rejected.problem
-        assert rejected.reason == f"{field}: {rejected.problem}"
+        ]:
+            good = '{"enrollid":1,"time":"2020-01-01 00:00:00"}'
+            message = parseFrame(
+                f'{{"cmd":"sendlog","sn":"x","record":[{good}, {record} ,{good}]}}'
+            )
+            assert isinstance(message, SendLog)
+            assert message.records == (LogRecord(enrollid=1, time="2020-01-01 00:00:00"),) * 2
+            (rejected,) = message.rejected
+            assert (rejected.raw, rejected.field) == (record, field)
+            assert rejected.problem
+            assert rejected.reason == f"{field}: {rejected.problem}"
 
     def test_recordNotAList(self) -> None:
         error = _error(b'{"cmd":"sendlog","record":{"enrollid":1}}')
@@ -278,7 +274,7 @@ class TestSendLog:
         assert (error.cmd, error.field) == ("sendlog", "count")
 
 
-class TestCleaningFastPaths:
+class CleaningFastPathsTests(SynchronousTestCase):
     """Frames with plain keys are cleaned in place; the quirks still go the careful way."""
 
     def test_nestedPrefixesStrippedAndKeysTrimmed(self) -> None:
@@ -303,18 +299,15 @@ class TestCleaningFastPaths:
             }
         }
 
-    @pytest.mark.parametrize(
-        ("body", "field"),
-        [
+    def test_errorPathsStillNamed(self) -> None:
+        for body, field in [
             ('{"cmd":"x","a":{"b":[1,{"c":NaN}]}}', "a.b[1].c"),
             ('{"cmd":"x","a":[[1e999]]}', "a[0][0]"),
             ('{"cmd":"x","a":{"b":"\\ud800"}}', "a.b"),
             ('{"cmd":"x","a":{" b ":{"c":"\\ud800"}}}', "a.b.c"),
             ('{"cmd":"x","a":[1,' + "9" * 50 + "]}", "a[1]"),
-        ],
-    )
-    def test_errorPathsStillNamed(self, body: str, field: str) -> None:
-        assert _error(body.encode()).field == field
+        ]:
+            assert _error(body.encode()).field == field
 
     def test_sendlogErrorPathNamesTheRecord(self) -> None:
         records = [{"enrollid": 1, "time": "2024-01-01 00:00:00"}] * 3 + [
@@ -329,7 +322,7 @@ class TestCleaningFastPaths:
         assert "BOM" in str(error)
 
 
-class TestSendUser:
+class SendUserTests(SynchronousTestCase):
     def test_fingerprint(self) -> None:
         message = parseFrame(
             b'{"cmd":"senduser","sn":"zx1","enrollid":1,"name":"chingzou","backupnum":0,'
@@ -363,9 +356,9 @@ class TestSendUser:
         assert message.name == "12"
         assert message.extra == {"fpflag": 1, "enable": 1}
 
-    @pytest.mark.parametrize(
-        ("body", "field"),
-        [
+    def test_invalidQuarantined(self) -> None:
+        """The frame is the record: kept verbatim for the quarantine, never refused."""
+        for body, field in [
             ('"name":"x"', "enrollid"),
             ('"enrollid":1,"record":1.5', "record"),
             ('"enrollid":1,"record":true', "record"),
@@ -373,22 +366,19 @@ class TestSendUser:
             ('"enrollid":1,"admin":true', "admin"),
             ('"enrollid":1,"backupnum":"x"', "backupnum"),
             ('"enrollid":1,"name":[]', "name"),
-        ],
-    )
-    def test_invalidQuarantined(self, body: str, field: str) -> None:
-        """The frame is the record: kept verbatim for the quarantine, never refused."""
-        frame = f'{{"cmd":"senduser", "sn":"T1",{body}}}'
-        message = parseFrame(frame)
-        assert isinstance(message, SendUserRejected)
-        assert (message.cmd, message.sn) == ("senduser", "T1")
-        assert (message.rejected.raw, message.rejected.field) == (frame, field)
+        ]:
+            frame = f'{{"cmd":"senduser", "sn":"T1",{body}}}'
+            message = parseFrame(frame)
+            assert isinstance(message, SendUserRejected)
+            assert (message.cmd, message.sn) == ("senduser", "T1")
+            assert (message.rejected.raw, message.rejected.field) == (frame, field)
 
     def test_badSnStillRefused(self) -> None:
         error = _error(b'{"cmd":"senduser","sn":{},"enrollid":1}')
         assert (error.cmd, error.field) == ("senduser", "sn")
 
 
-class TestSendQrCode:
+class SendQrCodeTests(SynchronousTestCase):
     def test_docExample(self) -> None:
         message = parseFrame(b'{"cmd":"sendqrcode","sn":"AI07F123456","record":"123456"}')
         assert message == SendQrCode(sn="AI07F123456", record="123456")
@@ -403,7 +393,7 @@ class TestSendQrCode:
         assert (error.cmd, error.field) == ("sendqrcode", "record")
 
 
-class TestTerminalCommand:
+class TerminalCommandTests(SynchronousTestCase):
     def test_unknownCommandPassesFieldsThrough(self) -> None:
         message = parseFrame(
             b'{"cmd":" SendGPS ","sn":"x","satellites":5,"location ":"1,2","n":{"a ":1}}'
@@ -418,7 +408,7 @@ class TestTerminalCommand:
         assert message.fields == {"ret": "x"}
 
 
-class TestReplies:
+class RepliesTests(SynchronousTestCase):
     def test_gettimeWithoutResult(self) -> None:
         reply = parseFrame(b'{"ret":"gettime","sn":"S","time":"2022-11-09 19:31:49"}')
         assert reply == CommandReply(
@@ -444,13 +434,11 @@ class TestReplies:
         assert reply.ret == "getuserinfo"
         assert reply.fields == {"enrollid": 1, "record": "x", "time": "t"}
 
-    @pytest.mark.parametrize(
-        ("raw", "expected"), [("1", True), ("0", False), ('"true"', True), ('"False"', False)]
-    )
-    def test_lenientResult(self, raw: str, expected: bool) -> None:
-        reply = parseFrame(f'{{"ret":"settime","result":{raw}}}')
-        assert isinstance(reply, CommandReply)
-        assert reply.result is expected
+    def test_lenientResult(self) -> None:
+        for raw, expected in [("1", True), ("0", False), ('"true"', True), ('"False"', False)]:
+            reply = parseFrame(f'{{"ret":"settime","result":{raw}}}')
+            assert isinstance(reply, CommandReply)
+            assert reply.result is expected
 
     def test_badResult(self) -> None:
         error = _error(b'{"ret":"settime","result":"maybe"}')
@@ -495,16 +483,16 @@ class TestReplies:
     def test_logRecordsOfInvalid(self) -> None:
         reply = parseFrame(b'{"ret":"getalllog","result":true,"record":[{"enrollid":1}]}')
         assert isinstance(reply, CommandReply)
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             logRecordsOf(reply)
-        assert (info.value.ret, info.value.field) == ("getalllog", "record[0].time")
+        assert (info.exception.ret, info.exception.field) == ("getalllog", "record[0].time")
 
     def test_logRecordsOfNotAList(self) -> None:
         reply = parseFrame(b'{"ret":"getalllog","result":true,"record":"x"}')
         assert isinstance(reply, CommandReply)
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             logRecordsOf(reply)
-        assert info.value.field == "record"
+        assert info.exception.field == "record"
 
     def test_photoRecordPrefixStripped(self) -> None:
         reply = parseFrame(
@@ -515,33 +503,30 @@ class TestReplies:
         assert reply.fields["record"] == "iVBOR"
 
 
-class TestPublicHelpers:
+class PublicHelpersTests(SynchronousTestCase):
     def test_parseLogRecord(self) -> None:
         assert parseLogRecord({"enrollid": 3, "time": "2020-1-2 3:4:5"}) == LogRecord(
             enrollid=3, time="2020-01-02 03:04:05"
         )
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             parseLogRecord({"enrollid": 3}, "record[7]")
-        assert info.value.field == "record[7].time"
+        assert info.exception.field == "record[7].time"
 
     def test_parseUserRecord(self) -> None:
         assert parseUserRecord({"enrollid": "4", "record": 99}) == UserRecord(enrollid=4, record=99)
 
-    @pytest.mark.parametrize(
-        ("value", "expected"),
-        [
+    def test_stripDataPrefix(self) -> None:
+        for value, expected in [
             ("data:image/jpeg;base64,AAA", "AAA"),
             ("data:image/jpeg;charset=x;base64,AAA", "AAA"),
             ("AAA", "AAA"),
             ("data:text/plain,hello", "data:text/plain,hello"),
             ("c5236a01eb(12)ff", "c5236a01eb(12)ff"),
-        ],
-    )
-    def test_stripDataPrefix(self, value: str, expected: str) -> None:
-        assert stripDataPrefix(value) == expected
+        ]:
+            assert stripDataPrefix(value) == expected
 
 
-class TestRejected:
+class RejectedTests(SynchronousTestCase):
     def test_invalidUtf8(self) -> None:
         error = _error(b'{"cmd":"reg","sn":"\xff"}')
         assert "UTF-8" in error.problem
@@ -549,22 +534,23 @@ class TestRejected:
     def test_bomAccepted(self) -> None:
         assert isinstance(parseFrame('\ufeff{"cmd":"x"}'.encode()), TerminalCommand)
 
-    @pytest.mark.parametrize("frame", [b"[]", b"1", b'"cmd"', b"null", b"true"])
-    def test_notAnObject(self, frame: bytes) -> None:
-        error = _error(frame)
-        assert error.cmd is None
+    def test_notAnObject(self) -> None:
+        for frame in [b"[]", b"1", b'"cmd"', b"null", b"true"]:
+            error = _error(frame)
+            assert error.cmd is None
 
     def test_neitherCmdNorRet(self) -> None:
         error = _error(b'{"sn":"x"}')
         assert error.problem == "neither cmd nor ret"
 
-    @pytest.mark.parametrize(
-        ("frame", "field"),
-        [(b'{"cmd":1}', "cmd"), (b'{"cmd":"  "}', "cmd"), (b'{"ret":null}', "ret")],
-    )
-    def test_badName(self, frame: bytes, field: str) -> None:
-        error = _error(frame)
-        assert (error.cmd, error.field) == (None, field)
+    def test_badName(self) -> None:
+        for frame, field in [
+            (b'{"cmd":1}', "cmd"),
+            (b'{"cmd":"  "}', "cmd"),
+            (b'{"ret":null}', "ret"),
+        ]:
+            error = _error(frame)
+            assert (error.cmd, error.field) == (None, field)
 
     def test_loneSurrogateCmd(self) -> None:
         error = _error(b'{"cmd":"\\ud800"}')
@@ -615,15 +601,15 @@ class TestRejected:
             parseFrame(b'{"cmd":"x","a":{"b":[1,2]}}', maxArrayLength=2), TerminalCommand
         )
 
-    @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
-    def test_nonFiniteNumbers(self, literal: str) -> None:
-        error = _error(f'{{"cmd":"x","v":{literal}}}')
-        assert (error.cmd, error.field) == ("x", "v")
+    def test_nonFiniteNumbers(self) -> None:
+        for literal in ["NaN", "Infinity", "-Infinity", "1e400"]:
+            error = _error(f'{{"cmd":"x","v":{literal}}}')
+            assert (error.cmd, error.field) == ("x", "v")
 
     def test_hugeInteger(self) -> None:
         error = _error('{"cmd":"x","v":' + "9" * 5000 + "}")
         assert (error.cmd, error.field) == ("x", "v")
 
     def test_notBytes(self) -> None:
-        with pytest.raises(ProtocolError):
+        with self.assertRaises(ProtocolError):
             parseFrame(12)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from tm20.protocol.messages import ProtocolError, Register
 from tm20.protocol.parser import parseFrame
@@ -51,43 +51,36 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("sn", ACCEPTED)
-def test_accepted(sn: str) -> None:
-    assert snProblem(sn) is None
+class SerialNumberTests(SynchronousTestCase):
+    def test_accepted(self) -> None:
+        for sn in ACCEPTED:
+            assert snProblem(sn) is None
 
+    def test_refused(self) -> None:
+        for sn, problem in REFUSED:
+            found = snProblem(sn)
+            assert found is not None and problem in found
 
-@pytest.mark.parametrize(("sn", "problem"), REFUSED)
-def test_refused(sn: str, problem: str) -> None:
-    found = snProblem(sn)
-    assert found is not None and problem in found
+    def test_regRefusesABadSn(self) -> None:
+        for sn, problem in [r for r in REFUSED if r[0].strip()]:
+            frame = json.dumps({"cmd": "reg", "sn": sn, "devinfo": {}})
+            with self.assertRaises(ProtocolError) as caught:
+                parseFrame(frame)
+            assert (caught.exception.cmd, caught.exception.field) == ("reg", "sn")
+            assert problem in caught.exception.problem
 
+    def test_regTrimsBeforeTheRule(self) -> None:
+        assert parseFrame(b'{"cmd":"reg","sn":" ZX1\\n"}') == Register("ZX1", None, {})
 
-@pytest.mark.parametrize(("sn", "problem"), [r for r in REFUSED if r[0].strip()])
-def test_regRefusesABadSn(sn: str, problem: str) -> None:
-    frame = json.dumps({"cmd": "reg", "sn": sn, "devinfo": {}})
-    with pytest.raises(ProtocolError) as caught:
-        parseFrame(frame)
-    assert (caught.value.cmd, caught.value.field) == ("reg", "sn")
-    assert problem in caught.value.problem
+    def test_otherCommandsKeepTheirSnUnchecked(self) -> None:
+        message = parseFrame('{"cmd":"sendlog","sn":"ZX\u200b1","record":[]}')
+        assert message.sn == "ZX\u200b1"
 
-
-def test_regTrimsBeforeTheRule() -> None:
-    # surrounding whitespace is trimmed (firmware quirk), so it is not refused
-    assert parseFrame(b'{"cmd":"reg","sn":" ZX1\\n"}') == Register("ZX1", None, {})
-
-
-def test_otherCommandsKeepTheirSnUnchecked() -> None:
-    # only reg names a terminal: elsewhere the sn field is informative and ignored
-    message = parseFrame('{"cmd":"sendlog","sn":"ZX\u200b1","record":[]}')
-    assert message.sn == "ZX\u200b1"
-
-
-def test_aRefusedRegAlwaysCarriesText() -> None:
-    # every generic failure of a reg (a handler failing, the database down) carries text
-    assert failure("reg") == {"ret": "reg", "result": False, "reason": REG_FAILED}
-    assert failure("reg", 1) == {"ret": "reg", "result": False, "reason": REG_FAILED}
-    assert failure("reg", "why") == {"ret": "reg", "result": False, "reason": "why"}
-    assert failure("sendlog") == {"ret": "sendlog", "result": False, "reason": 1}
-    assert regInvalid("sn: is empty") == regRefused("invalid reg: sn: is empty")
-    long = regRefused("x" * 500)["reason"]
-    assert len(long) == 100 and long.endswith("...")
+    def test_aRefusedRegAlwaysCarriesText(self) -> None:
+        assert failure("reg") == {"ret": "reg", "result": False, "reason": REG_FAILED}
+        assert failure("reg", 1) == {"ret": "reg", "result": False, "reason": REG_FAILED}
+        assert failure("reg", "why") == {"ret": "reg", "result": False, "reason": "why"}
+        assert failure("sendlog") == {"ret": "sendlog", "result": False, "reason": 1}
+        assert regInvalid("sn: is empty") == regRefused("invalid reg: sn: is empty")
+        long = regRefused("x" * 500)["reason"]
+        assert len(long) == 100 and long.endswith("...")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
 
 from tm20.protocol.messages import (
     LogRecord,
@@ -41,31 +41,31 @@ def _sendlog(*records: Any) -> SendLog:
     return message
 
 
-class TestLogRanges:
-    @pytest.mark.parametrize(
-        "field", ["enrollid", "mode", "attmode", "inout", "event", "verifymode"]
-    )
-    @pytest.mark.parametrize("value", [2**63, 10**30, -(2**63) - 1, "9223372036854775808"])
-    def test_outOfRangeQuarantined(self, field: str, value: Any) -> None:
-        negativeId = field == "enrollid" and not isinstance(value, str) and value < 0
-        bad = {**_GOOD, field: value}
-        message = _sendlog(_GOOD, bad)
-        assert message.records == (LogRecord(enrollid=1, time="2024-01-01 00:00:00"),)
-        (rejected,) = message.rejected
-        assert rejected.field == f"record[1].{field}"
-        assert (
-            (rejected.problem == "must be >= 0")
-            if negativeId
-            else ("out of range" in rejected.problem)
-        )
-        assert json.loads(rejected.raw) == bad
+class LogRangesTests(SynchronousTestCase):
+    def test_outOfRangeQuarantined(self) -> None:
+        for field in ["enrollid", "mode", "attmode", "inout", "event", "verifymode"]:
+            for value in [2**63, 10**30, -(2**63) - 1, "9223372036854775808"]:
+                negativeId = field == "enrollid" and not isinstance(value, str) and value < 0
+                bad = {**_GOOD, field: value}
+                message = _sendlog(_GOOD, bad)
+                assert message.records == (LogRecord(enrollid=1, time="2024-01-01 00:00:00"),)
+                (rejected,) = message.rejected
+                assert rejected.field == f"record[1].{field}"
+                assert (
+                    (rejected.problem == "must be >= 0")
+                    if negativeId
+                    else ("out of range" in rejected.problem)
+                )
+                assert json.loads(rejected.raw) == bad
 
-    @pytest.mark.parametrize("field", ["mode", "inout", "event", "verifymode"])
-    def test_edgesAccepted(self, field: str) -> None:
-        message = _sendlog({**_GOOD, field: INT64_MAX}, {**_GOOD, field: INT64_MIN, "enrollid": 2})
-        assert message.rejected == ()
-        assert [getattr(r, field) for r in message.records] == [INT64_MAX, INT64_MIN]
-        assert _sendlog({**_GOOD, "enrollid": INT64_MAX}).records[0].enrollid == INT64_MAX
+    def test_edgesAccepted(self) -> None:
+        for field in ["mode", "inout", "event", "verifymode"]:
+            message = _sendlog(
+                {**_GOOD, field: INT64_MAX}, {**_GOOD, field: INT64_MIN, "enrollid": 2}
+            )
+            assert message.rejected == ()
+            assert [getattr(r, field) for r in message.records] == [INT64_MAX, INT64_MIN]
+            assert _sendlog({**_GOOD, "enrollid": INT64_MAX}).records[0].enrollid == INT64_MAX
 
     def test_nulInImage(self) -> None:
         message = _sendlog({**_GOOD, "image": "AB\x00CD"})
@@ -89,27 +89,24 @@ class TestLogRanges:
 
     def test_pulledRecordsChecked(self) -> None:
         """Records read by a pull (getnewlog) follow the same rules."""
-        with pytest.raises(ValueError, match="out of range"):
+        with self.assertRaisesRegex(ValueError, "out of range"):
             parseLogRecord({**_GOOD, "inout": 2**63})
 
 
-class TestUserRanges:
-    @pytest.mark.parametrize(
-        ("field", "value"),
-        [
+class UserRangesTests(SynchronousTestCase):
+    def test_unstorableQuarantined(self) -> None:
+        for field, value in [
             ("enrollid", 2**63),
             ("backupnum", INT32_MAX + 1),
             ("admin", INT32_MAX + 1),
             ("admin", INT32_MIN - 1),
             ("name", "Ann\x00"),
-        ],
-    )
-    def test_unstorableQuarantined(self, field: str, value: Any) -> None:
-        frame = json.dumps({"cmd": "senduser", "sn": "T1", "enrollid": 1, field: value})
-        message = parseFrame(frame)
-        assert isinstance(message, SendUserRejected)
-        assert message.rejected.field == field
-        assert message.rejected.raw == frame
+        ]:
+            frame = json.dumps({"cmd": "senduser", "sn": "T1", "enrollid": 1, field: value})
+            message = parseFrame(frame)
+            assert isinstance(message, SendUserRejected)
+            assert message.rejected.field == field
+            assert message.rejected.raw == frame
 
     def test_edgesAccepted(self) -> None:
         message = parseFrame(
@@ -140,28 +137,25 @@ class TestUserRanges:
         )
 
 
-class TestRegisterText:
-    @pytest.mark.parametrize(
-        ("frame", "field"),
-        [
+class RegisterTextTests(SynchronousTestCase):
+    def test_nulInStoredTextRefused(self) -> None:
+        for frame, field in [
             ({"cmd": "reg", "sn": "A", "cpusn": "1\x002"}, "cpusn"),
             ({"cmd": "reg", "sn": "A", "devinfo": {"mac": "00:11\x00"}}, "devinfo.mac"),
             ({"cmd": "reg", "sn": "A", "devinfo": {"modelname": "\x00"}}, "devinfo.modelname"),
             ({"cmd": "reg", "sn": "A", "devinfo": {"firmware": "v\x00"}}, "devinfo.firmware"),
-        ],
-    )
-    def test_nulInStoredTextRefused(self, frame: dict[str, Any], field: str) -> None:
-        with pytest.raises(ProtocolError) as info:
-            parseFrame(json.dumps(frame))
-        assert (info.value.cmd, info.value.field) == ("reg", field)
-        assert "NUL" in info.value.problem
+        ]:
+            with self.assertRaises(ProtocolError) as info:
+                parseFrame(json.dumps(frame))
+            assert (info.exception.cmd, info.exception.field) == ("reg", field)
+            assert "NUL" in info.exception.problem
 
     def test_nulInSnRefusedByTheSnRule(self) -> None:
         """The sn rule (L{tm20.protocol.serial}) refuses a NUL before the stored-text check."""
-        with pytest.raises(ProtocolError) as info:
+        with self.assertRaises(ProtocolError) as info:
             parseFrame(json.dumps({"cmd": "reg", "sn": "A\x00"}))
-        assert (info.value.cmd, info.value.field) == ("reg", "sn")
-        assert "U+0000" in info.value.problem
+        assert (info.exception.cmd, info.exception.field) == ("reg", "sn")
+        assert "U+0000" in info.exception.problem
 
     def test_nulElsewhereInDevinfoKept(self) -> None:
         """The rest of devinfo is stored as JSON, where a NUL is an escape."""
@@ -170,7 +164,7 @@ class TestRegisterText:
         assert message.devinfo == {"x": "\x00"}
 
 
-class TestVerbatim:
+class VerbatimTests(SynchronousTestCase):
     def test_rawIsTheSourceText(self) -> None:
         """Spacing, key order, number spelling and escapes are kept as the terminal sent them."""
         bad = '{ "time" : "2024-13-01 00:00:00",\n "enrollid":1E0, "x":"\\u00e9", "n":1.50 }'
@@ -200,9 +194,8 @@ class TestVerbatim:
         assert isinstance(message, SendLog)
         assert [r.raw for r in message.rejected] == ['{"enrollid":1,"time":"x"}']
 
-    @pytest.mark.parametrize(
-        ("text", "expected"),
-        [
+    def test_arrayElementsOf(self) -> None:
+        for text, expected in [
             ('{"record":[1, "a" ,{"b":[2]}], "x":0}', ["1", '"a"', '{"b":[2]}']),
             ('{"record":[]}', []),
             ('{"x":1,"record":[NaN],"record":[3]}', ["3"]),
@@ -211,7 +204,5 @@ class TestVerbatim:
             ('{"x":1}', None),
             ("[1]", None),
             ('{"record":[1,]}', None),
-        ],
-    )
-    def test_arrayElementsOf(self, text: str, expected: list[str] | None) -> None:
-        assert arrayElementsOf(text, "record") == expected
+        ]:
+            assert arrayElementsOf(text, "record") == expected

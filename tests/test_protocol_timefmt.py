@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
+from twisted.trial.unittest import SynchronousTestCase
 
 from tm20.protocol.timefmt import (
     cloudTime,
@@ -21,7 +21,7 @@ from tm20.protocol.timefmt import (
 _POSIX = datetime(2016, 3, 25, 13, 49, 30, tzinfo=UTC).timestamp()
 
 
-class TestTime:
+class TimeTests(SynchronousTestCase):
     def test_normalisePadded(self) -> None:
         assert normaliseTime("2016-03-25 13:49:30") == "2016-03-25 13:49:30"
 
@@ -31,9 +31,8 @@ class TestTime:
     def test_normaliseExtraSpaces(self) -> None:
         assert normaliseTime("  2018-11-01   08:05:03 ") == "2018-11-01 08:05:03"
 
-    @pytest.mark.parametrize(
-        "bad",
-        [
+    def test_invalid(self) -> None:
+        for bad in [
             "2016-03-25T13:49:30",
             "2016-03-25T13:49:30Z",
             "2016-13-01 00:00:00",
@@ -44,56 +43,45 @@ class TestTime:
             "",
             "2016-03-25 13:49:30.123",
             "２０１６-03-25 13:49:30",
-        ],
-    )
-    def test_invalid(self, bad: str) -> None:
-        with pytest.raises(ValueError):
-            normaliseTime(bad)
+        ]:
+            with self.assertRaises(ValueError):
+                normaliseTime(bad)
 
-    @pytest.mark.parametrize(
-        "value",
-        [
+    def test_canonicalReturnedAsIs(self) -> None:
+        """The usual canonical value takes the fast path: the very same string comes back."""
+        for value in [
             "2016-03-25 13:49:30",
             "2024-02-28 23:59:59",
             "0001-01-01 00:00:00",
             "9999-12-28 23:59:59",
-        ],
-    )
-    def test_canonicalReturnedAsIs(self, value: str) -> None:
-        """The usual canonical value takes the fast path: the very same string comes back."""
-        assert normaliseTime(value) is value
+        ]:
+            assert normaliseTime(value) is value
 
-    @pytest.mark.parametrize(
-        ("value", "expected"),
-        [
+    def test_lateDaysOfTheMonth(self) -> None:
+        for value, expected in [
             ("2024-02-29 00:00:00", "2024-02-29 00:00:00"),  # leap day: checked by the calendar
             ("2024-01-31 12:00:00", "2024-01-31 12:00:00"),
             ("2024-04-30 12:00:00", "2024-04-30 12:00:00"),
             ("2024-01-01 23:59:59\n", "2024-01-01 23:59:59"),  # trailing space dropped
-        ],
-    )
-    def test_lateDaysOfTheMonth(self, value: str, expected: str) -> None:
-        assert normaliseTime(value) == expected
+        ]:
+            assert normaliseTime(value) == expected
 
-    @pytest.mark.parametrize(
-        "bad",
-        [
+    def test_canonicalLookingButInvalid(self) -> None:
+        for bad in [
             "2023-02-29 00:00:00",
             "2024-04-31 00:00:00",
             "0000-01-01 00:00:00",
             "2024-00-01 00:00:00",
             "2024-01-00 00:00:00",
             "2024-01-01 23:59:60",
-        ],
-    )
-    def test_canonicalLookingButInvalid(self, bad: str) -> None:
-        with pytest.raises(ValueError):
-            normaliseTime(bad)
+        ]:
+            with self.assertRaises(ValueError):
+                normaliseTime(bad)
 
-    @pytest.mark.parametrize("bad", [None, 20160325, 1.5, b"2016-03-25 13:49:30"])
-    def test_notAString(self, bad: object) -> None:
-        with pytest.raises(ValueError):
-            normaliseTime(bad)  # type: ignore[arg-type]
+    def test_notAString(self) -> None:
+        for bad in [None, 20160325, 1.5, b"2016-03-25 13:49:30"]:
+            with self.assertRaises(ValueError):
+                normaliseTime(bad)  # type: ignore[arg-type]
 
     def test_parseTimeIsNaive(self) -> None:
         assert parseTime("2018-11-1 8:5:3") == datetime(2018, 11, 1, 8, 5, 3)
@@ -106,30 +94,28 @@ class TestTime:
         assert formatTime(datetime(999, 1, 1)) == "0999-01-01 00:00:00"
 
 
-class TestDate:
+class DateTests(SynchronousTestCase):
     def test_unpadded(self) -> None:
         assert normaliseDate("2018-11-1") == "2018-11-01"
         assert parseDate("2018-12-30").day == 30
 
-    @pytest.mark.parametrize("good", ["2018-11-1", "2000-01-01", "2045-01-01"])
-    def test_valid(self, good: str) -> None:
-        assert isValidDate(good)
+    def test_valid(self) -> None:
+        for good in ["2018-11-1", "2000-01-01", "2045-01-01"]:
+            assert isValidDate(good)
 
-    @pytest.mark.parametrize(
-        "bad", ["2018-11-31", "2018-11-01 00:00:00", "18-11-01", "", None, 20181101]
-    )
-    def test_invalid(self, bad: object) -> None:
-        assert not isValidDate(bad)
+    def test_invalid(self) -> None:
+        for bad in ["2018-11-31", "2018-11-01 00:00:00", "18-11-01", "", None, 20181101]:
+            assert not isValidDate(bad)
 
     def test_monthDay(self) -> None:
         assert normaliseMonthDay("2-29") == "02-29"
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             normaliseMonthDay("02-30")
-        with pytest.raises(ValueError):
+        with self.assertRaises(ValueError):
             normaliseMonthDay("13-01")
 
 
-class TestCloudTime:
+class CloudTimeTests(SynchronousTestCase):
     def test_zone(self) -> None:
         assert cloudTime(_POSIX, "Europe/Paris") == "2016-03-25 14:49:30"
 
@@ -144,7 +130,7 @@ class TestCloudTime:
         expected = datetime.fromtimestamp(_POSIX).strftime("%Y-%m-%d %H:%M:%S")
         assert cloudTime(_POSIX, None) == expected
 
-    @pytest.mark.parametrize("bad", ["Mars/Olympus", "", "../etc/passwd", "Europe"])
-    def test_unknownZone(self, bad: str) -> None:
-        with pytest.raises(ValueError):
-            cloudTime(_POSIX, bad)
+    def test_unknownZone(self) -> None:
+        for bad in ["Mars/Olympus", "", "../etc/passwd", "Europe"]:
+            with self.assertRaises(ValueError):
+                cloudTime(_POSIX, bad)

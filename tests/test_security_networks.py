@@ -10,7 +10,6 @@ from typing import Any
 import treq
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import inlineCallbacks
-from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.securitysupport import connectWS, openRaw, registerOn, startServerOn
@@ -125,41 +124,3 @@ class HelperTests(SynchronousTestCase):
         text = b'{"name":"a,b,[c]{","photo":"' + b"," * 1000 + b'"}'
         self.assertLessEqual(countJSONValues(text, 10), 3)
         self.assertGreater(countJSONValues(b"[" + b"0," * 500 + b"0]", 10), 500)
-
-
-class OptionTests(SynchronousTestCase):
-    def test_defaults(self) -> None:
-        config = parse([]).toConfig()
-        self.assertEqual(config.maxConnections, 50_000)
-        self.assertEqual(config.maxConnectionsPerIP, 1_000)
-        self.assertEqual(config.terminalNetworks, ())
-        self.assertEqual(config.trustedProxies, ())
-
-    def test_environmentAndCommandLine(self) -> None:
-        env = {
-            "TM20_MAX_CONNECTIONS": "100",
-            "TM20_MAX_CONNECTIONS_PER_IP": "10",
-            "TM20_TERMINAL_NETWORKS": "10.0.0.0/8, 192.168.0.0/16",
-            "TM20_TRUSTED_PROXIES": "127.0.0.1",
-        }
-        config = parse([], env).toConfig()
-        self.assertEqual(config.maxConnections, 100)
-        self.assertEqual(config.maxConnectionsPerIP, 10)
-        self.assertEqual(config.terminalNetworks, ("10.0.0.0/8", "192.168.0.0/16"))
-        self.assertEqual(config.trustedProxies, ("127.0.0.1",))
-        config = parse(
-            ["--max-connections", "7", "--terminal-networks", "172.16.0.0/12"], env
-        ).toConfig()
-        self.assertEqual(config.maxConnections, 7)
-        self.assertEqual(config.terminalNetworks, ("172.16.0.0/12",))
-        self.assertEqual(config.maxConnectionsPerIP, 10)
-
-    def test_badValues(self) -> None:
-        with self.assertRaises(UsageError) as e:
-            parse(["--terminal-networks", "10.0.0.0/8,not-a-net"])
-        self.assertIn("--terminal-networks", str(e.exception))
-        self.assertIn("not-a-net", str(e.exception))
-        with self.assertRaises(UsageError):
-            parse([], {"TM20_MAX_CONNECTIONS": "-1"})
-        with self.assertRaises(UsageError):
-            parse(["--trusted-proxies", "1.2.3.4/99"])

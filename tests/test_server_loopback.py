@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import treq
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
+from tests import captures
 from tests.serverfixture import connectRaw, registeredClient, startServer
 from tm20.model import LogQuery
 from tm20.protocol.messages import CommandReply
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "captures"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
 
@@ -50,9 +48,7 @@ class TerminalEndpointTests(TestCase):
     @inlineCallbacks
     def test_captureRegAndDevinfoStored(self) -> Any:
         running = yield startServer(self)
-        frames = [
-            json.loads(line)["frame"] for line in (CAPTURES / "th900-click-v5.0.jsonl").open()
-        ]
+        frames = captures.frames()
         client = yield connectRaw(self, running)
         reply = yield client.request(frames[0])
         self.assertIs(reply["result"], True)
@@ -137,9 +133,7 @@ class TerminalEndpointTests(TestCase):
     @inlineCallbacks
     def test_senduserStoresTemplateVerbatim(self) -> Any:
         running = yield startServer(self)
-        frames = [
-            json.loads(line)["frame"] for line in (CAPTURES / "th900-click-v5.0.jsonl").open()
-        ]
+        frames = captures.frames()
         template = frames[1]["record"]
         client = yield registeredClient(self, running, sn="ZYTI25116685")
         reply = yield client.request(

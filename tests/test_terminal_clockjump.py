@@ -15,13 +15,13 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.memoryws import MemoryTerminal
 from tests.serverfixture import registeredClient, startServer
+from tests.syncstore import stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
 from tm20.service import buildServer
-from tm20.store.sqlite import SQLiteStore
 from tm20.terminal.monotonic import MonotonicTime, monotonicClock
 
 
@@ -29,19 +29,17 @@ def reg(sn: str) -> dict[str, Any]:
     return {"cmd": "reg", "sn": sn, "devinfo": {"modelname": "tfs30"}}
 
 
-class _TwoClocks(TestCase):
-    timeout = 30
+class _TwoClocks(SynchronousTestCase):
     config = ServerConfig(heartbeatInterval=30, connectionTimeout=120, regTimeout=0)
 
-    @inlineCallbacks
-    def setUp(self) -> Any:
+    def setUp(self) -> None:
         self.wall = Clock()
         self.wall.advance(1_700_000_000)
         self.mono = Clock()
         self.mono.advance(5_000)
-        self.store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
-        yield self.store.start()
-        self.addCleanup(self.store.stop)
+        # a real SQLite store answering synchronously (tests.syncstore), on the wall clock
+        self.store = syncSQLiteStore(self.mktemp() + ".sqlite3", self.wall)
+        self.addCleanup(stopSync, self.store)
         self.server = buildServer(
             self.config, reactor, self.store, clock=self.wall, monotonic=self.mono
         )
@@ -58,8 +56,7 @@ class _TwoClocks(TestCase):
         """The system clock is stepped: only wall time moves (what is due on it runs)."""
         self.wall.advance(seconds)
 
-    @inlineCallbacks
-    def registered(self, count: int) -> Any:
+    def registered(self, count: int) -> list[MemoryTerminal]:
         terms = []
         for i in range(count):
             term = MemoryTerminal(self.server.factory)
@@ -67,12 +64,8 @@ class _TwoClocks(TestCase):
             term.send(reg(f"S{i:02d}"))
             terms.append(term)
         for term in terms:
-            for _ in range(500):
-                got = term.messages()
-                if got:
-                    break
-                yield deferLater(reactor, 0.01, lambda: None)
-            self.assertEqual((got[0]["ret"], got[0]["result"]), ("reg", True))
+            [got] = term.messages()
+            self.assertEqual((got["ret"], got["result"]), ("reg", True))
         return terms
 
     def disconnect(self, term: MemoryTerminal) -> None:
@@ -84,9 +77,8 @@ class _TwoClocks(TestCase):
 
 
 class ClockJumpTests(_TwoClocks):
-    @inlineCallbacks
-    def test_forwardJumpDropsNobody(self) -> Any:
-        terms = yield self.registered(20)
+    def test_forwardJumpDropsNobody(self) -> None:
+        terms = self.registered(20)
         for i, term in enumerate(terms):  # traffic spread over the last 20 s
             self.elapse(1)
             term.send({"ret": "gettime", "sn": f"S{i:02d}", "time": "2024-01-15 10:00:00"})
@@ -95,9 +87,8 @@ class ClockJumpTests(_TwoClocks):
         self.assertEqual(self.closed(terms), [])
         self.assertEqual(len(self.server.context.registry), 20)
 
-    @inlineCallbacks
-    def test_forwardJumpDoesNotProbeEarly(self) -> Any:
-        [term] = yield self.registered(1)
+    def test_forwardJumpDoesNotProbeEarly(self) -> None:
+        [term] = self.registered(1)
         self.elapse(10)
         self.jump(3600)
         self.elapse(1)
@@ -105,9 +96,8 @@ class ClockJumpTests(_TwoClocks):
         self.elapse(19)  # 30 s of real silence
         self.assertEqual(term.messages(), [{"cmd": "gettime"}])
 
-    @inlineCallbacks
-    def test_backwardJumpStillExpiresSilentTerminals(self) -> Any:
-        terms = yield self.registered(3)
+    def test_backwardJumpStillExpiresSilentTerminals(self) -> None:
+        terms = self.registered(3)
         self.elapse(10)
         self.jump(-3600)  # the clock is stepped an hour back
         self.elapse(109.5)
@@ -115,9 +105,8 @@ class ClockJumpTests(_TwoClocks):
         self.elapse(1)  # 120 s of real silence
         self.assertEqual(self.closed(terms), [0, 1, 2])
 
-    @inlineCallbacks
-    def test_backwardJumpStillProbes(self) -> Any:
-        [term] = yield self.registered(1)
+    def test_backwardJumpStillProbes(self) -> None:
+        [term] = self.registered(1)
         self.elapse(10)
         self.jump(-600)
         self.elapse(20)

@@ -1,6 +1,6 @@
 """
 One socket, one terminal (deterministic session tests: in-memory transport, injected Clock,
-real SQLite store).
+a real SQLite store that answers synchronously, L{tests.syncstore}).
 
 A connection is bound to the first sn it registers; a reg with another sn on it is refused with
 a reason and changes nothing.  A refused reg always says why in text.  A connection that closed
@@ -12,20 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.memoryws import OP_CLOSE, MemoryTerminal
+from tests.syncstore import fired, stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
 from tm20.errors import StoreUnavailable
 from tm20.protocol.replies import REG_FAILED
 from tm20.service import buildServer
 from tm20.services.identity import hashSecret
 from tm20.services.registration import REASON_SN_CHANGED
-from tm20.store.sqlite import SQLiteStore
 
 
 def reg(sn: str, **fields: Any) -> dict[str, Any]:
@@ -75,15 +75,11 @@ class WrappedStore:
         return call
 
 
-class OneSocketOneTerminalTests(TestCase):
-    timeout = 20
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
+class OneSocketOneTerminalTests(SynchronousTestCase):
+    def setUp(self) -> None:
         self.clock = Clock()
-        self.sqlite = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
-        yield self.sqlite.start()
-        self.addCleanup(self.sqlite.stop)
+        self.sqlite = syncSQLiteStore(self.mktemp() + ".sqlite3", self.clock)
+        self.addCleanup(stopSync, self.sqlite)
         self.store = WrappedStore(self.sqlite)
         self.server = buildServer(ServerConfig(), reactor, self.store, clock=self.clock)
         self.registry = self.server.context.registry
@@ -98,48 +94,36 @@ class OneSocketOneTerminalTests(TestCase):
         if term.protocol.state != term.protocol.STATE_CLOSED:
             term.protocol.connectionLost(Failure(ConnectionDone()))
 
-    @inlineCallbacks
-    def until(self, check: Any, what: str) -> Any:
-        for _ in range(500):
-            if check():
-                return
-            yield deferLater(reactor, 0.01, lambda: None)
-        self.fail(f"never happened: {what}")
-
-    @inlineCallbacks
     def request(self, term: MemoryTerminal, frame: Any) -> Any:
-        """Send C{frame}; return the one text message that answers it."""
+        """Send C{frame}; return the one text message that answers it (already written)."""
         term.send(frame)
-        got: list[Any] = []
-        yield self.until(lambda: got.extend(term.messages()) or got, f"a reply to {frame}")
-        [reply] = got
+        [reply] = term.messages()
         return reply
 
     def assertOpen(self, term: MemoryTerminal) -> None:
         self.assertNotIn(OP_CLOSE, [op for op, _ in term.frames()])
         self.assertEqual(term.protocol.state, term.protocol.STATE_OPEN)
 
-    @inlineCallbacks
-    def test_regWithAnotherSnIsRefusedAndChangesNothing(self) -> Any:
+    def test_regWithAnotherSnIsRefusedAndChangesNothing(self) -> None:
         term = self.connect()
-        reply = yield self.request(term, reg("A"))
+        reply = self.request(term, reg("A"))
         self.assertIs(reply["result"], True)
         session = self.registry.get("A")
 
-        reply = yield self.request(term, reg("B"))
+        reply = self.request(term, reg("B"))
         self.assertEqual(reply, {"ret": "reg", "result": False, "reason": REASON_SN_CHANGED})
         self.assertOpen(term)  # not disconnected: it is still terminal A
         self.assertEqual(self.registry.connected(), ["A"])
         self.assertIs(self.registry.get("A"), session)
         self.assertIsNone(self.registry.get("B"))
         self.assertEqual(term.protocol.sn, "A")
-        self.assertIsNone((yield self.sqlite.getTerminal("B")))  # nothing written for B
+        self.assertIsNone(fired(self.sqlite.getTerminal("B")))  # nothing written for B
 
         # It is served as A, heartbeats included.
-        ack = yield self.request(term, sendlog(1))
+        ack = self.request(term, sendlog(1))
         self.assertIs(ack["result"], True)
-        self.assertEqual((yield self.sqlite.countLogs("A")), 1)
-        reply = yield self.request(term, reg("A"))
+        self.assertEqual(fired(self.sqlite.countLogs("A")), 1)
+        reply = self.request(term, reg("A"))
         self.assertIs(reply["result"], True)
 
         # Closed, it leaves nothing connected.
@@ -147,14 +131,13 @@ class OneSocketOneTerminalTests(TestCase):
         self.assertEqual(self.registry.connected(), [])
         self.assertEqual(len(self.registry), 0)
 
-    @inlineCallbacks
-    def test_manySocketsSwitchingSnLeaveNoGhost(self) -> Any:
+    def test_manySocketsSwitchingSnLeaveNoGhost(self) -> None:
         terms = []
         for i in range(40):
             term = self.connect()
-            reply = yield self.request(term, reg(f"A{i}"))
+            reply = self.request(term, reg(f"A{i}"))
             self.assertIs(reply["result"], True)
-            reply = yield self.request(term, reg(f"B{i}"))
+            reply = self.request(term, reg(f"B{i}"))
             self.assertIs(reply["result"], False)
             terms.append(term)
         self.assertEqual(len(self.registry), 40)
@@ -163,23 +146,20 @@ class OneSocketOneTerminalTests(TestCase):
         self.assertEqual(self.registry.connected(), [])
         self.assertEqual(len(self.registry), 0)
 
-    @inlineCallbacks
-    def test_closedWhileRegisteringIsNeverConnected(self) -> Any:
+    def test_closedWhileRegisteringIsNeverConnected(self) -> None:
         self.store.gate = Deferred()
         term = self.connect()
         term.send(reg("LATE"))
         # The registration has committed; its answer is on its way when the socket closes.
-        yield self.until(lambda: self.store.registered == ["LATE"], "the registration")
+        self.assertEqual(self.store.registered, ["LATE"])
         self.disconnect(term)
         self.store.gate.callback(None)
-        yield deferLater(reactor, 0, lambda: None)
         self.assertEqual(self.registry.connected(), [])
         self.assertEqual(len(self.registry), 0)
 
-    @inlineCallbacks
-    def test_badSnRefusedWithItsReasonConnectionLivesOn(self) -> Any:
+    def test_badSnRefusedWithItsReasonConnectionLivesOn(self) -> None:
         term = self.connect()
-        reply = yield self.request(term, reg("ZX\u200b0001"))
+        reply = self.request(term, reg("ZX\u200b0001"))
         self.assertEqual(reply["ret"], "reg")
         self.assertIs(reply["result"], False)
         self.assertIsInstance(reply["reason"], str)
@@ -187,14 +167,13 @@ class OneSocketOneTerminalTests(TestCase):
         self.assertIn("U+200B", reply["reason"])
         self.assertOpen(term)
         self.assertEqual(self.registry.connected(), [])
-        self.assertEqual((yield self.sqlite.listTerminals(None)), [])
+        self.assertEqual(fired(self.sqlite.listTerminals(None)), [])
         # The same connection may still register with a good sn.
-        reply = yield self.request(term, reg("ZX0001"))
+        reply = self.request(term, reg("ZX0001"))
         self.assertIs(reply["result"], True)
         self.assertEqual(self.registry.connected(), ["ZX0001"])
 
-    @inlineCallbacks
-    def test_everyRefusedRegCarriesText(self) -> Any:
+    def test_everyRefusedRegCarriesText(self) -> None:
         term = self.connect()
         for frame in (
             {"cmd": "reg"},  # no sn
@@ -203,32 +182,31 @@ class OneSocketOneTerminalTests(TestCase):
             {"cmd": "reg", "sn": "ZX1", "devinfo": [1]},  # malformed devinfo
             b'{"cmd":"reg","sn":"ZX1",',  # not JSON
         ):
-            reply = yield self.request(term, frame)
+            reply = self.request(term, frame)
             self.assertEqual((reply["ret"], reply["result"]), ("reg", False), frame)
             self.assertIsInstance(reply["reason"], str, frame)
             self.assertTrue(reply["reason"], frame)
         self.assertOpen(term)
         # The database failing: refused with text too.
         self.store.failing = True
-        reply = yield self.request(term, reg("ZX1"))
+        reply = self.request(term, reg("ZX1"))
         self.assertEqual(reply, {"ret": "reg", "result": False, "reason": REG_FAILED})
         self.flushLoggedErrors(StoreUnavailable)
         self.store.failing = False
-        reply = yield self.request(term, reg("ZX1"))
+        reply = self.request(term, reg("ZX1"))
         self.assertIs(reply["result"], True)
 
-    @inlineCallbacks
-    def test_everyRefusalPathSaysWhyInText(self) -> Any:
+    def test_everyRefusalPathSaysWhyInText(self) -> None:
         """
         Whitelist (pending), disabled, identity, secret, sn rule, sn change: each refused reg
         carries a human-readable reason (terminals show it on screen), never a number.
         """
-        yield self.sqlite.createTerminal("OFF", None, True, None)
-        yield self.sqlite.updateTerminal("OFF", {"active": False})
-        yield self.sqlite.createTerminal("LOCKED", None, True, None)
-        yield self.sqlite.setTerminalSecret("LOCKED", hashSecret("door-7f3a9c2e5b1d4068"))
+        fired(self.sqlite.createTerminal("OFF", None, True, None))
+        fired(self.sqlite.updateTerminal("OFF", {"active": False}))
+        fired(self.sqlite.createTerminal("LOCKED", None, True, None))
+        fired(self.sqlite.setTerminalSecret("LOCKED", hashSecret("door-7f3a9c2e5b1d4068")))
         bound = self.connect()
-        reply = yield self.request(bound, reg("BOUND", cpusn="CPU-A"))
+        reply = self.request(bound, reg("BOUND", cpusn="CPU-A"))
         self.assertIs(reply["result"], True)
         whitelist = buildServer(
             ServerConfig(requireWhitelist=True), reactor, self.store, clock=self.clock
@@ -243,9 +221,9 @@ class OneSocketOneTerminalTests(TestCase):
         ]
         for server, frame, words in attempts:
             term = self.connect(server)
-            reply = yield self.request(term, frame)
+            reply = self.request(term, frame)
             self.assertEqual((reply["ret"], reply["result"]), ("reg", False), frame)
             self.assertIsInstance(reply["reason"], str, frame)
             self.assertIn(words, reply["reason"], frame)
-        reply = yield self.request(bound, reg("OTHER"))
+        reply = self.request(bound, reg("OTHER"))
         self.assertEqual(reply, {"ret": "reg", "result": False, "reason": REASON_SN_CHANGED})

@@ -1,39 +1,35 @@
 """
 Deterministic session tests: in-memory transport, an injected Clock for every timer, and a real
-SQLite store.
+SQLite store that answers synchronously (L{tests.syncstore}): nothing waits on the real reactor.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
-from tests.memoryws import OP_CLOSE, OP_PING, MemoryTerminal
+from tests.memoryws import OP_CLOSE, OP_PING, LenientTransport, MemoryTerminal
+from tests.syncstore import fired, stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
 from tm20.service import buildServer
-from tm20.store.sqlite import SQLiteStore
 
 
 def reg(sn: str = "S1") -> dict[str, Any]:
     return {"cmd": "reg", "sn": sn, "devinfo": {"modelname": "tfs30"}}
 
 
-class SessionTests(TestCase):
-    timeout = 20
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
+class SessionTests(SynchronousTestCase):
+    def setUp(self) -> None:
         self.clock = Clock()
-        self.store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
-        yield self.store.start()
-        self.addCleanup(self.store.stop)
-        self.terminals: list[MemoryTerminal] = []
+        self.store = syncSQLiteStore(self.mktemp() + ".sqlite3", self.clock)
+        self.addCleanup(stopSync, self.store)
 
     def makeServer(self, **changes: Any) -> Any:
         config = ServerConfig(**changes)
@@ -42,7 +38,6 @@ class SessionTests(TestCase):
     def connect(self, server: Any, path: str = "/pub/chat") -> MemoryTerminal:
         term = MemoryTerminal(server.factory, path)
         self.assertEqual(term.status, b"HTTP/1.1 101 Switching Protocols")
-        self.terminals.append(term)
         self.addCleanup(self.disconnect, term)
         return term
 
@@ -50,28 +45,16 @@ class SessionTests(TestCase):
         if not term.transport.disconnecting or term.protocol.state != term.protocol.STATE_CLOSED:
             term.protocol.connectionLost(Failure(ConnectionDone()))
 
-    @inlineCallbacks
-    def nextMessages(self, term: MemoryTerminal, count: int = 1) -> Any:
-        got: list[Any] = []
-        for _ in range(500):
-            got.extend(term.messages())
-            if len(got) >= count:
-                return got
-            yield deferLater(reactor, 0.01, lambda: None)
-        self.fail(f"expected {count} messages, got {got}")
-
-    @inlineCallbacks
-    def registered(self, server: Any, sn: str = "S1") -> Any:
+    def registered(self, server: Any, sn: str = "S1") -> MemoryTerminal:
         term = self.connect(server)
         term.send(reg(sn))
-        [reply] = yield self.nextMessages(term)
+        [reply] = term.messages()
         self.assertEqual((reply["ret"], reply["result"]), ("reg", True))
         return term
 
-    @inlineCallbacks
-    def test_probeAfterSilenceThenDisconnect(self) -> Any:
+    def test_probeAfterSilenceThenDisconnect(self) -> None:
         server = self.makeServer(heartbeatInterval=30, connectionTimeout=120)
-        term = yield self.registered(server)
+        term = self.registered(server)
         self.clock.advance(29)
         self.assertEqual(term.messages(), [])
         self.clock.advance(1)
@@ -83,10 +66,9 @@ class SessionTests(TestCase):
         frames = term.frames()
         self.assertEqual(term.closeCode(frames), 4000)
 
-    @inlineCallbacks
-    def test_answeringTheProbeKeepsTheTerminal(self) -> Any:
+    def test_answeringTheProbeKeepsTheTerminal(self) -> None:
         server = self.makeServer(heartbeatInterval=30, connectionTimeout=120)
-        term = yield self.registered(server)
+        term = self.registered(server)
         for _ in range(10):  # 10 minutes, answering each probe
             self.clock.advance(30)
             self.assertEqual(term.messages(), [{"cmd": "gettime"}])
@@ -95,10 +77,9 @@ class SessionTests(TestCase):
         self.assertIsNone(term.closeCode(frames))
         self.assertEqual(server.context.registry.connected(), ["S1"])
 
-    @inlineCallbacks
-    def test_neverSendsWebSocketPings(self) -> Any:
+    def test_neverSendsWebSocketPings(self) -> None:
         server = self.makeServer(heartbeatInterval=30, connectionTimeout=120)
-        term = yield self.registered(server)
+        term = self.registered(server)
         for _ in range(30):
             self.clock.advance(10)
             term.send({"ret": "gettime", "sn": "S1", "time": "2024-01-15 10:00:00"})
@@ -114,8 +95,6 @@ class SessionTests(TestCase):
 
     def test_handshakeTimeout(self) -> None:
         server = self.makeServer(handshakeTimeout=5)
-        from tests.memoryws import LenientTransport
-
         transport = LenientTransport()
         proto = server.factory.buildProtocol(transport.getPeer())
         proto.makeConnection(transport)
@@ -123,22 +102,30 @@ class SessionTests(TestCase):
         self.clock.advance(6)
         self.assertTrue(transport.disconnecting)
 
-    @inlineCallbacks
-    def test_regHeartbeatIsCheap(self) -> Any:
+    def test_regHeartbeatIsCheap(self) -> None:
         server = self.makeServer()
-        term = yield self.registered(server)
-        first = yield self.store.getTerminal("S1")
+        term = self.registered(server)
+        first = fired(self.store.getTerminal("S1"))
         self.clock.advance(20)
         term.send(reg())
-        [reply] = yield self.nextMessages(term)
+        [reply] = term.messages()
         self.assertIs(reply["result"], True)
-        again = yield self.store.getTerminal("S1")
+        again = fired(self.store.getTerminal("S1"))
         self.assertEqual(first.lastSeen, again.lastSeen)  # no write for a heartbeat
 
-    @inlineCallbacks
-    def test_floodPausesReading(self) -> Any:
+    def test_floodPausesReading(self) -> None:
         server = self.makeServer(maxPendingMessages=8)
-        term = yield self.registered(server)
+        term = self.registered(server)
+        # the store takes its time: each batch waits until released, in order
+        waiting: list[Deferred[None]] = []
+        addLogs = self.store.addLogs
+
+        def slowAddLogs(sn: str, records: Any) -> Deferred[Any]:
+            d: Deferred[None] = Deferred()
+            waiting.append(d)
+            return d.addCallback(lambda _: addLogs(sn, records))
+
+        self.store.addLogs = slowAddLogs  # type: ignore[method-assign]
         for i in range(20):
             term.send(
                 {
@@ -149,43 +136,87 @@ class SessionTests(TestCase):
                 }
             )
         self.assertTrue(term.transport.paused)
-        replies = yield self.nextMessages(term, 20)
+        self.assertEqual(len(waiting), 1)  # one command handled at a time
+        replies: list[Any] = []
+        while waiting:
+            waiting.pop(0).callback(None)
+            replies.extend(term.messages())
         self.assertEqual([r["logindex"] for r in replies], list(range(20)))
         self.assertFalse(term.transport.paused)
-        self.assertEqual((yield self.store.countLogs("S1")), 20)
+        self.assertEqual(fired(self.store.countLogs("S1")), 20)
 
-    @inlineCallbacks
-    def test_whitelistRefusal(self) -> Any:
+    def test_floodDoesNotDelayOthers(self) -> None:
+        """
+        While a flooding terminal's batches wait for the store (its socket paused), another
+        terminal's commands are answered at once: connections never queue behind each other.
+        """
+        server = self.makeServer(maxPendingMessages=8)
+        flooder = self.registered(server, "FLOOD")
+        calm = self.registered(server, "CALM")
+        held: list[Deferred[None]] = []
+        addLogs = self.store.addLogs
+
+        def floodWaits(sn: str, records: Any) -> Deferred[Any]:
+            if sn != "FLOOD":
+                return addLogs(sn, records)
+            d: Deferred[None] = Deferred()
+            held.append(d)
+            return d.addCallback(lambda _: addLogs(sn, records))
+
+        self.store.addLogs = floodWaits  # type: ignore[method-assign]
+        for i in range(20):
+            flooder.send(
+                {
+                    "cmd": "sendlog",
+                    "count": 1,
+                    "logindex": i,
+                    "record": [{"enrollid": 1, "time": f"2024-01-15 10:00:{i:02d}"}],
+                }
+            )
+        self.assertTrue(flooder.transport.paused)
+        for i in range(10):
+            calm.send(
+                {
+                    "cmd": "sendlog",
+                    "count": 1,
+                    "logindex": i,
+                    "record": [{"enrollid": 2, "time": f"2024-01-15 11:00:{i:02d}"}],
+                }
+            )
+            [ack] = calm.messages()  # answered before send() returned
+            self.assertEqual((ack["logindex"], ack["result"]), (i, True))
+        self.assertFalse(calm.transport.paused)
+        self.assertEqual(flooder.messages(), [])
+        while held:
+            held.pop(0).callback(None)
+        self.assertEqual([r["logindex"] for r in flooder.messages()], list(range(20)))
+        self.assertEqual(fired(self.store.countLogs("FLOOD")), 20)
+        self.assertEqual(fired(self.store.countLogs("CALM")), 10)
+
+    def test_whitelistRefusal(self) -> None:
         server = self.makeServer(requireWhitelist=True)
         term = self.connect(server)
         term.send(reg("INTRUDER"))
-        for _ in range(500):
-            frames = term.frames()
-            if frames:
-                break
-            yield deferLater(reactor, 0.01, lambda: None)
-        import json
-
+        frames = term.frames()
         texts = [json.loads(p) for op, p in frames if op == 1]
         self.assertEqual(texts[0]["ret"], "reg")
         self.assertIs(texts[0]["result"], False)
         self.assertEqual(term.closeCode(frames), 4003)
         self.assertEqual(server.context.registry.connected(), [])
-        pending = yield self.store.listTerminals(False)
+        pending = fired(self.store.listTerminals(False))
         self.assertEqual([t.sn for t in pending], ["INTRUDER"])
 
-    @inlineCallbacks
-    def test_cloudtimeIsTheTerminalsLocalTime(self) -> Any:
+    def test_cloudtimeIsTheTerminalsLocalTime(self) -> None:
         self.clock.advance(1_700_000_000)  # 2023-11-14 22:13:20 UTC
-        yield self.store.createTerminal("TOKYO", None, True, "Asia/Tokyo")
+        fired(self.store.createTerminal("TOKYO", None, True, "Asia/Tokyo"))
         server = self.makeServer(defaultTimezone="Africa/Kinshasa")
         tokyo = self.connect(server)
         tokyo.send(reg("TOKYO"))
-        [reply] = yield self.nextMessages(tokyo)
+        [reply] = tokyo.messages()
         self.assertEqual(reply["cloudtime"], "2023-11-15 07:13:20")
         other = self.connect(server)
         other.send(reg("KINSHASA"))
-        [reply] = yield self.nextMessages(other)
+        [reply] = other.messages()
         self.assertEqual(reply["cloudtime"], "2023-11-14 23:13:20")
         other.send(
             {
@@ -195,5 +226,5 @@ class SessionTests(TestCase):
                 "record": [{"enrollid": 1, "time": "2023-11-14 23:13:00"}],
             }
         )
-        [ack] = yield self.nextMessages(other)
+        [ack] = other.messages()
         self.assertEqual(ack["cloudtime"], "2023-11-14 23:13:20")

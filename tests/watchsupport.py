@@ -24,14 +24,18 @@ from tm20.interfaces import IStore
 from tm20.service import TM20Service, buildServer
 
 
-def postgresStore(case: Any, name: str) -> IStore:
-    """A PostgreSQL store on a throwaway database of the test cluster."""
+def postgresStore(case: Any, name: str, clock: Any = None) -> IStore:
+    """
+    A PostgreSQL store on a throwaway database of the test cluster.
+
+    @param clock: the store's wall clock (the reactor's when C{None}).
+    """
     from tests import pgharness
     from tm20.store.postgres import PostgresStore
 
     url = pgharness.createDatabase(name)
     case.addCleanup(pgharness.dropDatabase, url)
-    store: IStore = PostgresStore.fromURL(url, reactor)
+    store: IStore = PostgresStore.fromURL(url, reactor, clock=clock)
     return store
 
 

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tm20.errors import StoreUnavailable
-from tm20.interfaces import ICommandHandler
+from tm20.interfaces import ICommandHandler, IServerContext, ITerminalSession
 from tm20.protocol import replies
 from tm20.protocol.messages import TerminalMessage
 
@@ -66,7 +66,7 @@ class Dispatcher:
         return cls(handlersFromPlugins())
 
     def dispatch(
-        self, context: Any, session: Any, message: TerminalMessage
+        self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
     ) -> Deferred[dict[str, Any] | None]:
         """
         Handle C{message}.
@@ -77,10 +77,10 @@ class Dispatcher:
         """
         cmd = message.cmd
         handler = self.handlers.get(cmd)
-        watch = getattr(context, "watch", None)
-        if watch is not None and session.registered:
+        watch = context.watch
+        if watch is not None and session.registered and session.sn is not None:
             watch.heard(session.sn)
-        metrics = getattr(context, "metrics", None)
+        metrics = context.metrics
         if metrics is not None:
             started = context.clock.seconds()
             d = self._dispatch(context, session, message, cmd, handler)
@@ -89,8 +89,8 @@ class Dispatcher:
 
     def _dispatch(
         self,
-        context: Any,
-        session: Any,
+        context: IServerContext,
+        session: ITerminalSession,
         message: TerminalMessage,
         cmd: str,
         handler: ICommandHandler | None,
@@ -124,7 +124,8 @@ class Dispatcher:
             )
             return replies.failure(cmd)
 
-        result = maybeDeferred(handler.handle, context, session, message)
+        # a handler returns the fields, None or a Deferred of either: maybeDeferred flattens it
+        result: Deferred[Any] = maybeDeferred(handler.handle, context, session, message)
         return result.addCallback(shape).addErrback(failed)
 
 

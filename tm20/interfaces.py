@@ -6,6 +6,8 @@ The contracts between the parts of tm20, documented here and only here.
   - L{IServerContext}: what a handler may use (the store, the services, the clock).
   - L{ITerminalSession}: one connected terminal, as handlers and services see it.
   - L{ITerminalRegistry}: the connected terminals, by C{sn}.
+  - L{IRegistration}, L{ILogIngest}, L{ICommandService}, L{ICommandQueue}, L{IPullService},
+    L{ITerminalWatch}, L{IReconciler}, L{IEventsService}: the services on the context.
   - L{IStore}: persistence (SQLite embedded, PostgreSQL for production): the union of the
     store roles L{IStoreLifecycle}, L{ITerminalStore}, L{IUserStore}, L{ILogStore},
     L{ICommandStore}, L{ITokenStore} and L{IAuditStore}, which one store object provides.
@@ -20,15 +22,26 @@ the store as "not stored".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import Attribute, Interface
 
-if TYPE_CHECKING:
-    from twisted.internet.defer import Deferred
+from tm20.protocol.messages import (
+    CommandReply,
+    LogRecord,
+    Register,
+    RejectedRecord,
+    SendLog,
+    TerminalMessage,
+)
+from tm20.protocol.paging import DEFAULT_MAX_PAGES
 
+if TYPE_CHECKING:
+    from tm20.config import ServerConfig
     from tm20.events.model import (
         Event,
         EventQuery,
@@ -37,11 +50,15 @@ if TYPE_CHECKING:
         SinkStream,
         Webhook,
     )
+    from tm20.events.sinks import StreamSpec
+    from tm20.metrics import Metrics
     from tm20.model import (
         ApiToken,
         AuditEntry,
         LogInsertResult,
+        LogPullResult,
         LogQuery,
+        Pagination,
         Person,
         PersonSync,
         QuarantinedRecord,
@@ -51,10 +68,16 @@ if TYPE_CHECKING:
         TerminalGroup,
         TerminalWatch,
         User,
+        UserPullResult,
+        UserRefreshResult,
         WatchedTerminal,
     )
-    from tm20.protocol.messages import LogRecord, RejectedRecord
+    from tm20.services.persons import PersonService
     from tm20.store._health import StoreHealth
+
+#: What L{ICommandHandler.handle} returns: the reply's fields (without C{ret}), C{None} for no
+#: reply, or a L{Deferred} of either.
+HandlerResult = Union[Mapping[str, Any], None, "Deferred[Any]"]
 
 
 class ICommandHandler(Interface):
@@ -67,93 +90,96 @@ class ICommandHandler(Interface):
     one from outside the C{tm20} distribution wins over the built-in one.
     """
 
-    command = Attribute("""The C{cmd} value handled, e.g. C{"sendlog"} (lower-case, trimmed).""")
+    command: str = Attribute(
+        """The C{cmd} value handled, e.g. C{"sendlog"} (lower-case, trimmed)."""
+    )
 
-    def handle(context, session, message):  # type: ignore[no-untyped-def]
+    def handle(
+        context: IServerContext, session: ITerminalSession, message: TerminalMessage
+    ) -> HandlerResult:
         """
         Answer C{message}.
 
-        @param context: the L{IServerContext}.
-        @param session: the L{ITerminalSession} the message came from.
-        @param message: a L{tm20.protocol.messages.TerminalMessage}: typed for the built-in
-            commands, a C{TerminalCommand} with the raw fields for any other.
+        @param context: the server's parts a handler may use (L{IServerContext}).
+        @param session: the connection the message came from (L{ITerminalSession}).
+        @param message: a L{tm20.protocol.messages.TerminalMessage}: the typed message for the
+            built-in commands (C{Register}, C{SendLog}, C{SendUser}, C{SendQRCode}), a
+            C{TerminalCommand} with the raw fields for any other.
         @return: the reply fields (without C{ret}, which the dispatcher adds), e.g.
             C{{"result": True}}; C{None} to send no reply at all; or a L{Deferred} of either.
             A failure (raised or in the Deferred) is answered C{{"result": False, "reason": 1}}.
         """
 
 
-class IServerContext(Interface):
-    """Everything a command handler may use; it never reaches sockets or SQL directly."""
-
-    store = Attribute("""The L{IStore}.""")
-    clock = Attribute("""The C{IReactorTime} provider (the reactor, or a C{Clock} in tests).""")
-    registry = Attribute("""The L{ITerminalRegistry} of connected terminals.""")
-    registration = Attribute("""C{tm20.services.registration.RegistrationService}.""")
-    ingest = Attribute(
-        """C{tm20.services.ingest.LogIngest}: stores log batches (acks after commit)."""
-    )
-    commands = Attribute(
-        """C{tm20.services.commands.CommandService}: sends commands to terminals."""
-    )
-    config = Attribute("""The C{tm20.config.ServerConfig}.""")
-    metrics = Attribute("""The C{tm20.metrics.Metrics}, or C{None}.""")
-    watch = Attribute(
-        """C{tm20.services.watch.Watch}: silence, missing logs, clock drift; or C{None}."""
-    )
-    queue = Attribute("""C{tm20.services.queue.CommandQueue}: the durable command queue.""")
-    pulls = Attribute("""C{tm20.services.pulls.PullService}: reads users and logs.""")
-    reconciler = Attribute(
-        """C{tm20.services.reconciler.Reconciler}: keeps terminals holding their persons."""
-    )
-    persons = Attribute(
-        """C{tm20.services.persons.PersonService}: fleet persons and groups (keypad users)."""
-    )
-
-
 class ITerminalSession(Interface):
-    """One connected terminal (one WebSocket)."""
+    """One connected terminal (one WebSocket), as handlers and services see it."""
 
-    sn = Attribute("""The serial number given in C{reg}; C{None} before it registered.""")
-    peer = Attribute("""The remote address, as text.""")
-    registered = Attribute("""C{True} once a C{reg} was accepted on this connection.""")
-    peerHost = Attribute(
+    sn: str | None = Attribute(
+        """The serial number given in the accepted C{reg}; C{None} before it registered."""
+    )
+    peer: str = Attribute("""The remote address, as text (for logs).""")
+    peerHost: str = Attribute(
         """The client's address (behind a trusted reverse proxy, from C{X-Forwarded-For})."""
     )
-    pathSecret = Attribute(
+    registered: bool = Attribute("""C{True} once a C{reg} was accepted on this connection.""")
+    terminal: Terminal | None = Attribute(
+        """The L{tm20.model.Terminal} as of its accepted C{reg} (its time zone, its name);
+        C{None} before it registered."""
+    )
+    lastRecorded: float = Attribute(
+        """When (the clock's seconds) its C{reg} was last written to the store."""
+    )
+    pathSecret: str | None = Attribute(
         """The terminal secret from a C{/t/<secret>} request path, or C{None}; never logged."""
     )
+    gone: bool = Attribute("""C{True} once the connection is closed.""")
+    is_closed: Deferred[None] = Attribute(
+        """A L{Deferred} firing once the connection is closed (autobahn's name)."""
+    )
 
-    def sendCommand(payload):  # type: ignore[no-untyped-def]
+    def sendCommand(payload: Mapping[str, Any]) -> None:
         """
-        Send one server command (a dict with C{cmd}) to the terminal as a text frame.  Does nothing
-        if the connection is closing.
+        Send one server command (a dict with C{cmd}) to the terminal as a text frame, without
+        waiting for its reply (see L{executeCommand}).  Does nothing if the connection is
+        closing.
         """
 
-    def sendReply(payload):  # type: ignore[no-untyped-def]
-        """Send one reply (a dict with C{ret}) to the terminal."""
+    def sendReply(payload: Mapping[str, Any]) -> None:
+        """Send one reply (a dict with C{ret}) to the terminal.  Does nothing once closing."""
 
-    def close(code, reason):  # type: ignore[no-untyped-def]
-        """Close the WebSocket with C{code} (1000 or 3000-4999) and a reason text."""
+    def close(code: int, reason: str) -> None:
+        """
+        Close the WebSocket with C{code} (one of L{tm20.protocol.codes.CloseCode}, or 1000) and
+        a reason text.
+        """
 
-    def pauseReading(reason):  # type: ignore[no-untyped-def]
+    def pauseReading(reason: str) -> None:
         """
         Stop reading the socket for C{reason} (a short text: C{"inbox full"}, C{"store queue
         full"}, ...).  The session is the only owner of its transport's pausing: it reads again
         once every reason given has been withdrawn.
         """
 
-    def resumeReading(reason):  # type: ignore[no-untyped-def]
+    def resumeReading(reason: str) -> None:
         """Withdraw C{reason} given to L{pauseReading}; other reasons still hold."""
 
-    def executeCommand(payload, timeout):  # type: ignore[no-untyped-def]
+    def executeCommand(
+        payload: Mapping[str, Any], timeout: float | None = None
+    ) -> Deferred[CommandReply | None]:
         """
         Send C{payload} and wait for the terminal's C{ret} of the same name (one command in flight
         per terminal; later ones wait their turn).
 
+        @param timeout: seconds to wait for the reply (C{None}: C{--command-timeout}).
         @return: a L{Deferred} firing with a L{tm20.protocol.messages.CommandReply}, or failing with
             C{tm20.errors.CommandTimeout} / C{tm20.errors.TerminalGone}.  For commands without a
             reply (C{reboot}) it fires with C{None} once the frame is written.
+        """
+
+    def markRegistered(terminal: Terminal, now: float) -> None:
+        """
+        The registration service accepted C{reg} for C{terminal} at C{now}: the connection
+        becomes that terminal's (its C{sn}, its message size limit, no more C{reg} deadline).
         """
 
 
@@ -163,13 +189,24 @@ class ITerminalRegistry(Interface):
     connection is bound to one C{sn} at most.
     """
 
-    def get(sn):  # type: ignore[no-untyped-def]
+    observers: list[Callable[[str, ITerminalSession, bool], object]] = Attribute(
+        """Called with C{(sn, session, connected)} when a session becomes the one of C{sn}
+        (C{True}) and when the bound session of C{sn} goes away (C{False})."""
+    )
+
+    def track(session: ITerminalSession) -> None:
+        """A socket opened (not yet registered)."""
+
+    def untrack(session: ITerminalSession) -> None:
+        """A socket closed: forget it, and its C{sn} if it is still the one bound to it."""
+
+    def get(sn: str) -> ITerminalSession | None:
         """The L{ITerminalSession} for C{sn}, or C{None} when it is not connected."""
 
-    def connected():  # type: ignore[no-untyped-def]
-        """The C{sn}s of connected, registered terminals (a list, sorted)."""
+    def connected() -> list[str]:
+        """The C{sn}s of connected, registered terminals, sorted."""
 
-    def bind(sn, session):  # type: ignore[no-untyped-def]
+    def bind(sn: str, session: ITerminalSession) -> ITerminalSession | None:
         """
         Make C{session} the one for C{sn}.
 
@@ -177,11 +214,316 @@ class ITerminalRegistry(Interface):
         @raise ValueError: if C{session} is already bound to another C{sn}.
         """
 
-    def unbind(sn, session):  # type: ignore[no-untyped-def]
+    def unbind(sn: str, session: ITerminalSession) -> None:
         """Forget C{session} for C{sn}, unless a newer session has replaced it since."""
 
-    def sessions():  # type: ignore[no-untyped-def]
+    def sessions() -> list[ITerminalSession]:
         """All sessions, registered or not (for shutdown)."""
+
+
+class IServerContext(Interface):
+    """
+    Everything a command handler (and a sink plugin's C{start}) may use; it never reaches
+    sockets or SQL directly.  Optional parts are C{None} on a server built without them.
+    """
+
+    store: IStore = Attribute(
+        """The store: L{IStore}, and the same object also provides L{IWatchStore},
+        L{IEventStore} and L{IPersonStore}."""
+    )
+    clock: IReactorTime = Attribute(
+        """The C{IReactorTime} provider (the reactor, or a C{Clock} in tests): use it, never
+        C{time.time()}, so that tests can drive time."""
+    )
+    registry: ITerminalRegistry = Attribute("""The connected terminals (L{ITerminalRegistry}).""")
+    registration: IRegistration = Attribute(
+        """Registration (L{IRegistration}): C{reg}, and each terminal's local time."""
+    )
+    ingest: ILogIngest = Attribute(
+        """Log batches (L{ILogIngest}): stored, and acknowledged only after the commit."""
+    )
+    commands: ICommandService = Attribute(
+        """Commands sent to connected terminals now, and paginations (L{ICommandService})."""
+    )
+    config: ServerConfig = Attribute("""The server's settings (L{tm20.config.ServerConfig}).""")
+    metrics: Metrics | None = Attribute(
+        """The Prometheus metrics (L{tm20.metrics.Metrics}), or C{None}: nothing is counted."""
+    )
+    watch: ITerminalWatch | None = Attribute(
+        """Silence, missing logs, clock drift (L{ITerminalWatch}); or C{None}."""
+    )
+    events: IEventsService | None = Attribute(
+        """The event feed and the sink runner (L{IEventsService}); or C{None}."""
+    )
+    queue: ICommandQueue | None = Attribute("""The durable command queue (L{ICommandQueue}).""")
+    pulls: IPullService | None = Attribute(
+        """Reads of users and logs from terminals (L{IPullService})."""
+    )
+    reconciler: IReconciler | None = Attribute(
+        """Keeps terminals holding their fleet persons (L{IReconciler})."""
+    )
+    persons: PersonService | None = Attribute(
+        """Fleet persons and groups (L{tm20.services.persons.PersonService})."""
+    )
+
+
+class IRegistration(Interface):
+    """Terminals registering (C{reg}): checked, recorded, bound to their connection."""
+
+    observers: list[Callable[[Terminal], object]] = Attribute(
+        """Called with the L{tm20.model.Terminal} after each accepted registration."""
+    )
+
+    def register(session: ITerminalSession, message: Register) -> Deferred[Terminal]:
+        """
+        Accept (or refuse) C{message} from C{session}: the terminal's claim is checked, its
+        sighting recorded, the connection bound to its C{sn} (L{ITerminalSession.markRegistered}).
+
+        @return: a L{Deferred} of the L{tm20.model.Terminal}; it fails with
+            C{tm20.errors.RegistrationRefused} when it is refused.
+        """
+
+    def cloudTimeFor(terminal: Terminal | None) -> str:
+        """The terminal's local time now (its own time zone, else the default), as replies give it."""
+
+    def terminalChanged(terminal: Terminal) -> None:
+        """An operator changed C{terminal} (its time zone, its approval): connections see it."""
+
+
+class ILogIngest(Interface):
+    """Log batches from terminals, stored and acknowledged only once committed."""
+
+    batchObservers: list[Callable[[str, SendLog], object]] = Attribute(
+        """Called with C{(sn, message)} after each committed C{sendlog} batch (the watches)."""
+    )
+
+    def sendlog(sn: str, terminal: Terminal | None, message: SendLog) -> Deferred[Any]:
+        """
+        Store a C{sendlog} batch of terminal C{sn}, then tell the L{batchObservers}.
+
+        @return: a L{Deferred} firing, once committed, with the acknowledgement's fields (without
+            C{ret}); failing if the batch could not be committed (nothing is acknowledged then).
+        """
+
+    def full() -> bool:
+        """C{True} while the store's log queue is full (terminals should stop sending)."""
+
+    def addBackpressureObserver(observer: Callable[[bool], object]) -> Callable[[], None]:
+        """Call C{observer(full)} each time the store's log queue fills up or drains; returns a function that stops it."""
+
+    def ingest(
+        sn: str,
+        records: Sequence[LogRecord],
+        rejected: Sequence[RejectedRecord] = (),
+        source: str = "sendlog",
+    ) -> Deferred[LogInsertResult]:
+        """
+        Store C{records} of terminal C{sn} and hold C{rejected} (same batch) in its quarantine.
+
+        @return: a L{Deferred} firing once both are committed, failing if either could not be
+            (C{tm20.errors.StoreUnavailable} while the database is down or full).
+        """
+
+    def quarantine(sn: str, source: str, rejected: Sequence[RejectedRecord]) -> Deferred[int]:
+        """
+        Hold C{rejected} records of C{sn} (from command C{source}) in the quarantine.
+
+        @return: a L{Deferred} of the number newly held, fired after the commit.
+        """
+
+
+class ICommandService(Interface):
+    """Server commands to connected terminals, now (see L{ICommandQueue} for durable ones)."""
+
+    def isConnected(sn: str) -> bool:
+        """C{True} when a registered connection for C{sn} is open."""
+
+    def execute(
+        sn: str, payload: Mapping[str, Any], timeout: float | None = None
+    ) -> Deferred[CommandReply | None]:
+        """
+        Send C{payload} to C{sn} and wait for its reply (L{ITerminalSession.executeCommand}).
+
+        @return: a L{Deferred} of the reply; it fails with C{tm20.errors.TerminalGone} when
+            C{sn} is not connected, C{tm20.errors.CommandTimeout} when no reply comes in time.
+        """
+
+    def page(
+        sn: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        maxPages: int = DEFAULT_MAX_PAGES,
+        onPage: Any = None,
+        timeout: float | None = None,
+        window: int = 1,
+        maxRecords: int | None = None,
+    ) -> Deferred[list[Any]]:
+        """
+        Page through a paged command (C{getuserlist}, C{getnewlog}, C{getalllog}) of C{sn}.
+
+        @param onPage: called with each page's records as it arrives (it may return a
+            L{Deferred}: at most C{window} of them are outstanding).
+        @return: a L{Deferred} of every record received, in order.
+        """
+
+    def pageAll(
+        sn: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        maxPages: int = DEFAULT_MAX_PAGES,
+        onPage: Any = None,
+        timeout: float | None = None,
+        window: int = 1,
+        maxRecords: int | None = None,
+    ) -> Deferred[Pagination]:
+        """Like L{page}, with why it stopped (L{tm20.model.Pagination})."""
+
+
+class ICommandQueue(Interface):
+    """The durable command queue: commands kept in the store until their terminal answers."""
+
+    activeWorkers: int = Attribute("""Terminals whose queue is being delivered now.""")
+
+    def buildPayload(sn: str, name: str, params: Mapping[str, Any]) -> Deferred[dict[str, Any]]:
+        """The command C{name} with C{params} for C{sn}, validated (a C{ValueError} names the field)."""
+
+    def submit(
+        sn: str,
+        name: str,
+        params: Mapping[str, Any],
+        actor: str | None,
+        wait: bool = True,
+        expiresIn: float | None = None,
+    ) -> Deferred[Any]:
+        """
+        Queue a command (committed before anything is sent) and deliver it when C{sn} is
+        connected.  @return: a L{Deferred} of the L{tm20.model.StoredCommand} (when C{wait},
+        once the terminal answered or the command gave up).
+        """
+
+    def isExpired(command: StoredCommand) -> bool:
+        """Whether C{command}'s expiry has passed (on the queue's clock)."""
+
+    def refresh(command: StoredCommand) -> Deferred[Any]:
+        """C{command} as stored now (an expired one is settled first)."""
+
+    def cancel(commandId: int) -> Deferred[Any]:
+        """Cancel a command still queued.  @return: a L{Deferred} of C{(command, cancelled)}."""
+
+    def deliverPending(sn: str) -> None:
+        """C{sn} registered: deliver its queued commands."""
+
+    def kick(sn: str) -> None:
+        """Start the worker of C{sn} if it is connected and none is running."""
+
+    def idle(sn: str) -> Deferred[None]:
+        """A L{Deferred} firing when the worker of C{sn} (if any) has stopped."""
+
+
+class IPullService(Interface):
+    """Reads what a terminal holds (users, logs) and stores it; one pull per terminal at a time."""
+
+    def busy(sn: str) -> bool:
+        """C{True} while a pull of C{sn} runs."""
+
+    def pullUsers(sn: str) -> Deferred[UserPullResult]:
+        """Every user and credential of C{sn} (C{getuserlist}, then C{getuserinfo} each)."""
+
+    def refreshUsers(sn: str) -> Deferred[UserRefreshResult]:
+        """C{sn}'s user list against what is stored: read the new slots, forget the gone ones."""
+
+    def pullLogs(
+        sn: str,
+        allLogs: bool = False,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Deferred[LogPullResult]:
+        """C{sn}'s new logs (C{getnewlog}), or all of them between two dates (C{getalllog})."""
+
+
+class ITerminalWatch(Interface):
+    """What the server watches on each terminal: silence, missing logs, clock drift."""
+
+    silence = Attribute(
+        "The silence sweep (C{start()}/C{stop()}): in a cluster only the leader runs it."
+    )
+
+    def start() -> None:
+        """Start the periodic sweeps."""
+
+    def stop() -> None:
+        """Stop the periodic work."""
+
+    def heard(sn: str) -> None:
+        """A registered terminal sent a command."""
+
+    def registered(terminal: Terminal, message: Register) -> None:
+        """C{reg} of C{terminal} accepted (first or heartbeat)."""
+
+    def logsStored(sn: str, message: SendLog) -> None:
+        """A C{sendlog} batch of C{sn} was committed."""
+
+    def clockReply(sn: str, timezone: str | None, time: object) -> None:
+        """A C{gettime} reply of C{sn} said C{time}."""
+
+    def forget(sn: str) -> None:
+        """Terminal C{sn} was deleted: forget what was kept in memory about it."""
+
+
+class IReconciler(Interface):
+    """Keeps each terminal holding the fleet persons assigned to it."""
+
+    def hook() -> None:
+        """Follow registrations and the queue's deliveries."""
+
+    def start() -> None:
+        """Start the periodic checks."""
+
+    def stop() -> None:
+        """Stop them."""
+
+    def outstanding(sn: str) -> int:
+        """Commands of the reconciler queued for C{sn} and not finished."""
+
+    def backlog() -> int:
+        """Persons waiting to be queued plus commands outstanding, over all terminals."""
+
+    def terminalRegistered(sn: str) -> None:
+        """A registration observer: reconcile the terminal."""
+
+    def reconcileTerminal(sn: str) -> Deferred[None]:
+        """A pass over every person of C{sn} (and every person it holds for the fleet)."""
+
+    def reconcilePerson(enrollid: int, alsoOn: Iterable[str] = ()) -> Deferred[Any]:
+        """Bring every terminal of person C{enrollid} (and C{alsoOn}) in line with it."""
+
+    def claim(enrollid: int, sn: str) -> Deferred[Any]:
+        """An operator says the user C{enrollid} on C{sn} is the fleet person's: overwrite it."""
+
+    def checkConnected() -> Deferred[Any]:
+        """Check every connected terminal holding fleet persons."""
+
+    def checkTerminal(sn: str) -> Deferred[Any]:
+        """Check what C{sn} holds (user list) and reconcile it, unless it is busy."""
+
+    def commandFinished(command: StoredCommand) -> None:
+        """A queue observer: one of the reconciler's commands was delivered (or given up)."""
+
+
+class IEventsService(Interface):
+    """The events side of a server: the feed readers wait on, the sink runner, retention."""
+
+    feed = Attribute("""The L{tm20.events.feed.EventFeed} readers (SSE, sinks) wait on.""")
+    runner = Attribute("""The L{tm20.events.runner.SinkRunner} feeding the sinks.""")
+
+    def start() -> Deferred[None]:
+        """Start the feed, the sinks and the hourly pruning."""
+
+    def stop() -> Deferred[None]:
+        """Stop them (the sinks finish their batch in flight)."""
+
+    def prune() -> Deferred[None]:
+        """Delete the events older than the retention."""
 
 
 class IStoreLifecycle(Interface):
@@ -657,20 +999,25 @@ class IEventSink(Interface):
 
     name = Attribute("""A unique, stable name (the prefix of its streams' keys).""")
 
-    def start(context):  # type: ignore[no-untyped-def]
+    def start(context: IServerContext) -> Deferred[None] | None:
         """
         Called once when the server starts, with the L{IServerContext}.
         @return: C{None} or a L{Deferred}.
         """
 
-    def streams():  # type: ignore[no-untyped-def]
+    def streams() -> (
+        Sequence[StreamSpec]
+        | Deferred[Sequence[StreamSpec]]
+        | Deferred[list[StreamSpec]]
+        | Coroutine[Any, Any, list[StreamSpec]]
+    ):
         """
         The streams this sink wants now: a list of L{tm20.events.sinks.StreamSpec} (or a
         L{Deferred} of one).  Asked at start and again when the runner is told to refresh
         (a webhook was added, changed or deleted); a stream no longer listed is stopped.
         """
 
-    def deliver(stream, events):  # type: ignore[no-untyped-def]
+    def deliver(stream: StreamSpec, events: list[Event]) -> Deferred[Any]:
         """
         Deliver C{events} (a non-empty list of L{tm20.events.model.Event}, in id order) of
         C{stream} (its L{tm20.events.sinks.StreamSpec}).
@@ -681,7 +1028,7 @@ class IEventSink(Interface):
             other error to be retried.
         """
 
-    def stop():  # type: ignore[no-untyped-def]
+    def stop() -> Deferred[None] | None:
         """Called when the server stops.  @return: C{None} or a L{Deferred}."""
 
 
@@ -745,7 +1092,16 @@ class IPersonStore(Interface):
 
 
 __all__ = [
+    "HandlerResult",
     "ICommandHandler",
+    "ICommandQueue",
+    "ICommandService",
+    "IEventsService",
+    "ILogIngest",
+    "IPullService",
+    "IReconciler",
+    "IRegistration",
+    "ITerminalWatch",
     "IEventSink",
     "IEventStore",
     "IWatchStore",
@@ -762,3 +1118,88 @@ __all__ = [
     "IAuditStore",
     "IPersonStore",
 ]
+
+
+class IAccountStore(Interface):
+    """
+    Operator accounts of the console and their login sessions (both stores provide it).  Times
+    are seconds since the epoch given by the caller; each method is one transaction.
+    """
+
+    def createAccount(name, role, passwordHash, now):  # type: ignore[no-untyped-def]
+        """A new L{tm20.model.ConsoleAccount}; C{ValueError} when the name is taken."""
+
+    def getAccount(name):  # type: ignore[no-untyped-def]
+        """The account C{name}, or C{None}."""
+
+    def listAccounts():  # type: ignore[no-untyped-def]
+        """Every account, by name."""
+
+    def updateAccount(name, now, role=None, passwordHash=None, disabled=None):  # type: ignore[no-untyped-def]
+        """Change what is not C{None} and end the account's sessions; C{None}: no such account."""
+
+    def createSession(session):  # type: ignore[no-untyped-def]
+        """Store a L{tm20.model.ConsoleSession}."""
+
+    def touchSession(tokenHash, now, idle):  # type: ignore[no-untyped-def]
+        """
+        C{(session, account)} when the session was used within C{idle} seconds and its account
+        is enabled (its last use becomes C{now}); else C{None}.  Idle sessions are deleted.
+        """
+
+    def deleteSession(tokenHash):  # type: ignore[no-untyped-def]
+        """End a session; C{True} when there was one."""
+
+
+class IClusterStore(Interface):
+    """
+    Several processes (nodes) on one database (L{tm20.cluster}): a role of the PostgreSQL store
+    only.  A node's lease is renewed by the node; a node whose lease has lapsed holds nothing for
+    every reader, and L{reapNodes} deletes it.  Implemented by
+    L{tm20.store._postgres_cluster.PostgresClusterMixin}, where each method is documented.
+    """
+
+    def registerNode(nodeId, incarnation, host, pid, lease):  # type: ignore[no-untyped-def]
+        """Record a node holding nothing; fails with C{NodeIdInUse} for a live duplicate id."""
+
+    def renewNode(nodeId, incarnation, lease):  # type: ignore[no-untyped-def]
+        """Extend its lease.  @return: L{Deferred} of C{False} when its row is gone."""
+
+    def leaveNode(nodeId, incarnation):  # type: ignore[no-untyped-def]
+        """Delete the node and what it holds."""
+
+    def reapNodes():  # type: ignore[no-untyped-def]
+        """Delete lapsed nodes.  @return: L{Deferred} of their ids."""
+
+    def liveNodes():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the live nodes (dicts), each with its terminal count."""
+
+    def claimTerminal(nodeId, sn, force=True):  # type: ignore[no-untyped-def]
+        """Hold C{sn}.  @return: L{Deferred} of the live node that held it before, or C{None}."""
+
+    def releaseTerminal(nodeId, sn):  # type: ignore[no-untyped-def]
+        """Stop holding C{sn} (unless another node took it)."""
+
+    def terminalHolder(sn):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""
+
+    def terminalHolders():  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of C{{sn: node}} over the live nodes."""
+
+    def queuedCommandTerminals(nodeId):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the terminals C{nodeId} holds with queued commands."""
+
+    def askCall(sn, kind, params, askedBy):  # type: ignore[no-untyped-def]
+        """Record a call for the holder of C{sn}.  @return: L{Deferred} of its id."""
+
+    def takeCalls(nodeId):  # type: ignore[no-untyped-def]
+        """Take (once, cluster-wide) the asked calls for terminals C{nodeId} holds."""
+
+    def finishCall(callId, result, error):  # type: ignore[no-untyped-def]
+        """Record a call's outcome."""
+
+    def getCall(callId):  # type: ignore[no-untyped-def]
+        """@return: L{Deferred} of the call, or C{None}."""
+
+    def deleteCall(callId):  # type: ignore[no-untyped-def]
+        """Forget a call."""

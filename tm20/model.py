@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from tm20.protocol.messages import CommandReply
+
 
 @attrs.frozen
 class Terminal:
@@ -139,6 +141,9 @@ class LogQuery:
     enrollid: int | None = None
     limit: int = 50
     before: tuple[str, int] | None = None
+    #: only this verification C{mode} / this C{inout} direction (C{None}: any)
+    mode: int | None = None
+    inout: int | None = None
 
 
 @attrs.frozen
@@ -167,6 +172,12 @@ COMMAND_STATUSES = (
     COMMAND_TIMED_OUT,
     COMMAND_EXPIRED,
     COMMAND_CANCELLED,
+)
+#: Still to deliver: queued, or sent and not answered yet.
+COMMAND_WAITING = (COMMAND_QUEUED, COMMAND_SENT)
+#: Final: a command in one of these never changes again.
+COMMAND_FINAL = frozenset(
+    {COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT, COMMAND_EXPIRED, COMMAND_CANCELLED}
 )
 
 
@@ -362,3 +373,97 @@ class PersonSync:
     detail: Mapping[str, Any] = attrs.field(factory=dict)
     commands: tuple[int, ...] = ()
     updatedAt: datetime | None = None
+
+
+#: The console's roles, least to most: a viewer reads; an operator also acts on terminals and
+#: users; an admin also manages accounts, API tokens and webhooks.
+CONSOLE_ROLES = ("viewer", "operator", "admin")
+
+
+@attrs.frozen
+class ConsoleAccount:
+    """An operator account of the console (its password only as an argon2 hash)."""
+
+    name: str
+    role: str
+    passwordHash: str
+    disabled: bool = False
+    createdAt: float = 0.0
+    updatedAt: float = 0.0
+
+
+@attrs.frozen
+class ConsoleSession:
+    """A console login: the sha256 of its cookie, its account and its CSRF token."""
+
+    tokenHash: str
+    account: str
+    csrf: str
+    createdAt: float
+    lastSeen: float
+
+
+@attrs.frozen
+class UserPullResult:
+    """
+    What a user pull did.
+
+    @ivar listed: credential slots the terminal listed.
+    @ivar stored: credentials read and stored.
+    @ivar missing: slots listed but not readable (C{getuserinfo} answered C{result:false}).
+    @ivar users: distinct users seen.
+    """
+
+    listed: int
+    stored: int
+    missing: int
+    users: int
+
+
+@attrs.frozen
+class UserRefreshResult:
+    """
+    What a user list check did.
+
+    @ivar listed: credential slots the terminal listed.
+    @ivar added: slots read because the server did not know them.
+    @ivar removed: known slots the terminal no longer holds (forgotten).
+    """
+
+    listed: int
+    added: int
+    removed: int
+
+
+@attrs.frozen
+class LogPullResult:
+    """
+    What a log pull did.
+
+    @ivar received: records the terminal sent.
+    @ivar inserted: records newly stored.
+    @ivar duplicates: records already stored (ignored).
+    @ivar invalid: records that could not be understood (skipped, logged).
+    """
+
+    received: int
+    inserted: int
+    duplicates: int
+    invalid: int
+
+
+@attrs.frozen
+class Pagination:
+    """
+    What one pagination returned.
+
+    @ivar records: every record received, in order.
+    @ivar pages: the replies received.
+    @ivar why: why it stopped (L{tm20.protocol.paging.PageDecision.why}).
+    @ivar first: the terminal's reply to the first page (its C{result}, C{reason}).
+    """
+
+    records: tuple[Any, ...]
+    pages: int
+    why: str | None
+    first: CommandReply

@@ -7,6 +7,7 @@ root); L{TM20Service} starts and stops them in order (Buildbot-style: it waits f
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,15 +23,20 @@ from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from tm20.cluster.identity import defaultNodeId
+from tm20.cluster.local import LocalNode
+from tm20.cluster.node import ClusterNode
+from tm20.cluster.routing import ClusterPulls, CommandRouter
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
 from tm20.events.backlog import SinkBacklog
 from tm20.events.service import EventsService
-from tm20.interfaces import IStore, IWatchStore
+from tm20.interfaces import IClusterStore, ILogIngest, IStore, IWatchStore
 from tm20.logs import installObserver
 from tm20.metrics import Metrics
 from tm20.probes import MetricsResource, ReadyResource
+from tm20.protocol.codes import CloseCode
 from tm20.services.commands import CommandService
 from tm20.services.fleet import wireServices
 from tm20.services.ingest import LogIngest
@@ -40,7 +46,7 @@ from tm20.services.registration import RegistrationService
 from tm20.services.watch import Watch
 from tm20.startup import StartupError, explain, oneLine, quietStartupError, waitForDatabase
 from tm20.terminal.factory import TerminalFactory
-from tm20.terminal.protocol import CLOSE_SHUTDOWN, PAUSE_STORE
+from tm20.terminal.protocol import PAUSE_STORE
 from tm20.terminal.registry import TerminalRegistry
 from tm20.web import HealthResource, QuietSite, TM20Root
 
@@ -137,38 +143,82 @@ def buildServer(
         )
         context.ingest.batchObservers.append(context.watch.logsStored)
     _sampleQueues(metrics, store, queue)
-    context.events = EventsService(store, clock, config, registry, sinks, context)
+    events = EventsService(store, clock, config, registry, sinks, context)
+    context.events = events
     if dispatcher is None:
         dispatcher = Dispatcher.fromPlugins()
     factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
     root = TM20Root(WebSocketResource(factory))
+    cluster = _buildCluster(config, store, registry, clock)
+    context.cluster = cluster
     root.putChild(
         b"health",
-        HealthResource(store, lambda: {"connected": len(registry)}),
+        HealthResource(
+            store, lambda: {"connected": len(registry), "cluster": context.cluster.health()}
+        ),
     )
     ready = ReadyResource(store)
     root.putChild(b"ready", ready)
+    if isinstance(cluster, ClusterNode):
+        router = CommandRouter(cluster)
+        cluster.queue = queue
+        cluster.pulls = pulls
+        queue.remote = router
+        pulls = ClusterPulls(pulls, router, commands)  # type: ignore[assignment]
     context.queue = queue
     context.pulls = pulls
     wireServices(context)
     reconciler = context.reconciler
-    metrics.sample(
-        "tm20_reconciler_backlog",
-        "Persons waiting to be queued plus reconciler commands outstanding, over all terminals.",
-        (),
-        lambda: [((), float(reconciler.backlog()))],
-    )
+    if reconciler is not None:  # wireServices built it
+        metrics.sample(
+            "tm20_reconciler_backlog",
+            "Persons waiting to be queued plus reconciler commands outstanding, over all"
+            " terminals.",
+            (),
+            lambda: [((), float(reconciler.backlog()))],
+        )
     api = _mountApi(root, context, queue, pulls)
+    _mountConsole(root, context)
     if api is not None:
         api.auth.metrics = metrics
         root.putChild(b"metrics", MetricsResource(metrics, api.auth))
     _pauseTerminalsWhileLogQueueFull(context.ingest, registry)
     site = QuietSite(root, config=config, clock=clock)
     site.metrics = metrics
-    server = Server(config, reactor, store, context, factory, root, site, context.events)
-    server.sinkBacklog = SinkBacklog(store, clock, context.events.runner, metrics)
+    server = Server(config, reactor, store, context, factory, root, site, events)
+    server.sinkBacklog = SinkBacklog(store, clock, events.runner, metrics)
     ready.listening = lambda: server.listening
     return server
+
+
+def _clusterRoles(server: Server, cluster: ClusterNode) -> None:
+    """What runs once per cluster, on its leader: the sinks (unless --no-sinks), the sweep."""
+    if server.config.runSinks:
+        runner = server.events.runner
+        backlog = server.sinkBacklog
+
+        def startSinks() -> Deferred[None]:
+            if backlog is not None:
+                backlog.start()
+            return Deferred.fromCoroutine(runner.start())
+
+        def stopSinks() -> Deferred[None]:
+            if backlog is not None:
+                backlog.stop()
+            return Deferred.fromCoroutine(runner.stop())
+
+        cluster.roles["sinks"] = (startSinks, stopSinks)
+    watch = server.context.watch
+    if watch is not None:
+        cluster.roles["silence sweep"] = (watch.silence.start, watch.silence.stop)
+
+
+def _buildCluster(config: ServerConfig, store: IStore, registry: Any, clock: Any) -> Any:
+    """This process as a cluster node (PostgreSQL), or alone (SQLite): the same view."""
+    nodeId = config.nodeId or defaultNodeId()
+    if IClusterStore.providedBy(store):
+        return ClusterNode(store, registry, clock, nodeId, lease=config.nodeLease)
+    return LocalNode(registry, nodeId)
 
 
 #: The actor recorded on commands the server queues by itself (clock corrections).
@@ -196,7 +246,7 @@ def _sampleQueues(metrics: Metrics, store: IStore, queue: CommandQueue) -> None:
     )
 
 
-def _pauseTerminalsWhileLogQueueFull(ingest: LogIngest, registry: TerminalRegistry) -> None:
+def _pauseTerminalsWhileLogQueueFull(ingest: ILogIngest, registry: TerminalRegistry) -> None:
     """
     While the store's bounded log queue is full, every terminal's socket is paused for that
     reason (L{PAUSE_STORE}); a socket its own full inbox paused stays paused until that reason
@@ -232,6 +282,17 @@ def _mountApi(
     return getattr(resource, "api", None)
 
 
+def _mountConsole(root: TM20Root, context: ServerContext) -> None:
+    """Mount the operator console at C{/admin/} (nothing without Klein or Jinja2)."""
+    try:
+        from tm20.console import buildConsole
+    except ImportError:
+        return
+    console = buildConsole(context, context.config.consoleIdle)
+    context.console = console
+    root.putChild(b"admin", console.resource())
+
+
 class TM20Service(service.Service):
     """
     Starts the store, then listens on every port; stops listening, closes terminals (4001),
@@ -249,6 +310,7 @@ class TM20Service(service.Service):
         logObserver: ILogObserver | None = None,
         onStartFailure: Callable[[Failure], None] | None = None,
         preflight: bool = False,
+        adopted: Sequence[tuple[int, int]] = (),
     ) -> None:
         """
         @param onStartFailure: called with the failure when the service cannot start (after
@@ -259,6 +321,9 @@ class TM20Service(service.Service):
         """
         self.server = server
         self._preflight = preflight
+        #: Listening sockets to adopt (file descriptor, address family) instead of the
+        #: configured ports: a worker of C{--workers} (L{tm20.cluster.workers}).
+        self._adopted = list(adopted)
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[list[IListeningPort]] = Deferred()
         self._logObserver = logObserver
@@ -291,8 +356,18 @@ class TM20Service(service.Service):
         server = self.server
         yield waitForDatabase(server.store, server.reactor, server.config.waitForDatabase)
         yield server.store.start()
-        yield server.events.start()
-        for port in server.config.ports:
+        cluster = server.context.cluster
+        clustered = isinstance(cluster, ClusterNode)
+        yield server.events.start(runSinks=not clustered)
+        if clustered:
+            _clusterRoles(server, cluster)
+            yield cluster.start()
+        for fd, family in self._adopted:
+            adopted = server.reactor.adoptStreamPort(fd, family, server.site)
+            os.close(fd)  # adoptStreamPort duplicated it
+            self.ports.append(adopted)
+            self.log.info("serving the parent's socket {fd}", fd=fd)
+        for port in server.config.ports if not self._adopted else ():
             spec = listenSpec(port, server.config.backlog)
             try:
                 listening = yield serverFromString(server.reactor, spec).listen(server.site)
@@ -303,9 +378,9 @@ class TM20Service(service.Service):
             self.ports.append(listening)
             self.log.info("listening on {endpoint}", endpoint=spec)
         server.listening = True
-        if server.context.watch is not None:
-            server.context.watch.start()
-        if server.sinkBacklog is not None and server.config.runSinks:
+        if server.context.watch is not None and not clustered:
+            server.context.watch.start()  # (in a cluster, the sweep is a leader's role)
+        if server.sinkBacklog is not None and server.config.runSinks and not clustered:
             server.sinkBacklog.start()
         if server.context.reconciler is not None:
             server.context.reconciler.start()
@@ -340,7 +415,7 @@ class TM20Service(service.Service):
             self.log.info("closing {n} terminal connections", n=len(sessions))
             waits = []
             for session in sessions:
-                session.close(CLOSE_SHUTDOWN, "server shutting down")
+                session.close(CloseCode.SHUTDOWN, "server shutting down")
                 waits.append(session.is_closed)
             closing = DeferredList(waits, consumeErrors=True)
             closing.addTimeout(server.config.closeTimeout + 1, server.reactor)
@@ -350,6 +425,8 @@ class TM20Service(service.Service):
                 self.log.warn("some terminals did not close in time")
             # autobahn resolves is_closed before it aborts the transport: one more turn.
             yield deferLater(server.reactor, 0, lambda: None)
+        if isinstance(server.context.cluster, ClusterNode):
+            yield server.context.cluster.stop()
         yield server.events.stop()
         yield server.store.stop()
         self.log.info("tm20 stopped")

@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 from klein import Klein
@@ -46,16 +44,14 @@ from tm20.api._serialize import (
     auditJSON,
     commandJSON,
     decodeCursor,
+    describeTerminal,
     encodeCursor,
     groupJSON,
     logJSON,
     personJSON,
     personSyncJSON,
     quarantinedJSON,
-    terminalJSON,
-    terminalStates,
     userJSON,
-    watchJSON,
 )
 from tm20.model import (
     COMMAND_CANCELLED,
@@ -65,32 +61,34 @@ from tm20.model import (
     StoredCommand,
     Terminal,
     TerminalGroup,
-    TerminalWatch,
     User,
 )
-from tm20.protocol.commands import COMMANDS, buildCommand
+from tm20.protocol.commands import buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
 from tm20.protocol.serial import snProblem
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.fleet import wireServices
-from tm20.services.identity import hashSecret
 from tm20.services.personcsv import parsePersonsCSV
 from tm20.services.persons import CsvImportError, PersonError, PersonService
-from tm20.services.pulls import PullBusyError, PullService
+from tm20.services.pulls import PullService
 from tm20.services.queue import (
     FINAL_STATUSES,
     CommandQueue,
-    CommandVanishedError,
     QueuedCommandTimeout,
 )
 from tm20.services.ratelimit import FailureRateLimiter
+from tm20.services.terminals import (
+    TerminalService,
+    TerminalView,
+    checkTimezone,
+    gone,
+    userCommands,
+)
 from tm20.terminal.limits import NetworkList
 
-__all__ = ["CLOSE_DISABLED", "MAX_BODY", "ApiResource", "Reply", "TM20Api"]
+__all__ = ["MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 
-#: Close code sent to a terminal an operator deactivated, unapproved or deleted.
-CLOSE_DISABLED = 4003
 #: The largest request body accepted (a photo credential is under 200 kB of Base64).
 MAX_BODY = 4 * 1024 * 1024
 #: Deepest nesting of arrays and objects in a request body (as L{checkJSONSafe} allows).
@@ -236,6 +234,10 @@ class TM20Api(EventsApi):
         """
         self.context = context
         self.store = context.store
+        if getattr(context, "cluster", None) is None:
+            from tm20.cluster.local import LocalNode
+
+            context.cluster = LocalNode(context.registry, "local")
         self.auth = Authenticator(
             context.store,
             context.config.apiTokens,
@@ -250,6 +252,7 @@ class TM20Api(EventsApi):
         self.queue: CommandQueue = context.queue
         self.pulls: PullService = context.pulls
         self.persons: PersonService = context.persons
+        self.terminals = TerminalService(context)
         self.app = Klein()
         self.app.url_map.converters[SEGMENT] = SegmentConverter
         for op in OPERATIONS:
@@ -367,10 +370,7 @@ class TM20Api(EventsApi):
         )
 
     async def _terminal(self, sn: str) -> Terminal:
-        terminal: Terminal | None = await self.store.getTerminal(sn)
-        if terminal is None:
-            raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        return terminal
+        return await self.terminals.get(sn)
 
     async def _user(self, sn: str, enrollid: int) -> User:
         await self._terminal(sn)
@@ -382,30 +382,7 @@ class TM20Api(EventsApi):
     async def _audit(
         self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
     ) -> None:
-        await self.store.addAuditEntry(principal.name, action, target, dict(detail))
-        self.log.info(
-            "API: {actor} {action} {target}",
-            actor=principal.name,
-            action=action,
-            target=target,
-        )
-
-    def _connected(self, sn: str) -> bool:
-        return bool(self.context.registry.get(sn) is not None)
-
-    def _disconnect(self, sn: str, reason: str) -> None:
-        session = self.context.registry.get(sn)
-        if session is not None:
-            session.close(CLOSE_DISABLED, reason)
-
-    async def _submit(
-        self, principal: Principal, sn: str, name: str, params: Mapping[str, Any]
-    ) -> StoredCommand:
-        with _gone():
-            command: StoredCommand = await self.queue.submit(
-                sn, name, params, principal.name, wait=False
-            )
-        return command
+        await self.terminals.audit(principal.name, action, target, detail)
 
     # -- meta --------------------------------------------------------------------------------------
 
@@ -419,53 +396,26 @@ class TM20Api(EventsApi):
     ) -> Reply:
         status = query.get("status")
         approved = None if status is None else status == "approved"
-        terminals: list[Terminal] = await self.store.listTerminals(approved)
-        watches = await self._watches()
-        connected = set(self.context.registry.connected())
         items = []
-        for terminal in terminals:
-            isConnected = terminal.sn in connected
-            if "connected" in query and query["connected"] != isConnected:
+        for view in await self.terminals.views(approved):
+            if "connected" in query and query["connected"] != view.connected:
                 continue
-            if "active" in query and query["active"] != terminal.active:
+            if "active" in query and query["active"] != view.terminal.active:
                 continue
-            item = self._describe(terminal, isConnected, watches.get(terminal.sn))
+            item = self._describe(view)
             if "state" in query and query["state"] not in item["states"]:
                 continue
             items.append(item)
         return Reply(200, {"items": items, "count": len(items)})
 
-    async def _watches(self) -> dict[str, TerminalWatch]:
-        if self.context.watch is None:
-            return {}
-        return {w.sn: w for w in await self.store.listWatches()}
-
-    def _describe(
-        self, terminal: Terminal, connected: bool, watch: TerminalWatch | None
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _describe(view: TerminalView) -> dict[str, Any]:
         """A terminal as the API shows it: L{terminalJSON}, its watch and its states."""
-        out = terminalJSON(terminal, connected)
-        watching = self.context.watch
-        watched = None
-        if watching is not None:
-            heard = watching.silence.lastHeard(terminal)
-            watched = watchJSON(
-                watch,
-                watching.silence.thresholdFor(watch),
-                watching.drift.flagged(watch.clockDrift if watch is not None else None),
-                None if heard is None else datetime.fromtimestamp(heard, tz=UTC),
-                watching.gaps.busy(terminal.sn),
-            )
-            out["watch"] = watched
-        out["states"] = terminalStates(terminal, connected, watched)
-        return out
+        return describeTerminal(view)
 
     async def _out(self, terminal: Terminal) -> dict[str, Any]:
         """L{_describe} for one terminal (its watch read from the store)."""
-        watch = None
-        if self.context.watch is not None:
-            watch = await self.store.getWatch(terminal.sn)
-        return self._describe(terminal, self._connected(terminal.sn), watch)
+        return self._describe(await self.terminals.viewOf(terminal))
 
     async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "TerminalCreate")
@@ -474,7 +424,7 @@ class TM20Api(EventsApi):
         if problem is not None:
             # The rule of a terminal's reg: an sn it could never register with is refused.
             raise ApiError(400, "invalid_body", problem, field="sn")
-        timezone = _checkTimezone(body.get("timezone"))
+        timezone = checkTimezone(body.get("timezone"))
         if await self.store.getTerminal(sn) is not None:
             raise ApiError(409, "conflict", f"terminal {sn!r} exists")
         await self._audit(principal, "terminal.create", sn, body)
@@ -511,52 +461,13 @@ class TM20Api(EventsApi):
                     400, "invalid_body", "approved and whitelisted disagree", field="whitelisted"
                 )
             changes["approved"] = whitelisted
-        if "timezone" in changes:
-            changes["timezone"] = _checkTimezone(changes["timezone"])
-        silentChange = "silentAfter" in changes
-        silentAfter = changes.pop("silentAfter", None)
-        if silentChange and self.context.watch is None:
-            raise ApiError(
-                400, "invalid_body", "terminals are not watched here", field="silentAfter"
-            )
-        audited = dict(body)
-        secretChange = "secret" in changes
-        secret: str | None = changes.pop("secret", None)
-        if secretChange:
-            # The audit log says that the secret changed, never what it is.
-            audited["secret"] = "removed" if secret is None else "set"
-        await self._audit(principal, "terminal.update", sn, audited)
-        terminal: Terminal | None = None
-        if changes:  # without a secret or a silentAfter, there are changes
-            terminal = await self.store.updateTerminal(sn, changes)
-            if terminal is None:
-                raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        if secretChange:
-            terminal = await self.store.setTerminalSecret(
-                sn, None if secret is None else hashSecret(secret)
-            )
-        if silentChange:
-            if await self.store.updateWatch(sn, {"silentAfter": silentAfter}) is None:
-                raise ApiError(404, "not_found", f"no terminal {sn!r}")
-            if terminal is None:
-                terminal = await self.store.getTerminal(sn)
-        if terminal is None:
-            raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        # Its connection uses the new record at once: the next cloudtime is in the new zone.
-        self.context.registration.terminalChanged(terminal)
-        if not terminal.approved or not terminal.active:
-            self._disconnect(sn, "disabled by the operator")
+        terminal = await self.terminals.update(principal.name, sn, changes, body)
         return Reply(200, await self._out(terminal))
 
     async def resetTerminalIdentity(
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
-        await self._terminal(sn)
-        await self._audit(principal, "terminal.identity.reset", sn, {})
-        terminal: Terminal | None = await self.store.resetTerminalIdentity(sn)
-        if terminal is None:
-            raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        self.context.registration.terminalChanged(terminal)
+        terminal = await self.terminals.resetIdentity(principal.name, sn)
         return Reply(200, await self._out(terminal))
 
     async def deleteTerminal(
@@ -567,16 +478,13 @@ class TM20Api(EventsApi):
         deleted = await self.store.deleteTerminal(sn)
         if not deleted:
             raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        self._disconnect(sn, "deleted by the operator")
+        self.terminals.disconnect(sn, "deleted by the operator")
         if self.context.watch is not None:
             self.context.watch.forget(sn)
         return Reply(204, None)
 
     async def listConnected(self, request: IRequest, principal: Principal, query: Any) -> Reply:
-        connected = set(self.context.registry.connected())
-        terminals: list[Terminal] = await self.store.listTerminals(None)
-        watches = await self._watches()
-        items = [self._describe(t, True, watches.get(t.sn)) for t in terminals if t.sn in connected]
+        items = [self._describe(v) for v in await self.terminals.views() if v.connected]
         return Reply(200, {"items": items, "count": len(items)})
 
     # -- commands ----------------------------------------------------------------------------------
@@ -585,36 +493,18 @@ class TM20Api(EventsApi):
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
         body = self._body(request, "CommandRequest")
-        await self._terminal(sn)
         name: str = body["command"]
         params: dict[str, Any] = body.get("params") or {}
-        spec = COMMANDS[name]
         try:
-            payload: dict[str, Any] = await self.queue.buildPayload(sn, name, params)
-        except ProtocolError as e:
-            raise _invalidParams(e, "params.") from None
-        # judged on the frame sent: {"door": 1} is doornum 1, one door, not every door
-        if spec.isDestructive(payload) and body.get("confirm") is not True:
-            raise ApiError(
-                400,
-                "confirmation_required",
-                f'{name} is destructive: send "confirm": true to go ahead',
-                field="confirm",
+            command: StoredCommand = await self.terminals.sendCommand(
+                principal.name,
+                sn,
+                name,
+                params,
+                confirm=body.get("confirm") is True,
+                wait=body.get("wait", True),
+                expiresIn=body.get("expiresIn"),
             )
-        audited: dict[str, Any] = {"command": name, "params": params}
-        if "expiresIn" in body:
-            audited["expiresIn"] = body["expiresIn"]
-        await self._audit(principal, "command.submit", sn, audited)
-        try:
-            with _gone():
-                command: StoredCommand = await self.queue.submit(
-                    sn,
-                    name,
-                    params,
-                    principal.name,
-                    wait=body.get("wait", True),
-                    expiresIn=body.get("expiresIn"),
-                )
         except QueuedCommandTimeout as e:
             raise ApiError(
                 504,
@@ -700,40 +590,6 @@ class TM20Api(EventsApi):
         user = await self._user(sn, enrollid)
         return Reply(200, userJSON(user, withRecords=True))
 
-    def _userCommands(
-        self,
-        enrollid: int,
-        name: str | None,
-        admin: int | None,
-        credentials: list[dict[str, Any]],
-        enabled: bool | None,
-        profileChanged: bool,
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """The commands that apply a user change on the terminal (validated)."""
-        base: dict[str, Any] = {"enrollid": enrollid}
-        if name is not None:
-            base["name"] = name
-        if admin is not None:
-            base["admin"] = admin
-        out: list[tuple[str, dict[str, Any]]] = []
-        for i, credential in enumerate(credentials):
-            params = {**base, "backupnum": credential["backupnum"], "record": credential["record"]}
-            try:
-                out.append(("setuserinfo", buildCommand("setuserinfo", params)))
-            except ProtocolError as e:
-                raise _invalidParams(e, f"credentials[{i}].") from None
-        if not credentials and profileChanged:
-            out.append(("setuserinfo", buildCommand("setuserinfo", base)))
-        if enabled is not None:
-            flag = 1 if enabled else 0
-            out.append(
-                ("enableuser", buildCommand("enableuser", {"enrollid": enrollid, "enflag": flag}))
-            )
-            out.append(
-                ("setuserinfo", buildCommand("setuserinfo", {"enrollid": enrollid, "enable": flag}))
-            )
-        return out
-
     async def _applyUser(
         self,
         principal: Principal,
@@ -744,20 +600,9 @@ class TM20Api(EventsApi):
         admin: int,
         enabled: bool,
     ) -> dict[str, Any]:
-        with _gone():
-            await self.store.saveUser(sn, enrollid, name, admin, enabled)
-            for _, payload in commands:
-                if payload["cmd"] == "setuserinfo" and "backupnum" in payload:
-                    await self.store.saveCredential(
-                        sn, enrollid, payload["backupnum"], payload["record"], None, None
-                    )
-        queued = []
-        for command, payload in commands:
-            params = {k: v for k, v in payload.items() if k != "cmd"}
-            queued.append(await self._submit(principal, sn, command, params))
-        user: User | None = await self.store.getUser(sn, enrollid)
-        if user is None:
-            raise _conflict()
+        user, queued = await self.terminals.applyUser(
+            principal.name, sn, enrollid, commands, name, admin, enabled
+        )
         return {
             "user": userJSON(user, withRecords=True),
             "commands": [commandJSON(c) for c in queued],
@@ -774,7 +619,7 @@ class TM20Api(EventsApi):
         name = body.get("name")
         admin = body.get("admin", 0)
         enabled = body.get("enabled", True)
-        commands = self._userCommands(
+        commands = userCommands(
             enrollid,
             name,
             admin,
@@ -798,7 +643,7 @@ class TM20Api(EventsApi):
         name = body.get("name", user.name)
         admin = body.get("admin", user.admin)
         enabled = body.get("enabled", user.enabled)
-        commands = self._userCommands(
+        commands = userCommands(
             enrollid,
             name,
             admin,
@@ -819,37 +664,16 @@ class TM20Api(EventsApi):
         enrollid: int,
     ) -> Reply:
         await self._user(sn, enrollid)
-        backupnum = query.get("backupnum", 13)
-        try:
-            payload = buildCommand("deleteuser", {"enrollid": enrollid, "backupnum": backupnum})
-        except ProtocolError as e:
-            raise _invalidParams(e, "") from None
-        await self._audit(principal, "user.delete", f"{sn}/{enrollid}", {"backupnum": backupnum})
-        if backupnum == 13:
-            deleted = 1 if await self.store.deleteUser(sn, enrollid) else 0
-        else:
-            deleted = await self.store.deleteCredential(sn, enrollid, backupnum)
-        command = await self._submit(
-            principal, sn, "deleteuser", {k: v for k, v in payload.items() if k != "cmd"}
+        deleted, command = await self.terminals.removeUser(
+            principal.name, sn, enrollid, query.get("backupnum", 13)
         )
         return Reply(200, {"deleted": deleted, "commands": [commandJSON(command)]})
 
     async def pullUsers(
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
-        await self._terminal(sn)
-        self._requireConnected(sn)
-        await self._audit(principal, "users.pull", sn, {})
-        try:
-            with _gone():
-                result = await self.pulls.pullUsers(sn)
-        except PullBusyError as e:
-            raise ApiError(409, "pull_in_progress", str(e)) from None
+        result = await self.terminals.pullUsers(principal.name, sn)
         return Reply(200, attrs.asdict(result))
-
-    def _requireConnected(self, sn: str) -> None:
-        if not self.context.commands.isConnected(sn):
-            raise ApiError(409, "terminal_offline", f"terminal {sn!r} is not connected")
 
     # -- logs --------------------------------------------------------------------------------------
 
@@ -865,13 +689,9 @@ class TM20Api(EventsApi):
                 buildCommand("getalllog", dates)
             except ProtocolError as e:
                 raise _invalidParams(e, "") from None
-        self._requireConnected(sn)
-        await self._audit(principal, "logs.pull", sn, body)
-        try:
-            with _gone():
-                result = await self.pulls.pullLogs(sn, allLogs, body.get("from"), body.get("to"))
-        except PullBusyError as e:
-            raise ApiError(409, "pull_in_progress", str(e)) from None
+        result = await self.terminals.pullLogs(
+            principal.name, sn, allLogs, body.get("from"), body.get("to"), body
+        )
         return Reply(200, attrs.asdict(result))
 
     async def listTerminalLogs(
@@ -1138,15 +958,7 @@ def _conflict() -> ApiError:
     return ApiError(409, "conflict", "the terminal or user was deleted meanwhile")
 
 
-@contextmanager
-def _gone() -> Iterator[None]:
-    """A store refusing a write because the terminal (or command) was just deleted: 409."""
-    try:
-        yield
-    except ProtocolError:
-        raise
-    except (ValueError, CommandVanishedError):
-        raise _conflict() from None
+_gone = gone
 
 
 @contextmanager
@@ -1202,18 +1014,6 @@ def _cursorValue(cursor: str, check: Callable[[Any], bool]) -> Any:
     except ValidationError:
         raise ApiError(400, "invalid_query", "invalid cursor", field="cursor") from None
     return value
-
-
-def _checkTimezone(name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ApiError(
-            400, "invalid_body", f"unknown time zone {name!r}", field="timezone"
-        ) from None
-    return name
 
 
 #: The original README's names of terminal fields, to ours.

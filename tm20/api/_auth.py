@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ from twisted.web.iweb import IRequest
 from tm20.api._errors import ApiError
 from tm20.interfaces import ITokenStore
 from tm20.services.ratelimit import FailureRateLimiter
+from tm20.services.tokens import SCOPES, hashToken, newSecret
 from tm20.terminal.limits import NetworkList, forwardedClient, hostOf
 
 __all__ = [
@@ -42,18 +42,7 @@ __all__ = [
 ]
 
 #: Every scope a token may have.
-SCOPES = ("read", "write")
 _READ_METHODS = frozenset({b"GET", b"HEAD"})
-
-
-def hashToken(secret: str) -> str:
-    """The stored form of a token: the hex sha256 of its UTF-8 secret."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def newSecret() -> str:
-    """A new random token secret (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
 
 
 def scopeFor(method: bytes) -> str:

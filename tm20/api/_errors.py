@@ -16,6 +16,7 @@ from twisted.web.iweb import IRequest
 
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.protocol.messages import ProtocolError
+from tm20.services.errors import ServiceError
 
 __all__ = ["ApiError", "errorBody", "errorFromFailure", "writeJSON"]
 
@@ -77,6 +78,11 @@ def errorFromFailure(failure: Failure, request: IRequest | None = None) -> ApiEr
     error = failure.value
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, ServiceError):
+        fields: dict[str, Any] = dict(error.extra)
+        if error.field is not None:
+            fields["field"] = error.field
+        return ApiError(error.status, error.code, error.detail, **fields)
     if isinstance(error, ProtocolError):
         extra: dict[str, Any] = {}
         if error.field is not None:

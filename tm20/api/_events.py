@@ -25,6 +25,7 @@ from tm20.events.model import (
 )
 from tm20.events.sse import EventStream
 from tm20.events.webhooks import checkURL, generateSecret, secretKey
+from tm20.services.webhooks import WebhookService
 from tm20.terminal.limits import NetworkList
 
 #: Default page size of the event log.
@@ -265,24 +266,9 @@ class EventsApi:
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Any:
         body = self._body(request, "WebhookReplay")
-        webhook = await self._webhook(id)
-        start: int = body["from"]
+        await self._webhook(id)
         await self._audit(principal, "webhook.replay", str(id), body)
-        worker = self._worker(webhook)
-        if worker is not None:
-            await worker.replay(start)
-        else:
-            await self.store.updateSinkStream(
-                webhook.streamKey,
-                {
-                    "cursor": start - 1,
-                    "state": STREAM_ACTIVE,
-                    "failures": 0,
-                    "retryAt": None,
-                    "failingSince": None,
-                    "lastError": None,
-                },
-            )
+        webhook = await WebhookService(self.context).replay(id, body["from"])
         return Reply(200, await self._webhookJSON(webhook))
 
     async def listWebhookAttempts(

@@ -18,6 +18,7 @@ import attrs
 
 from tm20.api._eventsopenapi import EVENT_SCHEMAS, eventQueryParameters
 from tm20.api._serialize import TERMINAL_STATES
+from tm20.model import COMMAND_STATUSES
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
 from tm20.protocol.serial import MAX_SN_LENGTH
 from tm20.services.expiry import MAX_EXPIRY
@@ -88,6 +89,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "active": {"type": "boolean"},
             "timezone": _NULLABLE_STRING,
             "connected": {"type": "boolean"},
+            "node": {
+                "type": ["string", "null"],
+                "description": "The node (server process) holding its connection now; null when"
+                " it is not connected (see README, Scaling out).",
+            },
             "cpusn": _NULLABLE_STRING,
             "mac": _NULLABLE_STRING,
             "modelname": _NULLABLE_STRING,
@@ -323,15 +329,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "payload": {"type": "object"},
             "status": {
                 "type": "string",
-                "enum": [
-                    "queued",
-                    "sent",
-                    "succeeded",
-                    "failed",
-                    "timed_out",
-                    "expired",
-                    "cancelled",
-                ],
+                "enum": list(COMMAND_STATUSES),
             },
             "reply": {
                 "type": "object",

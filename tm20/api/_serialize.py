@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tm20.model import (
@@ -27,6 +27,7 @@ from tm20.model import (
     User,
 )
 from tm20.services.expiry import expiryOf
+from tm20.services.terminals import TerminalView
 
 __all__ = [
     "auditJSON",
@@ -331,3 +332,22 @@ def decodeCursor(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, UnicodeError) as e:
         raise ValueError("invalid cursor") from e
+
+
+def describeTerminal(view: TerminalView) -> dict[str, Any]:
+    """A terminal as the API shows it: L{terminalJSON}, its watch and its states."""
+    out = terminalJSON(view.terminal, view.connected)
+    out["node"] = view.node
+    watched = None
+    if view.watched:
+        heard = view.lastHeard
+        watched = watchJSON(
+            view.watch,
+            view.silentAfter,
+            view.driftFlagged,
+            None if heard is None else datetime.fromtimestamp(heard, tz=UTC),
+            view.gapBusy,
+        )
+        out["watch"] = watched
+    out["states"] = terminalStates(view.terminal, view.connected, watched)
+    return out

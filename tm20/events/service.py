@@ -13,12 +13,14 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from tm20.events.feed import EventFeed
 from tm20.events.model import NewEvent
 from tm20.events.payloads import connectionEvent
 from tm20.events.runner import SinkRunner
 from tm20.events.sinks import RetrySchedule
+from tm20.interfaces import IEventsService
 from tm20.store._rows import utcFromSeconds
 
 #: How often old events are pruned (seconds).
@@ -39,6 +41,7 @@ def pluginSinks() -> list[Any]:
     return sorted(sinks, key=lambda sink: str(sink.name))
 
 
+@implementer(IEventsService)
 class EventsService:
     """
     @ivar feed: the L{EventFeed} readers wait on (SSE, sinks).
@@ -80,11 +83,17 @@ class EventsService:
         registry.observers.append(self._connection)
         store.defaultTimezone = config.defaultTimezone
 
-    def start(self) -> Deferred[None]:
+    def start(self, runSinks: bool = True) -> Deferred[None]:
+        """
+        Start the feed, the pruning and (unless C{runSinks} is false: a cluster node that does
+        not lead, see L{tm20.cluster.node}) the sink runner.
+        """
         self._running = True
         self.feed.start()
         if self.config.eventRetention > 0:
             self._pruner.start(PRUNE_INTERVAL, now=True)
+        if not runSinks:
+            return Deferred.fromCoroutine(_nothing())
         return Deferred.fromCoroutine(self.runner.start())
 
     def stop(self) -> Deferred[None]:
@@ -166,6 +175,10 @@ class EventsService:
                 self._flushing = None
 
         return Deferred.fromCoroutine(flush())
+
+
+async def _nothing() -> None:
+    return None
 
 
 __all__ = ["PRUNE_INTERVAL", "EventsService", "pluginSinks"]

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from tm20.errors import TerminalRefused
-from tm20.handlers._fields import replyFields
-from tm20.interfaces import ICommandHandler
+from tm20.handlers._fields import expect, replyFields
+from tm20.interfaces import ICommandHandler, IServerContext, ITerminalSession
 from tm20.protocol import replies
-from tm20.protocol.messages import Register
+from tm20.protocol.codes import CloseCode
+from tm20.protocol.messages import Register, TerminalMessage
 from tm20.services.identity import REASON_IDENTITY, REASON_SECRET
 from tm20.services.registration import REASON_INACTIVE, REASON_PENDING, REASON_SN_CHANGED
-
-#: WebSocket close code sent to a refused terminal.
-CLOSE_REFUSED = 4003
 
 #: Refusal reason shown on the terminal -> the C{reason} label of the refusals metric.
 _REFUSALS = {
@@ -41,20 +40,23 @@ class RegHandler:
     command = "reg"
 
     @inlineCallbacks
-    def handle(self, context: Any, session: Any, message: Register) -> Any:
+    def handle(
+        self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
+    ) -> Generator[Deferred[Any], Any, dict[str, Any] | None]:
+        register = expect(message, Register)
         try:
-            terminal = yield context.registration.register(session, message)
+            terminal = yield context.registration.register(session, register)
         except TerminalRefused as refused:
-            metrics = getattr(context, "metrics", None)
+            metrics = context.metrics
             if metrics is not None and refused.reason in _REFUSALS:
                 metrics.refused(_REFUSALS[refused.reason])
             session.sendReply(replies.regRefused(refused.reason))
             if refused.close:
-                session.close(CLOSE_REFUSED, refused.reason)
+                session.close(CloseCode.REFUSED, refused.reason)
             return None
-        watch = getattr(context, "watch", None)
+        watch = context.watch
         if watch is not None:
-            watch.registered(terminal, message)
+            watch.registered(terminal, register)
         return replyFields(
             replies.regAccepted(context.registration.cloudTimeFor(terminal), nosenduser=False)
         )

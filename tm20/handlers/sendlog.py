@@ -9,14 +9,13 @@ with the terminal's own C{count}.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from tm20.interfaces import ICommandHandler
+from tm20.handlers._fields import expect
+from tm20.interfaces import HandlerResult, ICommandHandler, IServerContext, ITerminalSession
 from tm20.protocol import replies
-from tm20.protocol.messages import SendLog
+from tm20.protocol.messages import SendLog, TerminalMessage
 
 
 @implementer(IPlugin, ICommandHandler)
@@ -31,7 +30,10 @@ class SendLogHandler:
 
     command = "sendlog"
 
-    def handle(self, context: Any, session: Any, message: SendLog) -> Any:
-        if not session.registered:
+    def handle(
+        self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
+    ) -> HandlerResult:
+        batch = expect(message, SendLog)
+        if not session.registered or session.sn is None:
             return replies.failureFields()
-        return context.ingest.sendlog(session.sn, session.terminal, message)
+        return context.ingest.sendlog(session.sn, session.terminal, batch)

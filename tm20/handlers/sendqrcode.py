@@ -8,8 +8,8 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from tm20.interfaces import ICommandHandler
-from tm20.protocol.messages import SendQrCode
+from tm20.interfaces import ICommandHandler, IServerContext, ITerminalSession
+from tm20.protocol.messages import TerminalMessage
 
 
 @implementer(IPlugin, ICommandHandler)
@@ -23,6 +23,8 @@ class SendQrCodeHandler:
     command = "sendqrcode"
     log = Logger()
 
-    def handle(self, context: Any, session: Any, message: SendQrCode) -> dict[str, Any]:
+    def handle(
+        self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
+    ) -> dict[str, Any]:
         self.log.info("QR code scanned on {sn}; no QR policy, access denied", sn=session.sn)
         return {"result": True, "access": 0}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from tm20.handlers._fields import replyFields
-from tm20.interfaces import ICommandHandler
+from tm20.interfaces import ICommandHandler, IServerContext, ITerminalSession
 from tm20.protocol import replies
-from tm20.protocol.messages import SendUser, SendUserRejected
+from tm20.protocol.messages import SendUser, SendUserRejected, TerminalMessage
 
 
 @implementer(IPlugin, ICommandHandler)
@@ -27,16 +28,21 @@ class SendUserHandler:
     command = "senduser"
 
     @inlineCallbacks
-    def handle(self, context: Any, session: Any, message: SendUser | SendUserRejected) -> Any:
-        if not session.registered:
+    def handle(
+        self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
+    ) -> Generator[Deferred[Any], Any, dict[str, Any]]:
+        if not isinstance(message, SendUser | SendUserRejected):
+            raise TypeError(f"expected a SendUser, got {type(message).__name__}")
+        sn = session.sn
+        if not session.registered or sn is None:
             return replyFields(replies.failure("senduser"))
         if isinstance(message, SendUserRejected):
-            yield context.ingest.quarantine(session.sn, "senduser", [message.rejected])
+            yield context.ingest.quarantine(sn, "senduser", [message.rejected])
             return replyFields(
                 replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
             )
         yield context.store.saveCredential(
-            session.sn,
+            sn,
             message.enrollid,
             message.backupnum,
             message.record,
@@ -44,9 +50,9 @@ class SendUserHandler:
             message.admin,
             enrolled=True,
         )
-        persons = getattr(context, "persons", None)
+        persons = context.persons
         if persons is not None:
-            persons.keypadReported(session.sn, message.enrollid)
+            persons.keypadReported(sn, message.enrollid)
         return replyFields(
             replies.senduserAck(cloudtime=context.registration.cloudTimeFor(session.terminal))
         )

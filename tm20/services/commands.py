@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
@@ -22,9 +21,11 @@ from twisted.internet.defer import (
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from tm20.errors import TerminalGone
-from tm20.interfaces import ITerminalRegistry
+from tm20.interfaces import ICommandService, ITerminalRegistry
+from tm20.model import Pagination
 from tm20.protocol.commands import pageRequest
 from tm20.protocol.messages import CommandReply
 from tm20.protocol.paging import DEFAULT_MAX_PAGES, PageTracker
@@ -32,23 +33,7 @@ from tm20.protocol.paging import DEFAULT_MAX_PAGES, PageTracker
 __all__ = ["DEFAULT_MAX_PAGES", "CommandService", "Pagination"]
 
 
-@attrs.frozen
-class Pagination:
-    """
-    What one pagination returned.
-
-    @ivar records: every record received, in order.
-    @ivar pages: the replies received.
-    @ivar why: why it stopped (L{tm20.protocol.paging.PageDecision.why}).
-    @ivar first: the terminal's reply to the first page (its C{result}, C{reason}).
-    """
-
-    records: tuple[Any, ...]
-    pages: int
-    why: str | None
-    first: CommandReply
-
-
+@implementer(ICommandService)
 class CommandService:
     """Sends commands to connected terminals through their one-in-flight channel."""
 

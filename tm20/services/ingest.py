@@ -15,9 +15,10 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
-from tm20.interfaces import IStore
+from tm20.interfaces import ILogIngest, IStore
 from tm20.model import LogInsertResult, Terminal
 from tm20.protocol.messages import LogRecord, RejectedRecord, SendLog
 from tm20.protocol.replies import sendlogAckFields
@@ -28,6 +29,7 @@ from tm20.services.outage import OutageLog
 _REASONS_LOGGED = 3
 
 
+@implementer(ILogIngest)
 class LogIngest:
     """
     Hands log batches to the store (both stores group concurrent batches into one commit, in a

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
 from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from tm20.interfaces import IStore
+from tm20.interfaces import IPullService, IStore
+from tm20.model import LogPullResult, UserPullResult, UserRefreshResult
 from tm20.protocol.commands import buildCommand
 from tm20.protocol.messages import LogRecord
 from tm20.protocol.paging import pageCapFor
@@ -52,61 +53,13 @@ class PullBusyError(Exception):
     """A pull is already running for this terminal."""
 
 
-@attrs.frozen
-class UserPullResult:
-    """
-    What a user pull did.
-
-    @ivar listed: credential slots the terminal listed.
-    @ivar stored: credentials read and stored.
-    @ivar missing: slots listed but not readable (C{getuserinfo} answered C{result:false}).
-    @ivar users: distinct users seen.
-    """
-
-    listed: int
-    stored: int
-    missing: int
-    users: int
-
-
-@attrs.frozen
-class UserRefreshResult:
-    """
-    What a user list check did.
-
-    @ivar listed: credential slots the terminal listed.
-    @ivar added: slots read because the server did not know them.
-    @ivar removed: known slots the terminal no longer holds (forgotten).
-    """
-
-    listed: int
-    added: int
-    removed: int
-
-
-@attrs.frozen
-class LogPullResult:
-    """
-    What a log pull did.
-
-    @ivar received: records the terminal sent.
-    @ivar inserted: records newly stored.
-    @ivar duplicates: records already stored (ignored).
-    @ivar invalid: records that could not be understood (skipped, logged).
-    """
-
-    received: int
-    inserted: int
-    duplicates: int
-    invalid: int
-
-
 def _capacity(terminal: Any, key: str) -> int | None:
     devinfo = getattr(terminal, "devinfo", None) or {}
     value = devinfo.get(key) if isinstance(devinfo, Mapping) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@implementer(IPullService)
 class PullService:
     """Reads users and logs from connected terminals into the store."""
 

@@ -7,6 +7,8 @@ answered, C{maxAttempts} times).  The commands of one terminal are delivered one
 first, by one worker per terminal; a worker starts when a command is submitted for a connected
 terminal and after every registration (L{CommandQueue.deliverPending}, hooked to the registration
 service's observers), so a command for an offline terminal is delivered after its next C{reg}.
+With several nodes on one database (L{tm20.cluster}), a command for a terminal held by another
+node is delivered by that node, woken through the database (L{CommandQueue.remote}).
 
 A delivery that times out is retried at once (the terminal is connected, so the next attempt may
 get through); one cut by a disconnection waits for the next registration.  Commands left C{sent}
@@ -30,13 +32,15 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
 
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
-from tm20.interfaces import IStore
+from tm20.interfaces import ICommandQueue, IStore
 from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_EXPIRED,
     COMMAND_FAILED,
+    COMMAND_FINAL,
     COMMAND_QUEUED,
     COMMAND_SENT,
     COMMAND_SUCCEEDED,
@@ -47,7 +51,7 @@ from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
 from tm20.services.expiry import MAX_EXPIRY, defaultExpiry, expiryOf
 from tm20.services.pulls import LogPageStorer, pagingLimits
-from tm20.store._rows import FINAL_COMMAND_STATUSES, utcFromSeconds
+from tm20.store._rows import utcFromSeconds
 
 __all__ = [
     "CommandQueue",
@@ -59,7 +63,7 @@ __all__ = [
 ]
 
 #: Statuses after which a command is never sent again (nor changed).
-FINAL_STATUSES = FINAL_COMMAND_STATUSES
+FINAL_STATUSES = COMMAND_FINAL
 
 #: The audit log's actor for what the server does by itself (expiring a command).
 EXPIRY_ACTOR = "tm20"
@@ -118,6 +122,7 @@ class _Waiter:
             self.deferred.errback(error)
 
 
+@implementer(ICommandQueue)
 class CommandQueue:
     """
     Stores, delivers and retries server-to-terminal commands.
@@ -162,6 +167,9 @@ class CommandQueue:
         #: cancellation (the reconciler follows its own commands this way); exceptions are
         #: logged.
         self.observers: list[Callable[[StoredCommand], object]] = []
+        #: Delivery through another node (L{tm20.cluster.routing.CommandRouter}): C{None} for
+        #: one process alone.
+        self.remote: Any = None
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -231,6 +239,13 @@ class CommandQueue:
         )
         if not wait or not self.commands.isConnected(sn):
             self.kick(sn)
+            if self.remote is not None and not self.commands.isConnected(sn):
+                # held by another node of the cluster: it delivers, this node answers
+                holder = yield self.remote.route(command)
+                if holder is not None and wait:
+                    timeout = self.timeout if self.timeout is not None else self.commands.timeout
+                    result = yield self.remote.waitFor(command, timeout, _isPaged(name))
+                    return result
             return command
         waiter = _Waiter(sn)
         self._waiters.setdefault(command.id, []).append(waiter)

@@ -43,8 +43,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
+from tm20.interfaces import IReconciler
 from tm20.model import (
     COMMAND_SUCCEEDED,
     SYNC_CONFLICT,
@@ -130,6 +132,7 @@ class _Terminal:
     unapplied: dict[int, int] = attrs.field(factory=dict)
 
 
+@implementer(IReconciler)
 class Reconciler:
     """Keeps terminals holding their fleet persons (see the module's description)."""
 

@@ -10,10 +10,12 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from tm20.errors import TerminalRefused
-from tm20.interfaces import ITerminalRegistry, ITerminalStore
+from tm20.interfaces import IRegistration, ITerminalRegistry, ITerminalStore
 from tm20.model import Terminal
+from tm20.protocol.codes import CloseCode
 from tm20.protocol.messages import Register
 from tm20.protocol.timefmt import cloudTime
 from tm20.services.identity import (
@@ -21,9 +23,6 @@ from tm20.services.identity import (
     claimRefusal,
     mismatchRecord,
 )
-
-#: Close code sent to the older of two connections with the same C{sn}.
-CLOSE_REPLACED = 4002
 
 #: Reasons shown on a refused terminal's screen.
 REASON_PENDING = "not approved yet: ask the operator"
@@ -36,6 +35,7 @@ REASON_SN_CHANGED = "sn differs from this connection's: reconnect"
 _GONE = ("connection closed before registration", REASON_GONE)
 
 
+@implementer(IRegistration)
 class RegistrationService:
     """
     Accepts C{reg}: checks the claimed identity, records the terminal, applies the whitelist,
@@ -190,7 +190,7 @@ class RegistrationService:
                 sn=terminal.sn,
                 peer=session.peer,
             )
-            old.close(CLOSE_REPLACED, "replaced by a newer connection")
+            old.close(CloseCode.REPLACED, "replaced by a newer connection")
         if firstTime:
             self.log.info(
                 "terminal {sn} registered from {peer} ({model}, {firmware})",

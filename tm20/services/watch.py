@@ -16,7 +16,9 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from tm20.interfaces import ITerminalWatch
 from tm20.metrics import TERMINAL_STATES
 from tm20.model import Terminal, WatchedTerminal
 from tm20.protocol.messages import Register, SendLog
@@ -27,6 +29,7 @@ from tm20.services.silence import SilenceWatch
 __all__ = ["Watch"]
 
 
+@implementer(ITerminalWatch)
 class Watch:
     """
     The watches of one server.

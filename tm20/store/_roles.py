@@ -7,6 +7,7 @@ the event log's readers), its lifecycle, the log group commit and the event log.
 
 from __future__ import annotations
 
+from tm20.store._accountstore import AccountStoreMixin
 from tm20.store._audit import AuditStoreMixin
 from tm20.store._commands import CommandStoreMixin
 from tm20.store._logqueries import LogQueryMixin
@@ -30,10 +31,12 @@ class StoreRoles(
     AuditStoreMixin,
     WatchStoreMixin,
     PersonStoreMixin,
+    AccountStoreMixin,
 ):
     """
     L{tm20.interfaces.ITerminalStore}, L{tm20.interfaces.IUserStore}, the queries and
     quarantine of L{tm20.interfaces.ILogStore}, L{tm20.interfaces.ICommandStore},
     L{tm20.interfaces.ITokenStore}, L{tm20.interfaces.IAuditStore},
-    L{tm20.interfaces.IWatchStore} and L{tm20.interfaces.IPersonStore}.
+    L{tm20.interfaces.IWatchStore}, L{tm20.interfaces.IPersonStore} and
+    L{tm20.interfaces.IAccountStore}.
     """

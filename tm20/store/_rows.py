@@ -13,12 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tm20.model import (
-    COMMAND_CANCELLED,
-    COMMAND_EXPIRED,
-    COMMAND_FAILED,
+    COMMAND_FINAL,
     COMMAND_STATUSES,
-    COMMAND_SUCCEEDED,
-    COMMAND_TIMED_OUT,
     ApiToken,
     AuditEntry,
     Credential,
@@ -35,9 +31,7 @@ from tm20.protocol.messages import RejectedRecord
 from tm20.protocol.storable import storableText
 
 #: Command statuses after which a command is done (C{finishedAt} is set).
-FINAL_COMMAND_STATUSES = frozenset(
-    {COMMAND_SUCCEEDED, COMMAND_FAILED, COMMAND_TIMED_OUT, COMMAND_EXPIRED, COMMAND_CANCELLED}
-)
+FINAL_COMMAND_STATUSES = COMMAND_FINAL
 
 #: The C{devinfo} keys copied into their own terminal columns.
 DEVINFO_COLUMNS = ("mac", "modelname", "firmware")
@@ -142,6 +136,8 @@ def logQueryWhere(query: LogQuery, placeholder: str) -> tuple[str, list[Any]]:
         ("enrollid", "=", query.enrollid),
         ("time", ">=", query.since),
         ("time", "<=", query.until),
+        ("mode", "=", query.mode),
+        ("inout", "=", query.inout),
     ):
         if value is not None:
             conditions.append(f"{column} {op} {placeholder}")

@@ -11,7 +11,13 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 
 from tm20.events.model import NewEvent
-from tm20.model import WATCH_COLUMNS, WATCH_TIMESTAMPS, TerminalWatch, WatchedTerminal
+from tm20.model import (
+    COMMAND_WAITING,
+    WATCH_COLUMNS,
+    WATCH_TIMESTAMPS,
+    TerminalWatch,
+    WatchedTerminal,
+)
 from tm20.store._dialect import Dialect
 from tm20.store._logqueries import countTerminalLogs
 from tm20.store._ops import AppendEvents, Op, OpStore
@@ -66,7 +72,7 @@ def watchPage(d: Dialect, afterSn: str | None, limit: int) -> Op[list[WatchedTer
 
 
 def countPendingCommands() -> Op[int]:
-    result = yield ("SELECT COUNT(*) AS n FROM commands WHERE status IN ('queued', 'sent')", ())
+    result = yield ("SELECT COUNT(*) AS n FROM commands WHERE status IN (%s, %s)", COMMAND_WAITING)
     return int(result.rows[0]["n"])
 
 

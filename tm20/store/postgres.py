@@ -80,7 +80,14 @@ from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
     logEventText,
 )
-from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
+from tm20.interfaces import (
+    IAccountStore,
+    IClusterStore,
+    IEventStore,
+    IPersonStore,
+    IStore,
+    IWatchStore,
+)
 from tm20.model import (
     LogInsertResult,
 )
@@ -102,6 +109,7 @@ from tm20.store._pgpool import (
     isRetryable,
     mergeOptions,
 )
+from tm20.store._postgres_cluster import PostgresClusterMixin
 from tm20.store._postgres_events import (
     EVENTS_LOCK_KEY,
     PostgresEventsMixin,
@@ -514,8 +522,8 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
-class PostgresStore(PostgresEventsMixin, StoreRoles):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IClusterStore)
+class PostgresStore(PostgresEventsMixin, StoreRoles, PostgresClusterMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 

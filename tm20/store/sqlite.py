@@ -62,7 +62,13 @@ from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
     logEventText,
 )
-from tm20.interfaces import IEventStore, IPersonStore, IStore, IWatchStore
+from tm20.interfaces import (
+    IAccountStore,
+    IEventStore,
+    IPersonStore,
+    IStore,
+    IWatchStore,
+)
 from tm20.model import (
     LogInsertResult,
 )
@@ -236,7 +242,7 @@ def _insertLogBatches(
 # -- the work done in the pool thread --------------------------------------------------------------
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore)
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore)
 class SQLiteStore(SQLiteEventsMixin, StoreRoles):
     """
     L{IStore} on one SQLite file.

@@ -13,31 +13,26 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
-from tm20.interfaces import ITerminalSession
+from tm20.config import ServerConfig
+from tm20.dispatch import Dispatcher
+from tm20.interfaces import IServerContext, ITerminalRegistry, ITerminalSession
 from tm20.model import Terminal
 from tm20.protocol import replies
+from tm20.protocol.codes import CloseCode
 from tm20.protocol.messages import CommandReply, ProtocolError, TerminalMessage
 from tm20.protocol.parser import parseFrame
 from tm20.redact import redactText, redactValue
 from tm20.terminal.channel import CommandChannel
 from tm20.terminal.keepalive import KeepAlive
-from tm20.terminal.limits import countJSONValues, forwardedClient, hostOf
-
-if TYPE_CHECKING:
-    from tm20.terminal.factory import TerminalFactory
-
-#: Close codes (application range) sent to terminals.
-CLOSE_TIMEOUT = 4000
-CLOSE_SHUTDOWN = 4001
-CLOSE_NO_REG = 4004
+from tm20.terminal.limits import NetworkList, countJSONValues, forwardedClient, hostOf
 
 #: The application-level liveness probe (TM20 firmware ignores WebSocket pings).
 PROBE = {"cmd": "gettime"}
@@ -133,12 +128,31 @@ class LazyText:
         return repr(str(self))
 
 
+class TerminalSide(Protocol):
+    """
+    What a L{TerminalProtocol} uses of its factory (L{tm20.terminal.factory.TerminalFactory},
+    which imports this module: the factory depends on the protocol, never the reverse).
+    """
+
+    config: ServerConfig
+    context: IServerContext
+    dispatcher: Dispatcher
+    registry: ITerminalRegistry
+    clock: IReactorTime
+    monotonic: IReactorTime
+    terminalNetworks: NetworkList
+    trustedProxies: NetworkList
+    maxJSONDepth: int
+    maxJSONArrayLength: int
+    maxJSONValues: int
+
+
 @implementer(ITerminalSession)
 class TerminalProtocol(WebSocketServerProtocol):
     """A connected terminal; see L{ITerminalSession}."""
 
     log = RedactingLogger()
-    factory: TerminalFactory
+    factory: TerminalSide
 
     def __init__(self) -> None:
         super().__init__()
@@ -382,7 +396,7 @@ class TerminalProtocol(WebSocketServerProtocol):
 
     def close(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
-            self.sendClose(code, reason)
+            self.sendClose(int(code), reason)  # autobahn wants an int, not an IntEnum
         elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
             self.dropConnection(abort=True)
 
@@ -492,13 +506,13 @@ class TerminalProtocol(WebSocketServerProtocol):
             peer=self.peer,
             timeout=self.factory.config.connectionTimeout,
         )
-        self.close(CLOSE_TIMEOUT, "connection timeout")
+        self.close(CloseCode.TIMEOUT, "connection timeout")
 
     def _regTimedOut(self) -> None:
         self._regTimer = None
         if not self.registered:
             self.log.info("no reg from {peer} in time: disconnecting", peer=self.peer)
-            self.close(CLOSE_NO_REG, "reg expected")
+            self.close(CloseCode.NO_REG, "reg expected")
 
 
 _CMD_RE = re.compile(rb'^\s*\{\s*"\s*cmd\s*"\s*:\s*"\s*([A-Za-z0-9_]{1,64})\s*"')

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from zope.interface import implementer
 
-from tm20.interfaces import ITerminalRegistry
+from tm20.interfaces import ITerminalRegistry, ITerminalSession
 
 
 @implementer(ITerminalRegistry)
@@ -24,25 +23,25 @@ class TerminalRegistry:
     """
 
     def __init__(self) -> None:
-        self._bySn: dict[str, Any] = {}
-        self._snOf: dict[Any, str] = {}
-        self._all: set[Any] = set()
+        self._bySn: dict[str, ITerminalSession] = {}
+        self._snOf: dict[ITerminalSession, str] = {}
+        self._all: set[ITerminalSession] = set()
         #: Called with C{(sn, session, connected)} when a session becomes the one of C{sn}
         #: (C{True}) and when the bound session of C{sn} goes away (C{False}).
-        self.observers: list[Callable[[str, Any, bool], object]] = []
+        self.observers: list[Callable[[str, ITerminalSession, bool], object]] = []
 
-    def _tell(self, sn: str, session: Any, connected: bool) -> None:
+    def _tell(self, sn: str, session: ITerminalSession, connected: bool) -> None:
         for observer in list(self.observers):
             try:
                 observer(sn, session, connected)
             except Exception:  # an observer's bug must not break the connection's handling
                 pass
 
-    def track(self, session: Any) -> None:
+    def track(self, session: ITerminalSession) -> None:
         """A socket opened (not yet registered)."""
         self._all.add(session)
 
-    def untrack(self, session: Any) -> None:
+    def untrack(self, session: ITerminalSession) -> None:
         """A socket closed: forget it, and its C{sn} if it is still the one bound to it."""
         self._all.discard(session)
         sn = self._snOf.pop(session, None)
@@ -50,13 +49,13 @@ class TerminalRegistry:
             del self._bySn[sn]
             self._tell(sn, session, False)
 
-    def get(self, sn: str) -> Any | None:
+    def get(self, sn: str) -> ITerminalSession | None:
         return self._bySn.get(sn)
 
     def connected(self) -> list[str]:
         return sorted(self._bySn)
 
-    def bind(self, sn: str, session: Any) -> Any | None:
+    def bind(self, sn: str, session: ITerminalSession) -> ITerminalSession | None:
         """
         Make C{session} the one for C{sn}.
 
@@ -77,14 +76,14 @@ class TerminalRegistry:
         self._snOf.pop(old, None)
         return old
 
-    def unbind(self, sn: str, session: Any) -> None:
+    def unbind(self, sn: str, session: ITerminalSession) -> None:
         if self._bySn.get(sn) is session:
             del self._bySn[sn]
             self._tell(sn, session, False)
         if self._snOf.get(session) == sn:
             del self._snOf[session]
 
-    def sessions(self) -> list[Any]:
+    def sessions(self) -> list[ITerminalSession]:
         return list(self._all)
 
     def __len__(self) -> int:

@@ -1,7 +1,8 @@
 """
 Database work per registration: one store call (one transaction) for a connection's C{reg},
 none for a repeated C{reg} on the same connection, and none per connection at the upgrade.
-No timing assertions: these count calls.
+No timing assertions: these count calls.  Deterministic: in-memory transport, injected
+C{Clock}, a real SQLite store that answers synchronously (L{tests.syncstore}).
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.memoryws import MemoryTerminal
+from tests.syncstore import fired, stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
 from tm20.errors import TerminalRefused
 from tm20.protocol.messages import Register
@@ -50,16 +51,13 @@ def reg(sn: str = "S1", cpusn: str | None = "CPU-1") -> dict[str, Any]:
     return message
 
 
-class RegistrationStoreCallsTests(TestCase):
-    timeout = 20
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
+class RegistrationStoreCallsTests(SynchronousTestCase):
+    def setUp(self) -> None:
         self.clock = Clock()
-        self.store = CountingStore(self.mktemp() + ".sqlite3", reactor=reactor)
+        CountingStore.calls = []
+        self.store = syncSQLiteStore(self.mktemp() + ".sqlite3", self.clock, CountingStore)
         self.store.calls = []
-        yield self.store.start()
-        self.addCleanup(self.store.stop)
+        self.addCleanup(stopSync, self.store)
         self.server = buildServer(ServerConfig(), reactor, self.store, clock=self.clock)
 
     def connect(self) -> MemoryTerminal:
@@ -72,70 +70,61 @@ class RegistrationStoreCallsTests(TestCase):
         if term.protocol.state != term.protocol.STATE_CLOSED:
             term.protocol.connectionLost(Failure(ConnectionDone()))
 
-    @inlineCallbacks
     def reply(self, term: MemoryTerminal, message: dict[str, Any]) -> Any:
+        """The one answer to C{message} (written before C{send} returns)."""
         term.send(message)
-        for _ in range(500):
-            got = term.messages()
-            if got:
-                return got[0]
-            yield deferLater(reactor, 0.01, lambda: None)
-        self.fail("no reply")
+        [answer] = term.messages()
+        return answer
 
-    @inlineCallbacks
-    def test_firstRegistrationIsOneStoreCall(self) -> Any:
+    def test_firstRegistrationIsOneStoreCall(self) -> None:
         """A new terminal is checked, recorded and bound with one store call."""
         term = self.connect()
         self.assertEqual(self.store.calls, [])
-        answer = yield self.reply(term, reg())
+        answer = self.reply(term, reg())
         self.assertEqual((answer["ret"], answer["result"]), ("reg", True))
         self.assertEqual(self.store.calls, ["registerTerminal"])
-        terminal = yield self.store.getTerminal("S1")
+        terminal = fired(self.store.getTerminal("S1"))
         self.assertEqual(terminal.boundCpusn, "CPU-1")
 
-    @inlineCallbacks
-    def test_repeatedRegDoesNotWrite(self) -> Any:
+    def test_repeatedRegDoesNotWrite(self) -> None:
         """A heartbeat C{reg} on the same connection costs no store call."""
         term = self.connect()
-        yield self.reply(term, reg())
+        self.reply(term, reg())
         del self.store.calls[:]
         for _ in range(3):
             self.clock.advance(10)
-            answer = yield self.reply(term, reg())
+            answer = self.reply(term, reg())
             self.assertEqual(answer["result"], True)
         self.assertEqual(self.store.calls, [])
 
-    @inlineCallbacks
-    def test_reconnectIsOneStoreCall(self) -> Any:
+    def test_reconnectIsOneStoreCall(self) -> None:
         """A known, bound terminal on a new connection: one store call again."""
         first = self.connect()
-        yield self.reply(first, reg())
+        self.reply(first, reg())
         del self.store.calls[:]
         second = self.connect()
-        answer = yield self.reply(second, reg())
+        answer = self.reply(second, reg())
         self.assertEqual(answer["result"], True)
         self.assertEqual(self.store.calls, ["registerTerminal"])
 
-    @inlineCallbacks
-    def test_impostorFlaggedOnceThenNoWrites(self) -> Any:
+    def test_impostorFlaggedOnceThenNoWrites(self) -> None:
         """Other hardware is refused: flagged once; the same claim again is only checked."""
         term = self.connect()
-        yield self.reply(term, reg())
+        self.reply(term, reg())
         del self.store.calls[:]
         impostor = self.connect()
-        answer = yield self.reply(impostor, reg(cpusn="CPU-2"))
+        answer = self.reply(impostor, reg(cpusn="CPU-2"))
         self.assertEqual(answer["result"], False)
         self.assertEqual(self.store.calls, ["registerTerminal", "flagTerminal"])
         del self.store.calls[:]
         again = self.connect()
-        answer = yield self.reply(again, reg(cpusn="CPU-2"))
+        answer = self.reply(again, reg(cpusn="CPU-2"))
         self.assertEqual(answer["result"], False)
         self.assertEqual(self.store.calls, ["registerTerminal"])
-        terminal = yield self.store.getTerminal("S1")
+        terminal = fired(self.store.getTerminal("S1"))
         self.assertEqual(terminal.boundCpusn, "CPU-1")
 
-    @inlineCallbacks
-    def test_closedBeforeTheDatabaseWritesNothing(self) -> Any:
+    def test_closedBeforeTheDatabaseWritesNothing(self) -> None:
         """
         A registration whose connection closed while it waited for the database is refused
         there, before anything is written (a terminal that gave up and retries costs one write,
@@ -146,7 +135,7 @@ class RegistrationStoreCallsTests(TestCase):
         self.assertIs(term.protocol.gone, True)
         registration = self.server.context.registration
         d = registration.register(term.protocol, Register(sn="S1", cpusn="CPU-1", devinfo={}))
-        failure = yield self.assertFailure(d, TerminalRefused)
+        failure = self.failureResultOf(d, TerminalRefused).value
         self.assertEqual(failure.reason, REASON_GONE)
         self.assertEqual(self.store.calls, ["registerTerminal"])
-        self.assertIsNone((yield self.store.getTerminal("S1")))
+        self.assertIsNone(fired(self.store.getTerminal("S1")))

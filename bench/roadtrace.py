@@ -1,0 +1,164 @@
+"""
+The road of one C{sendlog}: which of our files and functions run between the frame's arrival on
+the socket and its acknowledgement being written, measured, not read from the code.
+
+    .venv/bin/python -m bench.roadtrace            # SQLite and PostgreSQL (a private cluster)
+    .venv/bin/python -m bench.roadtrace sqlite
+
+A terminal (the in-memory WebSocket of C{tests/memoryws.py}) registers on a server built by
+C{tm20.service.buildServer} over a real store; then a profiler records every call into a module
+of C{tm20} from the moment the C{sendlog} frame is handed to the protocol until the ack frame is
+written, while the real reactor runs the store's commit.  Printed: the files (in the order first
+entered) and the number of distinct functions.  Used for the before/after figures of
+docs/restructuring.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, inlineCallbacks
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = str(ROOT / "tm20") + "/"
+
+REG = {
+    "cmd": "reg",
+    "sn": "ROAD0001",
+    "cpusn": "CPU-ROAD",
+    "devinfo": {"modelname": "AiFace", "firmware": "ai806_f32v_2.73"},
+}
+SENDLOG = {
+    "cmd": "sendlog",
+    "sn": "ROAD0001",
+    "count": 2,
+    "logindex": 7,
+    "record": [
+        {"enrollid": 1, "time": "2026-11-30 08:00:01", "mode": 1, "inout": 0, "event": 0},
+        {"enrollid": 2, "time": "2026-11-30 08:00:02", "mode": 1, "inout": 0, "event": 0},
+    ],
+}
+
+
+class Road:
+    """A profiler hook that keeps the C{tm20} functions called, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._seen: set[tuple[str, str]] = set()
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        if event != "call":
+            return
+        filename = frame.f_code.co_filename
+        if not filename.startswith(PACKAGE):
+            return
+        key = (filename[len(PACKAGE) - len("tm20/") :], frame.f_code.co_qualname)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.calls.append(key)
+
+    def files(self) -> list[str]:
+        ordered: list[str] = []
+        for filename, _ in self.calls:
+            if filename not in ordered:
+                ordered.append(filename)
+        return ordered
+
+
+def until(check: Any, what: str, seconds: float = 20.0) -> Deferred[None]:
+    """Poll the real reactor (a measuring tool, not a test) until C{check()} is true."""
+    started = reactor.seconds()  # type: ignore[attr-defined]
+
+    def poll() -> Any:
+        if check():
+            return None
+        if reactor.seconds() - started > seconds:  # type: ignore[attr-defined]
+            raise RuntimeError(f"never happened: {what}")
+        return task.deferLater(reactor, 0.001, poll)  # type: ignore[arg-type]
+
+    return task.deferLater(reactor, 0, poll)  # type: ignore[arg-type]
+
+
+@inlineCallbacks
+def trace(backend: str) -> Any:
+    from tests.memoryws import MemoryTerminal
+    from tm20.config import ServerConfig
+    from tm20.service import buildServer
+    from tm20.store import storeFromURL
+
+    if backend == "sqlite":
+        url = "sqlite:" + str(Path(tempfile.mkdtemp()) / "road.sqlite3")
+    else:
+        from tests import pgharness
+
+        url = pgharness.createDatabase("tm20_road")
+    store = storeFromURL(url, reactor)
+    yield store.start()
+    try:
+        server = buildServer(ServerConfig(), reactor, store)
+        term = MemoryTerminal(server.factory)
+        got: list[Any] = []
+
+        def replied() -> bool:
+            got.extend(term.messages())
+            return bool(got)
+
+        term.send(REG)
+        yield until(replied, "the reg reply")
+        assert got[0].get("result") is True, got
+        got.clear()
+        # what the registration sets going (queued commands, the reconciler's pass) ends first:
+        # only the sendlog's own road is traced
+        yield task.deferLater(reactor, 1.0, lambda: None)  # type: ignore[arg-type]
+        term.messages()
+        road = Road()
+        sys.setprofile(road)
+        try:
+            term.send(SENDLOG)
+            yield until(replied, "the sendlog ack")
+        finally:
+            sys.setprofile(None)
+        assert got[0].get("ret") == "sendlog" and got[0].get("result") is True, got
+        files = road.files()
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "files": len(files),
+                    "functions": len(road.calls),
+                    "road": files,
+                }
+            )
+        )
+        for filename in files:
+            names = [name for f, name in road.calls if f == filename]
+            print(f"  {filename}: {', '.join(names)}")
+        term.protocol.dropConnection(abort=True)
+    finally:
+        yield store.stop()
+        if backend != "sqlite":
+            from tests import pgharness
+
+            pgharness.dropDatabase(url)
+
+
+def main(argv: list[str]) -> None:
+    backends = argv[1:] or ["sqlite", "postgresql"]
+
+    @inlineCallbacks
+    def run(_: Any) -> Any:
+        for backend in backends:
+            yield trace(backend)
+
+    task.react(run)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,62 @@
+"""
+One worker of C{--workers N} (L{tm20.cluster.workers}): C{python -m tm20.cluster.worker}, run by
+the parent with its settings and listening sockets in the environment.  Not for operators.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from twisted.logger import globalLogBeginner
+
+from tm20.cluster.workers import (
+    CONFIG_VARIABLE,
+    FDS_VARIABLE,
+    LOGFILE_VARIABLE,
+    configFromJSON,
+)
+
+
+def adoptedSockets(text: str) -> list[tuple[int, int]]:
+    """C{"3:2,4:10"} -> C{[(3, AF_INET), (4, AF_INET6)]}."""
+    pairs = []
+    for item in text.split(","):
+        fd, family = item.split(":")
+        pairs.append((int(fd), int(family)))
+    return pairs
+
+
+def main() -> int:
+    config = configFromJSON(os.environ[CONFIG_VARIABLE])
+    fds = adoptedSockets(os.environ[FDS_VARIABLE])
+    from twisted.internet import reactor
+
+    from tm20.logs import makeObserver, openLogFile
+    from tm20.service import TM20Service, buildServer
+    from tm20.store import storeFromURL
+
+    logFile = os.environ.get(LOGFILE_VARIABLE)
+    stream = openLogFile(logFile) if logFile else None
+    globalLogBeginner.beginLoggingTo(
+        [makeObserver(config.logFormat, config.logLevel, stream=stream)],
+        redirectStandardIO=False,
+    )
+    store = storeFromURL(config.database, reactor, poolSize=config.poolSize)
+    server = buildServer(config, reactor, store)
+    status = {"code": 0}
+
+    def failed(_: Any) -> None:
+        status["code"] = 1
+        reactor.stop()
+
+    tm20 = TM20Service(server, onStartFailure=failed, adopted=fds)
+    reactor.callWhenRunning(tm20.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", tm20.stopService)
+    reactor.run()
+    return status["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
