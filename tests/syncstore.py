@@ -89,7 +89,14 @@ def syncSQLiteStore(path: str, clock: Clock, storeClass: type[SQLiteStore] = SQL
     A started L{SQLiteStore} (or C{storeClass}, a subclass) on C{path} that answers
     synchronously (see the module).
     """
-    store = storeClass(path, reactor=SyncReactor(clock), clock=clock)  # type: ignore[arg-type]
+    # flushRows=1: each log batch is written at once rather than on the reactor's next turn (the
+    # group commit's timer), so that a sendlog's ack is sent before send() returns
+    store = storeClass(
+        path,
+        reactor=SyncReactor(clock),  # type: ignore[arg-type]
+        clock=clock,
+        flushRows=1,
+    )
     d = store.start()
     started: list[Any] = []
     d.addBoth(started.append)
