@@ -9,7 +9,7 @@ PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
 NAME ?= admin
 
-.PHONY: install constraints run token test lint typecheck unit browser-deps screenshots bench bench-reconcile bench-deps bench-quick bench-soak conformance clean
+.PHONY: install constraints run token test lint typecheck unit browser-deps screenshots bench bench-reconcile bench-access bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
@@ -68,9 +68,13 @@ bench: bench-deps
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.reconcile --postgres
 	$(BIN)/python -m bench.crossnode
+	$(BIN)/python -m bench.access --postgres --terminals 10000
 
 # The reconciler alone: 3000 persons with a face pushed to one simulated terminal (SQLite, then
 # a private PostgreSQL cluster); one JSON line each.
+bench-access: install
+	$(BIN)/python -m bench.access --postgres --terminals 10000
+
 bench-reconcile: install
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.reconcile --postgres

@@ -44,6 +44,10 @@ def _werkzeugToOpenAPI(rule: str) -> str:
 
 
 class OpenAPIDocumentTests(ApiTestCase):
+    # schemathesis fuzzes every operation (some 90 with access control): over a minute on a
+    # loaded machine
+    timeout = 300
+
     @inlineCallbacks
     def test_documentMatchesTheKleinRoutes(self) -> Any:
         yield self.start()

@@ -385,6 +385,56 @@ class EachOptionTests(SynchronousTestCase):
             reconcileMaxOutstanding=5,
         )
 
+    def test_access_control(self) -> None:
+        self.check(
+            ["--access-control", "Always"],
+            {"TM20_ACCESS_CONTROL": "always"},
+            accessControl="always",
+        )
+        self.check(["--access-control", "auto"], {"TM20_ACCESS_CONTROL": "auto"})
+        with self.assertRaises(UsageError) as raised:
+            parse([], {"TM20_ACCESS_CONTROL": "sometimes"})
+        self.assertEqual(str(raised.exception), "--access-control must be one of auto, always")
+
+    def test_access_max_age(self) -> None:
+        self.check(["--access-max-age", "1m"], {"TM20_ACCESS_MAX_AGE": "60"}, accessMaxAge=60.0)
+        with self.assertRaises(UsageError) as raised:
+            parse(["--access-max-age", "x"])
+        self.assertIn("access-max-age", str(raised.exception))
+
+    def test_access_reply_budget(self) -> None:
+        self.check(
+            ["--access-reply-budget", "0.2"],
+            {"TM20_ACCESS_REPLY_BUDGET": "0.2s"},
+            accessReplyBudget=0.2,
+        )
+        with self.assertRaises(UsageError) as raised:
+            parse(["--access-reply-budget", "0"])
+        self.assertIn("access-reply-budget", str(raised.exception))
+
+    def test_access_fallback(self) -> None:
+        self.check(
+            ["--access-fallback", "cached"],
+            {"TM20_ACCESS_FALLBACK": "Cached"},
+            accessFallback="cached",
+        )
+        self.assertEqual(
+            parse(["--access-fallback", "deny"], {"TM20_ACCESS_FALLBACK": "cached"})
+            .toConfig()
+            .accessFallback,
+            "deny",
+        )
+        with self.assertRaises(UsageError) as raised:
+            parse(["--access-fallback", "open"])
+        self.assertIn("--access-fallback", str(raised.exception))
+
+    def test_access_refresh_interval(self) -> None:
+        self.check(
+            ["--access-refresh-interval", "0"],
+            {"TM20_ACCESS_REFRESH_INTERVAL": "0"},
+            accessRefreshInterval=0.0,
+        )
+
     def test_node_id(self) -> None:
         self.check(["--node-id", "edge-a"], {"TM20_NODE_ID": "edge-a"}, nodeId="edge-a")
         with self.assertRaises(UsageError) as raised:

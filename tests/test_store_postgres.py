@@ -31,6 +31,7 @@ from tm20.store._postgres_events import appendEvents
 from tm20.store.postgres import PostgresStore, StatementTimeout, migrate
 
 from . import pgharness
+from .accessstorecontract import AccessStoreContractTests
 from .eventstorecontract import EventStoreContractTests
 from .storecontract import SN, T0, StoreContractTests, at, punch
 
@@ -88,7 +89,9 @@ class _PostgresCase(TestCase):
         return store.start().addCallback(lambda _: store)
 
 
-class PostgresStoreTests(StoreContractTests, EventStoreContractTests, _PostgresCase):
+class PostgresStoreTests(
+    StoreContractTests, AccessStoreContractTests, EventStoreContractTests, _PostgresCase
+):
     """The store contract, on a real PostgreSQL database."""
 
     def refuseLogsOf(self, enrollid: int) -> Deferred[Any]:

@@ -33,6 +33,7 @@ from tm20.store._migrations import (
 )
 from tm20.store.sqlite import SQLiteStore
 
+from .accessstorecontract import AccessStoreContractTests
 from .eventstorecontract import EventStoreContractTests
 from .storecontract import SN, T0, StoreContractTests, punch
 
@@ -44,7 +45,9 @@ def _tempDir(case: SynchronousTestCase) -> str:
     return path
 
 
-class SQLiteStoreTests(StoreContractTests, EventStoreContractTests, TestCase):
+class SQLiteStoreTests(
+    StoreContractTests, AccessStoreContractTests, EventStoreContractTests, TestCase
+):
     """The store contract, on a real SQLite file."""
 
     def refuseLogsOf(self, enrollid: int) -> Deferred[Any]:

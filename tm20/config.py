@@ -39,6 +39,9 @@ from tm20.options import (
 DEFAULT_PORT = 7788
 DEFAULT_DATABASE = "sqlite:tm20.sqlite3"
 
+#: values of C{--access-control}
+ACCESS_CONTROL_MODES = ("auto", "always")
+
 
 @attrs.frozen
 class ServerConfig:
@@ -406,6 +409,61 @@ class ServerConfig:
             integer(1),
             "reconciler commands queued for one terminal at once; the rest of its plan is"
             " queued as they finish",
+        ),
+    )
+    accessControl: str = attrs.field(
+        default="auto",
+        metadata=option(
+            "access-control",
+            "TM20_ACCESS_CONTROL",
+            oneOf(ACCESS_CONTROL_MODES, "access-control"),
+            "which terminals' punches are decided: `auto` (those an access rule, a visitor code"
+            " or a group access setting covers, directly or through their terminal groups) or"
+            " `always` (every terminal). See [Access control](#access-control)",
+            shownDefault="`auto`",
+        ),
+    )
+    accessMaxAge: float = attrs.field(
+        default=30.0,
+        metadata=option(
+            "access-max-age",
+            "TM20_ACCESS_MAX_AGE",
+            duration(1),
+            "a punch older than this (terminal clock, its time zone) is backlog and never opens"
+            " a door",
+            shownDefault="`30s`",
+        ),
+    )
+    accessReplyBudget: float = attrs.field(
+        default=0.5,
+        metadata=option(
+            "access-reply-budget",
+            "TM20_ACCESS_REPLY_BUDGET",
+            duration(0.01),
+            "a door's answer is due this long after its request; the fallback if the decision"
+            " is not committed by then",
+            shownDefault="`0.5s`",
+        ),
+    )
+    accessFallback: str = attrs.field(
+        default="deny",
+        metadata=option(
+            "access-fallback",
+            "TM20_ACCESS_FALLBACK",
+            oneOf(("deny", "cached"), "access-fallback"),
+            "the answer when the decision cannot be committed in time: `deny`, or `cached`"
+            " (what the rules in memory say)",
+        ),
+    )
+    accessRefreshInterval: float = attrs.field(
+        default=5.0,
+        metadata=option(
+            "access-refresh-interval",
+            "TM20_ACCESS_REFRESH_INTERVAL",
+            duration(0),
+            "reload the access rules, codes and persons every this long, for changes made by"
+            " another process; 0 = never",
+            shownDefault="`5s`",
         ),
     )
     nodeId: str | None = attrs.field(

@@ -25,6 +25,7 @@ from tm20.interfaces import (
 
 if TYPE_CHECKING:
     from tm20.metrics import Metrics
+    from tm20.services.access import AccessService
     from tm20.services.persons import PersonService
 
 
@@ -54,3 +55,5 @@ class ServerContext:
     cluster: Any = None
     #: the operator console (L{tm20.console.Console}), when mounted
     console: Any = None
+    #: the access service (decisions at doors), built with the others
+    access: AccessService | None = None

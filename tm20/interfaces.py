@@ -15,6 +15,9 @@ The contracts between the parts of tm20, documented here and only here.
   - L{IEventStore}: the event log (outbox), delivery streams and webhooks of the same store.
   - L{IEventSink}: a destination for events (webhooks, an operator's own); found with
     C{twisted.plugin.getPlugins(IEventSink, tm20.plugins)}.
+  - L{IAccessStore}: access rules, codes and the decisions recorded at doors.
+  - L{IAccessPolicy}: an operator's veto on top of the access rules; found with
+    C{twisted.plugin.getPlugins(IAccessPolicy, tm20.plugins)}.
 
 Every method documented as returning a L{Deferred} may also fail it; callers treat any failure of
 the store as "not stored".
@@ -72,6 +75,7 @@ if TYPE_CHECKING:
         UserRefreshResult,
         WatchedTerminal,
     )
+    from tm20.services.access import AccessService
     from tm20.services.persons import PersonService
     from tm20.store._health import StoreHealth
 
@@ -265,6 +269,9 @@ class IServerContext(Interface):
     persons: PersonService | None = Attribute(
         """Fleet persons and groups (L{tm20.services.persons.PersonService})."""
     )
+    access: AccessService | None = Attribute(
+        """Decisions at the doors (L{tm20.services.access.AccessService}); or C{None}."""
+    )
 
 
 class IRegistration(Interface):
@@ -303,6 +310,19 @@ class ILogIngest(Interface):
 
         @return: a L{Deferred} firing, once committed, with the acknowledgement's fields (without
             C{ret}); failing if the batch could not be committed (nothing is acknowledged then).
+        """
+
+    def acknowledge(
+        sn: str,
+        terminal: Terminal | None,
+        message: SendLog,
+        access: int | None = None,
+        accessMessage: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        After a batch is committed by another road (a punch stored with its access decision):
+        tell the L{batchObservers}; the acknowledgement's fields, with C{access} and its
+        C{message} when given.
         """
 
     def full() -> bool:
@@ -1117,6 +1137,8 @@ __all__ = [
     "ITokenStore",
     "IAuditStore",
     "IPersonStore",
+    "IAccessStore",
+    "IAccessPolicy",
 ]
 
 
@@ -1203,3 +1225,93 @@ class IClusterStore(Interface):
 
     def deleteCall(callId):  # type: ignore[no-untyped-def]
         """Forget a call."""
+
+
+class IAccessStore(Interface):
+    """
+    Access rules, holidays, codes, group settings and recorded decisions (both stores provide
+    it; L{tm20.store._accesssql}).  Every method returns a L{Deferred} and is one transaction.
+    """
+
+    def listAccessRules():  # type: ignore[no-untyped-def]
+        """Every L{tm20.access.model.AccessRule}, by id."""
+
+    def getAccessRule(ruleId):  # type: ignore[no-untyped-def]
+        """One rule, or C{None}."""
+
+    def putAccessRule(rule, create):  # type: ignore[no-untyped-def]
+        """Create (a new id) or replace a rule whole; C{None}: no rule to replace."""
+
+    def deleteAccessRule(ruleId):  # type: ignore[no-untyped-def]
+        """C{True} if a rule was deleted."""
+
+    def listHolidays():  # type: ignore[no-untyped-def]
+        """Every L{tm20.access.model.Holiday}, by first day."""
+
+    def addHoliday(holiday):  # type: ignore[no-untyped-def]
+        """Store a holiday (a new id)."""
+
+    def deleteHoliday(holidayId):  # type: ignore[no-untyped-def]
+        """C{True} if one was deleted."""
+
+    def addQrCode(code):  # type: ignore[no-untyped-def]
+        """Store a L{tm20.access.model.QrCode} (a new id); a code already stored: ValueError."""
+
+    def getQrCode(codeId):  # type: ignore[no-untyped-def]
+        """One code, or C{None}."""
+
+    def listQrCodes(limit, afterId):  # type: ignore[no-untyped-def]
+        """A page of codes by id."""
+
+    def revokeQrCode(codeId):  # type: ignore[no-untyped-def]
+        """Revoke a code (kept); the code after, or C{None}."""
+
+    def listGroupAccess():  # type: ignore[no-untyped-def]
+        """Every group's L{tm20.access.model.GroupAccess} that was set."""
+
+    def putGroupAccess(settings):  # type: ignore[no-untyped-def]
+        """Set a group's settings; an unknown group: ValueError."""
+
+    def loadAccessSnapshot():  # type: ignore[no-untyped-def]
+        """A L{tm20.access.rules.Snapshot} of everything a decision reads."""
+
+    def listAccessDecisions(sn, limit, beforeId):  # type: ignore[no-untyped-def]
+        """Code decisions (sendqrcode, sendpin), newest first."""
+
+    def recordAccessPunch(sn, record, decision, timezone):  # type: ignore[no-untyped-def]
+        """
+        Store a real-time punch with its decision and its C{log.created} and C{access.*}
+        events in one transaction.  @return: the log id, C{None} if it was stored already.
+        """
+
+    def recordAccessCode(sn, kind, decision):  # type: ignore[no-untyped-def]
+        """
+        Record a code decision with its event, consuming a single-use code it grants in the
+        same transaction.  @return: C{(decision as recorded, its id)}.
+        """
+
+    def recordAccessFallback(sn, kind, recordId, decision):  # type: ignore[no-untyped-def]
+        """Replace a recorded decision by the fallback the door was answered with."""
+
+
+class IAccessPolicy(Interface):
+    """
+    An operator's decision on top of the access rules (a booking system, a blacklist), found
+    as a plugin like L{ICommandHandler}: an object providing C{IPlugin} and C{IAccessPolicy} in
+    a module of any C{tm20/plugins/} folder.
+
+    A policy is asked only about what the rules granted, and may only deny: it can never open
+    a door the rules keep shut.  It must answer within the reply budget; a policy that fails
+    or is too slow makes the door fall back (C{--access-fallback}).
+    """
+
+    name = Attribute("""A unique, stable name (logged, and named in the reason's message).""")
+
+    def check(request):  # type: ignore[no-untyped-def]
+        """
+        May this pass?  C{request} is a L{tm20.services.access.AccessRequest} (sn, kind,
+        enrollid, qrcodeId, the rules' decision, the terminal-local time).
+
+        @return: C{True} / C{None} (no objection), C{False} (deny), or a string (deny, with
+            this message on the terminal's screen); or a L{Deferred} of one of them.
+        """

@@ -99,6 +99,10 @@ class StoredLog:
     image: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     receivedAt: datetime | None = None
+    #: the access decision taken in real time (C{None}: none was asked, e.g. a backlog batch)
+    accessGranted: bool | None = None
+    #: why (L{tm20.access.model.REASONS}), C{None} with no decision
+    accessReason: str | None = None
 
 
 @attrs.frozen
@@ -144,6 +148,9 @@ class LogQuery:
     #: only this verification C{mode} / this C{inout} direction (C{None}: any)
     mode: int | None = None
     inout: int | None = None
+    #: C{granted}, C{denied} (a decision) or C{none} (no decision asked); C{None}: all
+    access: str | None = None
+    accessReason: str | None = None
 
 
 @attrs.frozen

@@ -362,6 +362,8 @@ class TM20Service(service.Service):
         if clustered:
             _clusterRoles(server, cluster)
             yield cluster.start()
+        if server.context.access is not None:
+            yield server.context.access.start()
         for fd, family in self._adopted:
             adopted = server.reactor.adoptStreamPort(fd, family, server.site)
             os.close(fd)  # adoptStreamPort duplicated it
@@ -407,6 +409,8 @@ class TM20Service(service.Service):
             server.sinkBacklog.stop()
         if server.context.reconciler is not None:
             server.context.reconciler.stop()
+        if server.context.access is not None:
+            server.context.access.stop()
         for port in self.ports:
             yield port.stopListening()
         self.ports = []

@@ -25,6 +25,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from tm20.api._access import AccessApi
 from tm20.api._auth import Authenticator, Principal
 from tm20.api._csv import CSVExport
 from tm20.api._errors import ApiError, errorFromFailure, writeJSON
@@ -206,7 +207,7 @@ class ApiResource(KleinResource):
         return super().render(request)
 
 
-class TM20Api(EventsApi):
+class TM20Api(EventsApi, AccessApi):
     """
     The Klein app of C{/api}.
 
@@ -378,6 +379,12 @@ class TM20Api(EventsApi):
         if user is None:
             raise ApiError(404, "not_found", f"no user {enrollid} on {sn!r}")
         return user
+
+    async def _accessChanged(self) -> None:
+        """Persons or groups changed: the doors decide on the new ones at once."""
+        access = getattr(self.context, "access", None)
+        if access is not None:
+            await access.changed()
 
     async def _audit(
         self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
@@ -736,6 +743,8 @@ class TM20Api(EventsApi):
             enrollid=query.get("enrollid"),
             limit=query.get("limit", DEFAULT_LIMIT),
             before=before,
+            access=query.get("access"),
+            accessReason=query.get("accessReason"),
         )
         read = self.store.queryDoorEvents if doorEvents else self.store.queryLogs
         if _wantsCSV(request, query):
@@ -799,6 +808,7 @@ class TM20Api(EventsApi):
         body = self._body(request, "PersonCreate")
         with _personErrors():
             person: Person = await self.persons.create(body)
+        await self._accessChanged()
         await self._audit(principal, "person.create", str(person.enrollid), _redacted(body))
         return Reply(
             201,
@@ -824,6 +834,7 @@ class TM20Api(EventsApi):
                 line=first.line,
                 errors=[attrs.asdict(error) for error in e.errors[:1000]],
             ) from None
+        await self._accessChanged()
         await self._audit(principal, "persons.import", None, dict(result))
         return Reply(200, result)
 
@@ -841,6 +852,7 @@ class TM20Api(EventsApi):
             person: Person | None = await self.persons.update(enrollid, body)
         if person is None:
             raise ApiError(404, "not_found", f"no person {enrollid}")
+        await self._accessChanged()
         await self._audit(principal, "person.update", str(enrollid), _redacted(body))
         return Reply(200, personJSON(person, withRecords=True))
 
@@ -850,6 +862,7 @@ class TM20Api(EventsApi):
         await self._person(enrollid)
         if not await self.persons.delete(enrollid):
             raise ApiError(404, "not_found", f"no person {enrollid}")
+        await self._accessChanged()
         await self._audit(principal, "person.delete", str(enrollid), {})
         return Reply(204, None)
 
@@ -899,6 +912,7 @@ class TM20Api(EventsApi):
         body = self._body(request, "GroupCreate")
         with _personErrors():
             group: TerminalGroup = await self.persons.createGroup(body)
+        await self._accessChanged()
         await self._audit(principal, "group.create", group.name, body)
         return Reply(
             201, groupJSON(group), {"Location": f"/api/groups/{quote(group.name, safe='')}/"}
@@ -918,6 +932,7 @@ class TM20Api(EventsApi):
             group: TerminalGroup | None = await self.persons.updateGroup(name, body)
         if group is None:
             raise ApiError(404, "not_found", f"no group {name!r}")
+        await self._accessChanged()
         await self._audit(principal, "group.update", name, body)
         return Reply(200, groupJSON(group))
 
@@ -927,6 +942,7 @@ class TM20Api(EventsApi):
         await self._group(name)
         if not await self.persons.deleteGroup(name):
             raise ApiError(404, "not_found", f"no group {name!r}")
+        await self._accessChanged()
         await self._audit(principal, "group.delete", name, {})
         return Reply(204, None)
 

@@ -38,6 +38,8 @@ CSV_COLUMNS = (
     "temp",
     "verifymode",
     "receivedAt",
+    "accessGranted",
+    "accessReason",
 )
 
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -79,6 +81,8 @@ def csvRows(logs: Sequence[StoredLog], header: bool = False) -> bytes:
                     log.temp,
                     log.verifymode,
                     None if log.receivedAt is None else log.receivedAt.isoformat(),
+                    None if log.accessGranted is None else int(log.accessGranted),
+                    log.accessReason,
                 )
             ]
         )

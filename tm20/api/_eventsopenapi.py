@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tm20.api._accessopenapi import ACCESS_EVENT_SCHEMA
 from tm20.events.model import EVENT_TYPES, STREAM_STATES
 
 _STRING = {"type": "string"}
@@ -188,6 +189,8 @@ _PAYLOAD_SCHEMAS["person.synced"] = (
     ),
 )
 
+_PAYLOAD_SCHEMAS["access.granted"] = ("AccessEventData", ACCESS_EVENT_SCHEMA)
+
 _PAYLOAD_OF_TYPE = {
     "log.created": "LogEventData",
     "door.event": "LogEventData",
@@ -210,6 +213,8 @@ _PAYLOAD_OF_TYPE = {
     "command.finished": "CommandEventData",
     "person.synced": "PersonSyncEventData",
     "person.sync_failed": "PersonSyncEventData",
+    "access.granted": "AccessEventData",
+    "access.denied": "AccessEventData",
 }
 assert set(_PAYLOAD_OF_TYPE) == set(EVENT_TYPES)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from tm20.access.model import REASONS
+from tm20.api._accessopenapi import ACCESS_SCHEMAS
 from tm20.api._eventsopenapi import EVENT_SCHEMAS, eventQueryParameters
 from tm20.api._serialize import TERMINAL_STATES
 from tm20.model import COMMAND_STATUSES
@@ -511,6 +513,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "image": _NULLABLE_STRING,
             "extra": {"type": "object"},
             "receivedAt": _TIMESTAMP,
+            "accessGranted": {
+                "type": "boolean",
+                "nullable": True,
+                "description": "The access decision taken in real time; null: none was asked"
+                " (a backlog batch, a pull, a door event): the server opened nothing.",
+            },
+            "accessReason": {"type": "string", "nullable": True, "enum": [*REASONS, None]},
         },
     },
     "LogPage": {
@@ -910,6 +919,194 @@ class Operation:
 
 
 _LOG_QUERY = (LIMIT, CURSOR, SINCE, UNTIL, ENROLLID_FILTER, FORMAT)
+ACCESS_FILTER = _query(
+    "access",
+    {"type": "string", "enum": ["granted", "denied", "none"]},
+    "Only punches whose door was opened (granted), kept shut (denied), or that asked no"
+    " decision (none: backlog batches, pulls).",
+)
+ACCESS_REASON_FILTER = _query(
+    "accessReason",
+    {"type": "string", "enum": list(REASONS)},
+    "Only punches decided for this reason.",
+)
+_PUNCH_QUERY = (*_LOG_QUERY, ACCESS_FILTER, ACCESS_REASON_FILTER)
+
+SCHEMAS.update(ACCESS_SCHEMAS)
+RULE_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A rule id.", 1)
+HOLIDAY_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A holiday id.", 1)
+CODE_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": _INT64}, "A code id.", 1)
+
+#: The routes of access control (see L{tm20.api._accessopenapi}).
+ACCESS_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/access/rules/",
+        "listAccessRules",
+        "Access rules, by id.",
+        "read",
+        responses={200: ("The rules.", "AccessRuleList")},
+    ),
+    Operation(
+        "POST",
+        "/access/rules/",
+        "createAccessRule",
+        "Create a rule: who may pass which doors, when; in force at once.",
+        "write",
+        body="AccessRuleWrite",
+        responses={201: ("Created.", "AccessRule"), 400: ("Invalid: names the field.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/access/rules/{id}",
+        "getAccessRule",
+        "A rule.",
+        "read",
+        parameters=(RULE_ID,),
+        responses={200: ("The rule.", "AccessRule"), 404: ("Unknown rule.", "Error")},
+    ),
+    Operation(
+        "PUT",
+        "/access/rules/{id}",
+        "replaceAccessRule",
+        "Replace a rule whole.",
+        "write",
+        parameters=(RULE_ID,),
+        body="AccessRuleWrite",
+        responses={200: ("Replaced.", "AccessRule"), 404: ("Unknown rule.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/access/rules/{id}",
+        "deleteAccessRule",
+        "Delete a rule.",
+        "write",
+        parameters=(RULE_ID,),
+        responses={204: ("Deleted.", None), 404: ("Unknown rule.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/access/holidays/",
+        "listHolidays",
+        "Holidays: rules without holidays true grant nothing on them.",
+        "read",
+        responses={200: ("The holidays, by first day.", "HolidayList")},
+    ),
+    Operation(
+        "POST",
+        "/access/holidays/",
+        "createHoliday",
+        "Add a holiday (one day or a range) for every door or some groups.",
+        "write",
+        body="HolidayWrite",
+        responses={201: ("Created.", "Holiday"), 400: ("Invalid: names the field.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/access/holidays/{id}",
+        "deleteHoliday",
+        "Delete a holiday.",
+        "write",
+        parameters=(HOLIDAY_ID,),
+        responses={204: ("Deleted.", None), 404: ("Unknown holiday.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/access/qrcodes/",
+        "listQrCodes",
+        "Visitor and person codes (never their text), by id.",
+        "read",
+        parameters=(LIMIT, CURSOR),
+        responses={200: ("A page of codes.", "QrCodePage")},
+    ),
+    Operation(
+        "POST",
+        "/access/qrcodes/",
+        "createQrCode",
+        "Issue a code (sendqrcode, or typed: sendpin) for a person or a visitor, valid between"
+        " two times at some doors, optionally single-use. The answer shows its text once.",
+        "write",
+        body="QrCodeCreate",
+        responses={
+            201: ("Created, with its text.", "QrCode"),
+            400: ("Invalid: names the field.", "Error"),
+            409: ("This code exists already.", "Error"),
+        },
+    ),
+    Operation(
+        "GET",
+        "/access/qrcodes/{id}",
+        "getQrCode",
+        "A code (used, revoked?).",
+        "read",
+        parameters=(CODE_ID,),
+        responses={200: ("The code.", "QrCode"), 404: ("Unknown code.", "Error")},
+    ),
+    Operation(
+        "DELETE",
+        "/access/qrcodes/{id}",
+        "revokeQrCode",
+        "Revoke a code: it opens nothing from now on (kept, with its decisions).",
+        "write",
+        parameters=(CODE_ID,),
+        responses={200: ("Revoked.", "QrCode"), 404: ("Unknown code.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/access/groups/{name}",
+        "getGroupAccess",
+        "What a group's doors do with unknown enrollids and codes.",
+        "read",
+        parameters=(GROUP_NAME,),
+        responses={200: ("The settings.", "GroupAccess"), 404: ("Unknown group.", "Error")},
+    ),
+    Operation(
+        "PATCH",
+        "/access/groups/{name}",
+        "updateGroupAccess",
+        "Let a group's doors allow (or deny: the default) unknown enrollids or codes.",
+        "write",
+        parameters=(GROUP_NAME,),
+        body="GroupAccessWrite",
+        responses={200: ("The settings.", "GroupAccess"), 404: ("Unknown group.", "Error")},
+    ),
+    Operation(
+        "GET",
+        "/access/terminals/{sn}/device",
+        "getDevicePlan",
+        "What the terminal can enforce by itself (offline): the rules at it compiled to its"
+        " lock settings (setdevlock day and week zones, setuserlock per person).",
+        "read",
+        parameters=(SN,),
+        responses={
+            200: ("The plan.", "DevicePlan"),
+            404: ("Unknown terminal.", "Error"),
+            409: ("The rules need more zones than the terminal holds.", "Error"),
+        },
+    ),
+    Operation(
+        "POST",
+        "/access/terminals/{sn}/device",
+        "pushDevicePlan",
+        "Queue the commands installing that plan on the terminal (durable queue).",
+        "write",
+        parameters=(SN,),
+        responses={
+            202: ("Queued: the plan and the command ids.", "DevicePlan"),
+            404: ("Unknown terminal.", "Error"),
+            409: ("The rules need more zones than the terminal holds.", "Error"),
+        },
+    ),
+    Operation(
+        "GET",
+        "/access/decisions/",
+        "listAccessDecisions",
+        "Decisions on codes (sendqrcode, sendpin), newest first; punches carry theirs (logs).",
+        "read",
+        parameters=(LIMIT, CURSOR, TERMINAL_FILTER),
+        responses={200: ("A page of decisions.", "AccessDecisionPage")},
+    ),
+)
 
 SCHEMAS.update(EVENT_SCHEMAS)
 _EVENT_QUERY = eventQueryParameters(_query, _SN_SCHEMA)
@@ -1195,7 +1392,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "listTerminalLogs",
         "The terminal's attendance logs, newest first (CSV with format=csv).",
         "read",
-        parameters=(SN, *_LOG_QUERY),
+        parameters=(SN, *_PUNCH_QUERY),
         responses={200: ("A page of logs.", "LogPage"), 404: ("Unknown terminal.", "Error")},
         csv=True,
     ),
@@ -1231,7 +1428,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "listLogs",
         "Every terminal's logs, newest first.",
         "read",
-        parameters=(*_LOG_QUERY, TERMINAL_FILTER),
+        parameters=(*_PUNCH_QUERY, TERMINAL_FILTER),
         responses={200: ("A page of logs.", "LogPage")},
         csv=True,
     ),
@@ -1413,6 +1610,7 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={200: ("A page of the audit log.", "AuditPage")},
     ),
     *EVENT_OPERATIONS,
+    *ACCESS_OPERATIONS,
 )
 
 _COMMON_RESPONSES: dict[int, str] = {

@@ -242,6 +242,8 @@ def logJSON(log: StoredLog) -> dict[str, Any]:
         "image": log.image,
         "extra": dict(log.extra),
         "receivedAt": isoTime(log.receivedAt),
+        "accessGranted": log.accessGranted,
+        "accessReason": log.accessReason,
     }
 
 

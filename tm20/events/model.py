@@ -36,6 +36,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "command.finished",
     "person.synced",
     "person.sync_failed",
+    "access.granted",
+    "access.denied",
 )
 
 #: Delivery stream states.

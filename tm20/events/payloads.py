@@ -258,6 +258,7 @@ def connectionEvent(
 
 
 __all__ = [
+    "accessEvent",
     "commandEvent",
     "connectionEvent",
     "firstRegistrationEvent",
@@ -304,3 +305,39 @@ def personSyncEvent(sync: PersonSync, previous: str | None) -> NewEvent:
             "detail": detail,
         },
     )
+
+
+def accessEvent(
+    sn: str,
+    kind: str,
+    decision: Any,
+    decidedAt: str,
+    *,
+    logId: int | None = None,
+    decisionId: int | None = None,
+    time: str | None = None,
+    timezone: str | None = None,
+    replaces: bool = False,
+) -> NewEvent:
+    """
+    C{access.granted} / C{access.denied}: a decision taken at door C{sn}, written with the log
+    (C{kind} C{log}: C{logId}) or the code decision (C{qrcode}, C{pin}: C{decisionId}) it
+    belongs to.  C{replaces}: a reply that had to fall back after the first decision was
+    written (the last event of a log or decision is what the door did).  Never the code text.
+    """
+    payload = {
+        "sn": sn,
+        "kind": kind,
+        "granted": bool(decision.granted),
+        "reason": decision.reason,
+        "enrollid": decision.enrollid,
+        "ruleId": decision.ruleId,
+        "qrcodeId": decision.qrcodeId,
+        "logId": logId,
+        "decisionId": decisionId,
+        "time": time,
+        "timeUTC": None if time is None else localToUTC(time, timezone),
+        "decidedAt": decidedAt,
+        "replaces": replaces,
+    }
+    return NewEvent("access.granted" if decision.granted else "access.denied", sn, payload)

@@ -1,10 +1,16 @@
 """
 C{sendlog}: store a batch of attendance logs, acknowledged only once committed.
 
-The parser already refused (C{result:false}) a batch without a C{record} list, or with an empty
-one while C{count} says otherwise; records that can never be stored come as
+The parser already refused (C{result:false}) a batch without a C{record} list, or with an
+empty one while C{count} says otherwise; records that can never be stored come as
 L{SendLog.rejected} and are held in the quarantine, so the batch is still acknowledged whole,
 with the terminal's own C{count}.
+
+A batch of one punch at a door under access control (L{tm20.services.access.AccessService.controls})
+asks for an access decision (server-approval mode): it is decided and stored with its decision
+by the access service, and the reply carries C{access} and C{message}.  Any other batch (a
+backlog, or any batch of a terminal not under access control) is stored and answered as
+without access control: no decision, no C{access}.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class SendLogHandler:
         self, context: IServerContext, session: ITerminalSession, message: TerminalMessage
     ) -> HandlerResult:
         batch = expect(message, SendLog)
-        if not session.registered or session.sn is None:
+        sn = session.sn
+        if not session.registered or sn is None:
             return replies.failureFields()
-        return context.ingest.sendlog(session.sn, session.terminal, batch)
+        access = context.access
+        if access is not None and access.wantsDecision(sn, batch.records, len(batch.rejected)):
+            return access.answerPunch(sn, session.terminal, batch, context.ingest)
+        return context.ingest.sendlog(sn, session.terminal, batch)

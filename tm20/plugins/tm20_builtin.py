@@ -2,10 +2,11 @@
 
 from tm20.handlers.reg import RegHandler
 from tm20.handlers.sendlog import SendLogHandler
-from tm20.handlers.sendqrcode import SendQrCodeHandler
+from tm20.handlers.sendqrcode import SendPinHandler, SendQrCodeHandler
 from tm20.handlers.senduser import SendUserHandler
 
 reg = RegHandler()
 sendlog = SendLogHandler()
 senduser = SendUserHandler()
 sendqrcode = SendQrCodeHandler()
+sendpin = SendPinHandler()

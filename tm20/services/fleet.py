@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tm20.interfaces import IAccessStore
+from tm20.services.access import AccessService
 from tm20.services.persons import PersonService
 from tm20.services.pulls import PullService
 from tm20.services.queue import CommandQueue
@@ -47,3 +49,14 @@ def wireServices(context: Any) -> None:
         context.reconciler.hook()
     if context.persons is None:
         context.persons = PersonService(context.store, context.reconciler)
+    if context.access is None and IAccessStore.providedBy(context.store):
+        context.access = AccessService(
+            context.store,
+            context.clock,
+            maxAge=config.accessMaxAge,
+            replyBudget=config.accessReplyBudget,
+            fallback=config.accessFallback,
+            refreshInterval=config.accessRefreshInterval,
+            defaultTimezone=config.defaultTimezone,
+            control=config.accessControl,
+        )

@@ -118,20 +118,35 @@ class LogIngest:
             could not be committed (nothing may be acknowledged then).
         """
 
-        def committed(_: object) -> dict[str, Any]:
-            for observer in self.batchObservers:
-                try:
-                    observer(sn, message)
-                except Exception:
-                    self.log.failure("sendlog observer failed")
-            zone = terminal.timezone if terminal is not None and terminal.timezone else None
-            return sendlogAckFields(
-                count=message.count,
-                logindex=message.logindex,
-                cloudtime=cloudTime(self.clock.seconds(), zone or self.defaultTimezone),
-            )
+        d = self.ingest(sn, message.records, message.rejected)
+        return d.addCallback(lambda _: self.acknowledge(sn, terminal, message))
 
-        return self.ingest(sn, message.records, message.rejected).addCallback(committed)
+    def acknowledge(
+        self,
+        sn: str,
+        terminal: Terminal | None,
+        message: SendLog,
+        access: int | None = None,
+        accessMessage: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        After C{message} of C{sn} is committed (here, or with its access decision): tell the
+        L{batchObservers} and build the acknowledgement's fields (C{cloudtime} in C{terminal}'s
+        time zone; C{access} and its C{message} when the punch was decided).
+        """
+        for observer in self.batchObservers:
+            try:
+                observer(sn, message)
+            except Exception:
+                self.log.failure("sendlog observer failed")
+        zone = terminal.timezone if terminal is not None and terminal.timezone else None
+        return sendlogAckFields(
+            count=message.count,
+            logindex=message.logindex,
+            cloudtime=cloudTime(self.clock.seconds(), zone or self.defaultTimezone),
+            access=access,
+            message=accessMessage,
+        )
 
     def ingest(
         self,

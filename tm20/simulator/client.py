@@ -375,6 +375,7 @@ class TerminalConnection:
         self._userInFlight = False
         self._unackedUser: Frame | None = None
 
+        self._codeWaiters: dict[str, list[Deferred[Frame]]] = {}
         self._registeredWaiters: list[Deferred[None]] = []
         self._allAckedWaiters: list[Deferred[None]] = []
         self._closedWaiters: list[Deferred[None]] = []
@@ -477,6 +478,22 @@ class TerminalConnection:
         entry = self.terminal.punch(enrollid, time=time, mode=mode, inout=inout, event=event)
         self._pump()
         return entry
+
+    def scanQrCode(self, code: str) -> Deferred[Frame]:
+        """Show C{code} to the reader (C{sendqrcode}); fires with the server's reply."""
+        return self._askCode(self.terminal.scanQrCode(code))
+
+    def enterPin(self, pin: str) -> Deferred[Frame]:
+        """Type C{pin} on the keypad (C{sendpin}); fires with the server's reply."""
+        return self._askCode(self.terminal.enterPin(pin))
+
+    def _askCode(self, frame: Frame) -> Deferred[Frame]:
+        waiter: Deferred[Frame] = Deferred()
+        self._codeWaiters.setdefault(frame["cmd"], []).append(waiter)
+        if not self._send(frame):
+            self._codeWaiters[frame["cmd"]].remove(waiter)
+            waiter.errback(ConnectionError(f"{self.sn}: not connected"))
+        return waiter
 
     def enrollUser(
         self,
@@ -684,6 +701,11 @@ class TerminalConnection:
                 self._userInFlight = False
                 self._unackedUser = None
                 self._pump()
+        elif ret in ("sendqrcode", "sendpin"):
+            self.terminal.handleReply(reply)
+            pending = self._codeWaiters.get(ret)
+            if pending:
+                pending.pop(0).callback(reply)
         else:
             log.debug("{sn}: ignoring unexpected reply {ret}", sn=self.sn, ret=ret)
 

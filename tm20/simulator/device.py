@@ -288,6 +288,26 @@ class User:
 
 
 @dataclass
+class AccessAnswer:
+    """
+    What a terminal in server-approval mode did with the server's answer to a real-time punch
+    (C{sendlog} of one record), a scanned QR code or a typed PIN.
+
+    @ivar kind: C{sendlog}, C{sendqrcode} or C{sendpin}.
+    @ivar subject: the enrollid punched, or the code / PIN.
+    @ivar opened: the door opened (C{access} 1 or true in the reply).
+    @ivar result: the reply's C{result}.
+    """
+
+    kind: str
+    subject: Any
+    time: str
+    opened: bool
+    result: bool
+    message: str | None = None
+
+
+@dataclass
 class LogEntry:
     """
     One stored attendance/access log.
@@ -389,6 +409,7 @@ class SimulatedTerminal:
         extraDevinfo: Mapping[str, Any] | None = None,
         clockOffset: float = 0.0,
         followCloudTime: bool = True,
+        serverApproval: bool = False,
     ) -> None:
         """
         @param sn: serial number, sent in every frame.
@@ -420,6 +441,9 @@ class SimulatedTerminal:
         @param followCloudTime: set the clock from the C{cloudtime} of C{reg}/C{sendlog}/
             C{senduser} replies (the documented behaviour); C{False} plays a firmware that only
             obeys C{settime}, so a wrong clock stays wrong until the server sets it.
+        @param serverApproval: the "server approval" menu setting (also C{setdevinfo
+            server_verify}): a real-time punch, a QR code or a PIN opens the door only if the
+            server's reply says C{access} 1 (L{accessAnswers}).
         """
         if pagingStyle not in ("doc", "th900"):
             raise ValueError(f"unknown paging style {pagingStyle!r}")
@@ -450,6 +474,11 @@ class SimulatedTerminal:
         self.users: dict[int, User] = {}
         self.logs: list[LogEntry] = []
         self.devinfo: dict[str, Any] = dict(_DEVINFO_DEFAULTS)
+        if serverApproval:
+            self.devinfo["server_verify"] = 1
+        #: the doors' answers in server-approval mode, oldest first
+        self.accessAnswers: list[AccessAnswer] = []
+        self._asked: dict[str, str] = {}
         self.devlock: dict[str, Any] = {
             k: (list(v) if isinstance(v, list) else v) for k, v in _DEVLOCK_DEFAULTS.items()
         }
@@ -666,6 +695,35 @@ class SimulatedTerminal:
             "record": [entry.record() for entry in batch.entries],
         }
 
+    @property
+    def serverApproval(self) -> bool:
+        """The server decides at the door (C{server_verify} set)."""
+        return _toBool(self.devinfo.get("server_verify"), False)
+
+    def scanQrCode(self, code: str) -> Frame:
+        """A QR code shown to the reader: the C{sendqrcode} frame to send."""
+        self._asked["sendqrcode"] = code
+        return {"cmd": "sendqrcode", "sn": self.sn, "record": code}
+
+    def enterPin(self, pin: str) -> Frame:
+        """A PIN typed on the keypad (AiFace): the C{sendpin} frame to send."""
+        self._asked["sendpin"] = pin
+        return {"cmd": "sendpin", "sn": self.sn, "pin": pin, "time": self.timeString()}
+
+    def _answered(self, kind: str, subject: Any, reply: Mapping[str, Any]) -> None:
+        """Open the door or not, as the server said (whatever C{result} says, C{access} rules)."""
+        message = reply.get("message")
+        self.accessAnswers.append(
+            AccessAnswer(
+                kind=kind,
+                subject=subject,
+                time=self.timeString(),
+                opened=_toBool(reply.get("access"), False),
+                result=_toBool(reply.get("result"), False),
+                message=message if isinstance(message, str) else None,
+            )
+        )
+
     def pendingBatchIndex(self) -> int | None:
         """
         @return: the C{logindex} of the batch awaiting its ack, or C{None}.
@@ -684,6 +742,8 @@ class SimulatedTerminal:
         @return: how many logs were marked uploaded.
         """
         batch = self._pendingBatch
+        if batch is not None and self.serverApproval and len(batch.entries) == 1:
+            self._answered("sendlog", batch.entries[0].enrollid, reply)
         if batch is None or not _toBool(reply.get("result"), False):
             return 0
         if "logindex" in reply and _toInt(reply.get("logindex")) != batch.logindex:
@@ -794,6 +854,10 @@ class SimulatedTerminal:
             return self.ackLogs(reply) > 0
         if ret == "senduser":
             return self.ackUser(reply)
+        if ret in ("sendqrcode", "sendpin"):
+            if self.serverApproval:
+                self._answered(ret, self._asked.get(ret), reply)
+            return _toBool(reply.get("result"), False)
         return False
 
     # -- server commands ----------------------------------------------------------------------

@@ -25,8 +25,11 @@ __all__ = [
 LOG_TABLE = "attendance_logs"
 DOOR_TABLE = "door_events"
 
+#: the row as the batch path writes it, then the access decision (NULL when none was asked:
+#: L{tm20.services.access})
 _LOG_COLUMNS = (
-    "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
+    "id, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at,"
+    " access_granted, access_reason"
 )
 
 

@@ -142,6 +142,15 @@ def logQueryWhere(query: LogQuery, placeholder: str) -> tuple[str, list[Any]]:
         if value is not None:
             conditions.append(f"{column} {op} {placeholder}")
             params.append(value)
+    if query.access is not None:
+        if query.access == "none":
+            conditions.append("access_granted IS NULL")
+        else:
+            conditions.append(f"access_granted = {placeholder}")
+            params.append(query.access == "granted")
+    if query.accessReason is not None:
+        conditions.append(f"access_reason = {placeholder}")
+        params.append(query.accessReason)
     if query.before is not None:
         conditions.append(f"(time, id) < ({placeholder}, {placeholder})")
         params.extend(query.before)
@@ -266,6 +275,8 @@ class RowReader:
             image=row["image"],
             extra=self._json(row["extra"]),
             receivedAt=self._time(row["received_at"]),
+            accessGranted=None if row["access_granted"] is None else bool(row["access_granted"]),
+            accessReason=row["access_reason"],
         )
 
     def quarantined(self, row: Mapping[str, Any]) -> QuarantinedRecord:

@@ -81,6 +81,7 @@ from tm20.events.payloads import (
     logEventText,
 )
 from tm20.interfaces import (
+    IAccessStore,
     IAccountStore,
     IClusterStore,
     IEventStore,
@@ -95,6 +96,7 @@ from tm20.protocol.messages import (
     LogRecord,
 )
 from tm20.protocol.storable import requireStorableLog
+from tm20.store._accessstore import AccessStoreMixin
 from tm20.store._dialect import POSTGRES
 from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
@@ -522,8 +524,10 @@ class _Listener:
             waiter.errback(StoreUnavailable("the store is stopped"))
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IClusterStore)
-class PostgresStore(PostgresEventsMixin, StoreRoles, PostgresClusterMixin):
+@implementer(
+    IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IAccessStore, IClusterStore
+)
+class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresClusterMixin):
     """
     L{IStore} on PostgreSQL (see the module docstring).
 

@@ -63,6 +63,7 @@ from tm20.events.payloads import (
     logEventText,
 )
 from tm20.interfaces import (
+    IAccessStore,
     IAccountStore,
     IEventStore,
     IPersonStore,
@@ -76,6 +77,7 @@ from tm20.protocol.messages import (
     LogRecord,
 )
 from tm20.protocol.storable import requireStorableLog
+from tm20.store._accessstore import AccessStoreMixin
 from tm20.store._dialect import SQLITE
 from tm20.store._groupcommit import Batch, GroupCommitQueue
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
@@ -242,8 +244,8 @@ def _insertLogBatches(
 # -- the work done in the pool thread --------------------------------------------------------------
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore)
-class SQLiteStore(SQLiteEventsMixin, StoreRoles):
+@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IAccessStore)
+class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
     """
     L{IStore} on one SQLite file.
 
