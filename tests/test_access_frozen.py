@@ -24,7 +24,7 @@ from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
 from tm20.store.postgres import PostgresStore
 
-BUDGET = 0.3
+BUDGET = 0.8
 #: what the loopback round trip may add to the budget on a loaded machine
 SLACK = 0.4
 

@@ -75,7 +75,6 @@ if TYPE_CHECKING:
         UserRefreshResult,
         WatchedTerminal,
     )
-    from tm20.services.access import AccessService
     from tm20.services.persons import PersonService
     from tm20.store._health import StoreHealth
 
@@ -269,9 +268,39 @@ class IServerContext(Interface):
     persons: PersonService | None = Attribute(
         """Fleet persons and groups (L{tm20.services.persons.PersonService})."""
     )
-    access: AccessService | None = Attribute(
-        """Decisions at the doors (L{tm20.services.access.AccessService}); or C{None}."""
+    access: IAccessService | None = Attribute(
+        """Decisions at the doors (L{IAccessService}); or C{None}."""
     )
+
+
+class IAccessService(Interface):
+    """
+    Decisions at the doors (L{tm20.services.access.AccessService}): what the C{sendlog},
+    C{sendqrcode} and C{sendpin} handlers ask.
+    """
+
+    def controls(sn: str) -> bool:
+        """Is door C{sn} under access control (C{--access-control})?"""
+
+    def wantsDecision(sn: str, records: Sequence[LogRecord], rejected: int) -> bool:
+        """Does this C{sendlog} batch of C{sn} ask a decision (one punch, door under control)?"""
+
+    def answerPunch(
+        sn: str, terminal: Terminal | None, batch: SendLog, ingest: ILogIngest
+    ) -> Deferred[dict[str, Any]]:
+        """Decide and store the batch's punch; the reply's fields (never fails, within budget)."""
+
+    def decideCode(sn: str, terminal: Terminal | None, kind: str, text: str) -> Deferred[Any]:
+        """Decide and record a code (C{qrcode}) or PIN (C{pin}): an C{AccessReply}."""
+
+    def start() -> Deferred[None]:
+        """Load the rules and start refreshing them."""
+
+    def stop() -> None:
+        """Stop refreshing."""
+
+    def changed() -> Deferred[None]:
+        """Rules, codes, persons or groups were changed here: reload now."""
 
 
 class IRegistration(Interface):
@@ -1139,6 +1168,7 @@ __all__ = [
     "IPersonStore",
     "IAccessStore",
     "IAccessPolicy",
+    "IAccessService",
 ]
 
 

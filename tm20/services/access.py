@@ -34,6 +34,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from tm20.access.model import (
     REASON_BACKLOG,
@@ -44,7 +45,7 @@ from tm20.access.model import (
     Decision,
 )
 from tm20.access.rules import Snapshot, decideCode, decidePerson
-from tm20.interfaces import ILogIngest
+from tm20.interfaces import IAccessService, ILogIngest
 from tm20.protocol.messages import LogRecord, SendLog
 from tm20.protocol.replies import failureFields
 
@@ -78,7 +79,7 @@ def pluginPolicies() -> list[Any]:
     from twisted.plugin import getPlugins
 
     import tm20.plugins
-    from tm20.interfaces import IAccessPolicy
+    from tm20.interfaces import IAccessPolicy  # noqa: PLC0415
 
     return sorted(getPlugins(IAccessPolicy, tm20.plugins), key=lambda p: str(p.name))
 
@@ -117,6 +118,7 @@ class _Late(Exception):
     """The write did not commit within the budget."""
 
 
+@implementer(IAccessService)
 class AccessService:
     """See the module docstring."""
 
