@@ -8,6 +8,7 @@ C{mono} (monotonic time); the wall clock alone is stepped forward or back.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from twisted.internet import reactor
@@ -193,6 +194,43 @@ class MonotonicTimeTests(TestCase):
         self.assertEqual(ran, [1, 2])
         self.assertEqual(reactorClock.getDelayedCalls(), [])
         self.assertIsNone(clock._timer)
+
+    def test_manyCallsCancelledAndMovedRunWhenDueInOrder(self) -> None:
+        # 3 000 calls (as many keep-alive timers as connections), a third cancelled, a third
+        # moved sooner or later: each remaining call runs once, at its final due time, in order;
+        # the heap of pending entries does not keep the cancelled ones.
+        reactorClock = Clock()
+        now = [0.0]
+        clock = MonotonicTime(reactorClock, now=lambda: now[0])
+        rng = random.Random(20261130)
+        ran: list[tuple[float, int]] = []
+        expected: dict[int, float] = {}
+        calls = []
+        for i in range(3000):
+            delay = rng.uniform(1, 100)
+            calls.append(clock.callLater(delay, lambda i=i: ran.append((now[0], i))))
+            expected[i] = delay
+        for i, call in enumerate(calls):
+            choice = i % 3
+            if choice == 0:
+                call.cancel()
+                del expected[i]
+            elif choice == 1:
+                delay = rng.uniform(0.5, 150)
+                call.reset(delay)
+                expected[i] = delay
+        self.assertEqual(len(clock.getDelayedCalls()), len(expected))
+        self.assertLessEqual(len(clock._heap), 2 * len(expected) + 1)
+        for step in range(1, 1501):
+            now[0] = reactorClock.rightNow = step / 10
+            reactorClock.advance(0)
+        self.assertEqual(sorted(i for _, i in ran), sorted(expected))
+        for at, i in ran:
+            self.assertGreaterEqual(at, expected[i] - 1e-9)
+            self.assertLess(at, expected[i] + 0.1 + 1e-9)
+        self.assertEqual([at for at, _ in ran], sorted(at for at, _ in ran))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(reactorClock.getDelayedCalls(), [])
 
     @inlineCallbacks
     def test_callsRunOnAnInjectedMonotonicTime(self) -> Any:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import heapq
+import itertools
 import os
 import time
 import weakref
@@ -132,6 +134,11 @@ class MonotonicTime:
     Its delayed calls are kept here and rung by a L{TimerFD} that the reactor watches only while
     a call is pending (so an idle server, or a test between connections, leaves no reader on
     the reactor).  Without C{timerfd}, the reactor's own C{callLater} wakes it.
+
+    The calls wait in a heap ordered by due time, as the reactor keeps its own: adding, cancelling
+    and postponing a call cost O(log n), whatever the number of terminals (every connection keeps
+    a keep-alive timer here).  A cancelled or postponed call's entry is dropped lazily, when it
+    reaches the top, or all at once when such entries outnumber the live ones.
     """
 
     log = Logger()
@@ -139,9 +146,13 @@ class MonotonicTime:
     def __init__(self, reactor: Any, now: Callable[[], float] = time.monotonic) -> None:
         self._reactor = reactor
         self._now = now
-        self._calls: list[DelayedCall] = []
+        #: (due time, sequence number, call); an entry is live while C{_live[call]} is its number
+        self._heap: list[tuple[float, int, DelayedCall]] = []
+        self._live: dict[DelayedCall, int] = {}
+        self._sequence = itertools.count()
         self._timer: TimerFD | None = None
         self._watching = False
+        self._armedFor: float | None = None
         self._fallback: IDelayedCall | None = None
         self._useTimerFD = IReactorFDSet.providedBy(reactor)
 
@@ -160,29 +171,55 @@ class MonotonicTime:
             self._reset,
             seconds=self._now,
         )
-        self._calls.append(call)
+        self._push(call)
         self._arm()
         return call
 
     def getDelayedCalls(self) -> list[IDelayedCall]:
-        return [c for c in self._calls if c.active()]
+        return [c for c in self._live if c.active()]
+
+    def _push(self, call: DelayedCall) -> None:
+        number = next(self._sequence)
+        self._live[call] = number
+        heapq.heappush(self._heap, (call.getTime(), number, call))
 
     def _cancelled(self, call: DelayedCall) -> None:
-        if call in self._calls:
-            self._calls.remove(call)
+        self._live.pop(call, None)
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._live):
+            self._heap = [e for e in self._heap if self._live.get(e[2]) == e[1]]
+            heapq.heapify(self._heap)
+        if not self._live:
+            self._heap.clear()
         self._arm()
 
     def _reset(self, call: DelayedCall) -> None:
+        # DelayedCall calls this when a call is moved sooner; one moved later keeps its entry
+        # and is pushed again when that entry comes due (see _ring).
         if call.delayed_time:
             call.activate_delay()
+        self._push(call)
         self._arm()
+
+    def _top(self) -> float | None:
+        """The due time of the earliest live entry, dropping dead ones on the way."""
+        heap = self._heap
+        while heap:
+            _, number, call = heap[0]
+            if self._live.get(call) == number:
+                return heap[0][0]
+            heapq.heappop(heap)
+        return None
 
     def _arm(self) -> None:
         """Wake up for the earliest call, or stop watching when there is none."""
-        if not self._calls:
+        due = self._top()
+        if due is None:
             self._sleep()
             return
-        delay = min(c.getTime() for c in self._calls) - self._now()
+        if due == self._armedFor:
+            return
+        self._armedFor = due
+        delay = due - self._now()
         if self._useTimerFD:
             try:
                 if self._timer is None:
@@ -205,6 +242,7 @@ class MonotonicTime:
         self._fallback = self._reactor.callLater(max(0.0, delay), self._ring)
 
     def _sleep(self) -> None:
+        self._armedFor = None
         if self._timer is not None:
             self._timer.disarm()
             if self._watching:
@@ -216,10 +254,20 @@ class MonotonicTime:
 
     def _ring(self) -> None:
         self._fallback = None
+        self._armedFor = None
         now = self._now()
-        due = sorted((c for c in self._calls if c.getTime() <= now), key=lambda c: c.getTime())
-        for call in due:
-            self._calls.remove(call)
+        due: list[DelayedCall] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, number, call = heapq.heappop(heap)
+            if self._live.get(call) != number:
+                continue  # cancelled, or moved sooner and pushed again
+            if call.delayed_time:  # postponed since it was pushed: wait again
+                call.activate_delay()
+                self._push(call)
+                continue
+            del self._live[call]
+            due.append(call)
         self._arm()
         for call in due:
             if call.cancelled:
