@@ -12,6 +12,7 @@ from zope.interface import implementer
 from tm20.errors import TerminalRefused
 from tm20.handlers._fields import expect, replyFields
 from tm20.interfaces import ICommandHandler, IServerContext, ITerminalSession
+from tm20.lanes import inBackground
 from tm20.protocol import replies
 from tm20.protocol.codes import CloseCode
 from tm20.protocol.messages import Register, TerminalMessage
@@ -56,7 +57,7 @@ class RegHandler:
             return None
         watch = context.watch
         if watch is not None:
-            watch.registered(terminal, register)
+            inBackground(watch.registered, terminal, register)
         return replyFields(
             replies.regAccepted(context.registration.cloudTimeFor(terminal), nosenduser=False)
         )

@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from tm20.errors import TerminalRefused
 from tm20.interfaces import IRegistration, ITerminalRegistry, ITerminalStore
+from tm20.lanes import inBackground
 from tm20.model import Terminal
 from tm20.protocol.codes import CloseCode
 from tm20.protocol.messages import Register
@@ -201,7 +202,8 @@ class RegistrationService:
             )
             for observer in list(self.observers):
                 try:
-                    observer(terminal.sn)
+                    # what follows a registration must not delay the next terminals' own
+                    inBackground(observer, terminal.sn)
                 except Exception:
                     self.log.failure("registration observer failed")
         return terminal

@@ -43,8 +43,13 @@ from twisted.python.failure import Failure
 from txpostgres import txpostgres
 
 from tm20.errors import StoreUnavailable
+from tm20.lanes import isBackground
 
 T = TypeVar("T")
+
+
+#: Foreground hand-outs in a row after which waiting background work gets a connection anyway.
+BACKGROUND_PATIENCE = 8
 
 
 class StatementTimeout(StoreUnavailable):
@@ -177,6 +182,8 @@ class _Slot:
         self.retry: Any = None
         #: Why the connection was dropped on purpose (for the log line), if it was.
         self.dropped: str | None = None
+        #: Lent to background work (L{tm20.lanes}) now.
+        self.background = False
 
 
 #: Errors that, when the connection is still open, still mean the database cannot serve us now.
@@ -242,6 +249,12 @@ class Pool:
         self._slots = [_Slot(i) for i in range(size)]
         self._idle: deque[_Slot] = deque()
         self._waiters: deque[Deferred[_Slot]] = deque()
+        #: Background work waiting for a connection (L{tm20.lanes}): served when no
+        #: foreground work waits (or after L{BACKGROUND_PATIENCE} foreground hand-outs in a row),
+        #: and never with every connection of the pool.
+        self._backgroundWaiters: deque[Deferred[_Slot]] = deque()
+        self._backgroundBusy = 0
+        self._foregroundStreak = 0
         self._running = False
         self._starting = False
         self._startWaiters: list[Deferred[None]] = []
@@ -475,38 +488,63 @@ class Pool:
 
     def _failWaiters(self, why: str) -> None:
         waiters, self._waiters = self._waiters, deque()
-        for d in waiters:
+        background, self._backgroundWaiters = self._backgroundWaiters, deque()
+        for d in (*waiters, *background):
             d.errback(StoreUnavailable(why))
+
+    @property
+    def _backgroundRoom(self) -> bool:
+        """Whether background work may take one more connection (one is kept for the rest)."""
+        return self._backgroundBusy < max(1, len(self._slots) - 1)
+
+    def _lend(self, slot: _Slot, background: bool) -> _Slot:
+        slot.state = _State.BUSY
+        slot.background = background
+        if background:
+            self._backgroundBusy += 1
+        return slot
 
     # -- checkout ------------------------------------------------------------------------------
 
     def _acquire(self) -> Deferred[_Slot]:
         if not self._running:
             return defer.fail(StoreUnavailable("the database pool is not running"))
-        while self._idle:
-            slot = self._idle.popleft()
-            if slot.conn is None or slot.conn.isClosed:
-                # died while idle, and the reactor has not told us yet
-                self._down(slot, None)
-                continue
-            slot.state = _State.BUSY
-            return defer.succeed(slot)
+        background = isBackground()
+        if not background or (not self._waiters and self._backgroundRoom):
+            while self._idle:
+                slot = self._idle.popleft()
+                if slot.conn is None or slot.conn.isClosed:
+                    # died while idle, and the reactor has not told us yet
+                    self._down(slot, None)
+                    continue
+                return defer.succeed(self._lend(slot, background))
         if self.liveConnections == 0:
             return defer.fail(StoreUnavailable("no connection to PostgreSQL"))
         d: Deferred[_Slot] = Deferred()
-        self._waiters.append(d)
+        (self._backgroundWaiters if background else self._waiters).append(d)
         return d
 
     def _release(self, slot: _Slot) -> None:
+        if slot.background:
+            slot.background = False
+            self._backgroundBusy -= 1
         conn = slot.conn
         if slot.broken or conn is None or conn.isClosed:
             self._down(slot, None)
             if self.liveConnections == 0:
                 self._failWaiters("lost every connection to PostgreSQL")
             return
-        if self._waiters:
-            slot.state = _State.BUSY
-            self._waiters.popleft().callback(slot)
+        backgroundTurn = (
+            self._backgroundWaiters
+            and self._backgroundRoom
+            and (not self._waiters or self._foregroundStreak >= BACKGROUND_PATIENCE)
+        )
+        if backgroundTurn:
+            self._foregroundStreak = 0
+            self._backgroundWaiters.popleft().callback(self._lend(slot, True))
+        elif self._waiters:
+            self._foregroundStreak += 1
+            self._waiters.popleft().callback(self._lend(slot, False))
         else:
             slot.state = _State.IDLE
             self._idle.append(slot)

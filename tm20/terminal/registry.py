@@ -7,6 +7,7 @@ from collections.abc import Callable
 from zope.interface import implementer
 
 from tm20.interfaces import ITerminalRegistry, ITerminalSession
+from tm20.lanes import inBackground
 
 
 @implementer(ITerminalRegistry)
@@ -33,7 +34,8 @@ class TerminalRegistry:
     def _tell(self, sn: str, session: ITerminalSession, connected: bool) -> None:
         for observer in list(self.observers):
             try:
-                observer(sn, session, connected)
+                # bookkeeping (the cluster's holder record, events): after what terminals wait for
+                inBackground(observer, sn, session, connected)
             except Exception:  # an observer's bug must not break the connection's handling
                 pass
 
