@@ -14,9 +14,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests import test_console_http as consolehttp
+from tests.importgraph import importGraph
 from tests.test_api_support import READER, Response
+from tests.test_import_cycles import ROOT
 from tests.test_metrics import families, value
 from tm20.access.model import DAYS
 from tm20.simulator.device import SimulatedTerminal
@@ -563,4 +566,18 @@ class ConsoleRuleWindowNowTests(_AccessCase):
                 [(log["enrollid"], log["accessReason"]) for log in r.json["items"]],
                 [(2, "rule")],
                 r.text,
+            )
+
+
+class AccessPagesImportsTests(SynchronousTestCase):
+    def test_noRESTAPIBehindTheAccessPages(self) -> None:
+        """The console's access pages use the services, never C{tm20.api} (another door)."""
+        graph = importGraph(ROOT, "tm20")
+        for module in ("tm20.console._accesspages", "tm20.console._accessviews"):
+            self.assertIn(
+                "tm20.services.accessadmin" if "pages" in module else "tm20.access.model",
+                graph[module],
+            )
+            self.assertEqual(
+                sorted(m for m in graph[module] if m.startswith("tm20.api")), [], module
             )
