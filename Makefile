@@ -57,7 +57,7 @@ test: lint typecheck unit
 
 # Screenshots of the console (desktop and 360 px), taken by its browser tests, into docs/console/.
 screenshots: install browser-deps
-	TM20_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/test_console_browser.py -k Narrow
+	TM20_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/test_console_browser.py tests/test_console_access_browser.py -k Narrow
 
 # py-spy profiles the server during the benchmarks (optional: without it, no profiles).
 bench-deps: install

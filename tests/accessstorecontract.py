@@ -174,6 +174,10 @@ class AccessStoreContractTests(_Base):
             [(secondId, False, "qr_used"), (firstId, True, "qr_valid")],
         )
         self.assertEqual(len((yield self.store.listAccessDecisions("DOOR2", 10, None))), 1)
+        granted = yield self.store.listAccessDecisions(None, 10, None, True)
+        self.assertEqual([d["id"] for d in granted], [firstId])
+        denied = yield self.store.listAccessDecisions(None, 10, None, False)
+        self.assertEqual([d["id"] for d in denied], [secondId])
         # the door got a denial after all: the code is given back
         yield self.store.recordAccessFallback(
             "DOOR1", "qrcode", firstId, decision.denied("fallback")

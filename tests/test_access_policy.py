@@ -23,7 +23,8 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import deferLater
 
 import tm20.plugins
-from tests.test_api_support import ApiTestCase
+from tests.test_api_support import READER, ApiTestCase
+from tests.test_metrics import families, value
 from tm20.access.model import AccessRule
 from tm20.model import LogQuery, Person
 from tm20.services.access import pluginPolicies
@@ -120,6 +121,34 @@ class PolicyTests(ApiTestCase):
         yield deferLater(reactor, 1.05, lambda: None)
         _, answer = yield self.punch(1)
         self.assertTrue(answer.opened)
+        # /metrics: two fallbacks (denied), one decision by the rules
+        fams = yield self.metrics()
+        self.assertEqual(
+            value(fams, "tm20_access_fallbacks", "tm20_access_fallbacks_total", decision="denied"),
+            2,
+        )
+        self.assertEqual(
+            value(fams, "tm20_access_fallbacks", "tm20_access_fallbacks_total", decision="granted"),
+            0,
+        )
+        decided = "tm20_access_decisions"
+        self.assertEqual(
+            value(fams, decided, f"{decided}_total", decision="denied", reason="fallback"), 2
+        )
+        self.assertEqual(
+            value(fams, decided, f"{decided}_total", decision="granted", reason="rule"), 1
+        )
+        latency = "tm20_access_decision_latency_seconds"
+        self.assertEqual(value(fams, latency, f"{latency}_count", kind="log"), 3)
+        # the policy that never answers was waited for (half the budget) before the reply was
+        # written: a lower bound from arrival to reply, whatever the machine's speed
+        self.assertGreaterEqual(value(fams, latency, f"{latency}_sum", kind="log"), BUDGET / 2)
+
+    @inlineCallbacks
+    def metrics(self) -> Any:
+        r = yield self.call("GET", "/metrics", token=READER)
+        self.assertEqual(r.status, 200, r.text)
+        return families(r.text)
 
     @inlineCallbacks
     def test_aLateCommitIsRecordedAsTheFallback(self) -> Any:
@@ -143,4 +172,19 @@ class PolicyTests(ApiTestCase):
         self.assertEqual(
             [(e["type"], e["data"]["reason"], e["data"]["replaces"]) for e in r.json["items"]],
             [("access.granted", "rule", False), ("access.granted", "fallback", True)],
+        )
+        fams = yield self.metrics()
+        self.assertEqual(
+            value(fams, "tm20_access_fallbacks", "tm20_access_fallbacks_total", decision="granted"),
+            1,
+        )
+        self.assertEqual(
+            value(
+                fams,
+                "tm20_access_decisions",
+                "tm20_access_decisions_total",
+                decision="granted",
+                reason="fallback",
+            ),
+            1,
         )

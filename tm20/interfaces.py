@@ -1305,8 +1305,8 @@ class IAccessStore(Interface):
     def loadAccessSnapshot():  # type: ignore[no-untyped-def]
         """A L{tm20.access.rules.Snapshot} of everything a decision reads."""
 
-    def listAccessDecisions(sn, limit, beforeId):  # type: ignore[no-untyped-def]
-        """Code decisions (sendqrcode, sendpin), newest first."""
+    def listAccessDecisions(sn, limit, beforeId, granted=None):  # type: ignore[no-untyped-def]
+        """Code decisions (sendqrcode, sendpin), newest first; only granted or denied ones."""
 
     def recordAccessPunch(sn, record, decision, timezone):  # type: ignore[no-untyped-def]
         """

@@ -19,7 +19,10 @@ Names (see README, "Health and metrics"):
   - C{tm20_log_queue_rows}, C{tm20_command_queue_workers} (sampled);
   - C{tm20_api_auth_failures_total};
   - C{tm20_logs_recovered_total}, C{tm20_log_recoveries_total{result}},
-    C{tm20_clock_corrections_total}.
+    C{tm20_clock_corrections_total};
+  - C{tm20_access_decisions_total{decision, reason}},
+    C{tm20_access_decision_latency_seconds{kind}} (histogram: from the request's arrival to
+    its reply written), C{tm20_access_fallbacks_total{decision}}.
 """
 
 from __future__ import annotations
@@ -32,7 +35,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE_LATEST", "REFUSAL_REASONS", "TERMINAL_STATES", "Metrics"]
+__all__ = [
+    "ACCESS_KINDS",
+    "CONTENT_TYPE_LATEST",
+    "REFUSAL_REASONS",
+    "TERMINAL_STATES",
+    "Metrics",
+]
+
+#: The values of C{tm20_access_decision_latency_seconds}'s C{kind} label: the terminal command
+#: that asked (a punch, a scanned QR code, a typed PIN).
+ACCESS_KINDS = {"sendlog": "log", "sendqrcode": "qrcode", "sendpin": "pin"}
 
 #: The values of C{tm20_terminals}'s C{state} label.
 TERMINAL_STATES = (
@@ -157,8 +170,33 @@ class Metrics:
             "settime commands queued because a terminal's clock drifted.",
             registry=r,
         )
+        self.accessDecisions = Counter(
+            "tm20_access_decisions",
+            "Access decisions at the doors, by decision (granted/denied) and reason.",
+            ["decision", "reason"],
+            registry=r,
+        )
+        self.accessLatency = Histogram(
+            "tm20_access_decision_latency_seconds",
+            "Seconds from an access request's arrival (punch, QR code, PIN) to its reply"
+            " written to the terminal.",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.accessFallbacks = Counter(
+            "tm20_access_fallbacks",
+            "Doors answered with the fallback (the decision not committed in time, or a"
+            " policy failed), by what the door got (granted/denied).",
+            ["decision"],
+            registry=r,
+        )
         for reason in REFUSAL_REASONS:
             self.connectionsRefused.labels(reason)
+        for decision in ("granted", "denied"):
+            self.accessFallbacks.labels(decision)
+        for kind in ACCESS_KINDS.values():
+            self.accessLatency.labels(kind)
         for result in ("ok", "failed"):
             self.logRecoveries.labels(result)
         self._sampled = _Sampled()
@@ -175,6 +213,19 @@ class Metrics:
     def refused(self, reason: str) -> None:
         """Count a refused connection or registration (an unknown reason counts as C{other})."""
         self.connectionsRefused.labels(reason if reason in REFUSAL_REASONS else "other").inc()
+
+    def accessDecided(self, granted: bool, reason: str, known: Any) -> None:
+        """Count a decision (a reason not in C{known} counts as C{other})."""
+        decision = "granted" if granted else "denied"
+        self.accessDecisions.labels(decision, reason if reason in known else "other").inc()
+        if reason == "fallback":
+            self.accessFallbacks.labels(decision).inc()
+
+    def accessAnswered(self, command: str, seconds: float) -> None:
+        """An access request's reply (to C{command}) written C{seconds} after its arrival."""
+        kind = ACCESS_KINDS.get(command)
+        if kind is not None:
+            self.accessLatency.labels(kind).observe(max(0.0, seconds))
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -148,7 +148,8 @@ class LogQuery:
     #: only this verification C{mode} / this C{inout} direction (C{None}: any)
     mode: int | None = None
     inout: int | None = None
-    #: C{granted}, C{denied} (a decision) or C{none} (no decision asked); C{None}: all
+    #: C{granted}, C{denied} (a decision), C{decided} (either) or C{none} (no decision asked);
+    #: C{None}: all
     access: str | None = None
     accessReason: str | None = None
 

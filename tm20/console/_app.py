@@ -28,9 +28,11 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from tm20.access.model import REASONS
 from tm20.api._csv import CSVExport
 from tm20.api._errors import errorFromFailure
 from tm20.api._serialize import logJSON
+from tm20.console._accesspages import AccessPages
 from tm20.console._adminpages import AdminPages
 from tm20.console._forms import formValue, safeNext, terminalTime
 from tm20.console._security import (
@@ -55,7 +57,7 @@ from tm20.terminal.limits import NetworkList
 __all__ = ["Console"]
 
 
-class Console(TerminalPages, AdminPages):
+class Console(TerminalPages, AdminPages, AccessPages):
     """
     @param context: the L{tm20.context.ServerContext}.
     @param accounts: the account service (sessions, logins).
@@ -130,6 +132,7 @@ class Console(TerminalPages, AdminPages):
         route("/webhooks/<int:webhookId>/replay", methods=["POST"])(
             self._guard("admin", self.webhookReplay, post=True)
         )
+        self._accessRoutes()
         route("/login", methods=["GET"])(self.loginPage)
         route("/login", methods=["POST"])(self.login)
         route("/logout", methods=["POST"])(self._guard("viewer", self.logout, post=True))
@@ -246,8 +249,12 @@ class Console(TerminalPages, AdminPages):
     # -- logs --------------------------------------------------------------------------------------
 
     def _logQuery(self, request: IRequest) -> tuple[LogQuery, dict[str, str]]:
-        names = ("sn", "enrollid", "since", "until", "mode", "inout", "cursor")
+        names = ("sn", "enrollid", "since", "until", "mode", "inout", "access", "reason", "cursor")
         form = {k: formValue(request, k) for k in names}
+        if form["access"] not in ("", "granted", "denied", "none"):
+            raise ServiceError(400, "invalid_form", "granted, denied or none", field="access")
+        if form["reason"] and form["reason"] not in REASONS:
+            raise ServiceError(400, "invalid_form", "not a reason of a decision", field="reason")
         numbers: dict[str, int | None] = {}
         for name in ("enrollid", "mode", "inout"):
             numbers[name] = None
@@ -270,6 +277,8 @@ class Console(TerminalPages, AdminPages):
             inout=numbers["inout"],
             limit=LOG_PAGE,
             before=before,
+            access=form["access"] or None,
+            accessReason=form["reason"] or None,
         )
         return query, form
 
@@ -277,7 +286,9 @@ class Console(TerminalPages, AdminPages):
         try:
             query, form = self._logQuery(request)
         except ServiceError as e:
-            return self.render(request, "logs.html", 400, who, form={}, logs=[], error=e.detail)
+            return self.render(
+                request, "logs.html", 400, who, form={}, logs=[], error=e.detail, reasons=REASONS
+            )
         logs = await self.store.queryLogs(query)
         nextURL = None
         if len(logs) == query.limit:
@@ -301,6 +312,7 @@ class Console(TerminalPages, AdminPages):
             nextURL=nextURL,
             csvURL=csvURL,
             quarantined=quarantined,
+            reasons=REASONS,
         )
 
     async def logsCSV(self, request: IRequest, who: LoggedIn) -> Any:

@@ -45,6 +45,10 @@ class ConsoleBase:
     templates: Environment
     trusted: NetworkList
 
+    async def accessOfTerminal(self, sn: str) -> dict[str, Any] | None:
+        """What a terminal's page shows of access control (L{tm20.console._accesspages})."""
+        return None
+
     def render(
         self,
         request: IRequest,

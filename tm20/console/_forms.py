@@ -5,12 +5,15 @@ terminal-local time, where to go after login (never another site).
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from twisted.web.iweb import IRequest
 
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.errors import ServiceError
 
-__all__ = ["formValue", "safeNext", "terminalTime"]
+__all__ = ["formValue", "formValues", "localInstant", "safeNext", "terminalTime"]
 
 
 def formValue(request: IRequest, name: str) -> str:
@@ -21,6 +24,30 @@ def formValue(request: IRequest, name: str) -> str:
         return str(values[-1].decode("utf-8")).strip()
     except UnicodeDecodeError:
         raise ServiceError(400, "invalid_form", "must be UTF-8", field=name) from None
+
+
+def formValues(request: IRequest, name: str) -> list[str]:
+    """Every value of a field given several times (checkboxes, a multiple select)."""
+    values = (getattr(request, "args", None) or {}).get(name.encode("ascii")) or []
+    try:
+        return [str(v.decode("utf-8")).strip() for v in values]
+    except UnicodeDecodeError:
+        raise ServiceError(400, "invalid_form", "must be UTF-8", field=name) from None
+
+
+def localInstant(name: str, value: str, zone: str) -> str | None:
+    """C{YYYY-MM-DD HH:MM} in time zone C{zone} as ISO 8601 with its offset (empty: C{None})."""
+    if not value:
+        return None
+    try:
+        tz = ZoneInfo(zone)
+    except (ValueError, KeyError, OSError):
+        raise ServiceError(400, "invalid_form", "unknown time zone", field="zone") from None
+    try:
+        when = datetime.strptime(value.replace("T", " ").strip()[:16], "%Y-%m-%d %H:%M")
+    except ValueError:
+        raise ServiceError(400, "invalid_form", "must be YYYY-MM-DD HH:MM", field=name) from None
+    return when.replace(tzinfo=tz).isoformat()
 
 
 def terminalTime(name: str, value: str, endOfDay: bool) -> str | None:

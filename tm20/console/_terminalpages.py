@@ -69,6 +69,7 @@ class TerminalPages(ConsoleBase):
             error=error,
             confirm=confirm,
             finals=FINAL_STATUSES,
+            access=await self.accessOfTerminal(sn),
         )
 
     def _terminalAction(self, action: str) -> Page:

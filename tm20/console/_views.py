@@ -83,6 +83,7 @@ NOTES = {
     "disabled": "Disabled: the terminal is disconnected.",
     "enabled": "Enabled.",
     "identity-reset": "Identity reset: the next registration binds the terminal anew.",
+    "access-pushed": "Access plan queued for the terminal (it gets it when connected).",
     "replayed": "Replay started: the events are delivered again from that id on.",
 }
 

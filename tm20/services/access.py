@@ -42,6 +42,7 @@ from tm20.access.model import (
     REASON_POLICY,
     REASON_QR_VALID,
     REASON_RULE,
+    REASONS,
     Decision,
 )
 from tm20.access.rules import Snapshot, decideCode, decidePerson
@@ -136,6 +137,7 @@ class AccessService:
         defaultTimezone: str | None = None,
         policies: Sequence[Any] | None = None,
         control: str = CONTROL_AUTO,
+        metrics: Any = None,
     ) -> None:
         if fallback not in FALLBACK_MODES:
             raise ValueError(f"fallback must be one of {FALLBACK_MODES}, got {fallback!r}")
@@ -152,6 +154,8 @@ class AccessService:
         self.refreshInterval = refreshInterval
         self.defaultTimezone = defaultTimezone
         self.policies = list(pluginPolicies() if policies is None else policies)
+        #: L{tm20.metrics.Metrics} (decisions by decision and reason, fallbacks), or C{None}
+        self.metrics = metrics
         self.snapshot = Snapshot()
         #: records answered with the fallback: (sn, key) -> until when they are ignored
         self._fellBack: dict[tuple[str, tuple[Any, ...]], float] = {}
@@ -324,6 +328,8 @@ class AccessService:
             self.denied += 1
         if reply.decision.reason == REASON_FALLBACK:
             self.fellBack += 1
+        if self.metrics is not None:
+            self.metrics.accessDecided(reply.decision.granted, reply.decision.reason, REASONS)
         self.log.info(
             "access {verdict} at {sn}: {reason} (enrollid {enrollid})",
             verdict="granted" if reply.decision.granted else "denied",

@@ -9,6 +9,7 @@ next decision at a door already follows it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,16 @@ import attrs
 from twisted.internet.defer import inlineCallbacks
 
 from tm20.access.device import DevicePlan, DevicePlanError, devicePlan
-from tm20.access.model import AccessRule, GroupAccess, Holiday, QrCode, Window
+from tm20.access.model import (
+    DAYS,
+    UNKNOWN_ALLOW,
+    UNKNOWN_DENY,
+    AccessRule,
+    GroupAccess,
+    Holiday,
+    QrCode,
+    Window,
+)
 from tm20.access.rules import codeHash
 
 __all__ = ["AccessAdmin", "AccessError"]
@@ -37,6 +47,22 @@ class AccessError(Exception):
 
 def _invalid(detail: str, field: str) -> AccessError:
     return AccessError(400, "invalid_body", detail, field)
+
+
+#: C{HH:MM} of a window (C{24:00}: the end of the day); the API's schema says the same.
+_HHMM = re.compile(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day(value: Any, field: str) -> str:
+    """A C{YYYY-MM-DD} day that exists."""
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise _invalid("must be a day, YYYY-MM-DD", field)
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise _invalid("no such day", field) from None
+    return value
 
 
 def _instant(value: str | None, field: str) -> datetime | None:
@@ -99,6 +125,16 @@ class AccessAdmin:
     def _windows(items: Sequence[Mapping[str, Any]]) -> tuple[Window, ...]:
         windows = []
         for i, item in enumerate(items):
+            # the API's schema has checked these already; the console's forms come here as is
+            for name in ("start", "end"):
+                if not isinstance(item.get(name), str) or not _HHMM.match(item[name]):
+                    raise _invalid(
+                        "must be a time, HH:MM (24:00: the end of the day)", f"windows[{i}].{name}"
+                    )
+            if any(day not in DAYS for day in item.get("days", ())):
+                raise _invalid(f"days are {', '.join(DAYS)}", f"windows[{i}].days")
+            if not item.get("days"):
+                raise _invalid("a window names at least one day", f"windows[{i}].days")
             if item["start"] == item["end"]:
                 raise _invalid("start and end are the same time: an empty window", f"windows[{i}]")
             if item["start"] == "24:00":
@@ -146,14 +182,17 @@ class AccessAdmin:
 
     @inlineCallbacks
     def addHoliday(self, body: Mapping[str, Any]) -> Any:
-        start = body["start"]
-        end = body.get("end", start)
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+            raise _invalid("a holiday has a name (at most 200 characters)", "name")
+        start = _day(body.get("start"), "start")
+        end = _day(body.get("end", start), "end")
         if end < start:
             raise _invalid("must not be before start", "end")
         yield self._checkNames({"terminalGroups": body.get("terminalGroups", ())})
         holiday = Holiday(
             id=0,
-            name=body["name"],
+            name=name.strip(),
             start=start,
             end=end,
             terminalGroups=tuple(sorted(set(body.get("terminalGroups", ())))),
@@ -177,6 +216,10 @@ class AccessAdmin:
             raise _invalid("give either enrollid (a person) or visitorName", "visitorName")
         if not body.get("terminals") and not body.get("terminalGroups"):
             raise _invalid("a code opens at least one terminal or group", "terminals")
+        if body.get("code") is not None and not 4 <= len(body["code"]) <= 256:
+            raise _invalid("a code has 4 to 256 characters", "code")
+        if body.get("validUntil") is None:
+            raise _invalid("a code is valid until a time", "validUntil")
         now = datetime.fromtimestamp(self.clock.seconds(), UTC)
         validFrom = _instant(body.get("validFrom"), "validFrom") or now
         validUntil = _instant(body["validUntil"], "validUntil")
@@ -214,6 +257,9 @@ class AccessAdmin:
     @inlineCallbacks
     def setGroupAccess(self, name: str, body: Mapping[str, Any]) -> Any:
         current = {g.group: g for g in (yield self.store.listGroupAccess())}.get(name)
+        for field in ("unknownEnrollid", "unknownCode"):
+            if body.get(field, UNKNOWN_DENY) not in (UNKNOWN_DENY, UNKNOWN_ALLOW):
+                raise _invalid(f"is {UNKNOWN_DENY} or {UNKNOWN_ALLOW}", field)
         settings = current or GroupAccess(group=name)
         settings = attrs.evolve(
             settings,

@@ -59,4 +59,5 @@ def wireServices(context: Any) -> None:
             refreshInterval=config.accessRefreshInterval,
             defaultTimezone=config.defaultTimezone,
             control=config.accessControl,
+            metrics=context.metrics,
         )

@@ -490,14 +490,20 @@ def markFallback(
 
 
 def listDecisions(
-    sn: str | None, limit: int, beforeId: int | None, time: Time
+    sn: str | None, limit: int, beforeId: int | None, time: Time, granted: bool | None = None
 ) -> Op[list[dict[str, Any]]]:
-    """Code decisions, newest first (C{id} below C{beforeId}), of one terminal or all."""
+    """
+    Code decisions, newest first (C{id} below C{beforeId}), of one terminal or all; only the
+    granted (or the denied) ones when C{granted} is given.
+    """
     conditions = ["id < %s"]
     params: list[Any] = [beforeId if beforeId is not None else 2**63 - 1]
     if sn is not None:
         conditions.append("sn = %s")
         params.append(sn)
+    if granted is not None:
+        conditions.append("granted = %s")
+        params.append(bool(granted))
     params.append(max(limit, 0))
     rows = (
         yield (

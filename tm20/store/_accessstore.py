@@ -112,9 +112,11 @@ class AccessStoreMixin(OpStore):
         return self._runOp(False, sql.loadSnapshot(self.dialect.time))
 
     def listAccessDecisions(
-        self, sn: str | None, limit: int, beforeId: int | None
+        self, sn: str | None, limit: int, beforeId: int | None, granted: bool | None = None
     ) -> Deferred[list[dict[str, Any]]]:
-        return self._runOp(False, sql.listDecisions(sn, limit, beforeId, self.dialect.time))
+        return self._runOp(
+            False, sql.listDecisions(sn, limit, beforeId, self.dialect.time, granted)
+        )
 
     # -- decisions --------------------------------------------------------------------------------
 

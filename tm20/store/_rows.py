@@ -145,6 +145,8 @@ def logQueryWhere(query: LogQuery, placeholder: str) -> tuple[str, list[Any]]:
     if query.access is not None:
         if query.access == "none":
             conditions.append("access_granted IS NULL")
+        elif query.access == "decided":
+            conditions.append("access_granted IS NOT NULL")
         else:
             conditions.append(f"access_granted = {placeholder}")
             params.append(query.access == "granted")

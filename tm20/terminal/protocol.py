@@ -167,7 +167,8 @@ class TerminalProtocol(WebSocketServerProtocol):
         self.channel: CommandChannel | None = None
         self.keepAlive: KeepAlive | None = None
         self._regTimer: IDelayedCall | None = None
-        self._inbox: deque[TerminalMessage] = deque()
+        #: messages waiting for their handler, with when each arrived (C{factory.clock})
+        self._inbox: deque[tuple[TerminalMessage, float]] = deque()
         self._busy = False
         self._draining = False
         #: Why the socket is not read now (empty: it is read).  Shared and immutable while
@@ -307,7 +308,7 @@ class TerminalProtocol(WebSocketServerProtocol):
             if self.channel is not None and not self.channel.replyReceived(message):
                 self.log.debug("unsolicited {ret} from {sn}", ret=message.ret, sn=self.sn)
             return
-        self._inbox.append(message)
+        self._inbox.append((message, factory.clock.seconds()))
         if len(self._inbox) >= factory.config.maxPendingMessages:
             self.pauseReading(PAUSE_INBOX)
         self._drain()
@@ -446,16 +447,21 @@ class TerminalProtocol(WebSocketServerProtocol):
         self._draining = True
         try:
             while not self._busy and self._inbox and self.state == self.STATE_OPEN:
-                message = self._inbox.popleft()
+                message, arrived = self._inbox.popleft()
                 self._busy = True
                 d = self.factory.dispatcher.dispatch(self.factory.context, self, message)
-                d.addCallback(self._handled)
+                d.addCallback(self._handled, message.cmd, arrived)
         finally:
             self._draining = False
 
-    def _handled(self, reply: dict[str, Any] | None) -> None:
+    def _handled(self, reply: dict[str, Any] | None, cmd: str, arrived: float) -> None:
         if reply is not None:
             self.sendReply(reply)
+            if "access" in reply:
+                # an access decision's latency: from the request's arrival to its reply written
+                metrics = getattr(self.factory.context, "metrics", None)
+                if metrics is not None:
+                    metrics.accessAnswered(cmd, self.factory.clock.seconds() - arrived)
         self._busy = False
         if len(self._inbox) <= self.factory.config.maxPendingMessages // 2:
             self.resumeReading(PAUSE_INBOX)
