@@ -104,7 +104,7 @@ class LaneTests(TestCase):
             d, release = self.hold(f"f{i}")
             release.callback(None)
             queued.append(d)
-        for d, release in held:
+        for _held, release in held:
             release.callback(None)
         yield background
         for d in queued:
