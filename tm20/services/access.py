@@ -42,6 +42,7 @@ from tm20.access.model import (
     REASON_POLICY,
     REASON_QR_VALID,
     REASON_RULE,
+    AccessRequest,
     Decision,
 )
 from tm20.access.rules import Snapshot, decideCode, decidePerson
@@ -82,18 +83,6 @@ def pluginPolicies() -> list[Any]:
     from tm20.interfaces import IAccessPolicy  # noqa: PLC0415
 
     return sorted(getPlugins(IAccessPolicy, tm20.plugins), key=lambda p: str(p.name))
-
-
-@attrs.frozen
-class AccessRequest:
-    """What a policy is asked about."""
-
-    sn: str
-    kind: str
-    enrollid: int | None
-    qrcodeId: int | None
-    decision: Decision
-    localTime: str
 
 
 @attrs.frozen
