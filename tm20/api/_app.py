@@ -27,7 +27,6 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tm20.api._access import AccessApi
 from tm20.api._auth import Authenticator, Principal
-from tm20.api._csv import CSVExport
 from tm20.api._errors import ApiError, errorFromFailure, writeJSON
 from tm20.api._events import EventsApi
 from tm20.api._openapi import (
@@ -41,19 +40,6 @@ from tm20.api._openapi import (
 )
 from tm20.api._paths import SEGMENT, SegmentConverter, escapeSegments
 from tm20.api._reply import Reply
-from tm20.api._serialize import (
-    auditJSON,
-    commandJSON,
-    decodeCursor,
-    describeTerminal,
-    encodeCursor,
-    groupJSON,
-    logJSON,
-    personJSON,
-    personSyncJSON,
-    quarantinedJSON,
-    userJSON,
-)
 from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_SENT,
@@ -87,6 +73,20 @@ from tm20.services.terminals import (
     userCommands,
 )
 from tm20.terminal.limits import NetworkList
+from tm20.views.csvexport import CSVExport
+from tm20.views.model import (
+    auditJSON,
+    commandJSON,
+    decodeCursor,
+    describeTerminal,
+    encodeCursor,
+    groupJSON,
+    logJSON,
+    personJSON,
+    personSyncJSON,
+    quarantinedJSON,
+    userJSON,
+)
 
 __all__ = ["MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 

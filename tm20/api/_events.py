@@ -13,13 +13,11 @@ from twisted.web.iweb import IRequest
 from tm20.api._auth import Principal
 from tm20.api._errors import ApiError
 from tm20.api._reply import Reply
-from tm20.api._serialize import decodeCursor, encodeCursor, isoTime
 from tm20.events.model import (
     STREAM_ACTIVE,
     STREAM_DISABLED,
     EventQuery,
     SinkAttempt,
-    SinkStream,
     Webhook,
     expandTypes,
 )
@@ -27,48 +25,11 @@ from tm20.events.sse import EventStream
 from tm20.events.webhooks import checkURL, generateSecret, secretKey
 from tm20.services.webhooks import WebhookService
 from tm20.terminal.limits import NetworkList
+from tm20.views.events import attemptJSON, webhookJSON
+from tm20.views.model import decodeCursor, encodeCursor
 
 #: Default page size of the event log.
 DEFAULT_EVENT_LIMIT = 100
-
-
-def webhookJSON(
-    webhook: Webhook, stream: SinkStream | None, withSecret: bool = False
-) -> dict[str, Any]:
-    """A subscription with its delivery state (the secret only when asked: at creation)."""
-    out: dict[str, Any] = {
-        "id": webhook.id,
-        "url": webhook.url,
-        "types": list(webhook.types),
-        "sn": webhook.sn,
-        "description": webhook.description,
-        "state": stream.state if stream is not None else STREAM_ACTIVE,
-        "cursor": stream.cursor if stream is not None else 0,
-        "failures": stream.failures if stream is not None else 0,
-        "retryAt": isoTime(stream.retryAt) if stream is not None else None,
-        "failingSince": isoTime(stream.failingSince) if stream is not None else None,
-        "lastError": stream.lastError if stream is not None else None,
-        "createdAt": isoTime(webhook.createdAt),
-        "updatedAt": isoTime(webhook.updatedAt),
-    }
-    if withSecret:
-        out["secret"] = webhook.secret
-    return out
-
-
-def attemptJSON(attempt: SinkAttempt) -> dict[str, Any]:
-    return {
-        "id": attempt.id,
-        "at": attempt.at.isoformat(),
-        "firstEvent": attempt.firstEvent,
-        "lastEvent": attempt.lastEvent,
-        "events": attempt.events,
-        "ok": attempt.ok,
-        "status": attempt.status,
-        "latencyMs": attempt.latencyMs,
-        "error": attempt.error,
-        "response": attempt.response,
-    }
 
 
 def _types(value: Any, field: str) -> tuple[str, ...]:
