@@ -10,8 +10,7 @@ services (command queue, pulls) or the store, and answers JSON; every failure is
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -41,8 +40,6 @@ from tm20.api._openapi import (
 from tm20.api._paths import SEGMENT, SegmentConverter, escapeSegments
 from tm20.api._reply import Reply
 from tm20.model import (
-    COMMAND_CANCELLED,
-    COMMAND_SENT,
     LogQuery,
     Person,
     StoredCommand,
@@ -53,11 +50,11 @@ from tm20.model import (
 from tm20.protocol.commands import buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.parser import nestedDeeperThan
-from tm20.protocol.serial import snProblem
 from tm20.protocol.timefmt import normaliseDate, normaliseTime
 from tm20.services.fleet import wireServices
+from tm20.services.personadmin import PersonAdmin, redactedCredentials
 from tm20.services.personcsv import parsePersonsCSV
-from tm20.services.persons import CsvImportError, PersonError, PersonService
+from tm20.services.persons import CsvImportError, PersonService
 from tm20.services.pulls import PullService
 from tm20.services.queue import (
     FINAL_STATUSES,
@@ -66,9 +63,9 @@ from tm20.services.queue import (
 )
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.terminals import (
+    NotCancellable,
     TerminalService,
     TerminalView,
-    checkTimezone,
     gone,
     userCommands,
 )
@@ -254,6 +251,7 @@ class TM20Api(EventsApi, AccessApi):
         self.pulls: PullService = context.pulls
         self.persons: PersonService = context.persons
         self.terminals = TerminalService(context)
+        self.admin = PersonAdmin(context, self.terminals.audit)
         self.app = Klein()
         self.app.url_map.converters[SEGMENT] = SegmentConverter
         for op in OPERATIONS:
@@ -380,12 +378,6 @@ class TM20Api(EventsApi, AccessApi):
             raise ApiError(404, "not_found", f"no user {enrollid} on {sn!r}")
         return user
 
-    async def _accessChanged(self) -> None:
-        """Persons or groups changed: the doors decide on the new ones at once."""
-        access = getattr(self.context, "access", None)
-        if access is not None:
-            await access.changed()
-
     async def _audit(
         self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
     ) -> None:
@@ -427,22 +419,15 @@ class TM20Api(EventsApi, AccessApi):
     async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "TerminalCreate")
         sn = body["sn"]
-        problem = snProblem(sn)
-        if problem is not None:
-            # The rule of a terminal's reg: an sn it could never register with is refused.
-            raise ApiError(400, "invalid_body", problem, field="sn")
-        timezone = checkTimezone(body.get("timezone"))
-        if await self.store.getTerminal(sn) is not None:
-            raise ApiError(409, "conflict", f"terminal {sn!r} exists")
-        await self._audit(principal, "terminal.create", sn, body)
-        try:
-            terminal: Terminal = await self.store.createTerminal(
-                sn, body.get("name"), body.get("approved", True), timezone
-            )
-        except ValueError:
-            raise ApiError(409, "conflict", f"terminal {sn!r} exists") from None
-        if body.get("active") is False:
-            terminal = await self.store.updateTerminal(sn, {"active": False})
+        terminal = await self.terminals.create(
+            principal.name,
+            sn,
+            body.get("name"),
+            body.get("approved", True),
+            body.get("timezone"),
+            body.get("active") is not False,
+            body,
+        )
         return Reply(
             201,
             await self._out(terminal),
@@ -480,14 +465,7 @@ class TM20Api(EventsApi, AccessApi):
     async def deleteTerminal(
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
-        await self._terminal(sn)
-        await self._audit(principal, "terminal.delete", sn, {})
-        deleted = await self.store.deleteTerminal(sn)
-        if not deleted:
-            raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        self.terminals.disconnect(sn, "deleted by the operator")
-        if self.context.watch is not None:
-            self.context.watch.forget(sn)
+        await self.terminals.delete(principal.name, sn)
         return Reply(204, None)
 
     async def listConnected(self, request: IRequest, principal: Principal, query: Any) -> Reply:
@@ -537,30 +515,12 @@ class TM20Api(EventsApi, AccessApi):
     async def cancelCommand(
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Reply:
-        outcome: tuple[StoredCommand, bool] | None = await self.queue.cancel(id)
-        if outcome is None:
-            raise ApiError(404, "not_found", f"no command {id}")
-        after, cancelled = outcome
-        if not cancelled:
-            why = (
-                "was already cancelled"
-                if after.status == COMMAND_CANCELLED
-                else "is "
-                + ("already sent to the terminal" if after.status == COMMAND_SENT else after.status)
-            )
+        try:
+            after = await self.terminals.cancelCommand(principal.name, id)
+        except NotCancellable as e:
             raise ApiError(
-                409,
-                "not_cancellable",
-                f"command {id} {why}: only a queued command can be cancelled",
-                commandId=id,
-                command=commandJSON(after),
-            )
-        await self._audit(
-            principal,
-            "command.cancel",
-            after.sn,
-            {"id": after.id, "command": after.name, "attempts": after.attempts},
-        )
+                e.status, e.code, e.detail, **e.extra, command=commandJSON(e.command)
+            ) from None
         return Reply(200, commandJSON(after))
 
     async def listPendingCommands(
@@ -634,7 +594,7 @@ class TM20Api(EventsApi, AccessApi):
             None if enabled else False,
             profileChanged=True,
         )
-        await self._audit(principal, "user.create", sn, _redacted(body))
+        await self._audit(principal, "user.create", sn, redactedCredentials(body))
         result = await self._applyUser(principal, sn, enrollid, commands, name, admin, enabled)
         return Reply(
             201,
@@ -658,7 +618,7 @@ class TM20Api(EventsApi, AccessApi):
             body.get("enabled"),
             profileChanged="name" in body or "admin" in body,
         )
-        await self._audit(principal, "user.update", f"{sn}/{enrollid}", _redacted(body))
+        await self._audit(principal, "user.update", f"{sn}/{enrollid}", redactedCredentials(body))
         result = await self._applyUser(principal, sn, enrollid, commands, name, admin, enabled)
         return Reply(200, result)
 
@@ -786,10 +746,7 @@ class TM20Api(EventsApi, AccessApi):
     # -- persons -----------------------------------------------------------------------------------
 
     async def _person(self, enrollid: int) -> Person:
-        person: Person | None = await self.store.getPerson(enrollid)
-        if person is None:
-            raise ApiError(404, "not_found", f"no person {enrollid}")
-        return person
+        return await self.admin.get(self.admin.persons, enrollid)
 
     async def listPersons(
         self, request: IRequest, principal: Principal, query: Mapping[str, Any]
@@ -806,10 +763,7 @@ class TM20Api(EventsApi, AccessApi):
 
     async def createPerson(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "PersonCreate")
-        with _personErrors():
-            person: Person = await self.persons.create(body)
-        await self._accessChanged()
-        await self._audit(principal, "person.create", str(person.enrollid), _redacted(body))
+        person = await self.admin.create(principal.name, self.admin.persons, body)
         return Reply(
             201,
             personJSON(person, withRecords=True),
@@ -822,8 +776,7 @@ class TM20Api(EventsApi, AccessApi):
         try:
             if errors:
                 raise CsvImportError(errors)
-            with _personErrors():
-                result = await self.persons.importRows(rows)
+            result = await self.admin.importRows(principal.name, rows)
         except CsvImportError as e:
             first = e.errors[0]
             raise ApiError(
@@ -834,8 +787,6 @@ class TM20Api(EventsApi, AccessApi):
                 line=first.line,
                 errors=[attrs.asdict(error) for error in e.errors[:1000]],
             ) from None
-        await self._accessChanged()
-        await self._audit(principal, "persons.import", None, dict(result))
         return Reply(200, result)
 
     async def getPerson(
@@ -847,23 +798,13 @@ class TM20Api(EventsApi, AccessApi):
         self, request: IRequest, principal: Principal, query: Any, enrollid: int
     ) -> Reply:
         body = self._body(request, "PersonPatch")
-        await self._person(enrollid)
-        with _personErrors():
-            person: Person | None = await self.persons.update(enrollid, body)
-        if person is None:
-            raise ApiError(404, "not_found", f"no person {enrollid}")
-        await self._accessChanged()
-        await self._audit(principal, "person.update", str(enrollid), _redacted(body))
+        person = await self.admin.update(principal.name, self.admin.persons, enrollid, body)
         return Reply(200, personJSON(person, withRecords=True))
 
     async def deletePerson(
         self, request: IRequest, principal: Principal, query: Any, enrollid: int
     ) -> Reply:
-        await self._person(enrollid)
-        if not await self.persons.delete(enrollid):
-            raise ApiError(404, "not_found", f"no person {enrollid}")
-        await self._accessChanged()
-        await self._audit(principal, "person.delete", str(enrollid), {})
+        await self.admin.delete(principal.name, self.admin.persons, enrollid)
         return Reply(204, None)
 
     async def getPersonSync(
@@ -882,7 +823,7 @@ class TM20Api(EventsApi, AccessApi):
         person = await self._person(enrollid)
         await self._terminal(sn)
         await self._audit(principal, "person.claim", f"{sn}/{enrollid}", {})
-        with _gone(), _personErrors():
+        with _gone():
             await self.persons.claim(person, sn)
         for entry in await self.persons.personSync(person):
             if entry[0] == sn:
@@ -899,10 +840,7 @@ class TM20Api(EventsApi, AccessApi):
     # -- groups ------------------------------------------------------------------------------------
 
     async def _group(self, name: str) -> TerminalGroup:
-        group: TerminalGroup | None = await self.store.getGroup(name)
-        if group is None:
-            raise ApiError(404, "not_found", f"no group {name!r}")
-        return group
+        return await self.admin.get(self.admin.groups, name)
 
     async def listGroups(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         groups: list[TerminalGroup] = await self.store.listGroups()
@@ -910,10 +848,7 @@ class TM20Api(EventsApi, AccessApi):
 
     async def createGroup(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "GroupCreate")
-        with _personErrors():
-            group: TerminalGroup = await self.persons.createGroup(body)
-        await self._accessChanged()
-        await self._audit(principal, "group.create", group.name, body)
+        group = await self.admin.create(principal.name, self.admin.groups, body)
         return Reply(
             201, groupJSON(group), {"Location": f"/api/groups/{quote(group.name, safe='')}/"}
         )
@@ -927,23 +862,13 @@ class TM20Api(EventsApi, AccessApi):
         self, request: IRequest, principal: Principal, query: Any, name: str
     ) -> Reply:
         body = self._body(request, "GroupPatch")
-        await self._group(name)
-        with _personErrors():
-            group: TerminalGroup | None = await self.persons.updateGroup(name, body)
-        if group is None:
-            raise ApiError(404, "not_found", f"no group {name!r}")
-        await self._accessChanged()
-        await self._audit(principal, "group.update", name, body)
+        group = await self.admin.update(principal.name, self.admin.groups, name, body)
         return Reply(200, groupJSON(group))
 
     async def deleteGroup(
         self, request: IRequest, principal: Principal, query: Any, name: str
     ) -> Reply:
-        await self._group(name)
-        if not await self.persons.deleteGroup(name):
-            raise ApiError(404, "not_found", f"no group {name!r}")
-        await self._accessChanged()
-        await self._audit(principal, "group.delete", name, {})
+        await self.admin.delete(principal.name, self.admin.groups, name)
         return Reply(204, None)
 
     # -- audit -------------------------------------------------------------------------------------
@@ -975,17 +900,6 @@ def _conflict() -> ApiError:
 
 
 _gone = gone
-
-
-@contextmanager
-def _personErrors() -> Iterator[None]:
-    """A person or group change refused by its rules: the status and field it names."""
-    try:
-        yield
-    except PersonError as e:
-        if e.field is None:
-            raise ApiError(e.status, e.code, e.detail) from None
-        raise ApiError(e.status, e.code, e.detail, field=e.field) from None
 
 
 def _csvBody(request: IRequest) -> str:
@@ -1045,12 +959,4 @@ def _unaliased(body: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str,
         if name in out and out[name] != body[alias]:
             raise ApiError(400, "invalid_body", f"{alias} and {name} disagree", field=alias)
         out[name] = body[alias]
-    return out
-
-
-def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A user change for the audit log, without credential records (templates, passwords)."""
-    out = dict(body)
-    if "credentials" in out:
-        out["credentials"] = [{"backupnum": c.get("backupnum")} for c in out["credentials"]]
     return out
