@@ -10,12 +10,13 @@ there is a 404, before and after the change (deleted meanwhile).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
 
 from tm20.model import Person, TerminalGroup
+from tm20.services.audit import Audit
 from tm20.services.errors import ServiceError
 from tm20.services.personcsv import CsvRow
 
@@ -23,9 +24,6 @@ __all__ = ["PersonAdmin", "redactedCredentials"]
 
 K = TypeVar("K")
 T = TypeVar("T")
-
-#: Writes one audit entry: C{(actor, action, target, detail)}.
-Audit = Callable[[str, str, "str | None", Mapping[str, Any]], Awaitable[None]]
 
 
 def redactedCredentials(body: Mapping[str, Any]) -> dict[str, Any]:
