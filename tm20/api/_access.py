@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.web.iweb import IRequest
 
 from tm20.access.model import GroupAccess
 from tm20.api._auth import Principal
 from tm20.api._errors import ApiError
+from tm20.api._part import AppPart
 from tm20.api._reply import Reply
 from tm20.services.accessadmin import AccessAdmin, AccessError
 from tm20.views.access import (
@@ -50,20 +51,8 @@ def _cursorId(query: Mapping[str, Any]) -> int | None:
     return value
 
 
-class AccessApi:
-    """Access control routes; needs C{context}, C{store}, C{_audit} and C{_body} of the app."""
-
-    context: Any
-    store: Any
-
-    if TYPE_CHECKING:  # the app's
-
-        async def _audit(
-            self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
-        ) -> None: ...
-
-        @staticmethod
-        def _body(request: IRequest, schema: str, required: bool = True) -> dict[str, Any]: ...
+class AccessApi(AppPart):
+    """Access control routes (the app's parts: L{AppPart})."""
 
     @property
     def _admin(self) -> AccessAdmin:

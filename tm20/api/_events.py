@@ -5,13 +5,14 @@ The routes of events and webhooks (L{tm20.api._eventsopenapi}), mixed into L{tm2
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from tm20.api._auth import Principal
 from tm20.api._errors import ApiError
+from tm20.api._part import AppPart
 from tm20.api._reply import Reply
 from tm20.events.model import (
     EventQuery,
@@ -20,7 +21,6 @@ from tm20.events.model import (
     expandTypes,
 )
 from tm20.events.sse import EventStream
-from tm20.services.terminals import TerminalService
 from tm20.services.webhooks import WebhookService
 from tm20.views.events import attemptJSON, webhookJSON
 from tm20.views.model import decodeCursor, encodeCursor
@@ -29,22 +29,10 @@ from tm20.views.model import decodeCursor, encodeCursor
 DEFAULT_EVENT_LIMIT = 100
 
 
-class EventsApi:
-    """Events and webhooks; needs C{context}, C{store}, C{terminals} and C{_audit} of the app."""
+class EventsApi(AppPart):
+    """Events and webhooks (the app's parts: L{AppPart})."""
 
     log = Logger()
-    context: Any
-    store: Any
-    terminals: TerminalService
-
-    if TYPE_CHECKING:  # the app's
-
-        async def _audit(
-            self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
-        ) -> None: ...
-
-        @staticmethod
-        def _body(request: IRequest, schema: str, required: bool = True) -> dict[str, Any]: ...
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -59,6 +59,18 @@ def _rows(d: Dialect) -> EventRowReader:
     return EventRowReader(time=d.time, jsonValue=_jsonValue)
 
 
+def _setColumns(
+    table: str, keyColumn: str, key: Any, values: Mapping[str, Any]
+) -> Op[Mapping[str, Any] | None]:
+    """C{UPDATE table SET ...} of the row C{key}; @return: the row after, or C{None}."""
+    assignments = ", ".join(f"{column} = %({column})s" for column in sorted(values))
+    result = yield (
+        f"UPDATE {table} SET {assignments} WHERE {keyColumn} = %(_key)s RETURNING *",
+        {**values, "_key": key},
+    )
+    return result.first
+
+
 def _waitForWriters(d: Dialect) -> Op[None]:
     """First in a transaction that reads the log in id order (nothing to do on SQLite)."""
     if d.waitForEventWriters:
@@ -132,15 +144,8 @@ def updateSinkStream(
         column: d.timestamp(value) if isinstance(value, datetime) else value
         for column, value in columns.items()
     }
-    values["updated_at"] = now
     # column names come from STREAM_FIELDS only
-    assignments = ", ".join(f"{column} = %({column})s" for column in sorted(values))
-    row = (
-        yield (
-            f"UPDATE sink_streams SET {assignments} WHERE key = %(key)s RETURNING *",
-            {**values, "key": key},
-        )
-    ).first
+    row = yield from _setColumns("sink_streams", "key", key, {**values, "updated_at": now})
     return None if row is None else _rows(d).stream(row)
 
 
@@ -223,14 +228,8 @@ def updateWebhook(
     d: Dialect, webhookId: int, columns: Mapping[str, Any], now: Any
 ) -> Op[Webhook | None]:
     """Set C{columns} (checked by L{tm20.store._eventrows.webhookColumns}) of the webhook."""
-    values = {**columns, "updated_at": now}
-    assignments = ", ".join(f"{column} = %({column})s" for column in sorted(values))
-    row = (
-        yield (
-            f"UPDATE webhooks SET {assignments} WHERE id = %(id)s RETURNING *",
-            {**values, "id": webhookId},
-        )
-    ).first
+    # column names come from WEBHOOK_EDITABLE_FIELDS only
+    row = yield from _setColumns("webhooks", "id", webhookId, {**columns, "updated_at": now})
     return None if row is None else _rows(d).webhook(row)
 
 

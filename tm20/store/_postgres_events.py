@@ -36,7 +36,8 @@ from tm20.store._pgpool import Cursor
 from tm20.store._rows import dumpJSON
 
 
-def _textArray(values: Sequence[str | None]) -> str:
+def textArray(values: Sequence[str | None]) -> str:
+    """A PostgreSQL array literal of text elements (every element quoted; C{None} is NULL)."""
     return (
         "{"
         + ",".join(
@@ -73,9 +74,9 @@ async def appendEventRows(
         " ORDER BY u.n",
         (
             now,
-            _textArray([row[0] for row in rows]),
-            _textArray([row[1] for row in rows]),
-            _textArray([row[2] for row in rows]),
+            textArray([row[0] for row in rows]),
+            textArray([row[1] for row in rows]),
+            textArray([row[2] for row in rows]),
         ),
     )
     return len(rows)
@@ -84,7 +85,7 @@ async def appendEventRows(
 async def terminalTimezones(cur: Cursor, sns: Iterable[str]) -> dict[str, str | None]:
     """The time zone of each terminal of C{sns} that exists."""
     await cur.execute(
-        "SELECT sn, timezone FROM terminals WHERE sn = ANY(%s::text[])", (_textArray(list(sns)),)
+        "SELECT sn, timezone FROM terminals WHERE sn = ANY(%s::text[])", (textArray(list(sns)),)
     )
     return {row[0]: row[1] for row in cur.fetchall()}
 
@@ -103,4 +104,5 @@ __all__ = [
     "appendEventRows",
     "appendEvents",
     "terminalTimezones",
+    "textArray",
 ]

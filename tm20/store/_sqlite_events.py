@@ -26,6 +26,24 @@ from tm20.store._rows import dumpJSON
 _T = TypeVar("_T")
 
 
+def connectionPool(
+    path: str, reactor: Any, configure: Callable[[sqlite3.Connection], None]
+) -> ConnectionPool:
+    """One connection to the file C{path}, in a thread of its own (autocommit: the store runs
+    its own transactions); C{configure} runs on it once opened."""
+    return ConnectionPool(
+        "sqlite3",
+        path,
+        check_same_thread=False,
+        isolation_level=None,
+        cp_min=1,
+        cp_max=1,
+        cp_noisy=False,
+        cp_reactor=reactor,
+        cp_openfun=configure,
+    )
+
+
 def appendEvents(conn: sqlite3.Connection, events: Iterable[NewEvent], now: str) -> int:
     """Insert C{events} in order, in the caller's transaction.  @return: how many."""
     return appendEventRows(conn, [(e.type, e.sn, dumpJSON(e.payload)) for e in events], now)
@@ -72,17 +90,7 @@ class SQLiteEventsMixin(EventStoreMixin):
             conn.execute(f"PRAGMA busy_timeout = {self._busyTimeoutMs}")
             conn.execute("PRAGMA query_only = ON")
 
-        self._eventReader = ConnectionPool(
-            "sqlite3",
-            self.path,
-            check_same_thread=False,
-            isolation_level=None,
-            cp_min=1,
-            cp_max=1,
-            cp_noisy=False,
-            cp_reactor=self._reactor,
-            cp_openfun=configure,
-        )
+        self._eventReader = connectionPool(self.path, self._reactor, configure)
         self._eventReader.start()
 
     def _closeEventReader(self) -> None:
@@ -101,4 +109,10 @@ class SQLiteEventsMixin(EventStoreMixin):
         return d
 
 
-__all__ = ["SQLiteEventsMixin", "appendEventRows", "appendEvents", "terminalTimezone"]
+__all__ = [
+    "SQLiteEventsMixin",
+    "appendEventRows",
+    "appendEvents",
+    "connectionPool",
+    "terminalTimezone",
+]

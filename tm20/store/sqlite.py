@@ -93,6 +93,7 @@ from tm20.store._sqlite_events import (
     SQLiteEventsMixin,
     appendEventRows,
     appendEvents,
+    connectionPool,
     terminalTimezone,
 )
 
@@ -455,17 +456,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
             migrations = loadMigrations("sqlite")
         except ValueError as e:
             return fail(e)
-        self._pool = ConnectionPool(
-            "sqlite3",
-            self.path,
-            check_same_thread=False,
-            isolation_level=None,
-            cp_min=1,
-            cp_max=1,
-            cp_noisy=False,
-            cp_reactor=self._reactor,
-            cp_openfun=self._configureConnection,
-        )
+        self._pool = connectionPool(self.path, self._reactor, self._configureConnection)
         self._pool.start()
         self._state = "starting"
         d: Deferred[dict[str, Any]] = self._pool.runWithConnection(
