@@ -10,7 +10,7 @@ services (command queue, pulls) or the store, and answers JSON; every failure is
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -383,6 +383,27 @@ class TM20Api(EventsApi, AccessApi):
     ) -> None:
         await self.terminals.audit(principal.name, action, target, detail)
 
+    async def _idPage(
+        self,
+        query: Mapping[str, Any],
+        fetch: Callable[[int, int | None], Awaitable[Sequence[Any]]],
+        key: Callable[[Any], int],
+        view: Callable[[Any], dict[str, Any]],
+    ) -> Reply:
+        """
+        A page of a list ordered by an integer key: C{limit} items from the C{cursor}'s key on,
+        and the cursor of the next page when the page is full.
+        """
+        limit = query.get("limit", DEFAULT_LIMIT)
+        cursor = None
+        if "cursor" in query:
+            cursor = _cursorValue(
+                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
+            )
+        items = await fetch(limit, cursor)
+        nextCursor = encodeCursor(key(items[-1])) if len(items) == limit else None
+        return Reply(200, {"items": [view(item) for item in items], "next": nextCursor})
+
     # -- meta --------------------------------------------------------------------------------------
 
     async def openapi(self, request: IRequest, principal: Principal, query: Any) -> Reply:
@@ -541,15 +562,12 @@ class TM20Api(EventsApi, AccessApi):
         self, request: IRequest, principal: Principal, query: Mapping[str, Any], sn: str
     ) -> Reply:
         await self._terminal(sn)
-        limit = query.get("limit", DEFAULT_LIMIT)
-        after = None
-        if "cursor" in query:
-            after = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        users: list[User] = await self.store.listUsers(sn, limit, after)
-        nextCursor = encodeCursor(users[-1].enrollid) if len(users) == limit else None
-        return Reply(200, {"items": [userJSON(u) for u in users], "next": nextCursor})
+        return await self._idPage(
+            query,
+            lambda limit, cursor: self.store.listUsers(sn, limit, cursor),
+            lambda item: item.enrollid,
+            userJSON,
+        )
 
     async def getUser(
         self, request: IRequest, principal: Principal, query: Any, sn: str, enrollid: int
@@ -733,15 +751,12 @@ class TM20Api(EventsApi, AccessApi):
         return await self._quarantine(query, query.get("terminal"))
 
     async def _quarantine(self, query: Mapping[str, Any], sn: str | None) -> Reply:
-        limit = query.get("limit", DEFAULT_LIMIT)
-        before = None
-        if "cursor" in query:
-            before = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        held = await self.store.listQuarantine(sn, limit, before)
-        nextCursor = encodeCursor(held[-1].id) if len(held) == limit else None
-        return Reply(200, {"items": [quarantinedJSON(h) for h in held], "next": nextCursor})
+        return await self._idPage(
+            query,
+            lambda limit, cursor: self.store.listQuarantine(sn, limit, cursor),
+            lambda item: item.id,
+            quarantinedJSON,
+        )
 
     # -- persons -----------------------------------------------------------------------------------
 
@@ -751,15 +766,9 @@ class TM20Api(EventsApi, AccessApi):
     async def listPersons(
         self, request: IRequest, principal: Principal, query: Mapping[str, Any]
     ) -> Reply:
-        limit = query.get("limit", DEFAULT_LIMIT)
-        after = None
-        if "cursor" in query:
-            after = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        persons: list[Person] = await self.store.listPersons(limit, after)
-        nextCursor = encodeCursor(persons[-1].enrollid) if len(persons) == limit else None
-        return Reply(200, {"items": [personJSON(p) for p in persons], "next": nextCursor})
+        return await self._idPage(
+            query, self.store.listPersons, lambda item: item.enrollid, personJSON
+        )
 
     async def createPerson(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "PersonCreate")
@@ -876,15 +885,9 @@ class TM20Api(EventsApi, AccessApi):
     async def listAudit(
         self, request: IRequest, principal: Principal, query: Mapping[str, Any]
     ) -> Reply:
-        limit = query.get("limit", DEFAULT_LIMIT)
-        before = None
-        if "cursor" in query:
-            before = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        entries = await self.store.listAuditEntries(limit, before)
-        nextCursor = encodeCursor(entries[-1].id) if len(entries) == limit else None
-        return Reply(200, {"items": [auditJSON(e) for e in entries], "next": nextCursor})
+        return await self._idPage(
+            query, self.store.listAuditEntries, lambda item: item.id, auditJSON
+        )
 
 
 def _writeError(request: IRequest, error: ApiError) -> bytes:

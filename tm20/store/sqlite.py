@@ -76,7 +76,6 @@ from tm20.model import (
 from tm20.protocol.messages import (
     LogRecord,
 )
-from tm20.protocol.storable import requireStorableLog
 from tm20.store._accessstore import AccessStoreMixin
 from tm20.store._dialect import SQLITE
 from tm20.store._groupcommit import Batch, GroupCommitQueue
@@ -85,8 +84,9 @@ from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
 from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
-    dumpJSON,
     formatTimestamp,
+    logRecordColumns,
+    requireStorableRecord,
     utcFromSeconds,
 )
 from tm20.store._sqlite_events import (
@@ -155,27 +155,8 @@ def _freeSpaceProblem(path: str) -> str | None:
 
 
 def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
-    requireStorableLog(
-        record.enrollid,
-        record.mode,
-        record.inout,
-        record.event,
-        record.verifymode,
-        record.image,
-    )
-    return (
-        sn,
-        record.enrollid,
-        record.time,
-        record.mode,
-        record.inout,
-        record.event,
-        record.temp,
-        record.verifymode,
-        record.image,
-        dumpJSON(record.extra),
-        receivedAt,
-    )
+    requireStorableRecord(record)
+    return (sn, *logRecordColumns(record), receivedAt)
 
 
 #: A log row waiting in the group-commit queue: the row of L{_INSERT_LOG_ROW} (its C{sn} first,
