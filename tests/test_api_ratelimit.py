@@ -17,7 +17,8 @@ from twisted.web.iweb import IRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from tests.test_api_support import ADMIN, READER, ApiTestCase, Response
-from tm20.api._auth import clientSource, tooManyFailures
+from tm20.api._auth import tooManyFailures
+from tm20.clientsource import clientSource
 from tm20.interfaces import IStore
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.terminal.limits import NetworkList

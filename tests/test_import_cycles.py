@@ -27,6 +27,21 @@ class Tm20ImportsTests(SynchronousTestCase):
             " interface)",
         )
 
+    def test_doorsAreApart(self) -> None:
+        """
+        The two HTTP doors share nothing but what lies below them (L{tm20.services},
+        L{tm20.views}, ...): C{tm20.console} imports nothing of C{tm20.api}, nor the other way.
+        """
+        graph = importGraph(ROOT, "tm20")
+        for door, other in (("tm20.console", "tm20.api"), ("tm20.api", "tm20.console")):
+            modules = [m for m in graph if m == door or m.startswith(door + ".")]
+            self.assertGreater(len(modules), 3, door)  # the door was read
+            for module in modules:
+                crossing = sorted(
+                    m for m in graph[module] if m == other or m.startswith(other + ".")
+                )
+                self.assertEqual(crossing, [], f"{module} imports {other}")
+
     def test_protocolIsPure(self) -> None:
         """C{tm20.protocol} imports nothing else of ours (design.md)."""
         graph = importGraph(ROOT, "tm20")

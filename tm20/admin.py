@@ -79,6 +79,7 @@ class TokenCreateOptions(_WithDatabase):
         ["scopes", "s", "read,write", "Comma-separated scopes: read (GET), write (changes)."],
     ]
 
+    # usage.Options.parseArgs takes no argument; one positional argument is what this takes.
     def parseArgs(self, name: str) -> None:  # type: ignore[override]
         self["name"] = name.strip()
 
@@ -103,6 +104,7 @@ class TokenRevokeOptions(_WithDatabase):
 
     synopsis = "NAME [--database URL]"
 
+    # usage.Options.parseArgs takes no argument; one positional argument is what this takes.
     def parseArgs(self, name: str) -> None:  # type: ignore[override]
         self["name"] = name.strip()
 
@@ -125,6 +127,7 @@ class TokenOptions(_WithDatabase):
 class _UserNamed(_WithDatabase):
     synopsis = "NAME [--database URL]"
 
+    # usage.Options.parseArgs takes no argument; one positional argument is what this takes.
     def parseArgs(self, name: str) -> None:  # type: ignore[override]
         self["name"] = name.strip()
 

@@ -44,6 +44,15 @@ from tm20.protocol.messages import (
 from tm20.protocol.paging import DEFAULT_MAX_PAGES
 
 if TYPE_CHECKING:
+    from tm20.access.model import (
+        AccessRequest,
+        AccessRule,
+        Decision,
+        GroupAccess,
+        Holiday,
+        QrCode,
+    )
+    from tm20.access.rules import Snapshot
     from tm20.config import ServerConfig
     from tm20.events.model import (
         Event,
@@ -58,9 +67,13 @@ if TYPE_CHECKING:
     from tm20.model import (
         ApiToken,
         AuditEntry,
+        ClusterCall,
+        ConsoleAccount,
+        ConsoleSession,
         LogInsertResult,
         LogPullResult,
         LogQuery,
+        NodeRecord,
         Pagination,
         Person,
         PersonSync,
@@ -81,6 +94,10 @@ if TYPE_CHECKING:
 #: What L{ICommandHandler.handle} returns: the reply's fields (without C{ret}), C{None} for no
 #: reply, or a L{Deferred} of either.
 HandlerResult = Union[Mapping[str, Any], None, "Deferred[Any]"]
+
+#: What L{IAccessPolicy.check} returns: C{True} or C{None} (no objection), C{False} (deny), a
+#: string (deny, with this message on the terminal's screen), or a L{Deferred} of one of them.
+PolicyAnswer = Union[bool, str, None, "Deferred[bool | str | None]"]
 
 
 class ICommandHandler(Interface):
@@ -1178,28 +1195,38 @@ class IAccountStore(Interface):
     are seconds since the epoch given by the caller; each method is one transaction.
     """
 
-    def createAccount(name, role, passwordHash, now):  # type: ignore[no-untyped-def]
+    def createAccount(
+        name: str, role: str, passwordHash: str, now: float
+    ) -> Deferred[ConsoleAccount]:
         """A new L{tm20.model.ConsoleAccount}; C{ValueError} when the name is taken."""
 
-    def getAccount(name):  # type: ignore[no-untyped-def]
+    def getAccount(name: str) -> Deferred[ConsoleAccount | None]:
         """The account C{name}, or C{None}."""
 
-    def listAccounts():  # type: ignore[no-untyped-def]
+    def listAccounts() -> Deferred[list[ConsoleAccount]]:
         """Every account, by name."""
 
-    def updateAccount(name, now, role=None, passwordHash=None, disabled=None):  # type: ignore[no-untyped-def]
+    def updateAccount(
+        name: str,
+        now: float,
+        role: str | None = None,
+        passwordHash: str | None = None,
+        disabled: bool | None = None,
+    ) -> Deferred[ConsoleAccount | None]:
         """Change what is not C{None} and end the account's sessions; C{None}: no such account."""
 
-    def createSession(session):  # type: ignore[no-untyped-def]
+    def createSession(session: ConsoleSession) -> Deferred[ConsoleSession]:
         """Store a L{tm20.model.ConsoleSession}."""
 
-    def touchSession(tokenHash, now, idle):  # type: ignore[no-untyped-def]
+    def touchSession(
+        tokenHash: str, now: float, idle: float
+    ) -> Deferred[tuple[ConsoleSession, ConsoleAccount] | None]:
         """
         C{(session, account)} when the session was used within C{idle} seconds and its account
         is enabled (its last use becomes C{now}); else C{None}.  Idle sessions are deleted.
         """
 
-    def deleteSession(tokenHash):  # type: ignore[no-untyped-def]
+    def deleteSession(tokenHash: str) -> Deferred[bool]:
         """End a session; C{True} when there was one."""
 
 
@@ -1211,49 +1238,53 @@ class IClusterStore(Interface):
     L{tm20.store._postgres_cluster.PostgresClusterMixin}, where each method is documented.
     """
 
-    def registerNode(nodeId, incarnation, host, pid, lease):  # type: ignore[no-untyped-def]
+    def registerNode(
+        nodeId: str, incarnation: str, host: str, pid: int, lease: float
+    ) -> Deferred[None]:
         """Record a node holding nothing; fails with C{NodeIdInUse} for a live duplicate id."""
 
-    def renewNode(nodeId, incarnation, lease):  # type: ignore[no-untyped-def]
+    def renewNode(nodeId: str, incarnation: str, lease: float) -> Deferred[bool]:
         """Extend its lease.  @return: L{Deferred} of C{False} when its row is gone."""
 
-    def leaveNode(nodeId, incarnation):  # type: ignore[no-untyped-def]
+    def leaveNode(nodeId: str, incarnation: str) -> Deferred[None]:
         """Delete the node and what it holds."""
 
-    def reapNodes():  # type: ignore[no-untyped-def]
+    def reapNodes() -> Deferred[list[str]]:
         """Delete lapsed nodes.  @return: L{Deferred} of their ids."""
 
-    def liveNodes():  # type: ignore[no-untyped-def]
+    def liveNodes() -> Deferred[list[NodeRecord]]:
         """@return: L{Deferred} of the live nodes (dicts), each with its terminal count."""
 
-    def claimTerminal(nodeId, sn, force=True):  # type: ignore[no-untyped-def]
+    def claimTerminal(nodeId: str, sn: str, force: bool = True) -> Deferred[str | None]:
         """Hold C{sn}.  @return: L{Deferred} of the live node that held it before, or C{None}."""
 
-    def releaseTerminal(nodeId, sn):  # type: ignore[no-untyped-def]
+    def releaseTerminal(nodeId: str, sn: str) -> Deferred[bool]:
         """Stop holding C{sn} (unless another node took it)."""
 
-    def terminalHolder(sn):  # type: ignore[no-untyped-def]
+    def terminalHolder(sn: str) -> Deferred[str | None]:
         """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""
 
-    def terminalHolders():  # type: ignore[no-untyped-def]
+    def terminalHolders() -> Deferred[dict[str, str]]:
         """@return: L{Deferred} of C{{sn: node}} over the live nodes."""
 
-    def queuedCommandTerminals(nodeId):  # type: ignore[no-untyped-def]
+    def queuedCommandTerminals(nodeId: str) -> Deferred[list[str]]:
         """@return: L{Deferred} of the terminals C{nodeId} holds with queued commands."""
 
-    def askCall(sn, kind, params, askedBy):  # type: ignore[no-untyped-def]
+    def askCall(sn: str, kind: str, params: Mapping[str, Any], askedBy: str) -> Deferred[int]:
         """Record a call for the holder of C{sn}.  @return: L{Deferred} of its id."""
 
-    def takeCalls(nodeId):  # type: ignore[no-untyped-def]
+    def takeCalls(nodeId: str) -> Deferred[list[ClusterCall]]:
         """Take (once, cluster-wide) the asked calls for terminals C{nodeId} holds."""
 
-    def finishCall(callId, result, error):  # type: ignore[no-untyped-def]
+    def finishCall(
+        callId: int, result: Mapping[str, Any] | None, error: Mapping[str, Any] | None
+    ) -> Deferred[None]:
         """Record a call's outcome."""
 
-    def getCall(callId):  # type: ignore[no-untyped-def]
+    def getCall(callId: int) -> Deferred[ClusterCall | None]:
         """@return: L{Deferred} of the call, or C{None}."""
 
-    def deleteCall(callId):  # type: ignore[no-untyped-def]
+    def deleteCall(callId: int) -> Deferred[None]:
         """Forget a call."""
 
 
@@ -1263,64 +1294,70 @@ class IAccessStore(Interface):
     it; L{tm20.store._accesssql}).  Every method returns a L{Deferred} and is one transaction.
     """
 
-    def listAccessRules():  # type: ignore[no-untyped-def]
+    def listAccessRules() -> Deferred[list[AccessRule]]:
         """Every L{tm20.access.model.AccessRule}, by id."""
 
-    def getAccessRule(ruleId):  # type: ignore[no-untyped-def]
+    def getAccessRule(ruleId: int) -> Deferred[AccessRule | None]:
         """One rule, or C{None}."""
 
-    def putAccessRule(rule, create):  # type: ignore[no-untyped-def]
+    def putAccessRule(rule: AccessRule, create: bool) -> Deferred[AccessRule | None]:
         """Create (a new id) or replace a rule whole; C{None}: no rule to replace."""
 
-    def deleteAccessRule(ruleId):  # type: ignore[no-untyped-def]
+    def deleteAccessRule(ruleId: int) -> Deferred[bool]:
         """C{True} if a rule was deleted."""
 
-    def listHolidays():  # type: ignore[no-untyped-def]
+    def listHolidays() -> Deferred[list[Holiday]]:
         """Every L{tm20.access.model.Holiday}, by first day."""
 
-    def addHoliday(holiday):  # type: ignore[no-untyped-def]
+    def addHoliday(holiday: Holiday) -> Deferred[Holiday]:
         """Store a holiday (a new id)."""
 
-    def deleteHoliday(holidayId):  # type: ignore[no-untyped-def]
+    def deleteHoliday(holidayId: int) -> Deferred[bool]:
         """C{True} if one was deleted."""
 
-    def addQrCode(code):  # type: ignore[no-untyped-def]
+    def addQrCode(code: QrCode) -> Deferred[QrCode]:
         """Store a L{tm20.access.model.QrCode} (a new id); a code already stored: ValueError."""
 
-    def getQrCode(codeId):  # type: ignore[no-untyped-def]
+    def getQrCode(codeId: int) -> Deferred[QrCode | None]:
         """One code, or C{None}."""
 
-    def listQrCodes(limit, afterId):  # type: ignore[no-untyped-def]
+    def listQrCodes(limit: int, afterId: int | None) -> Deferred[list[QrCode]]:
         """A page of codes by id."""
 
-    def revokeQrCode(codeId):  # type: ignore[no-untyped-def]
+    def revokeQrCode(codeId: int) -> Deferred[QrCode | None]:
         """Revoke a code (kept); the code after, or C{None}."""
 
-    def listGroupAccess():  # type: ignore[no-untyped-def]
+    def listGroupAccess() -> Deferred[list[GroupAccess]]:
         """Every group's L{tm20.access.model.GroupAccess} that was set."""
 
-    def putGroupAccess(settings):  # type: ignore[no-untyped-def]
+    def putGroupAccess(settings: GroupAccess) -> Deferred[GroupAccess]:
         """Set a group's settings; an unknown group: ValueError."""
 
-    def loadAccessSnapshot():  # type: ignore[no-untyped-def]
+    def loadAccessSnapshot() -> Deferred[Snapshot]:
         """A L{tm20.access.rules.Snapshot} of everything a decision reads."""
 
-    def listAccessDecisions(sn, limit, beforeId, granted=None):  # type: ignore[no-untyped-def]
+    def listAccessDecisions(
+        sn: str | None, limit: int, beforeId: int | None, granted: bool | None = None
+    ) -> Deferred[list[dict[str, Any]]]:
         """Code decisions (sendqrcode, sendpin), newest first; only granted or denied ones."""
 
-    def recordAccessPunch(sn, record, decision, timezone):  # type: ignore[no-untyped-def]
+    def recordAccessPunch(
+        sn: str, record: LogRecord, decision: Decision, timezone: str | None
+    ) -> Deferred[int | None]:
         """
         Store a real-time punch with its decision and its C{log.created} and C{access.*}
         events in one transaction.  @return: the log id, C{None} if it was stored already.
         """
 
-    def recordAccessCode(sn, kind, decision):  # type: ignore[no-untyped-def]
+    def recordAccessCode(sn: str, kind: str, decision: Decision) -> Deferred[tuple[Decision, int]]:
         """
         Record a code decision with its event, consuming a single-use code it grants in the
         same transaction.  @return: C{(decision as recorded, its id)}.
         """
 
-    def recordAccessFallback(sn, kind, recordId, decision):  # type: ignore[no-untyped-def]
+    def recordAccessFallback(
+        sn: str, kind: str, recordId: int, decision: Decision
+    ) -> Deferred[None]:
         """Replace a recorded decision by the fallback the door was answered with."""
 
 
@@ -1337,9 +1374,9 @@ class IAccessPolicy(Interface):
 
     name = Attribute("""A unique, stable name (logged, and named in the reason's message).""")
 
-    def check(request):  # type: ignore[no-untyped-def]
+    def check(request: AccessRequest) -> PolicyAnswer:
         """
-        May this pass?  C{request} is a L{tm20.services.access.AccessRequest} (sn, kind,
+        May this pass?  C{request} is a L{tm20.access.model.AccessRequest} (sn, kind,
         enrollid, qrcodeId, the rules' decision, the terminal-local time).
 
         @return: C{True} / C{None} (no objection), C{False} (deny), or a string (deny, with

@@ -89,8 +89,9 @@ def openLogFile(path: str) -> IO[str]:
 
             def rotate(signum: int, frame: Any) -> None:
                 from twisted.internet import reactor
+                from twisted.internet.interfaces import IReactorFromThreads
 
-                reactor.callFromThread(logFile.rotate)  # type: ignore[attr-defined]
+                IReactorFromThreads(reactor).callFromThread(logFile.rotate)
 
             signal.signal(signal.SIGUSR1, rotate)
     except (ImportError, ValueError, AttributeError):  # pragma: no cover - not on POSIX
@@ -116,6 +117,7 @@ def _quietTxaio(level: LogLevel) -> None:
     except ImportError:  # pragma: no cover - autobahn depends on it
         return
     txaio.use_twisted()  # what autobahn.twisted does on import; idempotent
+    # txaio binds its API functions at run time (use_twisted), so mypy cannot see them.
     txaio.set_global_log_level(level.name)  # type: ignore[attr-defined]
 
 

@@ -475,3 +475,11 @@ class Pagination:
     pages: int
     why: str | None
     first: CommandReply
+
+
+class NodeRecord(dict[str, Any]):
+    """A live node as the API shows it: node, host, pid, startedAt, leaseUntil, terminals."""
+
+
+class ClusterCall(dict[str, Any]):
+    """A call row: id, sn, kind, params, askedBy, node, status, result, error."""

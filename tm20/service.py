@@ -164,6 +164,8 @@ def buildServer(
         cluster.queue = queue
         cluster.pulls = pulls
         queue.remote = router
+        # ClusterPulls stands in for the PullService (what it does not route it delegates by
+        # __getattr__, which no static type describes).
         pulls = ClusterPulls(pulls, router, commands)  # type: ignore[assignment]
     context.queue = queue
     context.pulls = pulls

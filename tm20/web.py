@@ -428,6 +428,8 @@ class QuietSite(Site):
     """
 
     log_ = Logger()
+    # Twisted types C{HTTPFactory.protocol} as making the wrapper it builds around a channel
+    # (C{_GenericHTTPChannelProtocol}), not a channel itself; this site makes the channel.
     protocol = GuardedChannel  # type: ignore[assignment]
 
     def __init__(

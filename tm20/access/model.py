@@ -167,7 +167,20 @@ class Decision:
         return attrs.evolve(self, granted=False, reason=reason, consume=False)
 
 
+@attrs.frozen
+class AccessRequest:
+    """What a policy (L{tm20.interfaces.IAccessPolicy}) is asked about."""
+
+    sn: str
+    kind: str
+    enrollid: int | None
+    qrcodeId: int | None
+    decision: Decision
+    localTime: str
+
+
 __all__ = [
+    "AccessRequest",
     "DAYS",
     "REASONS",
     "UNKNOWN_ALLOW",

@@ -7,84 +7,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from tm20.access.device import NOT_ON_DEVICE, DevicePlan
-from tm20.access.model import AccessRule, GroupAccess, Holiday, QrCode
+from tm20.access.model import GroupAccess
 from tm20.api._auth import Principal
 from tm20.api._errors import ApiError
+from tm20.api._part import AppPart
 from tm20.api._reply import Reply
-from tm20.api._serialize import decodeCursor, encodeCursor, isoTime
 from tm20.services.accessadmin import AccessAdmin, AccessError
+from tm20.views.access import (
+    codeJSON,
+    devicePlanJSON,
+    groupAccessJSON,
+    holidayJSON,
+    ruleJSON,
+)
+from tm20.views.model import decodeCursor, encodeCursor
 
-__all__ = ["AccessApi", "codeJSON", "holidayJSON", "ruleJSON"]
-
-
-def ruleJSON(rule: AccessRule) -> dict[str, Any]:
-    return {
-        "id": rule.id,
-        "description": rule.description,
-        "persons": list(rule.persons),
-        "personGroups": list(rule.personGroups),
-        "terminals": list(rule.terminals),
-        "terminalGroups": list(rule.terminalGroups),
-        "windows": [{"days": list(w.days), "start": w.start, "end": w.end} for w in rule.windows],
-        "holidays": rule.holidays,
-        "createdAt": isoTime(rule.createdAt),
-        "updatedAt": isoTime(rule.updatedAt),
-    }
-
-
-def holidayJSON(holiday: Holiday) -> dict[str, Any]:
-    return {
-        "id": holiday.id,
-        "name": holiday.name,
-        "start": holiday.start,
-        "end": holiday.end,
-        "terminalGroups": list(holiday.terminalGroups),
-        "createdAt": isoTime(holiday.createdAt),
-    }
-
-
-def codeJSON(code: QrCode, text: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": code.id,
-        "enrollid": code.enrollid,
-        "visitorName": code.visitorName,
-        "validFrom": isoTime(code.validFrom),
-        "validUntil": isoTime(code.validUntil),
-        "terminals": list(code.terminals),
-        "terminalGroups": list(code.terminalGroups),
-        "singleUse": code.singleUse,
-        "usedAt": isoTime(code.usedAt),
-        "usedSn": code.usedSn,
-        "revokedAt": isoTime(code.revokedAt),
-        "createdAt": isoTime(code.createdAt),
-    }
-    if text is not None:
-        out["code"] = text
-    return out
-
-
-def groupAccessJSON(settings: GroupAccess) -> dict[str, Any]:
-    return {
-        "group": settings.group,
-        "unknownEnrollid": settings.unknownEnrollid,
-        "unknownCode": settings.unknownCode,
-        "updatedAt": isoTime(settings.updatedAt),
-    }
-
-
-def devicePlanJSON(plan: DevicePlan) -> dict[str, Any]:
-    return {
-        "sn": plan.sn,
-        "dayzone": list(plan.dayzone),
-        "weekzone": list(plan.weekzone),
-        "userlocks": list(plan.userlocks),
-        "notOnDevice": list(NOT_ON_DEVICE),
-    }
+__all__ = ["AccessApi"]
 
 
 @contextmanager
@@ -109,20 +51,8 @@ def _cursorId(query: Mapping[str, Any]) -> int | None:
     return value
 
 
-class AccessApi:
-    """Access control routes; needs C{context}, C{store}, C{_audit} and C{_body} of the app."""
-
-    context: Any
-    store: Any
-
-    if TYPE_CHECKING:  # the app's
-
-        async def _audit(
-            self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
-        ) -> None: ...
-
-        @staticmethod
-        def _body(request: IRequest, schema: str, required: bool = True) -> dict[str, Any]: ...
+class AccessApi(AppPart):
+    """Access control routes (the app's parts: L{AppPart})."""
 
     @property
     def _admin(self) -> AccessAdmin:

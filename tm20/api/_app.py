@@ -10,8 +10,7 @@ services (command queue, pulls) or the store, and answers JSON; every failure is
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +26,6 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tm20.api._access import AccessApi
 from tm20.api._auth import Authenticator, Principal
-from tm20.api._csv import CSVExport
 from tm20.api._errors import ApiError, errorFromFailure, writeJSON
 from tm20.api._events import EventsApi
 from tm20.api._openapi import (
@@ -41,7 +39,39 @@ from tm20.api._openapi import (
 )
 from tm20.api._paths import SEGMENT, SegmentConverter, escapeSegments
 from tm20.api._reply import Reply
-from tm20.api._serialize import (
+from tm20.model import (
+    LogQuery,
+    Person,
+    StoredCommand,
+    Terminal,
+    TerminalGroup,
+    User,
+)
+from tm20.protocol.commands import buildCommand
+from tm20.protocol.messages import ProtocolError
+from tm20.protocol.parser import nestedDeeperThan
+from tm20.protocol.timefmt import normaliseDate, normaliseTime
+from tm20.services.fleet import wireServices
+from tm20.services.personadmin import PersonAdmin, redactedCredentials
+from tm20.services.personcsv import parsePersonsCSV
+from tm20.services.persons import CsvImportError, PersonService
+from tm20.services.pulls import PullService
+from tm20.services.queue import (
+    FINAL_STATUSES,
+    CommandQueue,
+    QueuedCommandTimeout,
+)
+from tm20.services.ratelimit import FailureRateLimiter
+from tm20.services.terminals import (
+    NotCancellable,
+    TerminalService,
+    TerminalView,
+    gone,
+    userCommands,
+)
+from tm20.terminal.limits import NetworkList
+from tm20.views.csvexport import CSVExport
+from tm20.views.model import (
     auditJSON,
     commandJSON,
     decodeCursor,
@@ -54,39 +84,6 @@ from tm20.api._serialize import (
     quarantinedJSON,
     userJSON,
 )
-from tm20.model import (
-    COMMAND_CANCELLED,
-    COMMAND_SENT,
-    LogQuery,
-    Person,
-    StoredCommand,
-    Terminal,
-    TerminalGroup,
-    User,
-)
-from tm20.protocol.commands import buildCommand
-from tm20.protocol.messages import ProtocolError
-from tm20.protocol.parser import nestedDeeperThan
-from tm20.protocol.serial import snProblem
-from tm20.protocol.timefmt import normaliseDate, normaliseTime
-from tm20.services.fleet import wireServices
-from tm20.services.personcsv import parsePersonsCSV
-from tm20.services.persons import CsvImportError, PersonError, PersonService
-from tm20.services.pulls import PullService
-from tm20.services.queue import (
-    FINAL_STATUSES,
-    CommandQueue,
-    QueuedCommandTimeout,
-)
-from tm20.services.ratelimit import FailureRateLimiter
-from tm20.services.terminals import (
-    TerminalService,
-    TerminalView,
-    checkTimezone,
-    gone,
-    userCommands,
-)
-from tm20.terminal.limits import NetworkList
 
 __all__ = ["MAX_BODY", "ApiResource", "Reply", "TM20Api"]
 
@@ -254,6 +251,7 @@ class TM20Api(EventsApi, AccessApi):
         self.pulls: PullService = context.pulls
         self.persons: PersonService = context.persons
         self.terminals = TerminalService(context)
+        self.admin = PersonAdmin(context, self.terminals.audit)
         self.app = Klein()
         self.app.url_map.converters[SEGMENT] = SegmentConverter
         for op in OPERATIONS:
@@ -380,16 +378,31 @@ class TM20Api(EventsApi, AccessApi):
             raise ApiError(404, "not_found", f"no user {enrollid} on {sn!r}")
         return user
 
-    async def _accessChanged(self) -> None:
-        """Persons or groups changed: the doors decide on the new ones at once."""
-        access = getattr(self.context, "access", None)
-        if access is not None:
-            await access.changed()
-
     async def _audit(
         self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
     ) -> None:
         await self.terminals.audit(principal.name, action, target, detail)
+
+    async def _idPage(
+        self,
+        query: Mapping[str, Any],
+        fetch: Callable[[int, int | None], Awaitable[Sequence[Any]]],
+        key: Callable[[Any], int],
+        view: Callable[[Any], dict[str, Any]],
+    ) -> Reply:
+        """
+        A page of a list ordered by an integer key: C{limit} items from the C{cursor}'s key on,
+        and the cursor of the next page when the page is full.
+        """
+        limit = query.get("limit", DEFAULT_LIMIT)
+        cursor = None
+        if "cursor" in query:
+            cursor = _cursorValue(
+                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
+            )
+        items = await fetch(limit, cursor)
+        nextCursor = encodeCursor(key(items[-1])) if len(items) == limit else None
+        return Reply(200, {"items": [view(item) for item in items], "next": nextCursor})
 
     # -- meta --------------------------------------------------------------------------------------
 
@@ -427,22 +440,15 @@ class TM20Api(EventsApi, AccessApi):
     async def createTerminal(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "TerminalCreate")
         sn = body["sn"]
-        problem = snProblem(sn)
-        if problem is not None:
-            # The rule of a terminal's reg: an sn it could never register with is refused.
-            raise ApiError(400, "invalid_body", problem, field="sn")
-        timezone = checkTimezone(body.get("timezone"))
-        if await self.store.getTerminal(sn) is not None:
-            raise ApiError(409, "conflict", f"terminal {sn!r} exists")
-        await self._audit(principal, "terminal.create", sn, body)
-        try:
-            terminal: Terminal = await self.store.createTerminal(
-                sn, body.get("name"), body.get("approved", True), timezone
-            )
-        except ValueError:
-            raise ApiError(409, "conflict", f"terminal {sn!r} exists") from None
-        if body.get("active") is False:
-            terminal = await self.store.updateTerminal(sn, {"active": False})
+        terminal = await self.terminals.create(
+            principal.name,
+            sn,
+            body.get("name"),
+            body.get("approved", True),
+            body.get("timezone"),
+            body.get("active") is not False,
+            body,
+        )
         return Reply(
             201,
             await self._out(terminal),
@@ -480,14 +486,7 @@ class TM20Api(EventsApi, AccessApi):
     async def deleteTerminal(
         self, request: IRequest, principal: Principal, query: Any, sn: str
     ) -> Reply:
-        await self._terminal(sn)
-        await self._audit(principal, "terminal.delete", sn, {})
-        deleted = await self.store.deleteTerminal(sn)
-        if not deleted:
-            raise ApiError(404, "not_found", f"no terminal {sn!r}")
-        self.terminals.disconnect(sn, "deleted by the operator")
-        if self.context.watch is not None:
-            self.context.watch.forget(sn)
+        await self.terminals.delete(principal.name, sn)
         return Reply(204, None)
 
     async def listConnected(self, request: IRequest, principal: Principal, query: Any) -> Reply:
@@ -537,30 +536,12 @@ class TM20Api(EventsApi, AccessApi):
     async def cancelCommand(
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Reply:
-        outcome: tuple[StoredCommand, bool] | None = await self.queue.cancel(id)
-        if outcome is None:
-            raise ApiError(404, "not_found", f"no command {id}")
-        after, cancelled = outcome
-        if not cancelled:
-            why = (
-                "was already cancelled"
-                if after.status == COMMAND_CANCELLED
-                else "is "
-                + ("already sent to the terminal" if after.status == COMMAND_SENT else after.status)
-            )
+        try:
+            after = await self.terminals.cancelCommand(principal.name, id)
+        except NotCancellable as e:
             raise ApiError(
-                409,
-                "not_cancellable",
-                f"command {id} {why}: only a queued command can be cancelled",
-                commandId=id,
-                command=commandJSON(after),
-            )
-        await self._audit(
-            principal,
-            "command.cancel",
-            after.sn,
-            {"id": after.id, "command": after.name, "attempts": after.attempts},
-        )
+                e.status, e.code, e.detail, **e.extra, command=commandJSON(e.command)
+            ) from None
         return Reply(200, commandJSON(after))
 
     async def listPendingCommands(
@@ -581,15 +562,12 @@ class TM20Api(EventsApi, AccessApi):
         self, request: IRequest, principal: Principal, query: Mapping[str, Any], sn: str
     ) -> Reply:
         await self._terminal(sn)
-        limit = query.get("limit", DEFAULT_LIMIT)
-        after = None
-        if "cursor" in query:
-            after = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        users: list[User] = await self.store.listUsers(sn, limit, after)
-        nextCursor = encodeCursor(users[-1].enrollid) if len(users) == limit else None
-        return Reply(200, {"items": [userJSON(u) for u in users], "next": nextCursor})
+        return await self._idPage(
+            query,
+            lambda limit, cursor: self.store.listUsers(sn, limit, cursor),
+            lambda item: item.enrollid,
+            userJSON,
+        )
 
     async def getUser(
         self, request: IRequest, principal: Principal, query: Any, sn: str, enrollid: int
@@ -634,7 +612,7 @@ class TM20Api(EventsApi, AccessApi):
             None if enabled else False,
             profileChanged=True,
         )
-        await self._audit(principal, "user.create", sn, _redacted(body))
+        await self._audit(principal, "user.create", sn, redactedCredentials(body))
         result = await self._applyUser(principal, sn, enrollid, commands, name, admin, enabled)
         return Reply(
             201,
@@ -658,7 +636,7 @@ class TM20Api(EventsApi, AccessApi):
             body.get("enabled"),
             profileChanged="name" in body or "admin" in body,
         )
-        await self._audit(principal, "user.update", f"{sn}/{enrollid}", _redacted(body))
+        await self._audit(principal, "user.update", f"{sn}/{enrollid}", redactedCredentials(body))
         result = await self._applyUser(principal, sn, enrollid, commands, name, admin, enabled)
         return Reply(200, result)
 
@@ -773,43 +751,28 @@ class TM20Api(EventsApi, AccessApi):
         return await self._quarantine(query, query.get("terminal"))
 
     async def _quarantine(self, query: Mapping[str, Any], sn: str | None) -> Reply:
-        limit = query.get("limit", DEFAULT_LIMIT)
-        before = None
-        if "cursor" in query:
-            before = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        held = await self.store.listQuarantine(sn, limit, before)
-        nextCursor = encodeCursor(held[-1].id) if len(held) == limit else None
-        return Reply(200, {"items": [quarantinedJSON(h) for h in held], "next": nextCursor})
+        return await self._idPage(
+            query,
+            lambda limit, cursor: self.store.listQuarantine(sn, limit, cursor),
+            lambda item: item.id,
+            quarantinedJSON,
+        )
 
     # -- persons -----------------------------------------------------------------------------------
 
     async def _person(self, enrollid: int) -> Person:
-        person: Person | None = await self.store.getPerson(enrollid)
-        if person is None:
-            raise ApiError(404, "not_found", f"no person {enrollid}")
-        return person
+        return await self.admin.get(self.admin.persons, enrollid)
 
     async def listPersons(
         self, request: IRequest, principal: Principal, query: Mapping[str, Any]
     ) -> Reply:
-        limit = query.get("limit", DEFAULT_LIMIT)
-        after = None
-        if "cursor" in query:
-            after = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        persons: list[Person] = await self.store.listPersons(limit, after)
-        nextCursor = encodeCursor(persons[-1].enrollid) if len(persons) == limit else None
-        return Reply(200, {"items": [personJSON(p) for p in persons], "next": nextCursor})
+        return await self._idPage(
+            query, self.store.listPersons, lambda item: item.enrollid, personJSON
+        )
 
     async def createPerson(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "PersonCreate")
-        with _personErrors():
-            person: Person = await self.persons.create(body)
-        await self._accessChanged()
-        await self._audit(principal, "person.create", str(person.enrollid), _redacted(body))
+        person = await self.admin.create(principal.name, self.admin.persons, body)
         return Reply(
             201,
             personJSON(person, withRecords=True),
@@ -822,8 +785,7 @@ class TM20Api(EventsApi, AccessApi):
         try:
             if errors:
                 raise CsvImportError(errors)
-            with _personErrors():
-                result = await self.persons.importRows(rows)
+            result = await self.admin.importRows(principal.name, rows)
         except CsvImportError as e:
             first = e.errors[0]
             raise ApiError(
@@ -834,8 +796,6 @@ class TM20Api(EventsApi, AccessApi):
                 line=first.line,
                 errors=[attrs.asdict(error) for error in e.errors[:1000]],
             ) from None
-        await self._accessChanged()
-        await self._audit(principal, "persons.import", None, dict(result))
         return Reply(200, result)
 
     async def getPerson(
@@ -847,23 +807,13 @@ class TM20Api(EventsApi, AccessApi):
         self, request: IRequest, principal: Principal, query: Any, enrollid: int
     ) -> Reply:
         body = self._body(request, "PersonPatch")
-        await self._person(enrollid)
-        with _personErrors():
-            person: Person | None = await self.persons.update(enrollid, body)
-        if person is None:
-            raise ApiError(404, "not_found", f"no person {enrollid}")
-        await self._accessChanged()
-        await self._audit(principal, "person.update", str(enrollid), _redacted(body))
+        person = await self.admin.update(principal.name, self.admin.persons, enrollid, body)
         return Reply(200, personJSON(person, withRecords=True))
 
     async def deletePerson(
         self, request: IRequest, principal: Principal, query: Any, enrollid: int
     ) -> Reply:
-        await self._person(enrollid)
-        if not await self.persons.delete(enrollid):
-            raise ApiError(404, "not_found", f"no person {enrollid}")
-        await self._accessChanged()
-        await self._audit(principal, "person.delete", str(enrollid), {})
+        await self.admin.delete(principal.name, self.admin.persons, enrollid)
         return Reply(204, None)
 
     async def getPersonSync(
@@ -882,7 +832,7 @@ class TM20Api(EventsApi, AccessApi):
         person = await self._person(enrollid)
         await self._terminal(sn)
         await self._audit(principal, "person.claim", f"{sn}/{enrollid}", {})
-        with _gone(), _personErrors():
+        with _gone():
             await self.persons.claim(person, sn)
         for entry in await self.persons.personSync(person):
             if entry[0] == sn:
@@ -899,10 +849,7 @@ class TM20Api(EventsApi, AccessApi):
     # -- groups ------------------------------------------------------------------------------------
 
     async def _group(self, name: str) -> TerminalGroup:
-        group: TerminalGroup | None = await self.store.getGroup(name)
-        if group is None:
-            raise ApiError(404, "not_found", f"no group {name!r}")
-        return group
+        return await self.admin.get(self.admin.groups, name)
 
     async def listGroups(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         groups: list[TerminalGroup] = await self.store.listGroups()
@@ -910,10 +857,7 @@ class TM20Api(EventsApi, AccessApi):
 
     async def createGroup(self, request: IRequest, principal: Principal, query: Any) -> Reply:
         body = self._body(request, "GroupCreate")
-        with _personErrors():
-            group: TerminalGroup = await self.persons.createGroup(body)
-        await self._accessChanged()
-        await self._audit(principal, "group.create", group.name, body)
+        group = await self.admin.create(principal.name, self.admin.groups, body)
         return Reply(
             201, groupJSON(group), {"Location": f"/api/groups/{quote(group.name, safe='')}/"}
         )
@@ -927,23 +871,13 @@ class TM20Api(EventsApi, AccessApi):
         self, request: IRequest, principal: Principal, query: Any, name: str
     ) -> Reply:
         body = self._body(request, "GroupPatch")
-        await self._group(name)
-        with _personErrors():
-            group: TerminalGroup | None = await self.persons.updateGroup(name, body)
-        if group is None:
-            raise ApiError(404, "not_found", f"no group {name!r}")
-        await self._accessChanged()
-        await self._audit(principal, "group.update", name, body)
+        group = await self.admin.update(principal.name, self.admin.groups, name, body)
         return Reply(200, groupJSON(group))
 
     async def deleteGroup(
         self, request: IRequest, principal: Principal, query: Any, name: str
     ) -> Reply:
-        await self._group(name)
-        if not await self.persons.deleteGroup(name):
-            raise ApiError(404, "not_found", f"no group {name!r}")
-        await self._accessChanged()
-        await self._audit(principal, "group.delete", name, {})
+        await self.admin.delete(principal.name, self.admin.groups, name)
         return Reply(204, None)
 
     # -- audit -------------------------------------------------------------------------------------
@@ -951,15 +885,9 @@ class TM20Api(EventsApi, AccessApi):
     async def listAudit(
         self, request: IRequest, principal: Principal, query: Mapping[str, Any]
     ) -> Reply:
-        limit = query.get("limit", DEFAULT_LIMIT)
-        before = None
-        if "cursor" in query:
-            before = _cursorValue(
-                query["cursor"], lambda v: isinstance(v, int) and not isinstance(v, bool)
-            )
-        entries = await self.store.listAuditEntries(limit, before)
-        nextCursor = encodeCursor(entries[-1].id) if len(entries) == limit else None
-        return Reply(200, {"items": [auditJSON(e) for e in entries], "next": nextCursor})
+        return await self._idPage(
+            query, self.store.listAuditEntries, lambda item: item.id, auditJSON
+        )
 
 
 def _writeError(request: IRequest, error: ApiError) -> bytes:
@@ -975,17 +903,6 @@ def _conflict() -> ApiError:
 
 
 _gone = gone
-
-
-@contextmanager
-def _personErrors() -> Iterator[None]:
-    """A person or group change refused by its rules: the status and field it names."""
-    try:
-        yield
-    except PersonError as e:
-        if e.field is None:
-            raise ApiError(e.status, e.code, e.detail) from None
-        raise ApiError(e.status, e.code, e.detail, field=e.field) from None
 
 
 def _csvBody(request: IRequest) -> str:
@@ -1045,12 +962,4 @@ def _unaliased(body: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str,
         if name in out and out[name] != body[alias]:
             raise ApiError(400, "invalid_body", f"{alias} and {name} disagree", field=alias)
         out[name] = body[alias]
-    return out
-
-
-def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A user change for the audit log, without credential records (templates, passwords)."""
-    out = dict(body)
-    if "credentials" in out:
-        out["credentials"] = [{"backupnum": c.get("backupnum")} for c in out["credentials"]]
     return out

@@ -24,16 +24,16 @@ import attrs
 from twisted.web.iweb import IRequest
 
 from tm20.api._errors import ApiError
+from tm20.clientsource import clientSource
 from tm20.interfaces import ITokenStore
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.tokens import SCOPES, hashToken, newSecret
-from tm20.terminal.limits import NetworkList, forwardedClient, hostOf
+from tm20.terminal.limits import NetworkList
 
 __all__ = [
     "SCOPES",
     "Authenticator",
     "Principal",
-    "clientSource",
     "hashToken",
     "newSecret",
     "parseStaticTokens",
@@ -184,21 +184,6 @@ def tooManyFailures(retry: float) -> ApiError:
         f"too many failed authentications from this address; retry in {seconds} s",
         headers={"Retry-After": str(seconds)},
     )
-
-
-def clientSource(request: IRequest, trustedProxies: NetworkList) -> str:
-    """
-    The address a request is counted against: its TCP peer, or, when the peer is a trusted
-    proxy, the client named by C{X-Forwarded-For} (see L{forwardedClient}).  A header from any
-    other peer is ignored.
-    """
-    peer = hostOf(request.getClientAddress())
-    if not trustedProxies.contains(peer):
-        return peer
-    # Several X-Forwarded-For lines are one comma-separated list (RFC 9110, section 5.3).
-    lines = request.requestHeaders.getRawHeaders(b"x-forwarded-for") or []
-    forwardedFor = ", ".join(line.decode("latin-1") for line in lines) or None
-    return forwardedClient(peer, forwardedFor, trustedProxies)
 
 
 def bearerToken(request: IRequest) -> str | None:

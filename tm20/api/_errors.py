@@ -6,7 +6,6 @@ nothing else (no traceback) ever reaches a client.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +13,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
-from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
-from tm20.protocol.messages import ProtocolError
-from tm20.services.errors import ServiceError
+from tm20.services.errors import serviceErrorFrom
 
 __all__ = ["ApiError", "errorBody", "errorFromFailure", "writeJSON"]
 
@@ -60,61 +57,18 @@ def errorBody(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
-def _isDatabaseConnectionError(error: BaseException) -> bool:
-    if isinstance(error, StoreUnavailable | sqlite3.OperationalError | sqlite3.InterfaceError):
-        return True
-    module = type(error).__module__ or ""
-    if module.startswith(("psycopg2", "txpostgres")):
-        name = type(error).__name__
-        return name in {"OperationalError", "InterfaceError", "ConnectionDead", "AlreadyConnected"}
-    return False
-
-
 def errorFromFailure(failure: Failure, request: IRequest | None = None) -> ApiError:
     """
-    The L{ApiError} for any failure: known errors keep their meaning, a database that cannot
-    be reached is a 503, anything else is a 500 with no detail (and is logged).
+    The L{ApiError} for any failure: an L{ApiError} as it is, anything else as
+    L{tm20.services.errors.serviceErrorFrom} says (the rule both doors share).
     """
-    error = failure.value
-    if isinstance(error, ApiError):
-        return error
-    if isinstance(error, ServiceError):
-        fields: dict[str, Any] = dict(error.extra)
-        if error.field is not None:
-            fields["field"] = error.field
-        return ApiError(error.status, error.code, error.detail, **fields)
-    if isinstance(error, ProtocolError):
-        extra: dict[str, Any] = {}
-        if error.field is not None:
-            extra["field"] = error.field
-        return ApiError(400, "invalid_params", str(error), **extra)
-    if isinstance(error, TerminalGone):
-        return ApiError(409, "terminal_offline", str(error) or "the terminal is not connected")
-    if isinstance(error, CommandTimeout):
-        return ApiError(504, "timeout", str(error) or "the terminal did not answer in time")
-    if error is not None and _isDatabaseConnectionError(error):
-        log.warn(
-            "API: database unavailable: {error}",
-            error=str(error) or type(error).__name__,
-        )
-        return ApiError(503, "store_unavailable", "the database is unavailable; try again later")
-    log.failure(
-        "API: unexpected error on {method} {path}",
-        failure,
-        method=_method(request),
-        path=_path(request),
-    )
-    return ApiError(500, "internal_error", "internal server error")
-
-
-def _method(request: IRequest | None) -> str:
-    raw = getattr(request, "method", b"") or b""
-    return raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _path(request: IRequest | None) -> str:
-    raw = getattr(request, "path", b"") or b""
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    if isinstance(failure.value, ApiError):
+        return failure.value
+    error = serviceErrorFrom(failure, request)
+    fields: dict[str, Any] = dict(error.extra)
+    if error.field is not None:
+        fields["field"] = error.field
+    return ApiError(error.status, error.code, error.detail, **fields)
 
 
 def writeJSON(

@@ -5,100 +5,34 @@ The routes of events and webhooks (L{tm20.api._eventsopenapi}), mixed into L{tm2
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from tm20.api._auth import Principal
 from tm20.api._errors import ApiError
+from tm20.api._part import AppPart
 from tm20.api._reply import Reply
-from tm20.api._serialize import decodeCursor, encodeCursor, isoTime
 from tm20.events.model import (
-    STREAM_ACTIVE,
-    STREAM_DISABLED,
     EventQuery,
     SinkAttempt,
-    SinkStream,
     Webhook,
     expandTypes,
 )
 from tm20.events.sse import EventStream
-from tm20.events.webhooks import checkURL, generateSecret, secretKey
 from tm20.services.webhooks import WebhookService
-from tm20.terminal.limits import NetworkList
+from tm20.views.events import attemptJSON, webhookJSON
+from tm20.views.model import decodeCursor, encodeCursor
 
 #: Default page size of the event log.
 DEFAULT_EVENT_LIMIT = 100
 
 
-def webhookJSON(
-    webhook: Webhook, stream: SinkStream | None, withSecret: bool = False
-) -> dict[str, Any]:
-    """A subscription with its delivery state (the secret only when asked: at creation)."""
-    out: dict[str, Any] = {
-        "id": webhook.id,
-        "url": webhook.url,
-        "types": list(webhook.types),
-        "sn": webhook.sn,
-        "description": webhook.description,
-        "state": stream.state if stream is not None else STREAM_ACTIVE,
-        "cursor": stream.cursor if stream is not None else 0,
-        "failures": stream.failures if stream is not None else 0,
-        "retryAt": isoTime(stream.retryAt) if stream is not None else None,
-        "failingSince": isoTime(stream.failingSince) if stream is not None else None,
-        "lastError": stream.lastError if stream is not None else None,
-        "createdAt": isoTime(webhook.createdAt),
-        "updatedAt": isoTime(webhook.updatedAt),
-    }
-    if withSecret:
-        out["secret"] = webhook.secret
-    return out
-
-
-def attemptJSON(attempt: SinkAttempt) -> dict[str, Any]:
-    return {
-        "id": attempt.id,
-        "at": attempt.at.isoformat(),
-        "firstEvent": attempt.firstEvent,
-        "lastEvent": attempt.lastEvent,
-        "events": attempt.events,
-        "ok": attempt.ok,
-        "status": attempt.status,
-        "latencyMs": attempt.latencyMs,
-        "error": attempt.error,
-        "response": attempt.response,
-    }
-
-
-def _types(value: Any, field: str) -> tuple[str, ...]:
-    """Event type patterns, each checked (a 400 naming the one that matches nothing)."""
-    patterns = [p.strip() for p in value] if isinstance(value, list) else value
-    if not patterns:
-        raise ApiError(400, "invalid_body", "must list at least one event type", field=field)
-    for i, pattern in enumerate(patterns):
-        try:
-            expandTypes([pattern])
-        except ValueError as e:
-            raise ApiError(400, "invalid_body", str(e), field=f"{field}[{i}]") from None
-    return tuple(patterns)
-
-
-class EventsApi:
-    """Events and webhooks; needs C{context}, C{store} and C{_audit} of the app."""
+class EventsApi(AppPart):
+    """Events and webhooks (the app's parts: L{AppPart})."""
 
     log = Logger()
-    context: Any
-    store: Any
-
-    if TYPE_CHECKING:  # the app's
-
-        async def _audit(
-            self, principal: Principal, action: str, target: str | None, detail: Mapping[str, Any]
-        ) -> None: ...
-
-        @staticmethod
-        def _body(request: IRequest, schema: str, required: bool = True) -> dict[str, Any]: ...
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -112,33 +46,12 @@ class EventsApi:
                 raise ApiError(400, "invalid_query", str(e), field="type") from None
         return EventQuery(after=query.get("after", 0), types=types, sn=query.get("sn"), limit=limit)
 
-    def _networks(self) -> NetworkList:
-        return NetworkList(self.context.config.webhookNetworks)
-
-    def _checkURL(self, url: str) -> None:
-        try:
-            checkURL(url, self._networks())
-        except ValueError as e:
-            raise ApiError(400, "invalid_body", str(e), field="url") from None
-
     async def _webhook(self, webhookId: int) -> Webhook:
-        webhook: Webhook | None = await self.store.getWebhook(webhookId)
-        if webhook is None:
-            raise ApiError(404, "not_found", f"no webhook {webhookId}")
-        return webhook
+        return await WebhookService(self.context).get(webhookId)
 
     async def _webhookJSON(self, webhook: Webhook, withSecret: bool = False) -> dict[str, Any]:
         stream = await self.store.getSinkStream(webhook.streamKey)
         return webhookJSON(webhook, stream, withSecret)
-
-    async def _refresh(self) -> None:
-        events = self.context.events
-        if events is not None:
-            await events.runner.refresh()
-
-    def _worker(self, webhook: Webhook) -> Any:
-        events = self.context.events
-        return None if events is None else events.runner.workers.get(webhook.streamKey)
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -191,24 +104,13 @@ class EventsApi:
         items = [await self._webhookJSON(w) for w in webhooks]
         return Reply(200, {"items": items, "count": len(items)})
 
+    def _webhooks(self) -> WebhookService:
+        """The service, auditing with the app's writer."""
+        return WebhookService(self.context, self.terminals.audit)
+
     async def createWebhook(self, request: IRequest, principal: Principal, query: Any) -> Any:
         body = self._body(request, "WebhookCreate")
-        self._checkURL(body["url"])
-        types = _types(body.get("types", ["*"]), "types")
-        secret = body.get("secret")
-        if secret is None:
-            secret = generateSecret()
-        else:
-            try:
-                secretKey(secret)
-            except ValueError as e:
-                raise ApiError(400, "invalid_body", str(e), field="secret") from None
-        audited = {k: v for k, v in body.items() if k != "secret"}
-        await self._audit(principal, "webhook.create", body["url"], audited)
-        webhook: Webhook = await self.store.createWebhook(
-            body["url"], types, body.get("sn"), secret, body.get("description")
-        )
-        await self._refresh()
+        webhook = await self._webhooks().create(principal.name, body)
         return Reply(
             201,
             await self._webhookJSON(webhook, withSecret=True),
@@ -222,44 +124,13 @@ class EventsApi:
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Any:
         body = self._body(request, "WebhookPatch")
-        webhook = await self._webhook(id)
-        changes = {k: v for k, v in body.items() if k != "enabled"}
-        if "url" in changes:
-            self._checkURL(changes["url"])
-        if "types" in changes:
-            changes["types"] = list(_types(changes["types"], "types"))
-        await self._audit(principal, "webhook.update", str(id), body)
-        if changes:
-            updated = await self.store.updateWebhook(id, changes)
-            if updated is None:
-                raise ApiError(404, "not_found", f"no webhook {id}")
-            webhook = updated
-            await self._refresh()
-        if "enabled" in body:
-            worker = self._worker(webhook)
-            if body["enabled"]:
-                if worker is not None:
-                    await worker.enable()
-                else:
-                    await self.store.updateSinkStream(
-                        webhook.streamKey,
-                        {"state": STREAM_ACTIVE, "failures": 0, "retryAt": None},
-                    )
-            else:
-                await self.store.updateSinkStream(webhook.streamKey, {"state": STREAM_DISABLED})
-                if worker is not None:
-                    worker.stream = None  # read its state again
-                    worker.poke()
+        webhook = await self._webhooks().update(principal.name, id, body)
         return Reply(200, await self._webhookJSON(webhook))
 
     async def deleteWebhook(
         self, request: IRequest, principal: Principal, query: Any, id: int
     ) -> Any:
-        await self._webhook(id)
-        await self._audit(principal, "webhook.delete", str(id), {})
-        if not await self.store.deleteWebhook(id):
-            raise ApiError(404, "not_found", f"no webhook {id}")
-        await self._refresh()
+        await self._webhooks().delete(principal.name, id)
         return Reply(204, None)
 
     async def replayWebhook(

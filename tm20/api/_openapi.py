@@ -19,11 +19,11 @@ import attrs
 from tm20.access.model import REASONS
 from tm20.api._accessopenapi import ACCESS_SCHEMAS
 from tm20.api._eventsopenapi import EVENT_SCHEMAS, eventQueryParameters
-from tm20.api._serialize import TERMINAL_STATES
 from tm20.model import COMMAND_STATUSES
 from tm20.protocol.commands import COMMANDS, MAX_ENROLLID
 from tm20.protocol.serial import MAX_SN_LENGTH
 from tm20.services.expiry import MAX_EXPIRY
+from tm20.views.model import TERMINAL_STATES
 
 __all__ = [
     "OPERATIONS",

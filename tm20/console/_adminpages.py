@@ -11,7 +11,6 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from tm20.api._events import webhookJSON
 from tm20.console._base import ConsoleBase
 from tm20.console._forms import formValue
 from tm20.console._views import NOTES
@@ -20,6 +19,7 @@ from tm20.services.accounts import LoggedIn
 from tm20.services.errors import ServiceError
 from tm20.services.tokens import SCOPES, TokenService
 from tm20.services.webhooks import WebhookService
+from tm20.views.events import webhookJSON
 
 __all__ = ["AdminPages"]
 

@@ -29,9 +29,6 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tm20.access.model import REASONS
-from tm20.api._csv import CSVExport
-from tm20.api._errors import errorFromFailure
-from tm20.api._serialize import logJSON
 from tm20.console._accesspages import AccessPages
 from tm20.console._adminpages import AdminPages
 from tm20.console._forms import formValue, safeNext, terminalTime
@@ -49,10 +46,12 @@ from tm20.events.model import EVENT_TYPES, EventQuery, expandTypes
 from tm20.events.sse import EventStream
 from tm20.model import LogQuery
 from tm20.services.accounts import AccountService, LoggedIn
-from tm20.services.errors import ServiceError
+from tm20.services.errors import ServiceError, serviceErrorFrom
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.terminals import TerminalService
 from tm20.terminal.limits import NetworkList
+from tm20.views.csvexport import CSVExport
+from tm20.views.model import logJSON
 
 __all__ = ["Console"]
 
@@ -167,7 +166,7 @@ class Console(TerminalPages, AdminPages, AccessPages):
         except CancelledError:
             raise
         except Exception:
-            error = errorFromFailure(Failure(), request)
+            error = serviceErrorFrom(Failure(), request)
             return self.render(
                 request,
                 "login.html",

@@ -17,11 +17,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
-from tm20.api._auth import clientSource
-from tm20.api._errors import errorFromFailure
+from tm20.clientsource import clientSource
 from tm20.console._security import csrfValid, sameOrigin, securityHeaders, sessionToken
 from tm20.services.accounts import AccountService, LoggedIn, roleAllows
-from tm20.services.errors import ServiceError
+from tm20.services.errors import ServiceError, serviceErrorFrom
 from tm20.services.ratelimit import FailureRateLimiter
 from tm20.services.terminals import TerminalService
 from tm20.terminal.limits import NetworkList
@@ -135,7 +134,7 @@ class ConsoleBase:
             except Exception:
                 # the API's mapping: a database out of reach is a 503 (logged once, no
                 # traceback), anything else a 500 logged with its traceback, no detail shown
-                error = errorFromFailure(Failure(), request)
+                error = serviceErrorFrom(Failure(), request)
                 message = {
                     503: "The database is unavailable; try again in a moment.",
                 }.get(error.status, "Something went wrong; the server log says what.")

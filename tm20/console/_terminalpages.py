@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 from twisted.web.iweb import IRequest
 
-from tm20.api._serialize import commandJSON, describeTerminal, logJSON
 from tm20.console._base import ConsoleBase, Page
 from tm20.console._forms import formValue, terminalTime
 from tm20.console._views import ACTIONS, DONE, NOTES, boardRow, userRow
@@ -21,6 +20,7 @@ from tm20.services.accounts import LoggedIn
 from tm20.services.errors import ServiceError
 from tm20.services.queue import FINAL_STATUSES
 from tm20.services.terminals import userCommands
+from tm20.views.model import commandJSON, describeTerminal, logJSON
 
 __all__ = ["TerminalPages"]
 

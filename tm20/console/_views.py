@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from tm20.api._serialize import describeTerminal
 from tm20.services.terminals import TerminalView
+from tm20.views.model import describeTerminal
 
 __all__ = [
     "ACTIONS",

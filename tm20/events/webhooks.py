@@ -56,6 +56,9 @@ from tm20.terminal.limits import NetworkList
 #: The most bytes of a response read (and kept with the attempt).
 EXCERPT_BYTES = 512
 
+#: What C{connectionLost} is given by default: the body ended normally.
+_RESPONSE_DONE = Failure(ResponseDone())
+
 SECRET_PREFIX = "whsec_"
 
 _LINK_LOCAL = NetworkList(["169.254.0.0/16", "fe80::/10"])
@@ -189,7 +192,7 @@ class _Excerpt(Protocol):
             if producer is not None:
                 producer.stopProducing()
 
-    def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = _RESPONSE_DONE) -> None:
         if not self.finished.called:
             self.finished.callback(self.data)
 

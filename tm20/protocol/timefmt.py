@@ -70,11 +70,11 @@ def normaliseTime(s: str) -> str:
     return formatTime(parseTime(s))
 
 
-def parseDate(s: str) -> date:
+def parseDate(s: object) -> date:
     """
     Parse a C{getalllog} C{from}/C{to} date.
 
-    @param s: C{YYYY-MM-DD}; the doc's unpadded C{2018-11-1} is accepted.
+    @param s: C{YYYY-MM-DD}; the doc's unpadded C{2018-11-1} is accepted (anything else: ValueError).
     @raise ValueError: if C{s} is not a valid date string.
     """
     if not isinstance(s, str):
@@ -104,7 +104,7 @@ def isValidDate(s: object) -> bool:
     @return: C{True} if C{s} is a date string accepted by L{normaliseDate}.
     """
     try:
-        parseDate(s)  # type: ignore[arg-type]
+        parseDate(s)
     except ValueError:
         return False
     return True

@@ -43,6 +43,7 @@ from tm20.access.model import (
     REASON_QR_VALID,
     REASON_RULE,
     REASONS,
+    AccessRequest,
     Decision,
 )
 from tm20.access.rules import Snapshot, decideCode, decidePerson
@@ -83,18 +84,6 @@ def pluginPolicies() -> list[Any]:
     from tm20.interfaces import IAccessPolicy  # noqa: PLC0415
 
     return sorted(getPlugins(IAccessPolicy, tm20.plugins), key=lambda p: str(p.name))
-
-
-@attrs.frozen
-class AccessRequest:
-    """What a policy is asked about."""
-
-    sn: str
-    kind: str
-    enrollid: int | None
-    qrcodeId: int | None
-    decision: Decision
-    localTime: str
 
 
 @attrs.frozen

@@ -76,8 +76,12 @@ class Fetch:
             return self
         if not self.allLogs or not other.allLogs:
             return Fetch(self.sn, True)
-        since = None if None in (self.since, other.since) else min(self.since, other.since)  # type: ignore[type-var]
-        until = None if None in (self.until, other.until) else max(self.until, other.until)  # type: ignore[type-var]
+        since = None
+        if self.since is not None and other.since is not None:
+            since = min(self.since, other.since)
+        until = None
+        if self.until is not None and other.until is not None:
+            until = max(self.until, other.until)
         return Fetch(self.sn, True, since, until, self.attempts)
 
 

@@ -37,6 +37,7 @@ from tm20.model import (
 from tm20.protocol.commands import buildCommand
 from tm20.protocol.messages import ProtocolError
 from tm20.protocol.timefmt import normaliseTime
+from tm20.services.errors import ServiceError
 from tm20.services.personcsv import CsvError, CsvRow
 
 __all__ = ["PERSON_SLOTS", "CsvImportError", "PersonError", "PersonService", "SYNC_NOT_ASSIGNED"]
@@ -47,15 +48,11 @@ PERSON_SLOTS = frozenset([*range(10), 10, 11, *range(20, 28), 50])
 SYNC_NOT_ASSIGNED = "not_assigned"
 
 
-class PersonError(Exception):
+class PersonError(ServiceError):
     """A person or group change refused; C{field} names the offending field."""
 
     def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.field = field
+        super().__init__(status, code, detail, field)
 
 
 def _credentials(items: Sequence[Mapping[str, Any]], enrollid: int) -> tuple[Credential, ...]:

@@ -16,10 +16,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from twisted.logger import Logger
 
-from tm20.model import StoredCommand, Terminal, TerminalWatch, User
+from tm20.model import (
+    COMMAND_CANCELLED,
+    COMMAND_SENT,
+    StoredCommand,
+    Terminal,
+    TerminalWatch,
+    User,
+)
 from tm20.protocol.codes import CloseCode
 from tm20.protocol.commands import COMMANDS, buildCommand
 from tm20.protocol.messages import ProtocolError
+from tm20.protocol.serial import snProblem
 from tm20.services.errors import ServiceError
 from tm20.services.identity import hashSecret
 from tm20.services.pulls import PullBusyError
@@ -45,6 +53,29 @@ class TerminalView:
     gapBusy: bool = False
     #: the cluster node holding its connection (C{None}: not connected)
     node: str | None = None
+
+
+class NotCancellable(ServiceError):
+    """
+    A command that is no longer queued (sent, done or cancelled) cannot be cancelled.
+
+    @ivar command: the command as it is (each door shows it its own way).
+    """
+
+    def __init__(self, command: StoredCommand) -> None:
+        if command.status == COMMAND_CANCELLED:
+            why = "was already cancelled"
+        elif command.status == COMMAND_SENT:
+            why = "is already sent to the terminal"
+        else:
+            why = f"is {command.status}"
+        super().__init__(
+            409,
+            "not_cancellable",
+            f"command {command.id} {why}: only a queued command can be cancelled",
+            commandId=command.id,
+        )
+        self.command = command
 
 
 def conflict() -> ServiceError:
@@ -202,6 +233,50 @@ class TerminalService:
 
     # -- changing a terminal -----------------------------------------------------------------------
 
+    async def create(
+        self,
+        actor: str,
+        sn: str,
+        name: str | None,
+        approved: bool,
+        timezone: str | None,
+        active: bool,
+        audited: Mapping[str, Any],
+    ) -> Terminal:
+        """
+        Record a terminal before it first connects: an C{sn} it could never register with (the
+        rule of its C{reg}) or an unknown zone is a 400, one that exists a 409.
+
+        @param audited: what the audit entry records (the request).
+        """
+        problem = snProblem(sn)
+        if problem is not None:
+            raise ServiceError(400, "invalid_body", problem, field="sn")
+        timezone = checkTimezone(timezone)
+        if await self.store.getTerminal(sn) is not None:
+            raise ServiceError(409, "conflict", f"terminal {sn!r} exists")
+        await self.audit(actor, "terminal.create", sn, audited)
+        try:
+            terminal: Terminal = await self.store.createTerminal(sn, name, approved, timezone)
+        except ValueError:
+            raise ServiceError(409, "conflict", f"terminal {sn!r} exists") from None
+        if not active:
+            terminal = await self.store.updateTerminal(sn, {"active": False})
+        return terminal
+
+    async def delete(self, actor: str, sn: str) -> None:
+        """
+        Forget C{sn} (its users, logs and commands with it): a connected terminal is
+        disconnected, and no longer watched.
+        """
+        await self.get(sn)
+        await self.audit(actor, "terminal.delete", sn, {})
+        if not await self.store.deleteTerminal(sn):
+            raise ServiceError(404, "not_found", f"no terminal {sn!r}")
+        self.disconnect(sn, "deleted by the operator")
+        if self.context.watch is not None:
+            self.context.watch.forget(sn)
+
     def disconnect(self, sn: str, reason: str) -> None:
         """Close C{sn}'s connection (4003), on whichever node of the cluster holds it."""
         d = self.context.cluster.disconnect(sn, CloseCode.DISABLED, reason)
@@ -323,6 +398,25 @@ class TerminalService:
         return command
 
     # -- users -------------------------------------------------------------------------------------
+
+    async def cancelCommand(self, actor: str, commandId: int) -> StoredCommand:
+        """
+        Cancel a queued command (audited); one already sent, done or cancelled cannot be:
+        L{NotCancellable} (409).
+        """
+        outcome: tuple[StoredCommand, bool] | None = await self.context.queue.cancel(commandId)
+        if outcome is None:
+            raise ServiceError(404, "not_found", f"no command {commandId}")
+        after, cancelled = outcome
+        if not cancelled:
+            raise NotCancellable(after)
+        await self.audit(
+            actor,
+            "command.cancel",
+            after.sn,
+            {"id": after.id, "command": after.name, "attempts": after.attempts},
+        )
+        return after
 
     async def applyUser(
         self,

@@ -29,7 +29,7 @@ from tm20.events.payloads import accessEvent, logEvent
 from tm20.protocol.messages import LogRecord
 from tm20.store._ops import AppendEvents, Op
 from tm20.store._personsql import Time
-from tm20.store._rows import dumpJSON
+from tm20.store._rows import logRecordColumns
 
 __all__ = [
     "addCode",
@@ -349,15 +349,7 @@ def recordPunch(
             _INSERT_DECIDED_LOG,
             (
                 sn,
-                record.enrollid,
-                record.time,
-                record.mode,
-                record.inout,
-                record.event,
-                record.temp,
-                record.verifymode,
-                record.image,
-                dumpJSON(record.extra),
+                *logRecordColumns(record),
                 now,
                 bool(decision.granted),
                 decision.reason,

@@ -14,11 +14,10 @@ from twisted.internet.defer import Deferred, fail
 from tm20.access.model import AccessRule, Decision, GroupAccess, Holiday, QrCode
 from tm20.access.rules import Snapshot
 from tm20.protocol.messages import LogRecord
-from tm20.protocol.storable import requireStorableLog
 from tm20.store import _accesssql as sql
 from tm20.store._groupcommit import Batch, GroupCommitQueue
 from tm20.store._ops import OpStore
-from tm20.store._rows import formatTimestamp
+from tm20.store._rows import formatTimestamp, requireStorableRecord
 
 __all__ = ["AccessStoreMixin"]
 
@@ -124,14 +123,7 @@ class AccessStoreMixin(OpStore):
         self, sn: str, record: LogRecord, decision: Decision, timezone: str | None
     ) -> Deferred[int | None]:
         try:
-            requireStorableLog(
-                record.enrollid,
-                record.mode,
-                record.inout,
-                record.event,
-                record.verifymode,
-                record.image,
-            )
+            requireStorableRecord(record)
         except (TypeError, ValueError) as e:
             return fail(e)
         return self.punchQueue.submit(sn, [(record, decision, timezone)])

@@ -19,7 +19,11 @@ import attrs
 
 from tm20.store._rows import RowReader, formatTimestamp, loadJSONObject, parseTimestamp
 
-__all__ = ["Dialect", "POSTGRES", "SQLITE"]
+__all__ = ["EVENTS_LOCK_KEY", "Dialect", "POSTGRES", "SQLITE"]
+
+#: PostgreSQL's advisory lock held (shared) from an event insert to its commit, and (exclusive)
+#: by readers of the log's order ("tm2e" in ASCII): see L{tm20.store._postgres_events}.
+EVENTS_LOCK_KEY = 0x746D3265
 
 
 @attrs.frozen
@@ -32,6 +36,11 @@ class Dialect:
     @ivar forUpdate: what ends a C{SELECT} whose rows the transaction will change, to lock them
         (PostgreSQL: C{" FOR UPDATE"}; SQLite: nothing, a write transaction holds the database).
     @ivar forShare: the same for rows that must not change or vanish until the commit.
+    @ivar waitForEventWriters: the statement a reader of the event log's order runs first (see
+        L{tm20.store._postgres_events}: PostgreSQL waits for the writers holding an event id not
+        yet committed; SQLite, one writer at a time, has none to wait for: C{""}).
+    @ivar lastEventInserted: the SQL expression of the id of the event this transaction
+        inserted last.
     """
 
     name: str
@@ -40,6 +49,8 @@ class Dialect:
     read: RowReader
     forUpdate: str
     forShare: str
+    waitForEventWriters: str
+    lastEventInserted: str
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -61,6 +72,8 @@ SQLITE = Dialect(
     read=RowReader(time=parseTimestamp, jsonObject=loadJSONObject),
     forUpdate="",
     forShare="",
+    waitForEventWriters="",
+    lastEventInserted="last_insert_rowid()",
 )
 
 #: Timestamps are C{timestamptz} (psycopg2 gives aware C{datetime}s), JSON is C{json}.
@@ -71,4 +84,6 @@ POSTGRES = Dialect(
     read=RowReader(time=_utc, jsonObject=_decodedJSONObject),
     forUpdate=" FOR UPDATE",
     forShare=" FOR SHARE",
+    waitForEventWriters=f"SELECT pg_advisory_xact_lock({EVENTS_LOCK_KEY})",
+    lastEventInserted="currval('events_id_seq')",
 )

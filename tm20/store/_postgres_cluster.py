@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from tm20.model import COMMAND_QUEUED
+from tm20.model import COMMAND_QUEUED, ClusterCall, NodeRecord
 from tm20.store._pgpool import Cursor
 
 __all__ = [
@@ -52,14 +52,6 @@ def _utc(value: datetime) -> datetime:
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-class NodeRecord(dict[str, Any]):
-    """A live node as the API shows it: node, host, pid, startedAt, leaseUntil, terminals."""
-
-
-class ClusterCall(dict[str, Any]):
-    """A call row: id, sn, kind, params, askedBy, node, status, result, error."""
 
 
 def _node(row: Mapping[str, Any]) -> NodeRecord:

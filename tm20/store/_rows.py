@@ -27,8 +27,8 @@ from tm20.model import (
     User,
     WatchedTerminal,
 )
-from tm20.protocol.messages import RejectedRecord
-from tm20.protocol.storable import storableText
+from tm20.protocol.messages import LogRecord, RejectedRecord
+from tm20.protocol.storable import requireStorableLog, storableText
 
 #: Command statuses after which a command is done (C{finishedAt} is set).
 FINAL_COMMAND_STATUSES = COMMAND_FINAL
@@ -328,3 +328,31 @@ class RowReader:
             detail=self._json(row["detail"]),
             at=self._time(row["at"]),
         )
+
+
+def requireStorableRecord(record: LogRecord) -> None:
+    """L{requireStorableLog} of a record's fields (C{TypeError}/C{ValueError} when it is not)."""
+    requireStorableLog(
+        record.enrollid,
+        record.mode,
+        record.inout,
+        record.event,
+        record.verifymode,
+        record.image,
+    )
+
+
+def logRecordColumns(record: LogRecord) -> tuple[Any, ...]:
+    """A record's columns of C{logs}, in order: C{enrollid, time, mode, inout, event, temp,
+    verifymode, image, extra} (JSON text)."""
+    return (
+        record.enrollid,
+        record.time,
+        record.mode,
+        record.inout,
+        record.event,
+        record.temp,
+        record.verifymode,
+        record.image,
+        dumpJSON(record.extra),
+    )

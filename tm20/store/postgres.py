@@ -118,6 +118,7 @@ from tm20.store._postgres_events import (
     appendEventRows,
     appendEvents,
     terminalTimezones,
+    textArray,
 )
 from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
@@ -1056,31 +1057,17 @@ def _arrays(now: datetime, rows: Sequence[tuple[_LogKey, _LogItem]]) -> list[Any
     """
     return [
         now,
-        _textArray([key[0] for key, _ in rows]),
+        textArray([key[0] for key, _ in rows]),
         _numberArray([item[0] for _, item in rows]),
-        _textArray([item[1] for _, item in rows]),
+        textArray([item[1] for _, item in rows]),
         _numberArray([item[2] for _, item in rows]),
         _numberArray([item[3] for _, item in rows]),
         _numberArray([item[4] for _, item in rows]),
         _numberArray([item[5] for _, item in rows]),
         _numberArray([item[6] for _, item in rows]),
-        _textArray([item[7] for _, item in rows]),
-        _textArray([item[8] for _, item in rows]),
+        textArray([item[7] for _, item in rows]),
+        textArray([item[8] for _, item in rows]),
     ]
-
-
-def _textArray(values: Sequence[str | None]) -> str:
-    """A PostgreSQL array literal of text elements (every element quoted; C{None} is NULL)."""
-    return (
-        "{"
-        + ",".join(
-            "NULL"
-            if value is None
-            else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-            for value in values
-        )
-        + "}"
-    )
 
 
 def _numberArray(values: Sequence[float | int | None]) -> str:

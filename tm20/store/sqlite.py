@@ -76,7 +76,6 @@ from tm20.model import (
 from tm20.protocol.messages import (
     LogRecord,
 )
-from tm20.protocol.storable import requireStorableLog
 from tm20.store._accessstore import AccessStoreMixin
 from tm20.store._dialect import SQLITE
 from tm20.store._groupcommit import Batch, GroupCommitQueue
@@ -85,14 +84,16 @@ from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
 from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
-    dumpJSON,
     formatTimestamp,
+    logRecordColumns,
+    requireStorableRecord,
     utcFromSeconds,
 )
 from tm20.store._sqlite_events import (
     SQLiteEventsMixin,
     appendEventRows,
     appendEvents,
+    connectionPool,
     terminalTimezone,
 )
 
@@ -154,27 +155,8 @@ def _freeSpaceProblem(path: str) -> str | None:
 
 
 def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
-    requireStorableLog(
-        record.enrollid,
-        record.mode,
-        record.inout,
-        record.event,
-        record.verifymode,
-        record.image,
-    )
-    return (
-        sn,
-        record.enrollid,
-        record.time,
-        record.mode,
-        record.inout,
-        record.event,
-        record.temp,
-        record.verifymode,
-        record.image,
-        dumpJSON(record.extra),
-        receivedAt,
-    )
+    requireStorableRecord(record)
+    return (sn, *logRecordColumns(record), receivedAt)
 
 
 #: A log row waiting in the group-commit queue: the row of L{_INSERT_LOG_ROW} (its C{sn} first,
@@ -455,17 +437,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
             migrations = loadMigrations("sqlite")
         except ValueError as e:
             return fail(e)
-        self._pool = ConnectionPool(
-            "sqlite3",
-            self.path,
-            check_same_thread=False,
-            isolation_level=None,
-            cp_min=1,
-            cp_max=1,
-            cp_noisy=False,
-            cp_reactor=self._reactor,
-            cp_openfun=self._configureConnection,
-        )
+        self._pool = connectionPool(self.path, self._reactor, self._configureConnection)
         self._pool.start()
         self._state = "starting"
         d: Deferred[dict[str, Any]] = self._pool.runWithConnection(

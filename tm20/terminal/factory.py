@@ -51,6 +51,8 @@ def quietAutobahnDebug() -> None:
     module globals are replaced by functions returning L{LazyText}, rendered only if an event is
     actually logged (text and JSON logs are unchanged).  Idempotent.
     """
+    # Replacing another package's module globals: mypy knows them as functions of another type,
+    # or not at all (imported names), hence the three ignores below.
     for module in (_ab_protocol, _ab_twisted):
         if getattr(module, "hltype", None) is _ab_util.hltype:
             module.hltype = _lazyHltype  # type: ignore[attr-defined]
@@ -99,6 +101,7 @@ class TerminalFactory(WebSocketServerFactory):
     @ivar trustedProxies: reverse proxies whose C{X-Forwarded-For} is believed.
     """
 
+    # autobahn declares C{protocol} as its base protocol class's exact type (not a subclass).
     protocol = TerminalProtocol  # type: ignore[assignment]
 
     #: JSON limits applied by the parser (nesting depth, longest array).
@@ -141,6 +144,7 @@ class TerminalFactory(WebSocketServerFactory):
             perMessageCompressionAccept=lambda offers: None,
         )
 
+    # autobahn's signature names each of its 30 options; this one passes them all through.
     def setProtocolOptions(self, **options: Any) -> None:  # type: ignore[override]
         super().setProtocolOptions(**options)
         if hasattr(self, "config"):

@@ -1,5 +1,6 @@
 """
-The JSON shapes of the API (the OpenAPI schemas in L{tm20.api._openapi} describe the same).
+The JSON shapes of the model, as the REST API answers them and the console shows them (the
+OpenAPI schemas in L{tm20.api._openapi} describe the same).
 
 Server timestamps are ISO 8601 in UTC; terminal times (log C{time}) stay the terminal's local
 C{YYYY-MM-DD HH:MM:SS}.

@@ -1,5 +1,6 @@
 """
-CSV export of logs and door events, streamed page by page.
+CSV export of logs and door events, streamed page by page (the REST API and the console both
+serve it).
 
 The first page is read before anything is written, so an error there is still answered as JSON;
 after that the rows are written as they are read, pausing while the client's connection is
