@@ -8,9 +8,10 @@ the socket and its acknowledgement being written, measured, not read from the co
 A terminal (the in-memory WebSocket of C{tests/memoryws.py}) registers on a server built by
 C{tm20.service.buildServer} over a real store; then a profiler records every call into a module
 of C{tm20} from the moment the C{sendlog} frame is handed to the protocol until the ack frame is
-written, while the real reactor runs the store's commit.  Printed: the files (in the order first
-entered) and the number of distinct functions.  Used for the before/after figures of
-docs/restructuring.md.
+written (the write of its bytes turns the profiler off), while the real reactor runs the store's
+commit.  Printed: the files (in the order first entered), the number of distinct functions, and
+the stations of issue 10's road they belong to (L{STATIONS}; any other file is a station of its
+own).  Used for the before/after figures of docs/restructuring.md.
 """
 
 from __future__ import annotations
@@ -44,6 +45,29 @@ SENDLOG = {
         {"enrollid": 2, "time": "2026-11-30 08:00:02", "mode": 1, "inout": 0, "event": 0},
     ],
 }
+
+
+#: The stations of issue 10's road, by file; the pure leaves of C{tm20/protocol/} (parsing,
+#: formatting) are the work of the station that calls them and are not counted apart.
+STATIONS = {
+    "tm20/terminal/protocol.py": "session",
+    "tm20/terminal/keepalive.py": "session",
+    "tm20/terminal/monotonic.py": "session",
+    "tm20/dispatch.py": "dispatcher",
+    "tm20/handlers/sendlog.py": "handler",
+    "tm20/handlers/_fields.py": "handler",
+    "tm20/services/ingest.py": "ingest service",
+    "tm20/services/outage.py": "ingest service",
+}
+
+
+def station(filename: str) -> str | None:
+    """The station a file of the road belongs to (C{None}: a leaf of C{tm20/protocol/})."""
+    if filename.startswith("tm20/protocol/"):
+        return None
+    if filename.startswith("tm20/store/"):
+        return "store"
+    return STATIONS.get(filename, filename)
 
 
 class Road:
@@ -119,21 +143,34 @@ def trace(backend: str) -> Any:
         yield task.deferLater(reactor, 1.0, lambda: None)  # type: ignore[arg-type]
         term.messages()
         road = Road()
+        written = term.transport.write
+
+        def write(data: bytes) -> None:
+            # the ack's bytes reach the socket: the road ends here (what runs after the ack, in
+            # the same turn or later, is not on its way)
+            sys.setprofile(None)
+            written(data)
+
+        term.transport.write = write  # type: ignore[method-assign]
         sys.setprofile(road)
         try:
             term.send(SENDLOG)
             yield until(replied, "the sendlog ack")
         finally:
             sys.setprofile(None)
+            term.transport.write = written  # type: ignore[method-assign]
         assert got[0].get("ret") == "sendlog" and got[0].get("result") is True, got
         files = road.files()
+        stations = sorted({station(f) for f in files} - {None})  # type: ignore[type-var]
         print(
             json.dumps(
                 {
                     "backend": backend,
                     "files": len(files),
                     "functions": len(road.calls),
+                    "stations": len(stations),
                     "road": files,
+                    "stationNames": stations,
                 }
             )
         )

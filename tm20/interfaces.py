@@ -330,7 +330,11 @@ class ILogIngest(Interface):
     """Log batches from terminals, stored and acknowledged only once committed."""
 
     batchObservers: list[Callable[[str, SendLog], object]] = Attribute(
-        """Called with C{(sn, message)} after each committed C{sendlog} batch (the watches)."""
+        """
+        Called with C{(sn, message)} after each committed C{sendlog} batch, before its
+        acknowledgement (the server's own watch is told after the acknowledgement, by the
+        terminal protocol: L{ITerminalWatch.answered}).
+        """
     )
 
     def sendlog(sn: str, terminal: Terminal | None, message: SendLog) -> Deferred[Any]:
@@ -505,6 +509,13 @@ class ITerminalWatch(Interface):
 
     def heard(sn: str) -> None:
         """A registered terminal sent a command."""
+
+    def answered(sn: str, message: TerminalMessage, reply: Mapping[str, Any] | None) -> None:
+        """
+        The command C{message} of registered terminal C{sn} was answered C{reply} (called by
+        the terminal protocol after the answer): it was heard, and a C{sendlog} acknowledged
+        C{result:true} is committed.
+        """
 
     def registered(terminal: Terminal, message: Register) -> None:
         """C{reg} of C{terminal} accepted (first or heartbeat)."""
