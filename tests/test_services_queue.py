@@ -227,6 +227,24 @@ class QueueTests(SynchronousTestCase):
         given = self.successResultOf(self.submit("settime", {"cloudtime": "2024-01-15 10:30:00"}))
         self.assertEqual(given.payload["cloudtime"], "2024-01-15 10:30:00")
 
+    def test_settimeUsesTheTerminalGiven(self) -> None:
+        """A caller that has just read the terminal gives it: its time zone is used as is."""
+        self.store.terminals["SN1"] = Terminal(sn="SN1", timezone="Europe/Paris")
+        given = Terminal(sn="SN1", timezone="Asia/Tokyo")
+        payload = self.successResultOf(self.queue.buildPayload("SN1", "settime", {}, given))
+        self.assertEqual(payload, {"cmd": "settime", "cloudtime": "2030-01-02 03:04:05"})
+
+    def test_payloadGivenIsNotBuiltAgain(self) -> None:
+        """
+        The frame a caller built (and so validated) with L{CommandQueue.buildPayload} is stored
+        as given: the parameters are not validated a second time.
+        """
+        payload = self.successResultOf(self.queue.buildPayload("SN1", "opendoor", {"doornum": 1}))
+        d = self.queue.submit("SN1", "opendoor", {"doornum": 7}, "tester", False, None, payload)
+        command = self.successResultOf(d)
+        self.assertEqual(command.payload, {"cmd": "opendoor", "doornum": 1})
+        self.assertEqual(self.store.commands[command.id].payload, payload)
+
     def test_invalidParamsStoreNothing(self) -> None:
         error = self.failureResultOf(self.submit("opendoor", {"doornum": 7}), ProtocolError)
         self.assertEqual(error.value.field, "doornum")

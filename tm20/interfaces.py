@@ -437,8 +437,13 @@ class ICommandQueue(Interface):
 
     activeWorkers: int = Attribute("""Terminals whose queue is being delivered now.""")
 
-    def buildPayload(sn: str, name: str, params: Mapping[str, Any]) -> Deferred[dict[str, Any]]:
-        """The command C{name} with C{params} for C{sn}, validated (a C{ValueError} names the field)."""
+    def buildPayload(
+        sn: str, name: str, params: Mapping[str, Any], terminal: Terminal | None = None
+    ) -> Deferred[dict[str, Any]]:
+        """
+        The command C{name} with C{params} for C{sn}, validated (a C{ValueError} names the
+        field); C{terminal}: C{sn} as just read, if the caller has it (not read again).
+        """
 
     def submit(
         sn: str,
@@ -447,11 +452,13 @@ class ICommandQueue(Interface):
         actor: str | None,
         wait: bool = True,
         expiresIn: float | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Deferred[Any]:
         """
         Queue a command (committed before anything is sent) and deliver it when C{sn} is
-        connected.  @return: a L{Deferred} of the L{tm20.model.StoredCommand} (when C{wait},
-        once the terminal answered or the command gave up).
+        connected.  C{payload}: the frame L{buildPayload} made of it (not validated again).
+        @return: a L{Deferred} of the L{tm20.model.StoredCommand} (when C{wait}, once the
+        terminal answered or the command gave up).
         """
 
     def isExpired(command: StoredCommand) -> bool:
