@@ -64,6 +64,21 @@ class FakeStore:
             [c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")]
         )
 
+    def claimCommand(self, sn: str, expired: Any) -> Deferred[Any]:
+        if self.broken is not None:
+            return fail(self.broken)
+        pending = [
+            c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")
+        ]
+        if not pending:
+            return succeed(None)
+        command = min(pending, key=lambda c: c.id)
+        if expired(command):
+            return succeed((command, False))
+        return self.updateCommand(command.id, "sent", None, True).addCallback(
+            lambda sent: (sent, True)
+        )
+
     def updateCommand(
         self, commandId: int, status: str, reply: Mapping[str, Any] | None, attempted: bool
     ) -> Deferred[Any]:

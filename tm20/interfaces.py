@@ -843,6 +843,18 @@ class ICommandStore(Interface):
         @return: L{Deferred} of a list of L{tm20.model.StoredCommand}.
         """
 
+    def claimCommand(
+        sn: str, expired: Callable[[StoredCommand], bool]
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
+        """
+        In one transaction: C{sn}'s oldest command still to deliver (as L{pendingCommands}'
+        first) and, unless C{expired(command)}, mark it C{sent} as C{updateCommand(id, "sent",
+        None, True)} does.
+        @return: L{Deferred} of C{None} (nothing to deliver), C{(command, True)} (marked
+            C{sent}: deliver it now) or C{(command, False)} (expired, left as it was; or
+            settled meanwhile by another process).
+        """
+
     def updateCommand(
         commandId: int, status: str, reply: Mapping[str, Any] | None, attempted: bool
     ) -> Deferred[StoredCommand | None]:

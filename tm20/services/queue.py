@@ -395,16 +395,21 @@ class CommandQueue:
         try:
             while self.commands.isConnected(sn):
                 self._dirty.discard(sn)
-                pending = yield self.store.pendingCommands(sn)
-                if not pending:
+                # the oldest pending command, marked sent in the same transaction
+                claimed = yield self.store.claimCommand(sn, self.isExpired)
+                if claimed is None:
                     if sn in self._dirty:
                         continue
                     return
-                if self.isExpired(pending[0]):
-                    # a command left "sent" by a stopped server is not in flight: it expires too
-                    yield self._expire(pending[0], (COMMAND_QUEUED, COMMAND_SENT))
+                command, sent = claimed
+                if not sent:
+                    if command.status in (COMMAND_QUEUED, COMMAND_SENT):
+                        # expired; one left "sent" by a stopped server is not in flight either
+                        yield self._expire(command, (COMMAND_QUEUED, COMMAND_SENT))
+                    else:
+                        self._notify(command)  # settled meanwhile: never sent
                     continue
-                keepGoing = yield self._deliver(pending[0])
+                keepGoing = yield self._deliver(command)
                 if not keepGoing:
                     return
         except StoreUnavailable as e:
@@ -421,20 +426,11 @@ class CommandQueue:
     @inlineCallbacks
     def _deliver(self, command: StoredCommand) -> Any:
         """
-        One delivery attempt.
+        One delivery attempt of C{command}, marked C{sent} already (L{ICommandStore.claimCommand}).
 
         @return: a L{Deferred} of C{True} to go on with the next command, C{False} to stop (the
             terminal is gone).
         """
-        original = command
-        command = yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
-        if command is None:
-            self._vanished(original)
-            return True
-        if command.status != COMMAND_SENT:
-            # cancelled (or otherwise settled) since it was read: never sent
-            self._notify(command)
-            return True
         self.log.info(
             "command {id} {name} sent to {sn} (attempt {attempt}/{max})",
             id=command.id,
