@@ -1259,6 +1259,42 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertEqual((yield self.store.pendingCommands("NOPE")), [])
 
     @inlineCallbacks
+    def test_claimCommand(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The oldest pending command of a terminal, marked sent in the same transaction (a sent
+        one is claimed again, one attempt more); an expired one is left as it is; final ones
+        and other terminals' are never claimed.
+        """
+        first = yield self.store.enqueueCommand(SN, "a", {"cmd": "a"}, "ops", 3)
+        second = yield self.store.enqueueCommand(SN, "b", {"cmd": "b"}, "ops", 3)
+        yield self.store.enqueueCommand(OTHER_SN, "o", {"cmd": "o"}, "ops", 3)
+        self.clock.advance(2)
+        claimed, sent = yield self.store.claimCommand(SN, lambda command: False)
+        self.assertIs(sent, True)
+        self.assertEqual(
+            (claimed.id, claimed.status, claimed.attempts, claimed.sentAt),
+            (first.id, COMMAND_SENT, 1, at(T0 + 2)),
+        )
+        self.assertEqual((yield self.store.getCommand(first.id)), claimed)
+        again, sent = yield self.store.claimCommand(SN, lambda command: False)
+        self.assertEqual((again.id, again.attempts, sent), (first.id, 2, True))
+        yield self.store.updateCommand(first.id, COMMAND_SUCCEEDED, {}, False)
+        seen: list[int] = []
+
+        def expired(command: StoredCommand) -> bool:
+            seen.append(command.id)
+            return True
+
+        left, sent = yield self.store.claimCommand(SN, expired)
+        self.assertEqual((left, sent, seen), (second, False, [second.id]))
+        self.assertEqual((yield self.store.getCommand(second.id)), second)
+        yield self.store.updateCommand(second.id, COMMAND_CANCELLED, None, False)
+        self.assertIsNone((yield self.store.claimCommand(SN, lambda command: False)))
+        self.assertIsNone((yield self.store.claimCommand("NOPE", lambda command: False)))
+        other, sent = yield self.store.claimCommand(OTHER_SN, lambda command: False)
+        self.assertEqual((other.sn, other.name, sent), (OTHER_SN, "o", True))
+
+    @inlineCallbacks
     def test_commandUnknownAndBadStatus(self) -> Generator[Deferred[Any], Any, None]:
         """Unknown ids give C{None}; an unknown status is a C{ValueError} and changes nothing."""
         self.assertIsNone((yield self.store.getCommand(12345)))

@@ -613,3 +613,23 @@ class RejectedTests(SynchronousTestCase):
     def test_notBytes(self) -> None:
         with self.assertRaises(ProtocolError):
             parseFrame(12)  # type: ignore[arg-type]
+
+
+class ValueBoundTests(SynchronousTestCase):
+    """C{maxValues}: a frame's JSON values are counted on its bytes, before decoding."""
+
+    def test_tooManyValuesRefusedWithTheirCommand(self) -> None:
+        frame = b'{"cmd": "sendlog", "record": [' + b"{}," * 50 + b"{}]}"
+        with self.assertRaises(ProtocolError) as caught:
+            parseFrame(frame, maxValues=20)
+        self.assertEqual(caught.exception.cmd, "sendlog")
+        self.assertIn("more than 20 JSON values", str(caught.exception))
+
+    def test_commasInStringsDoNotCount(self) -> None:
+        frame = json.dumps({"cmd": "sendlog", "record": [], "note": "," * 100}).encode()
+        message = parseFrame(frame, maxValues=5)
+        self.assertEqual(message.cmd, "sendlog")
+
+    def test_unboundedWithoutMaxValues(self) -> None:
+        frame = b'{"cmd": "other", "x": [' + b"0," * 50 + b"0]}"
+        self.assertEqual(parseFrame(frame).cmd, "other")

@@ -13,11 +13,11 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.securitysupport import connectWS, openRaw, registerOn, startServerOn
+from tm20.protocol.parser import countJSONValues
 from tm20.tap import Options
 from tm20.terminal.limits import (
     ConnectionLimiter,
     NetworkList,
-    countJSONValues,
     forwardedClient,
     hostOf,
 )

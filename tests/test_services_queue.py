@@ -64,6 +64,21 @@ class FakeStore:
             [c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")]
         )
 
+    def claimCommand(self, sn: str, expired: Any) -> Deferred[Any]:
+        if self.broken is not None:
+            return fail(self.broken)
+        pending = [
+            c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")
+        ]
+        if not pending:
+            return succeed(None)
+        command = min(pending, key=lambda c: c.id)
+        if expired(command):
+            return succeed((command, False))
+        return self.updateCommand(command.id, "sent", None, True).addCallback(
+            lambda sent: (sent, True)
+        )
+
     def updateCommand(
         self, commandId: int, status: str, reply: Mapping[str, Any] | None, attempted: bool
     ) -> Deferred[Any]:
@@ -226,6 +241,24 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(command.payload, {"cmd": "settime", "cloudtime": "2030-01-02 03:04:05"})
         given = self.successResultOf(self.submit("settime", {"cloudtime": "2024-01-15 10:30:00"}))
         self.assertEqual(given.payload["cloudtime"], "2024-01-15 10:30:00")
+
+    def test_settimeUsesTheTerminalGiven(self) -> None:
+        """A caller that has just read the terminal gives it: its time zone is used as is."""
+        self.store.terminals["SN1"] = Terminal(sn="SN1", timezone="Europe/Paris")
+        given = Terminal(sn="SN1", timezone="Asia/Tokyo")
+        payload = self.successResultOf(self.queue.buildPayload("SN1", "settime", {}, given))
+        self.assertEqual(payload, {"cmd": "settime", "cloudtime": "2030-01-02 03:04:05"})
+
+    def test_payloadGivenIsNotBuiltAgain(self) -> None:
+        """
+        The frame a caller built (and so validated) with L{CommandQueue.buildPayload} is stored
+        as given: the parameters are not validated a second time.
+        """
+        payload = self.successResultOf(self.queue.buildPayload("SN1", "opendoor", {"doornum": 1}))
+        d = self.queue.submit("SN1", "opendoor", {"doornum": 7}, "tester", False, None, payload)
+        command = self.successResultOf(d)
+        self.assertEqual(command.payload, {"cmd": "opendoor", "doornum": 1})
+        self.assertEqual(self.store.commands[command.id].payload, payload)
 
     def test_invalidParamsStoreNothing(self) -> None:
         error = self.failureResultOf(self.submit("opendoor", {"doornum": 7}), ProtocolError)

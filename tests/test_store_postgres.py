@@ -433,6 +433,32 @@ class CopyIngestTests(_PostgresCase):
         self.assertEqual(outcomes[0][0], [(10, 10), (20, 0)])
 
     @inlineCallbacks
+    def test_stagingTableOutlivesARollback(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The staging table is made once per connection (committed with it): a transaction
+        rolled back on the connection leaves it in place for the next flush, and a flush
+        holding punches and door events fills both tables through it.
+        """
+        store = yield self.openStore(self.newDatabase(), maxConcurrentFlushes=1)
+        yield store.createTerminal(SN, None, True, None)
+
+        def refused(conn: Any) -> None:
+            conn.cursor().execute("SELECT 1/0")
+
+        yield self.assertFailure(store._copy.run(refused), psycopg2.errors.DivisionByZero)
+        door = LogRecord(enrollid=0, time="2026-04-30 08:00:05", event=3)
+        mixed = yield store.addLogs(SN, [punch(1, "2026-04-30 08:00:00"), door])
+        self.assertEqual(mixed, LogInsertResult(2, 0))
+        again = yield store.addLogs(SN, [door, punch(2, "2026-04-30 08:00:00")])
+        self.assertEqual(again, LogInsertResult(1, 1))
+        self.assertEqual(store._copy.connectionsMade, 1)
+        self.assertEqual((yield store.countLogs(None)), 2)
+        rows = adminQuery(store.dsn, "SELECT count(*) FROM door_events")
+        self.assertEqual(rows, [(1,)])
+        events = yield store.listEvents(EventQuery(after=0))
+        self.assertEqual(len(events), 3)
+
+    @inlineCallbacks
     def test_deadlineShutsTheSocket(self) -> Generator[Deferred[Any], Any, None]:
         """
         A flush blocked in its thread (here behind a row lock held by another session) fails

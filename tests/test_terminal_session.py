@@ -18,11 +18,23 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.memoryws import OP_CLOSE, OP_PING, LenientTransport, MemoryTerminal
 from tests.syncstore import fired, stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
+from tm20.protocol.parser import parseFrame
 from tm20.service import buildServer
 
 
 def reg(sn: str = "S1") -> dict[str, Any]:
     return {"cmd": "reg", "sn": sn, "devinfo": {"modelname": "tfs30"}}
+
+
+def sendlog(logindex: int, count: int, second: int = 0) -> dict[str, Any]:
+    return {
+        "cmd": "sendlog",
+        "count": count,
+        "logindex": logindex,
+        "record": [
+            {"enrollid": 1, "time": f"2026-04-30 08:00:{second + i:02d}"} for i in range(count)
+        ],
+    }
 
 
 class SessionTests(SynchronousTestCase):
@@ -44,6 +56,11 @@ class SessionTests(SynchronousTestCase):
     def disconnect(self, term: MemoryTerminal) -> None:
         if not term.transport.disconnecting or term.protocol.state != term.protocol.STATE_CLOSED:
             term.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def logGap(self, sn: str) -> int:
+        """The logs the watch has found missing for C{sn} (0: no gap, or no watch row yet)."""
+        watch = fired(self.store.getWatch(sn))
+        return 0 if watch is None else watch.logGap
 
     def registered(self, server: Any, sn: str = "S1") -> MemoryTerminal:
         term = self.connect(server)
@@ -228,3 +245,39 @@ class SessionTests(SynchronousTestCase):
         )
         [ack] = other.messages()
         self.assertEqual(ack["cloudtime"], "2023-11-14 23:13:20")
+
+    def test_gapFetchFollowsTheAck(self) -> None:
+        """
+        A jump in C{logindex} makes the watch fetch the missing logs (a C{getlog}): the batch's
+        ack is written first.
+        """
+        server = self.makeServer()
+        term = self.registered(server)
+        term.send(sendlog(0, 2))
+        [ack] = term.messages()
+        self.assertEqual((ack["ret"], ack["result"]), ("sendlog", True))
+        term.send(sendlog(10, 1, second=30))
+        messages = term.messages()
+        self.assertEqual(
+            [(m.get("ret"), m.get("cmd")) for m in messages],
+            [("sendlog", None), (None, "getalllog")],
+        )
+        self.assertEqual(self.logGap("S1"), 8)
+
+    def test_refusedBatchIsNotCommittedForTheWatch(self) -> None:
+        """
+        Only a batch acknowledged C{result:true} counts in the C{logindex} sequence: a batch
+        answered C{result:false} (not committed) neither moves it nor makes a gap.
+        """
+        server = self.makeServer()
+        self.registered(server)
+        watch = server.context.watch
+        first = parseFrame(json.dumps(sendlog(0, 2)))
+        jump = parseFrame(json.dumps(sendlog(10, 1, second=30)))
+        watch.answered("S1", first, {"ret": "sendlog", "result": True})
+        watch.answered("S1", jump, {"ret": "sendlog", "result": False})
+        self.assertEqual(self.logGap("S1"), 0)
+        watch.answered("S1", parseFrame(json.dumps(sendlog(2, 1, second=5))), {"result": True})
+        self.assertEqual(self.logGap("S1"), 0)
+        watch.answered("S1", jump, {"ret": "sendlog", "result": True})
+        self.assertEqual(self.logGap("S1"), 7)

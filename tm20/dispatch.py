@@ -77,9 +77,6 @@ class Dispatcher:
         """
         cmd = message.cmd
         handler = self.handlers.get(cmd)
-        watch = context.watch
-        if watch is not None and session.registered and session.sn is not None:
-            watch.heard(session.sn)
         metrics = context.metrics
         if metrics is not None:
             started = context.clock.seconds()

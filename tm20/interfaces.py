@@ -347,7 +347,11 @@ class ILogIngest(Interface):
     """Log batches from terminals, stored and acknowledged only once committed."""
 
     batchObservers: list[Callable[[str, SendLog], object]] = Attribute(
-        """Called with C{(sn, message)} after each committed C{sendlog} batch (the watches)."""
+        """
+        Called with C{(sn, message)} after each committed C{sendlog} batch, before its
+        acknowledgement (the server's own watch is told after the acknowledgement, by the
+        terminal protocol: L{ITerminalWatch.answered}).
+        """
     )
 
     def sendlog(sn: str, terminal: Terminal | None, message: SendLog) -> Deferred[Any]:
@@ -450,8 +454,13 @@ class ICommandQueue(Interface):
 
     activeWorkers: int = Attribute("""Terminals whose queue is being delivered now.""")
 
-    def buildPayload(sn: str, name: str, params: Mapping[str, Any]) -> Deferred[dict[str, Any]]:
-        """The command C{name} with C{params} for C{sn}, validated (a C{ValueError} names the field)."""
+    def buildPayload(
+        sn: str, name: str, params: Mapping[str, Any], terminal: Terminal | None = None
+    ) -> Deferred[dict[str, Any]]:
+        """
+        The command C{name} with C{params} for C{sn}, validated (a C{ValueError} names the
+        field); C{terminal}: C{sn} as just read, if the caller has it (not read again).
+        """
 
     def submit(
         sn: str,
@@ -460,11 +469,13 @@ class ICommandQueue(Interface):
         actor: str | None,
         wait: bool = True,
         expiresIn: float | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Deferred[Any]:
         """
         Queue a command (committed before anything is sent) and deliver it when C{sn} is
-        connected.  @return: a L{Deferred} of the L{tm20.model.StoredCommand} (when C{wait},
-        once the terminal answered or the command gave up).
+        connected.  C{payload}: the frame L{buildPayload} made of it (not validated again).
+        @return: a L{Deferred} of the L{tm20.model.StoredCommand} (when C{wait}, once the
+        terminal answered or the command gave up).
         """
 
     def isExpired(command: StoredCommand) -> bool:
@@ -522,6 +533,13 @@ class ITerminalWatch(Interface):
 
     def heard(sn: str) -> None:
         """A registered terminal sent a command."""
+
+    def answered(sn: str, message: TerminalMessage, reply: Mapping[str, Any] | None) -> None:
+        """
+        The command C{message} of registered terminal C{sn} was answered C{reply} (called by
+        the terminal protocol after the answer): it was heard, and a C{sendlog} acknowledged
+        C{result:true} is committed.
+        """
 
     def registered(terminal: Terminal, message: Register) -> None:
         """C{reg} of C{terminal} accepted (first or heartbeat)."""
@@ -840,6 +858,18 @@ class ICommandStore(Interface):
         """
         Commands of C{sn} still to deliver (status C{queued} or C{sent}), oldest first.
         @return: L{Deferred} of a list of L{tm20.model.StoredCommand}.
+        """
+
+    def claimCommand(
+        sn: str, expired: Callable[[StoredCommand], bool]
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
+        """
+        In one transaction: C{sn}'s oldest command still to deliver (as L{pendingCommands}'
+        first) and, unless C{expired(command)}, mark it C{sent} as C{updateCommand(id, "sent",
+        None, True)} does.
+        @return: L{Deferred} of C{None} (nothing to deliver), C{(command, True)} (marked
+            C{sent}: deliver it now) or C{(command, False)} (expired, left as it was; or
+            settled meanwhile by another process).
         """
 
     def updateCommand(

@@ -141,7 +141,6 @@ def buildServer(
             metrics=metrics,
             fetchMissingLogs=config.fetchMissingLogs,
         )
-        context.ingest.batchObservers.append(context.watch.logsStored)
     _sampleQueues(metrics, store, queue)
     events = EventsService(store, clock, config, registry, sinks, context)
     context.events = events

@@ -60,6 +60,8 @@ __all__ = [
 
 DEFAULT_MAX_DEPTH = 16
 DEFAULT_MAX_ARRAY_LENGTH = 100_000
+#: Most JSON values in one frame (counted before decoding, see L{countJSONValues}).
+DEFAULT_MAX_VALUES = 250_000
 
 #: Longest integer literal accepted (a 64-bit card number has 20 digits).
 _MAX_INT_DIGITS = 40
@@ -164,6 +166,42 @@ class _Context:
 
 
 # --- the raw text ------------------------------------------------------------------------------
+
+
+#: A JSON string literal in bytes (its commas and brackets are not structure).
+_BYTES_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_STRUCTURE = (b",", b"[", b"{")
+#: The C{cmd} of a frame when it is its first key.
+_LEADING_CMD_RE = re.compile(rb'^\s*\{\s*"\s*cmd\s*"\s*:\s*"\s*([A-Za-z0-9_]{1,64})\s*"')
+
+
+def countJSONValues(payload: bytes, limit: int) -> int:
+    """
+    An upper bound on the number of values in the JSON text C{payload} (every value but the
+    first is preceded by a comma or an opening bracket outside a string), computed without
+    decoding it.
+
+    Decoding builds a Python object for every value: a 4 MiB frame of C{{}} entries costs about
+    100 MB.  Refusing frames whose count exceeds the parser's array limit before decoding keeps
+    a hostile frame's cost near its own size.
+
+    Strings are blanked out before counting, so Base64 photos and names with commas do not
+    count.  Both passes run in C (C{bytes.count}, C{re.sub}); the second only when the first,
+    rougher count (strings included) is over C{limit}.
+
+    @return: the bound, or a cheaper overestimate when it is already below C{limit}.
+    """
+    rough = sum(payload.count(c) for c in _STRUCTURE) + 1
+    if rough <= limit:
+        return rough
+    bare = _BYTES_STRING_RE.sub(b'""', payload)
+    return sum(bare.count(c) for c in _STRUCTURE) + 1
+
+
+def _leadingCmd(payload: bytes) -> str | None:
+    """The C{cmd} of a frame refused before decoding, when it is its first key."""
+    match = _LEADING_CMD_RE.match(payload[:256])
+    return match.group(1).decode("ascii").lower() if match is not None else None
 
 
 def _toText(data: bytes | str) -> str:
@@ -795,6 +833,7 @@ def parseFrame(
     *,
     maxDepth: int = DEFAULT_MAX_DEPTH,
     maxArrayLength: int = DEFAULT_MAX_ARRAY_LENGTH,
+    maxValues: int | None = None,
 ) -> Message:
     """
     Parse one WebSocket text frame from a terminal.
@@ -802,11 +841,16 @@ def parseFrame(
     @param data: the frame payload (UTF-8 bytes, or already decoded text).
     @param maxDepth: the deepest nesting of objects/arrays accepted (the top object is 1).
     @param maxArrayLength: the longest array accepted, anywhere in the frame.
+    @param maxValues: the most JSON values accepted in the frame, counted on the bytes before
+        anything is decoded (L{countJSONValues}); C{None}: not counted.
     @return: a L{Register}, L{SendLog}, L{SendUser}, L{SendQrCode}, L{TerminalCommand} (any other
         C{cmd}, fields cleaned but untyped) or L{CommandReply} (any C{ret}).  A frame with both
         C{cmd} and C{ret} is a command.
     @raise ProtocolError: for anything else; never any other exception.
     """
+    if maxValues is not None and isinstance(data, bytes):
+        if countJSONValues(data, maxValues) > maxValues:
+            raise ProtocolError(f"more than {maxValues} JSON values", cmd=_leadingCmd(data))
     text = _toText(data)
     value = _load(text, maxDepth)
     if not isinstance(value, dict):

@@ -60,7 +60,8 @@ class LogIngest:
         self.clock = clock
         self.metrics = metrics
         self.defaultTimezone = defaultTimezone
-        #: Told C{(sn, message)} of every C{sendlog} batch committed (the watches).
+        #: Told C{(sn, message)} of every C{sendlog} batch committed, before its ack (the
+        #: server's watch is told after the ack, by the terminal protocol).
         self.batchObservers: list[Callable[[str, SendLog], object]] = []
         self.outage = OutageLog("log batches", clock)
         self.received = 0

@@ -46,6 +46,7 @@ from tm20.model import (
     COMMAND_SUCCEEDED,
     COMMAND_TIMED_OUT,
     StoredCommand,
+    Terminal,
 )
 from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
@@ -174,12 +175,14 @@ class CommandQueue:
     # -- submitting ----------------------------------------------------------------------------
 
     def buildPayload(
-        self, sn: str, name: str, params: Mapping[str, Any]
+        self, sn: str, name: str, params: Mapping[str, Any], terminal: Terminal | None = None
     ) -> Deferred[dict[str, Any]]:
         """
         Validate a command and build its frame; C{settime} without C{cloudtime} gets the
         terminal's local time now.
 
+        @param terminal: C{sn}'s L{tm20.model.Terminal} when the caller has just read it (its
+            time zone, for C{settime}); C{None}: read when needed.
         @return: a L{Deferred} of the frame, failing with
             L{tm20.protocol.messages.ProtocolError} naming the bad field.
         """
@@ -189,6 +192,11 @@ class CommandQueue:
                 cloudtime = self.registration.cloudTimeFor(terminal)
                 return buildCommand(name, {**params, "cloudtime": cloudtime})
 
+            if terminal is not None:
+                try:
+                    return succeed(withTime(terminal))
+                except Exception as e:
+                    return fail(e)
             d: Deferred[Any] = self.store.getTerminal(sn)
             return d.addCallback(withTime)
         try:
@@ -205,6 +213,7 @@ class CommandQueue:
         actor: str | None,
         wait: bool = True,
         expiresIn: float | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Any:
         """
         Validate, store and (when C{sn} is connected) deliver a command.
@@ -215,6 +224,8 @@ class CommandQueue:
         @param actor: who asked (the API token's name), stored with the command.
         @param wait: wait for the first outcome of the delivery when C{sn} is connected.
         @param expiresIn: seconds it stays deliverable (C{None}: L{defaultExpiry} of C{name}).
+        @param payload: the frame L{buildPayload} made of C{name} and C{params} (validated
+            already: not validated again); C{None}: built here.
         @return: a L{Deferred} of the L{StoredCommand}: as stored (C{queued}) when not waiting or
             when the terminal is offline; otherwise after its delivery (C{succeeded},
             C{failed}, or C{queued} again when the terminal disconnected meanwhile).  Fails with
@@ -223,7 +234,8 @@ class CommandQueue:
         """
         if expiresIn is not None and not 0 < expiresIn <= MAX_EXPIRY:
             raise ValueError(f"expiresIn must be between 1 and {MAX_EXPIRY} seconds")
-        payload = yield self.buildPayload(sn, name, params)
+        if payload is None:
+            payload = yield self.buildPayload(sn, name, params)
         lifetime = defaultExpiry(name) if expiresIn is None else expiresIn
         expiresAt = utcFromSeconds(self.clock.seconds() + lifetime)
         command = yield self.store.enqueueCommand(
@@ -383,16 +395,21 @@ class CommandQueue:
         try:
             while self.commands.isConnected(sn):
                 self._dirty.discard(sn)
-                pending = yield self.store.pendingCommands(sn)
-                if not pending:
+                # the oldest pending command, marked sent in the same transaction
+                claimed = yield self.store.claimCommand(sn, self.isExpired)
+                if claimed is None:
                     if sn in self._dirty:
                         continue
                     return
-                if self.isExpired(pending[0]):
-                    # a command left "sent" by a stopped server is not in flight: it expires too
-                    yield self._expire(pending[0], (COMMAND_QUEUED, COMMAND_SENT))
+                command, sent = claimed
+                if not sent:
+                    if command.status in (COMMAND_QUEUED, COMMAND_SENT):
+                        # expired; one left "sent" by a stopped server is not in flight either
+                        yield self._expire(command, (COMMAND_QUEUED, COMMAND_SENT))
+                    else:
+                        self._notify(command)  # settled meanwhile: never sent
                     continue
-                keepGoing = yield self._deliver(pending[0])
+                keepGoing = yield self._deliver(command)
                 if not keepGoing:
                     return
         except StoreUnavailable as e:
@@ -409,20 +426,11 @@ class CommandQueue:
     @inlineCallbacks
     def _deliver(self, command: StoredCommand) -> Any:
         """
-        One delivery attempt.
+        One delivery attempt of C{command}, marked C{sent} already (L{ICommandStore.claimCommand}).
 
         @return: a L{Deferred} of C{True} to go on with the next command, C{False} to stop (the
             terminal is gone).
         """
-        original = command
-        command = yield self.store.updateCommand(command.id, COMMAND_SENT, None, True)
-        if command is None:
-            self._vanished(original)
-            return True
-        if command.status != COMMAND_SENT:
-            # cancelled (or otherwise settled) since it was read: never sent
-            self._notify(command)
-            return True
         self.log.info(
             "command {id} {name} sent to {sn} (attempt {attempt}/{max})",
             id=command.id,

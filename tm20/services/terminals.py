@@ -365,12 +365,15 @@ class TerminalService:
 
         @raise QueuedCommandTimeout: C{wait} and the terminal did not answer in time.
         """
-        await self.get(sn)
+        terminal = await self.get(sn)
         spec = COMMANDS.get(name)
         if spec is None:
             raise ServiceError(400, "invalid_params", f"unknown command {name!r}", field="command")
         try:
-            payload: dict[str, Any] = await self.context.queue.buildPayload(sn, name, dict(params))
+            # the one validation of the command: the queue stores this frame as it is
+            payload: dict[str, Any] = await self.context.queue.buildPayload(
+                sn, name, dict(params), terminal
+            )
         except ProtocolError as e:
             field = (
                 "command"
@@ -393,7 +396,7 @@ class TerminalService:
         await self.audit(actor, "command.submit", sn, audited)
         with gone():
             command: StoredCommand = await self.context.queue.submit(
-                sn, name, dict(params), actor, wait=wait, expiresIn=expiresIn
+                sn, name, dict(params), actor, wait=wait, expiresIn=expiresIn, payload=payload
             )
         return command
 

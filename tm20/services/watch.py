@@ -3,15 +3,16 @@ Terminals that watch themselves: one object the doors call, wiring the three wat
 (L{tm20.services.silence}, L{tm20.services.loggaps}, L{tm20.services.clockdrift}) to what
 terminals send, and the terminal states sampled by the metrics.
 
-The dispatcher calls L{Watch.heard} for every command of a registered terminal; the C{reg}
-handler calls L{Watch.registered}; the C{sendlog} handler L{Watch.logsStored} once a batch is
-committed; the keep-alive probe's C{gettime} replies come to L{Watch.clockReply}.
+The terminal protocol calls L{Watch.answered} once it has answered a command of a registered
+terminal (after the answer, not on its way): the terminal was heard, and an acknowledged
+C{sendlog} batch is committed; the C{reg} handler calls L{Watch.registered}; the keep-alive
+probe's C{gettime} replies come to L{Watch.clockReply}.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -21,7 +22,7 @@ from zope.interface import implementer
 from tm20.interfaces import ITerminalWatch
 from tm20.metrics import TERMINAL_STATES
 from tm20.model import Terminal, WatchedTerminal
-from tm20.protocol.messages import Register, SendLog
+from tm20.protocol.messages import Register, SendLog, TerminalMessage
 from tm20.services.clockdrift import ClockDrift
 from tm20.services.loggaps import LogGaps
 from tm20.services.silence import SilenceWatch
@@ -121,6 +122,16 @@ class Watch:
     def heard(self, sn: str) -> None:
         """A registered terminal sent a command."""
         self.silence.heard(sn)
+
+    def answered(self, sn: str, message: TerminalMessage, reply: Mapping[str, Any] | None) -> None:
+        """
+        The command C{message} of registered terminal C{sn} was answered C{reply}: it was
+        heard; a C{sendlog} acknowledged C{result:true} is committed (nothing is acknowledged
+        before), so its C{logindex} sequence is checked (L{logsStored}).
+        """
+        self.silence.heard(sn)
+        if isinstance(message, SendLog) and reply is not None and reply.get("result") is True:
+            self.logsStored(sn, message)
 
     def registered(self, terminal: Terminal, message: Register) -> None:
         """C{reg} of C{terminal} accepted (first or heartbeat)."""

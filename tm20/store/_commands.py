@@ -5,7 +5,7 @@ both stores (see L{tm20.store._ops}).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from tm20.store._rows import FINAL_COMMAND_STATUSES, checkCommandStatus, checkSe
 
 __all__ = [
     "CommandStoreMixin",
+    "claimCommand",
     "enqueueCommand",
     "getCommand",
     "pendingCommands",
@@ -63,6 +64,29 @@ def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
         (sn, *_PENDING_PARAMS),
     )
     return [d.read.command(row) for row in result.rows]
+
+
+def claimCommand(
+    d: Dialect, sn: str, expired: Callable[[StoredCommand], bool], now: Any
+) -> Op[tuple[StoredCommand, bool] | None]:
+    """
+    C{sn}'s oldest pending command, marked C{sent} (one more attempt) unless C{expired(it)}.
+    """
+    row = (
+        yield (
+            f"SELECT * FROM commands WHERE sn = %s AND status IN {_PENDING} ORDER BY id LIMIT 1",
+            (sn, *_PENDING_PARAMS),
+        )
+    ).first
+    if row is None:
+        return None
+    command = d.read.command(row)
+    if expired(command):
+        return command, False
+    sent = yield from updateCommand(d, command.id, COMMAND_SENT, None, True, now)
+    if sent is None:  # deleted meanwhile (by another process)
+        return None
+    return sent, sent.status == COMMAND_SENT
 
 
 def updateCommand(
@@ -163,6 +187,12 @@ class CommandStoreMixin(OpStore):
     def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
         """See L{tm20.interfaces.ICommandStore.pendingCommands}."""
         return self._runOp(False, pendingCommands(self.dialect, sn))
+
+    def claimCommand(
+        self, sn: str, expired: Callable[[StoredCommand], bool]
+    ) -> Deferred[tuple[StoredCommand, bool] | None]:
+        """See L{tm20.interfaces.ICommandStore.claimCommand}."""
+        return self._runOp(True, claimCommand(self.dialect, sn, expired, self._now()))
 
     def updateCommand(
         self,

@@ -79,6 +79,7 @@ class CopyConnections:
         connectTimeout: float = 5.0,
         options: str | None = None,
         name: str = "postgres-copy",
+        prepare: Callable[[Any], object] | None = None,
     ) -> None:
         """
         @param size: threads, hence connections, at most.
@@ -86,6 +87,9 @@ class CopyConnections:
             C{None}: none).
         @param connectTimeout: libpq's C{connect_timeout} (whole seconds, at least 2).
         @param options: the libpq C{options} (the server-side C{statement_timeout}).
+        @param prepare: called with each new connection, in its thread, before its first job
+            (and committed): what every job would otherwise repeat, such as creating a
+            temporary table, is done once per connection.
         """
         self.dsn = dsn
         self.reactor = reactor
@@ -93,6 +97,7 @@ class CopyConnections:
         self.deadline = deadline
         self.connectTimeout = max(2, int(round(connectTimeout)))
         self.options = mergeOptions(dsn, options)
+        self.prepare = prepare
         self._threads = ThreadPool(minthreads=0, maxthreads=size, name=name)
         self._idle: list[Any] = []
         self._lock = threading.Lock()
@@ -232,6 +237,13 @@ class CopyConnections:
             kwargs["options"] = self.options
         conn = psycopg2.connect(self.dsn, **kwargs)
         self.connectionsMade += 1
+        if self.prepare is not None:
+            try:
+                self.prepare(conn)
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
         return conn
 
     def _inThread(self, job: _Job, function: Callable[..., T], args: tuple[Any, ...]) -> T:

@@ -614,6 +614,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
                 connectTimeout=connectTimeout,
                 options=_connectOptions(statementTimeout),
                 name="tm20-postgres-copy",
+                prepare=_prepareCopy,
             )
         self._listener: _Listener | None = None
         self._connectTimeout = connectTimeout
@@ -1021,24 +1022,27 @@ def _copyLogs(
     @return: the C{(id, sn, enrollid, time, mode, inout, event)} of the rows inserted.
     """
     cur = conn.cursor()
-    cur.execute(_CREATE_STAGE)
     stored: list[tuple[Any, ...]] = []
-    for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)):
-        if not rows:
-            continue
+    tables = [
+        (table, rows) for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)) if rows
+    ]
+    for index, (table, rows) in enumerate(tables):
+        if index:
+            cur.execute(f"TRUNCATE {_STAGE}")  # the staging table holds one table's rows at once
         text = "".join([_copyRow(key[0], item) for key, item in rows])
         cur.copy_expert(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN", io.StringIO(text))
         cur.execute(_INSERT_STAGED.format(table=table), (now,))
         stored.extend(cur.fetchall())
-        cur.execute(f"TRUNCATE {_STAGE}")
     if stored:
         ids = {cast(_LogKey, tuple(row[1:])): row[0] for row in stored}
+        # one round trip: the events lock (shared), then the terminals' time zones
         cur.execute(
-            "SELECT sn, timezone FROM terminals WHERE sn = ANY(%s)", (list({k[0] for k in ids}),)
+            "SELECT pg_advisory_xact_lock_shared(%s);"
+            " SELECT sn, timezone FROM terminals WHERE sn = ANY(%s)",
+            (EVENTS_LOCK_KEY, list({k[0] for k in ids})),
         )
         zones = {row[0]: row[1] for row in cur.fetchall()}
         events = _logEventRows(ordered, ids, zones, defaultTimezone, now)
-        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (EVENTS_LOCK_KEY,))
         created = now.isoformat()
         text = "".join(
             f"{_copyField(kind)}\t{_copyField(sn)}\t{_copyField(payload)}\t{created}\n"
@@ -1046,6 +1050,11 @@ def _copyLogs(
         )
         cur.copy_expert("COPY events (type, sn, payload, created_at) FROM STDIN", io.StringIO(text))
     return stored
+
+
+def _prepareCopy(conn: Any) -> None:
+    """A new COPY connection: its staging table (temporary, emptied at each commit), once."""
+    conn.cursor().execute(_CREATE_STAGE)
 
 
 def _arrays(now: datetime, rows: Sequence[tuple[_LogKey, _LogItem]]) -> list[Any]:

@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-import pprint
 import types
 from collections.abc import Callable
 from typing import Any
 
-import autobahn.twisted.websocket as _ab_twisted
-import autobahn.util as _ab_util
-import autobahn.websocket.protocol as _ab_protocol
 from autobahn.twisted.websocket import WebSocketServerFactory
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from tm20.config import ServerConfig
 from tm20.dispatch import Dispatcher
+from tm20.protocol.parser import DEFAULT_MAX_VALUES
 from tm20.terminal.limits import NetworkList
 from tm20.terminal.monotonic import monotonicClock
 from tm20.terminal.protocol import (
-    LazyText,
     QuietRedactingLogger,
     RedactingLogger,
     TerminalProtocol,
+    quietAutobahnDebug,
 )
-
-
-def _lazyHltype(obj: Any) -> LazyText:
-    return LazyText(_ab_util.hltype, obj)
-
-
-def _lazyHlval(val: Any, color: str = "white", bold: bool = True) -> LazyText:
-    return LazyText(_ab_util.hlval, val, color, bold)
-
-
-def _lazyPformat(obj: Any, *args: Any, **kwargs: Any) -> Any:
-    # Only the per-connection debug line (a list of config attributes) is made lazy; anything
-    # else (Timings.__str__ must return a str) gets the real text.
-    if type(obj) is list and not args and not kwargs:
-        return LazyText(pprint.pformat, obj)
-    return pprint.pformat(obj, *args, **kwargs)
-
-
-def quietAutobahnDebug() -> None:
-    """
-    Make the arguments of autobahn's debug log calls lazy.
-
-    autobahn formats them eagerly, whatever the log level: for every connection it
-    C{pformat}s its 29 configuration attributes (~100 us), and for every read, connection and
-    disconnection it colours names with C{hltype}/C{hlval} (C{inspect} and C{click}).  These
-    module globals are replaced by functions returning L{LazyText}, rendered only if an event is
-    actually logged (text and JSON logs are unchanged).  Idempotent.
-    """
-    # Replacing another package's module globals: mypy knows them as functions of another type,
-    # or not at all (imported names), hence the three ignores below.
-    for module in (_ab_protocol, _ab_twisted):
-        if getattr(module, "hltype", None) is _ab_util.hltype:
-            module.hltype = _lazyHltype  # type: ignore[attr-defined]
-        if getattr(module, "hlval", None) is _ab_util.hlval:
-            module.hlval = _lazyHlval  # type: ignore[attr-defined]
-    if _ab_protocol.pformat is pprint.pformat:
-        _ab_protocol.pformat = _lazyPformat  # type: ignore[assignment]
 
 
 class _ClockTimer:
@@ -108,8 +68,8 @@ class TerminalFactory(WebSocketServerFactory):
     maxJSONDepth = 16
     maxJSONArrayLength = 100_000
     #: Most JSON values in one frame (counted before decoding, see
-    #: L{tm20.terminal.limits.countJSONValues}); well above any real terminal's batch.
-    maxJSONValues = 250_000
+    #: L{tm20.protocol.parser.countJSONValues}); well above any real terminal's batch.
+    maxJSONValues = DEFAULT_MAX_VALUES
 
     def __init__(
         self,

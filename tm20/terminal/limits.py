@@ -1,6 +1,6 @@
 """
-Abuse limits that do not depend on the WebSocket protocol: source networks, connection counts,
-and a cheap bound on the number of JSON values in a frame.
+Abuse limits that do not depend on the WebSocket protocol: source networks and connection
+counts (the bounds of a frame's JSON are the parser's, L{tm20.protocol.parser.parseFrame}).
 
 Everything here is pure (no reactor, no I/O) and is used by L{tm20.web} (the HTTP side, before a
 connection becomes a WebSocket) and by L{tm20.terminal.protocol}.
@@ -9,7 +9,6 @@ connection becomes a WebSocket) and by L{tm20.terminal.protocol}.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +18,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 __all__ = [
     "ConnectionLimiter",
     "NetworkList",
-    "countJSONValues",
     "forwardedClient",
     "hostOf",
     "parseNetworks",
@@ -169,31 +167,3 @@ class ConnectionLimiter:
             del self._byHost[host]
         else:
             self._byHost[host] = n - 1
-
-
-#: A JSON string literal (its commas and brackets are not structure).
-_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_STRUCTURE = (b",", b"[", b"{")
-
-
-def countJSONValues(payload: bytes, limit: int) -> int:
-    """
-    An upper bound on the number of values in the JSON text C{payload} (every value but the
-    first is preceded by a comma or an opening bracket outside a string), computed without
-    decoding it.
-
-    Decoding builds a Python object for every value: a 4 MiB frame of C{{}} entries costs about
-    100 MB.  Refusing frames whose count exceeds the parser's array limit before decoding keeps
-    a hostile frame's cost near its own size.
-
-    Strings are blanked out before counting, so Base64 photos and names with commas do not
-    count.  Both passes run in C (C{bytes.count}, C{re.sub}); the second only when the first,
-    rougher count (strings included) is over C{limit}.
-
-    @return: the bound, or a cheaper overestimate when it is already below C{limit}.
-    """
-    rough = sum(payload.count(c) for c in _STRUCTURE) + 1
-    if rough <= limit:
-        return rough
-    bare = _STRING_RE.sub(b'""', payload)
-    return sum(bare.count(c) for c in _STRUCTURE) + 1

@@ -9,12 +9,15 @@ socket stops being read (backpressure) instead of buffering without bound.
 
 from __future__ import annotations
 
-import re
+import pprint
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import autobahn.twisted.websocket as _ab_twisted
+import autobahn.util as _ab_util
+import autobahn.websocket.protocol as _ab_protocol
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -32,7 +35,7 @@ from tm20.protocol.parser import parseFrame
 from tm20.redact import redactText, redactValue
 from tm20.terminal.channel import CommandChannel
 from tm20.terminal.keepalive import KeepAlive
-from tm20.terminal.limits import NetworkList, countJSONValues, forwardedClient, hostOf
+from tm20.terminal.limits import NetworkList, forwardedClient, hostOf
 
 #: The application-level liveness probe (TM20 firmware ignores WebSocket pings).
 PROBE = {"cmd": "gettime"}
@@ -109,7 +112,7 @@ class QuietRedactingLogger(RedactingLogger):
 class LazyText:
     """
     Text computed only when a log event is rendered: stands in for autobahn's C{hltype},
-    C{hlval} and C{pformat} in its debug calls (see L{tm20.terminal.factory}).
+    C{hlval} and C{pformat} in its debug calls (see L{quietAutobahnDebug}).
     """
 
     __slots__ = ("_args", "_function")
@@ -126,6 +129,41 @@ class LazyText:
 
     def __repr__(self) -> str:
         return repr(str(self))
+
+
+def _lazyHltype(obj: Any) -> LazyText:
+    return LazyText(_ab_util.hltype, obj)
+
+
+def _lazyHlval(val: Any, color: str = "white", bold: bool = True) -> LazyText:
+    return LazyText(_ab_util.hlval, val, color, bold)
+
+
+def _lazyPformat(obj: Any, *args: Any, **kwargs: Any) -> Any:
+    # Only the per-connection debug line (a list of config attributes) is made lazy; anything
+    # else (Timings.__str__ must return a str) gets the real text.
+    if type(obj) is list and not args and not kwargs:
+        return LazyText(pprint.pformat, obj)
+    return pprint.pformat(obj, *args, **kwargs)
+
+
+def quietAutobahnDebug() -> None:
+    """
+    Make the arguments of autobahn's debug log calls lazy.
+
+    autobahn formats them eagerly, whatever the log level: for every connection it
+    C{pformat}s its 29 configuration attributes (~100 us), and for every read, connection and
+    disconnection it colours names with C{hltype}/C{hlval} (C{inspect} and C{click}).  These
+    module globals are replaced by functions returning L{LazyText}, rendered only if an event is
+    actually logged (text and JSON logs are unchanged).  Idempotent.
+    """
+    for module in (_ab_protocol, _ab_twisted):
+        if getattr(module, "hltype", None) is _ab_util.hltype:
+            module.hltype = _lazyHltype  # type: ignore[attr-defined]
+        if getattr(module, "hlval", None) is _ab_util.hlval:
+            module.hlval = _lazyHlval  # type: ignore[attr-defined]
+    if _ab_protocol.pformat is pprint.pformat:
+        _ab_protocol.pformat = _lazyPformat  # type: ignore[assignment]
 
 
 class TerminalSide(Protocol):
@@ -271,16 +309,11 @@ class TerminalProtocol(WebSocketServerProtocol):
             self.keepAlive.touch()
         factory = self.factory
         try:
-            values = countJSONValues(payload, factory.maxJSONValues)
-            if values > factory.maxJSONValues:
-                raise ProtocolError(
-                    f"more than {factory.maxJSONValues} JSON values",
-                    cmd=_guessCmd(payload),
-                )
             message = parseFrame(
                 payload,
                 maxDepth=factory.maxJSONDepth,
                 maxArrayLength=factory.maxJSONArrayLength,
+                maxValues=factory.maxJSONValues,
             )
         except ProtocolError as e:
             self.log.warn(
@@ -450,18 +483,25 @@ class TerminalProtocol(WebSocketServerProtocol):
                 message, arrived = self._inbox.popleft()
                 self._busy = True
                 d = self.factory.dispatcher.dispatch(self.factory.context, self, message)
-                d.addCallback(self._handled, message.cmd, arrived)
+                d.addCallback(self._handled, message, arrived)
         finally:
             self._draining = False
 
-    def _handled(self, reply: dict[str, Any] | None, cmd: str, arrived: float) -> None:
+    def _handled(
+        self, reply: dict[str, Any] | None, message: TerminalMessage, arrived: float
+    ) -> None:
         if reply is not None:
             self.sendReply(reply)
             if "access" in reply:
                 # an access decision's latency: from the request's arrival to its reply written
                 metrics = getattr(self.factory.context, "metrics", None)
                 if metrics is not None:
-                    metrics.accessAnswered(cmd, self.factory.clock.seconds() - arrived)
+                    metrics.accessAnswered(message.cmd, self.factory.clock.seconds() - arrived)
+        # after the answer, not on its way: the watch hears of every command of a registered
+        # terminal (one call)
+        watch = self.factory.context.watch
+        if watch is not None and self.registered and self.sn is not None:
+            watch.answered(self.sn, message, reply)
         self._busy = False
         if len(self._inbox) <= self.factory.config.maxPendingMessages // 2:
             self.resumeReading(PAUSE_INBOX)
@@ -519,12 +559,3 @@ class TerminalProtocol(WebSocketServerProtocol):
         if not self.registered:
             self.log.info("no reg from {peer} in time: disconnecting", peer=self.peer)
             self.close(CloseCode.NO_REG, "reg expected")
-
-
-_CMD_RE = re.compile(rb'^\s*\{\s*"\s*cmd\s*"\s*:\s*"\s*([A-Za-z0-9_]{1,64})\s*"')
-
-
-def _guessCmd(payload: bytes) -> str | None:
-    """The C{cmd} of a frame refused before decoding, when it is its first key."""
-    match = _CMD_RE.match(payload[:256])
-    return match.group(1).decode("ascii").lower() if match is not None else None
