@@ -19,22 +19,28 @@ from tm20.cluster.workers import (
 )
 
 
-def adoptedSockets(text: str) -> list[tuple[int, int]]:
-    """C{"3:2,4:10"} -> C{[(3, AF_INET), (4, AF_INET6)]}."""
-    pairs = []
+def adoptedSockets(text: str, specs: list[str]) -> list[tuple[int, int, str]]:
+    """
+    C{"3:2:0,4:10:1"} -> C{[(3, AF_INET, specs[0]), (4, AF_INET6, specs[1])]}: each socket with
+    the listening endpoint string it serves.
+    """
+    triples = []
     for item in text.split(","):
-        fd, family = item.split(":")
-        pairs.append((int(fd), int(family)))
-    return pairs
+        fd, family, index = item.split(":")
+        triples.append((int(fd), int(family), specs[int(index)]))
+    return triples
 
 
 def main() -> int:
-    config = configFromJSON(os.environ[CONFIG_VARIABLE])
-    fds = adoptedSockets(os.environ[FDS_VARIABLE])
     from twisted.internet import reactor
 
     from tm20.logs import makeObserver, openLogFile
-    from tm20.service import TM20Service, buildServer
+    from tm20.service import TM20Service, buildServer, listenSpec
+
+    config = configFromJSON(os.environ[CONFIG_VARIABLE])
+    fds = adoptedSockets(
+        os.environ[FDS_VARIABLE], [listenSpec(p, config.backlog) for p in config.ports]
+    )
     from tm20.store import storeFromURL
 
     logFile = os.environ.get(LOGFILE_VARIABLE)
