@@ -9,11 +9,15 @@ import os
 import sys
 from typing import Any
 
-from twisted.logger import globalLogBeginner
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger, globalLogBeginner
+from twisted.python.failure import Failure
 
+from tm20.cluster.hostmetrics import METRICS_DIR_VARIABLE, HostMetrics
 from tm20.cluster.workers import (
     CONFIG_VARIABLE,
     FDS_VARIABLE,
+    INDEX_VARIABLE,
     LOGFILE_VARIABLE,
     configFromJSON,
 )
@@ -58,6 +62,26 @@ def main() -> int:
         reactor.stop()
 
     tm20 = TM20Service(server, onStartFailure=failed, adopted=fds)
+    metricsDir = os.environ.get(METRICS_DIR_VARIABLE)
+    metrics = server.context.metrics
+    if metricsDir and metrics is not None:
+        host = HostMetrics(reactor, metricsDir, int(os.environ[INDEX_VARIABLE]), metrics)
+        metrics.host = host
+
+        def cannotServeMetrics(f: Failure) -> None:
+            Logger().critical(
+                "tm20 could not start: cannot serve metrics on {path}: {why}",
+                path=host.path,
+                why=f.getErrorMessage(),
+            )
+            failed(f)
+
+        reactor.callWhenRunning(
+            lambda: Deferred.fromCoroutine(host.start()).addErrback(cannotServeMetrics)
+        )
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: Deferred.fromCoroutine(host.stop())
+        )
     reactor.callWhenRunning(tm20.startService)
     reactor.addSystemEventTrigger("before", "shutdown", tm20.stopService)
     reactor.run()

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from typing import Any
 
 import attrs
@@ -35,6 +37,7 @@ from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from tm20.cluster.hostmetrics import METRICS_DIR_VARIABLE
 from tm20.cluster.identity import defaultNodeId
 from tm20.cluster.tlsport import isTLS, readTLSPort
 from tm20.config import ServerConfig
@@ -43,6 +46,7 @@ from tm20.logs import installObserver
 __all__ = [
     "CONFIG_VARIABLE",
     "FDS_VARIABLE",
+    "INDEX_VARIABLE",
     "SHAREABLE",
     "WorkersService",
     "configFromJSON",
@@ -50,6 +54,7 @@ __all__ = [
 ]
 
 CONFIG_VARIABLE = "TM20_WORKER_CONFIG"
+INDEX_VARIABLE = "TM20_WORKER_INDEX"
 LOGFILE_VARIABLE = "TM20_WORKER_LOGFILE"
 FDS_VARIABLE = "TM20_WORKER_FDS"
 #: Endpoint types whose listening socket workers can adopt (C{ssl}: a TCP socket, TLS in the
@@ -141,6 +146,8 @@ class WorkersService(service.Service):
         self._stopping = False
         #: Workers started in all (replacements included), for tests and logs.
         self.spawned = 0
+        #: The workers' metrics sockets (L{tm20.cluster.hostmetrics}), while running.
+        self.metricsDir: str | None = None
 
     def setServiceParent(self, parent: Any) -> None:
         installObserver(parent, self._logObserver)
@@ -152,6 +159,7 @@ class WorkersService(service.Service):
 
     @inlineCallbacks
     def _start(self) -> Any:
+        self.metricsDir = tempfile.mkdtemp(prefix="tm20-metrics-")  # mode 0700
         for spec in self.specs:
             if isTLS(spec):
                 # a plain TCP socket: the workers run TLS (with the options read here first,
@@ -191,6 +199,9 @@ class WorkersService(service.Service):
         env = dict(os.environ)
         env[CONFIG_VARIABLE] = configToJSON(config)
         env[FDS_VARIABLE] = ",".join(pairs)
+        env[INDEX_VARIABLE] = str(index)
+        if self.metricsDir is not None:
+            env[METRICS_DIR_VARIABLE] = self.metricsDir
         if self.logFile is not None:
             env[LOGFILE_VARIABLE] = f"{self.logFile}.worker{index}"
         worker = _Worker(self, index, nodeId)
@@ -252,6 +263,9 @@ class WorkersService(service.Service):
         for port, _ in self.ports:
             yield port.stopListening()
         self.ports = []
+        if self.metricsDir is not None:
+            shutil.rmtree(self.metricsDir, ignore_errors=True)
+            self.metricsDir = None
         self.log.info("tm20 workers stopped")
 
     def _signal(self, worker: _Worker, number: int) -> None:
