@@ -163,6 +163,7 @@ def buildServer(
         router = CommandRouter(cluster)
         cluster.queue = queue
         cluster.pulls = pulls
+        cluster.onTerminalChanged = registration.terminalChanged
         queue.remote = router
         # ClusterPulls stands in for the PullService (what it does not route it delegates by
         # __getattr__, which no static type describes).
