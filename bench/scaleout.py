@@ -216,7 +216,9 @@ def _connect(
     return reg
 
 
-def runConnect(databases: Databases, sizes: Sizes, workers: int) -> dict[str, Any]:
+def runConnect(
+    databases: Databases, sizes: Sizes, workers: int, profiles: dict[str, str]
+) -> dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix="tm20-scaleout-")
     url = databases.create("bench_scaleout_connect")
     server = startServer(url, workers, workdir)
@@ -224,7 +226,9 @@ def runConnect(databases: Databases, sizes: Sizes, workers: int) -> dict[str, An
     try:
         with WorkerPool(sizes.loadgens, REPO) as pool:
             pool.broadcast({"op": "cpu"}, 30.0)  # every load generator is up and idle
+            collect = _profile(server, sizes, 10.0, f"connect-workers{workers}", profiles)
             reg = _connect(pool, server, "CONN", sizes.connTerminals, sizes.phaseTimeout)
+            collect()
             out.update(
                 connectSeconds=reg["seconds"],
                 connectP99=reg["p99"],
@@ -333,7 +337,10 @@ def runSuite(sizes: Sizes, databaseURL: str | None = None) -> dict[str, Any]:
                     results.setdefault("ingest", {})[str(n)] = got
         if "connect" in sizes.parts:
             for n in sizes.workers:
-                got = attempt(f"connect --workers {n}", lambda n=n: runConnect(databases, sizes, n))
+                got = attempt(
+                    f"connect --workers {n}",
+                    lambda n=n: runConnect(databases, sizes, n, results["profiles"]),
+                )
                 if got is not None:
                     results.setdefault("connect", {})[str(n)] = got
         if "hold" in sizes.parts:
@@ -437,9 +444,14 @@ def section(results: dict[str, Any]) -> str:
             ("server CPU (parent + workers), cores", "serverShare", 2, "", None),
             ("server CPU per record acknowledged, µs", "cpuPerRecordUs", 0, "", None),
             ("PostgreSQL CPU, cores", "dbShare", 2, "", None),
+            ("PostgreSQL CPU per record acknowledged, µs", "dbCpuPerRecordUs", 0, "", None),
             ("load generators' CPU, cores", "loadgenShare", 2, "", None),
             ("CPU of other processes (not this benchmark), cores", "otherShare", 2, "", None),
         ]
+        for f in ingest.values():
+            share, db, per = f.get("serverShare"), f.get("dbShare"), f.get("cpuPerRecordUs")
+            if share and db is not None and per is not None:
+                f.setdefault("dbCpuPerRecordUs", per * db / share)
         for label, key, digits, unit, target in rows:
             cells = [_n(f.get(key), digits, unit) for f in ingest.values()]
             verdicts = ", ".join(_v(f.get(key), target) for f in ingest.values()) if target else ""
