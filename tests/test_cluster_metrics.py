@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,17 @@ import treq
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor, threads
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests import pgharness
 from tests.clustersupport import HEADERS, TOKEN, call, sleep
 from tests.securitysupport import scratchDir
 from tests.test_twistd import TWISTD, freePort, waitForPort
-from tm20.cluster.hostmetrics import merge
+from tm20.cluster.hostmetrics import HostMetrics, merge
+from tm20.metrics import Metrics
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
 
@@ -66,6 +70,43 @@ class MergeTests(SynchronousTestCase):
         # one family per name (not one per worker), so the exposition is valid
         names = [f.name for f in text_string_to_metric_families(text)]
         self.assertEqual(len(names), len(set(names)))
+
+
+class SiblingsTests(TestCase):
+    """One worker's scrape with siblings that answer, hang, or are gone (real Unix sockets)."""
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_aSiblingThatHangsOrIsGoneIsReportedNotWaitedFor(self) -> Any:
+        directory = scratchDir(self)
+        me = Metrics()
+        me.connectionsOpened.inc(2)
+        sibling = Metrics()
+        sibling.connectionsOpened.inc(7)
+        mine, theirs = (
+            HostMetrics(reactor, directory, 0, me),
+            HostMetrics(reactor, directory, 1, sibling),
+        )
+        for host in (mine, theirs):
+            yield Deferred.fromCoroutine(host.start())
+            self.addCleanup(lambda h=host: Deferred.fromCoroutine(h.stop()))
+        # w2 accepts and never answers; w3's socket is left over from a worker that died
+        hung = yield UNIXServerEndpoint(reactor, os.path.join(directory, "w2.sock")).listen(
+            Factory.forProtocol(Protocol)
+        )
+        self.addCleanup(hung.stopListening)
+        gone = socket.socket(socket.AF_UNIX)
+        gone.bind(os.path.join(directory, "w3.sock"))
+        gone.close()
+        got = samples((yield Deferred.fromCoroutine(mine.scrape())).decode())
+        opened = "tm20_connections_opened_total"
+        self.assertEqual(got[(opened, frozenset({("worker", "w0")}))], 2)
+        self.assertEqual(got[(opened, frozenset({("worker", "w1")}))], 7)
+        scraped = {
+            w: got[("tm20_worker_scraped", frozenset({("worker", "w" + w)}))] for w in "0123"
+        }
+        self.assertEqual(scraped, {"0": 1, "1": 1, "2": 0, "3": 0})
 
 
 class WorkersMetricsTests(TestCase):

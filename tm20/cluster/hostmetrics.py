@@ -168,7 +168,16 @@ class HostMetrics:
         reader = _Read()
         connecting: Deferred[Any] = endpoint.connect(Factory.forProtocol(lambda: reader))
         connecting.addErrback(lambda f: reader.done.errback(f) if not reader.done.called else None)
+
+        def gaveUp(f: Failure) -> Failure:
+            # past the deadline: stop connecting, or drop the connection that is too slow
+            connecting.cancel()
+            if reader.transport is not None:
+                reader.transport.loseConnection()
+            return f
+
         reader.done.addTimeout(PEER_TIMEOUT, self.reactor)
+        reader.done.addErrback(gaveUp)
         return reader.done
 
     async def scrape(self) -> bytes:
