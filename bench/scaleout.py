@@ -58,6 +58,8 @@ REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results", "scaleout.json")
 NOTES = os.path.join(HERE, "NOTES.md")
 BENCHMARKS = os.path.join(REPO, "BENCHMARKS.md")
+#: Seconds a server gets to stop (its workers close thousands of connections) before SIGKILL.
+STOP_TIMEOUT = 60.0
 BEGIN = "<!-- bench.scaleout: generated, do not edit -->"
 END = "<!-- bench.scaleout: end -->"
 
@@ -189,7 +191,7 @@ def runIngest(
             otherShare=max(0.0, (m1 - m0) - ours) / wall,
             cpuPerRecordUs=(s1.cpu - s0.cpu) / acked * 1e6 if acked else math.nan,
         )
-        server.stop()
+        server.stop(STOP_TIMEOUT)
         out["committed"] = _countLogs(url)
         out["committedRate"] = rate(out["committed"], elapsed)
         rows = min(max(out["committed"], 10_000), sizes.ceilingMaxRows)
@@ -201,7 +203,7 @@ def runIngest(
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
-        server.stop()
+        server.stop(STOP_TIMEOUT)
         databases.drop(url)
     return out
 
@@ -258,7 +260,7 @@ def runConnect(
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
-        server.stop()
+        server.stop(STOP_TIMEOUT)
         databases.drop(url)
     return out
 
@@ -300,7 +302,7 @@ def runHold(databases: Databases, sizes: Sizes) -> dict[str, Any]:
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
-        server.stop()
+        server.stop(STOP_TIMEOUT)
         databases.drop(url)
     return out
 

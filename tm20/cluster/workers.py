@@ -159,7 +159,6 @@ class WorkersService(service.Service):
 
     @inlineCallbacks
     def _start(self) -> Any:
-        self.metricsDir = tempfile.mkdtemp(prefix="tm20-metrics-")  # mode 0700
         for spec in self.specs:
             if isTLS(spec):
                 # a plain TCP socket: the workers run TLS (with the options read here first,
@@ -175,6 +174,7 @@ class WorkersService(service.Service):
             self.log.info(
                 "listening on {endpoint} for {n} workers", endpoint=spec, n=self.config.workers
             )
+        self.metricsDir = tempfile.mkdtemp(prefix="tm20-metrics-")  # mode 0700
         for index in range(self.config.workers):
             self._spawn(index)
 
