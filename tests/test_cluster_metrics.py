@@ -179,7 +179,12 @@ class WorkersMetricsTests(TestCase):
                 connections.append(connection)
             for connection in connections:
                 yield connection.whenAllLogsAcknowledged()
-            code, body = yield call("GET", f"http://127.0.0.1:{self.port}/api/connected/")
+            for _ in range(150):  # (each holder is recorded just after its registration)
+                code, body = yield call("GET", f"http://127.0.0.1:{self.port}/api/connected/")
+                if body["count"] == len(connections):
+                    break
+                yield sleep(0.2)
+            self.assertEqual(body["count"], len(connections), body)
             held = {}
             for item in body["items"]:
                 worker = item["node"].rsplit("-", 1)[1].split(".")[0]  # NODE-wI.G -> wI

@@ -140,7 +140,11 @@ class WorkersTLSTests(TestCase):
             self.addCleanup(connection.disconnect)
             connections.append(connection)
         yield gatherResults([c.whenAllLogsAcknowledged() for c in connections])
-        code, body = yield self.call("GET", "/api/connected/")
+        for _ in range(150):  # (each holder is recorded just after its registration)
+            code, body = yield self.call("GET", "/api/connected/")
+            if code == 200 and body["count"] == len(connections):
+                break
+            yield sleep(0.2)
         self.assertEqual((code, body["count"]), (200, len(connections)), body)
         self.assertTrue({t["node"] for t in body["items"]} <= nodes)
         for connection in connections:
