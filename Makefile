@@ -9,7 +9,7 @@ PORT ?= 7788
 DATABASE ?= sqlite:tm20.sqlite3
 NAME ?= admin
 
-.PHONY: install constraints run token test lint typecheck unit browser-deps screenshots bench bench-reconcile bench-access bench-deps bench-quick bench-soak conformance clean
+.PHONY: install constraints run token test lint typecheck unit browser-deps screenshots bench bench-reconcile bench-access bench-scaleout bench-deps bench-quick bench-soak conformance clean
 
 install: $(VENV)/.installed
 
@@ -67,8 +67,14 @@ bench: bench-deps
 	$(BIN)/python -m bench.run --full
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.reconcile --postgres
-	$(BIN)/python -m bench.crossnode
 	$(BIN)/python -m bench.access --postgres --terminals 10000
+	$(BIN)/python -m bench.scaleout
+
+# Scale-out on one host (--workers 1 and 2: ingest against the COPY ceiling, 10 000 connecting at
+# once and their reconnect storm, 20 000 held, commands same node / cross node, bench.crossnode);
+# rewrites its section of BENCHMARKS.md and bench/results/scaleout.json.
+bench-scaleout: bench-deps
+	$(BIN)/python -m bench.scaleout
 
 # The reconciler alone: 3000 persons with a face pushed to one simulated terminal (SQLite, then
 # a private PostgreSQL cluster); one JSON line each.

@@ -83,12 +83,17 @@ def _summary(latencies: list[float], seconds: float) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    databases = Databases(args.database_url)
+def measure(
+    databases: Databases, callers: int, seconds: float, warmup: float = 2.0
+) -> dict[str, Any]:
+    """
+    One measurement on C{databases} (a new database, two nodes, the simulated terminals, all
+    stopped after): the same-node and cross-node round trips of C{callers} for C{seconds} each.
+    """
     nodes: list[ServerProcess] = []
     simulator = None
+    url = databases.create("tm20_crossnode")
     try:
-        url = databases.create("tm20_crossnode")
         for name in ("A", "B"):
             node = ServerProcess(url, extraArgs=["--node-id", name])
             node.start()
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stderr=subprocess.DEVNULL,
         )
         sns: list[str] = []
-        for _ in range(300):
+        for _ in range(600):
             status, body = b.request("GET", "/api/connected/")
             if status == 200 and body["count"] == TERMINALS:
                 sns = [t["sn"] for t in body["items"]]
@@ -125,19 +130,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.1)
         if len(sns) != TERMINALS:
             raise RuntimeError("the simulated terminals did not all register")
-        _callers(a.port, a.token, sns, args.callers, 2.0)  # warm-up
+        _callers(a.port, a.token, sns, callers, warmup)
         load = os.getloadavg()
-        same, sameFailed = _callers(a.port, a.token, sns, args.callers, args.seconds)
-        cross, crossFailed = _callers(b.port, b.token, sns, args.callers, args.seconds)
+        same, sameFailed = _callers(a.port, a.token, sns, callers, seconds)
+        cross, crossFailed = _callers(b.port, b.token, sns, callers, seconds)
         result = {
             "benchmark": "crossnode",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "callers": args.callers,
+            "callers": callers,
             "terminals": TERMINALS,
-            "seconds": args.seconds,
+            "seconds": seconds,
             "loadAverageAtStart": [round(x, 2) for x in load],
-            "sameNode": {**_summary(same, args.seconds), "failures": len(sameFailed)},
-            "crossNode": {**_summary(cross, args.seconds), "failures": len(crossFailed)},
+            "sameNode": {**_summary(same, seconds), "failures": len(sameFailed)},
+            "crossNode": {**_summary(cross, seconds), "failures": len(crossFailed)},
         }
         result["crossOverSame_p50"] = round(
             result["crossNode"]["p50_ms"] / result["sameNode"]["p50_ms"], 2
@@ -152,6 +157,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             simulator.wait(10)
         for node in nodes:
             node.stop()
+        databases.drop(url)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    databases = Databases(args.database_url)
+    try:
+        return measure(databases, args.callers, args.seconds)
+    finally:
         databases.close()
 
 

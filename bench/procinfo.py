@@ -94,6 +94,36 @@ def treeCPU(pid: int) -> float:
     return total
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below C{pid} (children, their children, ...), alive now."""
+    found: list[int] = []
+    todo = children(pid)
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children(p))
+    return found
+
+
+def treeSample(pid: int) -> ProcSample:
+    """
+    CPU seconds and RSS of C{pid} and every process below it (with C{--workers}: the parent
+    and its workers).  Processes that exit meanwhile are left out.
+
+    @raise OSError: no process C{pid}.
+    """
+    top = sample(pid)
+    cpu, rss = top.cpu, top.rss
+    for p in descendants(pid):
+        try:
+            s = sample(p)
+        except (OSError, ValueError, IndexError):
+            continue
+        cpu += s.cpu
+        rss += s.rss
+    return ProcSample(cpu=cpu, rss=rss)
+
+
 def machine() -> dict[str, str]:
     """What the report says about the machine: CPU model, cores, memory, kernel."""
     info: dict[str, str] = {}
@@ -132,12 +162,14 @@ __all__ = [
     "ProcSample",
     "WANTED_NOFILE",
     "children",
+    "descendants",
     "loadAverage",
     "machine",
     "openFilesLimit",
     "raiseOpenFilesLimit",
     "sample",
     "treeCPU",
+    "treeSample",
 ]
 
 

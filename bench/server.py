@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.procinfo import WANTED_NOFILE, ProcSample, sample, treeCPU
+from bench.procinfo import WANTED_NOFILE, ProcSample, sample, treeCPU, treeSample
 
 #: Extra settings of the private cluster: production durability (fsync on), room for the ingest.
 CLUSTER_SETTINGS = """
@@ -216,6 +216,10 @@ class ServerProcess:
     def sample(self) -> ProcSample:
         return sample(self.pid)
 
+    def treeSample(self) -> ProcSample:
+        """CPU and RSS of the server and every process below it (C{--workers}: the workers)."""
+        return treeSample(self.pid)
+
     def logTail(self, lines: int = 30) -> str:
         try:
             with open(self.logPath, errors="replace") as f:
@@ -237,10 +241,13 @@ class ServerProcess:
         except OSError:
             return []
 
-    def profile(self, seconds: float, out: str, rate: int = 200) -> subprocess.Popen[bytes] | None:
+    def profile(
+        self, seconds: float, out: str, rate: int = 200, subprocesses: bool = False
+    ) -> subprocess.Popen[bytes] | None:
         """
         Start C{py-spy record} on the server for C{seconds} (raw collapsed stacks to C{out});
-        C{None} when py-spy is not installed (C{make bench-deps}).
+        C{None} when py-spy is not installed (C{make bench-deps}).  C{subprocesses}: the
+        workers of C{--workers} too.
         """
         pyspy = os.path.join(os.path.dirname(sys.executable), "py-spy")
         if not os.path.exists(pyspy):
@@ -262,6 +269,7 @@ class ServerProcess:
                 "raw",
                 "--output",
                 out,
+                *(["--subprocesses"] if subprocesses else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

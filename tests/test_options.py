@@ -460,8 +460,14 @@ class EachOptionTests(SynchronousTestCase):
             parse(["--workers", "2"])
         self.assertIn("needs PostgreSQL: a SQLite database is one file", str(raised.exception))
         with self.assertRaises(UsageError) as raised:
-            parse(["--workers", "2", "--port", "ssl:7443:privateKey=k.pem", "--database", pg])
-        self.assertIn("only tcp, tcp6 and unix ports can be adopted", str(raised.exception))
+            parse(["--workers", "2", "--port", "systemd:domain=INET:index=0", "--database", pg])
+        self.assertIn("only tcp, tcp6, unix and ssl ports can be adopted", str(raised.exception))
+        self.assertEqual(
+            parse(["--workers", "2", "--port", "ssl:7443:privateKey=k.pem", "--database", pg])[
+                "workers"
+            ],
+            2,
+        )
         with self.assertRaises(UsageError) as raised:
             parse(["--workers", "0", "--database", pg])
         self.assertIn("--workers must be at least 1", str(raised.exception))

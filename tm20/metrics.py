@@ -201,6 +201,9 @@ class Metrics:
             self.logRecoveries.labels(result)
         self._sampled = _Sampled()
         r.register(self._sampled)
+        #: With C{--workers}: the L{tm20.cluster.hostmetrics.HostMetrics} that gathers every
+        #: worker's metrics for a scrape (C{None}: this process alone).
+        self.host: Any = None
 
     def sample(
         self, name: str, documentation: str, labels: tuple[str, ...], sample: Sample
@@ -230,6 +233,13 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+    async def scrape(self) -> bytes:
+        """What C{GET /metrics} answers: L{render}, or every worker's (C{--workers})."""
+        if self.host is None:
+            return self.render()
+        text: bytes = await self.host.scrape()
+        return text
 
 
 def commandLabel(command: str, known: Any) -> str:

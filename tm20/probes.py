@@ -83,9 +83,10 @@ class MetricsResource(JSONMethods):
             body = {"error": e.code, "detail": e.detail}
             self._finish(request, jsonBody(request, e.status, body))
             return
+        text = await self._metrics.scrape()
         request.setResponseCode(200)
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
-        self._finish(request, self._metrics.render())
+        self._finish(request, text)
 
     def _failed(self, failure: Any, request: Request) -> None:
         self.log.failure("/metrics failed", failure)

@@ -27,6 +27,7 @@ from tm20.cluster.identity import defaultNodeId
 from tm20.cluster.local import LocalNode
 from tm20.cluster.node import ClusterNode
 from tm20.cluster.routing import ClusterPulls, CommandRouter
+from tm20.cluster.tlsport import isTLS, tlsFactory
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
@@ -162,6 +163,7 @@ def buildServer(
         router = CommandRouter(cluster)
         cluster.queue = queue
         cluster.pulls = pulls
+        cluster.onTerminalChanged = registration.terminalChanged
         queue.remote = router
         # ClusterPulls stands in for the PullService (what it does not route it delegates by
         # __getattr__, which no static type describes).
@@ -311,7 +313,7 @@ class TM20Service(service.Service):
         logObserver: ILogObserver | None = None,
         onStartFailure: Callable[[Failure], None] | None = None,
         preflight: bool = False,
-        adopted: Sequence[tuple[int, int]] = (),
+        adopted: Sequence[tuple[int, int, str]] = (),
     ) -> None:
         """
         @param onStartFailure: called with the failure when the service cannot start (after
@@ -322,8 +324,9 @@ class TM20Service(service.Service):
         """
         self.server = server
         self._preflight = preflight
-        #: Listening sockets to adopt (file descriptor, address family) instead of the
-        #: configured ports: a worker of C{--workers} (L{tm20.cluster.workers}).
+        #: Listening sockets to adopt (file descriptor, address family, the endpoint string
+        #: they serve) instead of the configured ports: a worker of C{--workers}
+        #: (L{tm20.cluster.workers}); on an C{ssl:} port's socket, this process runs the TLS.
         self._adopted = list(adopted)
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[list[IListeningPort]] = Deferred()
@@ -365,11 +368,17 @@ class TM20Service(service.Service):
             yield cluster.start()
         if server.context.access is not None:
             yield server.context.access.start()
-        for fd, family in self._adopted:
-            adopted = server.reactor.adoptStreamPort(fd, family, server.site)
+        for fd, family, spec in self._adopted:
+            factory: Any = server.site
+            if isTLS(spec):
+                try:
+                    factory = tlsFactory(spec, server.site)
+                except Exception as e:  # a TLS key file missing, ...
+                    raise StartupError(f"cannot serve TLS on {spec}: {oneLine(str(e))}") from e
+            adopted = server.reactor.adoptStreamPort(fd, family, factory)
             os.close(fd)  # adoptStreamPort duplicated it
             self.ports.append(adopted)
-            self.log.info("serving the parent's socket {fd}", fd=fd)
+            self.log.info("serving the parent's socket {fd} ({endpoint})", fd=fd, endpoint=spec)
         for port in server.config.ports if not self._adopted else ():
             spec = listenSpec(port, server.config.backlog)
             try:

@@ -32,6 +32,10 @@ class LocalNode:
             session.close(code, reason)
         return succeed(None)
 
+    def terminalChanged(self, sn: str) -> Deferred[None]:
+        """Nothing to tell: the caller updated the only session there is."""
+        return succeed(None)
+
     def health(self) -> dict[str, Any]:
         count = len(self.registry)
         return {

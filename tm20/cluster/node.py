@@ -18,9 +18,11 @@ One tm20 process as a node of a cluster sharing one PostgreSQL database.
   - B{Wake-ups.}  Each node listens on its own channel (L{nodeChannel}) for C{deliver} (a
     command for a terminal it holds was queued by another node), C{drop} (another node took a
     terminal), C{call} (a pull was asked), C{settled} and C{called} (the outcome another node
-    waited for is stored: see L{tm20.cluster.routing}).  A lost notification costs latency only:
-    at every renewal the node also delivers the queued commands and takes the calls of the
-    terminals it holds.
+    waited for is stored: see L{tm20.cluster.routing}), C{changed} (an operator changed the
+    record of a terminal it holds on another node: it re-reads it, so that its time zone applies
+    at once).  A lost notification costs latency only: at every renewal the node also delivers
+    the queued commands and takes the calls of the terminals it holds (a lost C{changed} is the
+    exception: the new record applies from the terminal's next registration; it is logged).
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ class ClusterNode:
         self.pulls: Any = None
         #: Called with C{(kind, message)} for C{settled} / C{called} (the router).
         self.onOutcome: Callable[[str, dict[str, Any]], object] | None = None
+        #: Called with a terminal's record re-read after another node changed it, while it is
+        #: held here (the registration service's C{terminalChanged}).
+        self.onTerminalChanged: Callable[[Any], object] | None = None
         #: When the lease recorded by the last successful renewal ends (clock seconds).
         self.leaseUntil: float | None = None
         self._running = False
@@ -437,6 +442,8 @@ class ClusterNode:
             code = message.get("code")
             if session is not None and isinstance(code, int):
                 session.close(code, str(message.get("reason", "")))
+        elif op == "changed":
+            self._reread(str(message.get("sn")))
         elif op == "call":
             self.takeCalls()
         elif op in ("settled", "called"):
@@ -455,6 +462,38 @@ class ClusterNode:
         here = self.registry.get(command.sn) is not None
         for node in list(nodes):
             self._send(node, {"op": "settled", "command": command.id, "connected": here})
+
+    def _reread(self, sn: str) -> None:
+        """Another node changed C{sn}'s record: its session here uses the new one."""
+        if self.registry.get(sn) is None or self.onTerminalChanged is None:
+            return
+        hook = self.onTerminalChanged
+
+        def apply(terminal: Any) -> None:
+            if terminal is not None:
+                hook(terminal)
+                self.log.info("cluster: {sn} changed on another node; record re-read", sn=sn)
+
+        self.store.getTerminal(sn).addCallbacks(
+            apply,
+            lambda f: self.log.warn(
+                "cluster: cannot re-read {sn} after a change on another node: {e}",
+                sn=sn,
+                e=f.getErrorMessage(),
+            ),
+        )
+
+    @inlineCallbacks
+    def terminalChanged(self, sn: str) -> Any:
+        """
+        An operator changed C{sn}'s record through this node: the node holding it, if another,
+        re-reads it (this node's own session was updated by the caller).
+        """
+        if self.registry.get(sn) is not None:
+            return
+        holder = yield self.store.terminalHolder(sn)
+        if holder is not None and holder != self.nodeId:
+            yield self._send(holder, {"op": "changed", "sn": sn})
 
     # -- calls ---------------------------------------------------------------------------------
 

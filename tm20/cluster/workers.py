@@ -9,20 +9,24 @@ replaced (after 1 s, doubling up to 30 s while workers keep dying within a minut
 start); C{SIGTERM} to the parent stops every worker (C{SIGTERM}, C{SIGKILL} after
 L{STOP_TIMEOUT} seconds) and then the parent.
 
-Workers get their settings as JSON in L{CONFIG_VARIABLE} and their sockets as C{FD:FAMILY} pairs
-in L{FDS_VARIABLE}; they log to the parent's standard output and error (the log of
+Workers get their settings as JSON in L{CONFIG_VARIABLE} and their sockets as C{FD:FAMILY:INDEX}
+triples in L{FDS_VARIABLE} (INDEX: the port of C{config.ports} the socket serves); they log to the parent's standard output and error (the log of
 C{twistd -n}), or, when twistd writes a log file, each to its own beside it
-(C{twistd.log.worker0}, ...: L{LOGFILE_VARIABLE}).  Only C{tcp}, C{tcp6} and C{unix} ports can be shared: a TLS port is refused
-(terminate TLS at the load balancer, or run one process).
+(C{twistd.log.worker0}, ...: L{LOGFILE_VARIABLE}).  C{tcp}, C{tcp6}, C{unix} and C{ssl} ports can be
+shared: for an C{ssl} port the parent opens a plain TCP socket (after reading the certificate and
+key, so that a bad one stops the start at once) and each worker runs TLS on the connections it
+accepts (L{tm20.cluster.tlsport}).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from typing import Any
 
 import attrs
@@ -33,13 +37,16 @@ from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from tm20.cluster.hostmetrics import METRICS_DIR_VARIABLE
 from tm20.cluster.identity import defaultNodeId
+from tm20.cluster.tlsport import isTLS, readTLSPort
 from tm20.config import ServerConfig
 from tm20.logs import installObserver
 
 __all__ = [
     "CONFIG_VARIABLE",
     "FDS_VARIABLE",
+    "INDEX_VARIABLE",
     "SHAREABLE",
     "WorkersService",
     "configFromJSON",
@@ -47,10 +54,17 @@ __all__ = [
 ]
 
 CONFIG_VARIABLE = "TM20_WORKER_CONFIG"
+INDEX_VARIABLE = "TM20_WORKER_INDEX"
 LOGFILE_VARIABLE = "TM20_WORKER_LOGFILE"
 FDS_VARIABLE = "TM20_WORKER_FDS"
-#: Endpoint types whose listening socket workers can adopt.
-SHAREABLE = {"tcp": socket.AF_INET, "tcp6": socket.AF_INET6, "unix": socket.AF_UNIX}
+#: Endpoint types whose listening socket workers can adopt (C{ssl}: a TCP socket, TLS in the
+#: workers; its family follows its interface).
+SHAREABLE = {
+    "tcp": socket.AF_INET,
+    "tcp6": socket.AF_INET6,
+    "unix": socket.AF_UNIX,
+    "ssl": socket.AF_INET,
+}
 #: Seconds a stopping worker gets before SIGKILL.
 STOP_TIMEOUT = 30.0
 _FIRST_DELAY, _LARGEST_DELAY, _STABLE_AFTER = 1.0, 30.0, 60.0
@@ -71,14 +85,13 @@ def endpointFamily(spec: str) -> int:
     """
     The address family of a listening endpoint workers can share.
 
-    @raise ValueError: for any other endpoint type (TLS, systemd, ...), saying why.
+    @raise ValueError: for any other endpoint type (systemd, ...), saying why.
     """
     kind = spec.split(":", 1)[0]
     if kind not in SHAREABLE:
         raise ValueError(
-            f"--workers cannot share the port {spec!r}: only tcp, tcp6 and unix ports can be"
-            " adopted by worker processes (for TLS, terminate it at a load balancer or proxy,"
-            " or run with --workers 1)"
+            f"--workers cannot share the port {spec!r}: only tcp, tcp6, unix and ssl ports can"
+            " be adopted by worker processes (run with --workers 1 for other endpoint types)"
         )
     return SHAREABLE[kind]
 
@@ -133,6 +146,8 @@ class WorkersService(service.Service):
         self._stopping = False
         #: Workers started in all (replacements included), for tests and logs.
         self.spawned = 0
+        #: The workers' metrics sockets (L{tm20.cluster.hostmetrics}), while running.
+        self.metricsDir: str | None = None
 
     def setServiceParent(self, parent: Any) -> None:
         installObserver(parent, self._logObserver)
@@ -145,12 +160,21 @@ class WorkersService(service.Service):
     @inlineCallbacks
     def _start(self) -> Any:
         for spec in self.specs:
-            port = yield serverFromString(self.reactor, spec).listen(Factory())
+            if isTLS(spec):
+                # a plain TCP socket: the workers run TLS (with the options read here first,
+                # so that a key or certificate that cannot be read stops the start now)
+                tls = readTLSPort(spec)
+                port = self.reactor.listenTCP(tls.port, Factory(), tls.backlog, tls.interface)
+                family = tls.family
+            else:
+                port = yield serverFromString(self.reactor, spec).listen(Factory())
+                family = endpointFamily(spec)
             port.stopReading()  # the workers accept; the parent only holds the socket
-            self.ports.append((port, endpointFamily(spec)))
+            self.ports.append((port, family))
             self.log.info(
                 "listening on {endpoint} for {n} workers", endpoint=spec, n=self.config.workers
             )
+        self.metricsDir = tempfile.mkdtemp(prefix="tm20-metrics-")  # mode 0700
         for index in range(self.config.workers):
             self._spawn(index)
 
@@ -171,10 +195,13 @@ class WorkersService(service.Service):
         for number, (port, family) in enumerate(self.ports):
             childFd = 3 + number
             childFDs[childFd] = port.fileno()
-            pairs.append(f"{childFd}:{int(family)}")
+            pairs.append(f"{childFd}:{int(family)}:{number}")
         env = dict(os.environ)
         env[CONFIG_VARIABLE] = configToJSON(config)
         env[FDS_VARIABLE] = ",".join(pairs)
+        env[INDEX_VARIABLE] = str(index)
+        if self.metricsDir is not None:
+            env[METRICS_DIR_VARIABLE] = self.metricsDir
         if self.logFile is not None:
             env[LOGFILE_VARIABLE] = f"{self.logFile}.worker{index}"
         worker = _Worker(self, index, nodeId)
@@ -236,6 +263,9 @@ class WorkersService(service.Service):
         for port, _ in self.ports:
             yield port.stopListening()
         self.ports = []
+        if self.metricsDir is not None:
+            shutil.rmtree(self.metricsDir, ignore_errors=True)
+            self.metricsDir = None
         self.log.info("tm20 workers stopped")
 
     def _signal(self, worker: _Worker, number: int) -> None:

@@ -331,7 +331,7 @@ class TerminalService:
         if terminal is None:
             raise ServiceError(404, "not_found", f"no terminal {sn!r}")
         # Its connection uses the new record at once: the next cloudtime is in the new zone.
-        self.context.registration.terminalChanged(terminal)
+        self._changed(terminal)
         if not terminal.approved or not terminal.active:
             self.disconnect(sn, "disabled by the operator")
         return terminal
@@ -343,8 +343,20 @@ class TerminalService:
         terminal: Terminal | None = await self.store.resetTerminalIdentity(sn)
         if terminal is None:
             raise ServiceError(404, "not_found", f"no terminal {sn!r}")
-        self.context.registration.terminalChanged(terminal)
+        self._changed(terminal)
         return terminal
+
+    def _changed(self, terminal: Terminal) -> None:
+        """The connection of C{terminal} uses its new record: here, or on the node holding it."""
+        self.context.registration.terminalChanged(terminal)
+        d = self.context.cluster.terminalChanged(terminal.sn)
+        d.addErrback(
+            lambda f: self.log.warn(
+                "cannot tell the node holding {sn} of its change: {error}",
+                sn=terminal.sn,
+                error=f.getErrorMessage(),
+            )
+        )
 
     # -- commands ----------------------------------------------------------------------------------
 
