@@ -122,3 +122,10 @@ class LaneTests(TestCase):
         for d, release in held:
             release.callback(None)
             yield self.assertFailure(d, StoreUnavailable, Exception)
+
+    def test_foregroundInsideBackground(self) -> None:
+        from tm20.lanes import inForeground
+
+        seen: list[bool] = []
+        inBackground(lambda: inForeground(lambda: seen.append(isBackground())))
+        self.assertEqual(seen, [False])

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, copy_context
 from typing import ParamSpec, TypeVar
 
-__all__ = ["inBackground", "isBackground"]
+__all__ = ["inBackground", "inForeground", "isBackground"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -35,6 +35,17 @@ def inBackground(f: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R
     """Call C{f(*args, **kwargs)} with its database work in the background lane."""
     context = copy_context()
     context.run(_background.set, True)
+    return context.run(f, *args, **kwargs)
+
+
+def inForeground(f: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """
+    Call C{f(*args, **kwargs)} with its database work in the foreground lane, whoever started
+    it: for work that someone waits for even when background work sets it going (a terminal's
+    command queue, started by a registration, also delivers the API's commands).
+    """
+    context = copy_context()
+    context.run(_background.set, False)
     return context.run(f, *args, **kwargs)
 
 

@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import ICommandQueue, IStore
+from tm20.lanes import inForeground
 from tm20.model import (
     COMMAND_CANCELLED,
     COMMAND_EXPIRED,
@@ -369,7 +370,9 @@ class CommandQueue:
             self._releaseWaiters(sn)
             return
         self._workers.add(sn)
-        self._work(sn).addBoth(self._workerDone, sn)
+        # the API's commands wait on this worker: it never runs in the background lane, even
+        # when a registration's follow-up work starts it
+        inForeground(self._work, sn).addBoth(self._workerDone, sn)
 
     def _workerDone(self, result: object, sn: str) -> None:
         self._workers.discard(sn)
