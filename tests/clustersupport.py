@@ -108,6 +108,33 @@ class Node:
         return (self.workdir / "twistd.log").read_text(errors="replace")
 
 
+def spawnServer(
+    case: Any, argv: list[str], workdir: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """
+    Start C{argv} (a C{twistd} command line) in its own session, its output appended to
+    C{workdir/twistd.log}; the test case C{case} kills the whole session at cleanup.
+    """
+    log = (workdir / "twistd.log").open("ab")
+    proc = subprocess.Popen(
+        argv,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    log.close()
+
+    def cleanup() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    case.addCleanup(cleanup)
+    return proc
+
+
 @inlineCallbacks
 def call(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
     """C{(status, json)} of one API request."""

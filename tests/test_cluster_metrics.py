@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests import pgharness
-from tests.clustersupport import HEADERS, TOKEN, call, sleep
+from tests.clustersupport import HEADERS, TOKEN, call, sleep, spawnServer
 from tests.securitysupport import scratchDir
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.cluster.hostmetrics import HostMetrics, merge
@@ -133,24 +132,13 @@ class WorkersMetricsTests(TestCase):
 
     @inlineCallbacks
     def test_aScrapeAnswersForEveryWorker(self) -> Any:
-        log = (self.workdir / "twistd.log").open("ab")
-        proc = subprocess.Popen(
+        proc = spawnServer(
+            self,
             [TWISTD, "-n", "--pidfile=", "tm20", "--workers", "2"]
             + ["--port", f"tcp:{self.port}:interface=127.0.0.1", "--database", self.url]
             + ["--node-lease", "3", "--api-token", TOKEN],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.workdir,
         )
-        log.close()
-
-        def cleanup() -> None:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-        self.addCleanup(cleanup)
         yield threads.deferToThread(waitForPort, self.port, proc, 30)
         nodes: set[str] = set()
         for _ in range(150):

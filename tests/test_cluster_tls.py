@@ -8,7 +8,6 @@ posted through the REST API over C{https://}, whichever worker holds them and wh
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -21,7 +20,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
 from tests import pgharness
-from tests.clustersupport import HEADERS, TOKEN, sleep
+from tests.clustersupport import HEADERS, TOKEN, sleep, spawnServer
 from tests.securitysupport import makePKI, scratchDir, tlsOptionsFor
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.cluster.tlsport import readTLSPort
@@ -93,23 +92,12 @@ class WorkersTLSTests(TestCase):
             f"ssl:{self.port}:privateKey={self.pki.keyFile}:certKey={self.pki.certFile}"
             ":interface=127.0.0.1"
         )
-        log = (self.workdir / "twistd.log").open("ab")
-        proc = subprocess.Popen(
+        proc = spawnServer(
+            self,
             [TWISTD, "-n", "--pidfile=", "tm20", "--workers", "2", "--port", spec]
             + ["--database", self.url, "--node-lease", "3", "--api-token", TOKEN],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.workdir,
         )
-        log.close()
-
-        def cleanup() -> None:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-        self.addCleanup(cleanup)
         yield threads.deferToThread(waitForPort, self.port, proc, 30)
         # both workers are live nodes, and each answers https itself
         answered: set[str] = set()

@@ -17,7 +17,7 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from tests import pgharness
-from tests.clustersupport import TOKEN, call, sleep
+from tests.clustersupport import TOKEN, call, sleep, spawnServer
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
@@ -50,24 +50,7 @@ class WorkersTests(TestCase):
         self.workdir.mkdir()
 
     def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.workdir / "twistd.log").open("ab")
-        proc = subprocess.Popen(
-            argv,
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            start_new_session=True,
-        )
-        log.close()
-
-        def cleanup() -> None:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-        self.addCleanup(cleanup)
-        return proc
+        return spawnServer(self, argv, self.workdir, env)
 
     @inlineCallbacks
     def health(self) -> Any:
