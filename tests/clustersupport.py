@@ -17,7 +17,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from tests.test_twistd import TWISTD, freePort
@@ -149,7 +148,3 @@ def call(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
     except ValueError:
         decoded = text
     return response.code, decoded
-
-
-def sleep(seconds: float) -> Any:
-    return deferLater(reactor, seconds, lambda: None)

@@ -13,14 +13,34 @@ from typing import Any
 
 import attrs
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.internet import reactor
+from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from tests import pgharness
 from tm20.config import ServerConfig
 from tm20.service import TM20Service, buildServer
 from tm20.store.sqlite import SQLiteStore
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    """Wait on the real reactor (the step of a polling loop)."""
+    return deferLater(reactor, seconds, lambda: None)
+
+
+@inlineCallbacks
+def privateDatabase(testCase: TestCase, prefix: str) -> Any:
+    """
+    Start a private PostgreSQL cluster for C{testCase} (destroyed at its cleanup) and create a
+    database in it: fires with (the L{pgharness.Cluster}, the database's URL).  For tests that
+    stop, kill or freeze the server, which must never be a shared one.
+    """
+    cluster = yield threads.deferToThread(pgharness.Cluster)
+    testCase.addCleanup(cluster.destroy)
+    yield threads.deferToThread(cluster.start)
+    return cluster, pgharness.createDatabase(prefix, serverURL=cluster.url())
 
 
 @attrs.define

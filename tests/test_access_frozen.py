@@ -13,11 +13,9 @@ from typing import Any
 
 from twisted.internet import reactor, threads
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests import pgharness
-from tests.serverfixture import startServer
+from tests.serverfixture import privateDatabase, sleep, startServer
 from tm20.access.model import AccessRule
 from tm20.model import LogQuery, Person, TerminalGroup
 from tm20.simulator.client import TerminalConnection
@@ -29,19 +27,12 @@ BUDGET = 0.8
 SLACK = 0.4
 
 
-def sleep(seconds: float) -> Any:
-    return deferLater(reactor, seconds, lambda: None)
-
-
 class FrozenDoorTests(TestCase):
     timeout = 180
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.cluster = yield threads.deferToThread(pgharness.Cluster)
-        self.addCleanup(self.cluster.destroy)
-        yield threads.deferToThread(self.cluster.start)
-        self.url = pgharness.createDatabase("tm20_door", serverURL=self.cluster.url())
+        self.cluster, self.url = yield privateDatabase(self, "tm20_door")
 
     @inlineCallbacks
     def answer(self, connection: TerminalConnection, enrollid: int) -> Any:

@@ -22,8 +22,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests import pgharness
-from tests.clustersupport import HEADERS, TOKEN, call, sleep, spawnServer
+from tests.clustersupport import HEADERS, TOKEN, call, spawnServer
 from tests.securitysupport import scratchDir
+from tests.serverfixture import sleep
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.cluster.hostmetrics import HostMetrics, merge
 from tm20.metrics import Metrics

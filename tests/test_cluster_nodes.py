@@ -20,8 +20,8 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from tests import pgharness
-from tests.clustersupport import FailoverEndpoint, Node, call, sleep
-from tests.serverfixture import registeredClient
+from tests.clustersupport import FailoverEndpoint, Node, call
+from tests.serverfixture import registeredClient, sleep
 from tests.test_postgres_e2e import rowCounts
 from tests.test_twistd import waitForPort
 from tm20.simulator.client import TerminalConnection

@@ -17,8 +17,9 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from tests import pgharness
-from tests.clustersupport import Node, call, sleep
+from tests.clustersupport import Node, call
 from tests.securitysupport import connectWS
+from tests.serverfixture import sleep
 from tests.test_twistd import waitForPort
 
 #: UTC+14 and UTC-11: 25 hours apart, so no clock skew or slow machine can confuse them.

@@ -20,8 +20,9 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
 from tests import pgharness
-from tests.clustersupport import HEADERS, TOKEN, sleep, spawnServer
+from tests.clustersupport import HEADERS, TOKEN, spawnServer
 from tests.securitysupport import makePKI, scratchDir, tlsOptionsFor
+from tests.serverfixture import sleep
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.cluster.tlsport import readTLSPort
 from tm20.simulator.client import TerminalConnection

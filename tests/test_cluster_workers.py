@@ -17,7 +17,8 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from tests import pgharness
-from tests.clustersupport import TOKEN, call, sleep, spawnServer
+from tests.clustersupport import TOKEN, call, spawnServer
+from tests.serverfixture import sleep
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal

@@ -13,23 +13,18 @@ from collections.abc import Generator
 from typing import Any
 
 import psycopg2
-from twisted.internet import reactor, task, threads
+from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
+from tests.serverfixture import privateDatabase, sleep
 from tm20.errors import StoreUnavailable
 from tm20.protocol.messages import LogRecord
 from tm20.store.postgres import PostgresStore
 
-from . import pgharness
-
 #: Records per batch, and writers (terminals) uploading at the same time.
 BATCH = 10
 WRITERS = 12
-
-
-def sleep(seconds: float) -> Deferred[None]:
-    return task.deferLater(reactor, seconds, lambda: None)
 
 
 class _Writer:
@@ -87,10 +82,7 @@ class ChaosTests(TestCase):
         L{StoreUnavailable} while it is down (nothing else); ingest resumes by itself afterwards;
         every acknowledged log is in the database exactly once, and nothing else is.
         """
-        cluster = yield threads.deferToThread(pgharness.Cluster)
-        self.addCleanup(cluster.destroy)
-        yield threads.deferToThread(cluster.start)
-        url = pgharness.createDatabase("tm20_chaos", serverURL=cluster.url())
+        cluster, url = yield privateDatabase(self, "tm20_chaos")
         store = PostgresStore(
             url, reactor=reactor, poolSize=3, statementTimeout=5.0, reconnectDelay=(0.05, 0.3)
         )

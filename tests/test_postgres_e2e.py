@@ -19,11 +19,9 @@ from typing import Any
 import psycopg2
 from twisted.internet import reactor, threads
 from twisted.internet.defer import gatherResults, inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests import pgharness
-from tests.serverfixture import startServer
+from tests.serverfixture import privateDatabase, sleep, startServer
 from tests.test_twistd import TWISTD, freePort, waitForPort
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
@@ -49,19 +47,12 @@ def rowCounts(url: str) -> dict[str, int]:
     return counts
 
 
-def sleep(seconds: float) -> Any:
-    return deferLater(reactor, seconds, lambda: None)
-
-
 class PostgresFailureTests(TestCase):
     timeout = 240
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.cluster = yield threads.deferToThread(pgharness.Cluster)
-        self.addCleanup(self.cluster.destroy)
-        yield threads.deferToThread(self.cluster.start)
-        self.url = pgharness.createDatabase("tm20_e2e", serverURL=self.cluster.url())
+        self.cluster, self.url = yield privateDatabase(self, "tm20_e2e")
 
     def terminals(self, url: str, prefix: str) -> list[TerminalConnection]:
         connections = []

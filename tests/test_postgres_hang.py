@@ -21,13 +21,11 @@ import psycopg2
 import treq
 from twisted.internet import reactor, threads
 from twisted.internet.defer import gatherResults, inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import provider
 
-from tests import pgharness
-from tests.serverfixture import registeredClient, startServer
+from tests.serverfixture import privateDatabase, registeredClient, sleep, startServer
 from tm20.errors import StoreUnavailable
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
@@ -40,10 +38,6 @@ WRITERS = 3
 
 #: Logs each of the outage test's terminals uploads.
 OUTAGE_LOGS = 2000
-
-
-def sleep(seconds: float) -> Any:
-    return deferLater(reactor, seconds, lambda: None)
 
 
 def storedKeys(url: str) -> list[tuple[str, int, str]]:
@@ -67,10 +61,7 @@ class FrozenDatabaseTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.cluster = yield threads.deferToThread(pgharness.Cluster)
-        self.addCleanup(self.cluster.destroy)
-        yield threads.deferToThread(self.cluster.start)
-        self.url = pgharness.createDatabase("tm20_hang", serverURL=self.cluster.url())
+        self.cluster, self.url = yield privateDatabase(self, "tm20_hang")
 
     @inlineCallbacks
     def test_frozenDatabaseNeverFreezesTheServer(self) -> Any:

@@ -20,6 +20,7 @@ from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import provider
 
+from tests.serverfixture import sleep
 from tm20.errors import StoreUnavailable
 from tm20.events.model import EventQuery, NewEvent
 from tm20.model import LogInsertResult, LogQuery
@@ -37,11 +38,6 @@ from .storecontract import SN, T0, StoreContractTests, at, punch
 
 #: The versions of the shipped PostgreSQL migrations.
 SHIPPED = [migration.version for migration in loadMigrations("postgres")]
-
-
-def sleep(seconds: float) -> Deferred[None]:
-    """A Deferred firing after C{seconds} on the real reactor."""
-    return task.deferLater(reactor, seconds, lambda: None)
 
 
 @inlineCallbacks

@@ -193,10 +193,9 @@ class MonotonicTime:
         self._arm()
 
     def _reset(self, call: DelayedCall) -> None:
-        # DelayedCall calls this when a call is moved sooner; one moved later keeps its entry
-        # and is pushed again when that entry comes due (see _ring).
-        if call.delayed_time:
-            call.activate_delay()
+        # DelayedCall calls this only when a call is moved sooner (having set its new time and
+        # cleared delayed_time); one moved later keeps its entry and is pushed again when that
+        # entry comes due (see _ring).
         self._push(call)
         self._arm()
 
