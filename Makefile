@@ -72,7 +72,7 @@ bench: bench-deps
 
 # Scale-out on one host (--workers 1 and 2: ingest against the COPY ceiling, 10 000 connecting at
 # once and their reconnect storm, 20 000 held, commands same node / cross node, bench.crossnode);
-# rewrites its section of BENCHMARKS.md and bench/results/scaleout.json.
+# saves bench/results/scaleout.json and re-renders BENCHMARKS.md (bench/publish.py).
 bench-scaleout: bench-deps
 	$(BIN)/python -m bench.scaleout
 

@@ -30,15 +30,13 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from bench import report
+from bench import publish, report
 from bench.procinfo import loadAverage, machine, raiseOpenFilesLimit
 from bench.server import Databases
 from bench.workloads import FULL, QUICK, SOAK, WORKLOADS, Context, Settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-RESULTS = os.path.join(HERE, "results")
-NOTES = os.path.join(HERE, "NOTES.md")
 
 
 def _log(message: str) -> None:
@@ -195,23 +193,6 @@ def _brief(name: str, f: dict[str, Any]) -> str:
     return ""
 
 
-def _load(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path) as f:
-            loaded: dict[str, Any] = json.load(f)
-            return loaded
-    except (OSError, ValueError):
-        return None
-
-
-def _notes() -> str:
-    try:
-        with open(NOTES) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -240,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write the Markdown report here instead")
     args = parser.parse_args(argv)
     if args.render:
-        _publish()
+        publish.publish()
+        _log("BENCHMARKS.md rewritten")
         return 0
 
     base = FULL if args.full else QUICK if args.quick else SOAK
@@ -264,23 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         _log(f"report written to {out} (BENCHMARKS.md untouched)")
     else:
-        os.makedirs(RESULTS, exist_ok=True)
-        name = "soak" if args.soak else "full"
-        with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
-            json.dump(clean, f, indent=1)
-        _publish()
+        publish.save("soak" if args.soak else "full", clean)
+        publish.publish()
+        _log("BENCHMARKS.md rewritten")
     return 1 if results["errors"] else 0
-
-
-def _publish() -> None:
-    text = report.render(
-        _load(os.path.join(RESULTS, "full.json")),
-        _load(os.path.join(RESULTS, "soak.json")),
-        _notes(),
-    )
-    with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
-        f.write(text)
-    _log("BENCHMARKS.md rewritten")
 
 
 if __name__ == "__main__":

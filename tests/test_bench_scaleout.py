@@ -1,16 +1,18 @@
 """
 bench.scaleout runs (tiny sizes, on the tests' PostgreSQL): every part measures, nothing fails,
-and its section of BENCHMARKS.md is written (between its markers, replacing the previous one).
-No timing is asserted.
+and BENCHMARKS.md, rendered by bench.publish from every suite's saved results, shows its figures
+once beside the main suite's, with the analysis once.  No timing is asserted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import unittest
 
-from bench.scaleout import BEGIN, END, Sizes, publish, runSuite, section
+from bench import publish
+from bench.scaleout import Sizes, runSuite, section
 from tests import pgharness
 
 TINY = Sizes(
@@ -58,17 +60,26 @@ class ScaleoutSmokeTests(unittest.TestCase):
         self.assertIn("ingest ÷ `COPY` ceiling", text)
         self.assertIn("cross ÷ same", text)
         directory = tempfile.mkdtemp()
+        saved = os.path.join(directory, "results")
         benchmarks = os.path.join(directory, "BENCHMARKS.md")
         notes = os.path.join(directory, "NOTES.md")
-        with open(benchmarks, "w") as f:
-            f.write("# tm20 benchmarks\n\nkept\n")
         with open(notes, "w") as f:
-            f.write("## Other\n\nx\n\n## Scale-out: why\n\nthe analysis\n\n## Later\n\ny\n")
-        publish(results, benchmarks, notes)
-        publish(results, benchmarks, notes)  # replaced, not appended twice
+            f.write("## Scale-out: why\n\nwhy-it-is-so\n")
+        full = {"meta": {"tm20 revision": "abc"}, "runs": {}, "settings": {}}
+        publish.save("full", full, saved)
+        publish.save("soak", {"meta": {"tm20 revision": "def"}, "runs": {}}, saved)
+        publish.save("scaleout", results, saved)
+        publish.publish(saved, notes, benchmarks)
+        publish.publish(saved, notes, benchmarks)  # rewritten, not appended
         with open(benchmarks) as f:
             written = f.read()
-        self.assertTrue(written.startswith("# tm20 benchmarks\n\nkept\n"))
-        self.assertEqual((written.count(BEGIN), written.count(END)), (1, 1))
-        self.assertIn("the analysis", written)
-        self.assertNotIn("## Later", written)
+        self.assertTrue(written.startswith("# tm20 benchmarks\n"))
+        for once in (
+            "## Conditions (full run)",
+            "## Conditions (soak run)",
+            "## Scale-out on one host",
+            "why-it-is-so",
+        ):
+            self.assertEqual(written.count(once), 1, once)
+        self.assertLess(written.index("## Scale-out on one host"), written.index("why-it-is-so"))
+        self.assertEqual(publish.load("scaleout", saved), json.loads(json.dumps(results)))
