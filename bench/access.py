@@ -26,12 +26,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import deferLater
 
+from bench import inprocess
 from bench.loadgen import regFrame
-from bench.reconcile import _store
 from bench.stats import percentile
 from bench.wsclient import LeanWebSocket
 from tm20.access.model import AccessRule
@@ -123,7 +123,7 @@ async def _gather(coroutines: list[Any]) -> None:
 
 
 async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
-    store = _store(args.database, reactor)
+    store = inprocess.store(args.database, reactor)
     config = ServerConfig(
         ports=("tcp:0:interface=127.0.0.1",),
         reconcileInterval=0,
@@ -215,35 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--persons", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--database", help="sqlite:PATH or postgresql://... (a temp SQLite)")
-    parser.add_argument(
-        "--postgres",
-        action="store_true",
-        help="on a private PostgreSQL cluster started for the run (tests/pgharness.py)",
-    )
-    parser.add_argument("--out", help="append the JSON line to this file")
+    inprocess.addStoreArguments(parser)
     args = parser.parse_args(argv)
-    databases = None
-    if args.postgres and not args.database:
-        from bench.server import Databases
-
-        databases = Databases()
-        args.database = databases.create("bench_access")
-
-    async def run(reactor: Any) -> None:
-        figures = await _run(reactor, args)
-        line = json.dumps(figures)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(line + "\n")
-
-    try:
-        react(lambda reactor: ensureDeferred(run(reactor)))
-    finally:
-        if databases is not None:
-            databases.drop(args.database)
-            databases.close()
+    inprocess.runOnce(args, "bench_access", _run)
 
 
 if __name__ == "__main__":

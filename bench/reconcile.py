@@ -17,17 +17,14 @@ Prints one JSON object (also appended to C{--out} when given).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
 import sys
-import tempfile
 import time
 from typing import Any
 
-from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import deferLater
 
+from bench import inprocess
 from tm20.config import ServerConfig
 from tm20.model import SYNC_SYNCED, Credential, Person, TerminalGroup
 from tm20.service import TM20Service, buildServer
@@ -37,19 +34,8 @@ from tm20.simulator.device import SimulatedTerminal
 SN = "BENCH00001"
 
 
-def _store(url: str | None, reactor: Any) -> Any:
-    if url and url.startswith("postgres"):
-        from tm20.store.postgres import PostgresStore
-
-        return PostgresStore.fromURL(url, reactor)
-    from tm20.store.sqlite import SQLiteStore
-
-    path = url[len("sqlite:") :] if url else os.path.join(tempfile.mkdtemp(), "bench.sqlite3")
-    return SQLiteStore(path, reactor=reactor)
-
-
 async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
-    store = _store(args.database, reactor)
+    store = inprocess.store(args.database, reactor)
     config = ServerConfig(
         ports=("tcp:0:interface=127.0.0.1",),
         reconcileInterval=0,
@@ -141,36 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--persons", type=int, default=3000)
     parser.add_argument("--face-bytes", type=int, default=2048)
     parser.add_argument("--max-outstanding", type=int, default=20)
-    parser.add_argument("--database", help="sqlite:PATH or postgresql://... (a temp SQLite)")
-    parser.add_argument(
-        "--postgres",
-        action="store_true",
-        help="on a private PostgreSQL cluster started for the run (tests/pgharness.py)",
-    )
+    inprocess.addStoreArguments(parser)
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--out", help="append the JSON line to this file")
     args = parser.parse_args(argv)
-    databases = None
-    if args.postgres and not args.database:
-        from bench.server import Databases
-
-        databases = Databases()
-        args.database = databases.create("bench_reconcile")
-
-    async def run(reactor: Any) -> None:
-        figures = await _run(reactor, args)
-        line = json.dumps(figures)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(line + "\n")
-
-    try:
-        react(lambda reactor: ensureDeferred(run(reactor)))
-    finally:
-        if databases is not None:
-            databases.drop(args.database)
-            databases.close()
+    inprocess.runOnce(args, "bench_reconcile", _run)
 
 
 if __name__ == "__main__":
