@@ -38,7 +38,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -127,18 +128,36 @@ def _profile(
     return collect
 
 
+@contextmanager
+def _serving(databases: Databases, name: str, workers: int) -> Iterator[tuple[ServerProcess, str]]:
+    """
+    A server of C{workers} workers on a new database C{name}: (the server, the database's URL).
+    Stopped and the database dropped afterwards; its log kept (and its path said) on failure.
+    """
+    workdir = tempfile.mkdtemp(prefix="tm20-scaleout-")
+    url = databases.create(name)
+    server = startServer(url, workers, workdir)
+    try:
+        yield server, url
+    except BaseException:
+        print(f"bench: server log kept in {server.logPath}", file=sys.stderr, flush=True)
+        raise
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        server.stop(STOP_TIMEOUT)
+        databases.drop(url)
+
+
 def runIngest(
     databases: Databases, sizes: Sizes, workers: int, profiles: dict[str, str]
 ) -> dict[str, Any]:
-    workdir = tempfile.mkdtemp(prefix="tm20-scaleout-")
-    url = databases.create("bench_scaleout_ingest")
-    server = startServer(url, workers, workdir)
     out: dict[str, Any] = {
         "workers": workers,
         "terminals": sizes.ingestTerminals,
         "batch": sizes.ingestBatch,
     }
-    try:
+    with _serving(databases, "bench_scaleout_ingest", workers) as (server, url):
         loadgens = min(sizes.loadgens, max(1, sizes.ingestTerminals // 100))
         with WorkerPool(loadgens, REPO) as pool:
             counts = _split(sizes.ingestTerminals, loadgens)
@@ -191,14 +210,6 @@ def runIngest(
         rows = min(max(out["committed"], 10_000), sizes.ceilingMaxRows)
         out["ceilingCopy"] = ceilingCopy(url, rows)
         out["ratioCopy"] = out["rate"] / out["ceilingCopy"] if out["ceilingCopy"] else math.nan
-    except BaseException:
-        print(f"bench: server log kept in {server.logPath}", file=sys.stderr, flush=True)
-        raise
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    finally:
-        server.stop(STOP_TIMEOUT)
-        databases.drop(url)
     return out
 
 
@@ -215,11 +226,8 @@ def _connect(
 def runConnect(
     databases: Databases, sizes: Sizes, workers: int, profiles: dict[str, str]
 ) -> dict[str, Any]:
-    workdir = tempfile.mkdtemp(prefix="tm20-scaleout-")
-    url = databases.create("bench_scaleout_connect")
-    server = startServer(url, workers, workdir)
     out: dict[str, Any] = {"workers": workers, "terminals": sizes.connTerminals}
-    try:
+    with _serving(databases, "bench_scaleout_connect", workers) as (server, url):
         with WorkerPool(sizes.loadgens, REPO) as pool:
             pool.broadcast({"op": "cpu"}, 30.0)  # every load generator is up and idle
             collect = _profile(server, sizes, 10.0, f"connect-workers{workers}", profiles)
@@ -248,24 +256,13 @@ def runConnect(
                 stormGaveUp=storm["gaveUp"],
                 stormNotes=storm["notes"],
             )
-    except BaseException:
-        print(f"bench: server log kept in {server.logPath}", file=sys.stderr, flush=True)
-        raise
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    finally:
-        server.stop(STOP_TIMEOUT)
-        databases.drop(url)
     return out
 
 
 def runHold(databases: Databases, sizes: Sizes) -> dict[str, Any]:
     workers = max(sizes.workers)
-    workdir = tempfile.mkdtemp(prefix="tm20-scaleout-")
-    url = databases.create("bench_scaleout_hold")
-    server = startServer(url, workers, workdir)
     out: dict[str, Any] = {"workers": workers, "terminals": sizes.holdTerminals}
-    try:
+    with _serving(databases, "bench_scaleout_hold", workers) as (server, url):
         with WorkerPool(sizes.loadgens, REPO) as pool:
             pool.broadcast({"op": "cpu"}, 30.0)
             time.sleep(1.0)
@@ -290,14 +287,6 @@ def runHold(databases: Databases, sizes: Sizes) -> dict[str, Any]:
             except OSError as e:  # an overloaded server: say so, keep the figures
                 status, body = 0, {"error": str(e)}
             out["connectedSeen"] = body.get("count") if status == 200 and body else None
-    except BaseException:
-        print(f"bench: server log kept in {server.logPath}", file=sys.stderr, flush=True)
-        raise
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    finally:
-        server.stop(STOP_TIMEOUT)
-        databases.drop(url)
     return out
 
 

@@ -278,71 +278,69 @@ def ceilingRows(count: int, terminals: int = 100, batch: int = 10) -> Iterator[t
 _PG_COLUMNS = "sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at"
 
 
+def _timedPostgres(url: str, load: Callable[[Any, Any], None]) -> float:
+    """
+    Rows/s of C{load(connection, cursor)} into the emptied C{attendance_logs} (the same table,
+    indexes and constraints the server writes to), counted by the table afterwards.
+    """
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("TRUNCATE attendance_logs")
+            conn.commit()
+            start = time.perf_counter()
+            load(conn, cur)
+            elapsed = time.perf_counter() - start
+            cur.execute("SELECT count(*) FROM attendance_logs")
+            row = cur.fetchone()
+            stored = int(row[0]) if row else 0
+    finally:
+        conn.close()
+    return rate(stored, elapsed)
+
+
 def ceilingInsert(url: str, rows: int, perStatement: int = 1000) -> float:
     """
     Rows/s of plain psycopg2 multi-row C{INSERT ... VALUES (...), ... ON CONFLICT DO NOTHING}
-    (C{execute_values}, C{perStatement} rows per statement, one commit per statement) into the
-    emptied C{attendance_logs}: the same table, indexes and constraints the server writes to.
+    (C{execute_values}, C{perStatement} rows per statement, one commit per statement).
     """
-    import psycopg2
     import psycopg2.extras
 
     data = list(ceilingRows(rows))
     now = datetime.now(UTC)
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("TRUNCATE attendance_logs")
+
+    def load(conn: Any, cur: Any) -> None:
+        for i in range(0, len(data), perStatement):
+            psycopg2.extras.execute_values(
+                cur,
+                f"INSERT INTO attendance_logs ({_PG_COLUMNS}) VALUES %s "
+                "ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING",
+                [(*r, now) for r in data[i : i + perStatement]],
+                template="(%s, %s, %s, %s, %s, %s, NULL, NULL, NULL, '{}', %s)",
+                page_size=perStatement,
+            )
             conn.commit()
-            start = time.perf_counter()
-            for i in range(0, len(data), perStatement):
-                chunk = data[i : i + perStatement]
-                psycopg2.extras.execute_values(
-                    cur,
-                    f"INSERT INTO attendance_logs ({_PG_COLUMNS}) VALUES %s "
-                    "ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING",
-                    [(*r, now) for r in chunk],
-                    template="(%s, %s, %s, %s, %s, %s, NULL, NULL, NULL, '{}', %s)",
-                    page_size=perStatement,
-                )
-                conn.commit()
-            elapsed = time.perf_counter() - start
-            cur.execute("SELECT count(*) FROM attendance_logs")
-            row = cur.fetchone()
-            stored = int(row[0]) if row else 0
-    finally:
-        conn.close()
-    return rate(stored, elapsed)
+
+    return _timedPostgres(url, load)
 
 
 def ceilingCopy(url: str, rows: int, perCopy: int = 10_000) -> float:
     """Rows/s of C{COPY attendance_logs FROM STDIN}, C{perCopy} rows per COPY and commit."""
-    import psycopg2
-
     data = list(ceilingRows(rows))
     now = datetime.now(UTC).isoformat()
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("TRUNCATE attendance_logs")
+
+    def load(conn: Any, cur: Any) -> None:
+        for i in range(0, len(data), perCopy):
+            text = "".join(
+                f"{sn}\t{e}\t{t}\t{m}\t{io_}\t{ev}\t\\N\t\\N\t\\N\t{{}}\t{now}\n"
+                for sn, e, t, m, io_, ev in data[i : i + perCopy]
+            )
+            cur.copy_expert(f"COPY attendance_logs ({_PG_COLUMNS}) FROM STDIN", io.StringIO(text))
             conn.commit()
-            start = time.perf_counter()
-            for i in range(0, len(data), perCopy):
-                text = "".join(
-                    f"{sn}\t{e}\t{t}\t{m}\t{io_}\t{ev}\t\\N\t\\N\t\\N\t{{}}\t{now}\n"
-                    for sn, e, t, m, io_, ev in data[i : i + perCopy]
-                )
-                cur.copy_expert(
-                    f"COPY attendance_logs ({_PG_COLUMNS}) FROM STDIN", io.StringIO(text)
-                )
-                conn.commit()
-            elapsed = time.perf_counter() - start
-            cur.execute("SELECT count(*) FROM attendance_logs")
-            row = cur.fetchone()
-            stored = int(row[0]) if row else 0
-    finally:
-        conn.close()
-    return rate(stored, elapsed)
+
+    return _timedPostgres(url, load)
 
 
 def ceilingSQLite(url: str, rows: int, perTransaction: int = 1000) -> float:
