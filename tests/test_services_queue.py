@@ -23,6 +23,7 @@ class FakeStore:
         self.commands: dict[int, StoredCommand] = {}
         self.terminals: dict[str, Terminal] = {}
         self.broken: Exception | None = None
+        self.audits: list[Any] = []
 
     def _result(self, value: Any) -> Deferred[Any]:
         if self.broken is not None:
@@ -59,6 +60,28 @@ class FakeStore:
     def getCommand(self, commandId: int) -> Deferred[Any]:
         return self._result(self.commands.get(commandId))
 
+    def submitCommand(
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: Any = None,
+        warnings: Any = (),
+        audit: Any = None,
+        claim: bool = False,
+    ) -> Deferred[Any]:
+        if self.broken is not None:
+            return fail(self.broken)
+        busy = any(c.sn == sn and c.status in ("queued", "sent") for c in self.commands.values())
+        if audit is not None:
+            self.audits.append(audit)
+        d = self.enqueueCommand(sn, name, payload, actor, maxAttempts, expiresAt, warnings)
+        if claim and not busy:
+            d.addCallback(lambda command: self.updateCommand(command.id, "sent", None, True))
+        return d
+
     def pendingCommands(self, sn: str) -> Deferred[Any]:
         return self._result(
             [c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")]
@@ -78,6 +101,22 @@ class FakeStore:
         return self.updateCommand(command.id, "sent", None, True).addCallback(
             lambda sent: (sent, True)
         )
+
+    def finishAndClaimCommand(
+        self,
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+        sn: str,
+        expired: Any,
+    ) -> Deferred[Any]:
+        d = self.updateCommand(commandId, status, reply, attempted)
+
+        def claim(updated: Any) -> Any:
+            return self.claimCommand(sn, expired).addCallback(lambda claimed: (updated, claimed))
+
+        return d.addCallback(claim)
 
     def updateCommand(
         self, commandId: int, status: str, reply: Mapping[str, Any] | None, attempted: bool
