@@ -317,7 +317,7 @@ class CommandStoreMixin(OpStore):
 
     def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
         """See L{tm20.interfaces.ICommandStore.getCommand}."""
-        return self._runOp(False, getCommand(self.dialect, commandId))
+        return self._runOp(False, getCommand(self.dialect, commandId), single=True)
 
     def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
         """See L{tm20.interfaces.ICommandStore.pendingCommands}."""

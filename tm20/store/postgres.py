@@ -681,7 +681,13 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
     _run = runInTransaction
 
-    def _runOp(self, write: bool, op: Op[_T]) -> Deferred[_T]:
+    def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
+        if single and not write:
+            # one statement reads alone as it would in a READ COMMITTED transaction
+            unusable = self._usable()
+            if unusable is not None:
+                return defer.fail(unusable)
+            return self._pool.runInteraction(runAsync, op, appendEvents, transaction=False)
         return self._run(runAsync, op, appendEvents)
 
     # -- lifecycle ---------------------------------------------------------------------------------
