@@ -258,6 +258,21 @@ class EventStoreContractTests(_Base):
         self.assertEqual(event.payload["actor"], "ops")
 
     @inlineCallbacks
+    def test_commandFinishedAndNextClaimed(self) -> Generator[Deferred[Any], Any, None]:
+        """L{finishAndClaimCommand} appends the finished command's event, and only it."""
+        command = yield self.store.submitCommand(
+            SN, "opendoor", {"doornum": 1}, "ops", 3, claim=True
+        )
+        yield self.store.enqueueCommand(SN, "gettime", {}, "ops", 3)
+        yield self.store.finishAndClaimCommand(
+            command.id, COMMAND_SUCCEEDED, {"result": True}, False, SN, lambda c: False
+        )
+        (event,) = yield self._events()
+        self.assertEqual(event.type, "command.finished")
+        self.assertEqual(event.payload["commandId"], command.id)
+        self.assertEqual(event.payload["status"], "succeeded")
+
+    @inlineCallbacks
     def test_commandSettledOnce(self) -> Generator[Deferred[Any], Any, None]:
         """A cancelled command: one command.finished; a late reply changes nothing, no event."""
         command = yield self.store.enqueueCommand(SN, "opendoor", {"doornum": 1}, "ops", 3)

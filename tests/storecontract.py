@@ -1295,6 +1295,105 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertEqual((other.sn, other.name, sent), (OTHER_SN, "o", True))
 
     @inlineCallbacks
+    def test_submitCommand(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A command and its audit entry in one call; with C{claim}, it is stored C{sent} (one
+        attempt) when nothing older of its terminal is pending, C{queued} behind them otherwise.
+        """
+        self.clock.advance(1)
+        first = yield self.store.submitCommand(
+            SN,
+            "opendoor",
+            {"cmd": "opendoor"},
+            "ops",
+            3,
+            at(T0 + 60),
+            [{"field": "x", "detail": "y"}],
+            audit=("ops", "command.submit", SN, {"command": "opendoor"}),
+            claim=True,
+        )
+        self.assertEqual(
+            (first.sn, first.status, first.attempts, first.sentAt, first.actor, first.maxAttempts),
+            (SN, COMMAND_SENT, 1, at(T0 + 1), "ops", 3),
+        )
+        self.assertEqual(first.expiresAt, at(T0 + 60))
+        self.assertEqual((yield self.store.getCommand(first.id)), first)
+        (entry,) = yield self.store.listAuditEntries(10, None)
+        self.assertEqual(
+            (entry.actor, entry.action, entry.target, entry.detail),
+            ("ops", "command.submit", SN, {"command": "opendoor"}),
+        )
+        # the first is still pending: the second waits behind it
+        second = yield self.store.submitCommand(
+            SN, "gettime", {"cmd": "gettime"}, "ops", 3, claim=True
+        )
+        self.assertEqual((second.status, second.attempts, second.sentAt), (COMMAND_QUEUED, 0, None))
+        # no claim: queued even with nothing pending; another terminal's are not in the way
+        plain = yield self.store.submitCommand(OTHER_SN, "gettime", {"cmd": "gettime"}, None, 3)
+        self.assertEqual((plain.status, plain.attempts), (COMMAND_QUEUED, 0))
+        other = yield self.store.submitCommand(
+            OTHER_SN, "opendoor", {"cmd": "opendoor"}, None, 3, claim=True
+        )
+        self.assertEqual(other.status, COMMAND_QUEUED)
+        yield self.store.updateCommand(first.id, COMMAND_SUCCEEDED, {}, False)
+        yield self.store.updateCommand(second.id, COMMAND_CANCELLED, None, False)
+        third = yield self.store.submitCommand(SN, "gettime", {}, "ops", 3, claim=True)
+        self.assertEqual((third.status, third.attempts), (COMMAND_SENT, 1))
+        self.assertEqual(len((yield self.store.listAuditEntries(10, None))), 1)
+
+    @inlineCallbacks
+    def test_finishAndClaimCommand(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The outcome of one command and the claim of the next, as L{updateCommand} then
+        L{claimCommand} answer them.
+        """
+        first = yield self.store.enqueueCommand(SN, "a", {"cmd": "a"}, "ops", 3)
+        second = yield self.store.enqueueCommand(SN, "b", {"cmd": "b"}, "ops", 3)
+        claimed, _ = yield self.store.claimCommand(SN, lambda command: False)
+        self.assertEqual(claimed.id, first.id)
+        self.clock.advance(3)
+        done, (next_, sent) = yield self.store.finishAndClaimCommand(
+            first.id, COMMAND_SUCCEEDED, {"result": True}, False, SN, lambda command: False
+        )
+        self.assertEqual(
+            (done.id, done.status, done.reply, done.finishedAt),
+            (first.id, COMMAND_SUCCEEDED, {"result": True}, at(T0 + 3)),
+        )
+        self.assertEqual(
+            (next_.id, next_.status, next_.attempts, sent), (second.id, "sent", 1, True)
+        )
+        self.assertEqual((yield self.store.getCommand(second.id)), next_)
+        # not final: claimed again at once (a retry)
+        again, (retry, sent) = yield self.store.finishAndClaimCommand(
+            second.id, COMMAND_QUEUED, None, False, SN, lambda command: False
+        )
+        self.assertEqual(
+            (again.status, retry.id, retry.attempts, sent), ("queued", second.id, 2, True)
+        )
+        # an expired next one is left as it is
+        third = yield self.store.enqueueCommand(SN, "c", {"cmd": "c"}, "ops", 3)
+        done, (left, sent) = yield self.store.finishAndClaimCommand(
+            second.id, COMMAND_FAILED, None, False, SN, lambda command: True
+        )
+        self.assertEqual((done.status, left, sent), (COMMAND_FAILED, third, False))
+        yield self.store.updateCommand(third.id, COMMAND_CANCELLED, None, False)
+        # nothing left to claim; an unknown id is None
+        done, claimedNone = yield self.store.finishAndClaimCommand(
+            third.id, COMMAND_SUCCEEDED, None, False, SN, lambda command: False
+        )
+        self.assertEqual((done.status, claimedNone), (COMMAND_CANCELLED, None))
+        unknown, nothing = yield self.store.finishAndClaimCommand(
+            12345, COMMAND_SUCCEEDED, None, False, SN, lambda command: False
+        )
+        self.assertEqual((unknown, nothing), (None, None))
+        yield self.assertFailure(
+            self.store.finishAndClaimCommand(
+                third.id, "exploded", None, False, SN, lambda command: False
+            ),
+            ValueError,
+        )
+
+    @inlineCallbacks
     def test_commandUnknownAndBadStatus(self) -> Generator[Deferred[Any], Any, None]:
         """Unknown ids give C{None}; an unknown status is a C{ValueError} and changes nothing."""
         self.assertIsNone((yield self.store.getCommand(12345)))

@@ -23,6 +23,9 @@ class FakeStore:
         self.commands: dict[int, StoredCommand] = {}
         self.terminals: dict[str, Terminal] = {}
         self.broken: Exception | None = None
+        self.audits: list[Any] = []
+        #: Store calls that claimed (alone or with an outcome), and transactions in all.
+        self.claims = 0
 
     def _result(self, value: Any) -> Deferred[Any]:
         if self.broken is not None:
@@ -59,12 +62,35 @@ class FakeStore:
     def getCommand(self, commandId: int) -> Deferred[Any]:
         return self._result(self.commands.get(commandId))
 
+    def submitCommand(
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: Any = None,
+        warnings: Any = (),
+        audit: Any = None,
+        claim: bool = False,
+    ) -> Deferred[Any]:
+        if self.broken is not None:
+            return fail(self.broken)
+        busy = any(c.sn == sn and c.status in ("queued", "sent") for c in self.commands.values())
+        if audit is not None:
+            self.audits.append(audit)
+        d = self.enqueueCommand(sn, name, payload, actor, maxAttempts, expiresAt, warnings)
+        if claim and not busy:
+            d.addCallback(lambda command: self.updateCommand(command.id, "sent", None, True))
+        return d
+
     def pendingCommands(self, sn: str) -> Deferred[Any]:
         return self._result(
             [c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")]
         )
 
     def claimCommand(self, sn: str, expired: Any) -> Deferred[Any]:
+        self.claims += 1
         if self.broken is not None:
             return fail(self.broken)
         pending = [
@@ -78,6 +104,22 @@ class FakeStore:
         return self.updateCommand(command.id, "sent", None, True).addCallback(
             lambda sent: (sent, True)
         )
+
+    def finishAndClaimCommand(
+        self,
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+        sn: str,
+        expired: Any,
+    ) -> Deferred[Any]:
+        d = self.updateCommand(commandId, status, reply, attempted)
+
+        def claim(updated: Any) -> Any:
+            return self.claimCommand(sn, expired).addCallback(lambda claimed: (updated, claimed))
+
+        return d.addCallback(claim)
 
     def updateCommand(
         self, commandId: int, status: str, reply: Mapping[str, Any] | None, attempted: bool
@@ -198,6 +240,64 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(
             command.reply, {"ret": "gettime", "result": True, "time": "2024-01-01 00:00:00"}
         )
+
+    def test_waitedCommandStoredSentAtOnce(self) -> None:
+        """
+        A waited-for command for a connected terminal with an idle queue is stored C{sent}
+        with its audit entry in one store call, and delivered without a claim of its own; its
+        outcome is stored with the (empty) claim of the next.
+        """
+        self.commands.connected.add("SN1")
+        audit = ("tester", "command.submit", "SN1", {"command": "gettime"})
+        d = self.queue.submit("SN1", "gettime", {}, "tester", wait=True, audit=audit)
+        self.assertEqual(self.store.audits, [audit])
+        (command,) = self.store.commands.values()
+        self.assertEqual((command.status, command.attempts), ("sent", 1))
+        self.assertEqual(len(self.commands.sent), 1)
+        self.assertEqual(self.store.claims, 0)
+        self.commands.answer()
+        self.assertEqual(self.successResultOf(d).status, "succeeded")
+        self.assertEqual(self.store.claims, 1)  # the next one's, with the outcome
+        self.successResultOf(self.queue.idle("SN1"))
+
+    def test_waitedCommandBehindOlderOnes(self) -> None:
+        """With an older command pending, a waited-for one is queued behind it, not sent first."""
+        older = self.successResultOf(self.submit("setdevinfo", {"volume": 1}))
+        self.commands.connected.add("SN1")
+        d = self.submit(wait=True)
+        self.assertEqual([p.get("volume") for _, p, _ in self.commands.sent], [1])
+        self.assertEqual(self.status(older.id), "sent")
+        newer = max(self.store.commands)
+        self.assertEqual(self.status(newer), "queued")
+        self.commands.answer()
+        self.assertEqual(self.commands.sent[-1][1], {"cmd": "gettime"})
+        self.commands.answer()
+        self.assertEqual(self.successResultOf(d).status, "succeeded")
+        self.assertEqual((self.status(older.id), self.status(newer)), ("succeeded", "succeeded"))
+
+    def test_waitedCommandWhileTheQueueWorks(self) -> None:
+        """A waited-for command posted while the worker delivers is queued and delivered next."""
+        self.commands.connected.add("SN1")
+        first = self.submit(wait=True)
+        second = self.submit("setdevinfo", {"volume": 3}, wait=True)
+        self.assertEqual(len(self.commands.sent), 1)
+        self.assertEqual(self.status(max(self.store.commands)), "queued")
+        self.commands.answer()
+        self.assertEqual(self.successResultOf(first).status, "succeeded")
+        self.assertEqual(self.commands.sent[-1][1], {"cmd": "setdevinfo", "volume": 3})
+        self.commands.answer()
+        self.assertEqual(self.successResultOf(second).status, "succeeded")
+
+    def test_submitWithAuditStoreFailure(self) -> None:
+        """The store refusing the command: the caller gets the error and the queue is idle."""
+        self.commands.connected.add("SN1")
+        self.store.broken = StoreUnavailable("down")
+        self.failureResultOf(self.submit(wait=True), StoreUnavailable)
+        self.successResultOf(self.queue.idle("SN1"))
+        self.store.broken = None
+        d = self.submit(wait=True)
+        self.commands.answer()
+        self.assertEqual(self.successResultOf(d).status, "succeeded")
 
     def test_resultFalseFails(self) -> None:
         self.commands.connected.add("SN1")

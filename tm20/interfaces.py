@@ -851,6 +851,26 @@ class ICommandStore(Interface):
         @return: L{Deferred} of the L{tm20.model.StoredCommand}.
         """
 
+    def submitCommand(
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: datetime | None = None,
+        warnings: Sequence[Mapping[str, str]] = (),
+        audit: tuple[str, str, str | None, Mapping[str, Any]] | None = None,
+        claim: bool = False,
+    ) -> Deferred[StoredCommand]:
+        """
+        L{enqueueCommand} in one transaction with the audit entry C{audit} (C{(actor, action,
+        target, detail)}, as L{IAuditStore.addAuditEntry} writes it, written first), so that
+        an operator's command costs one commit.  C{claim}: when no older command of C{sn} is
+        still to deliver, the new one is stored C{sent} at once, with one attempt (as
+        L{claimCommand} would mark it: the caller delivers it now); otherwise it is C{queued}.
+        @return: L{Deferred} of the L{tm20.model.StoredCommand} (its status says which).
+        """
+
     def getCommand(commandId: int) -> Deferred[StoredCommand | None]:
         """@return: L{Deferred} of the L{tm20.model.StoredCommand} or C{None}."""
 
@@ -882,6 +902,21 @@ class ICommandStore(Interface):
         C{ValueError}.
         @return: L{Deferred} of the L{tm20.model.StoredCommand} as stored after (C{None} for an
             unknown id).
+        """
+
+    def finishAndClaimCommand(
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+        sn: str,
+        expired: Callable[[StoredCommand], bool],
+    ) -> Deferred[tuple[StoredCommand | None, tuple[StoredCommand, bool] | None]]:
+        """
+        L{updateCommand}, then L{claimCommand} of C{sn}, in one transaction: the end of one
+        delivery and the claim of the next command to deliver cost one commit.
+        @return: L{Deferred} of C{(updated, claimed)}: what L{updateCommand} and
+            L{claimCommand} would answer.
         """
 
     def settleCommand(

@@ -46,6 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tm20.cluster.identity import newIncarnation, nodeChannel
+from tm20.cluster.settled import settledMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IClusterStore
 from tm20.model import StoredCommand
@@ -461,7 +462,8 @@ class ClusterNode:
         # whether the terminal is still here tells a timeout (retried) from a disconnection
         here = self.registry.get(command.sn) is not None
         for node in list(nodes):
-            self._send(node, {"op": "settled", "command": command.id, "connected": here})
+            # it carries the command as stored: the asker need not read it again
+            self._send(node, settledMessage(command, here))
 
     def _reread(self, sn: str) -> None:
         """Another node changed C{sn}'s record: its session here uses the new one."""

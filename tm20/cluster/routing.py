@@ -7,7 +7,8 @@ by another goes through the database, and this node waits for its outcome.
     (C{deliver}), delivers at once and tells this node after each attempt (C{settled}); this
     node reads the row and answers as a local delivery would: the command after its first
     attempt (C{succeeded}, C{failed}, C{queued} again when the terminal disconnected), or
-    L{QueuedCommandTimeout} when it got no reply in time.  Every C{recheck} seconds the row is
+    L{QueuedCommandTimeout} when it got no reply in time (the notification carries the row as
+    the holder stored it, L{tm20.cluster.settled}).  Every C{recheck} seconds the row is
     read even without a notification, and a terminal no longer held by any live node ends the
     wait (the command stays queued, as for a terminal that disconnects locally).
   - B{Pulls} (L{ClusterPulls}): recorded as a call (C{cluster_calls}) taken by the node holding
@@ -24,6 +25,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from tm20.cluster.node import ClusterNode
+from tm20.cluster.settled import commandFromMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.model import COMMAND_QUEUED, COMMAND_TIMED_OUT, StoredCommand
 from tm20.services.pulls import LogPullResult, PullBusyError, UserPullResult
@@ -138,7 +140,14 @@ class CommandRouter:
         while True:
             left = deadline - self.clock.seconds()
             message = yield self._wakeups.wait(command.id, min(self.recheck, max(left, 0.0)))
-            current = yield self.store.getCommand(command.id)
+            # the holder's notification carries the row as it stored it (unless too long)
+            carried = None
+            if message is not None and isinstance(message.get("row"), dict):
+                carried = commandFromMessage(message["row"])
+            if carried is not None and carried.id == command.id:
+                current = carried
+            else:
+                current = yield self.store.getCommand(command.id)
             if current is None:
                 raise CommandVanishedError(f"command {command.id} was deleted")
             if current.status in FINAL_STATUSES:

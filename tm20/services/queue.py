@@ -215,9 +215,14 @@ class CommandQueue:
         wait: bool = True,
         expiresIn: float | None = None,
         payload: Mapping[str, Any] | None = None,
+        audit: tuple[str, str, str | None, Mapping[str, Any]] | None = None,
     ) -> Any:
         """
         Validate, store and (when C{sn} is connected) deliver a command.
+
+        A waited-for command for a terminal connected here whose queue is idle is stored
+        C{sent} at once (L{ICommandStore.submitCommand} with C{claim}: still committed before
+        it is sent) and handed to the terminal's worker, which needs no claim of its own.
 
         @param sn: the terminal.
         @param name: the command (C{opendoor}, ...).
@@ -227,6 +232,8 @@ class CommandQueue:
         @param expiresIn: seconds it stays deliverable (C{None}: L{defaultExpiry} of C{name}).
         @param payload: the frame L{buildPayload} made of C{name} and C{params} (validated
             already: not validated again); C{None}: built here.
+        @param audit: the audit entry of the submission, C{(actor, action, target, detail)},
+            written in the command's transaction (C{None}: none).
         @return: a L{Deferred} of the L{StoredCommand}: as stored (C{queued}) when not waiting or
             when the terminal is offline; otherwise after its delivery (C{succeeded},
             C{failed}, or C{queued} again when the terminal disconnected meanwhile).  Fails with
@@ -239,9 +246,32 @@ class CommandQueue:
             payload = yield self.buildPayload(sn, name, params)
         lifetime = defaultExpiry(name) if expiresIn is None else expiresIn
         expiresAt = utcFromSeconds(self.clock.seconds() + lifetime)
-        command = yield self.store.enqueueCommand(
-            sn, name, payload, actor, self.maxAttempts, expiresAt, commandWarnings(name, params)
-        )
+        warnings = commandWarnings(name, params)
+        claim = wait and sn not in self._workers and self.commands.isConnected(sn)
+        if claim:
+            # this caller starts the worker: a kick meanwhile (a registration) only marks sn
+            self._workers.add(sn)
+        try:
+            if audit is None and not claim:
+                command = yield self.store.enqueueCommand(
+                    sn, name, payload, actor, self.maxAttempts, expiresAt, warnings
+                )
+            else:
+                command = yield self.store.submitCommand(
+                    sn,
+                    name,
+                    payload,
+                    actor,
+                    self.maxAttempts,
+                    expiresAt,
+                    warnings,
+                    audit=audit,
+                    claim=claim,
+                )
+        except BaseException:
+            if claim:
+                self._workerDone(None, sn)
+            raise
         self.log.info(
             "command {id} {name} for {sn} queued by {actor}, expires in {lifetime} s",
             id=command.id,
@@ -250,6 +280,14 @@ class CommandQueue:
             actor=actor,
             lifetime=lifetime,
         )
+        if claim:
+            waiter = _Waiter(sn)
+            self._waiters.setdefault(command.id, []).append(waiter)
+            # stored "sent" when nothing older was pending: delivered first, without a claim
+            first = command if command.status == COMMAND_SENT else None
+            inForeground(self._work, sn, first).addBoth(self._workerDone, sn)
+            result = yield waiter.deferred
+            return result
         if not wait or not self.commands.isConnected(sn):
             self.kick(sn)
             if self.remote is not None and not self.commands.isConnected(sn):
@@ -394,12 +432,23 @@ class CommandQueue:
         return d
 
     @inlineCallbacks
-    def _work(self, sn: str) -> Any:
+    def _work(self, sn: str, first: StoredCommand | None = None) -> Any:
+        """
+        Deliver C{sn}'s commands, oldest first, while it is connected; C{first}: a command
+        marked C{sent} already (L{submit}), delivered before anything is claimed.
+        """
+        # the answer of the last claim (None: nothing to deliver), when `checked`
+        claimed: tuple[StoredCommand, bool] | None = None if first is None else (first, True)
+        checked = first is not None
         try:
-            while self.commands.isConnected(sn):
-                self._dirty.discard(sn)
-                # the oldest pending command, marked sent in the same transaction
-                claimed = yield self.store.claimCommand(sn, self.isExpired)
+            while True:
+                if not checked:
+                    if not self.commands.isConnected(sn):
+                        return
+                    self._dirty.discard(sn)
+                    # the oldest pending command, marked sent in the same transaction
+                    claimed = yield self.store.claimCommand(sn, self.isExpired)
+                checked = False
                 if claimed is None:
                     if sn in self._dirty:
                         continue
@@ -412,7 +461,7 @@ class CommandQueue:
                     else:
                         self._notify(command)  # settled meanwhile: never sent
                     continue
-                keepGoing = yield self._deliver(command)
+                keepGoing, checked, claimed = yield self._deliver(command)
                 if not keepGoing:
                     return
         except StoreUnavailable as e:
@@ -430,9 +479,12 @@ class CommandQueue:
     def _deliver(self, command: StoredCommand) -> Any:
         """
         One delivery attempt of C{command}, marked C{sent} already (L{ICommandStore.claimCommand}).
+        While the terminal is still connected, its outcome is stored in one transaction with
+        the claim of the next command (L{ICommandStore.finishAndClaimCommand}).
 
-        @return: a L{Deferred} of C{True} to go on with the next command, C{False} to stop (the
-            terminal is gone).
+        @return: a L{Deferred} of C{(keepGoing, checked, claimed)}: C{keepGoing} C{True} to go
+            on with the next command, C{False} to stop (the terminal is gone); C{checked}
+            whether the next command was claimed, and C{claimed} what that claim answered.
         """
         self.log.info(
             "command {id} {name} sent to {sn} (attempt {attempt}/{max})",
@@ -460,10 +512,18 @@ class CommandQueue:
         else:
             status = COMMAND_SUCCEEDED if reply is None or reply.result else COMMAND_FAILED
             replyFields, outcome = replyAsDict(reply), "replied"
-        updated = yield self.store.updateCommand(command.id, status, replyFields, False)
+        checked = keepGoing and self.commands.isConnected(command.sn)
+        claimed: tuple[StoredCommand, bool] | None = None
+        if checked:
+            self._dirty.discard(command.sn)  # as before any claim: a later kick is seen
+            updated, claimed = yield self.store.finishAndClaimCommand(
+                command.id, status, replyFields, False, command.sn, self.isExpired
+            )
+        else:
+            updated = yield self.store.updateCommand(command.id, status, replyFields, False)
         if updated is None:
             self._vanished(command)
-            return keepGoing
+            return keepGoing, checked, claimed
         self.log.emit(
             LogLevel.warn if timedOut else LogLevel.info,
             "command {id} {name} to {sn}: {outcome}, now {status} (attempt {attempt}/{max})",
@@ -476,7 +536,7 @@ class CommandQueue:
             max=command.maxAttempts,
         )
         self._notify(updated, QueuedCommandTimeout(updated) if timedOut else None)
-        return keepGoing
+        return keepGoing, checked, claimed
 
     @inlineCallbacks
     def _executePaged(self, command: StoredCommand) -> Any:

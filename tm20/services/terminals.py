@@ -405,10 +405,18 @@ class TerminalService:
         audited: dict[str, Any] = {"command": name, "params": dict(params)}
         if expiresIn is not None:
             audited["expiresIn"] = expiresIn
-        await self.audit(actor, "command.submit", sn, audited)
+        # the audit entry is written in the command's own transaction (one commit for both)
+        self.log.info("{actor} {action} {target}", actor=actor, action="command.submit", target=sn)
         with gone():
             command: StoredCommand = await self.context.queue.submit(
-                sn, name, dict(params), actor, wait=wait, expiresIn=expiresIn, payload=payload
+                sn,
+                name,
+                dict(params),
+                actor,
+                wait=wait,
+                expiresIn=expiresIn,
+                payload=payload,
+                audit=(actor, "command.submit", sn, audited),
             )
         return command
 

@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, fail
 
 from tm20.events.payloads import commandEvent
 from tm20.model import COMMAND_QUEUED, COMMAND_SENT, StoredCommand
+from tm20.store._audit import addAuditEntry
 from tm20.store._dialect import Dialect
 from tm20.store._ops import AppendEvents, Op, OpStore, inList
 from tm20.store._rows import FINAL_COMMAND_STATUSES, checkCommandStatus, checkSettle, dumpJSON
@@ -21,9 +22,11 @@ __all__ = [
     "CommandStoreMixin",
     "claimCommand",
     "enqueueCommand",
+    "finishAndClaimCommand",
     "getCommand",
     "pendingCommands",
     "settleCommand",
+    "submitCommand",
     "updateCommand",
 ]
 
@@ -57,6 +60,62 @@ def enqueueCommand(
     return d.read.command(result.rows[0])
 
 
+def submitCommand(
+    d: Dialect,
+    sn: str,
+    name: str,
+    payloadJSON: str,
+    actor: str | None,
+    maxAttempts: int,
+    expiresAt: Any,
+    warningsJSON: str,
+    now: Any,
+    audit: tuple[str, str, str | None, str] | None,
+    claim: bool,
+) -> Op[StoredCommand]:
+    """
+    L{enqueueCommand}, after the audit entry C{audit} (C{(actor, action, target, detail JSON)})
+    in the same transaction.  C{claim}: the new command is marked C{sent} (its first attempt)
+    in the same statement when no older command of C{sn} is still to deliver, as
+    L{claimCommand} would mark it; otherwise it is C{queued} behind them.
+    """
+    if audit is not None:
+        yield from addAuditEntry(d, *audit, now)
+    if not claim:
+        return (
+            yield from enqueueCommand(
+                d, sn, name, payloadJSON, actor, maxAttempts, expiresAt, warningsJSON, now
+            )
+        )
+    busy = f"EXISTS (SELECT 1 FROM commands WHERE sn = %s AND status IN {_PENDING})"
+    result = yield (
+        "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
+        " created_at, expires_at, warnings, sent_at) VALUES (%s, %s, %s,"
+        f" CASE WHEN {busy} THEN %s ELSE %s END, CASE WHEN {busy} THEN 0 ELSE 1 END,"
+        f" %s, %s, %s, %s, %s, CASE WHEN {busy} THEN NULL ELSE %s END) RETURNING *",
+        (
+            sn,
+            name,
+            payloadJSON,
+            sn,
+            *_PENDING_PARAMS,
+            COMMAND_QUEUED,
+            COMMAND_SENT,
+            sn,
+            *_PENDING_PARAMS,
+            maxAttempts,
+            actor,
+            now,
+            expiresAt,
+            warningsJSON,
+            sn,
+            *_PENDING_PARAMS,
+            now,
+        ),
+    )
+    return d.read.command(result.rows[0])
+
+
 def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
     """C{sn}'s commands still to deliver (C{queued} or C{sent}), oldest first."""
     result = yield (
@@ -83,23 +142,23 @@ def claimCommand(
     command = d.read.command(row)
     if expired(command):
         return command, False
-    sent = yield from updateCommand(d, command.id, COMMAND_SENT, None, True, now)
+    sent, _ = yield from _setStatus(d, command.id, COMMAND_SENT, None, True, now)
     if sent is None:  # deleted meanwhile (by another process)
         return None
     return sent, sent.status == COMMAND_SENT
 
 
-def updateCommand(
+def _setStatus(
     d: Dialect,
     commandId: int,
     status: str,
     replyJSON: str | None,
     attempted: bool,
     now: Any,
-) -> Op[StoredCommand | None]:
+) -> Op[tuple[StoredCommand | None, bool]]:
     """
-    Set the status (and reply) of a command not final yet; a final status sets C{finishedAt}
-    (and appends C{command.<status>}), another clears it.
+    L{updateCommand} without its event: the command after, and whether it became final now
+    (its C{command.<status>} event is then the caller's to append).
     """
     final = status in FINAL_COMMAND_STATUSES
     row = (
@@ -120,11 +179,49 @@ def updateCommand(
         )
     ).first
     if row is None:  # unknown, or final already (cancelled meanwhile): nothing changed
-        return (yield from getCommand(d, commandId))
-    command = d.read.command(row)
+        return (yield from getCommand(d, commandId)), False
+    return d.read.command(row), final
+
+
+def updateCommand(
+    d: Dialect,
+    commandId: int,
+    status: str,
+    replyJSON: str | None,
+    attempted: bool,
+    now: Any,
+) -> Op[StoredCommand | None]:
+    """
+    Set the status (and reply) of a command not final yet; a final status sets C{finishedAt}
+    (and appends C{command.<status>}), another clears it.
+    """
+    command, final = yield from _setStatus(d, commandId, status, replyJSON, attempted, now)
     if final:
+        assert command is not None
         yield AppendEvents((commandEvent(command),), now)
     return command
+
+
+def finishAndClaimCommand(
+    d: Dialect,
+    commandId: int,
+    status: str,
+    replyJSON: str | None,
+    attempted: bool,
+    now: Any,
+    sn: str,
+    expired: Callable[[StoredCommand], bool],
+) -> Op[tuple[StoredCommand | None, tuple[StoredCommand, bool] | None]]:
+    """
+    L{updateCommand}, then L{claimCommand} of C{sn}, in one transaction (the event of the
+    first, if any, appended last).
+    """
+    command, final = yield from _setStatus(d, commandId, status, replyJSON, attempted, now)
+    claimed = yield from claimCommand(d, sn, expired, now)
+    if final:
+        assert command is not None
+        yield AppendEvents((commandEvent(command),), now)
+    return command, claimed
 
 
 def settleCommand(
@@ -180,9 +277,47 @@ class CommandStoreMixin(OpStore):
         )
         return self._runOp(True, op)
 
+    def submitCommand(
+        self,
+        sn: str,
+        name: str,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        maxAttempts: int,
+        expiresAt: datetime | None = None,
+        warnings: Sequence[Mapping[str, str]] = (),
+        audit: tuple[str, str, str | None, Mapping[str, Any]] | None = None,
+        claim: bool = False,
+    ) -> Deferred[StoredCommand]:
+        """See L{tm20.interfaces.ICommandStore.submitCommand}."""
+        try:
+            payloadJSON = dumpJSON(payload)
+            warningsJSON = dumpJSON([dict(w) for w in warnings])
+            audited = None
+            if audit is not None:
+                auditActor, action, target, detail = audit
+                audited = (auditActor, action, target, dumpJSON(detail))
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        expires = None if expiresAt is None else self.dialect.timestamp(expiresAt)
+        op = submitCommand(
+            self.dialect,
+            sn,
+            name,
+            payloadJSON,
+            actor,
+            maxAttempts,
+            expires,
+            warningsJSON,
+            self._now(),
+            audited,
+            claim,
+        )
+        return self._runOp(True, op)
+
     def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
         """See L{tm20.interfaces.ICommandStore.getCommand}."""
-        return self._runOp(False, getCommand(self.dialect, commandId))
+        return self._runOp(False, getCommand(self.dialect, commandId), single=True)
 
     def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
         """See L{tm20.interfaces.ICommandStore.pendingCommands}."""
@@ -208,6 +343,26 @@ class CommandStoreMixin(OpStore):
         except (TypeError, ValueError) as e:
             return fail(e)
         op = updateCommand(self.dialect, commandId, status, replyJSON, attempted, self._now())
+        return self._runOpWithEvents(op)
+
+    def finishAndClaimCommand(
+        self,
+        commandId: int,
+        status: str,
+        reply: Mapping[str, Any] | None,
+        attempted: bool,
+        sn: str,
+        expired: Callable[[StoredCommand], bool],
+    ) -> Deferred[tuple[StoredCommand | None, tuple[StoredCommand, bool] | None]]:
+        """See L{tm20.interfaces.ICommandStore.finishAndClaimCommand}."""
+        try:
+            checkCommandStatus(status)
+            replyJSON = None if reply is None else dumpJSON(reply)
+        except (TypeError, ValueError) as e:
+            return fail(e)
+        op = finishAndClaimCommand(
+            self.dialect, commandId, status, replyJSON, attempted, self._now(), sn, expired
+        )
         return self._runOpWithEvents(op)
 
     def settleCommand(

@@ -198,8 +198,12 @@ class OpStore:
     #: The store's L{tm20.store._dialect.Dialect}.
     dialect: Dialect
 
-    def _runOp(self, write: bool, op: Op[_T]) -> Deferred[_T]:
-        """Run C{op} in one transaction (a write one when C{write}); fires after the commit."""
+    def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
+        """
+        Run C{op} in one transaction (a write one when C{write}); fires after the commit.
+        C{single}: C{op} is one read-only statement, which needs no transaction of its own (a
+        store may then spare the C{BEGIN}/C{COMMIT} round trips).
+        """
         raise NotImplementedError
 
     def _now(self) -> Any:

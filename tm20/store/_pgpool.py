@@ -9,7 +9,10 @@ L{StoreUnavailable} instead of queueing behind a dead server.
 
 Transactions are run by the pool itself (C{BEGIN} / C{COMMIT} / C{ROLLBACK} on the slot's
 connection, which the caller has for itself), not by txpostgres' C{runInteraction}, whose
-failed-rollback path logs tracebacks through the legacy logging system.
+failed-rollback path logs tracebacks through the legacy logging system.  The C{BEGIN} travels
+with the transaction's first statement (C{BEGIN; ...}, one query string: one round trip less per
+transaction; the first statement's result is what the cursor shows); a transaction that runs no
+statement sends nothing.
 
 Nothing here ever blocks the reactor, even when the server is frozen (a stopped process, a
 network black hole: TCP connections are still accepted by the kernel, then nothing answers):
@@ -101,6 +104,11 @@ class Cursor:
         self._conn = conn
         self._cursor = conn.cursor()
         self._timeout = timeout
+        #: A transaction is asked for and its C{BEGIN} not sent yet (it goes with the next
+        #: statement).
+        self.beginPending = False
+        #: The C{BEGIN} was sent (a C{COMMIT} or C{ROLLBACK} ends the transaction).
+        self.begun = False
 
     @property
     def connection(self) -> Any:
@@ -117,6 +125,10 @@ class Cursor:
         @raise StatementTimeout: the statement ran past the deadline; the connection was
             dropped (see the module docstring).
         """
+        if self.beginPending:
+            self.beginPending = False
+            self.begun = True
+            sql = "BEGIN; " + sql
         d: Deferred[Any] = self._cursor.execute(sql, params)
         timer = None
         expired = False
@@ -556,6 +568,7 @@ class Pool:
         interaction: Callable[..., Awaitable[T]],
         *args: Any,
         timeout: float | None | bool = True,
+        transaction: bool = True,
     ) -> Deferred[T]:
         """
         Run C{interaction(cursor, *args)} in one transaction on a pooled connection.
@@ -563,12 +576,14 @@ class Pool:
         @param interaction: an C{async} function taking a L{Cursor}; its result is the result.
         @param timeout: the deadline of each statement: C{True} for the pool's default,
             C{None}/C{False} for none, or a number of seconds.
+        @param transaction: C{False}: no transaction around it (each statement commits on its
+            own), for an interaction of one read-only statement.
         @return: a L{Deferred} of its result, failing with L{StoreUnavailable} when the database
             cannot be used (nothing was committed), L{StatementTimeout} when a statement ran too
             long, or the error the interaction raised (the transaction was rolled back).
         """
         limit = self.statementTimeout if timeout is True else (timeout or None)
-        return Deferred.fromCoroutine(self._run(interaction, args, limit, True))
+        return Deferred.fromCoroutine(self._run(interaction, args, limit, transaction))
 
     def runQuery(
         self, sql: str, params: Sequence[Any] | None = None, timeout: float | None | bool = True
@@ -592,20 +607,21 @@ class Pool:
         slot = await self._acquire()
         conn = slot.conn
         assert conn is not None
-        inTransaction = False
+        cur: Cursor | None = None
         try:
             try:
                 cur = Cursor(self, conn, timeout)
-                if transaction:
-                    inTransaction = True
-                    await cur.execute("BEGIN")
+                # BEGIN goes with the first statement (see the module docstring)
+                cur.beginPending = transaction
                 result = await interaction(cur, *args)
-                if transaction:
+                cur.beginPending = False
+                if cur.begun:
                     await cur.execute("COMMIT")
-                    inTransaction = False
+                    cur.begun = False
                 return result
             except BaseException as e:
-                if inTransaction and not conn.isClosed and not slot.broken:
+                if cur is not None and cur.begun and not conn.isClosed and not slot.broken:
+                    cur.begun = False
                     try:
                         await cur.execute("ROLLBACK")
                     except Exception:

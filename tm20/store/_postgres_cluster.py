@@ -91,6 +91,7 @@ class PostgresClusterMixin:
     """Mixed into L{tm20.store.postgres.PostgresStore}: defines its cluster methods."""
 
     _run: Callable[..., Deferred[Any]]
+    _runAlone: Callable[..., Deferred[Any]]
     _now: Callable[[], datetime]
 
     # -- nodes ---------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ class PostgresClusterMixin:
             row = cur.fetchone()
             return None if row is None else str(row[0])
 
-        return self._run(select)
+        return self._runAlone(select)
 
     def terminalHolders(self) -> Deferred[dict[str, str]]:
         """@return: L{Deferred} of C{{sn: node}} for every terminal a live node holds."""

@@ -66,13 +66,15 @@ async def appendEventRows(
     """
     if not rows:
         return 0
-    await cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (EVENTS_LOCK_KEY,))
+    # one round trip: the lock, then the rows (two statements of one query string, in order)
     await cur.execute(
-        "INSERT INTO events (type, sn, payload, created_at)"
+        "SELECT pg_advisory_xact_lock_shared(%s);"
+        " INSERT INTO events (type, sn, payload, created_at)"
         " SELECT u.type, u.sn, u.payload::json, %s"
         " FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(type, sn, payload, n)"
         " ORDER BY u.n",
         (
+            EVENTS_LOCK_KEY,
             now,
             textArray([row[0] for row in rows]),
             textArray([row[1] for row in rows]),

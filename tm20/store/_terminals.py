@@ -256,7 +256,7 @@ class TerminalStoreMixin(OpStore):
 
     def getTerminal(self, sn: str) -> Deferred[Terminal | None]:
         """See L{tm20.interfaces.ITerminalStore.getTerminal}."""
-        return self._runOp(False, getTerminal(self.dialect, sn))
+        return self._runOp(False, getTerminal(self.dialect, sn), single=True)
 
     def listTerminals(self, approved: bool | None) -> Deferred[list[Terminal]]:
         """See L{tm20.interfaces.ITerminalStore.listTerminals}."""

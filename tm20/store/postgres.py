@@ -681,7 +681,20 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
     _run = runInTransaction
 
-    def _runOp(self, write: bool, op: Op[_T]) -> Deferred[_T]:
+    def _runAlone(self, interaction: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """
+        Run C{await interaction(cursor, *args)} without a transaction around it: for one
+        statement that needs none (a read, a notification), one round trip instead of two.
+        """
+        unusable = self._usable()
+        if unusable is not None:
+            return defer.fail(unusable)
+        return self._pool.runInteraction(interaction, *args, transaction=False)
+
+    def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
+        if single and not write:
+            # one statement reads alone as it would in a READ COMMITTED transaction
+            return self._runAlone(runAsync, op, appendEvents)
         return self._run(runAsync, op, appendEvents)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -838,7 +851,8 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         async def notify(cur: Cursor) -> None:
             await cur.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
-        return self._run(notify)
+        # alone, the statement commits (and the notification goes) at once
+        return self._runAlone(notify)
 
     # -- logs --------------------------------------------------------------------------------------
 

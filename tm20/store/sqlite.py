@@ -402,7 +402,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
         d.addCallbacks(succeeded, failed)
         return d
 
-    def _runOp(self, write: bool, op: Op[_T]) -> Deferred[_T]:
+    def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
         return self._run(write, runSync, op, appendEvents)
 
     def _write(
