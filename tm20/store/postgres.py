@@ -186,25 +186,29 @@ def _logItem(record: LogRecord) -> _LogItem:
     @raise TypeError: a field that must be a number is not one (the caller's mistake: it is
         refused before it can fail a whole group commit).
     """
-    if not isinstance(record.time, str):
-        raise TypeError(f"log time must be text, got {record.time!r}")
-    requireStorableLog(
-        _integer(record.enrollid),
-        _integer(record.mode),
-        _integer(record.inout),
-        _integer(record.event),
-        None if record.verifymode is None else _integer(record.verifymode),
-        record.image,
-    )
+    time = record.time
+    if not isinstance(time, str):
+        raise TypeError(f"log time must be text, got {time!r}")
+    enrollid, mode, inout, event = record.enrollid, record.mode, record.inout, record.event
+    verifymode, temp, image = record.verifymode, record.temp, record.image
+    if not (type(enrollid) is int and type(mode) is int and type(inout) is int):
+        enrollid, mode, inout = _integer(enrollid), _integer(mode), _integer(inout)
+    if type(event) is not int:
+        event = _integer(event)
+    if verifymode is not None and type(verifymode) is not int:
+        verifymode = _integer(verifymode)
+    if temp is not None:
+        temp = _real(temp)
+    requireStorableLog(enrollid, mode, inout, event, verifymode, image)
     return (
-        _integer(record.enrollid),
-        record.time,
-        _integer(record.mode),
-        _integer(record.inout),
-        _integer(record.event),
-        None if record.temp is None else _real(record.temp),
-        None if record.verifymode is None else _integer(record.verifymode),
-        record.image,
+        enrollid,
+        time,
+        mode,
+        inout,
+        event,
+        temp,
+        verifymode,
+        image,
         dumpJSON(record.extra) if record.extra else "{}",
         record.isDoorEvent,
     )

@@ -238,8 +238,7 @@ def _insertLogBatches(
     zones = {
         sn: zone or defaultTimezone
         for sn, zone in conn.execute(
-            "SELECT sn, timezone FROM terminals WHERE sn IN"
-            f" ({', '.join('?' * len(sns))})",
+            f"SELECT sn, timezone FROM terminals WHERE sn IN ({', '.join('?' * len(sns))})",
             tuple(sns),
         )
     }
