@@ -133,9 +133,7 @@ def run(args: argparse.Namespace) -> Any:
         yield task.deferLater(reactor, 1.5, lambda: None)
         for _, t in terms:
             t.messages()
-        frames = {
-            sn: batches(sn, i, args.batches, args.batch) for i, (sn, _) in enumerate(terms)
-        }
+        frames = {sn: batches(sn, i, args.batches, args.batch) for i, (sn, _) in enumerate(terms)}
         state = {"acked": 0, "failed": 0, "open": len(terms)}
         done: Deferred[None] = Deferred()
 

@@ -136,13 +136,12 @@ def _measured(
 ) -> Deferred[dict[str, Any] | None]:
     """Count the message, and its reply's result and latency, in C{metrics}."""
     label = cmd if known else "other"
-    metrics.messages.labels(label).inc()
+    metrics.received(label)
 
     def answered(reply: dict[str, Any] | None) -> dict[str, Any] | None:
         if reply is not None:
-            result = "true" if reply.get("result", True) is not False else "false"
-            metrics.acks.labels(label, result).inc()
-            metrics.ackLatency.labels(label).observe(max(0.0, clock.seconds() - started))
+            ok = reply.get("result", True) is not False
+            metrics.answered(label, ok, clock.seconds() - started)
         return reply
 
     return d.addCallback(answered)

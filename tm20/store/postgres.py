@@ -960,8 +960,8 @@ _STAGE = "tm20_log_stage_v2"
 
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
-    ord integer, door boolean, sn text, enrollid bigint, time text, mode bigint, inout bigint,
-    event bigint, temp float8, verifymode bigint, image text, extra text, utc text
+    ord integer, door boolean, sn text COLLATE "C", enrollid bigint, time text COLLATE "C",
+    mode bigint, inout bigint, event bigint, temp float8, verifymode bigint, image text, extra text, utc text
 ) ON COMMIT DELETE ROWS
 """
 
@@ -1045,8 +1045,9 @@ def _copyLogs(
     defaultTimezone: str | None,
 ) -> list[tuple[Any, ...]]:
     """
-    In a thread of the COPY pool, in its transaction (four round trips, the commit included):
-    the events lock (shared, held to the commit) and the terminals' time zones; the rows (each
+    In a thread of the COPY pool (L{CopyConnections.run}), four round trips, the commit
+    included: the transaction opened with the events lock (shared, held to the commit) and the
+    terminals' time zones; the rows (each
     key once, in the order the terminals sent them) by C{COPY} into the staging table; then
     L{_INSERT_STAGED} moves them into their tables and writes the events of those inserted.
 
@@ -1054,7 +1055,7 @@ def _copyLogs(
     """
     cur = conn.cursor()
     cur.execute(
-        "SELECT pg_advisory_xact_lock_shared(%s);"
+        "BEGIN; SELECT pg_advisory_xact_lock_shared(%s);"
         " SELECT sn, timezone FROM terminals WHERE sn = ANY(%s)",
         (EVENTS_LOCK_KEY, list({key[0] for key, _ in rows})),
     )

@@ -687,8 +687,9 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
 
         Group commit (L{tm20.store._groupcommit.GroupCommitQueue}, as on PostgreSQL): the batch
         joins the bounded queue; the batches waiting when the pool thread is free are written in
-        one transaction (one commit, one fsync, for many terminals), each in a savepoint of its
-        own, so one the database refuses fails alone; the caller's Deferred fires after the
+        one transaction (one commit, one fsync, for many terminals, L{_insertLogBatches}); one
+        the database refuses fails alone (the flush is then written batch by batch); the
+        caller's Deferred fires after the
         commit holding its rows.  Fails at once with L{LogQueueFull} (a L{StoreUnavailable})
         when the queue has no room.  A call made before L{stop} completes: the queue is drained
         before the pool closes.
