@@ -201,10 +201,6 @@ class Metrics:
             self.logRecoveries.labels(result)
         self._sampled = _Sampled()
         r.register(self._sampled)
-        # the labelled children of the per-message instruments, looked up once (a command's
-        # name is one of the handled ones or "other": a bounded set)
-        self._received: dict[str, Any] = {}
-        self._answered: dict[tuple[str, bool], tuple[Any, Any]] = {}
         #: With C{--workers}: the L{tm20.cluster.hostmetrics.HostMetrics} that gathers every
         #: worker's metrics for a scrape (C{None}: this process alone).
         self.host: Any = None
@@ -216,24 +212,6 @@ class Metrics:
         Add a gauge computed at scrape time: C{sample()} yields C{(labelValues, value)} pairs.
         """
         self._sampled.gauges.append((name, documentation, labels, sample))
-
-    def received(self, command: str) -> None:
-        """Count a command received (C{command}: a handled command's name or C{other})."""
-        child = self._received.get(command)
-        if child is None:
-            child = self._received[command] = self.messages.labels(command)
-        child.inc()
-
-    def answered(self, command: str, ok: bool, seconds: float) -> None:
-        """Count the reply to C{command}, its result and its latency."""
-        children = self._answered.get((command, ok))
-        if children is None:
-            children = self._answered[(command, ok)] = (
-                self.acks.labels(command, "true" if ok else "false"),
-                self.ackLatency.labels(command),
-            )
-        children[0].inc()
-        children[1].observe(max(0.0, seconds))
 
     def refused(self, reason: str) -> None:
         """Count a refused connection or registration (an unknown reason counts as C{other})."""
