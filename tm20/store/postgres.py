@@ -908,8 +908,8 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         now = self._now()
 
         if self._copy is not None:
-            stored = await self._copy.run(_copyLogs, unique, now, self.defaultTimezone)
-            return self._flushed(batches, owners, stored)
+            counts = await self._copy.run(_copyLogs, unique, owners, now, self.defaultTimezone)
+            return self._counted(batches, [counts.get(i, 0) for i in range(len(batches))])
 
         punches = [row for row in unique if not row[1][9]]
         doors = [row for row in unique if row[1][9]]
@@ -945,7 +945,13 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
             owner = owners.get(cast(_LogKey, tuple(row[1:])))
             if owner is not None:
                 inserted[owner] += 1
-        if stored:
+        return self._counted(batches, inserted)
+
+    def _counted(
+        self, batches: Sequence[Batch[_LogItem, LogInsertResult]], inserted: Sequence[int]
+    ) -> list[LogInsertResult]:
+        """Each batch's counts, from the rows a flush inserted for it."""
+        if any(inserted):
             self._eventsCommitted()
         return [
             LogInsertResult(inserted=n, duplicates=len(batch) - n)
@@ -955,18 +961,19 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
 #: The staging table of COPY ingest: one per connection, emptied at each commit.  C{ord} is
 #: the row's place in the order the terminals sent the records (its event's place in the log),
-#: C{door} tells its table, C{utc} is its time in UTC (C{timeUTC} of its event).
+#: C{batch} is the batch of the flush owning it, C{door} tells its table, C{utc} is its time in
+#: UTC (C{timeUTC} of its event).
 _STAGE = "tm20_log_stage_v2"
 
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
-    ord integer, door boolean, sn text COLLATE "C", enrollid bigint, time text COLLATE "C",
+    ord integer, batch integer, door boolean, sn text COLLATE "C", enrollid bigint, time text COLLATE "C",
     mode bigint, inout bigint, event bigint, temp float8, verifymode bigint, image text, extra text, utc text
 ) ON COMMIT DELETE ROWS
 """
 
 _STAGE_COLUMNS = (
-    "ord, door, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, utc"
+    "ord, batch, door, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, utc"
 )
 
 _STAGED_ROWS = """
@@ -984,7 +991,7 @@ RETURNING id, sn, enrollid, time, mode, inout, event
 #: One statement moves the staged rows into their tables, in key order (one lock order for
 #: every writer), and writes the event of each row inserted (a duplicate has none), built by
 #: the database from the same rows, in the order the terminals sent them (L{logEventText}'s
-#: payload: the same fields in the same order).  @return: the keys inserted, with their ids.
+#: payload: the same fields in the same order).  @return: C{(batch, rows inserted)}.
 _INSERT_STAGED = f"""
 WITH p AS ({_STAGED_ROWS.format(table=_LOG_TABLE, stage=_STAGE, where="NOT door")}),
 d AS ({_STAGED_ROWS.format(table=_DOOR_TABLE, stage=_STAGE, where="door")}),
@@ -1007,7 +1014,12 @@ ev AS (
        = (i.sn, i.enrollid, i.time, i.mode, i.inout, i.event)
     ORDER BY s.ord
 )
-SELECT id, sn, enrollid, time, mode, inout, event FROM ins
+SELECT s.batch, count(*)
+FROM ins i
+JOIN {_STAGE} s
+  ON (s.sn, s.enrollid, s.time, s.mode, s.inout, s.event)
+   = (i.sn, i.enrollid, i.time, i.mode, i.inout, i.event)
+GROUP BY s.batch
 """
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -1023,14 +1035,14 @@ def _copyText(value: str) -> str:
     return value
 
 
-def _stageRow(ord: int, sn: str, item: _LogItem, utc: str | None) -> str:
+def _stageRow(ord: int, batch: int, sn: str, item: _LogItem, utc: str | None) -> str:
     """
     One staging row in C{COPY}'s text format: one format per row (the numbers were checked by
     L{_logItem}; the time is the parser's canonical form or was checked as text).
     """
     enrollid, time, mode, inout, event, temp, verifymode, image, extra, door = item
     return (
-        f"{ord}\t{'t' if door else 'f'}\t{_copyText(sn)}\t{enrollid}\t{_copyText(time)}"
+        f"{ord}\t{batch}\t{'t' if door else 'f'}\t{_copyText(sn)}\t{enrollid}\t{_copyText(time)}"
         f"\t{mode}\t{inout}\t{event}\t{_NULL if temp is None else temp}"
         f"\t{_NULL if verifymode is None else verifymode}"
         f"\t{_NULL if image is None else _copyText(image)}\t{_copyText(extra)}"
@@ -1041,9 +1053,10 @@ def _stageRow(ord: int, sn: str, item: _LogItem, utc: str | None) -> str:
 def _copyLogs(
     conn: Any,
     rows: Sequence[tuple[_LogKey, _LogItem]],
+    owners: Mapping[_LogKey, int],
     now: datetime,
     defaultTimezone: str | None,
-) -> list[tuple[Any, ...]]:
+) -> dict[int, int]:
     """
     In a thread of the COPY pool (L{CopyConnections.run}), four round trips, the commit
     included: the transaction opened with the events lock (shared, held to the commit) and the
@@ -1051,7 +1064,8 @@ def _copyLogs(
     key once, in the order the terminals sent them) by C{COPY} into the staging table; then
     L{_INSERT_STAGED} moves them into their tables and writes the events of those inserted.
 
-    @return: the C{(id, sn, enrollid, time, mode, inout, event)} of the rows inserted.
+    @param owners: the batch (its index in the flush) owning each key.
+    @return: the rows inserted, by batch (a batch with none is absent).
     """
     cur = conn.cursor()
     cur.execute(
@@ -1062,13 +1076,19 @@ def _copyLogs(
     zones = {row[0]: row[1] or defaultTimezone for row in cur.fetchall()}
     text = "".join(
         [
-            _stageRow(n, key[0], item, localToUTC(item[1], zones.get(key[0], defaultTimezone)))
+            _stageRow(
+                n,
+                owners[key],
+                key[0],
+                item,
+                localToUTC(item[1], zones.get(key[0], defaultTimezone)),
+            )
             for n, (key, item) in enumerate(rows)
         ]
     )
     cur.copy_expert(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN", io.StringIO(text))
     cur.execute(_INSERT_STAGED, {"now": now, "receivedAt": formatTimestamp(now)})
-    return cast(list[tuple[Any, ...]], cur.fetchall())
+    return {batch: count for batch, count in cur.fetchall()}
 
 
 def _prepareCopy(conn: Any) -> None:
