@@ -130,3 +130,31 @@ class LogEventTextTests(SynchronousTestCase):
         self.assertEqual(
             localToUTC("2026-03-29 02:30:00", "Europe/Paris"), "2026-03-29T01:30:00+00:00"
         )
+
+    def test_hourShortcutAcrossTransitions(self) -> None:
+        """
+        The remembered offset of an hour (L{localToUTC}'s shortcut) gives what C{strptime}
+        gives for every minute of the days around DST transitions, the half-hour one of Lord
+        Howe and St John's at one minute past midnight included, read in any order (the hours of a transition are never remembered).
+        """
+        days = {
+            "Europe/Paris": ["2026-03-28", "2026-03-29", "2026-10-25", "2026-10-26"],
+            "America/New_York": ["2026-03-08", "2026-11-01"],
+            "Australia/Lord_Howe": ["2026-04-05", "2026-10-04"],
+            # transitions at 00:01 local, inside an hour
+            "America/St_Johns": ["2006-04-02", "2006-10-29"],
+        }
+        for timezone, dates in days.items():
+            for date in dates:
+                times = [
+                    f"{date} {h:02d}:{m:02d}:{s:02d}"
+                    for h in range(24)
+                    for m in range(60)
+                    for s in (0, 59)
+                ]
+                for time in times + list(reversed(times)):
+                    self.assertEqual(
+                        localToUTC(time, timezone),
+                        _slowLocalToUTC(time, timezone),
+                        (time, timezone),
+                    )

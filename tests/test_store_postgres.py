@@ -455,6 +455,36 @@ class CopyIngestTests(_PostgresCase):
         self.assertEqual(len(events), 3)
 
     @inlineCallbacks
+    def test_aJobIsOneTransaction(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A job opens its transaction with its first statement (the connection is in autocommit
+        mode, saving psycopg2's own C{BEGIN} round trip): what it wrote is committed together
+        when it returns, and rolled back together when it raises, on the same connection.
+        """
+        store = yield self.openStore(self.newDatabase(), maxConcurrentFlushes=1)
+        adminQuery(store.dsn, "CREATE TABLE jobs (n integer)")
+
+        def fails(conn: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("BEGIN; INSERT INTO jobs VALUES (1)")
+            cur.execute("INSERT INTO jobs VALUES (2)")
+            raise ValueError("changed its mind")
+
+        def writes(conn: Any) -> int:
+            cur = conn.cursor()
+            cur.execute("BEGIN; INSERT INTO jobs VALUES (3)")
+            cur.execute("INSERT INTO jobs VALUES (4)")
+            cur.execute("SELECT count(*) FROM jobs")
+            return int(cur.fetchone()[0])
+
+        yield self.assertFailure(store._copy.run(fails), ValueError)
+        self.assertEqual(adminQuery(store.dsn, "SELECT n FROM jobs ORDER BY n"), [])
+        seen = yield store._copy.run(writes)
+        self.assertEqual(seen, 2)
+        self.assertEqual(adminQuery(store.dsn, "SELECT n FROM jobs ORDER BY n"), [(3,), (4,)])
+        self.assertEqual(store._copy.connectionsMade, 1)
+
+    @inlineCallbacks
     def test_deadlineShutsTheSocket(self) -> Generator[Deferred[Any], Any, None]:
         """
         A flush blocked in its thread (here behind a row lock held by another session) fails

@@ -59,6 +59,9 @@ class Dispatcher:
 
     def __init__(self, handlers: Mapping[str, ICommandHandler]) -> None:
         self.handlers = dict(handlers)
+        # the labelled instruments of each command, by metrics and label, looked up once (the
+        # labels are the handled commands and "other": a bounded set)
+        self._instruments: dict[tuple[Any, str], _Instruments] = {}
 
     @classmethod
     def fromPlugins(cls) -> Dispatcher:
@@ -80,8 +83,12 @@ class Dispatcher:
         metrics = context.metrics
         if metrics is not None:
             started = context.clock.seconds()
+            key = (metrics, cmd if handler is not None else "other")
+            instruments = self._instruments.get(key)
+            if instruments is None:
+                instruments = self._instruments[key] = _Instruments(metrics, key[1])
             d = self._dispatch(context, session, message, cmd, handler)
-            return _measured(metrics, context.clock, started, cmd, cmd in self.handlers, d)
+            return _measured(instruments, context.clock, started, d)
         return self._dispatch(context, session, message, cmd, handler)
 
     def _dispatch(
@@ -126,23 +133,43 @@ class Dispatcher:
         return result.addCallback(shape).addErrback(failed)
 
 
+class _Instruments:
+    """The labelled children of the per-message instruments of one command."""
+
+    __slots__ = ("metrics", "label", "received", "acked", "_refused", "latency")
+
+    def __init__(self, metrics: Any, label: str) -> None:
+        self.metrics = metrics
+        self.label = label
+        self.received = metrics.messages.labels(label)
+        self.acked = metrics.acks.labels(label, "true")
+        self._refused: Any = None
+        self.latency = metrics.ackLatency.labels(label)
+
+    @property
+    def refused(self) -> Any:
+        # made on first use: a command never refused shows no refused series
+        if self._refused is None:
+            self._refused = self.metrics.acks.labels(self.label, "false")
+        return self._refused
+
+
 def _measured(
-    metrics: Any,
+    instruments: _Instruments,
     clock: Any,
     started: float,
-    cmd: str,
-    known: bool,
     d: Deferred[dict[str, Any] | None],
 ) -> Deferred[dict[str, Any] | None]:
-    """Count the message, and its reply's result and latency, in C{metrics}."""
-    label = cmd if known else "other"
-    metrics.messages.labels(label).inc()
+    """Count the message, and its reply's result and latency."""
+    instruments.received.inc()
 
     def answered(reply: dict[str, Any] | None) -> dict[str, Any] | None:
         if reply is not None:
-            result = "true" if reply.get("result", True) is not False else "false"
-            metrics.acks.labels(label, result).inc()
-            metrics.ackLatency.labels(label).observe(max(0.0, clock.seconds() - started))
+            if reply.get("result", True) is not False:
+                instruments.acked.inc()
+            else:
+                instruments.refused.inc()
+            instruments.latency.observe(max(0.0, clock.seconds() - started))
         return reply
 
     return d.addCallback(answered)

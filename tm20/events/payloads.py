@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +24,36 @@ def localToUTC(time: str, timezone: str | None) -> str | None:
     """
     A terminal-local C{YYYY-MM-DD HH:MM:SS} in UTC (ISO 8601), read in C{timezone} (C{None}:
     the server's own zone); C{None} when the time or the zone cannot be read.
+
+    An ambiguous or skipped local time (a DST transition) is read with C{fold=0}: the offset in
+    force before the transition.  The canonical form takes a shortcut: the UTC offset of its
+    zone and hour, remembered when the whole hour has one offset (L{_hourOffset}), so most logs
+    cost one subtraction; the result is the same text (a property test checks it).
     """
+    if (
+        len(time) == 19
+        and time[10] == " "
+        and time[13] == ":"
+        and time[16] == ":"
+        and time.isascii()
+    ):
+        key = (timezone, time[:13])
+        offset = _offsets.get(key)
+        if offset is None:
+            offset = _hourOffset(time, timezone)
+            if len(_offsets) >= _OFFSETS_KEPT:
+                _offsets.clear()
+            _offsets[key] = offset
+        if offset is not _MIXED:
+            try:
+                return (datetime.fromisoformat(time) - offset).isoformat() + "+00:00"
+            except ValueError:
+                return None
+    return _localToUTC(time, timezone)
+
+
+def _localToUTC(time: str, timezone: str | None) -> str | None:
+    """L{localToUTC} without the shortcut."""
     try:
         if (
             len(time) == 19
@@ -44,6 +73,36 @@ def localToUTC(time: str, timezone: str | None) -> str | None:
     except (ValueError, ZoneInfoNotFoundError, OSError, TypeError):
         return None
     return aware.astimezone(UTC).isoformat()
+
+
+#: L{_hourOffset}'s answer when an hour has no single offset (or cannot be read).
+_MIXED = timedelta(days=99)
+
+#: The offsets remembered, by zone and hour (C{YYYY-MM-DD HH}); forgotten all at once when full.
+_offsets: dict[tuple[str | None, str], timedelta] = {}
+_OFFSETS_KEPT = 4096
+
+
+def _hourOffset(time: str, timezone: str | None) -> timedelta:
+    """
+    The UTC offset of C{time}'s hour in C{timezone} if the whole hour has that one offset
+    (its first and last second, either fold), else L{_MIXED}.
+    """
+    try:
+        start = datetime.fromisoformat(time[:13] + ":00:00")
+        zone = None if timezone is None else _zone(timezone)
+        offsets = set()
+        for when in (start, start + timedelta(seconds=3599)):
+            for fold in (0, 1):
+                local = when.replace(fold=fold)
+                aware = local.astimezone() if zone is None else local.replace(tzinfo=zone)
+                offsets.add(aware.utcoffset())
+    except (ValueError, ZoneInfoNotFoundError, OSError, TypeError, OverflowError):
+        return _MIXED
+    if len(offsets) != 1:
+        return _MIXED
+    offset = offsets.pop()
+    return _MIXED if offset is None else offset
 
 
 _zones: dict[str, ZoneInfo] = {}

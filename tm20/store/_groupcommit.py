@@ -1,7 +1,7 @@
 """
 Group commit for attendance logs: batches from every terminal are queued and written together.
 Both stores use it (PostgreSQL: up to two flushes at once, each one C{COPY} transaction;
-SQLite: one at a time in its writer thread, each batch in a savepoint of its own).
+SQLite: one at a time in its writer thread).
 
 A batch joins the queue and its caller gets a L{Deferred}.  The queue is flushed as one
 transaction when it holds C{flushRows} rows, or C{flushInterval} seconds after the first batch

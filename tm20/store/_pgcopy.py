@@ -165,7 +165,9 @@ class CopyConnections:
     def run(self, function: Callable[..., T], *args: Any) -> Deferred[T]:
         """
         Run C{function(connection, *args)} in a thread, in one transaction committed when it
-        returns (rolled back when it raises).
+        returns (rolled back when it raises).  The connection is in autocommit mode, so that
+        opening the transaction costs no round trip of its own: C{function}'s first statement
+        must start it (C{"BEGIN; ..."} sent with its first query).
 
         @return: a L{Deferred} of its result, fired after the commit; failing with
             L{StoreUnavailable} (the database cannot be used), L{StatementTimeout} (past the
@@ -237,13 +239,16 @@ class CopyConnections:
             kwargs["options"] = self.options
         conn = psycopg2.connect(self.dsn, **kwargs)
         self.connectionsMade += 1
-        if self.prepare is not None:
-            try:
+        try:
+            if self.prepare is not None:
                 self.prepare(conn)
                 conn.commit()
-            except BaseException:
-                conn.close()
-                raise
+            # psycopg2 would open each transaction with a round trip of its own (BEGIN): the
+            # jobs send it with their first statement instead (see run)
+            conn.autocommit = True
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _inThread(self, job: _Job, function: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -264,13 +269,14 @@ class CopyConnections:
                 result = function(conn, *args)
                 if job.abandoned:
                     raise StoreUnavailable("abandoned before its commit")
-                conn.commit()
+                conn.cursor().execute("COMMIT")
                 healthy = True
                 return result
             except BaseException:
                 if not conn.closed:
                     try:
-                        conn.rollback()
+                        # (a warning, not an error, if no transaction is open)
+                        conn.cursor().execute("ROLLBACK")
                         healthy = not job.abandoned
                     except Exception:
                         healthy = False

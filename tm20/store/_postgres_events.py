@@ -8,8 +8,9 @@ B{Ids become visible in order.}  A C{bigserial} alone does not give that: two tr
 ids 10 and 11, the one with 11 commits first, and a reader whose cursor moves to 11 never sees
 10.  So the transaction-level advisory lock L{EVENTS_LOCK_KEY} separates writers from readers:
 
-  - every transaction that appends events takes it in I{shared} mode just before its
-    C{INSERT INTO events} (its last statement) and holds it to its commit, so a transaction
+  - every transaction that appends events takes it in I{shared} mode before its
+    C{INSERT INTO events} (L{appendEventRows}: just before, as its last statement; a COPY
+    ingest flush: with its first statement) and holds it to its commit, so a transaction
     holding an event id not yet committed always holds the shared lock.  Writers never wait
     for each other: concurrent group commits (of this process or another) commit side by
     side, their fsyncs shared, instead of one at a time;

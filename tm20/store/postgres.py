@@ -39,10 +39,11 @@ Design:
   - B{COPY ingest.}  A flush runs on a synchronous psycopg2 connection in a thread of a small
     dedicated pool (L{tm20.store._pgcopy.CopyConnections}, one thread per flush slot), since
     txpostgres' asynchronous connections cannot C{COPY}: its rows are copied into a temporary
-    staging table, C{INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING} moves them into
-    the table in key order (concurrent flushes, of this or another process, take their row
-    locks in the same order and cannot deadlock each other), and the events of the rows
-    inserted are copied into C{events}.  The flush has a deadline; past it, it fails with
+    staging table, then one statement (C{INSERT ... SELECT ... ON CONFLICT DO NOTHING
+    RETURNING} per table, in key order: concurrent flushes, of this or another process, take
+    their row locks in the same order and cannot deadlock each other) moves them into their
+    tables and writes the event of each row inserted, its payload built by the database from
+    the same rows (no Python per event).  Four round trips per flush, the commit included.  The flush has a deadline; past it, it fails with
     L{StatementTimeout} and its socket is shut down.  With C{copyIngest=False}, the same flush
     is one C{INSERT ... SELECT FROM unnest(...) ... RETURNING} per table on the asynchronous
     pool (chunks of L{INSERT_CHUNK_ROWS} rows).
@@ -78,6 +79,7 @@ from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
+    localToUTC,
     logEventText,
 )
 from tm20.interfaces import (
@@ -184,25 +186,29 @@ def _logItem(record: LogRecord) -> _LogItem:
     @raise TypeError: a field that must be a number is not one (the caller's mistake: it is
         refused before it can fail a whole group commit).
     """
-    if not isinstance(record.time, str):
-        raise TypeError(f"log time must be text, got {record.time!r}")
-    requireStorableLog(
-        _integer(record.enrollid),
-        _integer(record.mode),
-        _integer(record.inout),
-        _integer(record.event),
-        None if record.verifymode is None else _integer(record.verifymode),
-        record.image,
-    )
+    time = record.time
+    if not isinstance(time, str):
+        raise TypeError(f"log time must be text, got {time!r}")
+    enrollid, mode, inout, event = record.enrollid, record.mode, record.inout, record.event
+    verifymode, temp, image = record.verifymode, record.temp, record.image
+    if not (type(enrollid) is int and type(mode) is int and type(inout) is int):
+        enrollid, mode, inout = _integer(enrollid), _integer(mode), _integer(inout)
+    if type(event) is not int:
+        event = _integer(event)
+    if verifymode is not None and type(verifymode) is not int:
+        verifymode = _integer(verifymode)
+    if temp is not None:
+        temp = _real(temp)
+    requireStorableLog(enrollid, mode, inout, event, verifymode, image)
     return (
-        _integer(record.enrollid),
-        record.time,
-        _integer(record.mode),
-        _integer(record.inout),
-        _integer(record.event),
-        None if record.temp is None else _real(record.temp),
-        None if record.verifymode is None else _integer(record.verifymode),
-        record.image,
+        enrollid,
+        time,
+        mode,
+        inout,
+        event,
+        temp,
+        verifymode,
+        image,
         dumpJSON(record.extra) if record.extra else "{}",
         record.isDoorEvent,
     )
@@ -229,16 +235,15 @@ def _logEventRows(
 ) -> list[tuple[str, str | None, str]]:
     """
     The events of the rows just inserted (C{ids}: exactly those, from C{RETURNING}; a duplicate
-    has no event), in the order the terminals sent them, as C{(type, sn, payload text)}.
+    has no event), in the order the terminals sent them (C{ordered}: each key once), as
+    C{(type, sn, payload text)}.
     """
     receivedAt = formatTimestamp(now)
     rows: list[tuple[str, str | None, str]] = []
-    seen: set[_LogKey] = set()
     for key, item in ordered:
         logId = ids.get(key)
-        if logId is None or key in seen:
+        if logId is None:
             continue
-        seen.add(key)
         sn = key[0]
         kind, text = logEventText(
             sn,
@@ -904,8 +909,8 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         belongs to the first batch holding it; the others count it as a duplicate.
         """
         owners: dict[_LogKey, int] = {}
-        punches: list[tuple[_LogKey, _LogItem]] = []
-        doors: list[tuple[_LogKey, _LogItem]] = []
+        # each key once, in the order the terminals sent the records (their events' order)
+        unique: list[tuple[_LogKey, _LogItem]] = []
         for index, batch in enumerate(batches):
             sn = batch.sn
             for item in batch.items:
@@ -913,22 +918,15 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
                 if key in owners:
                     continue
                 owners[key] = index
-                (doors if item[9] else punches).append((key, item))
+                unique.append((key, item))
         now = self._now()
-        # the events, in the order the terminals sent the records
-        ordered = [
-            (key, item)
-            for batch in batches
-            for item in batch.items
-            if owners.get(key := (batch.sn, item[0], item[1], item[2], item[3], item[4]))
-            is not None
-        ]
 
         if self._copy is not None:
-            stored = await self._copy.run(
-                _copyLogs, punches, doors, ordered, now, self.defaultTimezone
-            )
-            return self._flushed(batches, owners, stored)
+            counts = await self._copy.run(_copyLogs, unique, owners, now, self.defaultTimezone)
+            return self._counted(batches, [counts.get(i, 0) for i in range(len(batches))])
+
+        punches = [row for row in unique if not row[1][9]]
+        doors = [row for row in unique if row[1][9]]
 
         async def insert(cur: Cursor) -> list[tuple[Any, ...]]:
             stored: list[tuple[Any, ...]] = []
@@ -943,7 +941,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
                 ids = {cast(_LogKey, tuple(row[1:])): row[0] for row in stored}
                 zones = await terminalTimezones(cur, {key[0] for key in ids})
                 await appendEventRows(
-                    cur, _logEventRows(ordered, ids, zones, self.defaultTimezone, now), now
+                    cur, _logEventRows(unique, ids, zones, self.defaultTimezone, now), now
                 )
             return stored
 
@@ -961,7 +959,13 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
             owner = owners.get(cast(_LogKey, tuple(row[1:])))
             if owner is not None:
                 inserted[owner] += 1
-        if stored:
+        return self._counted(batches, inserted)
+
+    def _counted(
+        self, batches: Sequence[Batch[_LogItem, LogInsertResult]], inserted: Sequence[int]
+    ) -> list[LogInsertResult]:
+        """Each batch's counts, from the rows a flush inserted for it."""
+        if any(inserted):
             self._eventsCommitted()
         return [
             LogInsertResult(inserted=n, duplicates=len(batch) - n)
@@ -969,27 +973,67 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         ]
 
 
-#: The staging table of COPY ingest: one per connection, emptied at each commit.
-_STAGE = "tm20_log_stage"
+#: The staging table of COPY ingest: one per connection, emptied at each commit.  C{ord} is
+#: the row's place in the order the terminals sent the records (its event's place in the log),
+#: C{batch} is the batch of the flush owning it, C{door} tells its table, C{utc} is its time in
+#: UTC (C{timeUTC} of its event).
+_STAGE = "tm20_log_stage_v2"
 
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
-    sn text, enrollid bigint, time text, mode bigint, inout bigint, event bigint,
-    temp float8, verifymode bigint, image text, extra text
+    ord integer, batch integer, door boolean, sn text COLLATE "C", enrollid bigint, time text COLLATE "C",
+    mode bigint, inout bigint, event bigint, temp float8, verifymode bigint, image text, extra text, utc text
 ) ON COMMIT DELETE ROWS
 """
 
-_STAGE_COLUMNS = "sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra"
+_STAGE_COLUMNS = (
+    "ord, batch, door, sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, utc"
+)
 
-#: From the staging table into the logs, in key order (one lock order for every writer).
-_INSERT_STAGED = f"""
-INSERT INTO {{table}} (sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra,
+_STAGED_ROWS = """
+INSERT INTO {table} (sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra,
                      received_at)
-SELECT sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra::json, %s
-FROM {_STAGE}
+SELECT sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra::json,
+       %(now)s
+FROM {stage}
+WHERE {where}
 ORDER BY sn, enrollid, time, mode, inout, event
 ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING
 RETURNING id, sn, enrollid, time, mode, inout, event
+"""
+
+#: One statement moves the staged rows into their tables, in key order (one lock order for
+#: every writer), and writes the event of each row inserted (a duplicate has none), built by
+#: the database from the same rows, in the order the terminals sent them (L{logEventText}'s
+#: payload: the same fields in the same order).  @return: C{(batch, rows inserted)}.
+_INSERT_STAGED = f"""
+WITH p AS ({_STAGED_ROWS.format(table=_LOG_TABLE, stage=_STAGE, where="NOT door")}),
+d AS ({_STAGED_ROWS.format(table=_DOOR_TABLE, stage=_STAGE, where="door")}),
+ins AS (SELECT * FROM p UNION ALL SELECT * FROM d),
+ev AS (
+    INSERT INTO events (type, sn, payload, created_at)
+    SELECT CASE WHEN s.enrollid = 0 THEN 'door.event' ELSE 'log.created' END, s.sn,
+           json_build_object(
+               'sn', s.sn, 'logId', i.id, 'enrollid', s.enrollid, 'time', s.time,
+               'timeUTC', s.utc, 'mode', s.mode, 'inout', s.inout, 'event', s.event,
+               'temp', s.temp, 'verifymode', s.verifymode, 'hasImage', s.image IS NOT NULL,
+               'extra', s.extra::json,
+               'key', json_build_array(s.sn, s.enrollid, s.time, s.mode, s.inout, s.event),
+               'receivedAt', %(receivedAt)s::text
+           ),
+           %(now)s
+    FROM ins i
+    JOIN {_STAGE} s
+      ON (s.sn, s.enrollid, s.time, s.mode, s.inout, s.event)
+       = (i.sn, i.enrollid, i.time, i.mode, i.inout, i.event)
+    ORDER BY s.ord
+)
+SELECT s.batch, count(*)
+FROM ins i
+JOIN {_STAGE} s
+  ON (s.sn, s.enrollid, s.time, s.mode, s.inout, s.event)
+   = (i.sn, i.enrollid, i.time, i.mode, i.inout, i.event)
+GROUP BY s.batch
 """
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -998,72 +1042,67 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _NULL = "\\N"
 
 
-def _copyField(value: object) -> str:
-    """One field of C{COPY}'s text format (C{None} is C{\\N})."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
+def _copyText(value: str) -> str:
+    """Text as one field of C{COPY}'s text format (most text has nothing to escape)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_COPY_ESCAPES)
-    return str(value)
+    return value
 
 
-def _copyRow(sn: str, item: _LogItem) -> str:
-    """One staging row in C{COPY}'s text format (numbers were checked by L{_logItem})."""
-    enrollid, time, mode, inout, event, temp, verifymode, image, extra, _ = item
+def _stageRow(ord: int, batch: int, sn: str, item: _LogItem, utc: str | None) -> str:
+    """
+    One staging row in C{COPY}'s text format: one format per row (the numbers were checked by
+    L{_logItem}; the time is the parser's canonical form or was checked as text).
+    """
+    enrollid, time, mode, inout, event, temp, verifymode, image, extra, door = item
     return (
-        f"{sn.translate(_COPY_ESCAPES)}\t{enrollid}\t{time.translate(_COPY_ESCAPES)}\t{mode}"
-        f"\t{inout}\t{event}\t{_NULL if temp is None else temp}"
+        f"{ord}\t{batch}\t{'t' if door else 'f'}\t{_copyText(sn)}\t{enrollid}\t{_copyText(time)}"
+        f"\t{mode}\t{inout}\t{event}\t{_NULL if temp is None else temp}"
         f"\t{_NULL if verifymode is None else verifymode}"
-        f"\t{_NULL if image is None else image.translate(_COPY_ESCAPES)}"
-        f"\t{extra.translate(_COPY_ESCAPES)}\n"
+        f"\t{_NULL if image is None else _copyText(image)}\t{_copyText(extra)}"
+        f"\t{_NULL if utc is None else utc}\n"
     )
 
 
 def _copyLogs(
     conn: Any,
-    punches: Sequence[tuple[_LogKey, _LogItem]],
-    doors: Sequence[tuple[_LogKey, _LogItem]],
-    ordered: Sequence[tuple[_LogKey, _LogItem]],
+    rows: Sequence[tuple[_LogKey, _LogItem]],
+    owners: Mapping[_LogKey, int],
     now: datetime,
     defaultTimezone: str | None,
-) -> list[tuple[Any, ...]]:
+) -> dict[int, int]:
     """
-    In a thread of the COPY pool, in its transaction: each table's rows go by C{COPY} into the
-    staging table, then C{INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING} into the
-    table; the events of the rows inserted go by C{COPY} into C{events} (ids in the order of
-    the rows, under the events lock, shared), all before the one commit.
+    In a thread of the COPY pool (L{CopyConnections.run}), four round trips, the commit
+    included: the transaction opened with the events lock (shared, held to the commit) and the
+    terminals' time zones; the rows (each
+    key once, in the order the terminals sent them) by C{COPY} into the staging table; then
+    L{_INSERT_STAGED} moves them into their tables and writes the events of those inserted.
 
-    @return: the C{(id, sn, enrollid, time, mode, inout, event)} of the rows inserted.
+    @param owners: the batch (its index in the flush) owning each key.
+    @return: the rows inserted, by batch (a batch with none is absent).
     """
     cur = conn.cursor()
-    stored: list[tuple[Any, ...]] = []
-    tables = [
-        (table, rows) for table, rows in ((_LOG_TABLE, punches), (_DOOR_TABLE, doors)) if rows
-    ]
-    for index, (table, rows) in enumerate(tables):
-        if index:
-            cur.execute(f"TRUNCATE {_STAGE}")  # the staging table holds one table's rows at once
-        text = "".join([_copyRow(key[0], item) for key, item in rows])
-        cur.copy_expert(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN", io.StringIO(text))
-        cur.execute(_INSERT_STAGED.format(table=table), (now,))
-        stored.extend(cur.fetchall())
-    if stored:
-        ids = {cast(_LogKey, tuple(row[1:])): row[0] for row in stored}
-        # one round trip: the events lock (shared), then the terminals' time zones
-        cur.execute(
-            "SELECT pg_advisory_xact_lock_shared(%s);"
-            " SELECT sn, timezone FROM terminals WHERE sn = ANY(%s)",
-            (EVENTS_LOCK_KEY, list({k[0] for k in ids})),
-        )
-        zones = {row[0]: row[1] for row in cur.fetchall()}
-        events = _logEventRows(ordered, ids, zones, defaultTimezone, now)
-        created = now.isoformat()
-        text = "".join(
-            f"{_copyField(kind)}\t{_copyField(sn)}\t{_copyField(payload)}\t{created}\n"
-            for kind, sn, payload in events
-        )
-        cur.copy_expert("COPY events (type, sn, payload, created_at) FROM STDIN", io.StringIO(text))
-    return stored
+    cur.execute(
+        "BEGIN; SELECT pg_advisory_xact_lock_shared(%s);"
+        " SELECT sn, timezone FROM terminals WHERE sn = ANY(%s)",
+        (EVENTS_LOCK_KEY, list({key[0] for key, _ in rows})),
+    )
+    zones = {row[0]: row[1] or defaultTimezone for row in cur.fetchall()}
+    text = "".join(
+        [
+            _stageRow(
+                n,
+                owners[key],
+                key[0],
+                item,
+                localToUTC(item[1], zones.get(key[0], defaultTimezone)),
+            )
+            for n, (key, item) in enumerate(rows)
+        ]
+    )
+    cur.copy_expert(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN", io.StringIO(text))
+    cur.execute(_INSERT_STAGED, {"now": now, "receivedAt": formatTimestamp(now)})
+    return {batch: count for batch, count in cur.fetchall()}
 
 
 def _prepareCopy(conn: Any) -> None:

@@ -60,7 +60,7 @@ from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
 from tm20.events.payloads import (
-    logEventText,
+    localToUTC,
 )
 from tm20.interfaces import (
     IAccessStore,
@@ -91,10 +91,8 @@ from tm20.store._rows import (
 )
 from tm20.store._sqlite_events import (
     SQLiteEventsMixin,
-    appendEventRows,
     appendEvents,
     connectionPool,
-    terminalTimezone,
 )
 
 _P = ParamSpec("_P")
@@ -164,11 +162,62 @@ def _logRow(sn: str, record: LogRecord, receivedAt: str) -> tuple[Any, ...]:
 _LogItem = tuple[tuple[Any, ...], bool]
 
 
-_INSERT_LOG_ROW = (
-    "INSERT OR IGNORE INTO {table} (sn, enrollid, time, mode, inout, event,"
-    " temp, verifymode, image, extra, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+#: The staging table of a flush (temporary: this connection's own), emptied after each flush:
+#: the log row, then its place in the order the terminals sent the records (its event's place
+#: in the log), its batch, its table, and its time in UTC (its event's C{timeUTC}).
+_STAGE = "tm20_log_stage"
+
+_CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (
+    sn TEXT, enrollid INTEGER, time TEXT, mode INTEGER, inout INTEGER, event INTEGER,
+    temp REAL, verifymode INTEGER, image TEXT, extra TEXT, received_at TEXT,
+    ord INTEGER, batch INTEGER, door INTEGER, utc TEXT
 )
+"""
+
+_STAGE_ROW = f"INSERT INTO {_STAGE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+#: The staged rows of one table into it, in the terminals' order (C{INSERT OR IGNORE}: a
+#: duplicate is not stored).
+_INSERT_STAGED = f"""
+INSERT OR IGNORE INTO {{table}} (sn, enrollid, time, mode, inout, event, temp, verifymode,
+                                image, extra, received_at)
+SELECT sn, enrollid, time, mode, inout, event, temp, verifymode, image, extra, received_at
+FROM {_STAGE} WHERE door = {{door}} ORDER BY ord
+"""
+
+#: The staged rows just inserted (ids past those of before the flush), with their ids.
+_INSERTED = f"""
+SELECT s.*, l.id AS id FROM {_STAGE} s JOIN {_LOG_TABLE} l
+  ON l.sn = s.sn AND l.enrollid = s.enrollid AND l.time = s.time AND l.mode = s.mode
+ AND l.inout = s.inout AND l.event = s.event
+WHERE s.door = 0 AND l.id > :logs
+UNION ALL
+SELECT s.*, l.id AS id FROM {_STAGE} s JOIN {_DOOR_TABLE} l
+  ON l.sn = s.sn AND l.enrollid = s.enrollid AND l.time = s.time AND l.mode = s.mode
+ AND l.inout = s.inout AND l.event = s.event
+WHERE s.door = 1 AND l.id > :doors
+"""
+
+#: The event of each row inserted, built by the database from the same row, in the order the
+#: terminals sent them: L{logEventText}'s payload (the same fields in the same order).
+_INSERT_EVENTS = f"""
+INSERT INTO events (type, sn, payload, created_at)
+SELECT CASE WHEN enrollid = 0 THEN 'door.event' ELSE 'log.created' END, sn,
+       json_object(
+           'sn', sn, 'logId', id, 'enrollid', enrollid, 'time', time, 'timeUTC', utc,
+           'mode', mode, 'inout', inout, 'event', event, 'temp', temp,
+           'verifymode', verifymode,
+           'hasImage', json(CASE WHEN image IS NULL THEN 'false' ELSE 'true' END),
+           'extra', json(extra),
+           'key', json_array(sn, enrollid, time, mode, inout, event),
+           'receivedAt', received_at
+       ),
+       received_at
+FROM ({_INSERTED}) ORDER BY ord
+"""
+
+_INSERTED_PER_BATCH = f"SELECT batch, count(*) FROM ({_INSERTED}) GROUP BY batch"
 
 
 def _insertLogBatches(
@@ -177,50 +226,51 @@ def _insertLogBatches(
     defaultTimezone: str | None,
 ) -> list[LogInsertResult | BaseException]:
     """
-    Write C{batches} in this one transaction, each in a savepoint of its own: a batch the
-    database refuses fails alone (its outcome is the error).  Each row inserted (not a
-    duplicate) gets its C{log.created} / C{door.event} in the same savepoint.
+    Write C{batches} in this one transaction: their rows (each key once, the first batch
+    holding it owns it) go into the staging table in one C{executemany}, then into their tables
+    by two C{INSERT ... SELECT}, and the events of the rows inserted (a duplicate has none) by
+    one more, built by the database; each batch gets its own counts.  A row the database
+    refuses fails the flush (rolled back whole): the group commit then writes each batch alone,
+    so only the batch holding it fails.
     """
-    outcomes: list[LogInsertResult | BaseException] = []
-    for batch in batches:
-        conn.execute("SAVEPOINT log_batch")
-        try:
-            events: list[tuple[str, str | None, str]] = []
-            timezone = terminalTimezone(conn, batch.sn) or defaultTimezone
-            receivedAt = batch.items[0][0][10]
-            for row, isDoor in batch.items:
-                table = _DOOR_TABLE if isDoor else _LOG_TABLE
-                stored = conn.execute(_INSERT_LOG_ROW.format(table=table), row).fetchone()
-                if stored is not None:
-                    kind, text = logEventText(
-                        batch.sn,
-                        stored[0],
-                        row[1],
-                        row[2],
-                        row[3],
-                        row[4],
-                        row[5],
-                        row[6],
-                        row[7],
-                        row[8] is not None,
-                        row[9],
-                        receivedAt,
-                        timezone,
-                    )
-                    events.append((kind, batch.sn, text))
-            inserted = appendEventRows(conn, events, receivedAt)
-        except sqlite3.Error as e:
-            if _isUnavailable(e) or not conn.in_transaction:
-                # the database cannot be written now (on a full disk SQLite may even have rolled
-                # the whole transaction back): every batch of this transaction fails with it
-                raise
-            conn.execute("ROLLBACK TO log_batch")
-            conn.execute("RELEASE log_batch")
-            outcomes.append(e)
-        else:
-            conn.execute("RELEASE log_batch")
-            outcomes.append(LogInsertResult(inserted=inserted, duplicates=len(batch) - inserted))
-    return outcomes
+    conn.execute(_CREATE_STAGE)
+    sns = {batch.sn for batch in batches}
+    zones = {
+        sn: zone or defaultTimezone
+        for sn, zone in conn.execute(
+            f"SELECT sn, timezone FROM terminals WHERE sn IN ({', '.join('?' * len(sns))})",
+            tuple(sns),
+        )
+    }
+    seen: set[tuple[Any, ...]] = set()
+    staged: list[tuple[Any, ...]] = []
+    ord = 0
+    for index, batch in enumerate(batches):
+        zone = zones.get(batch.sn, defaultTimezone)
+        for row, isDoor in batch.items:
+            key = row[:6]
+            if key in seen:
+                continue
+            seen.add(key)
+            staged.append((*row, ord, index, 1 if isDoor else 0, localToUTC(row[2], zone)))
+            ord += 1
+    before = conn.execute(
+        f"SELECT (SELECT coalesce(max(id), 0) FROM {_LOG_TABLE}),"
+        f" (SELECT coalesce(max(id), 0) FROM {_DOOR_TABLE})"
+    ).fetchone()
+    # the staging table is temporary but transactional: a failed flush, rolled back, leaves
+    # it empty too
+    conn.executemany(_STAGE_ROW, staged)
+    conn.execute(_INSERT_STAGED.format(table=_LOG_TABLE, door=0))
+    conn.execute(_INSERT_STAGED.format(table=_DOOR_TABLE, door=1))
+    bounds = {"logs": before[0], "doors": before[1]}
+    counts = dict(conn.execute(_INSERTED_PER_BATCH, bounds).fetchall())
+    conn.execute(_INSERT_EVENTS, bounds)
+    conn.execute(f"DELETE FROM {_STAGE}")
+    return [
+        LogInsertResult(inserted=counts.get(i, 0), duplicates=len(batch) - counts.get(i, 0))
+        for i, batch in enumerate(batches)
+    ]
 
 
 # -- the work done in the pool thread --------------------------------------------------------------
@@ -637,8 +687,9 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
 
         Group commit (L{tm20.store._groupcommit.GroupCommitQueue}, as on PostgreSQL): the batch
         joins the bounded queue; the batches waiting when the pool thread is free are written in
-        one transaction (one commit, one fsync, for many terminals), each in a savepoint of its
-        own, so one the database refuses fails alone; the caller's Deferred fires after the
+        one transaction (one commit, one fsync, for many terminals, L{_insertLogBatches}); one
+        the database refuses fails alone (the flush is then written batch by batch); the
+        caller's Deferred fires after the
         commit holding its rows.  Fails at once with L{LogQueueFull} (a L{StoreUnavailable})
         when the queue has no room.  A call made before L{stop} completes: the queue is drained
         before the pool closes.
