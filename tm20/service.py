@@ -149,6 +149,12 @@ def buildServer(
         dispatcher = Dispatcher.fromPlugins()
     factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
     root = TM20Root(WebSocketResource(factory))
+    metrics.sample(
+        "tm20_upgrades_waiting",
+        "Terminal WebSocket upgrades held now, waiting for a registration slot.",
+        (),
+        lambda: [((), float(factory.admission.waiting))],
+    )
     cluster = _buildCluster(config, store, registry, clock)
     context.cluster = cluster
     root.putChild(
@@ -424,6 +430,7 @@ class TM20Service(service.Service):
         for port in self.ports:
             yield port.stopListening()
         self.ports = []
+        server.factory.admission.stop()
         sessions = server.context.registry.sessions()
         if sessions:
             self.log.info("closing {n} terminal connections", n=len(sessions))
