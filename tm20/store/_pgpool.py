@@ -101,6 +101,9 @@ class Cursor:
         self._conn = conn
         self._cursor = conn.cursor()
         self._timeout = timeout
+        #: The transaction's C{BEGIN} is still to be sent: with the first statement, in the
+        #: same round trip (see L{Pool._run}).
+        self._begin = False
 
     @property
     def connection(self) -> Any:
@@ -117,6 +120,9 @@ class Cursor:
         @raise StatementTimeout: the statement ran past the deadline; the connection was
             dropped (see the module docstring).
         """
+        if self._begin:
+            self._begin = False
+            sql = "BEGIN;" + sql
         d: Deferred[Any] = self._cursor.execute(sql, params)
         timer = None
         expired = False
@@ -593,19 +599,27 @@ class Pool:
         conn = slot.conn
         assert conn is not None
         inTransaction = False
+        cur: Cursor | None = None
         try:
             try:
                 cur = Cursor(self, conn, timeout)
                 if transaction:
+                    # BEGIN goes with the first statement (one round trip less per
+                    # transaction); a transaction that ran no statement sends nothing
                     inTransaction = True
-                    await cur.execute("BEGIN")
+                    cur._begin = True
                 result = await interaction(cur, *args)
                 if transaction:
-                    await cur.execute("COMMIT")
+                    if cur._begin:
+                        cur._begin = False
+                    else:
+                        await cur.execute("COMMIT")
                     inTransaction = False
                 return result
             except BaseException as e:
-                if inTransaction and not conn.isClosed and not slot.broken:
+                if cur is None or cur._begin:
+                    inTransaction = False  # nothing was sent
+                if cur is not None and inTransaction and not conn.isClosed and not slot.broken:
                     try:
                         await cur.execute("ROLLBACK")
                     except Exception:
