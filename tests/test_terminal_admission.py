@@ -11,15 +11,17 @@ from typing import Any
 
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.memoryws import MemoryTerminal
 from tests.syncstore import stopSync, syncSQLiteStore
 from tm20.config import ServerConfig
-from tm20.service import buildServer
+from tm20.service import TM20Service, buildServer
 from tm20.store.sqlite import SQLiteStore
 from tm20.terminal.admission import Admission
 
@@ -127,6 +129,29 @@ class AdmissionTests(SynchronousTestCase):
         self.assertEqual(self.counts["refused"], 1)
         self.assertEqual(self.admission.waiting, 0)
 
+    def test_crowdedWhenAsManyWaitAsMayRegister(self) -> None:
+        """Told once when the line is as long as the limit, and once when down to half."""
+        told: list[bool] = []
+        self.admission.onCrowded = told.append
+        for name in "abc":
+            self.admission.admit(name)
+        self.assertEqual(told, [])
+        d = self.admission.admit("d")
+        self.assertEqual(told, [True])
+        self.assertTrue(self.admission.crowded)
+        e = self.admission.admit("e")
+        assert d is not None and e is not None
+        self.assertEqual(told, [True])
+        self.admission.done("a")  # c goes on: 2 waiting, over half
+        self.assertEqual(told, [True])
+        self.admission.done("b")  # d goes on: 1 waiting
+        self.assertEqual(told, [True, False])
+        self.assertFalse(self.admission.crowded)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertNoResult(e)
+        self.admission.stop()
+        self.failureResultOf(e, ConnectionDeny)
+
     def test_noLimit(self) -> None:
         admission = Admission(0, self.clock, 10, 60)
         for i in range(100):
@@ -229,3 +254,31 @@ class ServerAdmissionTests(SynchronousTestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer)
         self.assertIn(b"\r\nRetry-After: 5\r\n", answer)
         self.assertEqual(self.sample("tm20_connections_refused_total", {"reason": "busy"}), 1)
+
+
+def reading(port: Any) -> bool:
+    """Whether the reactor reads (accepts on) C{port}."""
+    return port in IReactorFDSet(reactor).getReaders()
+
+
+class AcceptPausedTests(TestCase):
+    """A real listening server stops accepting while the line is full, and resumes."""
+
+    @inlineCallbacks
+    def test_portStopsAndResumesReading(self) -> Any:
+        store = SQLiteStore(self.mktemp() + ".sqlite3", reactor=reactor)
+        config = ServerConfig(ports=("tcp:0:interface=127.0.0.1",), maxRegistering=1)
+        service = TM20Service(buildServer(config, reactor, store))
+        service.startService()
+        [port] = yield service.ready
+        self.addCleanup(service.stopService)
+        self.assertTrue(reading(port))
+        admission = service.server.factory.admission
+        admission.admit("registering")
+        held = admission.admit("waiting")
+        self.assertTrue(admission.crowded)
+        self.assertFalse(reading(port))
+        admission.done("registering")
+        self.assertIsNotNone(held)
+        self.assertFalse(admission.crowded)
+        self.assertTrue(reading(port))

@@ -14,6 +14,10 @@ Holding is preferred to refusing (C{503}): TM20 firmware retries a failed connec
 back-off (a new TCP and WebSocket handshake each time, see the protocol reference, section 2.4),
 so a refusal costs the server more than a wait, and a retry goes to the back of the line.
 
+When as many upgrades wait as may register, L{onCrowded} is told (the server stops accepting
+new connections until the line is down to half: a connection waiting in the kernel's listen
+queue costs nothing, one accepted costs its TCP and HTTP handling).
+
 Two bounds keep it from being abused:
 
   - a slot is given back C{slotSeconds} after it was given even if the connection has not
@@ -66,6 +70,11 @@ class Admission:
         #: connection -> (when it was held, its upgrade's answer) (in order)
         self._waiting: OrderedDict[Any, tuple[float, Deferred[None]]] = OrderedDict()
         self._timer: IDelayedCall | None = None
+        #: Called with C{True} when as many upgrades wait as may register at once (accepting
+        #: more connections would only lengthen the line, at a cost per connection), and with
+        #: C{False} once the line is down to half of that (see L{crowded}).
+        self.onCrowded: Callable[[bool], object] | None = None
+        self.crowded = False
 
     @property
     def registering(self) -> int:
@@ -97,6 +106,7 @@ class Admission:
         if self.onHeld is not None:
             self.onHeld()
         self._schedule()
+        self._checkCrowd()
         return d
 
     def done(self, connection: Any) -> None:
@@ -108,6 +118,7 @@ class Admission:
             self._next(self.clock.seconds())
         elif self._waiting.pop(connection, None) is not None:
             self._schedule()
+            self._checkCrowd()
 
     def _next(self, now: float) -> None:
         """Give the free slots to the connections waiting longest."""
@@ -116,6 +127,19 @@ class Admission:
             self._admitted[connection] = now
             d.callback(None)
         self._schedule()
+        self._checkCrowd()
+
+    def _checkCrowd(self) -> None:
+        waiting = len(self._waiting)
+        if not self.crowded and waiting >= self.limit:
+            crowded = True
+        elif self.crowded and waiting <= self.limit // 2:
+            crowded = False
+        else:
+            return
+        self.crowded = crowded
+        if self.onCrowded is not None:
+            self.onCrowded(crowded)
 
     def _expire(self, now: float) -> None:
         """Take back the slots given too long ago; refuse the connections held too long."""
