@@ -1153,6 +1153,12 @@ class IPersonStore(Interface):
     def personsForTerminal(sn: str) -> Deferred[list[Person]]:
         """The persons assigned to C{sn} directly or through a group, by C{enrollid}."""
 
+    def terminalsWithPersons(sns: Sequence[str]) -> Deferred[set[str]]:
+        """
+        Of C{sns}, those with a person assigned (directly or through a group) or a person sync
+        state (one query for many terminals).
+        """
+
     def deletePerson(enrollid: int) -> Deferred[bool]:
         """Delete a person (not its sync state).  @return: L{Deferred} of C{bool}."""
 
