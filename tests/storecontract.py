@@ -1575,6 +1575,21 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertIsNone((yield self.store.getGroup("g")))
 
     @inlineCallbacks
+    def test_terminalsWithPersons(self) -> Generator[Deferred[Any], Any, None]:
+        """Of many terminals, those with a person (directly, through a group) or a sync state."""
+        for sn in ("T1", "T2", "T3", "T4", "T5"):
+            yield self._terminal(sn)
+        self.assertEqual((yield self.store.terminalsWithPersons(["T1", "T2"])), set())
+        self.assertEqual((yield self.store.terminalsWithPersons([])), set())
+        yield self.store.putGroup(TerminalGroup("a", terminals=("T1",)), True)
+        yield self.store.putGroup(TerminalGroup("empty", terminals=("T4",)), True)
+        yield self.store.putPerson(Person(enrollid=3, groups=("a",)), True)
+        yield self.store.putPerson(Person(enrollid=1, terminals=("T2",)), True)
+        yield self.store.savePersonSync(PersonSync("T3", 1, SYNC_SYNCED, True))
+        found = yield self.store.terminalsWithPersons(["T1", "T2", "T3", "T4", "T5", "T9"])
+        self.assertEqual(found, {"T1", "T2", "T3"})
+
+    @inlineCallbacks
     def test_personsForTerminalAndPaging(self) -> Generator[Deferred[Any], Any, None]:
         """A terminal's persons are those assigned directly or through any of its groups."""
         for sn in ("T1", "T2", "T3"):

@@ -117,6 +117,34 @@ class LeaseTests(TestCase):
         self.assertEqual(kept.closed, [])
 
     @inlineCallbacks
+    def test_claimsAskedTogetherAreWrittenInBatches(self) -> Any:
+        """
+        Registrations in a storm: the claims asked while one is being written go together, in
+        one transaction; each still learns which live node held its terminal (told to drop it).
+        """
+        a, b = self.node(0, "a"), self.node(1, "b")
+        yield self.started(a, b)
+        b.registry.bind("M0", _Socket())
+        yield b.settled("M0")
+        batches: list[list[str]] = []
+        claimTerminals = self.stores[0].claimTerminals
+
+        def counted(nodeId: str, sns: list[str]) -> Any:
+            batches.append(sorted(sns))
+            return claimTerminals(nodeId, sns)
+
+        self.patch(self.stores[0], "claimTerminals", counted)
+        names = [f"M{i}" for i in range(20)]
+        for name in names:
+            a.registry.bind(name, _Socket())
+        for name in names:
+            yield a.settled(name)
+        self.assertEqual(sorted(sn for batch in batches for sn in batch), sorted(names))
+        self.assertEqual(len(batches), 2)  # the first alone, the 19 asked meanwhile together
+        holders = yield self.stores[1].terminalHolders()
+        self.assertEqual(holders, dict.fromkeys(names, "a"))
+
+    @inlineCallbacks
     def test_liveDuplicateIdIsRefused(self) -> Any:
         a = self.node(0, "same")
         yield self.started(a)

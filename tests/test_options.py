@@ -262,6 +262,11 @@ class EachOptionTests(SynchronousTestCase):
             maxConnectionsPerIP=7,
         )
 
+    def test_max_registering(self) -> None:
+        self.check(["--max-registering", "0"], {"TM20_MAX_REGISTERING": "0"}, maxRegistering=0)
+        with self.assertRaises(UsageError):
+            parse(["--max-registering", "-1"])
+
     def test_terminal_networks(self) -> None:
         self.check(
             ["--terminal-networks", "10.0.0.0/8, 192.168.1.0/24"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -18,6 +18,8 @@ class _Fakes:
         self.synced = {"A", "B"}  # C holds no fleet person
         self.busy: set[str] = set()
         self.refreshed: list[str] = []
+        self.looks: list[list[str]] = []
+        self.pendingLook: Deferred[set[str]] | None = None
 
     # registry, commands, pulls, store: just what the periodic check uses
     def isConnected(self, sn: str) -> bool:
@@ -25,6 +27,12 @@ class _Fakes:
 
     def listPersonSync(self, sn: str, enrollid: Any) -> Any:
         return succeed([PersonSync(sn, 1, SYNC_SYNCED, True)] if sn in self.synced else [])
+
+    def terminalsWithPersons(self, sns: list[str]) -> Any:
+        self.looks.append(sorted(sns))
+        if self.pendingLook is not None:
+            return self.pendingLook
+        return succeed({sn for sn in sns if sn in self.synced})
 
     def refreshUsers(self, sn: str) -> Any:
         self.refreshed.append(sn)
@@ -70,6 +78,33 @@ class PeriodicTests(SynchronousTestCase):
         fakes.personsForTerminal = lambda sn: succeed([])  # type: ignore[attr-defined]
         reconciler = Reconciler(fakes, None, fakes, None, None, clock)
         reconciler.terminalRegistered("C")
+        self.assertEqual(reconciler._terminals, {})
+
+    def test_registrationsLookedAtTogether(self) -> None:
+        """
+        The terminals registered while one look is in flight are looked at together, in one
+        query; only those with persons are reconciled, and no state is kept for the others.
+        """
+        clock = Clock()
+        fakes = _Fakes()
+        fakes.synced = {"B"}
+        fakes.pendingLook = Deferred()
+        reconciled: list[str] = []
+        reconciler = Reconciler(fakes, None, fakes, None, None, clock)
+
+        def reconcile(sn: str) -> Deferred[None]:
+            reconciled.append(sn)
+            return succeed(None)
+
+        self.patch(reconciler, "reconcileTerminal", reconcile)
+        reconciler.terminalRegistered("A")
+        for sn in ("C", "B", "D"):
+            reconciler.terminalRegistered(sn)
+        self.assertEqual(fakes.looks, [["A"]])
+        first, fakes.pendingLook = fakes.pendingLook, None
+        first.callback(set())
+        self.assertEqual(fakes.looks, [["A"], ["B", "C", "D"]])
+        self.assertEqual(reconciled, ["B"])
         self.assertEqual(reconciler._terminals, {})
 
     def test_noIntervalNoLoop(self) -> None:

@@ -190,6 +190,17 @@ class ServerConfig:
             " behind one NAT (0 = no limit)",
         ),
     )
+    maxRegistering: int = attrs.field(
+        default=256,
+        metadata=option(
+            "max-registering",
+            "TM20_MAX_REGISTERING",
+            integer(0),
+            "terminal connections registering at once (from the WebSocket upgrade to the first"
+            " accepted `reg`); the upgrades beyond are held, in arrival order, until one"
+            " finishes (0 = no limit). See *Admission control* under [PostgreSQL](#postgresql)",
+        ),
+    )
     terminalNetworks: tuple[str, ...] = attrs.field(
         default=(),
         metadata=option(

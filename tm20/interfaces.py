@@ -1188,6 +1188,12 @@ class IPersonStore(Interface):
     def personsForTerminal(sn: str) -> Deferred[list[Person]]:
         """The persons assigned to C{sn} directly or through a group, by C{enrollid}."""
 
+    def terminalsWithPersons(sns: Sequence[str]) -> Deferred[set[str]]:
+        """
+        Of C{sns}, those with a person assigned (directly or through a group) or a person sync
+        state (one query for many terminals).
+        """
+
     def deletePerson(enrollid: int) -> Deferred[bool]:
         """Delete a person (not its sync state).  @return: L{Deferred} of C{bool}."""
 
@@ -1322,6 +1328,12 @@ class IClusterStore(Interface):
 
     def claimTerminal(nodeId: str, sn: str, force: bool = True) -> Deferred[str | None]:
         """Hold C{sn}.  @return: L{Deferred} of the live node that held it before, or C{None}."""
+
+    def claimTerminals(nodeId: str, sns: list[str]) -> Deferred[dict[str, str | None]]:
+        """
+        Hold every C{sn} of C{sns} (as L{claimTerminal} with C{force}), in one transaction.
+        @return: L{Deferred} of C{{sn: the live node that held it before, or None}}.
+        """
 
     def releaseTerminal(nodeId: str, sn: str) -> Deferred[bool]:
         """Stop holding C{sn} (unless another node took it)."""

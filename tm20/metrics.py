@@ -11,7 +11,8 @@ Names (see README, "Health and metrics"):
   - C{tm20_terminals{state}}: known, connected, disconnected, pending, silent, log_gap,
     clock_drift (sampled);
   - C{tm20_connections_opened_total}, C{tm20_connections_closed_total},
-    C{tm20_connections_refused_total{reason}};
+    C{tm20_connections_refused_total{reason}}, C{tm20_upgrades_held_total},
+    C{tm20_upgrades_waiting} (sampled);
   - C{tm20_messages_received_total{command}}, C{tm20_acks_total{command, result}},
     C{tm20_ack_latency_seconds{command}} (histogram: from the message to its reply);
   - C{tm20_store_commit_seconds} (histogram: a log batch until committed),
@@ -67,6 +68,7 @@ REFUSAL_REASONS = (
     "inactive",  # reg refused: disabled by the operator
     "identity",  # reg refused: hardware or secret does not match
     "sn_changed",  # reg refused: another sn on a connection registered as one terminal
+    "busy",  # upgrade held past its bound while --max-registering were registering (503)
     "other",
 )
 
@@ -115,6 +117,12 @@ class Metrics:
             "tm20_connections_refused",
             "Connections or registrations refused, by reason.",
             ["reason"],
+            registry=r,
+        )
+        self.upgradesHeld = Counter(
+            "tm20_upgrades_held",
+            "Terminal WebSocket upgrades held because --max-registering connections were"
+            " registering.",
             registry=r,
         )
         self.messages = Counter(

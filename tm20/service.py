@@ -149,6 +149,12 @@ def buildServer(
         dispatcher = Dispatcher.fromPlugins()
     factory = TerminalFactory(context, dispatcher, config, clock, monotonic=monotonic)
     root = TM20Root(WebSocketResource(factory))
+    metrics.sample(
+        "tm20_upgrades_waiting",
+        "Terminal WebSocket upgrades held now, waiting for a registration slot.",
+        (),
+        lambda: [((), float(factory.admission.waiting))],
+    )
     cluster = _buildCluster(config, store, registry, clock)
     context.cluster = cluster
     root.putChild(
@@ -390,6 +396,7 @@ class TM20Service(service.Service):
             self.ports.append(listening)
             self.log.info("listening on {endpoint}", endpoint=spec)
         server.listening = True
+        server.factory.admission.onCrowded = self._crowded
         if server.context.watch is not None and not clustered:
             server.context.watch.start()  # (in a cluster, the sweep is a leader's role)
         if server.sinkBacklog is not None and server.config.runSinks and not clustered:
@@ -397,6 +404,24 @@ class TM20Service(service.Service):
         if server.context.reconciler is not None:
             server.context.reconciler.start()
         return list(self.ports)
+
+    def _crowded(self, crowded: bool) -> None:
+        """
+        Stop accepting connections while as many terminal upgrades wait as may register at
+        once (see L{tm20.terminal.admission}); accept again once the line is down to half.
+        New connections wait in the kernel's listen queue meanwhile.
+        """
+        if not self.server.listening:
+            return  # shutting down: the ports are closed or closing
+        for port in self.ports:
+            switch = getattr(port, "stopReading" if crowded else "startReading", None)
+            if switch is not None:
+                switch()
+        self.log.info(
+            "{what} accepting connections: {n} terminal upgrades waiting",
+            what="stopped" if crowded else "resumed",
+            n=self.server.factory.admission.waiting,
+        )
 
     def _startFailed(self, f: Failure) -> None:
         # One line saying why, no traceback: an operator's problem, not a bug.
@@ -424,6 +449,7 @@ class TM20Service(service.Service):
         for port in self.ports:
             yield port.stopListening()
         self.ports = []
+        server.factory.admission.stop()
         sessions = server.context.registry.sessions()
         if sessions:
             self.log.info("closing {n} terminal connections", n=len(sessions))

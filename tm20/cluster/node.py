@@ -49,6 +49,7 @@ from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.cluster.settled import settledMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IClusterStore
+from tm20.lanes import inBackground
 from tm20.model import StoredCommand
 from tm20.protocol.codes import CloseCode
 from tm20.services.pulls import PullBusyError
@@ -115,6 +116,9 @@ class ClusterNode:
         self._running = False
         self._loop: LoopingCall | None = None
         self._chains: dict[str, Deferred[Any]] = {}
+        #: Claims asked while one batch of claims is being written: the next batch.
+        self._claimsWaiting: dict[str, list[Deferred[str | None]]] = {}
+        self._claiming = False
         self._replyTo: dict[int, set[str]] = {}
         self._snapshot = _Snapshot()
         self._taking = False
@@ -350,7 +354,10 @@ class ClusterNode:
         if self.registry.get(sn) is None:
             return  # gone again before the claim was written
         try:
-            previous = yield self.store.claimTerminal(self.nodeId, sn, force)
+            if force:
+                previous = yield self._claimBatched(sn)
+            else:
+                previous = yield self.store.claimTerminal(self.nodeId, sn, False)
         except Exception as e:
             self.log.warn(
                 "cluster: cannot record that {sn} is held by {node}: {error}",
@@ -372,6 +379,39 @@ class ClusterNode:
             node=self.nodeId,
         )
         yield self._send(previous, {"op": "drop", "sn": sn})
+
+    def _claimBatched(self, sn: str) -> Deferred[str | None]:
+        """
+        Claim C{sn} with the others asked meanwhile: one transaction for every claim asked
+        while the previous batch was being written (a storm's registrations: one per batch,
+        not one per terminal).  @return: L{Deferred} of the live node that held it before.
+        """
+        d: Deferred[str | None] = Deferred()
+        self._claimsWaiting.setdefault(sn, []).append(d)
+        if not self._claiming:
+            self._writeClaims()
+        return d
+
+    def _writeClaims(self) -> None:
+        batch, self._claimsWaiting = self._claimsWaiting, {}
+        self._claiming = bool(batch)
+        if not batch:
+            return
+        # bookkeeping after registrations: the background lane (whoever fired the last batch)
+        written: Deferred[dict[str, str | None]] = inBackground(
+            self.store.claimTerminals, self.nodeId, list(batch)
+        )
+
+        def done(result: dict[str, str | None] | Failure) -> None:
+            for sn, waiters in batch.items():
+                for waiter in waiters:
+                    if isinstance(result, Failure):
+                        waiter.errback(result)
+                    else:
+                        waiter.callback(result.get(sn))
+            self._writeClaims()
+
+        written.addBoth(done)
 
     @inlineCallbacks
     def _release(self, sn: str) -> Any:

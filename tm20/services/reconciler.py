@@ -47,6 +47,7 @@ from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
 from tm20.interfaces import IReconciler
+from tm20.lanes import inBackground
 from tm20.model import (
     COMMAND_SUCCEEDED,
     SYNC_CONFLICT,
@@ -76,6 +77,8 @@ _DIFF_SLICE = 250
 
 #: Up to this many persons, a pass reads the terminal's users one by one, else all of them.
 _READ_ONE_BY_ONE = 50
+#: Most registered terminals looked at in one query (L{Reconciler.terminalRegistered}).
+_REGISTERED_BATCH = 500
 
 #: Batches a person may be re-checked into in a row before it is failed as not converging.
 _MAX_RECHECKS = 5
@@ -172,6 +175,9 @@ class Reconciler:
         self._terminals: dict[str, _Terminal] = {}
         self._loop: LoopingCall | None = None
         self._checking: Deferred[Any] | None = None
+        #: Terminals registered and not yet looked at; the look in progress (L{terminalRegistered}).
+        self._registered: set[str] = set()
+        self._sorting: Deferred[set[str]] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -213,8 +219,41 @@ class Reconciler:
     # -- triggers ------------------------------------------------------------------------------
 
     def terminalRegistered(self, sn: str) -> None:
-        """A registration observer: reconcile the terminal (its capacity counters are fresh)."""
+        """
+        A registration observer: reconcile the terminal (its capacity counters are fresh) if it
+        has persons.  Which of the terminals registered meanwhile have any is read in one query
+        while the previous one runs (a storm: one query per batch, not two per terminal).
+        """
         self._work(sn).added.clear()
+        self._registered.add(sn)
+        if self._sorting is None:
+            self._sortRegistered()
+
+    def _sortRegistered(self) -> None:
+        batch = sorted(self._registered)[:_REGISTERED_BATCH]
+        self._registered.difference_update(batch)
+        if not batch:
+            self._sorting = None
+            return
+        # bookkeeping after registrations: the background lane, whoever fired the last look
+        d: Deferred[set[str]] = inBackground(self.store.terminalsWithPersons, batch)
+        self._sorting = d
+
+        def sorted_(withPersons: set[str]) -> None:
+            for sn in batch:
+                if sn in withPersons:
+                    inBackground(self._reconcileRegistered, sn)
+                else:
+                    self._forgetIfIdle(None, sn)  # nothing to do there
+
+        def failed(f: Failure) -> None:
+            for sn in batch:  # each looks for itself (and fails or not on its own)
+                inBackground(self._reconcileRegistered, sn)
+
+        d.addCallbacks(sorted_, failed)
+        d.addBoth(lambda _: self._sortRegistered())
+
+    def _reconcileRegistered(self, sn: str) -> None:
         d = self.reconcileTerminal(sn)
         d.addBoth(self._forgetIfIdle, sn)
         self.watch(d, sn)

@@ -136,6 +136,26 @@ def personsForTerminal(sn: str, time: Time) -> Op[list[Person]]:
     return (yield from _loadPersons(_FOR_TERMINAL, (sn, sn), time))
 
 
+def terminalsWithPersons(sns: Sequence[str]) -> Op[set[str]]:
+    """
+    Of C{sns}, those with a person assigned (directly or through a group) or a sync state: the
+    others have nothing for the reconciler to look at.
+    """
+    if not sns:
+        return set()
+    marks = ", ".join(["%s"] * len(sns))
+    rows = (
+        yield (
+            f"SELECT sn FROM person_sync WHERE sn IN ({marks})"
+            f" UNION SELECT sn FROM person_terminals WHERE sn IN ({marks})"
+            " UNION SELECT gt.sn FROM group_terminals gt"
+            f" JOIN person_groups pg ON pg.group_name = gt.group_name WHERE gt.sn IN ({marks})",
+            (*sns, *sns, *sns),
+        )
+    ).rows
+    return {str(row["sn"]) for row in rows}
+
+
 def putPerson(person: Person, create: bool, now: Any, time: Time) -> Op[Person | None]:
     """Create (C{ValueError} if it exists) or replace (C{None} if absent) a person, whole."""
     values = (

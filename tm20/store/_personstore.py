@@ -5,6 +5,8 @@ of L{tm20.store._personsql} and has the store run it in one transaction (L{OpSto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from twisted.internet.defer import Deferred, fail
 
 from tm20.model import Person, PersonSync, TerminalGroup
@@ -34,6 +36,10 @@ class PersonStoreMixin(OpStore):
     def personsForTerminal(self, sn: str) -> Deferred[list[Person]]:
         """See L{tm20.interfaces.IPersonStore.personsForTerminal}."""
         return self._runOp(False, sql.personsForTerminal(sn, self.dialect.time))
+
+    def terminalsWithPersons(self, sns: Sequence[str]) -> Deferred[set[str]]:
+        """See L{tm20.interfaces.IPersonStore.terminalsWithPersons}."""
+        return self._runOp(False, sql.terminalsWithPersons(list(sns)))
 
     def deletePerson(self, enrollid: int) -> Deferred[bool]:
         """See L{tm20.interfaces.IPersonStore.deletePerson}."""

@@ -240,6 +240,38 @@ class PostgresClusterMixin:
 
         return self._run(claim)
 
+    def claimTerminals(self, nodeId: str, sns: list[str]) -> Deferred[dict[str, str | None]]:
+        """
+        Make C{nodeId} the holder of every C{sn} of C{sns} (as L{claimTerminal} with
+        C{force}), in one transaction.
+
+        @return: L{Deferred} of C{sn} -> the other live node that held it (C{None}: none).
+        """
+        now = self._now()
+        ordered = sorted(set(sns))  # rows locked in one order by every node
+
+        async def claim(cur: Cursor) -> dict[str, str | None]:
+            await cur.execute(
+                "SELECT t.sn, t.node_id, n.lease_until > %s FROM cluster_terminals t"
+                " LEFT JOIN cluster_nodes n USING (node_id) WHERE t.sn = ANY(%s)"
+                " ORDER BY t.sn FOR UPDATE OF t",
+                (now, ordered),
+            )
+            previous: dict[str, str | None] = dict.fromkeys(ordered)
+            for sn, holder, live in cur.fetchall():
+                if live and holder != nodeId:
+                    previous[sn] = str(holder)
+            await cur.execute(
+                "INSERT INTO cluster_terminals (sn, node_id, claimed_at)"
+                " SELECT sn, %s, %s FROM unnest(%s::text[]) AS sn"
+                " ON CONFLICT (sn) DO UPDATE SET node_id = EXCLUDED.node_id,"
+                " claimed_at = EXCLUDED.claimed_at",
+                (nodeId, now, ordered),
+            )
+            return previous
+
+        return self._run(claim)
+
     def releaseTerminal(self, nodeId: str, sn: str) -> Deferred[bool]:
         """C{nodeId} no longer holds C{sn} (unless another node took it since)."""
 

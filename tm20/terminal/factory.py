@@ -12,6 +12,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from tm20.config import ServerConfig
 from tm20.dispatch import Dispatcher
 from tm20.protocol.parser import DEFAULT_MAX_VALUES
+from tm20.terminal.admission import Admission
 from tm20.terminal.limits import NetworkList
 from tm20.terminal.monotonic import monotonicClock
 from tm20.terminal.protocol import (
@@ -20,6 +21,9 @@ from tm20.terminal.protocol import (
     TerminalProtocol,
     quietAutobahnDebug,
 )
+
+#: How long an upgrade may be held when C{--reg-timeout} is 0 (see L{Admission}).
+_HOLD_SECONDS = 60.0
 
 
 class _ClockTimer:
@@ -59,6 +63,7 @@ class TerminalFactory(WebSocketServerFactory):
         C{clock} unless given).
     @ivar terminalNetworks: where terminals may connect from (empty: anywhere).
     @ivar trustedProxies: reverse proxies whose C{X-Forwarded-For} is believed.
+    @ivar admission: the connections registering now, and the upgrades held (L{Admission}).
     """
 
     # autobahn declares C{protocol} as its base protocol class's exact type (not a subclass).
@@ -92,6 +97,15 @@ class TerminalFactory(WebSocketServerFactory):
         self._batched_timer = _ClockTimer(clock)
         self.terminalNetworks = NetworkList(config.terminalNetworks)
         self.trustedProxies = NetworkList(config.trustedProxies)
+        #: At most C{--max-registering} connections registering at once (the others wait).
+        self.admission = Admission(
+            config.maxRegistering,
+            self.monotonic,
+            slotSeconds=config.handshakeTimeout,
+            holdSeconds=config.regTimeout or _HOLD_SECONDS,
+            onHeld=self._upgradeHeld,
+            onRefused=self._upgradeRefused,
+        )
         self.setProtocolOptions(
             maxMessagePayloadSize=config.maxMessageSize,
             maxFramePayloadSize=config.maxMessageSize,
@@ -103,6 +117,16 @@ class TerminalFactory(WebSocketServerFactory):
             tcpNoDelay=True,
             perMessageCompressionAccept=lambda offers: None,
         )
+
+    def _upgradeHeld(self) -> None:
+        metrics = getattr(self.context, "metrics", None)
+        if metrics is not None:
+            metrics.upgradesHeld.inc()
+
+    def _upgradeRefused(self) -> None:
+        metrics = getattr(self.context, "metrics", None)
+        if metrics is not None:
+            metrics.refused("busy")
 
     # autobahn's signature names each of its 30 options; this one passes them all through.
     def setProtocolOptions(self, **options: Any) -> None:  # type: ignore[override]

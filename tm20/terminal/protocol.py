@@ -33,6 +33,7 @@ from tm20.protocol.codes import CloseCode
 from tm20.protocol.messages import CommandReply, ProtocolError, TerminalMessage
 from tm20.protocol.parser import parseFrame
 from tm20.redact import redactText, redactValue
+from tm20.terminal.admission import RETRY_AFTER, Admission
 from tm20.terminal.channel import CommandChannel
 from tm20.terminal.keepalive import KeepAlive
 from tm20.terminal.limits import NetworkList, forwardedClient, hostOf
@@ -183,6 +184,7 @@ class TerminalSide(Protocol):
     maxJSONDepth: int
     maxJSONArrayLength: int
     maxJSONValues: int
+    admission: Admission
 
 
 @implementer(ITerminalSession)
@@ -237,7 +239,7 @@ class TerminalProtocol(WebSocketServerProtocol):
             return
         super().dataReceived(data)
 
-    def onConnect(self, request: ConnectionRequest) -> None:
+    def onConnect(self, request: ConnectionRequest) -> Any:  # None, or a held upgrade's Deferred
         self._limitMessages(self.factory.config.maxPreRegMessageSize)
         # Any path: firmwares dial /ws/tm20/, /pub/chat, / ...  A path /t/<secret> carries the
         # terminal's secret (see tm20.services.identity); it is never logged.
@@ -271,7 +273,17 @@ class TerminalProtocol(WebSocketServerProtocol):
             if metrics is not None:
                 metrics.refused("network")
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "not allowed from this network")
-        return None
+        held = factory.admission.admit(self)
+        if held is not None and self.openHandshakeTimeoutCall is not None:
+            # the terminal has done its part of the handshake: the wait is the server's
+            self.openHandshakeTimeoutCall.cancel()
+            self.openHandshakeTimeoutCall = None
+        return held
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        if code == ConnectionDeny.SERVICE_UNAVAILABLE and not responseHeaders:
+            responseHeaders = [("Retry-After", str(RETRY_AFTER))]
+        super().failHandshake(reason, code, responseHeaders)
 
     def onOpen(self) -> None:
         # The opening handshake is over: keep nothing of it for the life of the connection.
@@ -397,6 +409,7 @@ class TerminalProtocol(WebSocketServerProtocol):
             self.keepAlive.touch()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.admission.done(self)
         if self._regTimer is not None and self._regTimer.active():
             self._regTimer.cancel()
         self._regTimer = None
@@ -453,6 +466,7 @@ class TerminalProtocol(WebSocketServerProtocol):
             self._regTimer.cancel()
         self._regTimer = None
         self._limitMessages(self.factory.config.maxMessageSize)
+        self.factory.admission.done(self)
 
     # -- internals ---------------------------------------------------------------------------------------
 
