@@ -1,7 +1,8 @@
 """
 The PostgreSQL pool's transactions, on a real PostgreSQL: the C{BEGIN} travels with the first
-statement (one round trip less) and still makes one transaction of the interaction; an
-interaction run with C{transaction=False} has none.
+statement (one round trip less) and still makes one transaction of the interaction, all or
+nothing; one that runs no statement sends nothing; an interaction run with C{transaction=False}
+has none.
 """
 
 from __future__ import annotations
@@ -95,3 +96,34 @@ class PoolTransactionTests(TestCase):
 
         self.assertEqual((yield self.pool.runInteraction(insert)), 2)
         self.assertEqual((yield self.pool.runInteraction(self._count)), 2)
+
+    @inlineCallbacks
+    def test_laterStatementFailing(self) -> Generator[Deferred[Any], Any, None]:
+        """The first statement is rolled back with the rest when a later one fails."""
+
+        async def work(cur: Cursor) -> None:
+            await cur.execute("INSERT INTO t (x) VALUES (1)")
+            await cur.execute("SELECT * FROM no_such_table")
+
+        yield self.assertFailure(self.pool.runInteraction(work), psycopg2.errors.UndefinedTable)
+        self.assertEqual((yield self.pool.runInteraction(self._count)), 0)
+
+    @inlineCallbacks
+    def test_noStatementNothingSent(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        An interaction that runs no statement succeeds, and leaves no transaction open on the
+        connection (the next interaction's transaction is its own).
+        """
+
+        async def nothing(cur: Cursor) -> str:
+            return "none"
+
+        self.assertEqual((yield self.pool.runInteraction(nothing)), "none")
+
+        async def state(cur: Cursor) -> Any:
+            await cur.execute("SELECT now() = statement_timestamp()")
+            return cur.fetchall()
+
+        # a transaction begun earlier (by a stray BEGIN) would make now() older than this
+        # statement's timestamp
+        self.assertEqual((yield self.pool.runInteraction(state)), [(True,)])

@@ -1329,10 +1329,13 @@ class IClusterStore(Interface):
     def claimTerminal(nodeId: str, sn: str, force: bool = True) -> Deferred[str | None]:
         """Hold C{sn}.  @return: L{Deferred} of the live node that held it before, or C{None}."""
 
-    def claimTerminals(nodeId: str, sns: list[str]) -> Deferred[dict[str, str | None]]:
+    def claimTerminals(
+        nodeId: str, sns: list[str], force: bool = True
+    ) -> Deferred[dict[str, str | None]]:
         """
-        Hold every C{sn} of C{sns} (as L{claimTerminal} with C{force}), in one transaction.
-        @return: L{Deferred} of C{{sn: the live node that held it before, or None}}.
+        Hold every C{sn} of C{sns} (as L{claimTerminal}, C{force} likewise), in one
+        transaction.  @return: L{Deferred} of C{{sn: the live node that held it before, or
+        None}}.
         """
 
     def releaseTerminal(nodeId: str, sn: str) -> Deferred[bool]:

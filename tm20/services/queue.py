@@ -252,22 +252,17 @@ class CommandQueue:
             # this caller starts the worker: a kick meanwhile (a registration) only marks sn
             self._workers.add(sn)
         try:
-            if audit is None and not claim:
-                command = yield self.store.enqueueCommand(
-                    sn, name, payload, actor, self.maxAttempts, expiresAt, warnings
-                )
-            else:
-                command = yield self.store.submitCommand(
-                    sn,
-                    name,
-                    payload,
-                    actor,
-                    self.maxAttempts,
-                    expiresAt,
-                    warnings,
-                    audit=audit,
-                    claim=claim,
-                )
+            command = yield self.store.submitCommand(
+                sn,
+                name,
+                payload,
+                actor,
+                self.maxAttempts,
+                expiresAt,
+                warnings,
+                audit=audit,
+                claim=claim,
+            )
         except BaseException:
             if claim:
                 self._workerDone(None, sn)

@@ -229,6 +229,10 @@ class TerminalService:
     ) -> None:
         """Write one audit entry (before the change it records is made)."""
         await self.store.addAuditEntry(actor, action, target, dict(detail))
+        self._audited(actor, action, target)
+
+    def _audited(self, actor: str, action: str, target: str | None) -> None:
+        """The log line of an audit entry written (by L{audit}, or with the change itself)."""
         self.log.info("{actor} {action} {target}", actor=actor, action=action, target=target)
 
     # -- changing a terminal -----------------------------------------------------------------------
@@ -406,7 +410,7 @@ class TerminalService:
         if expiresIn is not None:
             audited["expiresIn"] = expiresIn
         # the audit entry is written in the command's own transaction (one commit for both)
-        self.log.info("{actor} {action} {target}", actor=actor, action="command.submit", target=sn)
+        self._audited(actor, "command.submit", sn)
         with gone():
             command: StoredCommand = await self.context.queue.submit(
                 sn,

@@ -49,71 +49,64 @@ def enqueueCommand(
     expiresAt: Any,
     warningsJSON: str,
     now: Any,
-) -> Op[StoredCommand]:
-    """A new C{queued} command (C{expiresAt} and C{now} as the store writes timestamps)."""
-    result = yield (
-        "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
-        " created_at, expires_at, warnings) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s)"
-        " RETURNING *",
-        (sn, name, payloadJSON, COMMAND_QUEUED, maxAttempts, actor, now, expiresAt, warningsJSON),
-    )
-    return d.read.command(result.rows[0])
-
-
-def submitCommand(
-    d: Dialect,
-    sn: str,
-    name: str,
-    payloadJSON: str,
-    actor: str | None,
-    maxAttempts: int,
-    expiresAt: Any,
-    warningsJSON: str,
-    now: Any,
-    audit: tuple[str, str, str | None, str] | None,
-    claim: bool,
+    claim: bool = False,
 ) -> Op[StoredCommand]:
     """
-    L{enqueueCommand}, after the audit entry C{audit} (C{(actor, action, target, detail JSON)})
-    in the same transaction.  C{claim}: the new command is marked C{sent} (its first attempt)
-    in the same statement when no older command of C{sn} is still to deliver, as
-    L{claimCommand} would mark it; otherwise it is C{queued} behind them.
+    A new command (C{expiresAt} and C{now} as the store writes timestamps): C{queued}; or,
+    with C{claim} and no older command of C{sn} still to deliver, C{sent} with its first
+    attempt, as L{claimCommand} would mark it (decided in the same statement).
     """
-    if audit is not None:
-        yield from addAuditEntry(d, *audit, now)
     if not claim:
-        return (
-            yield from enqueueCommand(
-                d, sn, name, payloadJSON, actor, maxAttempts, expiresAt, warningsJSON, now
-            )
+        result = yield (
+            "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
+            " created_at, expires_at, warnings) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s)"
+            " RETURNING *",
+            (
+                sn,
+                name,
+                payloadJSON,
+                COMMAND_QUEUED,
+                maxAttempts,
+                actor,
+                now,
+                expiresAt,
+                warningsJSON,
+            ),
         )
-    busy = f"EXISTS (SELECT 1 FROM commands WHERE sn = %s AND status IN {_PENDING})"
+        return d.read.command(result.rows[0])
     result = yield (
         "INSERT INTO commands (sn, name, payload, status, attempts, max_attempts, actor,"
-        " created_at, expires_at, warnings, sent_at) VALUES (%s, %s, %s,"
-        f" CASE WHEN {busy} THEN %s ELSE %s END, CASE WHEN {busy} THEN 0 ELSE 1 END,"
-        f" %s, %s, %s, %s, %s, CASE WHEN {busy} THEN NULL ELSE %s END) RETURNING *",
+        " created_at, expires_at, warnings, sent_at)"
+        " SELECT %s, %s, %s, CASE WHEN older.busy THEN %s ELSE %s END,"
+        " CASE WHEN older.busy THEN 0 ELSE 1 END, %s, %s, %s, %s, %s,"
+        " CASE WHEN older.busy THEN NULL ELSE %s END"
+        f" FROM (SELECT EXISTS (SELECT 1 FROM commands WHERE sn = %s AND status IN {_PENDING})"
+        " AS busy) AS older RETURNING *",
         (
             sn,
             name,
             payloadJSON,
-            sn,
-            *_PENDING_PARAMS,
             COMMAND_QUEUED,
             COMMAND_SENT,
-            sn,
-            *_PENDING_PARAMS,
             maxAttempts,
             actor,
             now,
             expiresAt,
             warningsJSON,
+            now,
             sn,
             *_PENDING_PARAMS,
-            now,
         ),
     )
     return d.read.command(result.rows[0])
+
+
+def submitCommand(
+    d: Dialect, audit: tuple[str, str, str | None, str], now: Any, enqueue: Op[StoredCommand]
+) -> Op[StoredCommand]:
+    """The audit entry C{audit} (C{(actor, action, target, detail JSON)}), then C{enqueue}."""
+    yield from addAuditEntry(d, *audit, now)
+    return (yield from enqueue)
 
 
 def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
@@ -258,24 +251,7 @@ class CommandStoreMixin(OpStore):
         warnings: Sequence[Mapping[str, str]] = (),
     ) -> Deferred[StoredCommand]:
         """See L{tm20.interfaces.ICommandStore.enqueueCommand}."""
-        try:
-            payloadJSON = dumpJSON(payload)
-            warningsJSON = dumpJSON([dict(w) for w in warnings])
-        except (TypeError, ValueError) as e:
-            return fail(e)
-        expires = None if expiresAt is None else self.dialect.timestamp(expiresAt)
-        op = enqueueCommand(
-            self.dialect,
-            sn,
-            name,
-            payloadJSON,
-            actor,
-            maxAttempts,
-            expires,
-            warningsJSON,
-            self._now(),
-        )
-        return self._runOp(True, op)
+        return self.submitCommand(sn, name, payload, actor, maxAttempts, expiresAt, warnings)
 
     def submitCommand(
         self,
@@ -300,7 +276,8 @@ class CommandStoreMixin(OpStore):
         except (TypeError, ValueError) as e:
             return fail(e)
         expires = None if expiresAt is None else self.dialect.timestamp(expiresAt)
-        op = submitCommand(
+        now = self._now()
+        op = enqueueCommand(
             self.dialect,
             sn,
             name,
@@ -309,10 +286,11 @@ class CommandStoreMixin(OpStore):
             maxAttempts,
             expires,
             warningsJSON,
-            self._now(),
-            audited,
+            now,
             claim,
         )
+        if audited is not None:
+            op = submitCommand(self.dialect, audited, now, op)
         return self._runOp(True, op)
 
     def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:

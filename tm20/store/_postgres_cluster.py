@@ -211,40 +211,23 @@ class PostgresClusterMixin:
 
     def claimTerminal(self, nodeId: str, sn: str, force: bool = True) -> Deferred[str | None]:
         """
-        Make C{nodeId} the holder of C{sn}.
+        Make C{nodeId} the holder of C{sn} (L{claimTerminals} of one).
 
         @param force: take it even from another live node (a registration: the newest
             connection wins); C{False}: only when no other live node holds it.
         @return: L{Deferred} of the other live node that held it (C{None}: none); with
             C{force=False} and another live holder, nothing is changed.
         """
-        now = self._now()
+        return self.claimTerminals(nodeId, [sn], force).addCallback(lambda held: held[sn])
 
-        async def claim(cur: Cursor) -> str | None:
-            await cur.execute(
-                "SELECT t.node_id, n.lease_until > %s FROM cluster_terminals t"
-                " LEFT JOIN cluster_nodes n USING (node_id) WHERE t.sn = %s FOR UPDATE OF t",
-                (now, sn),
-            )
-            row = cur.fetchone()
-            previous = row[0] if row is not None and row[1] and row[0] != nodeId else None
-            if previous is not None and not force:
-                return previous
-            await cur.execute(
-                "INSERT INTO cluster_terminals (sn, node_id, claimed_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (sn) DO UPDATE SET node_id = EXCLUDED.node_id,"
-                " claimed_at = EXCLUDED.claimed_at",
-                (sn, nodeId, now),
-            )
-            return str(previous) if previous is not None else None
-
-        return self._run(claim)
-
-    def claimTerminals(self, nodeId: str, sns: list[str]) -> Deferred[dict[str, str | None]]:
+    def claimTerminals(
+        self, nodeId: str, sns: list[str], force: bool = True
+    ) -> Deferred[dict[str, str | None]]:
         """
-        Make C{nodeId} the holder of every C{sn} of C{sns} (as L{claimTerminal} with
-        C{force}), in one transaction.
+        Make C{nodeId} the holder of every C{sn} of C{sns}, in one transaction.
 
+        @param force: take them even from another live node; C{False}: only those no other
+            live node holds.
         @return: L{Deferred} of C{sn} -> the other live node that held it (C{None}: none).
         """
         now = self._now()
@@ -261,13 +244,15 @@ class PostgresClusterMixin:
             for sn, holder, live in cur.fetchall():
                 if live and holder != nodeId:
                     previous[sn] = str(holder)
-            await cur.execute(
-                "INSERT INTO cluster_terminals (sn, node_id, claimed_at)"
-                " SELECT sn, %s, %s FROM unnest(%s::text[]) AS sn"
-                " ON CONFLICT (sn) DO UPDATE SET node_id = EXCLUDED.node_id,"
-                " claimed_at = EXCLUDED.claimed_at",
-                (nodeId, now, ordered),
-            )
+            taken = ordered if force else [sn for sn in ordered if previous[sn] is None]
+            if taken:
+                await cur.execute(
+                    "INSERT INTO cluster_terminals (sn, node_id, claimed_at)"
+                    " SELECT sn, %s, %s FROM unnest(%s::text[]) AS sn"
+                    " ON CONFLICT (sn) DO UPDATE SET node_id = EXCLUDED.node_id,"
+                    " claimed_at = EXCLUDED.claimed_at",
+                    (nodeId, now, taken),
+                )
             return previous
 
         return self._run(claim)

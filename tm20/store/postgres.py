@@ -977,7 +977,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 #: the row's place in the order the terminals sent the records (its event's place in the log),
 #: C{batch} is the batch of the flush owning it, C{door} tells its table, C{utc} is its time in
 #: UTC (C{timeUTC} of its event).
-_STAGE = "tm20_log_stage_v2"
+_STAGE = "tm20_log_stage"
 
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
