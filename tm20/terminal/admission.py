@@ -42,10 +42,8 @@ RETRY_AFTER = 5
 
 class Admission:
     """
-    At most C{limit} connections registering at once; the others are held in arrival order.
-
-    @ivar held: how many upgrades were held so far (each once).
-    @ivar refused: how many held upgrades were refused (held past C{holdSeconds}).
+    At most C{limit} connections registering at once; the others are held in arrival order
+    (C{onHeld} told of each, C{onRefused} of each refused past C{holdSeconds}).
     """
 
     def __init__(
@@ -63,8 +61,6 @@ class Admission:
         self.holdSeconds = holdSeconds
         self.onHeld = onHeld
         self.onRefused = onRefused
-        self.held = 0
-        self.refused = 0
         #: connection -> when it got its slot (in order)
         self._admitted: OrderedDict[Any, float] = OrderedDict()
         #: connection -> (when it was held, its upgrade's answer) (in order)
@@ -102,7 +98,6 @@ class Admission:
             return None
         d: Deferred[None] = Deferred()
         self._waiting[connection] = (now, d)
-        self.held += 1
         if self.onHeld is not None:
             self.onHeld()
         self._schedule()
@@ -153,7 +148,6 @@ class Admission:
             if now - since < self.holdSeconds:
                 break
             del self._waiting[connection]
-            self.refused += 1
             if self.onRefused is not None:
                 self.onRefused()
             d.errback(
