@@ -340,14 +340,14 @@ class FleetPersonsTests(ApiTestCase):
         self.running.context.queue.observers.append(
             lambda command: seen.append(reconciler.outstanding("PACE1"))
         )
-        original = store.enqueueCommand
+        original = store.submitCommand
         queuedNow: list[int] = []
 
-        def enqueue(sn: str, *args: Any) -> Any:
+        def submit(sn: str, *args: Any, **kwargs: Any) -> Any:
             queuedNow.append(reconciler.outstanding(sn))
-            return original(sn, *args)
+            return original(sn, *args, **kwargs)
 
-        store.enqueueCommand = enqueue
+        store.submitCommand = submit
         r = yield self.call("POST", "/api/groups/", {"name": "pace", "terminals": []})
         self.assertEqual(r.status, 201, r.text)
         for enrollid in range(1, 21):
