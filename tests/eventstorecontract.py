@@ -424,6 +424,30 @@ class EventStoreContractTests(_Base):
         attempts = yield self.store.listSinkAttempts("s", 10, None)
         self.assertEqual(attempts, [])
 
+    @inlineCallbacks
+    def test_pruneEventsStopsAtTheFirstYoungEvent(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Pruning deletes the events before the first young one: an old event appended after it
+        (the clock stepped back) waits, a young one is never deleted, and with no young event
+        every event goes.
+        """
+        first = yield self.store.appendEvent("terminal.connected", SN, {"n": 1})
+        self.clock.advance(3600)
+        young = yield self.store.appendEvent("terminal.connected", SN, {"n": 2})
+        self.clock.advance(-3600)
+        late = yield self.store.appendEvent("terminal.connected", SN, {"n": 3})
+        deleted = yield self.store.pruneEvents(at(T0 + 1))
+        self.assertEqual(deleted, 1)
+        events = yield self._events()
+        self.assertEqual(events, [young, late])
+        self.assertNotIn(first, events)
+        deleted = yield self.store.pruneEvents(at(T0 + 7200))
+        self.assertEqual(deleted, 2)
+        events = yield self._events()
+        self.assertEqual(events, [])
+        deleted = yield self.store.pruneEvents(at(T0 + 7200))
+        self.assertEqual(deleted, 0)
+
     # -- streams -----------------------------------------------------------------------------------
 
     @inlineCallbacks

@@ -1055,7 +1055,10 @@ class IEventStore(Interface):
 
     def pruneEvents(before: datetime) -> Deferred[int]:
         """
-        Delete events (and delivery attempts) created before the aware C{datetime} C{before}.
+        Delete events (and delivery attempts) created before the aware C{datetime} C{before}:
+        the events before the first one created at or after C{before} (an event that is older
+        than one before it, after a clock stepped back, stays until that one is old too; a
+        young event is never deleted).
         @return: L{Deferred} of the number of events deleted.
         """
 

@@ -108,11 +108,27 @@ def lastEventId(d: Dialect) -> Op[int]:
     return int(row["head"])
 
 
+#: The events before the first one created at or after the cutoff: found by walking the primary
+#: key from its start (no index on C{created_at}), which reads as many rows as it deletes.
+_PRUNE_EVENTS = """
+DELETE FROM events WHERE id < COALESCE(
+    (SELECT id FROM events WHERE created_at >= %s ORDER BY id LIMIT 1),
+    (SELECT MAX(id) + 1 FROM events)
+)
+"""
+
+
 def pruneEvents(d: Dialect, before: datetime) -> Op[int]:
-    """Delete the attempts and events older than C{before}; @return: how many events."""
+    """
+    Delete the attempts older than C{before}, and the events before the first one created at or
+    after C{before}.  Events are appended in increasing id with the clock's time, so these are
+    the events older than C{before}; an event written after the clock stepped back (or by a
+    node whose clock is behind) is kept until every event before it is old: pruning never
+    deletes a young event.  @return: how many events.
+    """
     cutoff = d.timestamp(before)
     yield ("DELETE FROM sink_attempts WHERE at < %s", (cutoff,))
-    return (yield ("DELETE FROM events WHERE created_at < %s", (cutoff,))).rowcount
+    return (yield (_PRUNE_EVENTS, (cutoff,))).rowcount
 
 
 # -- delivery streams ------------------------------------------------------------------------------
