@@ -171,11 +171,10 @@ def buildServer(
         cluster.pulls = pulls
         cluster.onTerminalChanged = registration.terminalChanged
         queue.remote = router
-        # ClusterPulls stands in for the PullService (what it does not route it delegates by
-        # __getattr__, which no static type describes).
-        pulls = ClusterPulls(pulls, router, commands)  # type: ignore[assignment]
+        context.pulls = ClusterPulls(pulls, router, commands)
+    else:
+        context.pulls = pulls
     context.queue = queue
-    context.pulls = pulls
     wireServices(context)
     reconciler = context.reconciler
     if reconciler is not None:  # wireServices built it
@@ -186,7 +185,7 @@ def buildServer(
             (),
             lambda: [((), float(reconciler.backlog()))],
         )
-    api = _mountApi(root, context, queue, pulls)
+    api = _mountApi(root, context, queue)
     _mountConsole(root, context)
     if api is not None:
         api.auth.metrics = metrics
@@ -278,15 +277,13 @@ def _pauseTerminalsWhileLogQueueFull(ingest: ILogIngest, registry: TerminalRegis
     ingest.addBackpressureObserver(observe)
 
 
-def _mountApi(
-    root: TM20Root, context: ServerContext, queue: CommandQueue, pulls: PullService
-) -> Any:
+def _mountApi(root: TM20Root, context: ServerContext, queue: CommandQueue) -> Any:
     """Mount C{/api}; @return: its L{tm20.api._app.TM20Api}, or C{None} without Klein."""
     try:
         from tm20.api import buildApiResource
     except ImportError:
         return None
-    resource = buildApiResource(context, queue=queue, pulls=pulls)
+    resource = buildApiResource(context, queue=queue, pulls=context.pulls)
     root.putChild(b"api", resource)
     return getattr(resource, "api", None)
 

@@ -39,6 +39,7 @@ from tm20.api._openapi import (
 )
 from tm20.api._paths import SEGMENT, SegmentConverter, escapeSegments
 from tm20.api._reply import Reply
+from tm20.interfaces import IPullService
 from tm20.model import (
     LogQuery,
     Person,
@@ -55,7 +56,6 @@ from tm20.services.fleet import wireServices
 from tm20.services.personadmin import PersonAdmin, redactedCredentials
 from tm20.services.personcsv import parsePersonsCSV
 from tm20.services.persons import CsvImportError, PersonService
-from tm20.services.pulls import PullService
 from tm20.services.queue import (
     FINAL_STATUSES,
     CommandQueue,
@@ -210,7 +210,7 @@ class TM20Api(EventsApi, AccessApi):
 
     @ivar app: the L{Klein} app (mount C{app.resource()} at C{/api}).
     @ivar queue: the L{CommandQueue} (hooked to registrations).
-    @ivar pulls: the L{PullService}.
+    @ivar pulls: the pull service (L{IPullService}: the cluster's, routed, on PostgreSQL).
     """
 
     log = Logger()
@@ -219,7 +219,7 @@ class TM20Api(EventsApi, AccessApi):
         self,
         context: Any,
         queue: CommandQueue | None = None,
-        pulls: PullService | None = None,
+        pulls: IPullService | None = None,
         limiter: FailureRateLimiter | None = None,
     ) -> None:
         """
@@ -248,7 +248,7 @@ class TM20Api(EventsApi, AccessApi):
             context.pulls = pulls
         wireServices(context)
         self.queue: CommandQueue = context.queue
-        self.pulls: PullService = context.pulls
+        self.pulls: IPullService = context.pulls
         self.persons: PersonService = context.persons
         self.terminals = TerminalService(context)
         self.admin = PersonAdmin(context, self.terminals.audit)

@@ -23,12 +23,14 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from tm20.cluster.node import ClusterNode
 from tm20.cluster.settled import commandFromMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
+from tm20.interfaces import IPullService
 from tm20.model import COMMAND_QUEUED, COMMAND_TIMED_OUT, StoredCommand
-from tm20.services.pulls import LogPullResult, PullBusyError, UserPullResult
+from tm20.services.pulls import LogPullResult, PullBusyError, UserPullResult, UserRefreshResult
 from tm20.services.queue import FINAL_STATUSES, CommandVanishedError, QueuedCommandTimeout
 
 __all__ = ["ClusterPulls", "CommandRouter", "RECHECK"]
@@ -229,36 +231,39 @@ def _callError(error: Mapping[str, Any]) -> Exception:
     return RuntimeError(message)
 
 
+@implementer(IPullService)
 class ClusterPulls:
     """
     The pull service seen from any node: a terminal connected here is pulled here, one held by
-    another node is pulled there (L{CommandRouter.call}).  Everything else is the local
-    L{tm20.services.pulls.PullService}.
+    another node is pulled there (L{CommandRouter.call}).  The local checks (L{busy},
+    L{refreshUsers}: the reconciler's, for terminals connected here) are the local
+    L{tm20.services.pulls.PullService}'s.
     """
 
-    def __init__(self, local: Any, router: CommandRouter, commands: Any) -> None:
+    def __init__(self, local: IPullService, router: CommandRouter, commands: Any) -> None:
         self.local = local
         self.router = router
         self.commands = commands
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.local, name)
+    def busy(self, sn: str) -> bool:
+        return self.local.busy(sn)
+
+    def refreshUsers(self, sn: str) -> Deferred[UserRefreshResult]:
+        return self.local.refreshUsers(sn)
 
     def pullUsers(self, sn: str) -> Deferred[UserPullResult]:
         if self.commands.isConnected(sn):
-            d: Deferred[UserPullResult] = self.local.pullUsers(sn)
-            return d
+            return self.local.pullUsers(sn)
         return self.router.call(sn, "pull.users", {}).addCallback(
             lambda result: UserPullResult(**result)
         )
 
     def pullLogs(
-        self, sn: str, allLogs: bool, start: str | None = None, end: str | None = None
+        self, sn: str, allLogs: bool = False, since: str | None = None, until: str | None = None
     ) -> Deferred[LogPullResult]:
         if self.commands.isConnected(sn):
-            d: Deferred[LogPullResult] = self.local.pullLogs(sn, allLogs, start, end)
-            return d
-        params = {"all": allLogs, "from": start, "to": end}
+            return self.local.pullLogs(sn, allLogs, since, until)
+        params = {"all": allLogs, "from": since, "to": until}
         return self.router.call(sn, "pull.logs", params).addCallback(
             lambda result: LogPullResult(**result)
         )
