@@ -30,12 +30,12 @@ Design:
     in one transaction that first takes a transaction-level advisory lock
     (L{MIGRATION_LOCK_KEY}), so two processes starting at once apply them once; recorded in
     C{schema_migrations}.  L{migrate} applies them and returns (C{--migrate-only}).
-  - B{Group commit.}  L{PostgresStore.addLogs} queues a batch
-    (L{tm20.store._groupcommit.GroupCommitQueue}): batches from all terminals are flushed
-    together as soon as a flush slot is free (or after C{flushInterval} seconds, if set) or at
-    C{flushRows} rows, whichever comes first, in one transaction; the returned keys tell each
-    caller its own inserted/duplicates counts, and its Deferred fires after that commit.  A
-    batch of C{flushRows} rows or more (a back-fill) is written alone.
+  - B{Group commit.}  The ingest service's queue (L{tm20.services.ingest.LogIngest}) hands
+    L{PostgresStore.writeLogBatches} the batches from all terminals, to write in one
+    transaction, as soon as a flush slot is free (or after C{flushInterval} seconds, if set) or
+    at C{flushRows} rows, whichever comes first, at most C{maxConcurrentFlushes} at once (the
+    store's L{logFlushPolicy}); the returned keys tell each caller its own inserted/duplicates
+    counts.  A batch of C{flushRows} rows or more (a back-fill) is written alone.
   - B{COPY ingest.}  A flush runs on a synchronous psycopg2 connection in a thread of a small
     dedicated pool (L{tm20.store._pgcopy.CopyConnections}, one thread per flush slot), since
     txpostgres' asynchronous connections cannot C{COPY}: its rows are copied into a temporary
@@ -47,11 +47,9 @@ Design:
     L{StatementTimeout} and its socket is shut down.  With C{copyIngest=False}, the same flush
     is one C{INSERT ... SELECT FROM unnest(...) ... RETURNING} per table on the asynchronous
     pool (chunks of L{INSERT_CHUNK_ROWS} rows).
-  - B{Backpressure.}  At most C{maxQueuedRows} rows wait for a commit.  L{logQueueFull} tells
-    whether the queue is full now, and L{addLogsBackpressure} registers an observer called with
-    C{True} when it becomes full and with C{False} once it has drained to half (the ingest
-    service relays it; the terminal protocol pauses its socket for that reason).  A batch
-    arriving while there is no room fails at once with L{LogQueueFull} (a L{StoreUnavailable}).
+  - B{Backpressure.}  At most C{maxQueuedRows} rows wait for a commit in the ingest service's
+    queue (it tells its observers when the queue fills and drains; the terminal protocol pauses
+    its socket for that reason).
   - B{Notifications.}  L{listen} / L{notify}: C{LISTEN} runs on one dedicated connection (not
     pooled), opened on first use and re-established, with its C{LISTEN}s, after a reconnect
     (notifications sent while it was down are lost, as PostgreSQL does not keep them).
@@ -87,11 +85,14 @@ from tm20.interfaces import (
     IAccountStore,
     IClusterStore,
     IEventStore,
+    ILogBatchWriter,
     IPersonStore,
     IStore,
     IWatchStore,
+    LogBatch,
 )
 from tm20.model import (
+    LogFlushPolicy,
     LogInsertResult,
 )
 from tm20.protocol.messages import (
@@ -100,7 +101,6 @@ from tm20.protocol.messages import (
 from tm20.protocol.storable import requireStorableLog
 from tm20.store._accessstore import AccessStoreMixin
 from tm20.store._dialect import POSTGRES
-from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runAsync
@@ -124,10 +124,15 @@ from tm20.store._postgres_events import (
 )
 from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
+    StagedBatch,
     dumpJSON,
     formatTimestamp,
+    onlyResult,
     utcFromSeconds,
 )
+
+#: The place of a batch's result while its flush runs.
+_NOT_YET = LogInsertResult(inserted=0, duplicates=0)
 
 _T = TypeVar("_T")
 
@@ -531,7 +536,14 @@ class _Listener:
 
 
 @implementer(
-    IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IAccessStore, IClusterStore
+    IStore,
+    ILogBatchWriter,
+    IEventStore,
+    IWatchStore,
+    IPersonStore,
+    IAccountStore,
+    IAccessStore,
+    IClusterStore,
 )
 class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresClusterMixin):
     """
@@ -571,7 +583,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
             arriving while every slot is busy are merged into the next flush).
         @param flushRows: the rows that flush the log queue at once; a batch this large or
             larger is written alone.
-        @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
+        @param maxQueuedRows: the bound of the ingest service's log queue (L{logFlushPolicy}).
         @param reconnectDelay: the first and largest delay between reconnection attempts.
         @param maxConcurrentFlushes: merged log flushes that may run at once.
         @param connectTimeout: the longest a connection attempt may take, in seconds.
@@ -600,15 +612,17 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
             name="postgres",
             options=_connectOptions(statementTimeout),
         )
-        self._logs: GroupCommitQueue[_LogItem, LogInsertResult] = GroupCommitQueue(
-            reactor,
-            self._flushLogs,
-            flushInterval=flushInterval,
+        #: How the ingest service's group commit should flush here (L{ILogBatchWriter}): as
+        #: many flushes at once as the COPY pool has threads.
+        self.logFlushPolicy = LogFlushPolicy(
             flushRows=flushRows,
-            maxPendingRows=maxQueuedRows,
+            flushInterval=flushInterval,
+            maxQueuedRows=maxQueuedRows,
             maxConcurrentFlushes=maxConcurrentFlushes,
             isRetryable=isRetryable,
         )
+        #: The log flushes running (L{stop} waits for them).
+        self._flushing: set[Deferred[None]] = set()
         self._copy: CopyConnections | None = None
         if copyIngest:
             self._copy = CopyConnections(
@@ -653,11 +667,6 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
     def pool(self) -> Pool:
         """The connection pool (for tests and metrics)."""
         return self._pool
-
-    @property
-    def logQueue(self) -> GroupCommitQueue[_LogItem, LogInsertResult]:
-        """The group-commit queue of logs (for tests and metrics)."""
-        return self._logs
 
     def _now(self) -> datetime:
         return utcFromSeconds(self._clock.seconds())
@@ -771,8 +780,9 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         self._health.stop()
 
         async def stop() -> None:
-            # the queue's flushes use the pool directly, so they still run while stopping
-            await self._logs.close()
+            # the log flushes already started use the pool directly: they end first
+            while self._flushing:
+                await defer.DeferredList(list(self._flushing), consumeErrors=True)
             if self._copy is not None:
                 await self._copy.stop()
             if self._listener is not None:
@@ -861,47 +871,63 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
     # -- logs --------------------------------------------------------------------------------------
 
-    @property
-    def logQueueFull(self) -> bool:
-        """
-        C{True} while the log queue is full: from when C{maxQueuedRows} rows wait for a commit
-        until half of them are committed.  The protocol layer should stop reading meanwhile.
-        """
-        return self._logs.full
-
-    def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
-        """
-        Register C{observer(full)}: called with C{True} when the log queue becomes full (stop
-        reading from terminals), and with C{False} once it has drained to half.  Called at once
-        with C{True} if the queue is full now.
-
-        @return: a function that unregisters C{observer}.
-        """
-        return self._logs.addBackpressureObserver(observer)
-
     def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         """
-        See L{IStore.addLogs}: queued for the next group commit; C{duplicates} counts every
-        record not newly stored, repeats within the batch included.  Fails at once with
-        L{LogQueueFull} (a L{StoreUnavailable}) when the queue has no room.
+        See L{IStore.addLogs}: C{records} written now in their own transaction
+        (L{writeLogBatches} of one batch; the server's road is the ingest service's group
+        commit).
         """
         records = list(records)
         if not records:
             return defer.succeed(LogInsertResult(inserted=0, duplicates=0))
+        return self.writeLogBatches([StagedBatch(sn, records)]).addCallback(onlyResult)
+
+    def writeLogBatches(
+        self, batches: Sequence[LogBatch]
+    ) -> Deferred[Sequence[LogInsertResult | Failure]]:
+        """
+        See L{ILogBatchWriter.writeLogBatches}: one C{COPY} transaction on a thread of the COPY
+        pool (L{_flushLogs}); C{duplicates} counts every record not newly stored, repeats within
+        the batch included.  A batch holding a record that can never be stored (text with a
+        NUL character included) gets its C{ValueError} or C{TypeError}, the others are written.
+        """
         unusable = self._usable()
         if unusable is not None:
             return defer.fail(unusable)
         if self._pool.liveConnections == 0:
             return defer.fail(StoreUnavailable("no connection to PostgreSQL"))
-        try:
-            items = [_logItem(r) for r in records]
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-        return self._logs.submit(sn, items)
+        results: list[LogInsertResult | Failure] = []
+        staged: list[StagedBatch[_LogItem]] = []
+        places: list[int] = []
+        for index, batch in enumerate(batches):
+            try:
+                items = [_logItem(r) for r in batch.items]
+            except (TypeError, ValueError):
+                results.append(Failure())
+                continue
+            results.append(_NOT_YET)
+            staged.append(StagedBatch(batch.sn, items))
+            places.append(index)
+        if not staged:
+            return defer.succeed(results)
 
-    async def _flushLogs(
-        self, batches: Sequence[Batch[_LogItem, LogInsertResult]]
-    ) -> list[LogInsertResult]:
+        def written(counts: list[LogInsertResult]) -> list[LogInsertResult | Failure]:
+            for index, result in zip(places, counts, strict=True):
+                results[index] = result
+            return results
+
+        d = Deferred.fromCoroutine(self._flushLogs(staged))
+        running: Deferred[None] = Deferred()
+        self._flushing.add(running)
+
+        def ended(result: _T) -> _T:
+            self._flushing.discard(running)
+            running.callback(None)
+            return result
+
+        return d.addCallback(written).addBoth(ended)
+
+    async def _flushLogs(self, batches: Sequence[StagedBatch[_LogItem]]) -> list[LogInsertResult]:
         """
         Write C{batches} in one transaction; each gets its own counts.
 
@@ -949,7 +975,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
     def _flushed(
         self,
-        batches: Sequence[Batch[_LogItem, LogInsertResult]],
+        batches: Sequence[StagedBatch[_LogItem]],
         owners: Mapping[_LogKey, int],
         stored: Sequence[tuple[Any, ...]],
     ) -> list[LogInsertResult]:
@@ -962,7 +988,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         return self._counted(batches, inserted)
 
     def _counted(
-        self, batches: Sequence[Batch[_LogItem, LogInsertResult]], inserted: Sequence[int]
+        self, batches: Sequence[StagedBatch[_LogItem]], inserted: Sequence[int]
     ) -> list[LogInsertResult]:
         """Each batch's counts, from the rows a flush inserted for it."""
         if any(inserted):
@@ -1139,7 +1165,6 @@ def _numberArray(values: Sequence[float | int | None]) -> str:
 
 __all__ = [
     "MIGRATION_LOCK_KEY",
-    "LogQueueFull",
     "PostgresStore",
     "StatementTimeout",
     "migrate",
