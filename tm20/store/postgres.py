@@ -100,7 +100,7 @@ from tm20.protocol.messages import (
 )
 from tm20.protocol.storable import requireStorableLog
 from tm20.store._accessstore import AccessStoreMixin
-from tm20.store._dialect import POSTGRES
+from tm20.store._dialect import POSTGRES, logEventJSON, logEventTypeSQL
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runAsync
@@ -1028,25 +1028,28 @@ ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING
 RETURNING id, sn, enrollid, time, mode, inout, event
 """
 
+
+def _stagedColumn(name: str) -> str:
+    """A column of a log's event payload in L{_INSERT_STAGED}: staged, or inserted (its id)."""
+    if name == "id":
+        return "i.id"
+    if name == "received_at":
+        return "%(receivedAt)s::text"
+    return f"s.{name}"
+
+
 #: One statement moves the staged rows into their tables, in key order (one lock order for
 #: every writer), and writes the event of each row inserted (a duplicate has none), built by
-#: the database from the same rows, in the order the terminals sent them (L{logEventText}'s
-#: payload: the same fields in the same order).  @return: C{(batch, rows inserted)}.
+#: the database from the same rows, in the order the terminals sent them (its payload is
+#: L{tm20.events.payloads.LOG_EVENT_FIELDS}'s: L{logEventJSON}).  @return: C{(batch, rows inserted)}.
 _INSERT_STAGED = f"""
 WITH p AS ({_STAGED_ROWS.format(table=_LOG_TABLE, stage=_STAGE, where="NOT door")}),
 d AS ({_STAGED_ROWS.format(table=_DOOR_TABLE, stage=_STAGE, where="door")}),
 ins AS (SELECT * FROM p UNION ALL SELECT * FROM d),
 ev AS (
     INSERT INTO events (type, sn, payload, created_at)
-    SELECT CASE WHEN s.enrollid = 0 THEN 'door.event' ELSE 'log.created' END, s.sn,
-           json_build_object(
-               'sn', s.sn, 'logId', i.id, 'enrollid', s.enrollid, 'time', s.time,
-               'timeUTC', s.utc, 'mode', s.mode, 'inout', s.inout, 'event', s.event,
-               'temp', s.temp, 'verifymode', s.verifymode, 'hasImage', s.image IS NOT NULL,
-               'extra', s.extra::json,
-               'key', json_build_array(s.sn, s.enrollid, s.time, s.mode, s.inout, s.event),
-               'receivedAt', %(receivedAt)s::text
-           ),
+    SELECT {logEventTypeSQL("s.enrollid")}, s.sn,
+           {logEventJSON(POSTGRES, _stagedColumn)},
            %(now)s
     FROM ins i
     JOIN {_STAGE} s

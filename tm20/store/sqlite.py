@@ -80,7 +80,7 @@ from tm20.protocol.messages import (
     LogRecord,
 )
 from tm20.store._accessstore import AccessStoreMixin
-from tm20.store._dialect import SQLITE
+from tm20.store._dialect import SQLITE, logEventJSON, logEventTypeSQL
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
@@ -204,19 +204,11 @@ WHERE s.door = 1 AND l.id > :doors
 """
 
 #: The event of each row inserted, built by the database from the same row, in the order the
-#: terminals sent them: L{logEventText}'s payload (the same fields in the same order).
+#: terminals sent them: its payload is L{tm20.events.payloads.LOG_EVENT_FIELDS}'s (L{logEventJSON}).
 _INSERT_EVENTS = f"""
 INSERT INTO events (type, sn, payload, created_at)
-SELECT CASE WHEN enrollid = 0 THEN 'door.event' ELSE 'log.created' END, sn,
-       json_object(
-           'sn', sn, 'logId', id, 'enrollid', enrollid, 'time', time, 'timeUTC', utc,
-           'mode', mode, 'inout', inout, 'event', event, 'temp', temp,
-           'verifymode', verifymode,
-           'hasImage', json(CASE WHEN image IS NULL THEN 'false' ELSE 'true' END),
-           'extra', json(extra),
-           'key', json_array(sn, enrollid, time, mode, inout, event),
-           'receivedAt', received_at
-       ),
+SELECT {logEventTypeSQL()}, sn,
+       {logEventJSON(SQLITE)},
        received_at
 FROM ({_INSERTED}) ORDER BY ord
 """
