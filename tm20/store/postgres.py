@@ -8,7 +8,8 @@ the same tables, the same ordering and paging, the same counting of duplicates, 
 (C{ValueError} for the caller's mistakes, L{StoreUnavailable} when the database cannot be used).
 Most operations are the very same code (L{tm20.store._roles.StoreRoles}, run by
 L{tm20.store._ops.runAsync} here); this module holds what is PostgreSQL's own: the pool and its
-transactions, health, migrations, the log group commit, notifications and the event log.
+transactions, health, migrations, the write of the log group commit's batches (its queue is the
+ingest service's), notifications and the event log.
 
 Design:
 
@@ -580,7 +581,8 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         @param statementTimeout: the deadline of one statement, in seconds.
         @param flushInterval: the longest a log batch waits to be merged with others while a
             flush slot is free, seconds; 0 (the default): flush at the next reactor turn (batches
-            arriving while every slot is busy are merged into the next flush).
+            arriving while every slot is busy are merged into the next flush); the ingest
+            service's group commit reads it from L{logFlushPolicy}, as the three below.
         @param flushRows: the rows that flush the log queue at once; a batch this large or
             larger is written alone.
         @param maxQueuedRows: the bound of the ingest service's log queue (L{logFlushPolicy}).
@@ -622,7 +624,9 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
             isRetryable=isRetryable,
         )
         #: The log flushes running (L{stop} waits for them).
-        self._flushing: set[Deferred[None]] = set()
+        self._flushing = 0
+        #: Fired when the last log flush running ends (L{stop} waits for them).
+        self._flushesEnded: list[Deferred[None]] = []
         self._copy: CopyConnections | None = None
         if copyIngest:
             self._copy = CopyConnections(
@@ -781,8 +785,10 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
         async def stop() -> None:
             # the log flushes already started use the pool directly: they end first
-            while self._flushing:
-                await defer.DeferredList(list(self._flushing), consumeErrors=True)
+            if self._flushing:
+                ended: Deferred[None] = Deferred()
+                self._flushesEnded.append(ended)
+                await ended
             if self._copy is not None:
                 await self._copy.stop()
             if self._listener is not None:
@@ -916,18 +922,20 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
                 results[index] = result
             return results
 
-        d = Deferred.fromCoroutine(self._flushLogs(staged))
-        running: Deferred[None] = Deferred()
-        self._flushing.add(running)
+        self._flushing += 1
+        return self._flushLogs(staged).addCallback(written).addBoth(self._flushEnded)
 
-        def ended(result: _T) -> _T:
-            self._flushing.discard(running)
-            running.callback(None)
-            return result
+    def _flushEnded(self, result: _T) -> _T:
+        self._flushing -= 1
+        if not self._flushing:
+            ended, self._flushesEnded = self._flushesEnded, []
+            for d in ended:
+                d.callback(None)
+        return result
 
-        return d.addCallback(written).addBoth(ended)
-
-    async def _flushLogs(self, batches: Sequence[StagedBatch[_LogItem]]) -> list[LogInsertResult]:
+    def _flushLogs(
+        self, batches: Sequence[StagedBatch[_LogItem]]
+    ) -> Deferred[list[LogInsertResult]]:
         """
         Write C{batches} in one transaction; each gets its own counts.
 
@@ -948,9 +956,22 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         now = self._now()
 
         if self._copy is not None:
-            counts = await self._copy.run(_copyLogs, unique, owners, now, self.defaultTimezone)
-            return self._counted(batches, [counts.get(i, 0) for i in range(len(batches))])
+            d = self._copy.run(_copyLogs, unique, owners, now, self.defaultTimezone)
+            return d.addCallback(
+                lambda counts: self._counted(
+                    batches, [counts.get(i, 0) for i in range(len(batches))]
+                )
+            )
+        return Deferred.fromCoroutine(self._insertLogs(batches, unique, owners, now))
 
+    async def _insertLogs(
+        self,
+        batches: Sequence[StagedBatch[_LogItem]],
+        unique: list[tuple[_LogKey, _LogItem]],
+        owners: Mapping[_LogKey, int],
+        now: datetime,
+    ) -> list[LogInsertResult]:
+        """L{_flushLogs} without C{COPY}: multi-row C{INSERT}s on the asynchronous pool."""
         punches = [row for row in unique if not row[1][9]]
         doors = [row for row in unique if row[1][9]]
 

@@ -3,7 +3,8 @@ The embedded store: one SQLite file, reached through L{twisted.enterprise.adbapi
 
 Most operations are the same code as PostgreSQL's (L{tm20.store._roles.StoreRoles}, run by
 L{tm20.store._ops.runSync} in the pool's thread); this module holds what is SQLite's own: the
-connection and its transactions, health, migrations, the log group commit and the event log.
+connection and its transactions, health, migrations, the write of the log group commit's batches
+(its queue is the ingest service's) and the event log.
 
 Design:
 
@@ -423,7 +424,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> Deferred[_T]:
-        """L{_run} without the state check: while stopping, the log queue drains with it."""
+        """L{_run} without the state check (L{writeLogBatches} made it before its rows)."""
         if self._pool is None:
             return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
         d: Deferred[_T] = self._pool.runWithConnection(
