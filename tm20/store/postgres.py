@@ -922,8 +922,9 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
                 results[index] = result
             return results
 
+        d = self._flushLogs(staged)
         self._flushing += 1
-        return self._flushLogs(staged).addCallback(written).addBoth(self._flushEnded)
+        return d.addCallback(written).addBoth(self._flushEnded)
 
     def _flushEnded(self, result: _T) -> _T:
         self._flushing -= 1
