@@ -58,6 +58,7 @@ STATIONS = {
     "tm20/handlers/sendlog.py": "handler",
     "tm20/handlers/_fields.py": "handler",
     "tm20/services/ingest.py": "ingest service",
+    "tm20/services/groupcommit.py": "ingest service",
     "tm20/services/outage.py": "ingest service",
 }
 

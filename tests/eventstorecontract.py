@@ -9,10 +9,11 @@ rows of one C{enrollid}, so that a batch fails inside the store's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
@@ -26,6 +27,7 @@ from tm20.events.model import (
     SinkAttempt,
     webhookStreamKey,
 )
+from tm20.events.payloads import LOG_EVENT_FIELDS, logEvent
 from tm20.interfaces import IEventStore
 from tm20.model import (
     COMMAND_CANCELLED,
@@ -39,7 +41,8 @@ from tm20.model import (
     LogQuery,
     PersonSync,
 )
-from tm20.protocol.messages import RejectedRecord
+from tm20.protocol.messages import LogRecord, RejectedRecord
+from tm20.services.ingest import LogIngest
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import TestCase
@@ -47,6 +50,17 @@ if TYPE_CHECKING:
     _Base = TestCase
 else:
     _Base = object
+
+
+def _typed(value: Any) -> Any:
+    """C{value} with its JSON types kept apart: C{true} is not C{1}, C{36} is C{36.0}."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return (type(value).__name__, value)
+    if isinstance(value, int | float):
+        return ("number", float(value))
+    if isinstance(value, Mapping):
+        return {k: _typed(v) for k, v in value.items()}
+    return [_typed(v) for v in value]
 
 
 class EventStoreContractTests(_Base):
@@ -123,11 +137,86 @@ class EventStoreContractTests(_Base):
         self.assertNotIn("image", events[2].payload)
 
     @inlineCallbacks
+    def test_logEventPayloadIsLogEvents(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The payload each store writes for a stored log (built by the database from the row)
+        is L{logEvent}'s for the same row, field by field and in the order of
+        L{LOG_EVENT_FIELDS}: temperatures null, integer and real, with and without an image,
+        empty and nested C{extra}, door events (C{enrollid} 0), terminals in different time
+        zones (and one without a row: the default zone), times in a DST gap and overlap.
+        Written through the ingest service's group commit (the server's road), one flush for
+        all terminals.
+        """
+        self.store.defaultTimezone = "Asia/Kolkata"
+        zones = {SN: "Europe/Paris", OTHER_SN: "America/New_York", "NOROW0001": None}
+        yield self.store.createTerminal(SN, None, True, "Europe/Paris")
+        yield self.store.createTerminal(OTHER_SN, None, True, "America/New_York")
+        extras: list[dict[str, Any]] = [{}, {"name": "Zoë", "n": 3, "deep": {"a": [1, 2.5]}}]
+        temps: list[float | None] = [None, 36, 36.6, -0.5]
+        times = ["2026-04-30 13:00:00", "2026-03-29 02:30:00", "2026-10-25 02:30:00"]
+        sent: dict[str, list[LogRecord]] = {}
+        for n, sn in enumerate(zones):
+            records = []
+            for i in range(12):
+                records.append(
+                    punch(
+                        0 if i % 4 == 3 else 10 + i,
+                        times[i % 3][:-2] + f"{i:02d}",
+                        mode=i % 3,
+                        inout=i % 2,
+                        event=3 if i % 4 == 3 else 0,
+                        temp=temps[(i + n) % 4],
+                        verifymode=None if i % 5 == 0 else i,
+                        image="QUJD" if i % 2 else None,
+                        extra=extras[(i + n) % 2],
+                    )
+                )
+            sent[sn] = records
+        ingest = LogIngest(self.store, reactor=reactor)
+        self.addCleanup(ingest.stop)
+        results = yield gatherResults([ingest.ingest(sn, sent[sn]) for sn in zones])
+        self.assertEqual([r.inserted for r in results], [12, 12, 12])
+        self.assertEqual(ingest.queue.flushes, 1)
+        ids: dict[tuple[Any, ...], int] = {}
+        for sn in zones:
+            for query in (self.store.queryLogs, self.store.queryDoorEvents):
+                for log in (yield query(LogQuery(sn=sn, limit=100))):
+                    ids[(sn, log.enrollid, log.time, log.mode, log.inout, log.event)] = log.id
+        self.assertEqual(len(ids), 36)
+        events = yield self._events()
+        self.assertEqual(len(events), 36)
+        receivedAt = at(T0).isoformat(timespec="microseconds")
+        rows = [(terminal, r) for terminal in zones for r in sent[terminal]]
+        for event, (sn, record) in zip(events, rows, strict=True):
+            key = (sn, record.enrollid, record.time, record.mode, record.inout, record.event)
+            fields = {
+                "enrollid": record.enrollid,
+                "time": record.time,
+                "mode": record.mode,
+                "inout": record.inout,
+                "event": record.event,
+                "temp": record.temp,
+                "verifymode": record.verifymode,
+                "image": record.image,
+                "extra": record.extra,
+            }
+            zone = zones[sn] or self.store.defaultTimezone
+            expected = logEvent(sn, ids[key], fields, receivedAt, zone)
+            self.assertEqual((event.type, event.sn), (expected.type, expected.sn), key)
+            self.assertEqual(list(event.payload), [f.name for f in LOG_EVENT_FIELDS], key)
+            self.assertEqual(_typed(event.payload), _typed(expected.payload), key)
+
+    @inlineCallbacks
     def test_refusedBatchLeavesNoEvent(self) -> Generator[Deferred[Any], Any, None]:
-        """A batch whose transaction is rolled back leaves no event; a concurrent one does."""
+        """
+        A batch whose transaction is rolled back leaves no event; a concurrent one (merged into
+        the same group commit of the ingest service, then written alone) does.
+        """
         yield self.refuseLogsOf(666)
-        good = self.store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
-        bad = self.store.addLogs(
+        ingest = LogIngest(self.store, reactor=reactor)
+        self.addCleanup(ingest.stop)
+        good = ingest.ingest(SN, [punch(1, "2026-04-30 08:00:00")])
+        bad = ingest.ingest(
             OTHER_SN, [punch(2, "2026-04-30 08:00:00"), punch(666, "2026-04-30 08:00:01")]
         )
         yield good

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from tm20.interfaces import (
     IAuditStore,
     ICommandStore,
+    ILogBatchWriter,
     ILogStore,
     IPersonStore,
     IStore,
@@ -75,6 +77,7 @@ from tm20.protocol.storable import (
     checkUserFields,
 )
 from tm20.store._ops import BrokenConstraint
+from tm20.store._rows import StagedBatch
 
 from . import captures
 from .storecontract_watch import WatchStoreContractTests
@@ -165,6 +168,35 @@ class StoreContractTests(WatchStoreContractTests, _Base):
     def test_providesIStore(self) -> None:
         """The store provides every method of L{IStore}."""
         self.assertTrue(verifyObject(IStore, self.store))
+
+    @inlineCallbacks
+    def test_writeLogBatches(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        L{ILogBatchWriter}, the store's one log operation under the ingest service's group
+        commit: several batches in one call, each with its own result, in order; a record held
+        by an earlier batch of the call counts as a duplicate of the later one; a batch holding
+        a record that can never be stored fails alone, the others are written.
+        """
+        self.assertTrue(verifyObject(ILogBatchWriter, self.store))
+        self.assertGreaterEqual(self.store.logFlushPolicy.maxConcurrentFlushes, 1)
+        yield self.store.addLogs(SN, [punch(1, "2026-04-30 07:00:00")])  # an old row
+        results = yield self.store.writeLogBatches(
+            [
+                StagedBatch(SN, [punch(1, "2026-04-30 08:00:00"), punch(1, "2026-04-30 07:00:00")]),
+                StagedBatch(
+                    OTHER_SN,
+                    [punch(2, "2026-04-30 08:00:00"), punch(2, "2026-04-30 08:00:01", mode=2**64)],
+                ),
+                StagedBatch(SN, [punch(1, "2026-04-30 08:00:00"), punch(3, "2026-04-30 08:00:00")]),
+            ]
+        )
+        self.assertEqual(len(results), 3)
+        self.assertEqual(results[0], LogInsertResult(1, 1))
+        self.assertIsInstance(results[1], Failure)
+        self.assertTrue(results[1].check(ValueError))
+        self.assertEqual(results[2], LogInsertResult(1, 1))
+        self.assertEqual((yield self.store.countLogs(SN)), 3)
+        self.assertEqual((yield self.store.countLogs(OTHER_SN)), 0)
 
     def test_providesEveryRole(self) -> None:
         """

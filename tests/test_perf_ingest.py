@@ -19,13 +19,17 @@ from twisted.trial.unittest import TestCase
 from tm20.model import LogInsertResult
 from tm20.protocol.messages import LogRecord, SendLog
 from tm20.protocol.parser import parseFrame
+from tm20.services.ingest import LogIngest
 from tm20.store.sqlite import SQLiteStore
 
 from .storecontract import punch
 
 
 class SQLiteGroupCommitTests(TestCase):
-    """Concurrent C{addLogs} calls share transactions; each caller keeps its own counts."""
+    """
+    Concurrent batches share transactions (the ingest service's group commit on SQLite); each
+    caller keeps its own counts.
+    """
 
     @inlineCallbacks
     def setUp(self) -> Generator[Deferred[Any], Any, None]:
@@ -36,19 +40,21 @@ class SQLiteGroupCommitTests(TestCase):
         self.store = SQLiteStore(os.path.join(directory, "t.sqlite3"), reactor=reactor, clock=clock)
         yield self.store.start()
         self.addCleanup(self.store.stop)
+        self.ingest = LogIngest(self.store, reactor=reactor)
+        self.addCleanup(self.ingest.stop)
 
     @inlineCallbacks
     def test_concurrentCallersGetTheirOwnCounts(self) -> Generator[Deferred[Any], Any, None]:
-        yield self.store.addLogs("T0", [punch(1, "2026-04-30 07:00:00")])  # an old row
+        yield self.ingest.ingest("T0", [punch(1, "2026-04-30 07:00:00")])  # an old row
         calls = []
         for i in range(30):
             records = [punch(100 + i, f"2026-04-30 08:00:{s:02d}") for s in range(10)]
             if i % 4 == 0:
                 records.append(records[0])  # a repeat within the batch
-            calls.append(self.store.addLogs(f"T{i}", records))
+            calls.append(self.ingest.ingest(f"T{i}", records))
         # a record another caller sends in the same transaction, and an old row
-        calls.append(self.store.addLogs("T1", [punch(101, "2026-04-30 08:00:00")]))
-        calls.append(self.store.addLogs("T0", [punch(1, "2026-04-30 07:00:00")]))
+        calls.append(self.ingest.ingest("T1", [punch(101, "2026-04-30 08:00:00")]))
+        calls.append(self.ingest.ingest("T0", [punch(1, "2026-04-30 07:00:00")]))
         results = yield defer.gatherResults(calls)
         for i in range(30):
             self.assertEqual(results[i], LogInsertResult(10, 1 if i % 4 == 0 else 0), i)
@@ -59,9 +65,9 @@ class SQLiteGroupCommitTests(TestCase):
     @inlineCallbacks
     def test_aRefusedBatchFailsAlone(self) -> Generator[Deferred[Any], Any, None]:
         """A batch the database cannot bind fails; the batches merged with it are stored."""
-        good = self.store.addLogs("T1", [punch(1, "2026-04-30 08:00:00")])
-        bad = self.store.addLogs("T2", [punch(2, "2026-04-30 08:00:00", temp=object())])
-        other = self.store.addLogs("T3", [punch(3, "2026-04-30 08:00:00")])
+        good = self.ingest.ingest("T1", [punch(1, "2026-04-30 08:00:00")])
+        bad = self.ingest.ingest("T2", [punch(2, "2026-04-30 08:00:00", temp=object())])
+        other = self.ingest.ingest("T3", [punch(3, "2026-04-30 08:00:00")])
         self.assertEqual((yield good), LogInsertResult(1, 0))
         yield self.assertFailure(bad, Exception)
         self.assertEqual((yield other), LogInsertResult(1, 0))

@@ -20,6 +20,7 @@ from twisted.trial.unittest import TestCase
 from tests.serverfixture import privateDatabase, sleep
 from tm20.errors import StoreUnavailable
 from tm20.protocol.messages import LogRecord
+from tm20.services.ingest import LogIngest
 from tm20.store.postgres import PostgresStore
 
 #: Records per batch, and writers (terminals) uploading at the same time.
@@ -33,8 +34,8 @@ class _Writer:
     resends what was not acknowledged) until it is acknowledged.
     """
 
-    def __init__(self, store: PostgresStore, sn: str) -> None:
-        self.store = store
+    def __init__(self, ingest: LogIngest, sn: str) -> None:
+        self.ingest = ingest
         self.sn = sn
         self.acked: set[tuple[str, int, str]] = set()
         self.inserted = 0
@@ -55,7 +56,7 @@ class _Writer:
         while not self.stopping:
             records = self.batch(number)
             try:
-                result = yield self.store.addLogs(self.sn, records)
+                result = yield self.ingest.ingest(self.sn, records)
             except StoreUnavailable:
                 self.unavailable += 1
                 yield sleep(0.02)
@@ -88,7 +89,9 @@ class ChaosTests(TestCase):
         )
         self.addCleanup(store.stop)
         yield store.start()
-        writers = [_Writer(store, f"TERM{w:02d}") for w in range(WRITERS)]
+        ingest = LogIngest(store, reactor=reactor)  # the server's road: its group commit
+        self.addCleanup(ingest.stop)
+        writers = [_Writer(ingest, f"TERM{w:02d}") for w in range(WRITERS)]
         running = gatherResults([w.run() for w in writers], consumeErrors=True)
 
         yield sleep(0.5)

@@ -1,11 +1,10 @@
 """
-A store whose log queue is full makes the server stop reading every terminal's socket; the
-socket's pause reasons are kept apart; SQLite's log queue is bounded.
+The ingest service's log queue, full, makes the server stop reading every terminal's socket; the
+socket's pause reasons are kept apart; the log queue is bounded on SQLite too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -19,32 +18,31 @@ from tests.memoryws import MemoryTerminal
 from tm20.config import ServerConfig
 from tm20.protocol.messages import LogRecord
 from tm20.service import buildServer
-from tm20.store._groupcommit import LogQueueFull
+from tm20.services.groupcommit import LogQueueFull
+from tm20.services.ingest import LogIngest
 from tm20.store.sqlite import SQLiteStore
 from tm20.terminal.protocol import PAUSE_INBOX, PAUSE_STORE
 
 
-class QueueingSQLiteStore(SQLiteStore):
-    """A real store whose backpressure observers the test calls itself (full, drained)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, reactor=reactor)
-        self.observers: list[Callable[[bool], object]] = []
-
-    def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
-        self.observers.append(observer)
-        return lambda: self.observers.remove(observer)
+def queueFull(server: Any, full: bool) -> None:
+    """
+    Make the server's log queue (its ingest service's) full, or drained again: as many rows as
+    its bound are counted pending, or no longer, and the queue tells its observers.
+    """
+    queue = server.context.ingest.queue
+    queue.pendingRows += queue.maxPendingRows if full else -queue.maxPendingRows
+    queue._pendingChanged()
 
 
 class BackpressureWiringTests(SynchronousTestCase):
     def test_fullQueuePausesAllTerminals(self) -> None:
-        store = QueueingSQLiteStore(self.mktemp())
+        store = SQLiteStore(self.mktemp(), reactor=reactor)
         server = buildServer(ServerConfig(), reactor, store, clock=Clock())
         terminals: list[Any] = [MemoryTerminal(server.factory) for _ in range(3)]
-        self.assertEqual(len(store.observers), 1)
-        store.observers[0](True)
+        self.assertEqual(len(server.context.ingest.queue._observers), 1)
+        queueFull(server, True)
         self.assertEqual([t.transport.paused for t in terminals], [True, True, True])
-        store.observers[0](False)
+        queueFull(server, False)
         self.assertEqual([t.transport.paused for t in terminals], [False, False, False])
 
 
@@ -72,7 +70,7 @@ class PauseReasonsTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.store = QueueingSQLiteStore(self.mktemp())
+        self.store = SQLiteStore(self.mktemp(), reactor=reactor)
         yield self.store.start()
         self.addCleanup(self.store.stop)
         self.server = buildServer(
@@ -110,10 +108,9 @@ class PauseReasonsTests(TestCase):
         # nothing has been written yet (the store's thread has not answered): the inbox is full
         self.assertTrue(term.transport.paused)
         self.assertEqual(term.protocol.pausedFor, {PAUSE_INBOX})
-        [observer] = self.store.observers
-        observer(True)
+        queueFull(self.server, True)
         self.assertEqual(term.protocol.pausedFor, {PAUSE_INBOX, PAUSE_STORE})
-        observer(False)
+        queueFull(self.server, False)
         # the store's reason ended; the inbox's still holds
         self.assertTrue(term.transport.paused)
         self.assertEqual(term.protocol.pausedFor, {PAUSE_INBOX})
@@ -127,28 +124,29 @@ class PauseReasonsTests(TestCase):
         term = yield self.registered("S1")
         for i in range(10):
             term.send(_sendlog(i))
-        [observer] = self.store.observers
-        observer(True)
+        queueFull(self.server, True)
         yield self.replies(term, 10)
         # the inbox drained; the store's queue is still full
         self.assertTrue(term.transport.paused)
         self.assertEqual(term.protocol.pausedFor, {PAUSE_STORE})
-        observer(False)
+        queueFull(self.server, False)
         self.assertFalse(term.transport.paused)
 
     @inlineCallbacks
     def test_terminalConnectingWhileFullStartsPaused(self) -> Any:
-        [observer] = self.store.observers
-        observer(True)
+        queueFull(self.server, True)
         term = yield self.registered("S2")
         self.assertTrue(term.transport.paused)
         self.assertEqual(term.protocol.pausedFor, {PAUSE_STORE})
-        observer(False)
+        queueFull(self.server, False)
         self.assertFalse(term.transport.paused)
 
 
 class SQLiteLogQueueBoundTests(TestCase):
-    """SQLite's group commit has the bound and the backpressure of PostgreSQL's (real SQLite)."""
+    """
+    The ingest service's group commit has the same bound and backpressure on SQLite as on
+    PostgreSQL (real SQLite).
+    """
 
     timeout = 20
 
@@ -158,25 +156,26 @@ class SQLiteLogQueueBoundTests(TestCase):
         yield store.start()
         self.addCleanup(store.stop)
         yield store.createTerminal("S1", None, True, None)
+        ingest = LogIngest(store, reactor=reactor)
         seen: list[bool] = []
-        store.addLogsBackpressure(seen.append)
+        ingest.addBackpressureObserver(seen.append)
 
         def records(n: int, first: int) -> list[LogRecord]:
             return [
                 LogRecord(enrollid=1, time=f"2024-01-15 10:{first + i:02d}:00") for i in range(n)
             ]
 
-        first = store.addLogs("S1", records(8, 0))
-        second = store.addLogs("S1", records(2, 8))
+        first = ingest.ingest("S1", records(8, 0))
+        second = ingest.ingest("S1", records(2, 8))
         self.assertEqual(seen, [True])
-        self.assertTrue(store.logQueueFull)
-        refused = store.addLogs("S1", records(1, 10))
+        self.assertTrue(ingest.full)
+        refused = ingest.ingest("S1", records(1, 10))
         self.failureResultOf(refused, LogQueueFull)
         self.assertIsInstance(refused, Deferred)
         results = yield gatherResults([first, second])
         self.assertEqual([r.inserted for r in results], [8, 2])
         self.assertEqual(seen, [True, False])
-        self.assertFalse(store.logQueueFull)
+        self.assertFalse(ingest.full)
         self.assertEqual((yield store.countLogs("S1")), 10)
         # merged: the two batches went in one transaction
-        self.assertEqual(store.logQueue.flushes, 1)
+        self.assertEqual(ingest.queue.flushes, 1)

@@ -120,6 +120,32 @@ class SimulatedTerminalsTests(TestCase):
         self.assertIn("time", reply.fields)
 
     @inlineCallbacks
+    def test_logPullGoesThroughTheLogQueue(self) -> Any:
+        """
+        The pages of a log pull are stored through the ingest service's group commit (its bound
+        and backpressure apply to them, as to pushed batches), not beside it.
+        """
+        running = yield startServer(self)
+        terminal = SimulatedTerminal("SIMPULLQ", logs=120, seed=6)
+        connection = self.connect(running, terminal, batchSize=10)
+        yield connection.whenAllLogsAcknowledged()
+        queue = running.context.ingest.queue
+        before = queue.flushes
+        submitted: list[int] = []
+        submit = queue.submit
+
+        def counted(sn: str, records: Any) -> Any:
+            submitted.append(len(records))
+            return submit(sn, records)
+
+        queue.submit = counted
+        result = yield running.context.pulls.pullLogs("SIMPULLQ", allLogs=True)
+        self.assertEqual((result.received, result.inserted), (120, 0))
+        self.assertEqual(sum(submitted), 120)
+        self.assertGreater(queue.flushes, before)
+        self.assertEqual(queue.pendingRows, 0)
+
+    @inlineCallbacks
     def test_pulledLogsStoredOnce(self) -> Any:
         running = yield startServer(self)
         terminal = SimulatedTerminal("SIMPULL", logs=120, seed=5)

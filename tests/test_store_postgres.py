@@ -25,8 +25,9 @@ from tm20.errors import StoreUnavailable
 from tm20.events.model import EventQuery, NewEvent
 from tm20.model import LogInsertResult, LogQuery
 from tm20.protocol.messages import LogRecord
+from tm20.services.groupcommit import LogQueueFull
+from tm20.services.ingest import LogIngest
 from tm20.store import storeFromURL
-from tm20.store._groupcommit import LogQueueFull
 from tm20.store._migrations import loadMigrations
 from tm20.store._postgres_events import appendEvents
 from tm20.store.postgres import PostgresStore, StatementTimeout, migrate
@@ -83,6 +84,12 @@ class _PostgresCase(TestCase):
         store = PostgresStore(url, reactor=reactor, clock=self.clock, **kwargs)
         self.addCleanup(store.stop)
         return store.start().addCallback(lambda _: store)
+
+    def ingestInto(self, store: PostgresStore) -> LogIngest:
+        """The ingest service's group commit over C{store} (the server's road), stopped first."""
+        ingest = LogIngest(store, reactor=reactor)
+        self.addCleanup(ingest.stop)
+        return ingest
 
 
 class PostgresStoreTests(
@@ -187,9 +194,10 @@ class PostgresStoreTests(
         A batch the database refuses (a NUL in its text) fails alone: the other batches merged
         into the same flush are stored.
         """
-        good = self.store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
-        bad = self.store.addLogs("OTHER", [punch(1, "2026-04-30 08:00:00", image="a\x00b")])
-        alsoGood = self.store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")])
+        ingest = self.ingestInto(self.store)
+        good = ingest.ingest(SN, [punch(1, "2026-04-30 08:00:00")])
+        bad = ingest.ingest("OTHER", [punch(1, "2026-04-30 08:00:00", image="a\x00b")])
+        alsoGood = ingest.ingest(SN, [punch(2, "2026-04-30 08:00:00")])
         self.assertEqual((yield good), LogInsertResult(1, 0))
         self.assertEqual((yield alsoGood), LogInsertResult(1, 0))
         yield self.assertFailure(bad, ValueError)
@@ -197,10 +205,12 @@ class PostgresStoreTests(
 
     @inlineCallbacks
     def test_wrongTypeRefusedAtOnce(self) -> Generator[Deferred[Any], Any, None]:
-        """A record whose numbers are not numbers fails with C{TypeError} before queueing."""
+        """A record whose numbers are not numbers fails with C{TypeError}, and leaves the queue."""
         bad = LogRecord(enrollid="1", time="2026-04-30 08:00:00")  # type: ignore[arg-type]
         yield self.assertFailure(self.store.addLogs(SN, [bad]), TypeError)
-        self.assertEqual(self.store.logQueue.pendingRows, 0)
+        ingest = self.ingestInto(self.store)
+        yield self.assertFailure(ingest.ingest(SN, [bad]), TypeError)
+        self.assertEqual(ingest.pendingRows, 0)
 
     @inlineCallbacks
     def test_terminalIdentity(self) -> Generator[Deferred[Any], Any, None]:
@@ -410,8 +420,9 @@ class CopyIngestTests(_PostgresCase):
             store = yield self.openStore(self.newDatabase(), copyIngest=copy)
             yield store.createTerminal(SN, None, True, "Europe/Paris")
             batch = [punch(i % 4, f"2026-04-30 08:00:{i:02d}", extra={"i": i}) for i in range(30)]
+            ingest = self.ingestInto(store)  # the two batches merged into one group commit
             counts = yield defer.gatherResults(
-                [store.addLogs(SN, batch[:20]), store.addLogs(SN, batch[10:])]
+                [ingest.ingest(SN, batch[:20]), ingest.ingest(SN, batch[10:])]
             )
             logs = yield store.queryLogs(LogQuery(sn=SN, limit=100))
             events = yield store.listEvents(EventQuery(after=0, limit=100))
@@ -520,19 +531,20 @@ class GroupCommitTests(_PostgresCase):
         caller gets its own counts, duplicates within and across batches included.
         """
         store = yield self.openStore(self.newDatabase(), flushInterval=0.05, flushRows=10_000)
-        yield store.addLogs("T0", [punch(1, "2026-04-30 07:00:00")])  # an old row
-        before = store.logQueue.flushes
+        ingest = self.ingestInto(store)
+        yield ingest.ingest("T0", [punch(1, "2026-04-30 07:00:00")])  # an old row
+        before = ingest.queue.flushes
         calls = []
         for i in range(40):
             records = [punch(100 + i, f"2026-04-30 08:00:{s:02d}") for s in range(10)]
             if i % 4 == 0:
                 records.append(records[0])  # a repeat within the batch
-            calls.append(store.addLogs(f"T{i}", records))
+            calls.append(ingest.ingest(f"T{i}", records))
         # one batch repeats a record another caller sends in the same flush, one an old row
-        calls.append(store.addLogs("T1", [punch(101, "2026-04-30 08:00:00")]))
-        calls.append(store.addLogs("T0", [punch(1, "2026-04-30 07:00:00")]))
+        calls.append(ingest.ingest("T1", [punch(101, "2026-04-30 08:00:00")]))
+        calls.append(ingest.ingest("T0", [punch(1, "2026-04-30 07:00:00")]))
         results = yield defer.gatherResults(calls)
-        self.assertLessEqual(store.logQueue.flushes - before, 2)
+        self.assertLessEqual(ingest.queue.flushes - before, 2)
         for i in range(40):
             duplicates = 1 if i % 4 == 0 else 0
             self.assertEqual(results[i], LogInsertResult(10, duplicates), i)
@@ -544,10 +556,11 @@ class GroupCommitTests(_PostgresCase):
     def test_flushesAtRowCount(self) -> Generator[Deferred[Any], Any, None]:
         """C{flushRows} rows are written at once, without waiting for the interval."""
         store = yield self.openStore(self.newDatabase(), flushInterval=30.0, flushRows=20)
+        ingest = self.ingestInto(store)
         started = time.monotonic()
         results = yield defer.gatherResults(
             [
-                store.addLogs(f"T{i}", [punch(1, f"2026-04-30 08:00:{s:02d}") for s in range(5)])
+                ingest.ingest(f"T{i}", [punch(1, f"2026-04-30 08:00:{s:02d}") for s in range(5)])
                 for i in range(4)
             ]
         )
@@ -558,26 +571,32 @@ class GroupCommitTests(_PostgresCase):
     def test_backfillWrittenAlone(self) -> Generator[Deferred[Any], Any, None]:
         """A batch of C{flushRows} or more is written alone, in chunks, in one transaction."""
         store = yield self.openStore(self.newDatabase(), flushRows=100)
+        ingest = self.ingestInto(store)
         records = [
             punch(1 + i % 7, f"2026-04-{1 + i // 3600:02d} 00:{i // 60 % 60:02d}:{i % 60:02d}")
             for i in range(25_000)
         ]
-        result = yield store.addLogs(SN, records)
+        result = yield ingest.ingest(SN, records)
         self.assertEqual(result, LogInsertResult(25_000, 0))
-        result = yield store.addLogs(SN, records[:30_000] + records[:10])
+        result = yield ingest.ingest(SN, records[:30_000] + records[:10])
         self.assertEqual(result, LogInsertResult(0, 25_010))
         self.assertEqual((yield store.countLogs(SN)), 25_000)
 
     @inlineCallbacks
     def test_stopFlushesQueue(self) -> Generator[Deferred[Any], Any, None]:
-        """C{stop} writes what is queued before closing; later batches are refused."""
+        """
+        The ingest service's C{stop} writes what is queued (before the store closes); later
+        batches are refused.
+        """
         url = self.newDatabase()
         store = yield self.openStore(url, flushInterval=30.0)
-        pending = store.addLogs(SN, [punch(1, "2026-04-30 08:00:00")])
+        ingest = self.ingestInto(store)
+        pending = ingest.ingest(SN, [punch(1, "2026-04-30 08:00:00")])
+        yield ingest.stop()
         yield store.stop()
         self.assertEqual((yield pending), LogInsertResult(1, 0))
         yield self.assertFailure(
-            store.addLogs(SN, [punch(2, "2026-04-30 08:00:00")]), StoreUnavailable
+            ingest.ingest(SN, [punch(2, "2026-04-30 08:00:00")]), StoreUnavailable
         )
         self.assertEqual(adminQuery(url, "SELECT count(*) FROM attendance_logs"), [(1,)])
 
@@ -590,26 +609,27 @@ class GroupCommitTests(_PostgresCase):
         store = yield self.openStore(
             self.newDatabase(), flushInterval=0.3, flushRows=1000, maxQueuedRows=100
         )
+        ingest = self.ingestInto(store)
         heard: list[bool] = []
-        remove = store.addLogsBackpressure(heard.append)
+        remove = ingest.addBackpressureObserver(heard.append)
 
         def batch(first: int, n: int) -> list[LogRecord]:
             return [punch(first + i, "2026-04-30 08:00:00") for i in range(n)]
 
-        one = store.addLogs(SN, batch(1, 60))
-        self.assertEqual((heard, store.logQueueFull), ([], False))
-        two = store.addLogs(SN, batch(100, 40))
-        self.assertEqual((heard, store.logQueueFull), ([True], True))
+        one = ingest.ingest(SN, batch(1, 60))
+        self.assertEqual((heard, ingest.full), ([], False))
+        two = ingest.ingest(SN, batch(100, 40))
+        self.assertEqual((heard, ingest.full), ([True], True))
         late: list[bool] = []
-        store.addLogsBackpressure(late.append)
+        ingest.addBackpressureObserver(late.append)
         self.assertEqual(late, [True], "a new observer hears the current state")
-        yield self.assertFailure(store.addLogs(SN, batch(500, 10)), LogQueueFull)
+        yield self.assertFailure(ingest.ingest(SN, batch(500, 10)), LogQueueFull)
         self.assertIsInstance(LogQueueFull("x"), StoreUnavailable)
         self.assertEqual((yield one), LogInsertResult(60, 0))
         self.assertEqual((yield two), LogInsertResult(40, 0))
-        self.assertEqual((heard, store.logQueueFull), ([True, False], False))
+        self.assertEqual((heard, ingest.full), ([True, False], False))
         remove()
-        yield store.addLogs(SN, batch(1000, 100))
+        yield ingest.ingest(SN, batch(1000, 100))
         self.assertEqual(heard, [True, False], "removed observers hear nothing")
         self.assertEqual(late, [True, False, True, False])
 

@@ -133,16 +133,18 @@ class SessionTests(SynchronousTestCase):
     def test_floodPausesReading(self) -> None:
         server = self.makeServer(maxPendingMessages=8)
         term = self.registered(server)
-        # the store takes its time: each batch waits until released, in order
+        # the store takes its time: each batch waits until released, in order (before it
+        # joins the ingest service's group commit)
         waiting: list[Deferred[None]] = []
-        addLogs = self.store.addLogs
+        queue = server.context.ingest.queue
+        addLogs = queue.submit
 
         def slowAddLogs(sn: str, records: Any) -> Deferred[Any]:
             d: Deferred[None] = Deferred()
             waiting.append(d)
             return d.addCallback(lambda _: addLogs(sn, records))
 
-        self.store.addLogs = slowAddLogs  # type: ignore[method-assign]
+        queue.submit = slowAddLogs
         for i in range(20):
             term.send(
                 {
@@ -171,7 +173,8 @@ class SessionTests(SynchronousTestCase):
         flooder = self.registered(server, "FLOOD")
         calm = self.registered(server, "CALM")
         held: list[Deferred[None]] = []
-        addLogs = self.store.addLogs
+        queue = server.context.ingest.queue
+        addLogs = queue.submit
 
         def floodWaits(sn: str, records: Any) -> Deferred[Any]:
             if sn != "FLOOD":
@@ -180,7 +183,7 @@ class SessionTests(SynchronousTestCase):
             held.append(d)
             return d.addCallback(lambda _: addLogs(sn, records))
 
-        self.store.addLogs = floodWaits  # type: ignore[method-assign]
+        queue.submit = floodWaits
         for i in range(20):
             flooder.send(
                 {

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -44,6 +44,8 @@ from tm20.protocol.messages import (
 from tm20.protocol.paging import DEFAULT_MAX_PAGES
 
 if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
     from tm20.access.model import (
         AccessRequest,
         AccessRule,
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
         ClusterCall,
         ConsoleAccount,
         ConsoleSession,
+        LogFlushPolicy,
         LogInsertResult,
         LogPullResult,
         LogQuery,
@@ -376,10 +379,20 @@ class ILogIngest(Interface):
         """
 
     def full() -> bool:
-        """C{True} while the store's log queue is full (terminals should stop sending)."""
+        """C{True} while the log queue is full (terminals should stop sending)."""
+
+    pendingRows: int = Attribute(
+        """Log records accepted into the group commit and not yet committed."""
+    )
 
     def addBackpressureObserver(observer: Callable[[bool], object]) -> Callable[[], None]:
-        """Call C{observer(full)} each time the store's log queue fills up or drains; returns a function that stops it."""
+        """Call C{observer(full)} each time the log queue fills up or drains; returns a function that stops it."""
+
+    def stop() -> Deferred[None]:
+        """
+        Refuse new log batches, write those queued and wait for every flush (before the store
+        stops).  @return: a L{Deferred} firing when nothing is left; it never fails.
+        """
 
     def ingest(
         sn: str,
@@ -392,6 +405,14 @@ class ILogIngest(Interface):
 
         @return: a L{Deferred} firing once both are committed, failing if either could not be
             (C{tm20.errors.StoreUnavailable} while the database is down or full).
+        """
+
+    def addLogs(sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
+        """
+        Store C{records} of C{sn} through the group commit (its bound included), without the
+        counters of the batches terminals push (a page of a log pull).
+
+        @return: a L{Deferred} firing after the commit.
         """
 
     def quarantine(sn: str, source: str, rejected: Sequence[RejectedRecord]) -> Deferred[int]:
@@ -785,6 +806,51 @@ class IUserStore(Interface):
         """
         Delete one slot; C{12} deletes all fingerprints (0-9), C{13} the whole user.
         @return: L{Deferred} of the number of slots deleted.
+        """
+
+
+class LogBatch(Protocol):
+    """One caller's log records waiting for a flush (what L{ILogBatchWriter} is given)."""
+
+    @property
+    def sn(self) -> str:
+        """The terminal that sent the records."""
+
+    @property
+    def items(self) -> Sequence[LogRecord]:
+        """The records, in the order the terminal sent them."""
+
+
+class ILogBatchWriter(Interface):
+    """
+    The one log operation of a store under the ingest service's group commit
+    (L{tm20.services.ingest.LogIngest} owns the queue: grouping, the bound, backpressure, the
+    retry of a refused flush batch by batch): write several callers' batches in one transaction
+    and give each its own result.  A role of the same store object as L{IStore}.
+    """
+
+    logFlushPolicy: LogFlushPolicy = Attribute(
+        """
+        How this store likes its flushes (L{tm20.model.LogFlushPolicy}): their size, how many
+        may run at once (PostgreSQL: its C{COPY} threads; SQLite: one, its writer), the bound
+        of the queue, and which failures are worth one more try.
+        """
+    )
+
+    def writeLogBatches(
+        batches: Sequence[LogBatch],
+    ) -> Deferred[Sequence[LogInsertResult | Failure]]:
+        """
+        Write C{batches} in one transaction; a record already stored, or held by an earlier
+        batch of the same call, counts as a duplicate of the batch holding it again.  The
+        Deferred fires after the commit with one result per batch, in order: its
+        L{tm20.model.LogInsertResult}, or a L{Failure} when that batch alone could not be
+        stored (a record outside L{tm20.protocol.storable.checkLogRecord}: C{ValueError} or
+        C{TypeError}; nothing of it was written, the others were).  It fails whole (nothing
+        written) when the transaction fails: C{tm20.errors.StoreUnavailable} while the database
+        is down or full; another error when the database refused a row of some batch (the
+        caller then writes each batch alone to find it).  Events of the rows inserted are
+        appended in the same transaction, and the store's event observers told after it.
         """
 
 
@@ -1252,7 +1318,9 @@ __all__ = [
     "IStoreLifecycle",
     "ITerminalStore",
     "IUserStore",
+    "ILogBatchWriter",
     "ILogStore",
+    "LogBatch",
     "ICommandStore",
     "ITokenStore",
     "IAuditStore",

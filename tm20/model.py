@@ -9,7 +9,7 @@ C{YYYY-MM-DD HH:MM:SS}, as the protocol has no time zone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -160,6 +160,31 @@ class LogInsertResult:
 
     inserted: int
     duplicates: int
+
+
+def _neverRetryable(error: BaseException) -> bool:
+    return False
+
+
+@attrs.frozen
+class LogFlushPolicy:
+    """
+    How a store likes the log group commit the ingest service runs for it
+    (L{tm20.interfaces.ILogBatchWriter}; L{tm20.services.groupcommit.GroupCommitQueue} reads
+    each field).
+    """
+
+    #: The rows that trigger a flush at once; a batch this large or larger is written alone.
+    flushRows: int = 500
+    #: The longest a batch waits for others while a flush slot is free, in seconds (0: the next
+    #: turn of the reactor).
+    flushInterval: float = 0.0
+    #: The bound of the queue: rows accepted and not yet committed.
+    maxQueuedRows: int = 50_000
+    #: Merged flushes that may run at once (PostgreSQL: its C{COPY} threads; SQLite: 1).
+    maxConcurrentFlushes: int = 1
+    #: Tells a transient failure of a whole flush (a deadlock) worth one more try.
+    isRetryable: Callable[[BaseException], bool] = _neverRetryable
 
 
 #: Command statuses, in the order a command goes through them.

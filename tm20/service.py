@@ -120,14 +120,27 @@ def buildServer(
         clock=clock,
         registry=registry,
         registration=registration,
-        ingest=LogIngest(store, clock, metrics=metrics, defaultTimezone=config.defaultTimezone),
+        ingest=LogIngest(
+            store,
+            clock,
+            metrics=metrics,
+            defaultTimezone=config.defaultTimezone,
+            reactor=reactor,
+        ),
         commands=commands,
         config=config,
         metrics=metrics,
     )
-    queue = CommandQueue(store, commands, registration, clock, timeout=config.commandTimeout)
+    queue = CommandQueue(
+        store,
+        commands,
+        registration,
+        clock,
+        timeout=config.commandTimeout,
+        addLogs=context.ingest.addLogs,
+    )
     registration.observers.append(queue.deliverPending)
-    pulls = PullService(store, commands)
+    pulls = PullService(store, commands, addLogs=context.ingest.addLogs)
     if IWatchStore.providedBy(store):
         context.watch = Watch(
             store,
@@ -142,7 +155,7 @@ def buildServer(
             metrics=metrics,
             fetchMissingLogs=config.fetchMissingLogs,
         )
-    _sampleQueues(metrics, store, queue)
+    _sampleQueues(metrics, context.ingest, queue)
     events = EventsService(store, clock, config, registry, sinks, context)
     context.events = events
     if dispatcher is None:
@@ -233,12 +246,11 @@ def _buildCluster(config: ServerConfig, store: IStore, registry: Any, clock: Any
 WATCH_ACTOR = "tm20-watch"
 
 
-def _sampleQueues(metrics: Metrics, store: IStore, queue: CommandQueue) -> None:
+def _sampleQueues(metrics: Metrics, ingest: ILogIngest, queue: CommandQueue) -> None:
     """The queue depths, sampled at scrape time (no I/O)."""
 
     def logRows() -> list[tuple[tuple[str, ...], float]]:
-        logQueue = getattr(store, "logQueue", None)  # the stores' group-commit queue
-        return [((), float(getattr(logQueue, "pendingRows", 0)))]
+        return [((), float(ingest.pendingRows))]
 
     metrics.sample(
         "tm20_log_queue_rows",
@@ -464,6 +476,8 @@ class TM20Service(service.Service):
             yield deferLater(server.reactor, 0, lambda: None)
         if isinstance(server.context.cluster, ClusterNode):
             yield server.context.cluster.stop()
+        # the log batches accepted are written before the store closes
+        yield server.context.ingest.stop()
         yield server.events.stop()
         yield server.store.stop()
         self.log.info("tm20 stopped")

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import attrs
+
 from tm20.events.model import NewEvent
 from tm20.model import PersonSync, StoredCommand, Terminal
 
@@ -118,6 +120,97 @@ def _zone(name: str) -> ZoneInfo:
     return zone
 
 
+#: How a payload field is made from its source column(s): the column as it is (text, integer,
+#: real or null) ...
+VALUE = "value"
+#: ... C{true} when the column is not null, else C{false} ...
+PRESENT = "present"
+#: ... the column's JSON text, embedded as JSON ...
+JSON = "json"
+#: ... the columns as a JSON array.
+ARRAY = "array"
+
+
+@attrs.frozen
+class PayloadField:
+    """One field of an event payload: its name, the row's column(s) it comes from, how."""
+
+    name: str
+    source: tuple[str, ...]
+    encoding: str = VALUE
+
+
+#: The payload of a stored log's event (C{log.created}, C{door.event}), field by field, in
+#: order: declared once here.  Each store's SQL builds it from the row just inserted
+#: (L{tm20.store._dialect.logEventJSON}), L{logEvent} from a record; L{logEventText} writes the
+#: same text by hand (it is per-record hot on the INSERT road; a test checks it against
+#: L{logEvent}).  The row's columns: those of the log tables, C{id} (the log's id), C{utc} (its
+#: time in UTC, L{localToUTC} in the terminal's zone) and C{received_at} (when the server
+#: stored it, ISO 8601 text).
+LOG_EVENT_FIELDS: tuple[PayloadField, ...] = (
+    PayloadField("sn", ("sn",)),
+    PayloadField("logId", ("id",)),
+    PayloadField("enrollid", ("enrollid",)),
+    PayloadField("time", ("time",)),
+    PayloadField("timeUTC", ("utc",)),
+    PayloadField("mode", ("mode",)),
+    PayloadField("inout", ("inout",)),
+    PayloadField("event", ("event",)),
+    PayloadField("temp", ("temp",)),
+    PayloadField("verifymode", ("verifymode",)),
+    PayloadField("hasImage", ("image",), PRESENT),
+    PayloadField("extra", ("extra",), JSON),
+    PayloadField("key", ("sn", "enrollid", "time", "mode", "inout", "event"), ARRAY),
+    PayloadField("receivedAt", ("received_at",)),
+)
+
+
+#: The types of a stored log's event: a door event (C{enrollid} 0), a punch.
+DOOR_EVENT = "door.event"
+LOG_CREATED = "log.created"
+
+
+def logEventType(enrollid: int) -> str:
+    """The type of a stored log's event: L{DOOR_EVENT} for C{enrollid} 0, else L{LOG_CREATED}."""
+    return DOOR_EVENT if enrollid == 0 else LOG_CREATED
+
+
+#: The arguments of L{_logEventPayload} that are not the record's own fields, by column.
+_LOG_EVENT_ARGUMENTS = {"sn": "sn", "id": "logId", "utc": "utc", "received_at": "receivedAt"}
+
+
+def _pythonSource(column: str) -> str:
+    return _LOG_EVENT_ARGUMENTS.get(column) or f"record.get({column!r})"
+
+
+def _pythonField(field: PayloadField) -> str:
+    """The Python expression of L{PayloadField} (the record's C{extra} is a mapping)."""
+    if field.encoding == VALUE:
+        return _pythonSource(field.source[0])
+    if field.encoding == PRESENT:
+        return f"{_pythonSource(field.source[0])} is not None"
+    if field.encoding == JSON:
+        return f"dict({_pythonSource(field.source[0])} or {{}})"
+    if field.encoding == ARRAY:
+        return f"[{', '.join(_pythonSource(c) for c in field.source)}]"
+    raise ValueError(f"unknown payload encoding {field.encoding!r}")
+
+
+def _payloadBuilder(fields: tuple[PayloadField, ...]) -> Any:
+    """
+    The function C{(sn, logId, record, utc, receivedAt) -> payload} of C{fields}, written
+    from them once, at import (a dict display, as fast as one written by hand).
+    """
+    items = ", ".join(f"{field.name!r}: {_pythonField(field)}" for field in fields)
+    namespace: dict[str, Any] = {}
+    exec(f"def build(sn, logId, record, utc, receivedAt):\n    return {{{items}}}\n", namespace)
+    return namespace["build"]
+
+
+#: L{LOG_EVENT_FIELDS}'s payload from a log record's fields (see L{logEvent}).
+_logEventPayload = _payloadBuilder(LOG_EVENT_FIELDS)
+
+
 #: Encodes as L{tm20.store._rows.dumpJSON} does (compact, not ASCII-only).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -138,9 +231,9 @@ def logEventText(
     timezone: str | None,
 ) -> tuple[str, str]:
     """
-    The type and JSON text of L{logEvent}'s event for a row just inserted, exactly as the
-    stores write L{logEvent}'s payload, built without the intermediate dict (this runs once per
-    log stored: it is on ingest's hot path).
+    The type and JSON text of L{logEvent}'s event for a row just inserted (L{LOG_EVENT_FIELDS},
+    written by hand: this runs once per log stored on PostgreSQL's INSERT road, without the
+    intermediate dict).
 
     @param extraJSON: the row's C{extra} as compact JSON text (C{"{}"} when empty).
     """
@@ -160,7 +253,7 @@ def logEventText(
         f'"key":[{sn_},{enrollid:d},{time_},{mode:d},{inout:d},{event:d}],'
         f'"receivedAt":{_encode(receivedAt)}}}'
     )
-    return ("door.event" if enrollid == 0 else "log.created"), text
+    return logEventType(enrollid), text
 
 
 def logEvent(
@@ -173,29 +266,16 @@ def logEvent(
     """
     C{log.created} (a punch) or C{door.event} (C{enrollid} 0) for a row just inserted.
 
+    The payload is L{LOG_EVENT_FIELDS}'s.
+
     @param record: the row's fields (C{enrollid}, C{time}, C{mode}, C{inout}, C{event},
         C{temp}, C{verifymode}, C{image}, C{extra}).
     @param receivedAt: when the server stored it (ISO 8601, UTC).
     @param timezone: the terminal's time zone (for C{timeUTC}; C{None}: the server's).
     """
-    enrollid = record["enrollid"]
-    payload = {
-        "sn": sn,
-        "logId": logId,
-        "enrollid": enrollid,
-        "time": record["time"],
-        "timeUTC": localToUTC(record["time"], timezone),
-        "mode": record["mode"],
-        "inout": record["inout"],
-        "event": record["event"],
-        "temp": record.get("temp"),
-        "verifymode": record.get("verifymode"),
-        "hasImage": record.get("image") is not None,
-        "extra": dict(record.get("extra") or {}),
-        "key": [sn, enrollid, record["time"], record["mode"], record["inout"], record["event"]],
-        "receivedAt": receivedAt,
-    }
-    return NewEvent("door.event" if enrollid == 0 else "log.created", sn, payload)
+    time = record["time"]
+    payload = _logEventPayload(sn, logId, record, localToUTC(time, timezone), receivedAt)
+    return NewEvent(logEventType(record["enrollid"]), sn, payload)
 
 
 def quarantinedEvent(
@@ -317,6 +397,15 @@ def connectionEvent(
 
 
 __all__ = [
+    "ARRAY",
+    "DOOR_EVENT",
+    "LOG_CREATED",
+    "JSON",
+    "LOG_EVENT_FIELDS",
+    "PRESENT",
+    "PayloadField",
+    "VALUE",
+    "logEventType",
     "accessEvent",
     "commandEvent",
     "connectionEvent",

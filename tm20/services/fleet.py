@@ -30,10 +30,11 @@ def wireServices(context: Any) -> None:
             context.registration,
             context.clock,
             timeout=config.commandTimeout,
+            addLogs=context.ingest.addLogs,
         )
         context.registration.observers.append(context.queue.deliverPending)
     if context.pulls is None:
-        context.pulls = PullService(context.store, context.commands)
+        context.pulls = PullService(context.store, context.commands, addLogs=context.ingest.addLogs)
     if context.reconciler is None:
         context.reconciler = Reconciler(
             context.store,

@@ -5,6 +5,12 @@ A record that can never be stored (the parser says so: a bad time, a value out o
 object ...) is held verbatim in the quarantine instead, committed before the acknowledgement
 too, so that it neither blocks the terminal's backlog (a refused batch is resent forever) nor is
 lost.
+
+The service owns the group commit of log batches (L{GroupCommitQueue}): it groups the batches
+of every terminal, bounds the rows waiting, signals backpressure and retries a refused flush
+batch by batch, for both stores alike; a store only writes the batches it is given in one
+transaction (L{ILogBatchWriter}) and says how it likes its flushes (its
+L{tm20.model.LogFlushPolicy}).
 """
 
 from __future__ import annotations
@@ -12,17 +18,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tm20.errors import StoreUnavailable
-from tm20.interfaces import ILogIngest, IStore
+from tm20.interfaces import ILogBatchWriter, ILogIngest, IStore
 from tm20.model import LogInsertResult, Terminal
 from tm20.protocol.messages import LogRecord, RejectedRecord, SendLog
 from tm20.protocol.replies import sendlogAckFields
 from tm20.protocol.timefmt import cloudTime
+from tm20.services.groupcommit import GroupCommitQueue
 from tm20.services.outage import OutageLog
 
 #: Reasons named in the quarantine warning (the API lists them all).
@@ -32,13 +39,15 @@ _REASONS_LOGGED = 3
 @implementer(ILogIngest)
 class LogIngest:
     """
-    Hands log batches to the store (both stores group concurrent batches into one commit, in a
-    bounded queue), holds unstorable records in the quarantine, and keeps counters for the
-    health/metrics output.  Batches refused because the store is unavailable are logged once
-    per outage (L{OutageLog}), not once each.
+    Groups the log batches of all terminals into few commits (its bounded L{queue}, around
+    the store's L{ILogBatchWriter}), holds unstorable records in the quarantine, and keeps
+    counters for the health/metrics output.  Batches refused because the store is unavailable
+    are logged once per outage (L{OutageLog}), not once each.
 
     It owns backpressure: L{addBackpressureObserver} tells whoever reads from terminals to
-    stop while the store's log queue is full (L{full}) and to read again once it has drained.
+    stop while its log queue is full (L{full}) and to read again once it has drained.
+
+    @ivar queue: the group commit of log batches (for tests and metrics).
     """
 
     log = Logger()
@@ -49,13 +58,19 @@ class LogIngest:
         clock: Any = None,
         metrics: Any = None,
         defaultTimezone: str | None = None,
+        reactor: Any = None,
     ) -> None:
         """
+        @param store: the store; it provides L{ILogBatchWriter}.
+        @param clock: the wall clock of the acknowledgements' C{cloudtime} and of the metrics.
         @param defaultTimezone: the time zone of the C{cloudtime} of terminals without their
             own (C{None}: the server's).
+        @param reactor: the timers of the log queue (the global reactor when C{None}).
         """
         if clock is None:
             from twisted.internet import reactor as clock
+        if reactor is None:
+            from twisted.internet import reactor
         self.store = store
         self.clock = clock
         self.metrics = metrics
@@ -69,43 +84,48 @@ class LogIngest:
         self.duplicates = 0
         self.failed = 0
         self.quarantined = 0
-        self._full = False
-        self._observers: list[Callable[[bool], object]] = []
-        register = getattr(store, "addLogsBackpressure", None)
-        if register is not None:
-            register(self._queueFull)
+        writer = ILogBatchWriter(store)
+        policy = writer.logFlushPolicy
+        self.queue: GroupCommitQueue[LogRecord, LogInsertResult] = GroupCommitQueue(
+            reactor,
+            writer.writeLogBatches,
+            flushInterval=policy.flushInterval,
+            flushRows=policy.flushRows,
+            maxPendingRows=policy.maxQueuedRows,
+            maxConcurrentFlushes=policy.maxConcurrentFlushes,
+            isRetryable=policy.isRetryable,
+        )
 
     # -- backpressure --------------------------------------------------------------------------
 
     @property
     def full(self) -> bool:
-        """C{True} while the store's log queue is full: stop reading from terminals."""
-        return self._full
+        """C{True} while the log queue is full: stop reading from terminals."""
+        return self.queue.full
+
+    @property
+    def pendingRows(self) -> int:
+        """Log records accepted and not yet committed (queued or being written)."""
+        return self.queue.pendingRows
 
     def addBackpressureObserver(self, observer: Callable[[bool], object]) -> Callable[[], None]:
         """
-        Call C{observer(True)} when the store's log queue becomes full and C{observer(False)}
-        once it has drained (at once with C{True} if it is full now).
+        Call C{observer(True)} when the log queue becomes full (from when C{maxQueuedRows} of
+        the store's L{tm20.model.LogFlushPolicy} rows wait for a commit) and C{observer(False)}
+        once it has drained to half (at once with C{True} if it is full now).
 
         @return: a function that unregisters C{observer}.
         """
-        self._observers.append(observer)
-        if self._full:
-            observer(True)
+        return self.queue.addBackpressureObserver(observer)
 
-        def remove() -> None:
-            if observer in self._observers:
-                self._observers.remove(observer)
+    def stop(self) -> Deferred[None]:
+        """
+        Refuse new log batches (C{StoreUnavailable}), write those queued and wait for every
+        flush: call before stopping the store.
 
-        return remove
-
-    def _queueFull(self, full: bool) -> None:
-        self._full = full
-        for observer in list(self._observers):
-            try:
-                observer(full)
-            except Exception:
-                self.log.failure("log backpressure observer failed")
+        @return: a L{Deferred} firing when nothing is left (it never fails).
+        """
+        return self.queue.close()
 
     # -- ingest --------------------------------------------------------------------------------
 
@@ -197,10 +217,23 @@ class LogIngest:
 
         return d.addCallbacks(held, failed)
 
+    def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
+        """
+        Store C{records} of terminal C{sn} through the group commit, without the counters,
+        metrics and outage log of the batches terminals push (a page of a log pull).
+
+        @return: a L{Deferred} firing after the commit; failing at once with
+            L{tm20.services.groupcommit.LogQueueFull} (a C{StoreUnavailable}) when the queue
+            has no room.
+        """
+        if not records:
+            return succeed(LogInsertResult(inserted=0, duplicates=0))
+        return self.queue.submit(sn, records)
+
     def _addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         self.received += len(records)
         started = self.clock.seconds()
-        d: Deferred[LogInsertResult] = self.store.addLogs(sn, list(records))
+        d = self.addLogs(sn, records)
 
         def counted(result: LogInsertResult) -> LogInsertResult:
             if self.metrics is not None:

@@ -14,7 +14,7 @@ continuations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from tm20.interfaces import IPullService, IStore
-from tm20.model import LogPullResult, UserPullResult, UserRefreshResult
+from tm20.model import LogInsertResult, LogPullResult, UserPullResult, UserRefreshResult
 from tm20.protocol.commands import buildCommand
 from tm20.protocol.messages import LogRecord
 from tm20.protocol.paging import pageCapFor
@@ -59,6 +59,10 @@ def _capacity(terminal: Any, key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+#: Stores a batch of logs of a terminal; fires after the commit.
+AddLogs = Callable[[str, Sequence[LogRecord]], Deferred[LogInsertResult]]
+
+
 @implementer(IPullService)
 class PullService:
     """Reads users and logs from connected terminals into the store."""
@@ -66,14 +70,22 @@ class PullService:
     log = Logger()
 
     def __init__(
-        self, store: IStore, commands: Any, logStoreWindow: int = LOG_STORE_WINDOW
+        self,
+        store: IStore,
+        commands: Any,
+        logStoreWindow: int = LOG_STORE_WINDOW,
+        addLogs: AddLogs | None = None,
     ) -> None:
         """
         @param store: the L{IStore}.
         @param commands: the L{tm20.services.commands.CommandService}.
         @param logStoreWindow: log pages being stored at once during a log pull (at least 1).
+        @param addLogs: stores a page of logs: the server passes its ingest service's
+            (L{tm20.interfaces.ILogIngest.addLogs}: the group commit, its bound); C{None}: the
+            store's own C{addLogs} (one transaction per page).
         """
         self.store = store
+        self._addLogs = addLogs
         self.commands = commands
         self.logStoreWindow = max(1, logStoreWindow)
         self._busy: set[str] = set()
@@ -276,7 +288,7 @@ class PullService:
     def _pullLogs(self, sn: str, allLogs: bool, params: Mapping[str, Any]) -> Any:
         terminal = yield self.store.getTerminal(sn)
         maxPages, maxRecords = pagingLimits(terminal, "getnewlog")
-        storer = LogPageStorer(self.store, sn)
+        storer = LogPageStorer(self._addLogs or self.store.addLogs, sn)
         name = "getalllog" if allLogs else "getnewlog"
         yield self.commands.page(
             sn,
@@ -308,8 +320,8 @@ class LogPageStorer:
 
     log = Logger()
 
-    def __init__(self, store: IStore, sn: str) -> None:
-        self.store = store
+    def __init__(self, addLogs: AddLogs, sn: str) -> None:
+        self.addLogs = addLogs
         self.sn = sn
         self.counts = {"received": 0, "inserted": 0, "duplicates": 0, "invalid": 0}
 
@@ -322,7 +334,7 @@ class LogPageStorer:
                 self.counts["invalid"] += 1
                 self.log.warn("{sn}: skipping log record: {error}", sn=self.sn, error=str(e))
         self.counts["received"] += len(raws)
-        d: Deferred[Any] = self.store.addLogs(self.sn, records)
+        d: Deferred[Any] = self.addLogs(self.sn, records)
 
         def added(result: Any) -> None:
             self.counts["inserted"] += result.inserted

@@ -52,7 +52,7 @@ from tm20.model import (
 from tm20.protocol.commands import COMMANDS, buildCommand, commandWarnings
 from tm20.protocol.messages import CommandReply
 from tm20.services.expiry import MAX_EXPIRY, defaultExpiry, expiryOf
-from tm20.services.pulls import LogPageStorer, pagingLimits
+from tm20.services.pulls import AddLogs, LogPageStorer, pagingLimits
 from tm20.store._rows import utcFromSeconds
 
 __all__ = [
@@ -143,6 +143,7 @@ class CommandQueue:
         clock: IReactorTime,
         maxAttempts: int = 3,
         timeout: float | None = None,
+        addLogs: AddLogs | None = None,
     ) -> None:
         """
         @param store: where commands are kept (L{IStore}).
@@ -152,10 +153,13 @@ class CommandQueue:
         @param clock: the reactor or a C{Clock}.
         @param maxAttempts: deliveries before giving up (at least 1).
         @param timeout: seconds to wait for each reply.
+        @param addLogs: stores the logs a paged command reads (see L{PullService}); C{None}:
+            the store's own C{addLogs}.
         """
         if maxAttempts < 1:
             raise ValueError("maxAttempts must be at least 1")
         self.store = store
+        self._addLogs = addLogs
         self.commands = commands
         self.registration = registration
         self.clock = clock
@@ -545,7 +549,11 @@ class CommandQueue:
         params = {k: v for k, v in command.payload.items() if k not in ("cmd", "stn")}
         terminal = yield self.store.getTerminal(command.sn)
         maxPages, maxRecords = pagingLimits(terminal, name)
-        storer = LogPageStorer(self.store, command.sn) if name in _LOG_COMMANDS else None
+        storer = (
+            LogPageStorer(self._addLogs or self.store.addLogs, command.sn)
+            if name in _LOG_COMMANDS
+            else None
+        )
         paging = yield self.commands.pageAll(
             command.sn,
             name,

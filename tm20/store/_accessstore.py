@@ -14,8 +14,8 @@ from twisted.internet.defer import Deferred, fail
 from tm20.access.model import AccessRule, Decision, GroupAccess, Holiday, QrCode
 from tm20.access.rules import Snapshot
 from tm20.protocol.messages import LogRecord
+from tm20.services.groupcommit import Batch, GroupCommitQueue
 from tm20.store import _accesssql as sql
-from tm20.store._groupcommit import Batch, GroupCommitQueue
 from tm20.store._ops import OpStore
 from tm20.store._rows import formatTimestamp, requireStorableRecord
 

@@ -17,9 +17,19 @@ from typing import Any
 
 import attrs
 
+from tm20.events.payloads import (
+    ARRAY,
+    DOOR_EVENT,
+    JSON,
+    LOG_CREATED,
+    LOG_EVENT_FIELDS,
+    PRESENT,
+    VALUE,
+    PayloadField,
+)
 from tm20.store._rows import RowReader, formatTimestamp, loadJSONObject, parseTimestamp
 
-__all__ = ["EVENTS_LOCK_KEY", "Dialect", "POSTGRES", "SQLITE"]
+__all__ = ["EVENTS_LOCK_KEY", "Dialect", "POSTGRES", "SQLITE", "logEventJSON", "logEventTypeSQL"]
 
 #: PostgreSQL's advisory lock held (shared) from an event insert to its commit, and (exclusive)
 #: by readers of the log's order ("tm2e" in ASCII): see L{tm20.store._postgres_events}.
@@ -41,6 +51,10 @@ class Dialect:
         yet committed; SQLite, one writer at a time, has none to wait for: C{""}).
     @ivar lastEventInserted: the SQL expression of the id of the event this transaction
         inserted last.
+    @ivar jsonObject: the function building a JSON object from names and values.
+    @ivar jsonArray: the function building a JSON array from values.
+    @ivar jsonPresent: a JSON C{true}/C{false}: is the expression C{{}} not null.
+    @ivar jsonText: the JSON text of the expression C{{}}, as JSON (not as a string).
     """
 
     name: str
@@ -51,6 +65,10 @@ class Dialect:
     forShare: str
     waitForEventWriters: str
     lastEventInserted: str
+    jsonObject: str
+    jsonArray: str
+    jsonPresent: str
+    jsonText: str
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -74,6 +92,10 @@ SQLITE = Dialect(
     forShare="",
     waitForEventWriters="",
     lastEventInserted="last_insert_rowid()",
+    jsonObject="json_object",
+    jsonArray="json_array",
+    jsonPresent="json(CASE WHEN {} IS NULL THEN 'false' ELSE 'true' END)",
+    jsonText="json({})",
 )
 
 #: Timestamps are C{timestamptz} (psycopg2 gives aware C{datetime}s), JSON is C{json}.
@@ -86,4 +108,39 @@ POSTGRES = Dialect(
     forShare=" FOR SHARE",
     waitForEventWriters=f"SELECT pg_advisory_xact_lock({EVENTS_LOCK_KEY})",
     lastEventInserted="currval('events_id_seq')",
+    jsonObject="json_build_object",
+    jsonArray="json_build_array",
+    jsonPresent="{} IS NOT NULL",
+    jsonText="{}::json",
 )
+
+
+def _fieldSQL(dialect: Dialect, field: PayloadField, column: Callable[[str], str]) -> str:
+    if field.encoding == VALUE:
+        return column(field.source[0])
+    if field.encoding == PRESENT:
+        return dialect.jsonPresent.format(column(field.source[0]))
+    if field.encoding == JSON:
+        return dialect.jsonText.format(column(field.source[0]))
+    if field.encoding == ARRAY:
+        return f"{dialect.jsonArray}({', '.join(column(c) for c in field.source)})"
+    raise ValueError(f"unknown payload encoding {field.encoding!r}")
+
+
+def logEventTypeSQL(enrollid: str = "enrollid") -> str:
+    """The SQL expression of a stored log's event type (L{tm20.events.payloads.logEventType})."""
+    return f"CASE WHEN {enrollid} = 0 THEN '{DOOR_EVENT}' ELSE '{LOG_CREATED}' END"
+
+
+def logEventJSON(dialect: Dialect, column: Callable[[str], str] = str) -> str:
+    """
+    The SQL expression of a stored log's event payload in C{dialect}, from
+    L{tm20.events.payloads.LOG_EVENT_FIELDS} (the one declaration of its fields).
+
+    @param column: the SQL expression of each source column, by its name (as it is: the
+        default).
+    """
+    fields = ", ".join(
+        f"'{field.name}', {_fieldSQL(dialect, field, column)}" for field in LOG_EVENT_FIELDS
+    )
+    return f"{dialect.jsonObject}({fields})"

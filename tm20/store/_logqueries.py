@@ -1,7 +1,8 @@
 """
 The reading half of L{tm20.interfaces.ILogStore} (queries and counts of punches and door
 events), written once for both stores (see L{tm20.store._ops}).  Storing logs (C{addLogs},
-with its group commit) stays in each store: its batching is the drivers' own.
+C{writeLogBatches}: the write of the ingest service's group commit) stays in each store: its
+batching is the drivers' own.
 """
 
 from __future__ import annotations

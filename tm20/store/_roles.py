@@ -2,7 +2,7 @@
 Every store role written once for both databases, as one mixin (see L{tm20.store._ops}): what
 L{tm20.store.sqlite.SQLiteStore} and L{tm20.store.postgres.PostgresStore} share.  Each store
 adds its plumbing (L{tm20.store._ops.OpStore}: how an operation runs, "now", the wake-up of
-the event log's readers), its lifecycle, the log group commit and the event log.
+the event log's readers), its lifecycle, the write of the log group commit's batches and the event log.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from twisted.python.failure import Failure
 
 from tm20.model import (
     COMMAND_FINAL,
@@ -18,6 +20,7 @@ from tm20.model import (
     ApiToken,
     AuditEntry,
     Credential,
+    LogInsertResult,
     LogQuery,
     QuarantinedRecord,
     StoredCommand,
@@ -109,7 +112,30 @@ def checkSettle(status: str, only: Collection[str]) -> None:
         raise ValueError("settleCommand sets a final status from at least one status")
 
 
+_Item = TypeVar("_Item")
+
+
+class StagedBatch(Generic[_Item]):
+    """One batch of a log flush, its records made into the store's rows."""
+
+    __slots__ = ("sn", "items")
+
+    def __init__(self, sn: str, items: list[_Item]) -> None:
+        self.sn = sn
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def onlyResult(results: Sequence[LogInsertResult | Failure]) -> LogInsertResult | Failure:
+    """The result of a one-batch L{tm20.interfaces.ILogBatchWriter.writeLogBatches}."""
+    return results[0]
+
+
 __all__ = [
+    "StagedBatch",
+    "onlyResult",
     "DEVINFO_COLUMNS",
     "FINAL_COMMAND_STATUSES",
     "checkSettle",

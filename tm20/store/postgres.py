@@ -8,7 +8,8 @@ the same tables, the same ordering and paging, the same counting of duplicates, 
 (C{ValueError} for the caller's mistakes, L{StoreUnavailable} when the database cannot be used).
 Most operations are the very same code (L{tm20.store._roles.StoreRoles}, run by
 L{tm20.store._ops.runAsync} here); this module holds what is PostgreSQL's own: the pool and its
-transactions, health, migrations, the log group commit, notifications and the event log.
+transactions, health, migrations, the write of the log group commit's batches (its queue is the
+ingest service's), notifications and the event log.
 
 Design:
 
@@ -30,12 +31,12 @@ Design:
     in one transaction that first takes a transaction-level advisory lock
     (L{MIGRATION_LOCK_KEY}), so two processes starting at once apply them once; recorded in
     C{schema_migrations}.  L{migrate} applies them and returns (C{--migrate-only}).
-  - B{Group commit.}  L{PostgresStore.addLogs} queues a batch
-    (L{tm20.store._groupcommit.GroupCommitQueue}): batches from all terminals are flushed
-    together as soon as a flush slot is free (or after C{flushInterval} seconds, if set) or at
-    C{flushRows} rows, whichever comes first, in one transaction; the returned keys tell each
-    caller its own inserted/duplicates counts, and its Deferred fires after that commit.  A
-    batch of C{flushRows} rows or more (a back-fill) is written alone.
+  - B{Group commit.}  The ingest service's queue (L{tm20.services.ingest.LogIngest}) hands
+    L{PostgresStore.writeLogBatches} the batches from all terminals, to write in one
+    transaction, as soon as a flush slot is free (or after C{flushInterval} seconds, if set) or
+    at C{flushRows} rows, whichever comes first, at most C{maxConcurrentFlushes} at once (the
+    store's L{logFlushPolicy}); the returned keys tell each caller its own inserted/duplicates
+    counts.  A batch of C{flushRows} rows or more (a back-fill) is written alone.
   - B{COPY ingest.}  A flush runs on a synchronous psycopg2 connection in a thread of a small
     dedicated pool (L{tm20.store._pgcopy.CopyConnections}, one thread per flush slot), since
     txpostgres' asynchronous connections cannot C{COPY}: its rows are copied into a temporary
@@ -47,11 +48,9 @@ Design:
     L{StatementTimeout} and its socket is shut down.  With C{copyIngest=False}, the same flush
     is one C{INSERT ... SELECT FROM unnest(...) ... RETURNING} per table on the asynchronous
     pool (chunks of L{INSERT_CHUNK_ROWS} rows).
-  - B{Backpressure.}  At most C{maxQueuedRows} rows wait for a commit.  L{logQueueFull} tells
-    whether the queue is full now, and L{addLogsBackpressure} registers an observer called with
-    C{True} when it becomes full and with C{False} once it has drained to half (the ingest
-    service relays it; the terminal protocol pauses its socket for that reason).  A batch
-    arriving while there is no room fails at once with L{LogQueueFull} (a L{StoreUnavailable}).
+  - B{Backpressure.}  At most C{maxQueuedRows} rows wait for a commit in the ingest service's
+    queue (it tells its observers when the queue fills and drains; the terminal protocol pauses
+    its socket for that reason).
   - B{Notifications.}  L{listen} / L{notify}: C{LISTEN} runs on one dedicated connection (not
     pooled), opened on first use and re-established, with its C{LISTEN}s, after a reconnect
     (notifications sent while it was down are lost, as PostgreSQL does not keep them).
@@ -87,11 +86,14 @@ from tm20.interfaces import (
     IAccountStore,
     IClusterStore,
     IEventStore,
+    ILogBatchWriter,
     IPersonStore,
     IStore,
     IWatchStore,
+    LogBatch,
 )
 from tm20.model import (
+    LogFlushPolicy,
     LogInsertResult,
 )
 from tm20.protocol.messages import (
@@ -99,8 +101,7 @@ from tm20.protocol.messages import (
 )
 from tm20.protocol.storable import requireStorableLog
 from tm20.store._accessstore import AccessStoreMixin
-from tm20.store._dialect import POSTGRES
-from tm20.store._groupcommit import Batch, GroupCommitQueue, LogQueueFull
+from tm20.store._dialect import POSTGRES, logEventJSON, logEventTypeSQL
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runAsync
@@ -124,10 +125,15 @@ from tm20.store._postgres_events import (
 )
 from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
+    StagedBatch,
     dumpJSON,
     formatTimestamp,
+    onlyResult,
     utcFromSeconds,
 )
+
+#: The place of a batch's result while its flush runs.
+_NOT_YET = LogInsertResult(inserted=0, duplicates=0)
 
 _T = TypeVar("_T")
 
@@ -531,7 +537,14 @@ class _Listener:
 
 
 @implementer(
-    IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IAccessStore, IClusterStore
+    IStore,
+    ILogBatchWriter,
+    IEventStore,
+    IWatchStore,
+    IPersonStore,
+    IAccountStore,
+    IAccessStore,
+    IClusterStore,
 )
 class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresClusterMixin):
     """
@@ -568,10 +581,11 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         @param statementTimeout: the deadline of one statement, in seconds.
         @param flushInterval: the longest a log batch waits to be merged with others while a
             flush slot is free, seconds; 0 (the default): flush at the next reactor turn (batches
-            arriving while every slot is busy are merged into the next flush).
+            arriving while every slot is busy are merged into the next flush); the ingest
+            service's group commit reads it from L{logFlushPolicy}, as the three below.
         @param flushRows: the rows that flush the log queue at once; a batch this large or
             larger is written alone.
-        @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
+        @param maxQueuedRows: the bound of the ingest service's log queue (L{logFlushPolicy}).
         @param reconnectDelay: the first and largest delay between reconnection attempts.
         @param maxConcurrentFlushes: merged log flushes that may run at once.
         @param connectTimeout: the longest a connection attempt may take, in seconds.
@@ -600,15 +614,19 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
             name="postgres",
             options=_connectOptions(statementTimeout),
         )
-        self._logs: GroupCommitQueue[_LogItem, LogInsertResult] = GroupCommitQueue(
-            reactor,
-            self._flushLogs,
-            flushInterval=flushInterval,
+        #: How the ingest service's group commit should flush here (L{ILogBatchWriter}): as
+        #: many flushes at once as the COPY pool has threads.
+        self.logFlushPolicy = LogFlushPolicy(
             flushRows=flushRows,
-            maxPendingRows=maxQueuedRows,
+            flushInterval=flushInterval,
+            maxQueuedRows=maxQueuedRows,
             maxConcurrentFlushes=maxConcurrentFlushes,
             isRetryable=isRetryable,
         )
+        #: The log flushes running (L{stop} waits for them).
+        self._flushing = 0
+        #: Fired when the last log flush running ends (L{stop} waits for them).
+        self._flushesEnded: list[Deferred[None]] = []
         self._copy: CopyConnections | None = None
         if copyIngest:
             self._copy = CopyConnections(
@@ -653,11 +671,6 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
     def pool(self) -> Pool:
         """The connection pool (for tests and metrics)."""
         return self._pool
-
-    @property
-    def logQueue(self) -> GroupCommitQueue[_LogItem, LogInsertResult]:
-        """The group-commit queue of logs (for tests and metrics)."""
-        return self._logs
 
     def _now(self) -> datetime:
         return utcFromSeconds(self._clock.seconds())
@@ -771,8 +784,11 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         self._health.stop()
 
         async def stop() -> None:
-            # the queue's flushes use the pool directly, so they still run while stopping
-            await self._logs.close()
+            # the log flushes already started use the pool directly: they end first
+            if self._flushing:
+                ended: Deferred[None] = Deferred()
+                self._flushesEnded.append(ended)
+                await ended
             if self._copy is not None:
                 await self._copy.stop()
             if self._listener is not None:
@@ -861,47 +877,66 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
     # -- logs --------------------------------------------------------------------------------------
 
-    @property
-    def logQueueFull(self) -> bool:
-        """
-        C{True} while the log queue is full: from when C{maxQueuedRows} rows wait for a commit
-        until half of them are committed.  The protocol layer should stop reading meanwhile.
-        """
-        return self._logs.full
-
-    def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
-        """
-        Register C{observer(full)}: called with C{True} when the log queue becomes full (stop
-        reading from terminals), and with C{False} once it has drained to half.  Called at once
-        with C{True} if the queue is full now.
-
-        @return: a function that unregisters C{observer}.
-        """
-        return self._logs.addBackpressureObserver(observer)
-
     def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         """
-        See L{IStore.addLogs}: queued for the next group commit; C{duplicates} counts every
-        record not newly stored, repeats within the batch included.  Fails at once with
-        L{LogQueueFull} (a L{StoreUnavailable}) when the queue has no room.
+        See L{IStore.addLogs}: C{records} written now in their own transaction
+        (L{writeLogBatches} of one batch; the server's road is the ingest service's group
+        commit).
         """
         records = list(records)
         if not records:
             return defer.succeed(LogInsertResult(inserted=0, duplicates=0))
+        return self.writeLogBatches([StagedBatch(sn, records)]).addCallback(onlyResult)
+
+    def writeLogBatches(
+        self, batches: Sequence[LogBatch]
+    ) -> Deferred[Sequence[LogInsertResult | Failure]]:
+        """
+        See L{ILogBatchWriter.writeLogBatches}: one C{COPY} transaction on a thread of the COPY
+        pool (L{_flushLogs}); C{duplicates} counts every record not newly stored, repeats within
+        the batch included.  A batch holding a record that can never be stored (text with a
+        NUL character included) gets its C{ValueError} or C{TypeError}, the others are written.
+        """
         unusable = self._usable()
         if unusable is not None:
             return defer.fail(unusable)
         if self._pool.liveConnections == 0:
             return defer.fail(StoreUnavailable("no connection to PostgreSQL"))
-        try:
-            items = [_logItem(r) for r in records]
-        except (TypeError, ValueError) as e:
-            return defer.fail(e)
-        return self._logs.submit(sn, items)
+        results: list[LogInsertResult | Failure] = []
+        staged: list[StagedBatch[_LogItem]] = []
+        places: list[int] = []
+        for index, batch in enumerate(batches):
+            try:
+                items = [_logItem(r) for r in batch.items]
+            except (TypeError, ValueError):
+                results.append(Failure())
+                continue
+            results.append(_NOT_YET)
+            staged.append(StagedBatch(batch.sn, items))
+            places.append(index)
+        if not staged:
+            return defer.succeed(results)
 
-    async def _flushLogs(
-        self, batches: Sequence[Batch[_LogItem, LogInsertResult]]
-    ) -> list[LogInsertResult]:
+        def written(counts: list[LogInsertResult]) -> list[LogInsertResult | Failure]:
+            for index, result in zip(places, counts, strict=True):
+                results[index] = result
+            return results
+
+        d = self._flushLogs(staged)
+        self._flushing += 1
+        return d.addCallback(written).addBoth(self._flushEnded)
+
+    def _flushEnded(self, result: _T) -> _T:
+        self._flushing -= 1
+        if not self._flushing:
+            ended, self._flushesEnded = self._flushesEnded, []
+            for d in ended:
+                d.callback(None)
+        return result
+
+    def _flushLogs(
+        self, batches: Sequence[StagedBatch[_LogItem]]
+    ) -> Deferred[list[LogInsertResult]]:
         """
         Write C{batches} in one transaction; each gets its own counts.
 
@@ -922,9 +957,22 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         now = self._now()
 
         if self._copy is not None:
-            counts = await self._copy.run(_copyLogs, unique, owners, now, self.defaultTimezone)
-            return self._counted(batches, [counts.get(i, 0) for i in range(len(batches))])
+            d = self._copy.run(_copyLogs, unique, owners, now, self.defaultTimezone)
+            return d.addCallback(
+                lambda counts: self._counted(
+                    batches, [counts.get(i, 0) for i in range(len(batches))]
+                )
+            )
+        return Deferred.fromCoroutine(self._insertLogs(batches, unique, owners, now))
 
+    async def _insertLogs(
+        self,
+        batches: Sequence[StagedBatch[_LogItem]],
+        unique: list[tuple[_LogKey, _LogItem]],
+        owners: Mapping[_LogKey, int],
+        now: datetime,
+    ) -> list[LogInsertResult]:
+        """L{_flushLogs} without C{COPY}: multi-row C{INSERT}s on the asynchronous pool."""
         punches = [row for row in unique if not row[1][9]]
         doors = [row for row in unique if row[1][9]]
 
@@ -949,7 +997,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
 
     def _flushed(
         self,
-        batches: Sequence[Batch[_LogItem, LogInsertResult]],
+        batches: Sequence[StagedBatch[_LogItem]],
         owners: Mapping[_LogKey, int],
         stored: Sequence[tuple[Any, ...]],
     ) -> list[LogInsertResult]:
@@ -962,7 +1010,7 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         return self._counted(batches, inserted)
 
     def _counted(
-        self, batches: Sequence[Batch[_LogItem, LogInsertResult]], inserted: Sequence[int]
+        self, batches: Sequence[StagedBatch[_LogItem]], inserted: Sequence[int]
     ) -> list[LogInsertResult]:
         """Each batch's counts, from the rows a flush inserted for it."""
         if any(inserted):
@@ -1002,25 +1050,28 @@ ON CONFLICT (sn, enrollid, time, mode, inout, event) DO NOTHING
 RETURNING id, sn, enrollid, time, mode, inout, event
 """
 
+
+def _stagedColumn(name: str) -> str:
+    """A column of a log's event payload in L{_INSERT_STAGED}: staged, or inserted (its id)."""
+    if name == "id":
+        return "i.id"
+    if name == "received_at":
+        return "%(receivedAt)s::text"
+    return f"s.{name}"
+
+
 #: One statement moves the staged rows into their tables, in key order (one lock order for
 #: every writer), and writes the event of each row inserted (a duplicate has none), built by
-#: the database from the same rows, in the order the terminals sent them (L{logEventText}'s
-#: payload: the same fields in the same order).  @return: C{(batch, rows inserted)}.
+#: the database from the same rows, in the order the terminals sent them (its payload is
+#: L{tm20.events.payloads.LOG_EVENT_FIELDS}'s: L{logEventJSON}).  @return: C{(batch, rows inserted)}.
 _INSERT_STAGED = f"""
 WITH p AS ({_STAGED_ROWS.format(table=_LOG_TABLE, stage=_STAGE, where="NOT door")}),
 d AS ({_STAGED_ROWS.format(table=_DOOR_TABLE, stage=_STAGE, where="door")}),
 ins AS (SELECT * FROM p UNION ALL SELECT * FROM d),
 ev AS (
     INSERT INTO events (type, sn, payload, created_at)
-    SELECT CASE WHEN s.enrollid = 0 THEN 'door.event' ELSE 'log.created' END, s.sn,
-           json_build_object(
-               'sn', s.sn, 'logId', i.id, 'enrollid', s.enrollid, 'time', s.time,
-               'timeUTC', s.utc, 'mode', s.mode, 'inout', s.inout, 'event', s.event,
-               'temp', s.temp, 'verifymode', s.verifymode, 'hasImage', s.image IS NOT NULL,
-               'extra', s.extra::json,
-               'key', json_build_array(s.sn, s.enrollid, s.time, s.mode, s.inout, s.event),
-               'receivedAt', %(receivedAt)s::text
-           ),
+    SELECT {logEventTypeSQL("s.enrollid")}, s.sn,
+           {logEventJSON(POSTGRES, _stagedColumn)},
            %(now)s
     FROM ins i
     JOIN {_STAGE} s
@@ -1139,7 +1190,6 @@ def _numberArray(values: Sequence[float | int | None]) -> str:
 
 __all__ = [
     "MIGRATION_LOCK_KEY",
-    "LogQueueFull",
     "PostgresStore",
     "StatementTimeout",
     "migrate",

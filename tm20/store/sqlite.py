@@ -3,7 +3,8 @@ The embedded store: one SQLite file, reached through L{twisted.enterprise.adbapi
 
 Most operations are the same code as PostgreSQL's (L{tm20.store._roles.StoreRoles}, run by
 L{tm20.store._ops.runSync} in the pool's thread); this module holds what is SQLite's own: the
-connection and its transactions, health, migrations, the log group commit and the event log.
+connection and its transactions, health, migrations, the write of the log group commit's batches
+(its queue is the ingest service's) and the event log.
 
 Design:
 
@@ -66,26 +67,30 @@ from tm20.interfaces import (
     IAccessStore,
     IAccountStore,
     IEventStore,
+    ILogBatchWriter,
     IPersonStore,
     IStore,
     IWatchStore,
+    LogBatch,
 )
 from tm20.model import (
+    LogFlushPolicy,
     LogInsertResult,
 )
 from tm20.protocol.messages import (
     LogRecord,
 )
 from tm20.store._accessstore import AccessStoreMixin
-from tm20.store._dialect import SQLITE
-from tm20.store._groupcommit import Batch, GroupCommitQueue
+from tm20.store._dialect import SQLITE, logEventJSON, logEventTypeSQL
 from tm20.store._health import DEGRADED, OK, UNHEALTHY, HealthMonitor, StoreHealth
 from tm20.store._migrations import Migration, loadMigrations, pendingMigrations
 from tm20.store._ops import Op, runSync
 from tm20.store._roles import StoreRoles
 from tm20.store._rows import (
+    StagedBatch,
     formatTimestamp,
     logRecordColumns,
+    onlyResult,
     requireStorableRecord,
     utcFromSeconds,
 )
@@ -200,19 +205,11 @@ WHERE s.door = 1 AND l.id > :doors
 """
 
 #: The event of each row inserted, built by the database from the same row, in the order the
-#: terminals sent them: L{logEventText}'s payload (the same fields in the same order).
+#: terminals sent them: its payload is L{tm20.events.payloads.LOG_EVENT_FIELDS}'s (L{logEventJSON}).
 _INSERT_EVENTS = f"""
 INSERT INTO events (type, sn, payload, created_at)
-SELECT CASE WHEN enrollid = 0 THEN 'door.event' ELSE 'log.created' END, sn,
-       json_object(
-           'sn', sn, 'logId', id, 'enrollid', enrollid, 'time', time, 'timeUTC', utc,
-           'mode', mode, 'inout', inout, 'event', event, 'temp', temp,
-           'verifymode', verifymode,
-           'hasImage', json(CASE WHEN image IS NULL THEN 'false' ELSE 'true' END),
-           'extra', json(extra),
-           'key', json_array(sn, enrollid, time, mode, inout, event),
-           'receivedAt', received_at
-       ),
+SELECT {logEventTypeSQL()}, sn,
+       {logEventJSON(SQLITE)},
        received_at
 FROM ({_INSERTED}) ORDER BY ord
 """
@@ -222,7 +219,7 @@ _INSERTED_PER_BATCH = f"SELECT batch, count(*) FROM ({_INSERTED}) GROUP BY batch
 
 def _insertLogBatches(
     conn: sqlite3.Connection,
-    batches: Sequence[Batch[_LogItem, LogInsertResult]],
+    batches: Sequence[StagedBatch[_LogItem]],
     defaultTimezone: str | None,
 ) -> list[LogInsertResult | BaseException]:
     """
@@ -276,7 +273,9 @@ def _insertLogBatches(
 # -- the work done in the pool thread --------------------------------------------------------------
 
 
-@implementer(IStore, IEventStore, IWatchStore, IPersonStore, IAccountStore, IAccessStore)
+@implementer(
+    IStore, ILogBatchWriter, IEventStore, IWatchStore, IPersonStore, IAccountStore, IAccessStore
+)
 class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
     """
     L{IStore} on one SQLite file.
@@ -310,8 +309,8 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
             tool) before giving up.
         @param healthInterval: seconds between health probes (see L{health}).
         @param flushRows: the most rows one log group commit merges; a batch this large or
-            larger is written alone.
-        @param maxQueuedRows: the bound of the log queue (see L{addLogsBackpressure}).
+            larger is written alone (L{logFlushPolicy}).
+        @param maxQueuedRows: the bound of the ingest service's log queue (L{logFlushPolicy}).
         """
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
@@ -329,13 +328,10 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
         self._state = "new"
         #: Every migration shipped with this release is applied (set by L{start}).
         self.migrationsApplied = False
-        #: Log batches waiting for their group commit (addLogs).
-        self._logs: GroupCommitQueue[_LogItem, LogInsertResult] = GroupCommitQueue(
-            reactor,
-            self._flushLogs,
-            flushRows=flushRows,
-            maxPendingRows=maxQueuedRows,
-            maxConcurrentFlushes=1,
+        #: How the ingest service's group commit should flush here: one flush at a time, the
+        #: one writer thread's (L{ILogBatchWriter}).
+        self.logFlushPolicy = LogFlushPolicy(
+            flushRows=flushRows, maxQueuedRows=maxQueuedRows, maxConcurrentFlushes=1
         )
         # a probe waits behind the calls already queued for the store's thread (one may wait
         # busyTimeout for another process's lock): only much later is it overdue
@@ -428,7 +424,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> Deferred[_T]:
-        """L{_run} without the state check: while stopping, the log queue drains with it."""
+        """L{_run} without the state check (L{writeLogBatches} made it before its rows)."""
         if self._pool is None:
             return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
         d: Deferred[_T] = self._pool.runWithConnection(
@@ -587,7 +583,7 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
             return fail(RuntimeError(f"{self!r} is already stopping"))
         self._state = "stopping"
         self._health.stop()
-        return self._logs.close().addCallback(lambda _: self._closePool())
+        return self._closePool()
 
     def _closePool(self) -> Deferred[None]:
         self._closeEventReader()
@@ -658,67 +654,61 @@ class SQLiteStore(SQLiteEventsMixin, StoreRoles, AccessStoreMixin):
 
     # -- logs --------------------------------------------------------------------------------------
 
-    @property
-    def logQueue(self) -> GroupCommitQueue[_LogItem, LogInsertResult]:
-        """The group-commit queue of logs (for tests and metrics)."""
-        return self._logs
-
-    @property
-    def logQueueFull(self) -> bool:
-        """
-        C{True} while the log queue is full: from when C{maxQueuedRows} rows wait for a commit
-        until half of them are committed.
-        """
-        return self._logs.full
-
-    def addLogsBackpressure(self, observer: Callable[[bool], object]) -> Callable[[], None]:
-        """
-        Register C{observer(full)}: called with C{True} when the log queue becomes full and
-        with C{False} once it has drained to half (at once with C{True} if it is full now).
-
-        @return: a function that unregisters C{observer}.
-        """
-        return self._logs.addBackpressureObserver(observer)
-
     def addLogs(self, sn: str, records: Sequence[LogRecord]) -> Deferred[LogInsertResult]:
         """
-        See L{IStore.addLogs}: C{INSERT OR IGNORE} on the identity of a record; C{duplicates}
-        counts every record not newly stored, repeats within the batch included.
-
-        Group commit (L{tm20.store._groupcommit.GroupCommitQueue}, as on PostgreSQL): the batch
-        joins the bounded queue; the batches waiting when the pool thread is free are written in
-        one transaction (one commit, one fsync, for many terminals, L{_insertLogBatches}); one
-        the database refuses fails alone (the flush is then written batch by batch); the
-        caller's Deferred fires after the
-        commit holding its rows.  Fails at once with L{LogQueueFull} (a L{StoreUnavailable})
-        when the queue has no room.  A call made before L{stop} completes: the queue is drained
-        before the pool closes.
+        See L{IStore.addLogs}: C{records} written now in their own transaction
+        (L{writeLogBatches} of one batch; the server's road is the ingest service's group
+        commit).
         """
         records = list(records)
         if not records:
             return succeed(LogInsertResult(inserted=0, duplicates=0))
-        now = self._now()
-        try:
-            items = [(_logRow(sn, r, now), r.isDoorEvent) for r in records]
-        except (TypeError, ValueError) as e:
-            return fail(e)
+        return self.writeLogBatches([StagedBatch(sn, records)]).addCallback(onlyResult)
+
+    def writeLogBatches(
+        self, batches: Sequence[LogBatch]
+    ) -> Deferred[Sequence[LogInsertResult | Failure]]:
+        """
+        See L{ILogBatchWriter.writeLogBatches}: one transaction of the pool thread
+        (L{_insertLogBatches}: C{INSERT OR IGNORE} on the identity of a record; C{duplicates}
+        counts every record not newly stored, repeats within the batch included).  A batch
+        holding a record that can never be stored gets its C{ValueError} or C{TypeError}, the
+        others are written.
+        """
         if self._pool is None or self._state not in ("starting", "running"):
             return fail(StoreUnavailable(f"SQLite store {self.path} is {self._state}"))
-        return self._logs.submit(sn, items).addErrback(self._translateFailure)
-
-    def _flushLogs(
-        self, batches: Sequence[Batch[_LogItem, LogInsertResult]]
-    ) -> Deferred[list[LogInsertResult | Failure]]:
-        """The group commit's flush: C{batches} in one transaction of the pool thread."""
+        now = self._now()
+        results: list[LogInsertResult | Failure] = []
+        staged: list[StagedBatch[_LogItem]] = []
+        places: list[int] = []
+        for index, batch in enumerate(batches):
+            sn = batch.sn
+            try:
+                items = [(_logRow(sn, r, now), r.isDoorEvent) for r in batch.items]
+            except (TypeError, ValueError):
+                results.append(Failure())
+                continue
+            results.append(_NOT_YET)
+            staged.append(StagedBatch(sn, items))
+            places.append(index)
+        if not staged:
+            return succeed(results)
 
         def written(outcomes: list[LogInsertResult | BaseException]) -> list[Any]:
             if any(isinstance(o, LogInsertResult) and o.inserted for o in outcomes):
                 self._eventsCommitted()
-            return [o if isinstance(o, LogInsertResult) else Failure(o) for o in outcomes]
+            for index, outcome in zip(places, outcomes, strict=True):
+                results[index] = (
+                    outcome if isinstance(outcome, LogInsertResult) else Failure(outcome)
+                )
+            return results
 
-        # batches accepted before stop() are written while it drains the queue
-        d = self._runNow(True, _insertLogBatches, batches, self.defaultTimezone)
-        return d.addCallbacks(written, self._translateFailure)
+        d = self._runNow(True, _insertLogBatches, staged, self.defaultTimezone)
+        return d.addCallback(written)
+
+
+#: The place of a batch's result while its flush runs.
+_NOT_YET = LogInsertResult(inserted=0, duplicates=0)
 
 
 __all__ = ["SQLiteStore", "SYNCHRONOUS_MODES"]

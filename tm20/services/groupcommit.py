@@ -1,7 +1,9 @@
 """
-Group commit for attendance logs: batches from every terminal are queued and written together.
-Both stores use it (PostgreSQL: up to two flushes at once, each one C{COPY} transaction;
-SQLite: one at a time in its writer thread).
+Group commit: batches from every terminal are queued and written together.  The ingest service
+(L{tm20.services.ingest.LogIngest}) builds one for log batches around the store's one log
+operation (L{tm20.interfaces.ILogBatchWriter}; PostgreSQL: up to two flushes at once, each one
+C{COPY} transaction; SQLite: one at a time in its writer thread); the access store builds one
+for punches stored with their access decision.
 
 A batch joins the queue and its caller gets a L{Deferred}.  The queue is flushed as one
 transaction when it holds C{flushRows} rows, or C{flushInterval} seconds after the first batch
