@@ -222,9 +222,9 @@ def run(args: argparse.Namespace) -> Any:
 
             execute = _pgpool.Cursor.execute
 
-            def counted(self: Any, sql: str, params: Any = None) -> Any:
+            def counted(self: Any, sql: str, params: Any = None, **kwargs: Any) -> Any:
                 statements.append(sql)
-                return execute(self, sql, params)
+                return execute(self, sql, params, **kwargs)
 
             _pgpool.Cursor.execute = counted  # type: ignore[method-assign]
         profiler = None
@@ -232,13 +232,32 @@ def run(args: argparse.Namespace) -> Any:
             import cProfile
 
             profiler = cProfile.Profile(TIMER)
-        t0, c0 = time.monotonic(), time.process_time()
+
+        def databaseCPU() -> float:
+            # the private cluster's processes (its backends among them); 0 for SQLite or a
+            # cluster not started here
+            from tests import pgharness
+
+            if args.store == "sqlite" or pgharness._cluster is None:
+                return 0.0
+            from bench.procinfo import sample
+
+            total = 0.0
+            for pid in pgharness._cluster.pids():
+                try:
+                    total += sample(pid).cpu
+                except (OSError, ValueError):
+                    continue
+            return total
+
+        t0, c0, d0 = time.monotonic(), time.process_time(), databaseCPU()
         if profiler is not None:
             profiler.enable()
         state = yield phase(args.commands)
         if profiler is not None:
             profiler.disable()
         wall, cpu = time.monotonic() - t0, time.process_time() - c0
+        dbCPU = databaseCPU() - d0
         done = len(state["latencies"])
         lat = [x * 1000 for x in state["latencies"]]
         print(
@@ -252,6 +271,7 @@ def run(args: argparse.Namespace) -> Any:
                     "wall_s": round(wall, 3),
                     "cpu_s": round(cpu, 3),
                     "cpu_ms_per_command": round(cpu / max(1, done) * 1e3, 3),
+                    "db_cpu_ms_per_command": round(dbCPU / max(1, done) * 1e3, 3),
                     "p50_ms": round(percentile(lat, 50), 2),
                     "p99_ms": round(percentile(lat, 99), 2),
                     **(

@@ -104,9 +104,28 @@ def enqueueCommand(
 def submitCommand(
     d: Dialect, audit: tuple[str, str, str | None, str], now: Any, enqueue: Op[StoredCommand]
 ) -> Op[StoredCommand]:
-    """The audit entry C{audit} (C{(actor, action, target, detail JSON)}), then C{enqueue}."""
-    yield from addAuditEntry(d, *audit, now)
-    return (yield from enqueue)
+    """
+    The audit entry C{audit} (C{(actor, action, target, detail JSON)}), then C{enqueue} (one
+    statement, L{enqueueCommand}).  With the dialect's C{writableWith} the entry is inserted by
+    the C{WITH} of C{enqueue}'s statement: one statement for both, atomic on its own.
+    """
+    if not d.writableWith:
+        yield from addAuditEntry(d, *audit, now)
+        return (yield from enqueue)
+    statement = next(enqueue)
+    assert isinstance(statement, tuple), "enqueueCommand is one statement"
+    sql, params = statement
+    result = yield (
+        "WITH audit AS (INSERT INTO audit_log (actor, action, target, detail, at)"
+        " VALUES (%s, %s, %s, %s, %s)) " + sql,
+        (*audit, now, *params),
+    )
+    try:
+        enqueue.send(result)
+    except StopIteration as stop:
+        command: StoredCommand = stop.value
+        return command
+    raise AssertionError("enqueueCommand is one statement")
 
 
 def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
@@ -291,7 +310,9 @@ class CommandStoreMixin(OpStore):
         )
         if audited is not None:
             op = submitCommand(self.dialect, audited, now, op)
-        return self._runOp(True, op)
+        # one statement (the audit entry in its WITH, or none): no transaction around it needed
+        single = audited is None or self.dialect.writableWith
+        return self._runOp(True, op, single=single)
 
     def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
         """See L{tm20.interfaces.ICommandStore.getCommand}."""

@@ -41,6 +41,9 @@ class Dialect:
         yet committed; SQLite, one writer at a time, has none to wait for: C{""}).
     @ivar lastEventInserted: the SQL expression of the id of the event this transaction
         inserted last.
+    @ivar writableWith: whether a statement's C{WITH} may hold an C{INSERT} run with it
+        (PostgreSQL's data-modifying common table expressions; SQLite has none): two inserts
+        then go as one statement, atomic without a transaction around it.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Dialect:
     forShare: str
     waitForEventWriters: str
     lastEventInserted: str
+    writableWith: bool
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -74,6 +78,7 @@ SQLITE = Dialect(
     forShare="",
     waitForEventWriters="",
     lastEventInserted="last_insert_rowid()",
+    writableWith=False,
 )
 
 #: Timestamps are C{timestamptz} (psycopg2 gives aware C{datetime}s), JSON is C{json}.
@@ -86,4 +91,5 @@ POSTGRES = Dialect(
     forShare=" FOR SHARE",
     waitForEventWriters=f"SELECT pg_advisory_xact_lock({EVENTS_LOCK_KEY})",
     lastEventInserted="currval('events_id_seq')",
+    writableWith=True,
 )
