@@ -258,8 +258,8 @@ class PostgresStoreTests(
 class CommandRoundTripTests(_PostgresCase):
     """
     A REST command's writes in as few round trips as keep them atomic: the command and its
-    audit entry as one statement (no transaction around it), the outcome's event carrying the
-    transaction's C{COMMIT}.
+    audit entry as one statement (no transaction around it); its final outcome and the look for
+    the next command as one, then the outcome's event carrying the transaction's C{COMMIT}.
     """
 
     timeout = 60
@@ -324,9 +324,10 @@ class CommandRoundTripTests(_PostgresCase):
     @inlineCallbacks
     def test_outcomeCommitsWithItsEvent(self) -> Generator[Deferred[Any], Any, None]:
         """
-        A final outcome with nothing left to claim: the update, the claim's look, and the event
-        with the C{COMMIT} in the same query string; committed, the event readable.  When that
-        statement fails, the update is rolled back and the connection stays usable.
+        A final outcome with nothing left to claim: the update with the claim's look (one
+        statement), then the event with the C{COMMIT} in the same query string; committed, the
+        event readable.  When that statement fails, the update is rolled back and the
+        connection stays usable.
         """
         command = yield self.store.submitCommand(SN, "opendoor", {}, "ops", 3, claim=True)
         done, claimed = yield self.store.finishAndClaimCommand(
@@ -334,10 +335,11 @@ class CommandRoundTripTests(_PostgresCase):
         )
         self.assertEqual((done.status, claimed), (COMMAND_SUCCEEDED, None))
         sent = self.sentWith("UPDATE commands")
-        self.assertEqual(len(sent), 3, sent)
-        self.assertTrue(sent[0].startswith("BEGIN; UPDATE commands"), sent[0])
-        self.assertIn("INSERT INTO events", sent[2])
-        self.assertTrue(sent[2].endswith("; COMMIT"), sent[2])
+        self.assertEqual(len(sent), 2, sent)
+        self.assertTrue(sent[0].startswith("BEGIN; WITH done AS (UPDATE commands"), sent[0])
+        self.assertIn("SELECT false, * FROM commands", sent[0])
+        self.assertIn("INSERT INTO events", sent[1])
+        self.assertTrue(sent[1].endswith("; COMMIT"), sent[1])
         [event] = yield self.store.listEvents(EventQuery(after=0))
         self.assertEqual((event.type, event.payload["status"]), ("command.finished", "succeeded"))
         self.assertEqual((yield self.store.getCommand(command.id)), done)
