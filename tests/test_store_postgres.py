@@ -358,6 +358,22 @@ class CommandRoundTripTests(_PostgresCase):
         )
         self.assertEqual(done.status, COMMAND_SUCCEEDED)
 
+    @inlineCallbacks
+    def test_claimNeedsNoTransaction(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The claim of a queued command (the look, then its one conditional update): two
+        statements, no C{BEGIN} nor C{COMMIT}; committed when it answers.
+        """
+        queued = yield self.store.enqueueCommand(SN, "opendoor", {}, "ops", 3)
+        claimed, sent = yield self.store.claimCommand(SN, lambda c: False)
+        self.assertEqual(
+            (claimed.id, claimed.status, claimed.attempts, sent), (queued.id, COMMAND_SENT, 1, True)
+        )
+        queries = self.sentWith("SELECT * FROM commands WHERE sn")
+        self.assertEqual(len(queries), 2, queries)
+        self.assertFalse([q for q in queries if "BEGIN" in q or "COMMIT" in q], queries)
+        self.assertEqual((yield self.store.getCommand(queued.id)), claimed)
+
 
 class EventOrderTests(_PostgresCase):
     """

@@ -384,7 +384,10 @@ class CommandStoreMixin(OpStore):
         self, sn: str, expired: Callable[[StoredCommand], bool]
     ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """See L{tm20.interfaces.ICommandStore.claimCommand}."""
-        return self._runOp(True, claimCommand(self.dialect, sn, expired, self._now()))
+        # a read, then one conditional write atomic alone (and a read when it changed
+        # nothing): no transaction around them is needed
+        op = claimCommand(self.dialect, sn, expired, self._now())
+        return self._runOp(True, op, single=True)
 
     def updateCommand(
         self,

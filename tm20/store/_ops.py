@@ -211,8 +211,9 @@ class OpStore:
     def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
         """
         Run C{op} in one transaction (a write one when C{write}); fires after the commit.
-        C{single}: C{op} is one statement (a read, or a write atomic on its own), which needs
-        no transaction around it (a store may then spare the C{BEGIN}/C{COMMIT} round trips).
+        C{single}: C{op} needs no transaction around it — one statement (a read, or a write
+        atomic on its own), or reads around one such write whose outcome they only report — (a
+        store may then spare the C{BEGIN}/C{COMMIT} round trips).
         """
         raise NotImplementedError
 
