@@ -260,6 +260,39 @@ class CommandSafetyTests(ApiTestCase):
             r = yield self.post("SIM1", {"command": "gettime", "expiresIn": value})
             self.assertEqual((r.status, r.json.get("field")), (400, "expiresIn"), value)
 
+    # -- the terminal's record ---------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_connectedTerminalIsNotReadAgain(self) -> Any:
+        """
+        A command for a terminal connected here takes the terminal's record from its
+        connection (no store read); once the terminal is deleted (its connection closing), a
+        command for it is a 404 again.
+        """
+        yield self.startClocked()
+        yield self.call("POST", "/api/terminals/", {"sn": "SIM1"})
+        connection = yield self.connect(simulated("SIM1", doors=4))
+        store = self.running.context.store
+        reads: list[str] = []
+        getTerminal = store.getTerminal
+
+        def counting(sn: str) -> Any:
+            reads.append(sn)
+            return getTerminal(sn)
+
+        self.patch(store, "getTerminal", counting)
+        r = yield self.post("SIM1", {"command": "opendoor", "params": {"doornum": 1}})
+        self.assertEqual((r.status, r.json["status"]), (200, "succeeded"))
+        self.assertEqual([doors for _, doors in connection.terminal.doorOpens], [[1]])
+        self.assertEqual(reads, [])
+        r = yield self.call("DELETE", "/api/terminals/SIM1/")
+        self.assertEqual(r.status, 204)
+        del reads[:]
+        r = yield self.post("SIM1", {"command": "opendoor", "params": {"doornum": 1}})
+        self.assertEqual((r.status, r.json["error"]), (404, "not_found"))
+        self.assertEqual(reads, ["SIM1"])
+        self.assertEqual(len(connection.terminal.doorOpens), 1)
+
     # -- cancellation ----------------------------------------------------------------------------
 
     @inlineCallbacks

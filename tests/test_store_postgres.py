@@ -18,12 +18,19 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
+from txpostgres import txpostgres
 from zope.interface import provider
 
 from tests.serverfixture import sleep
 from tm20.errors import StoreUnavailable
 from tm20.events.model import EventQuery, NewEvent
-from tm20.model import LogInsertResult, LogQuery
+from tm20.model import (
+    COMMAND_FAILED,
+    COMMAND_SENT,
+    COMMAND_SUCCEEDED,
+    LogInsertResult,
+    LogQuery,
+)
 from tm20.protocol.messages import LogRecord
 from tm20.services.groupcommit import LogQueueFull
 from tm20.services.ingest import LogIngest
@@ -256,6 +263,126 @@ class PostgresStoreTests(
             store = storeFromURL(url, reactor)
             assert isinstance(store, PostgresStore)
             self.assertEqual(store.dsn, url)
+
+
+class CommandRoundTripTests(_PostgresCase):
+    """
+    A REST command's writes in as few round trips as keep them atomic: the command and its
+    audit entry as one statement (no transaction around it); its final outcome and the look for
+    the next command as one, then the outcome's event carrying the transaction's C{COMMIT}.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def setUp(self) -> Generator[Deferred[Any], Any, None]:
+        self.store = yield self.openStore(self.newDatabase())
+        #: each query string sent (as sent), with the interaction's cursor
+        self.queries: list[tuple[Any, str]] = []
+        execute = txpostgres.Cursor.execute
+
+        def recording(cur: Any, sql: str, params: Any = None) -> Any:
+            self.queries.append((cur, sql))
+            return execute(cur, sql, params)
+
+        self.patch(txpostgres.Cursor, "execute", recording)
+
+    def sentWith(self, first: str) -> list[str]:
+        """The query strings of the one interaction whose first one holds C{first}."""
+        [cursor] = [cur for cur, sql in self.queries if first in sql]
+        return [sql for cur, sql in self.queries if cur is cursor]
+
+    def refuse(self, table: str, check: str) -> Deferred[Any]:
+        async def constrain(cur: Any) -> None:
+            await cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT refuse CHECK ({check})")
+
+        d: Deferred[Any] = self.store.runInTransaction(constrain)
+        return d
+
+    @inlineCallbacks
+    def test_submitIsOneStatement(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The command and its audit entry: one statement, no C{BEGIN} nor C{COMMIT}; one the
+        database refuses leaves no audit entry behind either.
+        """
+        command = yield self.store.submitCommand(
+            SN,
+            "opendoor",
+            {"cmd": "opendoor"},
+            "ops",
+            3,
+            audit=("ops", "command.submit", SN, {"command": "opendoor"}),
+            claim=True,
+        )
+        sent = self.sentWith("INSERT INTO commands")
+        self.assertEqual(len(sent), 1, sent)
+        self.assertNotIn("BEGIN", sent[0])
+        self.assertNotIn("COMMIT", sent[0])
+        self.assertEqual((command.status, command.attempts), (COMMAND_SENT, 1))
+        (entry,) = yield self.store.listAuditEntries(10, None)
+        self.assertEqual((entry.action, entry.detail), ("command.submit", {"command": "opendoor"}))
+        yield self.refuse("commands", "name <> 'gettime'")
+        yield self.assertFailure(
+            self.store.submitCommand(
+                SN, "gettime", {}, "ops", 3, audit=("ops", "command.submit", SN, {})
+            ),
+            psycopg2.IntegrityError,
+        )
+        self.assertEqual(len((yield self.store.listAuditEntries(10, None))), 1)
+        self.assertEqual([c.id for c in (yield self.store.pendingCommands(SN))], [command.id])
+
+    @inlineCallbacks
+    def test_outcomeCommitsWithItsEvent(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A final outcome with nothing left to claim: the update with the claim's look (one
+        statement), then the event with the C{COMMIT} in the same query string; committed, the
+        event readable.  When that statement fails, the update is rolled back and the
+        connection stays usable.
+        """
+        command = yield self.store.submitCommand(SN, "opendoor", {}, "ops", 3, claim=True)
+        done, claimed = yield self.store.finishAndClaimCommand(
+            command.id, COMMAND_SUCCEEDED, {"result": True}, False, SN, lambda c: False
+        )
+        self.assertEqual((done.status, claimed), (COMMAND_SUCCEEDED, None))
+        sent = self.sentWith("UPDATE commands")
+        self.assertEqual(len(sent), 2, sent)
+        self.assertTrue(sent[0].startswith("BEGIN; WITH done AS (UPDATE commands"), sent[0])
+        self.assertIn("SELECT false, * FROM commands", sent[0])
+        self.assertIn("INSERT INTO events", sent[1])
+        self.assertTrue(sent[1].endswith("; COMMIT"), sent[1])
+        [event] = yield self.store.listEvents(EventQuery(after=0))
+        self.assertEqual((event.type, event.payload["status"]), ("command.finished", "succeeded"))
+        self.assertEqual((yield self.store.getCommand(command.id)), done)
+
+        second = yield self.store.submitCommand(SN, "gettime", {}, "ops", 3, claim=True)
+        yield self.refuse("events", "payload->>'status' <> 'failed'")
+        yield self.assertFailure(
+            self.store.finishAndClaimCommand(
+                second.id, COMMAND_FAILED, None, False, SN, lambda c: False
+            ),
+            psycopg2.IntegrityError,
+        )
+        self.assertEqual((yield self.store.getCommand(second.id)), second)
+        done, _ = yield self.store.finishAndClaimCommand(
+            second.id, COMMAND_SUCCEEDED, None, False, SN, lambda c: False
+        )
+        self.assertEqual(done.status, COMMAND_SUCCEEDED)
+
+    @inlineCallbacks
+    def test_claimNeedsNoTransaction(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The claim of a queued command (the look, then its one conditional update): two
+        statements, no C{BEGIN} nor C{COMMIT}; committed when it answers.
+        """
+        queued = yield self.store.enqueueCommand(SN, "opendoor", {}, "ops", 3)
+        claimed, sent = yield self.store.claimCommand(SN, lambda c: False)
+        self.assertEqual(
+            (claimed.id, claimed.status, claimed.attempts, sent), (queued.id, COMMAND_SENT, 1, True)
+        )
+        queries = self.sentWith("SELECT * FROM commands WHERE sn")
+        self.assertEqual(len(queries), 2, queries)
+        self.assertFalse([q for q in queries if "BEGIN" in q or "COMMIT" in q], queries)
+        self.assertEqual((yield self.store.getCommand(queued.id)), claimed)
 
 
 class EventOrderTests(_PostgresCase):

@@ -156,6 +156,9 @@ class ITerminalSession(Interface):
         """The terminal secret from a C{/t/<secret>} request path, or C{None}; never logged."""
     )
     gone: bool = Attribute("""C{True} once the connection is closed.""")
+    isOpen: bool = Attribute(
+        """C{True} while the WebSocket is open: neither closing (L{close}) nor closed."""
+    )
     is_closed: Deferred[None] = Attribute(
         """A L{Deferred} firing once the connection is closed (autobahn's name)."""
     )

@@ -171,6 +171,19 @@ class TerminalService:
             raise ServiceError(404, "not_found", f"no terminal {sn!r}")
         return terminal
 
+    def heldHere(self, sn: str) -> Terminal | None:
+        """
+        C{sn}'s record as its open, registered connection on this node holds it (the one its
+        registration committed, kept current by C{RegistrationService.terminalChanged}), or
+        C{None}.  A terminal connected here exists: no need to read it again.  A connection
+        being closed (the terminal deleted or disabled) does not count.
+        """
+        session = self.context.registry.get(sn)
+        if session is None or not session.registered or session.sn != sn or not session.isOpen:
+            return None
+        terminal: Terminal | None = session.terminal
+        return terminal
+
     async def holder(self, sn: str) -> str | None:
         """The node of the cluster (or this process) holding C{sn}'s connection, or C{None}."""
         node: str | None = await self.context.cluster.holder(sn)
@@ -381,7 +394,8 @@ class TerminalService:
 
         @raise QueuedCommandTimeout: C{wait} and the terminal did not answer in time.
         """
-        terminal = await self.get(sn)
+        # connected here: its record is at hand (a 404 needs a read otherwise)
+        terminal = self.heldHere(sn) or await self.get(sn)
         spec = COMMANDS.get(name)
         if spec is None:
             raise ServiceError(400, "invalid_params", f"unknown command {name!r}", field="command")

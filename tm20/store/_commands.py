@@ -104,9 +104,28 @@ def enqueueCommand(
 def submitCommand(
     d: Dialect, audit: tuple[str, str, str | None, str], now: Any, enqueue: Op[StoredCommand]
 ) -> Op[StoredCommand]:
-    """The audit entry C{audit} (C{(actor, action, target, detail JSON)}), then C{enqueue}."""
-    yield from addAuditEntry(d, *audit, now)
-    return (yield from enqueue)
+    """
+    The audit entry C{audit} (C{(actor, action, target, detail JSON)}), then C{enqueue} (one
+    statement, L{enqueueCommand}).  With the dialect's C{writableWith} the entry is inserted by
+    the C{WITH} of C{enqueue}'s statement: one statement for both, atomic on its own.
+    """
+    if not d.writableWith:
+        yield from addAuditEntry(d, *audit, now)
+        return (yield from enqueue)
+    statement = next(enqueue)
+    assert isinstance(statement, tuple), "enqueueCommand is one statement"
+    sql, params = statement
+    result = yield (
+        "WITH audit AS (INSERT INTO audit_log (actor, action, target, detail, at)"
+        " VALUES (%s, %s, %s, %s, %s)) " + sql,
+        (*audit, now, *params),
+    )
+    try:
+        enqueue.send(result)
+    except StopIteration as stop:
+        command: StoredCommand = stop.value
+        return command
+    raise AssertionError("enqueueCommand is one statement")
 
 
 def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
@@ -130,6 +149,13 @@ def claimCommand(
             (sn, *_PENDING_PARAMS),
         )
     ).first
+    return (yield from _claimRow(d, row, expired, now))
+
+
+def _claimRow(
+    d: Dialect, row: Mapping[str, Any] | None, expired: Callable[[StoredCommand], bool], now: Any
+) -> Op[tuple[StoredCommand, bool] | None]:
+    """L{claimCommand} of the oldest pending command, read as C{row} (C{None}: none)."""
     if row is None:
         return None
     command = d.read.command(row)
@@ -209,12 +235,63 @@ def finishAndClaimCommand(
     L{updateCommand}, then L{claimCommand} of C{sn}, in one transaction (the event of the
     first, if any, appended last).
     """
-    command, final = yield from _setStatus(d, commandId, status, replyJSON, attempted, now)
-    claimed = yield from claimCommand(d, sn, expired, now)
+    if status in FINAL_COMMAND_STATUSES and d.writableWith:
+        command, final, row = yield from _finishAndLook(
+            d, commandId, status, replyJSON, attempted, now, sn
+        )
+        claimed = yield from _claimRow(d, row, expired, now)
+    else:
+        command, final = yield from _setStatus(d, commandId, status, replyJSON, attempted, now)
+        claimed = yield from claimCommand(d, sn, expired, now)
     if final:
         assert command is not None
         yield AppendEvents((commandEvent(command),), now)
     return command, claimed
+
+
+def _finishAndLook(
+    d: Dialect,
+    commandId: int,
+    status: str,
+    replyJSON: str | None,
+    attempted: bool,
+    now: Any,
+    sn: str,
+) -> Op[tuple[StoredCommand | None, bool, Mapping[str, Any] | None]]:
+    """
+    L{_setStatus} to the final C{status}, and the row of C{sn}'s oldest pending command, in one
+    statement (the update in its C{WITH}: the dialect's C{writableWith}).  The look sees the
+    rows as they were before the update, so it leaves C{commandId} out: once final (or if it
+    was final or gone already) it is not pending.
+
+    @return: the command after (C{None}: gone), whether it became final now, and the row.
+    """
+    result = yield (
+        "WITH done AS (UPDATE commands SET status = %s, reply = COALESCE(%s, reply),"
+        " attempts = attempts + %s, sent_at = CASE WHEN %s THEN %s ELSE sent_at END,"
+        f" finished_at = %s WHERE id = %s AND status NOT IN {_FINAL} RETURNING *)"
+        " SELECT true AS done_now, * FROM done UNION ALL"
+        " (SELECT false, * FROM commands"
+        f" WHERE sn = %s AND id <> %s AND status IN {_PENDING} ORDER BY id LIMIT 1)",
+        (
+            status,
+            replyJSON,
+            1 if attempted else 0,
+            bool(attempted),
+            now,
+            now,
+            commandId,
+            *_FINAL_PARAMS,
+            sn,
+            commandId,
+            *_PENDING_PARAMS,
+        ),
+    )
+    done = next((row for row in result.rows if row["done_now"]), None)
+    pending = next((row for row in result.rows if not row["done_now"]), None)
+    if done is None:  # unknown, or final already (cancelled meanwhile): nothing changed
+        return (yield from getCommand(d, commandId)), False, pending
+    return d.read.command(done), True, pending
 
 
 def settleCommand(
@@ -291,7 +368,9 @@ class CommandStoreMixin(OpStore):
         )
         if audited is not None:
             op = submitCommand(self.dialect, audited, now, op)
-        return self._runOp(True, op)
+        # one statement (the audit entry in its WITH, or none): no transaction around it needed
+        single = audited is None or self.dialect.writableWith
+        return self._runOp(True, op, single=single)
 
     def getCommand(self, commandId: int) -> Deferred[StoredCommand | None]:
         """See L{tm20.interfaces.ICommandStore.getCommand}."""
@@ -305,7 +384,10 @@ class CommandStoreMixin(OpStore):
         self, sn: str, expired: Callable[[StoredCommand], bool]
     ) -> Deferred[tuple[StoredCommand, bool] | None]:
         """See L{tm20.interfaces.ICommandStore.claimCommand}."""
-        return self._runOp(True, claimCommand(self.dialect, sn, expired, self._now()))
+        # a read, then one conditional write atomic alone (and a read when it changed
+        # nothing): no transaction around them is needed
+        op = claimCommand(self.dialect, sn, expired, self._now())
+        return self._runOp(True, op, single=True)
 
     def updateCommand(
         self,

@@ -55,6 +55,9 @@ class Dialect:
     @ivar jsonArray: the function building a JSON array from values.
     @ivar jsonPresent: a JSON C{true}/C{false}: is the expression C{{}} not null.
     @ivar jsonText: the JSON text of the expression C{{}}, as JSON (not as a string).
+    @ivar writableWith: whether a statement's C{WITH} may hold an C{INSERT} run with it
+        (PostgreSQL's data-modifying common table expressions; SQLite has none): two inserts
+        then go as one statement, atomic without a transaction around it.
     """
 
     name: str
@@ -69,6 +72,7 @@ class Dialect:
     jsonArray: str
     jsonPresent: str
     jsonText: str
+    writableWith: bool
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -96,6 +100,7 @@ SQLITE = Dialect(
     jsonArray="json_array",
     jsonPresent="json(CASE WHEN {} IS NULL THEN 'false' ELSE 'true' END)",
     jsonText="json({})",
+    writableWith=False,
 )
 
 #: Timestamps are C{timestamptz} (psycopg2 gives aware C{datetime}s), JSON is C{json}.
@@ -112,6 +117,7 @@ POSTGRES = Dialect(
     jsonArray="json_build_array",
     jsonPresent="{} IS NOT NULL",
     jsonText="{}::json",
+    writableWith=True,
 )
 
 

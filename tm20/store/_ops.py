@@ -140,14 +140,24 @@ def runSync(
 async def runAsync(cur: Any, op: Op[_T], appendEvents: Callable[..., Any]) -> _T:
     """
     Run C{op} on a txpostgres cursor (L{tm20.store._pgpool.Cursor}); its events are appended
-    with C{await appendEvents(cur, events, now)} (L{tm20.store._postgres_events}).
+    with C{await appendEvents(cur, events, now, commit=last)} (L{tm20.store._postgres_events},
+    which appends them all: their count is known before they are written).  C{op} is told the
+    count first, so that it is known whether the events are its last statement: they then
+    carry the transaction's C{COMMIT} (one round trip less).
     """
     try:
         statement = next(op)
         while True:
             if isinstance(statement, AppendEvents):
-                count = await appendEvents(cur, statement.events, statement.now)
-                statement = op.send(Result([], count))
+                events = list(statement.events)
+                try:
+                    after = op.send(Result([], len(events)))
+                except StopIteration as stop:
+                    await appendEvents(cur, events, statement.now, commit=True)
+                    result: _T = stop.value
+                    return result
+                await appendEvents(cur, events, statement.now)
+                statement = after
                 continue
             sql, params = statement
             try:
@@ -166,8 +176,8 @@ async def runAsync(cur: Any, op: Op[_T], appendEvents: Callable[..., Any]) -> _T
                 rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
             statement = op.send(Result(rows, cur.rowcount))
     except StopIteration as stop:
-        result: _T = stop.value
-        return result
+        last: _T = stop.value
+        return last
 
 
 def whereAll(conditions: Iterable[tuple[str, Any]]) -> tuple[str, tuple[Any, ...]]:
@@ -201,7 +211,8 @@ class OpStore:
     def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
         """
         Run C{op} in one transaction (a write one when C{write}); fires after the commit.
-        C{single}: C{op} is one read-only statement, which needs no transaction of its own (a
+        C{single}: C{op} needs no transaction around it — one statement (a read, or a write
+        atomic on its own), or reads around one such write whose outcome they only report — (a
         store may then spare the C{BEGIN}/C{COMMIT} round trips).
         """
         raise NotImplementedError

@@ -116,11 +116,17 @@ class Cursor:
         return self._conn.pollable()
 
     async def execute(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        commit: bool = False,
     ) -> Cursor:
         """
         Run one statement.
 
+        @param commit: it is the transaction's last, and its result is not needed: the
+            C{COMMIT} goes with it, in the same query string (its result is then the
+            C{COMMIT}'s; nothing to fetch).  No effect outside a transaction.
         @return: this cursor, to fetch from.
         @raise StatementTimeout: the statement ran past the deadline; the connection was
             dropped (see the module docstring).
@@ -129,6 +135,9 @@ class Cursor:
             self.beginPending = False
             self.begun = True
             sql = "BEGIN; " + sql
+        committing = commit and self.begun
+        if committing:
+            sql += "; COMMIT"
         d: Deferred[Any] = self._cursor.execute(sql, params)
         timer = None
         expired = False
@@ -151,6 +160,9 @@ class Cursor:
         finally:
             if timer is not None and timer.active():
                 timer.cancel()
+        if committing:
+            # committed (a failure left `begun` set: the pool rolls back)
+            self.begun = False
         return self
 
     @property

@@ -51,23 +51,29 @@ def textArray(values: Sequence[str | None]) -> str:
     )
 
 
-async def appendEvents(cur: Cursor, events: Iterable[NewEvent], now: datetime) -> int:
+async def appendEvents(
+    cur: Cursor, events: Iterable[NewEvent], now: datetime, commit: bool = False
+) -> int:
     """
     Insert C{events} in order, in the caller's transaction, under L{EVENTS_LOCK_KEY} (shared):
-    call it as the transaction's last statement.  @return: how many.
+    call it as the transaction's last statement (C{commit}: it also commits the transaction,
+    in the same round trip).  @return: how many (every one of C{events}).
     """
-    return await appendEventRows(cur, [(e.type, e.sn, dumpJSON(e.payload)) for e in events], now)
+    return await appendEventRows(
+        cur, [(e.type, e.sn, dumpJSON(e.payload)) for e in events], now, commit
+    )
 
 
 async def appendEventRows(
-    cur: Cursor, rows: Sequence[tuple[str, str | None, str]], now: datetime
+    cur: Cursor, rows: Sequence[tuple[str, str | None, str]], now: datetime, commit: bool = False
 ) -> int:
     """
     L{appendEvents} for events given as C{(type, sn, payload JSON text)}.  @return: how many.
     """
     if not rows:
         return 0
-    # one round trip: the lock, then the rows (two statements of one query string, in order)
+    # one round trip: the lock, then the rows (two statements of one query string, in order),
+    # and the COMMIT when asked
     await cur.execute(
         "SELECT pg_advisory_xact_lock_shared(%s);"
         " INSERT INTO events (type, sn, payload, created_at)"
@@ -81,6 +87,7 @@ async def appendEventRows(
             textArray([row[1] for row in rows]),
             textArray([row[2] for row in rows]),
         ),
+        commit=commit,
     )
     return len(rows)
 

@@ -710,8 +710,10 @@ class PostgresStore(PostgresEventsMixin, StoreRoles, AccessStoreMixin, PostgresC
         return self._pool.runInteraction(interaction, *args, transaction=False)
 
     def _runOp(self, write: bool, op: Op[_T], single: bool = False) -> Deferred[_T]:
-        if single and not write:
-            # one statement reads alone as it would in a READ COMMITTED transaction
+        if single:
+            # one statement reads alone as it would in a READ COMMITTED transaction (each
+            # statement its own snapshot), and one write is atomic alone (committed when it
+            # returns)
             return self._runAlone(runAsync, op, appendEvents)
         return self._run(runAsync, op, appendEvents)
 

@@ -456,6 +456,11 @@ class TerminalProtocol(WebSocketServerProtocol):
         """The connection is closed (a registration still queued for it need not be written)."""
         return bool(self.state == self.STATE_CLOSED)
 
+    @property
+    def isOpen(self) -> bool:
+        """The WebSocket is open: neither closing nor closed."""
+        return bool(self.state == self.STATE_OPEN)
+
     def markRegistered(self, terminal: Terminal, now: float) -> None:
         """Called by the registration service once C{reg} is accepted."""
         self.sn = terminal.sn
