@@ -880,6 +880,12 @@ class ICommandStore(Interface):
         @return: L{Deferred} of a list of L{tm20.model.StoredCommand}.
         """
 
+    def terminalsWithPendingCommands(sns: Sequence[str]) -> Deferred[set[str]]:
+        """
+        @return: L{Deferred} of those of C{sns} with a command still to deliver (C{queued} or
+            C{sent}), in one query.
+        """
+
     def claimCommand(
         sn: str, expired: Callable[[StoredCommand], bool]
     ) -> Deferred[tuple[StoredCommand, bool] | None]:
@@ -1002,8 +1008,24 @@ class IWatchStore(Interface):
             is no terminal C{sn} (nothing is written).
         """
 
+    def updateWatches(
+        changes: Sequence[tuple[str, Mapping[str, Any], Sequence[NewEvent]]],
+    ) -> Deferred[list[bool]]:
+        """
+        L{updateWatch} of several terminals in one transaction: each change is C{(sn, changes,
+        events)}; changes of the same C{sn} apply in order (the last value of a field wins).
+        @return: L{Deferred} of, for each change in order, whether C{sn} is a terminal (nothing
+            is written for one that is not).
+        """
+
     def countTerminalLogs(sn: str) -> Deferred[int]:
         """@return: L{Deferred} of the logs stored for C{sn}: punches and door events together."""
+
+    def countLogsOfTerminals(sns: Sequence[str]) -> Deferred[dict[str, int]]:
+        """
+        @return: L{Deferred} of C{sn} -> the logs stored for it (as L{countTerminalLogs}), for
+            each of C{sns}, in one query.
+        """
 
     def watchPage(afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
         """
