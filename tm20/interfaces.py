@@ -1363,6 +1363,12 @@ class IClusterStore(Interface):
     def releaseTerminal(nodeId: str, sn: str) -> Deferred[bool]:
         """Stop holding C{sn} (unless another node took it)."""
 
+    def releaseTerminals(nodeId: str, sns: list[str]) -> Deferred[list[bool]]:
+        """
+        L{releaseTerminal} of several terminals at once (a storm's disconnections).
+        @return: L{Deferred} of, for each C{sn} in order, whether C{nodeId} held it.
+        """
+
     def terminalHolder(sn: str) -> Deferred[str | None]:
         """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""
 
