@@ -144,11 +144,20 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         await _settled(reactor, counts, args.quiet, 30.0)
         counts.take()
         rss0, cpu0 = _rss(), _cpu()
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         ops = _connectOps(server, "RC", _split(args.terminals, args.workers), 30.0)  # type: ignore[arg-type]
         replies = await deferToThread(pool.run, ops, 120.0)
         reg = _registration(replies)
         settle = await _settled(reactor, counts, args.quiet, 120.0)
         cpu = _cpu() - cpu0 - min(settle, args.quiet)  # the quiet wait is not work
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         out.update(_phase("connect", counts, reg, max(cpu, 0.0), settle, args.top))
         out["perConnectionKiB"] = round((_rss() - rss0) / max(1, reg["registered"]) / 1024, 1)
         if args.storm:
@@ -175,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quiet", type=float, default=2.0, help="seconds of quiet that end a phase"
     )
+    parser.add_argument("--profile", help="cProfile the connect phase into this file")
     parser.add_argument("--top", type=int, default=12, help="statements listed (0: none)")
     inprocess.addStoreArguments(parser)
     args = parser.parse_args(argv)
