@@ -1327,6 +1327,20 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertEqual((other.sn, other.name, sent), (OTHER_SN, "o", True))
 
     @inlineCallbacks
+    def test_terminalsWithPendingCommands(self) -> Generator[Deferred[Any], Any, None]:
+        """Of many terminals, those with a command queued or sent; finished ones do not count."""
+        self.assertEqual((yield self.store.terminalsWithPendingCommands([])), set())
+        self.assertEqual((yield self.store.terminalsWithPendingCommands([SN, OTHER_SN])), set())
+        first = yield self.store.enqueueCommand(SN, "a", {"cmd": "a"}, "ops", 3)
+        other = yield self.store.enqueueCommand(OTHER_SN, "o", {"cmd": "o"}, "ops", 3)
+        yield self.store.updateCommand(other.id, COMMAND_SENT, None, True)
+        found = yield self.store.terminalsWithPendingCommands([SN, OTHER_SN, "NOPE", SN])
+        self.assertEqual(found, {SN, OTHER_SN})
+        yield self.store.updateCommand(first.id, COMMAND_SUCCEEDED, {}, False)
+        yield self.store.updateCommand(other.id, COMMAND_CANCELLED, None, False)
+        self.assertEqual((yield self.store.terminalsWithPendingCommands([SN, OTHER_SN])), set())
+
+    @inlineCallbacks
     def test_submitCommand(self) -> Generator[Deferred[Any], Any, None]:
         """
         A command and its audit entry in one call; with C{claim}, it is stored C{sent} (one

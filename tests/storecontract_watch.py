@@ -118,6 +118,61 @@ class WatchStoreContractTests(_Base):
         self.assertEqual((yield self.store.countTerminalLogs(_OTHER)), 1)
 
     @inlineCallbacks
+    def test_countLogsOfTerminals(self) -> Generator[Deferred[Any], Any, None]:
+        """The same counts as L{countTerminalLogs}, for many terminals in one query."""
+        yield self.store.recordTerminalSeen(_SN, None, {}, True)
+        yield self.store.recordTerminalSeen(_OTHER, None, {}, True)
+        self.assertEqual((yield self.store.countLogsOfTerminals([])), {})
+        batch = [
+            _punch(1, "2026-04-30 08:00:00"),
+            _punch(2, "2026-04-30 08:01:00"),
+            _punch(0, "2026-04-30 08:02:00"),  # a door event
+        ]
+        yield self.store.addLogs(_SN, batch)
+        yield self.store.addLogs(_OTHER, batch[2:])
+        counts = yield self.store.countLogsOfTerminals([_SN, _OTHER, "NOSUCH"])
+        self.assertEqual(counts, {_SN: 3, _OTHER: 1, "NOSUCH": 0})
+
+    @inlineCallbacks
+    def test_updateWatches(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Several terminals' changes in one call, as many L{updateWatch}: rows created or
+        changed (only the fields named), changes of one terminal merged in order, events
+        appended, nothing for an unknown terminal.
+        """
+        from tm20.events.model import EventQuery, NewEvent
+
+        yield self.store.recordTerminalSeen(_SN, None, {}, True)
+        yield self.store.recordTerminalSeen(_OTHER, None, {}, True)
+        when = datetime(2026, 4, 30, 11, 59, 37, tzinfo=UTC)
+        yield self.store.updateWatch(_OTHER, {"logGap": 7, "clockDrift": 2.0})
+        before = yield self.store.lastEventId()
+        event = NewEvent("terminal.clock_drift", _SN, {"sn": _SN, "drift": 600.0})
+        known = yield self.store.updateWatches(
+            [
+                (_SN, {"clockDrift": 5.0, "clockCheckedAt": when}, []),
+                ("NOSUCH", {"clockDrift": 1.0}, [event]),
+                (_OTHER, {"clockDrift": -3.5, "clockCheckedAt": when}, []),
+                (_SN, {"clockDrift": 600.0, "clockCorrectedAt": when}, [event]),
+            ]
+        )
+        self.assertEqual(known, [True, False, True, True])
+        self.assertEqual(
+            (yield self.store.getWatch(_SN)),
+            TerminalWatch(sn=_SN, clockDrift=600.0, clockCheckedAt=when, clockCorrectedAt=when),
+        )
+        self.assertEqual(
+            (yield self.store.getWatch(_OTHER)),
+            TerminalWatch(sn=_OTHER, logGap=7, clockDrift=-3.5, clockCheckedAt=when),
+        )
+        self.assertIsNone((yield self.store.getWatch("NOSUCH")))
+        found = yield self.store.listEvents(EventQuery(after=before))
+        self.assertEqual([(e.type, e.sn) for e in found], [("terminal.clock_drift", _SN)])
+        self.assertEqual((yield self.store.updateWatches([])), [])
+        with self.assertRaises(ValueError):
+            yield self.store.updateWatches([(_SN, {"sn": "X"}, [])])
+
+    @inlineCallbacks
     def test_countPendingCommands(self) -> Generator[Deferred[Any], Any, None]:
         """Commands queued or sent, of every terminal, count; finished ones do not."""
         yield self.store.recordTerminalSeen(_SN, None, {}, True)

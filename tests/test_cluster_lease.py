@@ -146,6 +146,39 @@ class LeaseTests(TestCase):
         self.assertEqual(holders, dict.fromkeys(names, "a"))
 
     @inlineCallbacks
+    def test_releasesAskedTogetherAreWrittenInBatches(self) -> Any:
+        """
+        Disconnections in a storm: the releases asked while one is being written go together,
+        in one statement; a terminal another node took meanwhile stays that node's.
+        """
+        a, b = self.node(0, "a"), self.node(1, "b")
+        yield self.started(a, b)
+        names = [f"R{i}" for i in range(20)]
+        sockets = {name: _Socket() for name in names}
+        for name in names:
+            a.registry.bind(name, sockets[name])
+        for name in names:
+            yield a.settled(name)
+        b.registry.bind("R5", _Socket())  # R5 moved to b
+        yield b.settled("R5")
+        batches: list[list[str]] = []
+        releaseTerminals = self.stores[0].releaseTerminals
+
+        def counted(nodeId: str, sns: list[str]) -> Any:
+            batches.append(sorted(sns))
+            return releaseTerminals(nodeId, sns)
+
+        self.patch(self.stores[0], "releaseTerminals", counted)
+        for name in names:
+            a.registry.unbind(name, sockets[name])
+        for name in names:
+            yield a.settled(name)
+        self.assertEqual(sorted(sn for batch in batches for sn in batch), sorted(names))
+        self.assertEqual(len(batches), 2)  # the first alone, the 19 asked meanwhile together
+        holders = yield self.stores[1].terminalHolders()
+        self.assertEqual(holders, {"R5": "b"})
+
+    @inlineCallbacks
     def test_liveDuplicateIdIsRefused(self) -> Any:
         a = self.node(0, "same")
         yield self.started(a)

@@ -89,6 +89,13 @@ class FakeStore:
             [c for c in self.commands.values() if c.sn == sn and c.status in ("queued", "sent")]
         )
 
+    def terminalsWithPendingCommands(self, sns: Any) -> Deferred[Any]:
+        if self.broken is not None:
+            return fail(self.broken)
+        return self._result(
+            {c.sn for c in self.commands.values() if c.sn in sns and c.status in ("queued", "sent")}
+        )
+
     def claimCommand(self, sn: str, expired: Any) -> Deferred[Any]:
         self.claims += 1
         if self.broken is not None:

@@ -152,6 +152,23 @@ class AdmissionTests(SynchronousTestCase):
         self.admission.stop()
         self.failureResultOf(e, ConnectionDeny)
 
+    def test_crowdedAtAFactorOfTheLimit(self) -> None:
+        """With C{crowdFactor} 2 and a limit of 2: told at 4 waiting, and again at 2."""
+        self.admission.crowdFactor = 2
+        told: list[bool] = []
+        self.admission.onCrowded = told.append
+        held = [self.admission.admit(name) for name in "abcde"]
+        self.assertEqual(told, [])  # 3 waiting
+        held.append(self.admission.admit("f"))
+        self.assertEqual(told, [True])
+        self.admission.done("a")  # 3 waiting
+        self.assertEqual(told, [True])
+        self.admission.done("b")  # 2 waiting
+        self.assertEqual(told, [True, False])
+        self.admission.stop()
+        for d in held[4:]:
+            self.failureResultOf(d, ConnectionDeny)
+
     def test_noLimit(self) -> None:
         admission = Admission(0, self.clock, 10, 60)
         for i in range(100):
@@ -275,10 +292,16 @@ class AcceptPausedTests(TestCase):
         self.assertTrue(reading(port))
         admission = service.server.factory.admission
         admission.admit("registering")
-        held = admission.admit("waiting")
+        held = [admission.admit(f"waiting{i}") for i in range(3)]
+        self.assertFalse(admission.crowded)  # pauses only at ACCEPT_PAUSE_FACTOR (4) waiting
+        self.assertTrue(reading(port))
+        held.append(admission.admit("waiting3"))
         self.assertTrue(admission.crowded)
         self.assertFalse(reading(port))
-        admission.done("registering")
-        self.assertIsNotNone(held)
+        for name in ("registering", "waiting0"):
+            admission.done(name)  # each gives its slot to the next: 2 still waiting
         self.assertFalse(admission.crowded)
         self.assertTrue(reading(port))
+        for d in held:
+            assert d is not None
+            d.addErrback(lambda f: f.trap(ConnectionDeny))  # the 2 left: 503 at shutdown

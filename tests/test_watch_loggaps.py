@@ -72,6 +72,9 @@ class _Store:
     def countTerminalLogs(self, sn: str) -> Deferred[int]:
         return succeed(self.stored)
 
+    def countLogsOfTerminals(self, sns: list[str]) -> Deferred[dict[str, int]]:
+        return succeed(dict.fromkeys(sns, self.stored))
+
     def getWatch(self, sn: str) -> Deferred[TerminalWatch | None]:
         return succeed(self.watches.get(sn))
 

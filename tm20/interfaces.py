@@ -949,6 +949,12 @@ class ICommandStore(Interface):
         @return: L{Deferred} of a list of L{tm20.model.StoredCommand}.
         """
 
+    def terminalsWithPendingCommands(sns: Sequence[str]) -> Deferred[set[str]]:
+        """
+        @return: L{Deferred} of those of C{sns} with a command still to deliver (C{queued} or
+            C{sent}), in one query.
+        """
+
     def claimCommand(
         sn: str, expired: Callable[[StoredCommand], bool]
     ) -> Deferred[tuple[StoredCommand, bool] | None]:
@@ -1071,8 +1077,24 @@ class IWatchStore(Interface):
             is no terminal C{sn} (nothing is written).
         """
 
+    def updateWatches(
+        changes: Sequence[tuple[str, Mapping[str, Any], Sequence[NewEvent]]],
+    ) -> Deferred[list[bool]]:
+        """
+        L{updateWatch} of several terminals in one transaction: each change is C{(sn, changes,
+        events)}; changes of the same C{sn} apply in order (the last value of a field wins).
+        @return: L{Deferred} of, for each change in order, whether C{sn} is a terminal (nothing
+            is written for one that is not).
+        """
+
     def countTerminalLogs(sn: str) -> Deferred[int]:
         """@return: L{Deferred} of the logs stored for C{sn}: punches and door events together."""
+
+    def countLogsOfTerminals(sns: Sequence[str]) -> Deferred[dict[str, int]]:
+        """
+        @return: L{Deferred} of C{sn} -> the logs stored for it (as L{countTerminalLogs}), for
+            each of C{sns}, in one query.
+        """
 
     def watchPage(afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
         """
@@ -1414,6 +1436,12 @@ class IClusterStore(Interface):
 
     def releaseTerminal(nodeId: str, sn: str) -> Deferred[bool]:
         """Stop holding C{sn} (unless another node took it)."""
+
+    def releaseTerminals(nodeId: str, sns: list[str]) -> Deferred[list[bool]]:
+        """
+        L{releaseTerminal} of several terminals at once (a storm's disconnections).
+        @return: L{Deferred} of, for each C{sn} in order, whether C{nodeId} held it.
+        """
 
     def terminalHolder(sn: str) -> Deferred[str | None]:
         """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""

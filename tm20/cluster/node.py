@@ -45,6 +45,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tm20.batches import Batcher
 from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.cluster.settled import settledMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
@@ -119,6 +120,10 @@ class ClusterNode:
         #: Claims asked while one batch of claims is being written: the next batch.
         self._claimsWaiting: dict[str, list[Deferred[str | None]]] = {}
         self._claiming = False
+        #: Releases of disconnected terminals: those asked while one is written go together.
+        self._releases: Batcher[str, bool] = Batcher(
+            lambda sns: self.store.releaseTerminals(self.nodeId, sns)
+        )
         self._replyTo: dict[int, set[str]] = {}
         self._snapshot = _Snapshot()
         self._taking = False
@@ -418,7 +423,7 @@ class ClusterNode:
         if self.registry.get(sn) is not None:
             return  # connected again meanwhile (the claim follows)
         try:
-            yield self.store.releaseTerminal(self.nodeId, sn)
+            yield self._releases(sn)
         except Exception as e:
             # the lease lapses (and a reconnection elsewhere claims it) anyway
             self.log.warn("cluster: cannot release {sn}: {error}", sn=sn, error=str(e))

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from tm20.batches import Batcher
 from tm20.events.payloads import watchEvent
 from tm20.protocol.timefmt import parseTime
 
@@ -87,6 +88,10 @@ class ClockDrift:
         self.drift: dict[str, float] = {}
         self._recorded: dict[str, tuple[float, bool]] = {}
         self._corrected: dict[str, float] = {}
+        #: Watch writes: those asked while one is written go together in the next.
+        self._write: Batcher[tuple[str, dict[str, Any], list[Any]], bool] = Batcher(
+            lambda changes: self.store.updateWatches(changes)
+        )
 
     def forget(self, sn: str) -> None:
         """Terminal C{sn} was deleted."""
@@ -164,12 +169,12 @@ class ClockDrift:
                 )
             )
         try:
-            watch = yield self.store.updateWatch(sn, changes, events)
+            known = yield self._write((sn, changes, events))
         except Exception as e:
             self.log.warn("could not record the clock drift of {sn}: {error}", sn=sn, error=str(e))
             self._recorded.pop(sn, None)
             return
-        if watch is None:
+        if not known:
             return
         if newlyFlagged:
             self.log.warn(

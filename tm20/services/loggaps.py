@@ -54,6 +54,7 @@ import attrs
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from tm20.batches import Batcher
 from tm20.events.payloads import watchEvent
 from tm20.protocol.messages import LogRecord
 
@@ -161,6 +162,12 @@ class LogGaps:
         self._stopped = False
         #: C{sn} -> the gap a counter fetch could not close (not fetched again unless it grows).
         self._leftover: dict[str, int] = {}
+        #: The logs stored for a terminal: the terminals registered meanwhile counted together.
+        self._count: Batcher[str, int] = Batcher(self._countLogs)
+
+    def _countLogs(self, sns: list[str]) -> Deferred[list[int]]:
+        d: Deferred[dict[str, int]] = self.store.countLogsOfTerminals(sns)
+        return d.addCallback(lambda counts: [counts.get(sn, 0) for sn in sns])
 
     # -- detection ---------------------------------------------------------------------------
 
@@ -177,7 +184,7 @@ class LogGaps:
     @inlineCallbacks
     def _compare(self, sn: str, devinfo: dict[str, Any], now: float) -> Any:
         try:
-            stored = yield self.store.countTerminalLogs(sn)
+            stored = yield self._count(sn)
         except Exception as e:
             self.log.warn("{sn}: could not count its logs: {error}", sn=sn, error=str(e))
             self._checkedAt.pop(sn, None)

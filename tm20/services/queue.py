@@ -34,6 +34,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
+from tm20.batches import Batcher
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import ICommandQueue, IStore
 from tm20.lanes import inForeground
@@ -173,6 +174,8 @@ class CommandQueue:
         #: cancellation (the reconciler follows its own commands this way); exceptions are
         #: logged.
         self.observers: list[Callable[[StoredCommand], object]] = []
+        #: Which registered terminals have commands waiting, asked together.
+        self._pendingLook: Batcher[str, bool] = Batcher(self._lookForPending)
         #: Delivery through another node (L{tm20.cluster.routing.CommandRouter}): C{None} for
         #: one process alone.
         self.remote: Any = None
@@ -393,9 +396,21 @@ class CommandQueue:
     def deliverPending(self, sn: str) -> None:
         """
         Deliver C{sn}'s queued commands, in order (a registration observer: called after each
-        C{reg} that binds a connection).
+        C{reg} that binds a connection).  Whether it has any is read with those of the
+        terminals registered meanwhile (one query per batch in a storm, not a claim per
+        terminal); one whose worker runs is kicked at once (its worker looks again).
         """
-        self.kick(sn)
+        if sn in self._workers:
+            self.kick(sn)
+            return
+        self._pendingLook(sn).addCallbacks(
+            lambda pending: self.kick(sn) if pending else None,
+            lambda f: self.kick(sn),  # the worker's own claim tells (and logs) what is wrong
+        )
+
+    def _lookForPending(self, sns: list[str]) -> Deferred[list[bool]]:
+        d: Deferred[set[str]] = self.store.terminalsWithPendingCommands(sns)
+        return d.addCallback(lambda pending: [sn in pending for sn in sns])
 
     def kick(self, sn: str) -> None:
         """Start the worker of C{sn} if it is connected and none is running."""

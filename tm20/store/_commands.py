@@ -137,6 +137,20 @@ def pendingCommands(d: Dialect, sn: str) -> Op[list[StoredCommand]]:
     return [d.read.command(row) for row in result.rows]
 
 
+def terminalsWithPendingCommands(sns: Sequence[str]) -> Op[set[str]]:
+    """Of C{sns}, those with a command still to deliver."""
+    if not sns:
+        return set()
+    marks, params = inList(sorted(set(sns)))
+    rows = (
+        yield (
+            f"SELECT DISTINCT sn FROM commands WHERE sn IN {marks} AND status IN {_PENDING}",
+            params + _PENDING_PARAMS,
+        )
+    ).rows
+    return {str(row["sn"]) for row in rows}
+
+
 def claimCommand(
     d: Dialect, sn: str, expired: Callable[[StoredCommand], bool], now: Any
 ) -> Op[tuple[StoredCommand, bool] | None]:
@@ -379,6 +393,10 @@ class CommandStoreMixin(OpStore):
     def pendingCommands(self, sn: str) -> Deferred[list[StoredCommand]]:
         """See L{tm20.interfaces.ICommandStore.pendingCommands}."""
         return self._runOp(False, pendingCommands(self.dialect, sn))
+
+    def terminalsWithPendingCommands(self, sns: Sequence[str]) -> Deferred[set[str]]:
+        """See L{tm20.interfaces.ICommandStore.terminalsWithPendingCommands}."""
+        return self._runOp(False, terminalsWithPendingCommands(list(sns)), single=True)
 
     def claimCommand(
         self, sn: str, expired: Callable[[StoredCommand], bool]

@@ -7,11 +7,13 @@ batching is the drivers' own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from twisted.internet.defer import Deferred
 
 from tm20.model import LogQuery, StoredLog
 from tm20.store._dialect import Dialect
-from tm20.store._ops import Op, OpStore, whereAll
+from tm20.store._ops import Op, OpStore, inList, whereAll
 from tm20.store._rows import logQueryWhere
 
 __all__ = [
@@ -59,6 +61,22 @@ def countTerminalLogs(sn: str) -> Op[int]:
         (sn, sn),
     )
     return int(result.rows[0]["n"])
+
+
+def countLogsOfTerminals(sns: Sequence[str]) -> Op[dict[str, int]]:
+    """The punches and door events of each of C{sns}, together (0 for those with none)."""
+    counts = dict.fromkeys(sns, 0)
+    if not counts:
+        return counts
+    marks, params = inList(sorted(counts))
+    result = yield (
+        f"SELECT sn, COUNT(*) AS n FROM {LOG_TABLE} WHERE sn IN {marks} GROUP BY sn"
+        f" UNION ALL SELECT sn, COUNT(*) AS n FROM {DOOR_TABLE} WHERE sn IN {marks} GROUP BY sn",
+        params + params,
+    )
+    for row in result.rows:
+        counts[str(row["sn"])] += int(row["n"])
+    return counts
 
 
 class LogQueryMixin(OpStore):

@@ -268,6 +268,22 @@ class PostgresClusterMixin:
 
         return self._run(release)
 
+    def releaseTerminals(self, nodeId: str, sns: list[str]) -> Deferred[list[bool]]:
+        """
+        L{releaseTerminal} of every C{sn} of C{sns}, in one statement.
+        @return: L{Deferred} of, for each C{sn} in order, whether C{nodeId} held it.
+        """
+
+        async def release(cur: Cursor) -> list[bool]:
+            await cur.execute(
+                "DELETE FROM cluster_terminals WHERE node_id = %s AND sn = ANY(%s) RETURNING sn",
+                (nodeId, sorted(set(sns))),
+            )
+            released = {str(row[0]) for row in cur.fetchall()}
+            return [sn in released for sn in sns]
+
+        return self._run(release)
+
     def terminalHolder(self, sn: str) -> Deferred[str | None]:
         """@return: L{Deferred} of the live node holding C{sn}, or C{None}."""
         now = self._now()

@@ -19,8 +19,8 @@ from tm20.model import (
     WatchedTerminal,
 )
 from tm20.store._dialect import Dialect
-from tm20.store._logqueries import countTerminalLogs
-from tm20.store._ops import AppendEvents, Op, OpStore
+from tm20.store._logqueries import countLogsOfTerminals, countTerminalLogs
+from tm20.store._ops import AppendEvents, Op, OpStore, inList
 
 __all__ = ["WatchStoreMixin", "getWatch", "listWatches", "updateWatch", "watchPage"]
 
@@ -66,6 +66,44 @@ def updateWatch(
     return watch
 
 
+#: A change of one terminal's watch: its C{sn}, the columns to set, the events to append.
+WatchChange = tuple[str, Mapping[str, Any], Sequence[NewEvent]]
+
+
+def updateWatches(d: Dialect, changes: Sequence[WatchChange], now: Any) -> Op[list[bool]]:
+    """
+    L{updateWatch} of several terminals in one transaction, one upsert per set of columns
+    (changes of the same C{sn} merged in order); whether each C{sn} is a terminal.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for sn, columns, _ in changes:
+        merged.setdefault(sn, {}).update(columns)
+    if not merged:
+        return []
+    marks, params = inList(sorted(merged))
+    rows = (yield (f"SELECT sn FROM terminals WHERE sn IN {marks}{d.forShare}", params)).rows
+    known = {str(row["sn"]) for row in rows}
+    byColumns: dict[tuple[str, ...], list[str]] = {}
+    for sn in sorted(known):
+        byColumns.setdefault(tuple(sorted(merged[sn])), []).append(sn)
+    for names, sns in byColumns.items():
+        row = "(" + ", ".join(["%s"] * (1 + len(names))) + ")"
+        conflict = (
+            "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in names)
+            if names
+            else "DO NOTHING"
+        )
+        yield (
+            f"INSERT INTO terminal_watch (sn{''.join(', ' + name for name in names)})"
+            f" VALUES {', '.join([row] * len(sns))} ON CONFLICT (sn) {conflict}",
+            tuple(value for sn in sns for value in (sn, *(merged[sn][n] for n in names))),
+        )
+    events = tuple(event for sn, _, batch in changes if sn in known for event in batch)
+    if events:
+        yield AppendEvents(events, now)
+    return [sn in known for sn, _, _ in changes]
+
+
 def watchPage(d: Dialect, afterSn: str | None, limit: int) -> Op[list[WatchedTerminal]]:
     result = yield (_WATCH_PAGE, (afterSn or "", limit))
     return [d.read.watched(row) for row in result.rows]
@@ -94,7 +132,26 @@ class WatchStoreMixin(OpStore):
         unknown = sorted(set(changes) - set(WATCH_COLUMNS))
         if unknown:
             return fail(ValueError(f"unknown watch fields {unknown}"))
-        columns = {
+        columns = self._watchColumns(changes)
+        events = list(events)
+        op = updateWatch(self.dialect, sn, columns, events, self._now())
+        return self._runOpWithEvents(op) if events else self._runOp(True, op)
+
+    def updateWatches(
+        self, changes: Sequence[tuple[str, Mapping[str, Any], Sequence[NewEvent]]]
+    ) -> Deferred[list[bool]]:
+        """See L{tm20.interfaces.IWatchStore.updateWatches}."""
+        unknown = sorted({f for _, fields, _ in changes for f in fields} - set(WATCH_COLUMNS))
+        if unknown:
+            return fail(ValueError(f"unknown watch fields {unknown}"))
+        rows = [(sn, self._watchColumns(fields), list(events)) for sn, fields, events in changes]
+        op = updateWatches(self.dialect, rows, self._now())
+        if any(events for _, _, events in rows):
+            return self._runOpWithEvents(op)
+        return self._runOp(True, op)
+
+    def _watchColumns(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return {
             WATCH_COLUMNS[field]: (
                 self.dialect.timestamp(value)
                 if field in WATCH_TIMESTAMPS and value is not None
@@ -102,9 +159,6 @@ class WatchStoreMixin(OpStore):
             )
             for field, value in changes.items()
         }
-        events = list(events)
-        op = updateWatch(self.dialect, sn, columns, events, self._now())
-        return self._runOpWithEvents(op) if events else self._runOp(True, op)
 
     def watchPage(self, afterSn: str | None, limit: int) -> Deferred[list[WatchedTerminal]]:
         """See L{tm20.interfaces.IWatchStore.watchPage}."""
@@ -117,3 +171,7 @@ class WatchStoreMixin(OpStore):
     def countTerminalLogs(self, sn: str) -> Deferred[int]:
         """See L{tm20.interfaces.IWatchStore.countTerminalLogs}."""
         return self._runOp(False, countTerminalLogs(sn))
+
+    def countLogsOfTerminals(self, sns: Sequence[str]) -> Deferred[dict[str, int]]:
+        """See L{tm20.interfaces.IWatchStore.countLogsOfTerminals}."""
+        return self._runOp(False, countLogsOfTerminals(list(sns)), single=True)

@@ -14,9 +14,10 @@ Holding is preferred to refusing (C{503}): TM20 firmware retries a failed connec
 back-off (a new TCP and WebSocket handshake each time, see the protocol reference, section 2.4),
 so a refusal costs the server more than a wait, and a retry goes to the back of the line.
 
-When as many upgrades wait as may register, L{onCrowded} is told (the server stops accepting
-new connections until the line is down to half: a connection waiting in the kernel's listen
-queue costs nothing, one accepted costs its TCP and HTTP handling).
+When C{crowdFactor} times as many upgrades wait as may register, L{onCrowded} is told (the
+server stops accepting new connections until the line is down to half of that: a connection
+waiting in the kernel's listen queue costs nothing, one accepted costs its TCP and HTTP
+handling; but a client whose connection is not accepted retries on its own, slower, schedule).
 
 Two bounds keep it from being abused:
 
@@ -54,8 +55,14 @@ class Admission:
         holdSeconds: float,
         onHeld: Callable[[], object] | None = None,
         onRefused: Callable[[], object] | None = None,
+        crowdFactor: float = 1.0,
     ) -> None:
+        """
+        @param crowdFactor: the line is crowded (L{onCrowded}) when C{crowdFactor * limit}
+            upgrades wait.
+        """
         self.limit = limit
+        self.crowdFactor = crowdFactor
         self.clock = clock
         self.slotSeconds = slotSeconds
         self.holdSeconds = holdSeconds
@@ -66,9 +73,10 @@ class Admission:
         #: connection -> (when it was held, its upgrade's answer) (in order)
         self._waiting: OrderedDict[Any, tuple[float, Deferred[None]]] = OrderedDict()
         self._timer: IDelayedCall | None = None
-        #: Called with C{True} when as many upgrades wait as may register at once (accepting
-        #: more connections would only lengthen the line, at a cost per connection), and with
-        #: C{False} once the line is down to half of that (see L{crowded}).
+        #: Called with C{True} when C{crowdFactor} times as many upgrades wait as may register
+        #: at once (accepting more connections would only lengthen the line, at a cost per
+        #: connection), and with C{False} once the line is down to half of that (see
+        #: L{crowded}).
         self.onCrowded: Callable[[bool], object] | None = None
         self.crowded = False
 
@@ -126,9 +134,10 @@ class Admission:
 
     def _checkCrowd(self) -> None:
         waiting = len(self._waiting)
-        if not self.crowded and waiting >= self.limit:
+        crowd = max(1, int(self.limit * self.crowdFactor))
+        if not self.crowded and waiting >= crowd:
             crowded = True
-        elif self.crowded and waiting <= self.limit // 2:
+        elif self.crowded and waiting <= crowd // 2:
             crowded = False
         else:
             return

@@ -22,6 +22,11 @@ from tm20.terminal.protocol import (
     quietAutobahnDebug,
 )
 
+#: Accepting new connections pauses while this many times C{--max-registering} upgrades are
+#: held (L{Admission.crowdFactor}): at 1, the clients behind the paused listener fell into
+#: their own slow TCP retries and a reconnect storm of 2 000 took 1-2 s longer.
+ACCEPT_PAUSE_FACTOR = 4.0
+
 #: How long an upgrade may be held when C{--reg-timeout} is 0 (see L{Admission}).
 _HOLD_SECONDS = 60.0
 
@@ -105,6 +110,7 @@ class TerminalFactory(WebSocketServerFactory):
             holdSeconds=config.regTimeout or _HOLD_SECONDS,
             onHeld=self._upgradeHeld,
             onRefused=self._upgradeRefused,
+            crowdFactor=ACCEPT_PAUSE_FACTOR,
         )
         self.setProtocolOptions(
             maxMessagePayloadSize=config.maxMessageSize,
