@@ -10,7 +10,8 @@ by C{tm20.service.buildServer} over a real store; each then sends C{batches} C{s
 of C{batch} records, the next one as soon as the previous one is acknowledged (as
 C{bench.run}'s ingest workload does).  The frames are built before the measure starts; the
 process's CPU (every thread: the reactor, the store's writer threads) over the acknowledged
-records is printed as one JSON line.  C{--profile}: cProfile of the reactor thread, written as
+records is printed as one JSON line, with the private cluster's CPU (PostgreSQL: every process
+of the cluster C{tests/pgharness.py} started; 0 on SQLite or an outside database).  C{--profile}: cProfile of the reactor thread, written as
 pstats and summarised (top functions by own and inclusive time).
 
 It runs unchanged on the published revision (the same harness, copied there), which is how the
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> Any:
         def startThreadProfile(*_: Any) -> None:
             # the first event of a thread started from now on (the stores' writer threads): a
             # profiler of its own, in place of this hook
-            threadProfiler = cProfile.Profile()
+            threadProfiler = cProfile.Profile(time.thread_time)
             threadProfilers.append(threadProfiler)
             threadProfiler.enable()
 
@@ -164,8 +165,26 @@ def run(args: argparse.Namespace) -> Any:
         if args.profile:
             import cProfile
 
-            profiler = cProfile.Profile()
-        t0, c0 = time.monotonic(), time.process_time()
+            profiler = cProfile.Profile(time.thread_time)
+
+        def databaseCPU() -> float:
+            # the private cluster's processes (its backends among them); 0 for SQLite or a
+            # cluster not started here
+            from tests import pgharness
+
+            if args.store == "sqlite" or pgharness._cluster is None:
+                return 0.0
+            from bench.procinfo import sample
+
+            total = 0.0
+            for pid in pgharness._cluster.pids():
+                try:
+                    total += sample(pid).cpu
+                except (OSError, ValueError):
+                    continue
+            return total
+
+        t0, c0, d0 = time.monotonic(), time.process_time(), databaseCPU()
         if profiler is not None:
             profiler.enable()
         for sn, term in terms:
@@ -174,6 +193,7 @@ def run(args: argparse.Namespace) -> Any:
         if profiler is not None:
             profiler.disable()
         wall, cpu = time.monotonic() - t0, time.process_time() - c0
+        dbCPU = databaseCPU() - d0
         print(
             json.dumps(
                 {
@@ -183,6 +203,7 @@ def run(args: argparse.Namespace) -> Any:
                     "wall_s": round(wall, 3),
                     "cpu_s": round(cpu, 3),
                     "cpu_us_per_record": round(cpu / max(1, state["acked"]) * 1e6, 1),
+                    "db_cpu_us_per_record": round(dbCPU / max(1, state["acked"]) * 1e6, 1),
                     "records_per_s": round(state["acked"] / wall),
                 }
             ),
