@@ -8,7 +8,7 @@ A database of its own on the private cluster (C{tests/pgharness.py}) or
 C{TM20_TEST_DATABASE_URL}, migrated by the store; one synchronous connection (as a thread of
 the COPY pool has) runs L{tm20.store.postgres._copyLogs} on flushes of C{size} new records from
 100 terminals (their time zones set), each committed; the backend's CPU (C{/proc}, its own
-process only) over the records is printed.  C{--compare FILE}: the flush statement of the file
+process only, from C{/proc/PID/schedstat}) over the records is printed.  C{--compare FILE}: the flush statement of the file
 (C{_INSERT_STAGED}'s parameters) takes turns with the store's, flush by flush, on the same
 backend, so both see the same table sizes and machine load.  C{--explain}: one more flush
 under C{EXPLAIN (ANALYZE, BUFFERS)}, printed (the plan's nodes: the logs' insert, the events'
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,10 +34,12 @@ TERMINALS = 100
 
 
 def backendCPU(pid: int) -> float:
-    """CPU seconds (user + system) of the process C{pid}, from C{/proc}."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """
+    CPU seconds of the process C{pid}: C{/proc/PID/schedstat}'s time on a CPU, in nanoseconds
+    (C{stat}'s ticks of 10 ms are too coarse for one flush of a few ms).
+    """
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
 
 
 class Flushes:
@@ -76,15 +77,15 @@ class Flushes:
     def flush(self, statement: str) -> float:
         """One flush with C{statement} as the flush statement; the backend's CPU it took."""
         rows, owners = self.rows()
-        saved = self.store._INSERT_STAGED
-        self.store._INSERT_STAGED = statement
+        saved = self.store._FLUSH_STAGED
+        self.store._FLUSH_STAGED = statement
         try:
             before = backendCPU(self.pid)
             counts = self.store._copyLogs(self.conn, rows, owners, self.now, None)
             self.conn.cursor().execute("COMMIT")
             spent = backendCPU(self.pid) - before
         finally:
-            self.store._INSERT_STAGED = saved
+            self.store._FLUSH_STAGED = saved
         assert statement.lstrip().startswith("EXPLAIN") or sum(counts.values()) == self.size
         return spent
 
@@ -112,7 +113,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         conn.commit()
         conn.autocommit = True
         flushes = Flushes(conn, args.size)
-        statements = {"store": postgres._INSERT_STAGED}
+        statements = {"store": postgres._FLUSH_STAGED}
         if args.compare:
             statements["compared"] = Path(args.compare).read_text()
         for statement in statements.values():

@@ -593,6 +593,40 @@ class CopyIngestTests(_PostgresCase):
         self.assertEqual(len(events), 3)
 
     @inlineCallbacks
+    def test_flushStatementPreparedOncePerConnection(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        The statement moving the staged rows is prepared once per COPY connection, and every
+        flush on it executes the prepared statement (no parse and plan per flush), a rolled
+        back transaction between them included.
+        """
+        store = yield self.openStore(self.newDatabase(), maxConcurrentFlushes=1)
+        yield store.createTerminal(SN, None, True, "Europe/Paris")
+
+        def refused(conn: Any) -> None:
+            conn.cursor().execute("BEGIN; SELECT 1/0")
+
+        def executions(conn: Any) -> list[tuple[Any, ...]]:
+            cur = conn.cursor()
+            cur.execute(
+                "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements"
+                " ORDER BY name"
+            )
+            return [tuple(row) for row in cur.fetchall()]
+
+        results = []
+        for n in range(3):
+            results.append((yield store.addLogs(SN, [punch(n, "2026-04-30 08:00:00")])))
+            yield self.assertFailure(store._copy.run(refused), psycopg2.errors.DivisionByZero)
+        self.assertEqual(results, [LogInsertResult(1, 0)] * 3)
+        self.assertEqual((yield store._copy.run(executions)), [("tm20_insert_staged", 3)])
+        self.assertEqual(store._copy.connectionsMade, 1)
+        events = yield store.listEvents(EventQuery(after=0))
+        self.assertEqual([e.payload["enrollid"] for e in events], [0, 1, 2])
+        self.assertEqual(events[0].payload["timeUTC"], "2026-04-30T06:00:00+00:00")
+
+    @inlineCallbacks
     def test_aJobIsOneTransaction(self) -> Generator[Deferred[Any], Any, None]:
         """
         A job opens its transaction with its first statement (the connection is in autocommit

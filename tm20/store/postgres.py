@@ -1129,7 +1129,8 @@ def _copyLogs(
     included: the transaction opened with the events lock (shared, held to the commit) and the
     terminals' time zones; the rows (each
     key once, in the order the terminals sent them) by C{COPY} into the staging table; then
-    L{_INSERT_STAGED} moves them into their tables and writes the events of those inserted.
+    L{_INSERT_STAGED} (prepared: L{_FLUSH_STAGED}) moves them into their tables and writes the
+    events of those inserted.
 
     @param owners: the batch (its index in the flush) owning each key.
     @return: the rows inserted, by batch (a batch with none is absent).
@@ -1154,13 +1155,26 @@ def _copyLogs(
         ]
     )
     cur.copy_expert(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN", io.StringIO(text))
-    cur.execute(_INSERT_STAGED, {"now": now, "receivedAt": formatTimestamp(now)})
+    cur.execute(_FLUSH_STAGED, {"now": now, "receivedAt": formatTimestamp(now)})
     return {batch: count for batch, count in cur.fetchall()}
 
 
+#: L{_INSERT_STAGED} prepared once per COPY connection (L{_prepareCopy}): a flush executes it
+#: without planning it again (its plan depends on no value: the staging table has no
+#: statistics, its parameters are the flush's time).
+_PREPARED_STAGED = "tm20_insert_staged"
+_FLUSH_STAGED = f"EXECUTE {_PREPARED_STAGED} (%(now)s, %(receivedAt)s)"
+
+
 def _prepareCopy(conn: Any) -> None:
-    """A new COPY connection: its staging table (temporary, emptied at each commit), once."""
-    conn.cursor().execute(_CREATE_STAGE)
+    """
+    A new COPY connection: its staging table (temporary, emptied at each commit) and the
+    flush statement prepared (L{_FLUSH_STAGED}), once.
+    """
+    cur = conn.cursor()
+    cur.execute(_CREATE_STAGE)
+    statement = _INSERT_STAGED.replace("%(now)s", "$1").replace("%(receivedAt)s", "$2")
+    cur.execute(f"PREPARE {_PREPARED_STAGED} (timestamptz, text) AS {statement}")
 
 
 def _arrays(now: datetime, rows: Sequence[tuple[_LogKey, _LogItem]]) -> list[Any]:
