@@ -44,7 +44,9 @@ Design:
     RETURNING} per table, in key order: concurrent flushes, of this or another process, take
     their row locks in the same order and cannot deadlock each other) moves them into their
     tables and writes the event of each row inserted, its payload built by the database from
-    the same rows (no Python per event).  Four round trips per flush, the commit included.  The flush has a deadline; past it, it fails with
+    the same rows (no Python per event); that statement is prepared once per connection (its
+    parse and plan were a large share of the database's work per flush).  Four round trips
+    per flush, the commit included.  The flush has a deadline; past it, it fails with
     L{StatementTimeout} and its socket is shut down.  With C{copyIngest=False}, the same flush
     is one C{INSERT ... SELECT FROM unnest(...) ... RETURNING} per table on the asynchronous
     pool (chunks of L{INSERT_CHUNK_ROWS} rows).
