@@ -62,13 +62,13 @@ def _instrument(counts: _Counts) -> None:
     execute = _pgpool.Cursor.execute
     run = _pgpool.Pool._run
 
-    async def countedExecute(self: Any, sql: str, params: Any = None) -> Any:
+    async def countedExecute(self: Any, sql: str, params: Any = None, commit: bool = False) -> Any:
         counts.statements += 1
         counts.recent.append(time.monotonic())
-        if sql == "COMMIT":
+        if sql == "COMMIT" or commit:
             counts.commits += 1
         counts.kinds[re.sub(r"\s+", " ", sql.strip())[:70]] += 1
-        return await execute(self, sql, params)
+        return await execute(self, sql, params, commit)
 
     def countedRun(self: Any, *args: Any) -> Any:
         counts.handouts += 1

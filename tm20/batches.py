@@ -4,14 +4,15 @@ Requests answered together: the follow-up work of many registrations written in 
 A L{Batcher} hands its store call the requests made while its previous call ran (at most
 C{limit} at a time), so a storm of registrations costs one transaction per batch, not one per
 terminal; a lone request is written at once.  Each caller gets its own answer (or the batch's
-failure).  The store calls run in the background lane (L{tm20.lanes}): they are bookkeeping
-after a registration, never what a terminal or an API client waits for.
+failure).  The store calls run in the background lane (L{tm20.lanes}) unless told otherwise:
+they are bookkeeping after a registration, never what a terminal or an API client waits for (the
+registrations themselves, L{tm20.store._terminals}, are batched in the foreground lane).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
@@ -32,15 +33,23 @@ class Batcher(Generic[I, R]):
     @ivar calls: the store calls made so far (for tests).
     """
 
-    def __init__(self, write: Callable[[list[I]], Deferred[list[R]]], limit: int = 500) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[I]], Deferred[list[R]]],
+        limit: int = 500,
+        lane: Callable[..., Any] = inBackground,
+    ) -> None:
         """
         @param write: writes or reads a batch in one store call; its answers are in the order
             of the requests.
         @param limit: the most requests in one call.
+        @param lane: L{inBackground} (the default: follow-up work) or L{tm20.lanes.inForeground}
+            (what a terminal waits for: its registration).
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self._write = write
+        self._lane = lane
         self.limit = limit
         self._waiting: list[tuple[I, Deferred[R]]] = []
         self._busy = False
@@ -61,7 +70,7 @@ class Batcher(Generic[I, R]):
         if not batch:
             return
         self.calls += 1
-        written: Deferred[list[R]] = inBackground(
+        written: Deferred[list[R]] = self._lane(
             maybeDeferred, self._write, [item for item, _ in batch]
         )
 
