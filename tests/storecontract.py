@@ -30,6 +30,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
+from tm20.events.model import EventQuery
 from tm20.interfaces import (
     IAuditStore,
     ICommandStore,
@@ -534,6 +535,79 @@ class StoreContractTests(WatchStoreContractTests, _Base):
             "PENDING1", "CPU1", {}, True, lambda known: None, ("CPU1", None)
         )
         self.assertEqual((on.boundCpusn, on.boundMac, bound), ("CPU1", None, True))
+
+    def _countWrites(self) -> list[int]:
+        """Count the store's write transactions from now on (its own C{_runOp}, still run)."""
+        writes: list[int] = []
+        runOp = self.store._runOp
+
+        def counted(write: bool, op: Any, single: bool = False) -> Deferred[Any]:
+            if write:
+                writes.append(1)
+            return runOp(write, op, single)
+
+        self.store._runOp = counted  # type: ignore[method-assign]
+        return writes
+
+    @inlineCallbacks
+    def test_registerTerminalTogether(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Registrations asked while one is written go together in the next transaction, each
+        answered as if alone: two of the same C{sn} in one batch, the later sees the earlier's
+        row (the first binds, the second does not; one C{terminal.registered} event).
+        """
+        writes = self._countWrites()
+        asked = [
+            self.store.registerTerminal("LONE1", "C0", {}, True, None, ("C0", None)),
+            self.store.registerTerminal("BATCH2", "C2", {}, True, None, ("C2", None)),
+            self.store.registerTerminal("BATCH1", "C1", {"mac": "AA"}, True, None, ("C1", None)),
+            self.store.registerTerminal("BATCH2", "C9", {}, True, lambda known: None, ("C9", None)),
+            self.store.registerTerminal("BATCH3", None, {}, True, lambda known: "no", None),
+        ]
+        answers = []
+        for d in asked:
+            answers.append((yield d))
+        self.assertEqual(len(writes), 2)
+        (lone, _, loneBound), (two, _, twoBound), (one, _, oneBound) = answers[:3]
+        self.assertEqual((lone.sn, lone.boundCpusn, loneBound), ("LONE1", "C0", True))
+        self.assertEqual((two.sn, two.boundCpusn, twoBound), ("BATCH2", "C2", True))
+        self.assertEqual((one.sn, one.mac, one.boundCpusn, oneBound), ("BATCH1", "AA", "C1", True))
+        again, refusal, bound = answers[3]
+        self.assertEqual((again.sn, again.cpusn, again.boundCpusn), ("BATCH2", "C2", "C2"))
+        self.assertEqual((refusal, bound), (None, False))
+        self.assertEqual(answers[4], (None, "no", False))
+        self.assertIsNone((yield self.store.getTerminal("BATCH3")))
+        self.assertEqual((yield self.store.getTerminal("BATCH2")), again)
+        events = yield self.store.listEvents(EventQuery(limit=100))
+        self.assertEqual(
+            sorted((e.type, e.sn) for e in events),
+            [("terminal.registered", sn) for sn in ("BATCH1", "BATCH2", "LONE1")],
+        )
+
+    @inlineCallbacks
+    def test_registerTerminalTogetherFailsAlone(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A registration that fails in a batch fails alone: the batch is written again one
+        registration at a time, and the others are recorded and answered.
+        """
+
+        def broken(known: Any) -> None:
+            raise RuntimeError("check failed")
+
+        writes = self._countWrites()
+        lone = self.store.registerTerminal("LONE1", None, {}, True, None, None)
+        bad = self.store.registerTerminal("BAD1", None, {}, True, broken, None)
+        good = self.store.registerTerminal("GOOD1", "C1", {}, True, None, ("C1", None))
+        self.assertEqual((yield lone)[0].sn, "LONE1")
+        yield self.assertFailure(bad, RuntimeError)
+        terminal, refusal, bound = yield good
+        self.assertEqual(
+            (terminal.sn, terminal.boundCpusn, refusal, bound), ("GOOD1", "C1", None, True)
+        )
+        self.assertEqual((yield self.store.getTerminal("GOOD1")), terminal)
+        self.assertIsNone((yield self.store.getTerminal("BAD1")))
+        # alone, together, then each alone again
+        self.assertEqual(len(writes), 4)
 
     @inlineCallbacks
     def test_flagAndResetTerminalIdentity(self) -> Generator[Deferred[Any], Any, None]:
