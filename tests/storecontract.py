@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
@@ -79,6 +79,7 @@ from tm20.protocol.storable import (
 )
 from tm20.store._ops import BrokenConstraint
 from tm20.store._rows import StagedBatch
+from tm20.store._terminals import REGISTRATION_BATCHES_AT_ONCE
 
 from . import captures
 from .storecontract_watch import WatchStoreContractTests
@@ -549,6 +550,13 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.store._runOp = counted  # type: ignore[method-assign]
         return writes
 
+    def _fillRegistrationSlots(self) -> list[Deferred[Any]]:
+        """Registrations that take every slot for one (the next wait for one to end)."""
+        return [
+            self.store.registerTerminal(f"LONE{i}", None, {}, True, None, None)
+            for i in range(REGISTRATION_BATCHES_AT_ONCE)
+        ]
+
     @inlineCallbacks
     def test_registerTerminalTogether(self) -> Generator[Deferred[Any], Any, None]:
         """
@@ -557,31 +565,35 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         row (the first binds, the second does not; one C{terminal.registered} event).
         """
         writes = self._countWrites()
+        busy = self._fillRegistrationSlots()
         asked = [
-            self.store.registerTerminal("LONE1", "C0", {}, True, None, ("C0", None)),
             self.store.registerTerminal("BATCH2", "C2", {}, True, None, ("C2", None)),
             self.store.registerTerminal("BATCH1", "C1", {"mac": "AA"}, True, None, ("C1", None)),
             self.store.registerTerminal("BATCH2", "C9", {}, True, lambda known: None, ("C9", None)),
             self.store.registerTerminal("BATCH3", None, {}, True, lambda known: "no", None),
         ]
+        yield gatherResults(busy)
         answers = []
         for d in asked:
             answers.append((yield d))
-        self.assertEqual(len(writes), 2)
-        (lone, _, loneBound), (two, _, twoBound), (one, _, oneBound) = answers[:3]
-        self.assertEqual((lone.sn, lone.boundCpusn, loneBound), ("LONE1", "C0", True))
+        # one transaction for each that found a free slot, one for the four that did not
+        self.assertEqual(len(writes), len(busy) + 1)
+        (two, _, twoBound), (one, _, oneBound) = answers[:2]
         self.assertEqual((two.sn, two.boundCpusn, twoBound), ("BATCH2", "C2", True))
         self.assertEqual((one.sn, one.mac, one.boundCpusn, oneBound), ("BATCH1", "AA", "C1", True))
-        again, refusal, bound = answers[3]
+        again, refusal, bound = answers[2]
         self.assertEqual((again.sn, again.cpusn, again.boundCpusn), ("BATCH2", "C2", "C2"))
         self.assertEqual((refusal, bound), (None, False))
-        self.assertEqual(answers[4], (None, "no", False))
+        self.assertEqual(answers[3], (None, "no", False))
         self.assertIsNone((yield self.store.getTerminal("BATCH3")))
         self.assertEqual((yield self.store.getTerminal("BATCH2")), again)
         events = yield self.store.listEvents(EventQuery(limit=100))
         self.assertEqual(
             sorted((e.type, e.sn) for e in events),
-            [("terminal.registered", sn) for sn in ("BATCH1", "BATCH2", "LONE1")],
+            sorted(
+                [("terminal.registered", sn) for sn in ("BATCH1", "BATCH2")]
+                + [("terminal.registered", f"LONE{i}") for i in range(len(busy))]
+            ),
         )
 
     @inlineCallbacks
@@ -595,10 +607,10 @@ class StoreContractTests(WatchStoreContractTests, _Base):
             raise RuntimeError("check failed")
 
         writes = self._countWrites()
-        lone = self.store.registerTerminal("LONE1", None, {}, True, None, None)
+        busy = self._fillRegistrationSlots()
         bad = self.store.registerTerminal("BAD1", None, {}, True, broken, None)
         good = self.store.registerTerminal("GOOD1", "C1", {}, True, None, ("C1", None))
-        self.assertEqual((yield lone)[0].sn, "LONE1")
+        yield gatherResults(busy)
         yield self.assertFailure(bad, RuntimeError)
         terminal, refusal, bound = yield good
         self.assertEqual(
@@ -606,8 +618,8 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         )
         self.assertEqual((yield self.store.getTerminal("GOOD1")), terminal)
         self.assertIsNone((yield self.store.getTerminal("BAD1")))
-        # alone, together, then each alone again
-        self.assertEqual(len(writes), 4)
+        # those that found a free slot alone, the two together, then each alone again
+        self.assertEqual(len(writes), len(busy) + 3)
 
     @inlineCallbacks
     def test_flagAndResetTerminalIdentity(self) -> Generator[Deferred[Any], Any, None]:

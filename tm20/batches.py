@@ -38,6 +38,7 @@ class Batcher(Generic[I, R]):
         write: Callable[[list[I]], Deferred[list[R]]],
         limit: int = 500,
         lane: Callable[..., Any] = inBackground,
+        concurrency: int = 1,
     ) -> None:
         """
         @param write: writes or reads a batch in one store call; its answers are in the order
@@ -45,41 +46,46 @@ class Batcher(Generic[I, R]):
         @param limit: the most requests in one call.
         @param lane: L{inBackground} (the default: follow-up work) or L{tm20.lanes.inForeground}
             (what a terminal waits for: its registration).
+        @param concurrency: the most calls running at once (a request asked while fewer run
+            starts its own at once).
         """
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        if limit < 1 or concurrency < 1:
+            raise ValueError("limit and concurrency must be at least 1")
         self._write = write
         self._lane = lane
         self.limit = limit
         self._waiting: list[tuple[I, Deferred[R]]] = []
-        self._busy = False
+        self._concurrency = concurrency
+        self._running = 0
         self.calls = 0
 
     def __call__(self, item: I) -> Deferred[R]:
         """Ask for C{item}; its answer comes once the batch holding it is done."""
         d: Deferred[R] = Deferred()
         self._waiting.append((item, d))
-        if not self._busy:
+        if self._running < self._concurrency:
             self._next()
         return d
 
     def _next(self) -> None:
         batch = self._waiting[: self.limit]
         del self._waiting[: self.limit]
-        self._busy = bool(batch)
         if not batch:
             return
+        self._running += 1
         self.calls += 1
         written: Deferred[list[R]] = self._lane(
             maybeDeferred, self._write, [item for item, _ in batch]
         )
 
         def done(result: list[R] | Failure) -> None:
+            self._running -= 1
             for i, (_, waiter) in enumerate(batch):
                 if isinstance(result, Failure):
                     waiter.errback(result)
                 else:
                     waiter.callback(result[i])
-            self._next()
+            if self._running < self._concurrency:
+                self._next()
 
         written.addBoth(done)

@@ -123,6 +123,9 @@ _log = Logger()
 
 #: The most registrations written in one transaction (L{registerTerminals}).
 REGISTRATIONS_PER_BATCH = 200
+#: The most transactions of registrations running at once (the pool's default size: as many as
+#: ran at once when each registration was its own).
+REGISTRATION_BATCHES_AT_ONCE = 4
 
 #: One registration: the parameters of L{registrationParams} and its C{check}.
 Registration = tuple[Mapping[str, Any], Callable[[Terminal | None], Any] | None]
@@ -294,7 +297,10 @@ class TerminalStoreMixin(OpStore):
         )
         if batcher is None:
             batcher = self._registrationBatcher = Batcher(
-                self._writeRegistrations, REGISTRATIONS_PER_BATCH, lane=inForeground
+                self._writeRegistrations,
+                REGISTRATIONS_PER_BATCH,
+                lane=inForeground,
+                concurrency=REGISTRATION_BATCHES_AT_ONCE,
             )
         return batcher((params, check)).addCallback(_alone)
 
