@@ -25,11 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
+from tm20.events.model import EventQuery
 from tm20.interfaces import (
     IAuditStore,
     ICommandStore,
@@ -78,6 +79,7 @@ from tm20.protocol.storable import (
 )
 from tm20.store._ops import BrokenConstraint
 from tm20.store._rows import StagedBatch
+from tm20.store._terminals import REGISTRATION_BATCHES_AT_ONCE
 
 from . import captures
 from .storecontract_watch import WatchStoreContractTests
@@ -534,6 +536,90 @@ class StoreContractTests(WatchStoreContractTests, _Base):
             "PENDING1", "CPU1", {}, True, lambda known: None, ("CPU1", None)
         )
         self.assertEqual((on.boundCpusn, on.boundMac, bound), ("CPU1", None, True))
+
+    def _countWrites(self) -> list[int]:
+        """Count the store's write transactions from now on (its own C{_runOp}, still run)."""
+        writes: list[int] = []
+        runOp = self.store._runOp
+
+        def counted(write: bool, op: Any, single: bool = False) -> Deferred[Any]:
+            if write:
+                writes.append(1)
+            return runOp(write, op, single)
+
+        self.store._runOp = counted  # type: ignore[method-assign]
+        return writes
+
+    def _fillRegistrationSlots(self) -> list[Deferred[Any]]:
+        """Registrations that take every slot for one (the next wait for one to end)."""
+        return [
+            self.store.registerTerminal(f"LONE{i}", None, {}, True, None, None)
+            for i in range(REGISTRATION_BATCHES_AT_ONCE)
+        ]
+
+    @inlineCallbacks
+    def test_registerTerminalTogether(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Registrations asked while one is written go together in the next transaction, each
+        answered as if alone: two of the same C{sn} in one batch, the later sees the earlier's
+        row (the first binds, the second does not; one C{terminal.registered} event).
+        """
+        writes = self._countWrites()
+        busy = self._fillRegistrationSlots()
+        asked = [
+            self.store.registerTerminal("BATCH2", "C2", {}, True, None, ("C2", None)),
+            self.store.registerTerminal("BATCH1", "C1", {"mac": "AA"}, True, None, ("C1", None)),
+            self.store.registerTerminal("BATCH2", "C9", {}, True, lambda known: None, ("C9", None)),
+            self.store.registerTerminal("BATCH3", None, {}, True, lambda known: "no", None),
+        ]
+        yield gatherResults(busy)
+        answers = []
+        for d in asked:
+            answers.append((yield d))
+        # one transaction for each that found a free slot, one for the four that did not
+        self.assertEqual(len(writes), len(busy) + 1)
+        (two, _, twoBound), (one, _, oneBound) = answers[:2]
+        self.assertEqual((two.sn, two.boundCpusn, twoBound), ("BATCH2", "C2", True))
+        self.assertEqual((one.sn, one.mac, one.boundCpusn, oneBound), ("BATCH1", "AA", "C1", True))
+        again, refusal, bound = answers[2]
+        self.assertEqual((again.sn, again.cpusn, again.boundCpusn), ("BATCH2", "C2", "C2"))
+        self.assertEqual((refusal, bound), (None, False))
+        self.assertEqual(answers[3], (None, "no", False))
+        self.assertIsNone((yield self.store.getTerminal("BATCH3")))
+        self.assertEqual((yield self.store.getTerminal("BATCH2")), again)
+        events = yield self.store.listEvents(EventQuery(limit=100))
+        self.assertEqual(
+            sorted((e.type, e.sn) for e in events),
+            sorted(
+                [("terminal.registered", sn) for sn in ("BATCH1", "BATCH2")]
+                + [("terminal.registered", f"LONE{i}") for i in range(len(busy))]
+            ),
+        )
+
+    @inlineCallbacks
+    def test_registerTerminalTogetherFailsAlone(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A registration that fails in a batch fails alone: the batch is written again one
+        registration at a time, and the others are recorded and answered.
+        """
+
+        def broken(known: Any) -> None:
+            raise RuntimeError("check failed")
+
+        writes = self._countWrites()
+        busy = self._fillRegistrationSlots()
+        bad = self.store.registerTerminal("BAD1", None, {}, True, broken, None)
+        good = self.store.registerTerminal("GOOD1", "C1", {}, True, None, ("C1", None))
+        yield gatherResults(busy)
+        yield self.assertFailure(bad, RuntimeError)
+        terminal, refusal, bound = yield good
+        self.assertEqual(
+            (terminal.sn, terminal.boundCpusn, refusal, bound), ("GOOD1", "C1", None, True)
+        )
+        self.assertEqual((yield self.store.getTerminal("GOOD1")), terminal)
+        self.assertIsNone((yield self.store.getTerminal("BAD1")))
+        # those that found a free slot alone, the two together, then each alone again
+        self.assertEqual(len(writes), len(busy) + 3)
 
     @inlineCallbacks
     def test_flagAndResetTerminalIdentity(self) -> Generator[Deferred[Any], Any, None]:

@@ -682,6 +682,8 @@ class ITerminalStore(Interface):
         """
         A terminal sent C{reg}: check its claim, record the sighting and bind its identity, in
         one transaction (one commit), as L{recordTerminalSeen} then L{bindTerminalIdentity}.
+        The transaction may hold other registrations asked meanwhile; the answer is this one's
+        alone, and comes after the commit.
 
         @param check: C{None}, or a callable given the terminal as stored (C{None} if there is
             none) before anything is written, under the row's lock; when it returns anything but

@@ -5,11 +5,15 @@ both stores (see L{tm20.store._ops}).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from tm20.batches import Batcher
+from tm20.errors import StoreUnavailable
 from tm20.events.model import NewEvent
 from tm20.events.payloads import (
     firstRegistrationEvent,
@@ -17,9 +21,10 @@ from tm20.events.payloads import (
     terminalEvent,
     updatedEvent,
 )
+from tm20.lanes import inForeground
 from tm20.model import TERMINAL_EDITABLE_FIELDS, Terminal
 from tm20.store._dialect import Dialect
-from tm20.store._ops import AppendEvents, Op, OpStore, whereAll
+from tm20.store._ops import AppendEvents, Op, OpStore, inList, whereAll
 from tm20.store._rows import devinfoColumn, dumpJSON
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "getTerminal",
     "listTerminals",
     "registerTerminal",
+    "registerTerminals",
     "registrationParams",
     "updateTerminal",
 ]
@@ -113,31 +119,74 @@ def registrationParams(
     }
 
 
+_log = Logger()
+
+#: The most registrations written in one transaction (L{registerTerminals}).
+REGISTRATIONS_PER_BATCH = 200
+#: The most transactions of registrations running at once (the pool's default size: as many as
+#: ran at once when each registration was its own).
+REGISTRATION_BATCHES_AT_ONCE = 4
+
+#: One registration: the parameters of L{registrationParams} and its C{check}.
+Registration = tuple[Mapping[str, Any], Callable[[Terminal | None], Any] | None]
+#: What one registration gave (L{tm20.interfaces.ITerminalStore.registerTerminal}).
+Registered = tuple[Terminal | None, Any, bool]
+
+
 def registerTerminal(
     d: Dialect, params: Mapping[str, Any], check: Callable[[Terminal | None], Any] | None
-) -> Op[tuple[Terminal | None, Any, bool]]:
+) -> Op[Registered]:
     """
     See L{tm20.interfaces.ITerminalStore.registerTerminal}; C{params} from
     L{registrationParams}.
     """
-    sn, now = params["sn"], params["now"]
-    known = yield from getTerminal(d, sn, d.forUpdate)
-    if check is not None:
-        refusal = check(known)
-        if refusal is not None:
-            return known, refusal, False
-    terminal = d.read.terminal((yield (_REGISTER, params)).rows[0])
-    first = firstRegistrationEvent(known, terminal)
-    if first is not None:
-        yield AppendEvents((first,), now)
-    # this call bound it: it was not bound before, and is now, to this claim, at this time
-    bound = (
-        params["bind"]
-        and not (known is not None and (known.boundCpusn or known.boundMac))
-        and (terminal.boundCpusn, terminal.boundMac, terminal.boundAt)
-        == (params["bindCpusn"], params["bindMac"], d.time(now))
-    )
-    return terminal, None, bound
+    return (yield from registerTerminals(d, [(params, check)]))[0]
+
+
+def registerTerminals(d: Dialect, registrations: Sequence[Registration]) -> Op[list[Registered]]:
+    """
+    Several L{registerTerminal}s in one transaction, their answers in their order: the rows of
+    all their terminals read (and locked) in one statement, in the order of C{sn} (two batches,
+    or a batch and another node's, cannot wait for each other's locks), then each one checked
+    and recorded in that order (those with the same C{sn} in theirs: the later sees the
+    earlier's row), then the events of the first registrations, last (an operator's change,
+    which locks a terminal and then appends its event, is never waited for while holding the
+    events' lock).
+    """
+    sns = sorted({params["sn"] for params, _ in registrations})
+    markers, values = inList(sns)
+    rows = yield (f"SELECT * FROM terminals WHERE sn IN {markers} ORDER BY sn{d.forUpdate}", values)
+    known: dict[str, Terminal | None] = {row["sn"]: d.read.terminal(row) for row in rows.rows}
+    answers: list[Registered | None] = [None] * len(registrations)
+    events: list[tuple[Any, list[NewEvent]]] = []
+    for i in sorted(range(len(registrations)), key=lambda i: registrations[i][0]["sn"]):
+        params, check = registrations[i]
+        sn, now = params["sn"], params["now"]
+        before = known.get(sn)
+        if check is not None:
+            refusal = check(before)
+            if refusal is not None:
+                answers[i] = (before, refusal, False)
+                continue
+        terminal = d.read.terminal((yield (_REGISTER, params)).rows[0])
+        known[sn] = terminal
+        first = firstRegistrationEvent(before, terminal)
+        if first is not None:
+            if events and events[-1][0] == now:
+                events[-1][1].append(first)
+            else:
+                events.append((now, [first]))
+        # this call bound it: it was not bound before, and is now, to this claim, at this time
+        bound = bool(
+            params["bind"]
+            and not (before is not None and (before.boundCpusn or before.boundMac))
+            and (terminal.boundCpusn, terminal.boundMac, terminal.boundAt)
+            == (params["bindCpusn"], params["bindMac"], d.time(now))
+        )
+        answers[i] = (terminal, None, bound)
+    for now, appended in events:
+        yield AppendEvents(tuple(appended), now)
+    return [answer for answer in answers if answer is not None]
 
 
 def createTerminal(
@@ -243,7 +292,46 @@ class TerminalStoreMixin(OpStore):
             params = registrationParams(sn, cpusn, devinfo, approvedIfNew, bind, self._now())
         except (TypeError, ValueError) as e:
             return fail(e)
-        return self._runOpWithEvents(registerTerminal(self.dialect, params, check))
+        batcher: Batcher[Registration, Registered | Failure] | None = getattr(
+            self, "_registrationBatcher", None
+        )
+        if batcher is None:
+            batcher = self._registrationBatcher = Batcher(
+                self._writeRegistrations,
+                REGISTRATIONS_PER_BATCH,
+                lane=inForeground,
+                concurrency=REGISTRATION_BATCHES_AT_ONCE,
+            )
+        return batcher((params, check)).addCallback(_alone)
+
+    @inlineCallbacks
+    def _writeRegistrations(
+        self, registrations: list[Registration]
+    ) -> Generator[Deferred[Any], Any, list[Registered | Failure]]:
+        """
+        The registrations asked while the previous batch was written, in one transaction; if
+        it fails for another reason than the database being unavailable (a value one of them
+        has, a deadlock), each is written again alone, so that only its own caller fails.
+        """
+        try:
+            answers = yield self._runOpWithEvents(registerTerminals(self.dialect, registrations))
+        except StoreUnavailable:
+            raise
+        except Exception:
+            if len(registrations) == 1:
+                raise
+            _log.info(
+                "registration batch of {count} failed: writing each alone",
+                count=len(registrations),
+            )
+            answers = []
+            for registration in registrations:
+                try:
+                    alone = registerTerminals(self.dialect, [registration])
+                    answers.append((yield self._runOpWithEvents(alone))[0])
+                except Exception:
+                    answers.append(Failure())
+        return list(answers)
 
     def createTerminal(
         self, sn: str, name: str | None, approved: bool, timezone: str | None
@@ -336,6 +424,11 @@ class TerminalStoreMixin(OpStore):
             lambda terminal: updatedEvent(terminal, ["secret"]),
         )
         return self._runOpWithEvents(op)
+
+
+def _alone(answer: Registered | Failure) -> Registered | Failure:
+    """One caller's answer out of its batch: its own failure is raised to it alone."""
+    return answer
 
 
 def _sighted(result: tuple[Terminal | None, Any, bool]) -> Terminal:
