@@ -23,13 +23,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
+
+from bench.memoryserver import (
+    databaseCPU,
+    dropStore,
+    printProfile,
+    profileThreads,
+    registerTerminals,
+    storeURL,
+)
 
 TIMER = time.perf_counter if "--wall" in sys.argv else time.thread_time
 TOKEN = "bench:" + "b" * 40
@@ -140,56 +148,18 @@ def answering(term: Any, sn: str) -> None:
 @inlineCallbacks
 def run(args: argparse.Namespace) -> Any:
     sys.path.insert(0, str(Path.cwd()))
-    from tests.memoryws import MemoryTerminal
     from tm20.config import ServerConfig
     from tm20.service import buildServer
     from tm20.store import storeFromURL
 
-    if args.store == "sqlite":
-        url = "sqlite:" + str(Path(tempfile.mkdtemp()) / "commands.sqlite3")
-    else:
-        from tests import pgharness
-
-        url = pgharness.createDatabase("tm20_commandcpu")
+    url = storeURL(args.store, "commandcpu")
     store = storeFromURL(url, reactor)
-    threadProfilers: list[Any] = []
-    if args.profile:
-        import cProfile
-        import threading
-
-        def startThreadProfile(*_: Any) -> None:
-            threadProfiler = cProfile.Profile(TIMER)
-            threadProfilers.append(threadProfiler)
-            threadProfiler.enable()
-
-        threading.setprofile(startThreadProfile)
+    threadProfilers: list[Any] = profileThreads(TIMER) if args.profile else []
     yield store.start()
     try:
         server = buildServer(ServerConfig(apiTokens=(TOKEN,)), reactor, store)
-        terms = []
-        for i in range(args.terminals):
-            sn = f"CMD{i:05d}"
-            term = MemoryTerminal(server.factory)
-            term.send(
-                {
-                    "cmd": "reg",
-                    "sn": sn,
-                    "cpusn": f"CPU-{sn}",
-                    "devinfo": {"modelname": "AiFace", "firmware": "ai806_f32v_2.73"},
-                }
-            )
-            terms.append((sn, term))
-        for _ in range(2000):
-            if all(t.transport.value() for _, t in terms):
-                break
-            yield task.deferLater(reactor, 0.005, lambda: None)
-        for _, t in terms:
-            reply = t.messages()
-            assert reply and reply[0].get("result") is True, reply
-        # the registrations' follow-up work ends first
-        yield task.deferLater(reactor, 1.5, lambda: None)
+        terms = yield registerTerminals(reactor, server.factory, "CMD", args.terminals)
         for sn, t in terms:
-            t.messages()
             answering(t, sn)
         sns = [sn for sn, _ in terms]
 
@@ -233,31 +203,14 @@ def run(args: argparse.Namespace) -> Any:
 
             profiler = cProfile.Profile(TIMER)
 
-        def databaseCPU() -> float:
-            # the private cluster's processes (its backends among them); 0 for SQLite or a
-            # cluster not started here
-            from tests import pgharness
-
-            if args.store == "sqlite" or pgharness._cluster is None:
-                return 0.0
-            from bench.procinfo import sample
-
-            total = 0.0
-            for pid in pgharness._cluster.pids():
-                try:
-                    total += sample(pid).cpu
-                except (OSError, ValueError):
-                    continue
-            return total
-
-        t0, c0, d0 = time.monotonic(), time.process_time(), databaseCPU()
+        t0, c0, d0 = time.monotonic(), time.process_time(), databaseCPU(args.store)
         if profiler is not None:
             profiler.enable()
         state = yield phase(args.commands)
         if profiler is not None:
             profiler.disable()
         wall, cpu = time.monotonic() - t0, time.process_time() - c0
-        dbCPU = databaseCPU() - d0
+        dbCPU = databaseCPU(args.store) - d0
         done = len(state["latencies"])
         lat = [x * 1000 for x in state["latencies"]]
         print(
@@ -290,23 +243,15 @@ def run(args: argparse.Namespace) -> Any:
             for sql, n in counts.most_common():
                 print(f"{n / max(1, done):6.2f}  {sql}")
         if profiler is not None:
-            import pstats
-
-            profiler.dump_stats(args.profile)
-            stats = pstats.Stats(profiler)
-            for threadProfiler in threadProfilers:
-                stats.add(threadProfiler)
-            if not args.quiet:
-                stats.sort_stats("tottime").print_stats(40)
-                stats.sort_stats("cumulative").print_stats(60)
+            if args.quiet:
+                profiler.dump_stats(args.profile)
+            else:
+                printProfile(profiler, threadProfilers, args.profile, 40, 60)
         for _, term in terms:
             term.protocol.dropConnection(abort=True)
     finally:
         yield store.stop()
-        if args.store != "sqlite":
-            from tests import pgharness
-
-            pgharness.dropDatabase(url)
+        dropStore(args.store, url)
 
 
 def main() -> None:

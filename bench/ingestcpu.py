@@ -25,13 +25,21 @@ import argparse
 import json
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
+
+from bench.memoryserver import (
+    databaseCPU,
+    dropStore,
+    printProfile,
+    profileThreads,
+    registerTerminals,
+    storeURL,
+)
 
 
 def frame(message: Any) -> bytes:
@@ -82,58 +90,17 @@ def batches(sn: str, index: int, count: int, size: int) -> list[bytes]:
 @inlineCallbacks
 def run(args: argparse.Namespace) -> Any:
     sys.path.insert(0, str(Path.cwd()))
-    from tests.memoryws import MemoryTerminal
     from tm20.config import ServerConfig
     from tm20.service import buildServer
     from tm20.store import storeFromURL
 
-    if args.store == "sqlite":
-        url = "sqlite:" + str(Path(tempfile.mkdtemp()) / "ingest.sqlite3")
-    else:
-        from tests import pgharness
-
-        url = pgharness.createDatabase("tm20_ingestcpu")
+    url = storeURL(args.store, "ingestcpu")
     store = storeFromURL(url, reactor)
-    threadProfilers: list[Any] = []
-    if args.profile:
-        import cProfile
-        import threading
-
-        def startThreadProfile(*_: Any) -> None:
-            # the first event of a thread started from now on (the stores' writer threads): a
-            # profiler of its own, in place of this hook
-            threadProfiler = cProfile.Profile(time.thread_time)
-            threadProfilers.append(threadProfiler)
-            threadProfiler.enable()
-
-        threading.setprofile(startThreadProfile)
+    threadProfilers: list[Any] = profileThreads(time.thread_time) if args.profile else []
     yield store.start()
     try:
         server = buildServer(ServerConfig(), reactor, store)
-        terms = []
-        for i in range(args.terminals):
-            sn = f"CPU{i:05d}"
-            term = MemoryTerminal(server.factory)
-            term.send(
-                {
-                    "cmd": "reg",
-                    "sn": sn,
-                    "cpusn": f"CPU-{sn}",
-                    "devinfo": {"modelname": "AiFace", "firmware": "ai806_f32v_2.73"},
-                }
-            )
-            terms.append((sn, term))
-        for _ in range(2000):
-            if all(t.transport.value() for _, t in terms):
-                break
-            yield task.deferLater(reactor, 0.005, lambda: None)
-        for _, t in terms:
-            reply = t.messages()
-            assert reply and reply[0].get("result") is True, reply
-        # the registrations' follow-up work ends first
-        yield task.deferLater(reactor, 1.5, lambda: None)
-        for _, t in terms:
-            t.messages()
+        terms = yield registerTerminals(reactor, server.factory, "CPU", args.terminals)
         frames = {sn: batches(sn, i, args.batches, args.batch) for i, (sn, _) in enumerate(terms)}
         state = {"acked": 0, "failed": 0, "open": len(terms)}
         done: Deferred[None] = Deferred()
@@ -167,24 +134,7 @@ def run(args: argparse.Namespace) -> Any:
 
             profiler = cProfile.Profile(time.thread_time)
 
-        def databaseCPU() -> float:
-            # the private cluster's processes (its backends among them); 0 for SQLite or a
-            # cluster not started here
-            from tests import pgharness
-
-            if args.store == "sqlite" or pgharness._cluster is None:
-                return 0.0
-            from bench.procinfo import sample
-
-            total = 0.0
-            for pid in pgharness._cluster.pids():
-                try:
-                    total += sample(pid).cpu
-                except (OSError, ValueError):
-                    continue
-            return total
-
-        t0, c0, d0 = time.monotonic(), time.process_time(), databaseCPU()
+        t0, c0, d0 = time.monotonic(), time.process_time(), databaseCPU(args.store)
         if profiler is not None:
             profiler.enable()
         for sn, term in terms:
@@ -193,7 +143,7 @@ def run(args: argparse.Namespace) -> Any:
         if profiler is not None:
             profiler.disable()
         wall, cpu = time.monotonic() - t0, time.process_time() - c0
-        dbCPU = databaseCPU() - d0
+        dbCPU = databaseCPU(args.store) - d0
         print(
             json.dumps(
                 {
@@ -210,22 +160,12 @@ def run(args: argparse.Namespace) -> Any:
             flush=True,
         )
         if profiler is not None:
-            import pstats
-
-            profiler.dump_stats(args.profile)
-            stats = pstats.Stats(profiler)
-            for threadProfiler in threadProfilers:
-                stats.add(threadProfiler)
-            stats.sort_stats("tottime").print_stats(30)
-            stats.sort_stats("cumulative").print_stats(45)
+            printProfile(profiler, threadProfilers, args.profile, 30, 45)
         for _, term in terms:
             term.protocol.dropConnection(abort=True)
     finally:
         yield store.stop()
-        if args.store != "sqlite":
-            from tests import pgharness
-
-            pgharness.dropDatabase(url)
+        dropStore(args.store, url)
 
 
 def main() -> None:
