@@ -12,7 +12,9 @@ import struct
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 OP_TEXT = 0x1
 OP_CLOSE = 0x8
@@ -114,6 +116,11 @@ class MemoryTerminal:
     def messages(self) -> list[Any]:
         """The JSON text messages the server wrote since the last call."""
         return [json.loads(p) for op, p in self.frames() if op == OP_TEXT]
+
+    def lose(self) -> None:
+        """The connection is lost (as the TCP peer going away), unless it is closed already."""
+        if self.protocol.state != self.protocol.STATE_CLOSED:
+            self.protocol.connectionLost(Failure(ConnectionDone()))
 
     def closeCode(self, frames: list[tuple[int, bytes]]) -> int | None:
         for op, payload in frames:

@@ -18,9 +18,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.memoryws import MemoryTerminal
@@ -84,12 +82,8 @@ class FollowUpBatchTests(SynchronousTestCase):
 
     def connect(self) -> MemoryTerminal:
         term = MemoryTerminal(self.server.factory, "/pub/chat")
-        self.addCleanup(self.disconnect, term)
+        self.addCleanup(term.lose)
         return term
-
-    def disconnect(self, term: MemoryTerminal) -> None:
-        if term.protocol.state != term.protocol.STATE_CLOSED:
-            term.protocol.connectionLost(Failure(ConnectionDone()))
 
     def reg(self, sn: str, offset: float) -> dict[str, Any]:
         local = datetime.fromtimestamp(T0 + offset, ZoneInfo("Europe/Paris"))

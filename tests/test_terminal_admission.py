@@ -12,10 +12,8 @@ from typing import Any
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.memoryws import MemoryTerminal
@@ -206,12 +204,8 @@ class ServerAdmissionTests(SynchronousTestCase):
 
     def connect(self) -> MemoryTerminal:
         term = MemoryTerminal(self.server.factory, "/pub/chat")
-        self.addCleanup(self.disconnect, term)
+        self.addCleanup(term.lose)
         return term
-
-    def disconnect(self, term: MemoryTerminal) -> None:
-        if term.protocol.state != term.protocol.STATE_CLOSED:
-            term.protocol.connectionLost(Failure(ConnectionDone()))
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         value: float | None = self.metrics.registry.get_sample_value(name, labels)
@@ -237,7 +231,7 @@ class ServerAdmissionTests(SynchronousTestCase):
         first = self.connect()
         second = self.connect()
         third = self.connect()
-        self.disconnect(second)
+        second.lose()
         self.assertEqual(self.server.factory.admission.waiting, 1)
         first.send(reg("A1"))
         self.assertTrue(third.transport.value().startswith(SWITCHING))
@@ -246,7 +240,7 @@ class ServerAdmissionTests(SynchronousTestCase):
     def test_aClosedConnectionFreesItsSlot(self) -> None:
         first = self.connect()
         second = self.connect()
-        self.disconnect(first)  # closed before its reg
+        first.lose()  # closed before its reg
         self.assertTrue(second.transport.value().startswith(SWITCHING))
 
     def test_slotsOfConnectionsThatNeverRegisterAreTakenBack(self) -> None:
