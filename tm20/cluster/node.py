@@ -50,7 +50,6 @@ from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.cluster.settled import settledMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IClusterStore
-from tm20.lanes import inBackground
 from tm20.model import StoredCommand
 from tm20.protocol.codes import CloseCode
 from tm20.services.pulls import PullBusyError
@@ -117,9 +116,8 @@ class ClusterNode:
         self._running = False
         self._loop: LoopingCall | None = None
         self._chains: dict[str, Deferred[Any]] = {}
-        #: Claims asked while one batch of claims is being written: the next batch.
-        self._claimsWaiting: dict[str, list[Deferred[str | None]]] = {}
-        self._claiming = False
+        #: Claims of registered terminals: those asked while one batch is written go together.
+        self._claims: Batcher[str, str | None] = Batcher(self._writeClaims)
         #: Releases of disconnected terminals: those asked while one is written go together.
         self._releases: Batcher[str, bool] = Batcher(
             lambda sns: self.store.releaseTerminals(self.nodeId, sns)
@@ -391,32 +389,14 @@ class ClusterNode:
         while the previous batch was being written (a storm's registrations: one per batch,
         not one per terminal).  @return: L{Deferred} of the live node that held it before.
         """
-        d: Deferred[str | None] = Deferred()
-        self._claimsWaiting.setdefault(sn, []).append(d)
-        if not self._claiming:
-            self._writeClaims()
-        return d
+        return self._claims(sn)
 
-    def _writeClaims(self) -> None:
-        batch, self._claimsWaiting = self._claimsWaiting, {}
-        self._claiming = bool(batch)
-        if not batch:
-            return
-        # bookkeeping after registrations: the background lane (whoever fired the last batch)
-        written: Deferred[dict[str, str | None]] = inBackground(
-            self.store.claimTerminals, self.nodeId, list(batch)
+    def _writeClaims(self, sns: list[str]) -> Deferred[list[str | None]]:
+        # a terminal asked twice in a batch is claimed once
+        d: Deferred[dict[str, str | None]] = self.store.claimTerminals(
+            self.nodeId, list(dict.fromkeys(sns))
         )
-
-        def done(result: dict[str, str | None] | Failure) -> None:
-            for sn, waiters in batch.items():
-                for waiter in waiters:
-                    if isinstance(result, Failure):
-                        waiter.errback(result)
-                    else:
-                        waiter.callback(result.get(sn))
-            self._writeClaims()
-
-        written.addBoth(done)
+        return d.addCallback(lambda held: [held.get(sn) for sn in sns])
 
     @inlineCallbacks
     def _release(self, sn: str) -> Any:
