@@ -6,7 +6,7 @@ both stores (see L{tm20.store._ops}).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.logger import Logger
@@ -302,7 +302,8 @@ class TerminalStoreMixin(OpStore):
                 lane=inForeground,
                 concurrency=REGISTRATION_BATCHES_AT_ONCE,
             )
-        return batcher((params, check)).addCallback(_alone)
+        # a Failure given as a caller's answer fires its errbacks: it fails alone
+        return cast("Deferred[Registered]", batcher((params, check)))
 
     @inlineCallbacks
     def _writeRegistrations(
@@ -424,11 +425,6 @@ class TerminalStoreMixin(OpStore):
             lambda terminal: updatedEvent(terminal, ["secret"]),
         )
         return self._runOpWithEvents(op)
-
-
-def _alone(answer: Registered | Failure) -> Registered | Failure:
-    """One caller's answer out of its batch: its own failure is raised to it alone."""
-    return answer
 
 
 def _sighted(result: tuple[Terminal | None, Any, bool]) -> Terminal:
