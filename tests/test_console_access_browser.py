@@ -104,7 +104,7 @@ class AccessConsoleTests(browser._ConsoleCase):
         def deleteRule() -> str:
             driver.get(self.url("/admin/access/rules"))
             staffCard().find_element(By.CSS_SELECTOR, "button.danger").click()
-            title = driver.find_element(By.ID, "confirm-title").text
+            title = waitFor(lambda: driver.find_element(By.ID, "confirm-title").text, "confirm")
             driver.find_element(By.ID, "confirm-button").click()
             waitFor(lambda: "Rule deleted" in driver.page_source, "the deletion")
             return str(title)

@@ -264,7 +264,7 @@ class SQLiteConsoleTests(_CorePath, _ConsoleCase):
 
             waitFor(listed, "the user on the page")
             driver.find_element(By.CSS_SELECTOR, '[aria-label="Remove user 41"]').click()
-            title = driver.find_element(By.ID, "confirm-title").text
+            title = waitFor(lambda: driver.find_element(By.ID, "confirm-title").text, "confirm")
             driver.find_element(By.ID, "confirm-button").click()
             waitFor(lambda: driver.find_elements(By.ID, "command-done"), "the command")
             return str(title)
