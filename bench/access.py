@@ -32,12 +32,16 @@ from twisted.internet.task import deferLater
 
 from bench import inprocess
 from bench.loadgen import regFrame
+from bench.procinfo import openFilesLimit
 from bench.stats import percentile
 from bench.wsclient import LeanWebSocket
 from tm20.access.model import AccessRule
 from tm20.config import ServerConfig
 from tm20.model import Person, TerminalGroup
 from tm20.service import TM20Service, buildServer
+
+#: Files of this process besides the terminals' sockets (database, listener, reactor, logs).
+_SPARE_FILES = 200
 
 
 class _Door:
@@ -48,6 +52,17 @@ class _Door:
         self.ws: LeanWebSocket | None = None
         self.opened: Deferred[None] = Deferred()
         self.waiting: tuple[str, Deferred[dict[str, Any]]] | None = None
+        #: Why the connection ended, once it has.
+        self.closed: str | None = None
+
+    def lost(self, why: str) -> None:
+        self.closed = why
+        if not self.opened.called:
+            self.opened.errback(ConnectionError(why))
+        if self.waiting is not None:
+            _, d = self.waiting
+            self.waiting = None
+            d.errback(ConnectionError(why))
 
     def received(self, payload: bytes) -> None:
         message = json.loads(payload)
@@ -58,8 +73,10 @@ class _Door:
 
     def ask(self, ret: str, frame: bytes) -> Deferred[dict[str, Any]]:
         d: Deferred[dict[str, Any]] = Deferred()
+        if self.ws is None or not self.ws.send(frame):
+            d.errback(ConnectionError(f"{self.sn} not connected ({self.closed})"))
+            return d
         self.waiting = (ret, d)
-        assert self.ws is not None and self.ws.send(frame)
         return d
 
 
@@ -74,7 +91,7 @@ class _Factory(ClientFactory):
         def opened() -> None:
             door.opened.callback(None)
 
-        ws = LeanWebSocket(self.host, "/pub/chat", opened, door.received, lambda why: None)
+        ws = LeanWebSocket(self.host, "/pub/chat", opened, door.received, door.lost)
         door.ws = ws
         return ws
 
@@ -142,20 +159,32 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     ports = await service.ready
     context = service.server.context
     port = ports[0].getHost().port  # type: ignore[attr-defined]
-    doors = [_Door(f"ACC{i:07d}") for i in range(args.terminals)]
+    # each terminal is two sockets of this process (its client's and the server's): past the
+    # open-files limit, the listener accepts and closes at once (Twisted's EMFILE reserve)
+    terminals = min(args.terminals, (openFilesLimit() - _SPARE_FILES) // 2)
+    doors = [_Door(f"ACC{i:07d}") for i in range(terminals)]
     try:
         t0 = time.monotonic()
-        failed: list[_Door] = []
+        failed: dict[_Door, str] = {}
+
+        async def connect(door: _Door) -> None:
+            # as a terminal does: its reg goes out as soon as the socket is open
+            stage = "upgrade"
+            try:
+                await door.opened.addTimeout(30, reactor)
+                stage = "reg"
+                await _register(door, reactor)
+            except Exception as e:  # refused, too slow, or closed: left out, with its reason
+                failed[door] = f"{stage}: {str(e) or type(e).__name__}"
+                print(f"{time.monotonic() - t0:.1f}s {door.sn} {failed[door]}", file=sys.stderr)
+                if door.ws is not None and door.ws.open:
+                    door.ws.abort()
+
         for i in range(0, len(doors), 200):  # connect in waves: no SYN flood on loopback
             wave = doors[i : i + 200]
             for door in wave:
                 reactor.connectTCP("127.0.0.1", port, _Factory(door, f"127.0.0.1:{port}"))
-            for door in wave:
-                try:
-                    await door.opened.addTimeout(30, reactor)
-                except Exception:
-                    failed.append(door)  # refused or too slow: left out
-            await _gather([_register(d) for d in wave if d not in failed])
+            await _gather([connect(d) for d in wave])
         connectSeconds = time.monotonic() - t0
         doors = [d for d in doors if d not in failed]
         await store.putGroup(TerminalGroup("doors", terminals=tuple(d.sn for d in doors)), True)
@@ -170,9 +199,11 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {
             "store": "postgresql" if (args.database or "").startswith("postgres") else "sqlite",
             "terminals": len(context.registry),
+            "terminalsAsked": args.terminals,
             "persons": args.persons,
             "connectSeconds": round(connectSeconds, 1),
             "connectFailed": len(failed),
+            "connectFailures": sorted(set(failed.values()))[:5],
         }
         for label, concurrency in (("seq", 1), ("con", args.concurrency)):
             ceiling, _ = await _roundTrips(
@@ -203,8 +234,8 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
                 door.ws.abort()
 
 
-async def _register(door: _Door) -> None:
-    reply = await door.ask("reg", regFrame(door.sn))
+async def _register(door: _Door, reactor: Any) -> None:
+    reply = await door.ask("reg", regFrame(door.sn)).addTimeout(60, reactor)
     if reply.get("result") is not True:
         raise RuntimeError(f"{door.sn} not registered: {reply}")
 

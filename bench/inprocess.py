@@ -17,6 +17,8 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
+from bench.procinfo import raiseOpenFilesLimit
+
 
 def store(url: str | None, reactor: Any) -> Any:
     """
@@ -53,6 +55,8 @@ def runOnce(
     Run C{measure(reactor, args)} under L{react} (on a database named C{name} in a private
     cluster with C{--postgres}), print its figures as one JSON line and append it to C{--out}.
     """
+    # the server's sockets and the clients' share this process: twice the terminals' fds
+    raiseOpenFilesLimit()
     databases = None
     if args.postgres and not args.database:
         from bench.server import Databases
