@@ -500,6 +500,25 @@ class StoreContractTests(WatchStoreContractTests, _Base):
         self.assertEqual((again.boundAt, again.lastSeen), (at(T0), at(T0 + 5)))
 
     @inlineCallbacks
+    def test_registerTerminalCountsRegistrations(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Each accepted registration counts itself (which connection of a terminal is the
+        newest); a refused one does not, nor does an operator's change.
+        """
+        first, _, _ = yield self.store.registerTerminal(SN, None, {}, True, None, None)
+        self.assertEqual(first.registrations, 1)
+        second, _, _ = yield self.store.registerTerminal(SN, None, {}, True, None, None)
+        self.assertEqual(second.registrations, 2)
+        refused, refusal, _ = yield self.store.registerTerminal(
+            SN, None, {}, True, lambda known: "no", None
+        )
+        self.assertEqual((refused.registrations, refusal), (2, "no"))
+        yield self.store.updateTerminal(SN, {"name": "door"})
+        self.assertEqual((yield self.store.getTerminal(SN)).registrations, 2)
+        created = yield self.store.createTerminal("NEW1", None, True, None)
+        self.assertEqual(created.registrations, 0)
+
+    @inlineCallbacks
     def test_registerTerminalRefusedWritesNothing(self) -> Generator[Deferred[Any], Any, None]:
         """A refusal from C{check} is returned with the stored terminal; nothing is written."""
         before = yield self.store.recordTerminalSeen(SN, "CPU-A", {"modelname": "tfs30"}, True)

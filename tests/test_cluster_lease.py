@@ -5,15 +5,17 @@ stores and nodes share one injected C{Clock} (the database only stores the times
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from tests import pgharness
 from tm20.cluster.node import ClusterNode
+from tm20.model import Terminal
 from tm20.store._postgres_cluster import NodeIdInUse
 from tm20.store.postgres import PostgresStore
 from tm20.terminal.registry import TerminalRegistry
@@ -22,10 +24,14 @@ LEASE = 15.0
 
 
 class _Socket:
-    """What the registry holds for a connection (only C{close} is used by the node)."""
+    """
+    What the registry holds for a connection (the node uses C{close}, and the count of the
+    registration it connected with: C{terminal.registrations}).
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, registrations: int = 0) -> None:
         self.closed: list[tuple[int, str]] = []
+        self.terminal = Terminal("T", registrations=registrations)
 
     def close(self, code: int, reason: str) -> None:
         self.closed.append((code, reason))
@@ -129,10 +135,10 @@ class LeaseTests(TestCase):
         batches: list[list[str]] = []
         claimTerminals = self.stores[0].claimTerminals
 
-        def counted(nodeId: str, sns: list[str], force: bool = True) -> Any:
+        def counted(nodeId: str, sns: list[str], force: bool = True, *rest: Any) -> Any:
             if force:  # a registration's claim (claimTerminal without force comes here too)
                 batches.append(sorted(sns))
-            return claimTerminals(nodeId, sns, force)
+            return claimTerminals(nodeId, sns, force, *rest)
 
         self.patch(self.stores[0], "claimTerminals", counted)
         names = [f"M{i}" for i in range(20)]
@@ -177,6 +183,112 @@ class LeaseTests(TestCase):
         self.assertEqual(len(batches), 2)  # the first alone, the 19 asked meanwhile together
         holders = yield self.stores[1].terminalHolders()
         self.assertEqual(holders, {"R5": "b"})
+
+    def heldBack(self, index: int) -> Deferred[None]:
+        """Hold store C{index}'s claims back until the returned L{Deferred} fires."""
+        gate: Deferred[None] = Deferred()
+        claimTerminals = self.stores[index].claimTerminals
+
+        def late(*args: Any) -> Any:
+            return gate.addCallback(lambda _: claimTerminals(*args))
+
+        self.patch(self.stores[index], "claimTerminals", late)
+        return gate
+
+    def notified(self, index: int) -> list[dict[str, Any]]:
+        """The notifications sent through store C{index} from now on (sent as well)."""
+        sent: list[dict[str, Any]] = []
+        notify = self.stores[index].notify
+
+        def recorded(channel: str, payload: str) -> Any:
+            sent.append(json.loads(payload))
+            return notify(channel, payload)
+
+        self.patch(self.stores[index], "notify", recorded)
+        return sent
+
+    @inlineCallbacks
+    def test_lateClaimOfAClosedOlderConnectionTakesNothing(self) -> Any:
+        """
+        A reconnection storm: the terminal's connection to b registered (its first
+        registration), b's claim is being written (the background lane: late), the socket
+        closed and the terminal registered again on a (its second), whose claim is written
+        first.  b's late claim does not take the terminal from a, nor tells a to drop it; b's
+        release takes nothing either.
+        """
+        a, b = self.node(0, "a"), self.node(1, "b")
+        yield self.started(a, b)
+        gate = self.heldBack(1)
+        sent = self.notified(1)
+        old, new = _Socket(registrations=1), _Socket(registrations=2)
+        b.registry.bind("T", old)
+        a.registry.bind("T", new)
+        yield a.settled("T")
+        b.registry.unbind("T", old)  # the old socket's close, once its claim was under way
+        gate.callback(None)
+        yield b.settled("T")
+        holder = yield self.stores[0].terminalHolder("T")
+        self.assertEqual(holder, "a")
+        self.assertEqual([m for m in sent if m["op"] == "drop"], [])
+        self.assertEqual(new.closed, [])
+
+    @inlineCallbacks
+    def test_lateClaimOfAnOpenOlderConnectionClosesIt(self) -> Any:
+        """
+        The same, the old socket still open on b (a half-open connection b cannot see is
+        dead): b's late claim finds a holding the terminal for a newer registration, and
+        closes b's stale socket (4002); a keeps the terminal.
+        """
+        a, b = self.node(0, "a"), self.node(1, "b")
+        yield self.started(a, b)
+        gate = self.heldBack(1)
+        old, new = _Socket(registrations=1), _Socket(registrations=2)
+        b.registry.bind("T", old)
+        a.registry.bind("T", new)
+        yield a.settled("T")
+        gate.callback(None)
+        yield b.settled("T")
+        holder = yield self.stores[0].terminalHolder("T")
+        self.assertEqual(holder, "a")
+        self.assertEqual(old.closed, [(4002, "connected to another node")])
+        self.assertEqual(new.closed, [])
+
+    @inlineCallbacks
+    def test_newerClaimTakesTheTerminalAndTellsTheOlderHolder(self) -> Any:
+        """The usual move: a newer registration on b takes the terminal from a, and says so."""
+        a, b = self.node(0, "a"), self.node(1, "b")
+        yield self.started(a, b)
+        sent = self.notified(1)
+        a.registry.bind("T", _Socket(registrations=1))
+        yield a.settled("T")
+        b.registry.bind("T", _Socket(registrations=2))
+        yield b.settled("T")
+        holder = yield self.stores[0].terminalHolder("T")
+        self.assertEqual(holder, "b")
+        self.assertEqual(
+            [m for m in sent if m["op"] == "drop"],
+            [{"op": "drop", "sn": "T", "registration": 2, "node": "b"}],
+        )
+
+    @inlineCallbacks
+    def test_dropForAnOlderRegistrationKeepsTheSocket(self) -> Any:
+        """
+        A node told that another took the terminal closes its socket only if that socket
+        connected with an older registration than the one the other node claimed for.
+        """
+        a = self.node(0, "a")
+        yield self.started(a)
+        held = _Socket(registrations=5)
+        a.registry.bind("T", held)
+        yield a.settled("T")
+        for registration in (4, 5):
+            a._message(
+                a.channel,
+                json.dumps({"op": "drop", "sn": "T", "registration": registration, "node": "b"}),
+            )
+        self.assertEqual(held.closed, [])
+        a._message(a.channel, json.dumps({"op": "drop", "sn": "T", "registration": 6, "node": "b"}))
+        self.assertEqual(held.closed, [(4002, "connected to another node")])
 
     @inlineCallbacks
     def test_liveDuplicateIdIsRefused(self) -> Any:

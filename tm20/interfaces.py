@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from tm20.model import (
         ApiToken,
         AuditEntry,
+        Claim,
         ClusterCall,
         ConsoleAccount,
         ConsoleSession,
@@ -1424,16 +1425,25 @@ class IClusterStore(Interface):
     def liveNodes() -> Deferred[list[NodeRecord]]:
         """@return: L{Deferred} of the live nodes (dicts), each with its terminal count."""
 
-    def claimTerminal(nodeId: str, sn: str, force: bool = True) -> Deferred[str | None]:
-        """Hold C{sn}.  @return: L{Deferred} of the live node that held it before, or C{None}."""
+    def claimTerminal(
+        nodeId: str, sn: str, force: bool = True, registration: int = 0
+    ) -> Deferred[Claim]:
+        """
+        Hold C{sn} for its registration counted C{registration}
+        (L{tm20.model.Terminal.registrations}).  @return: L{Deferred} of the L{Claim} (the live
+        node that held it before; whether it is taken).
+        """
 
     def claimTerminals(
-        nodeId: str, sns: list[str], force: bool = True
-    ) -> Deferred[dict[str, str | None]]:
+        nodeId: str,
+        sns: list[str],
+        force: bool = True,
+        registrations: Mapping[str, int] | None = None,
+    ) -> Deferred[dict[str, Claim]]:
         """
         Hold every C{sn} of C{sns} (as L{claimTerminal}, C{force} likewise), in one
-        transaction.  @return: L{Deferred} of C{{sn: the live node that held it before, or
-        None}}.
+        transaction.  The newest connection wins: a live node holding a terminal for a later
+        registration keeps it.  @return: L{Deferred} of C{{sn: its L{Claim}}}.
         """
 
     def releaseTerminal(nodeId: str, sn: str) -> Deferred[bool]:

@@ -27,7 +27,9 @@ class Terminal:
     C{sn} was bound to at its first accepted registration (C{boundAt}); C{identityMismatch} is
     the latest refused claim (what was claimed, from where, when), C{None} when none;
     C{secretHash} is the sha256 (hex) of the terminal's path secret, C{None} when it has none.
-    The secret hash is never shown by the API.
+    The secret hash is never shown by the API.  C{registrations} counts its accepted
+    registrations, in the order they were written: which of its connections is the newest (the
+    cluster's holder claims compare it).
     """
 
     sn: str
@@ -47,6 +49,7 @@ class Terminal:
     boundAt: datetime | None = None
     identityMismatch: Mapping[str, Any] | None = None
     secretHash: str | None = None
+    registrations: int = 0
 
     @property
     def flagged(self) -> bool:
@@ -504,6 +507,20 @@ class Pagination:
 
 class NodeRecord(dict[str, Any]):
     """A live node as the API shows it: node, host, pid, startedAt, leaseUntil, terminals."""
+
+
+@attrs.frozen
+class Claim:
+    """
+    What a node's claim of a terminal found and did (L{tm20.interfaces.IClusterStore}).
+
+    @ivar previous: the other live node that held the terminal (C{None}: none).
+    @ivar taken: whether the claiming node holds it now (C{False}: C{previous} keeps it, for a
+        newer registration, or because the claim was not to take it from a live node).
+    """
+
+    previous: str | None
+    taken: bool
 
 
 class ClusterCall(dict[str, Any]):

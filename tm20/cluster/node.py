@@ -9,7 +9,13 @@ One tm20 process as a node of a cluster sharing one PostgreSQL database.
     others were reconnected elsewhere, so its sockets for them are stale and are closed.
   - B{Holdings.}  A terminal is claimed when it registers here (the newest connection wins:
     the node that held it is told, and closes its stale socket with 4002) and released when
-    its socket closes.  Claims and releases of one terminal are written in order.
+    its socket closes.  Claims and releases of one terminal are written in order on one node;
+    across nodes, "newest" is the order of the registrations themselves
+    (L{tm20.model.Terminal.registrations}, counted in the registration's transaction), never
+    that of the claims, which are written later (the background lane): a claim written late for
+    an older connection does not take the terminal from the node holding a newer one (it closes
+    its own stale socket instead), and a node told to drop a terminal keeps a connection newer
+    than the one that took it.
   - B{Singleton roles.}  What must run once per cluster (the event sinks: webhooks and sink
     plugins; the silence sweep) runs on the leader: the live node with the smallest id.  When
     it dies, the next one takes over at its first renewal after the lease lapsed.  A node
@@ -50,7 +56,7 @@ from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.cluster.settled import settledMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
 from tm20.interfaces import IClusterStore
-from tm20.model import StoredCommand
+from tm20.model import Claim, StoredCommand
 from tm20.protocol.codes import CloseCode
 from tm20.services.pulls import PullBusyError
 from tm20.store._postgres_cluster import NodeIdInUse
@@ -117,7 +123,11 @@ class ClusterNode:
         self._loop: LoopingCall | None = None
         self._chains: dict[str, Deferred[Any]] = {}
         #: Claims of registered terminals: those asked while one batch is written go together.
-        self._claims: Batcher[str, str | None] = Batcher(self._writeClaims)
+        self._claims: Batcher[tuple[str, int], Claim] = Batcher(self._writeClaims)
+        #: The session of each terminal held here and the count of the registration it
+        #: connected with (as it was when it was bound: a record re-read later may count newer
+        #: registrations, on other nodes).
+        self._registrations: dict[str, tuple[Any, int]] = {}
         #: Releases of disconnected terminals: those asked while one is written go together.
         self._releases: Batcher[str, bool] = Batcher(
             lambda sns: self.store.releaseTerminals(self.nodeId, sns)
@@ -348,19 +358,37 @@ class ClusterNode:
         if not self._running:
             return
         if connected:
-            self._serial(sn, self._claim, sn, True)
+            self._registration(sn, session)  # as it is now, before any re-read of its record
+            self._serial(sn, self._claim, sn, True, session)
         else:
             self._serial(sn, self._release, sn)
 
+    def _registration(self, sn: str, session: Any) -> int:
+        """
+        The count of the registration C{session} (the one of C{sn} here) connected with
+        (L{tm20.model.Terminal.registrations}; 0 when unknown): noted once, the first time.
+        """
+        known = self._registrations.get(sn)
+        if known is not None and known[0] is session:
+            return known[1]
+        terminal = getattr(session, "terminal", None)
+        count = int(getattr(terminal, "registrations", 0) or 0)
+        self._registrations[sn] = (session, count)
+        return count
+
     @inlineCallbacks
-    def _claim(self, sn: str, force: bool) -> Any:
-        if self.registry.get(sn) is None:
+    def _claim(self, sn: str, force: bool, session: Any = None) -> Any:
+        current = self.registry.get(sn)
+        if current is None:
             return  # gone again before the claim was written
+        if session is not None and current is not session:
+            return  # replaced here meanwhile: the newer session's own claim follows
+        count = self._registration(sn, current)
         try:
             if force:
-                previous = yield self._claimBatched(sn)
+                claim = yield self._claimBatched(sn, count)
             else:
-                previous = yield self.store.claimTerminal(self.nodeId, sn, False)
+                claim = yield self.store.claimTerminal(self.nodeId, sn, False, count)
         except Exception as e:
             self.log.warn(
                 "cluster: cannot record that {sn} is held by {node}: {error}",
@@ -369,11 +397,13 @@ class ClusterNode:
                 error=str(e),
             )
             return
+        previous = claim.previous
         if previous is None:
             return
-        if not force:
-            # taken by another node while this one was reaped: our socket is stale
-            self._dropStale(sn, previous)
+        if not claim.taken:
+            # another node holds it for a newer registration (or took it while this one was
+            # reaped): our socket is stale
+            self._dropStale(sn, previous, current)
             return
         self.log.info(
             "cluster: {sn} moved from node {previous} to {node}",
@@ -381,36 +411,45 @@ class ClusterNode:
             previous=previous,
             node=self.nodeId,
         )
-        yield self._send(previous, {"op": "drop", "sn": sn})
-
-    def _claimBatched(self, sn: str) -> Deferred[str | None]:
-        """
-        Claim C{sn} with the others asked meanwhile: one transaction for every claim asked
-        while the previous batch was being written (a storm's registrations: one per batch,
-        not one per terminal).  @return: L{Deferred} of the live node that held it before.
-        """
-        return self._claims(sn)
-
-    def _writeClaims(self, sns: list[str]) -> Deferred[list[str | None]]:
-        # a terminal asked twice in a batch is claimed once
-        d: Deferred[dict[str, str | None]] = self.store.claimTerminals(
-            self.nodeId, list(dict.fromkeys(sns))
+        yield self._send(
+            previous, {"op": "drop", "sn": sn, "registration": count, "node": self.nodeId}
         )
-        return d.addCallback(lambda held: [held.get(sn) for sn in sns])
+
+    def _claimBatched(self, sn: str, registration: int) -> Deferred[Claim]:
+        """
+        Claim C{sn} (for its registration counted C{registration}) with the others asked
+        meanwhile: one transaction for every claim asked while the previous batch was being
+        written (a storm's registrations: one per batch, not one per terminal).
+
+        @return: L{Deferred} of the L{Claim}.
+        """
+        return self._claims((sn, registration))
+
+    def _writeClaims(self, claims: list[tuple[str, int]]) -> Deferred[list[Claim]]:
+        # a terminal asked twice in a batch is claimed once, for its newest registration
+        counts: dict[str, int] = {}
+        for sn, count in claims:
+            counts[sn] = max(count, counts.get(sn, 0))
+        d: Deferred[dict[str, Claim]] = self.store.claimTerminals(
+            self.nodeId, list(counts), True, counts
+        )
+        return d.addCallback(lambda held: [held[sn] for sn, _ in claims])
 
     @inlineCallbacks
     def _release(self, sn: str) -> Any:
         if self.registry.get(sn) is not None:
             return  # connected again meanwhile (the claim follows)
+        self._registrations.pop(sn, None)
         try:
             yield self._releases(sn)
         except Exception as e:
             # the lease lapses (and a reconnection elsewhere claims it) anyway
             self.log.warn("cluster: cannot release {sn}: {error}", sn=sn, error=str(e))
 
-    def _dropStale(self, sn: str, holder: str) -> None:
+    def _dropStale(self, sn: str, holder: str, stale: Any = None) -> None:
+        """Close C{sn}'s socket here (only if it is still C{stale}, when given): C{holder} has it."""
         session = self.registry.get(sn)
-        if session is None:
+        if session is None or (stale is not None and session is not stale):
             return
         self.log.info(
             "cluster: {sn} is held by node {holder} now; closing its stale socket here",
@@ -454,7 +493,12 @@ class ClusterNode:
                 self.queue.kick(str(message.get("sn")))
         elif op == "drop":
             sn = str(message.get("sn"))
+            registration = message.get("registration")
+            if isinstance(registration, int):
+                self._dropOlder(sn, registration, str(message.get("node")))
+                return
 
+            # from a node that does not say which registration it claimed for
             def check(holder: str | None) -> None:
                 if holder != self.nodeId:
                     self._dropStale(sn, str(holder))
@@ -477,6 +521,24 @@ class ClusterNode:
                 self.onOutcome(op, message)
         else:
             self.log.warn("cluster: unknown notification {op!r}", op=op)
+
+    def _dropOlder(self, sn: str, registration: int, holder: str) -> None:
+        """
+        Node C{holder} took C{sn} for its registration counted C{registration}: the socket here is
+        stale if it connected with an older one (a newer one keeps it: its own claim, written
+        after that node's, takes the terminal back).
+        """
+        session = self.registry.get(sn)
+        if session is None:
+            return
+        if self._registration(sn, session) < registration:
+            self._dropStale(sn, holder, session)
+        else:
+            self.log.info(
+                "cluster: {sn} was claimed by node {holder} for an older connection; kept here",
+                sn=sn,
+                holder=holder,
+            )
 
     def _commandChanged(self, command: StoredCommand) -> None:
         """After a delivery attempt here: wake the nodes waiting for this command."""

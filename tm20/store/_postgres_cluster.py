@@ -16,13 +16,14 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from tm20.model import COMMAND_QUEUED, ClusterCall, NodeRecord
+from tm20.model import COMMAND_QUEUED, Claim, ClusterCall, NodeRecord
 from tm20.store._pgpool import Cursor
 
 __all__ = [
     "CALL_ASKED",
     "CALL_DONE",
     "CALL_RUNNING",
+    "Claim",
     "ClusterCall",
     "NodeIdInUse",
     "NodeRecord",
@@ -209,51 +210,66 @@ class PostgresClusterMixin:
 
     # -- terminals -----------------------------------------------------------------------------
 
-    def claimTerminal(self, nodeId: str, sn: str, force: bool = True) -> Deferred[str | None]:
+    def claimTerminal(
+        self, nodeId: str, sn: str, force: bool = True, registration: int = 0
+    ) -> Deferred[Claim]:
         """
         Make C{nodeId} the holder of C{sn} (L{claimTerminals} of one).
 
         @param force: take it even from another live node (a registration: the newest
             connection wins); C{False}: only when no other live node holds it.
-        @return: L{Deferred} of the other live node that held it (C{None}: none); with
-            C{force=False} and another live holder, nothing is changed.
+        @param registration: the count of the registration claimed for
+            (L{tm20.model.Terminal.registrations}).
+        @return: L{Deferred} of the L{Claim}.
         """
-        return self.claimTerminals(nodeId, [sn], force).addCallback(lambda held: held[sn])
+        d = self.claimTerminals(nodeId, [sn], force, {sn: registration})
+        return d.addCallback(lambda held: held[sn])
 
     def claimTerminals(
-        self, nodeId: str, sns: list[str], force: bool = True
-    ) -> Deferred[dict[str, str | None]]:
+        self,
+        nodeId: str,
+        sns: list[str],
+        force: bool = True,
+        registrations: Mapping[str, int] | None = None,
+    ) -> Deferred[dict[str, Claim]]:
         """
         Make C{nodeId} the holder of every C{sn} of C{sns}, in one transaction.
 
-        @param force: take them even from another live node; C{False}: only those no other
-            live node holds.
-        @return: L{Deferred} of C{sn} -> the other live node that held it (C{None}: none).
+        The newest connection wins: another live node holding a terminal for a later
+        registration (a greater count, L{tm20.model.Terminal.registrations}) keeps it, however
+        late this claim is written.
+
+        @param force: take them even from another live node (for a registration not older than
+            its); C{False}: only those no other live node holds.
+        @param registrations: C{sn} -> the count of the registration claimed for (0: unknown).
+        @return: L{Deferred} of C{sn} -> its L{Claim}.
         """
         now = self._now()
         ordered = sorted(set(sns))  # rows locked in one order by every node
+        counts = {sn: int((registrations or {}).get(sn, 0)) for sn in ordered}
 
-        async def claim(cur: Cursor) -> dict[str, str | None]:
+        async def claim(cur: Cursor) -> dict[str, Claim]:
             await cur.execute(
-                "SELECT t.sn, t.node_id, n.lease_until > %s FROM cluster_terminals t"
-                " LEFT JOIN cluster_nodes n USING (node_id) WHERE t.sn = ANY(%s)"
-                " ORDER BY t.sn FOR UPDATE OF t",
+                "SELECT t.sn, t.node_id, n.lease_until > %s, t.registration"
+                " FROM cluster_terminals t LEFT JOIN cluster_nodes n USING (node_id)"
+                " WHERE t.sn = ANY(%s) ORDER BY t.sn FOR UPDATE OF t",
                 (now, ordered),
             )
-            previous: dict[str, str | None] = dict.fromkeys(ordered)
-            for sn, holder, live in cur.fetchall():
+            claims: dict[str, Claim] = {sn: Claim(None, True) for sn in ordered}
+            for sn, holder, live, registration in cur.fetchall():
                 if live and holder != nodeId:
-                    previous[sn] = str(holder)
-            taken = ordered if force else [sn for sn in ordered if previous[sn] is None]
+                    claims[sn] = Claim(str(holder), force and counts[sn] >= int(registration))
+            taken = [sn for sn in ordered if claims[sn].taken]
             if taken:
                 await cur.execute(
-                    "INSERT INTO cluster_terminals (sn, node_id, claimed_at)"
-                    " SELECT sn, %s, %s FROM unnest(%s::text[]) AS sn"
+                    "INSERT INTO cluster_terminals (sn, node_id, claimed_at, registration)"
+                    " SELECT sn, %s, %s, registration"
+                    " FROM unnest(%s::text[], %s::bigint[]) AS c (sn, registration)"
                     " ON CONFLICT (sn) DO UPDATE SET node_id = EXCLUDED.node_id,"
-                    " claimed_at = EXCLUDED.claimed_at",
-                    (nodeId, now, taken),
+                    " claimed_at = EXCLUDED.claimed_at, registration = EXCLUDED.registration",
+                    (nodeId, now, taken, [counts[sn] for sn in taken]),
                 )
-            return previous
+            return claims
 
         return self._run(claim)
 

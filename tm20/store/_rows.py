@@ -240,6 +240,7 @@ class RowReader:
                 None if row["identity_mismatch"] is None else self._json(row["identity_mismatch"])
             ),
             secretHash=row["secret_hash"],
+            registrations=int(row["registrations"]),
         )
 
     def watch(self, row: Mapping[str, Any]) -> TerminalWatch:

@@ -52,15 +52,16 @@ TERMINAL_TABLES = (
 )
 
 #: A sighting (C{reg}): the upsert of L{registerTerminal}, binding an approved, active, unbound
-#: terminal in the same statement (the C{SET} expressions see the row as it was).
+#: terminal in the same statement (the C{SET} expressions see the row as it was); it counts itself
+#: in C{registrations} (the row is locked: the count follows the order of the commits).
 _REGISTER = """
 INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
-                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at)
+                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at, registrations)
 VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s, %(devinfo)s, %(approved)s,
         true, %(now)s, %(now)s,
         CASE WHEN %(bind)s AND %(approved)s THEN %(bindCpusn)s END,
         CASE WHEN %(bind)s AND %(approved)s THEN %(bindMac)s END,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(now)s END)
+        CASE WHEN %(bind)s AND %(approved)s THEN %(now)s END, 1)
 ON CONFLICT (sn) DO UPDATE SET
     cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
     mac = COALESCE(%(mac)s, terminals.mac),
@@ -69,6 +70,7 @@ ON CONFLICT (sn) DO UPDATE SET
     devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo ELSE %(devinfo)s END,
     first_seen = COALESCE(terminals.first_seen, %(now)s),
     last_seen = %(now)s,
+    registrations = terminals.registrations + 1,
     bound_cpusn = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
                             AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
                        THEN %(bindCpusn)s ELSE terminals.bound_cpusn END,
