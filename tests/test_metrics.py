@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -145,7 +146,9 @@ class MetricsEndpointTests(WatchTestCase):
                 self.assertFalse(
                     {"MET1", "MET2"} & set(sample.labels.values()), (family.name, sample)
                 )
-        self.assertFalse([n for n in fams if n.startswith(("process_", "python_"))])
+        # the process's own series are ours (open files against the limit); the library's
+        # default registry would bring python_gc_* and python_info too
+        self.assertFalse([n for n in fams if n.startswith("python_")])
 
         yield client.close() if hasattr(client, "close") else None
         yield connection.disconnect()
@@ -415,6 +418,13 @@ class MetricsUnitTests(SynchronousTestCase):
             ),
             0,
         )
+
+    def test_openFilesAgainstTheirLimit(self) -> None:
+        fams = families(Metrics().render().decode())
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.assertEqual(value(fams, "process_max_fds"), soft)
+        self.assertGreater(value(fams, "process_open_fds"), 0)
+        self.assertGreater(value(fams, "process_resident_memory_bytes"), 0)
 
     def test_sampledAtScrapeTime(self) -> None:
         metrics = Metrics()

@@ -31,7 +31,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -107,6 +113,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # the process's own: open files against their limit (one per terminal: README's "Open
+        # files"), memory, CPU, start time (read from /proc at scrape time, on Linux)
+        ProcessCollector(registry=r)
         self.connectionsOpened = Counter(
             "tm20_connections_opened", "Terminal WebSocket connections opened.", registry=r
         )
