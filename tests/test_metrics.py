@@ -66,7 +66,7 @@ def dashboardQueries() -> list[str]:
 
 
 def metricNames(exprs: Iterable[str]) -> set[str]:
-    return {m for e in exprs for m in re.findall(r"\btm20_[a-z0-9_]+", e)}
+    return {m for e in exprs for m in re.findall(r"\b(?:tm20|process)_[a-z0-9_]+", e)}
 
 
 class MetricsEndpointTests(WatchTestCase):
