@@ -158,3 +158,52 @@ class LogEventTextTests(SynchronousTestCase):
                         _slowLocalToUTC(time, timezone),
                         (time, timezone),
                     )
+
+    def test_wholeHourShortcutAcrossDays(self) -> None:
+        """
+        The remembered UTC text of an hour (zones whose offset is whole hours) gives what
+        C{strptime} gives for every minute of hours whose UTC day, month or year is another,
+        east and west of UTC; zones with a half- or quarter-hour offset (Kolkata, Kathmandu,
+        Chatham, St John's) give the same through the subtraction.
+        """
+        zones = [
+            None,
+            "UTC",
+            "Europe/Paris",
+            "America/New_York",
+            "Pacific/Kiritimati",
+            "Pacific/Pago_Pago",
+            "Asia/Kolkata",
+            "Asia/Kathmandu",
+            "Pacific/Chatham",
+            "America/St_Johns",
+        ]
+        hours = [
+            "2025-12-31 23",
+            "2026-01-01 00",
+            "2026-02-28 22",
+            "2024-02-29 01",
+            "2026-07-01 02",
+        ]
+        for timezone in zones:
+            for hour in hours:
+                for m in range(60):
+                    for s in (0, 7, 59):
+                        time = f"{hour}:{m:02d}:{s:02d}"
+                        self.assertEqual(
+                            localToUTC(time, timezone),
+                            _slowLocalToUTC(time, timezone),
+                            (time, timezone),
+                        )
+
+    def test_invalidMinuteOrSecondOfARememberedHour(self) -> None:
+        """
+        Once an hour's UTC text is remembered, a time of that hour with an impossible minute or
+        second is still refused (C{None}), as C{strptime} refuses it.
+        """
+        for timezone in ("Europe/Paris", "Asia/Kolkata", None):
+            self.assertIsNotNone(localToUTC("2026-01-15 10:00:00", timezone))
+            for tail in (":60:00", ":00:60", ":00:61", ":5a:00", ":-1:00", ": 1:00", ":0 :00"):
+                time = "2026-01-15 10" + tail
+                self.assertIsNone(localToUTC(time, timezone), (time, timezone))
+                self.assertIsNone(_slowLocalToUTC(time, timezone), (time, timezone))

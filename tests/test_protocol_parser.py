@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests import captures
@@ -21,6 +23,10 @@ from tm20.protocol.messages import (
     UserRecord,
 )
 from tm20.protocol.parser import (
+    _clean,
+    _Context,
+    _logRecord,
+    _plainLogRecord,
     logRecordsOf,
     parseFrame,
     parseLogRecord,
@@ -320,6 +326,81 @@ class CleaningFastPathsTests(SynchronousTestCase):
     def test_secondByteOrderMark(self) -> None:
         error = _error("\ufeff\ufeff{}".encode())
         assert "BOM" in str(error)
+
+
+_RECORD_VALUES = st.one_of(
+    st.integers(-3, 300),
+    st.sampled_from([2**40, 2**63, -(2**63) - 1, True, False, None, 1.0, "7", "", "x"]),
+    st.sampled_from(
+        [
+            "2026-01-02 03:04:05",
+            "2026-02-28 23:59:59",
+            "2026-02-29 10:00:00",  # no such day: canonical in form only
+            "2026-1-2 3:4:5",  # padded by the general path
+            " 2026-01-02 03:04:05",
+            "2026-13-01 00:00:00",
+            "2026-01-02T03:04:05",
+        ]
+    ),
+)
+_RECORD_KEYS = st.sampled_from(
+    ["enrollid", "time", "mode", "inout", "event", "verifymode", "temp", "attmode", " mode", "name"]
+)
+
+
+class PlainLogRecordTests(SynchronousTestCase):
+    """
+    The usual record is read at once (L{_plainLogRecord}); whatever it reads is what the
+    general way (L{_clean} then L{_logRecord}) reads, and it leaves everything else to it.
+    """
+
+    @settings(max_examples=1500, deadline=None)
+    @given(raw=st.dictionaries(_RECORD_KEYS, _RECORD_VALUES, max_size=7))
+    def test_sameRecordAsTheGeneralWay(self, raw: dict[str, Any]) -> None:
+        fast = _plainLogRecord(dict(raw))
+        if fast is None:
+            return
+        ctx = _Context()
+        general = _logRecord(ctx, _clean(ctx, dict(raw), ("record", 0), 2), ("record", 0))
+        self.assertEqual(fast, general)
+        self.assertEqual(type(fast.extra), type(general.extra))
+
+    def test_theUsualRecords(self) -> None:
+        for raw in [
+            {"enrollid": 1, "time": "2026-01-02 03:04:05", "mode": 1, "inout": 0, "event": 0},
+            {"enrollid": 0, "time": "2026-01-02 03:04:05", "event": 5},
+            {"enrollid": 7, "time": "2026-01-02 03:04:05", "verifymode": 3},
+        ]:
+            ctx = _Context()
+            general = _logRecord(ctx, _clean(ctx, dict(raw), ("record", 0), 2), ("record", 0))
+            self.assertEqual(_plainLogRecord(raw), general)
+
+    def test_othersGoTheGeneralWay(self) -> None:
+        for raw in [
+            {"enrollid": 1, "time": "2026-01-02 03:04:05", "name": "A"},
+            {"enrollid": 1, "time": "2026-1-2 03:04:05"},
+            {"enrollid": 1, "time": "2026-01-02 03:04:05", "mode": True},
+            {"enrollid": 1, "time": "2026-01-02 03:04:05", "mode": None},
+            {"enrollid": "1", "time": "2026-01-02 03:04:05"},
+            {"enrollid": -1, "time": "2026-01-02 03:04:05"},
+            {"enrollid": 2**63, "time": "2026-01-02 03:04:05"},
+            {"time": "2026-01-02 03:04:05"},
+        ]:
+            self.assertIsNone(_plainLogRecord(raw), raw)
+
+    def test_recordsDeeperThanTheLimitStillRefused(self) -> None:
+        """
+        Records are objects at depth 3: under C{maxDepth=2} a frame of plain ones is refused,
+        as before they were read at once; under 3 they are read.
+        """
+        record = {"enrollid": 1, "time": "2026-01-02 03:04:05", "mode": 1}
+        frame = _frame({"cmd": "sendlog", "sn": "T1", "record": [record, record]})
+        error = _error(frame, maxDepth=2)
+        self.assertIn("nesting deeper than 2", str(error))
+        self.assertEqual(error.cmd, "sendlog")
+        message = parseFrame(frame, maxDepth=3)
+        assert isinstance(message, SendLog)
+        self.assertEqual(len(message.records), 2)
 
 
 class SendUserTests(SynchronousTestCase):

@@ -30,7 +30,9 @@ def localToUTC(time: str, timezone: str | None) -> str | None:
     An ambiguous or skipped local time (a DST transition) is read with C{fold=0}: the offset in
     force before the transition.  The canonical form takes a shortcut: the UTC offset of its
     zone and hour, remembered when the whole hour has one offset (L{_hourOffset}), so most logs
-    cost one subtraction; the result is the same text (a property test checks it).
+    cost one subtraction; when that offset is whole hours (most zones), the hour's UTC text is
+    remembered too and a log costs one concatenation (its minutes and seconds are the same in
+    UTC).  The result is the same text (property tests check it against C{strptime}).
     """
     if (
         len(time) == 19
@@ -40,12 +42,18 @@ def localToUTC(time: str, timezone: str | None) -> str | None:
         and time.isascii()
     ):
         key = (timezone, time[:13])
-        offset = _offsets.get(key)
-        if offset is None:
-            offset = _hourOffset(time, timezone)
+        hour = _offsets.get(key)
+        if hour is None:
+            hour = _hourUTC(time, timezone)
             if len(_offsets) >= _OFFSETS_KEPT:
                 _offsets.clear()
-            _offsets[key] = offset
+            _offsets[key] = hour
+        offset, utcHour = hour
+        if utcHour is not None:
+            rest = time[13:]
+            if rest in _MINUTES_SECONDS:
+                return f"{utcHour}{rest}+00:00"
+            return None  # not a valid minute and second: what datetime refuses below
         if offset is not _MIXED:
             try:
                 return (datetime.fromisoformat(time) - offset).isoformat() + "+00:00"
@@ -80,9 +88,31 @@ def _localToUTC(time: str, timezone: str | None) -> str | None:
 #: L{_hourOffset}'s answer when an hour has no single offset (or cannot be read).
 _MIXED = timedelta(days=99)
 
-#: The offsets remembered, by zone and hour (C{YYYY-MM-DD HH}); forgotten all at once when full.
-_offsets: dict[tuple[str | None, str], timedelta] = {}
+#: The offsets remembered, by zone and hour (C{YYYY-MM-DD HH}), with the hour's UTC text when
+#: known (L{_hourUTC}); forgotten all at once when full.
+_offsets: dict[tuple[str | None, str], tuple[timedelta, str | None]] = {}
 _OFFSETS_KEPT = 4096
+
+#: Every valid C{:MM:SS} tail of a canonical time.
+_MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in range(60))
+
+_HOUR = timedelta(hours=1)
+
+
+def _hourUTC(time: str, timezone: str | None) -> tuple[timedelta, str | None]:
+    """
+    L{_hourOffset} of C{time}'s hour and, when that offset is a whole number of hours, the
+    hour in UTC as ISO 8601 text (C{YYYY-MM-DDTHH}: a time of the hour in UTC is that text
+    followed by its own C{:MM:SS}); else C{None}.
+    """
+    offset = _hourOffset(time, timezone)
+    if offset is _MIXED or offset % _HOUR:
+        return offset, None
+    try:
+        start = datetime.fromisoformat(time[:13] + ":00:00")
+        return offset, (start - offset).isoformat()[:13]
+    except (ValueError, OverflowError):
+        return offset, None
 
 
 def _hourOffset(time: str, timezone: str | None) -> timedelta:

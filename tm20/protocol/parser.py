@@ -44,7 +44,7 @@ from tm20.protocol.storable import (
     storableText,
     textProblem,
 )
-from tm20.protocol.timefmt import normaliseTime
+from tm20.protocol.timefmt import matchCanonicalTime, normaliseTime
 
 __all__ = [
     "DEFAULT_MAX_ARRAY_LENGTH",
@@ -514,6 +514,42 @@ def _object(ctx: _Context, value: Any, field: _Path) -> Mapping[str, Any]:
 # --- records -----------------------------------------------------------------------------------
 
 
+#: The fields of a plain log record (L{_plainLogRecord}).
+_PLAIN_LOG_KEYS = frozenset({"enrollid", "time", "mode", "inout", "event", "verifymode"})
+
+
+def _plainLogRecord(raw: dict[str, Any]) -> LogRecord | None:
+    """
+    The usual record (a terminal's punch) read at once, as L{_clean} then L{_logRecord} read
+    it: only plain fields (L{_PLAIN_LOG_KEYS}, whose names need no trimming), integers (none a
+    boolean), C{verifymode} absent or an integer, a time already canonical, storable values;
+    nothing to clean, so no error path and no extra field.
+
+    @return: the record, or C{None} for any other record, which goes the general way.
+    """
+    if not raw.keys() <= _PLAIN_LOG_KEYS:
+        return None
+    enrollid = raw.get("enrollid")
+    time = raw.get("time")
+    mode = raw.get("mode", 0)
+    inout = raw.get("inout", 0)
+    event = raw.get("event", 0)
+    verifymode = raw.get("verifymode")
+    if (
+        type(enrollid) is int
+        and enrollid >= 0
+        and type(mode) is int
+        and type(inout) is int
+        and type(event) is int
+        and (verifymode is None or type(verifymode) is int)
+        and type(time) is str
+        and matchCanonicalTime(time) is not None
+        and checkLogRecord(enrollid, mode, inout, event, verifymode, None) is None
+    ):
+        return LogRecord(enrollid, time, mode, inout, event, None, verifymode, None, {})
+    return None
+
+
 def _logRecord(ctx: _Context, raw: Any, where: _Path) -> LogRecord:
     # The usual record (plain ints, a canonical time, no temperature or image) takes no detour
     # through the generic helpers; error paths are built only when something fails.
@@ -749,7 +785,14 @@ def _sendLog(ctx: _Context, top: dict[str, Any]) -> SendLog:
     good: list[LogRecord] = []
     rejected: list[RejectedRecord] = []
     texts: list[str] | None = None
+    # a record is an object at depth 3: deeper than a limit below 3, it is refused (by _clean)
+    plain = ctx.maxDepth >= 3
     for i, raw in enumerate(records):
+        if plain and type(raw) is dict:
+            record = _plainLogRecord(raw)
+            if record is not None:
+                good.append(record)
+                continue
         try:
             kind = type(raw)
             if kind is dict or kind is list:

@@ -24,6 +24,10 @@ _CANONICAL_RE = re.compile(
     re.ASCII,
 )
 
+#: C{fullmatch} of L{_CANONICAL_RE}: a match when a date-time is canonical and certainly valid
+#: (L{normaliseTime} returns it as it is), else C{None}.
+matchCanonicalTime = _CANONICAL_RE.fullmatch
+
 
 def parseTime(s: str) -> datetime:
     """
