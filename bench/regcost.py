@@ -102,6 +102,15 @@ async def _settled(reactor: Any, counts: _Counts, quiet: float, limit: float) ->
     return time.monotonic() - t0
 
 
+def _perRegistrationMs(cpu: float, reg: dict[str, Any]) -> float:
+    """
+    The server's CPU from the first connection until every load generator had its answers
+    (all registered, or given up), per registration: no idle wait subtracted, so it does not
+    swing with how long the follow-up took to settle.
+    """
+    return round(cpu / max(1, reg["registered"]) * 1000, 3)
+
+
 def _phase(
     name: str, counts: _Counts, reg: dict[str, Any], cpu: float, settle: float, top: int
 ) -> dict[str, Any]:
@@ -153,6 +162,7 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
             profiler.enable()
         ops = _connectOps(server, "RC", _split(args.terminals, args.workers), 30.0)  # type: ignore[arg-type]
         replies = await deferToThread(pool.run, ops, 120.0)
+        registeredCpu = _cpu() - cpu0
         reg = _registration(replies)
         settle = await _settled(reactor, counts, args.quiet, 120.0)
         cpu = _cpu() - cpu0 - min(settle, args.quiet)  # the quiet wait is not work
@@ -160,15 +170,18 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
             profiler.disable()
             profiler.dump_stats(args.profile)
         out.update(_phase("connect", counts, reg, max(cpu, 0.0), settle, args.top))
+        out["connectCpuUntilRegisteredMs"] = _perRegistrationMs(registeredCpu, reg)
         out["perConnectionKiB"] = round((_rss() - rss0) / max(1, reg["registered"]) / 1024, 1)
         if args.storm:
             cpu0 = _cpu()
             stormOp = {"op": "storm", "timeout": 30.0}
             replies = await deferToThread(pool.broadcast, stormOp, 60.0)
+            registeredCpu = _cpu() - cpu0
             reg = _registration(replies)
             settle = await _settled(reactor, counts, args.quiet, 120.0)
             cpu = _cpu() - cpu0 - min(settle, args.quiet)
             out.update(_phase("storm", counts, reg, max(cpu, 0.0), settle, args.top))
+            out["stormCpuUntilRegisteredMs"] = _perRegistrationMs(registeredCpu, reg)
         out["maxRssMiB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         out["loadAverage"] = os.getloadavg()[0]
         return out

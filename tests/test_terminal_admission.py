@@ -114,6 +114,33 @@ class AdmissionTests(SynchronousTestCase):
         self.clock.advance(5)  # b's
         self.assertIsNone(self.successResultOf(d))
 
+    def test_oneTimerKeptWhileTheLineMoves(self) -> None:
+        """
+        Holding and releasing upgrades does not replace the line's timer while it is due no
+        later than the next deadline; an early tick changes nothing, and each deadline still
+        falls on its time.
+        """
+        self.admission.admit("a")
+        self.admission.admit("b")
+        c = self.admission.admit("c")
+        assert c is not None
+        (timer,) = self.clock.getDelayedCalls()
+        self.assertEqual(timer.getTime(), 10)  # a's slot
+        self.clock.advance(3)
+        d = self.admission.admit("d")
+        e = self.admission.admit("e")
+        assert d is not None and e is not None
+        self.admission.done("a")  # c takes a's slot; the next deadline is now b's (10)
+        self.assertIsNone(self.successResultOf(c))
+        self.admission.done("e")  # leaves the line
+        self.assertEqual(self.clock.getDelayedCalls(), [timer])
+        self.clock.advance(6.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)  # b's slot is 10 s old
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(self.admission.waiting, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_heldTooLongIsRefused(self) -> None:
         self.admission = Admission(1, self.clock, 1000, 60, onRefused=lambda: self.count("refused"))
         self.admission.admit("a")

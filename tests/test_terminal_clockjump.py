@@ -195,6 +195,32 @@ class MonotonicTimeTests(TestCase):
         self.assertEqual(reactorClock.getDelayedCalls(), [])
         self.assertIsNone(clock._timer)
 
+    def test_cancellingTheEarliestKeepsTheAlarmUntilItRings(self) -> None:
+        # The alarm is not re-armed later when the earliest call is cancelled (one system call
+        # per registration deadline): it rings early once, runs nothing, and is armed for the
+        # next call, which runs at its time.
+        reactorClock = Clock()
+        now = [0.0]
+        clock = MonotonicTime(reactorClock, now=lambda: now[0])
+        ran: list[float] = []
+        first = clock.callLater(1, ran.append, 1.0)
+        clock.callLater(3, lambda: ran.append(now[0]))
+        (alarm,) = reactorClock.getDelayedCalls()
+        first.cancel()
+        self.assertEqual(reactorClock.getDelayedCalls(), [alarm])
+        now[0] = 1.0
+        reactorClock.advance(1)
+        self.assertEqual(ran, [])
+        (alarm,) = reactorClock.getDelayedCalls()
+        self.assertEqual(alarm.getTime(), 3)
+        now[0] = 2.999
+        reactorClock.advance(1.999)
+        self.assertEqual(ran, [])
+        now[0] = 3.0
+        reactorClock.advance(0.001)
+        self.assertEqual(ran, [3.0])
+        self.assertEqual(reactorClock.getDelayedCalls(), [])
+
     def test_manyCallsCancelledAndMovedRunWhenDueInOrder(self) -> None:
         # 3 000 calls (as many keep-alive timers as connections), a third cancelled, a third
         # moved sooner or later: each remaining call runs once, at its final due time, in order;

@@ -22,7 +22,8 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
-from zope.interface import directlyProvides, providedBy
+from zope.interface import providedBy
+from zope.interface.declarations import Provides
 
 from tm20.config import ServerConfig
 from tm20.interfaces import IStoreLifecycle
@@ -155,12 +156,23 @@ class _Refusal(Protocol):
 class _Provides:
     """What a L{_CountedConnection} provides over a transport with a given specification."""
 
-    __slots__ = ("interfaces", "secure")
+    __slots__ = ("_declarations", "interfaces", "secure")
 
     def __init__(self, spec: Any) -> None:
         provided = list(spec)
         self.interfaces = tuple(i for i in provided if not i.isOrExtends(ISSLTransport))
         self.secure = any(i.isOrExtends(ISSLTransport) for i in provided)
+        self._declarations: dict[type, Any] = {}
+
+    def declarationFor(self, cls: type) -> Any:
+        """
+        What C{directlyProvides(instance, *interfaces)} sets as an instance's C{__provides__}
+        (zope keeps one per class and interfaces), without normalising the interfaces again.
+        """
+        declaration = self._declarations.get(cls)
+        if declaration is None:
+            declaration = self._declarations[cls] = Provides(cls, *self.interfaces)
+        return declaration
 
 
 #: Per transport specification (one per transport class, in practice): walking a transport's
@@ -197,7 +209,7 @@ class _CountedConnection(ProtocolWrapper):
         # anything else that claims TLS.  `secure` keeps the fact for HTTP (Request.isSecure).
         provides = _providesFor(providedBy(transport))
         self.secure = provides.secure
-        directlyProvides(self, *provides.interfaces)
+        self.__provides__ = provides.declarationFor(type(self))  # directlyProvides, cached
         Protocol.makeConnection(self, transport)
         wrapped: Any = self.wrappedProtocol
         wrapped.makeConnection(self)

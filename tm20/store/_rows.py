@@ -60,11 +60,15 @@ def parseTimestamp(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+#: C{json.dumps} with options builds an encoder per call: this one is built once.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumpJSON(value: Any) -> str:
     """Compact JSON text; C{Mapping}s (e.g. frozen attrs fields) are copied into dicts."""
     if isinstance(value, Mapping):
         value = dict(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def loadJSONObject(text: str | None) -> dict[str, Any]:

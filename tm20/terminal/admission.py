@@ -167,17 +167,28 @@ class Admission:
             )
 
     def _schedule(self) -> None:
-        """Keep one timer while connections wait: the next slot or hold to expire."""
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        """
+        Keep one timer while connections wait: the next slot or hold to expire.
+
+        A timer already due no later than that is kept (its tick finds nothing to do yet and
+        schedules again): the deadline moves on with nearly every admission and release, and
+        replacing the timer each time cost a C{DelayedCall} (and a re-arm of the clock) per
+        connection.
+        """
+        timer = self._timer
         if not self._waiting:
+            if timer is not None and timer.active():
+                timer.cancel()
+            self._timer = None
             return
-        deadlines = [next(iter(self._waiting.values()))[0] + self.holdSeconds]
+        deadline = next(iter(self._waiting.values()))[0] + self.holdSeconds
         if self._admitted:
-            deadlines.append(next(iter(self._admitted.values())) + self.slotSeconds)
-        delay = max(0.0, min(deadlines) - self.clock.seconds())
-        self._timer = self.clock.callLater(delay, self._tick)
+            deadline = min(deadline, next(iter(self._admitted.values())) + self.slotSeconds)
+        if timer is not None and timer.active():
+            if timer.getTime() <= deadline:
+                return
+            timer.cancel()
+        self._timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()), self._tick)
 
     def _tick(self) -> None:
         self._timer = None

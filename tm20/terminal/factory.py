@@ -146,7 +146,8 @@ class TerminalFactory(WebSocketServerFactory):
         factory's protocol options and whose logger drops debug events unless the server logs at
         debug level.  autobahn copies every option it does not find on the protocol into each
         new connection (29 instance attributes, and a C{pformat} of them for a debug line): with
-        the options on the class it copies nothing, and every connection shares them.
+        the options on the class it copies nothing, and every connection shares them; its
+        C{CONFIG_ATTRS} is emptied so that it does not even look.
         """
         base = protocol.__dict__.get("_tm20ConfiguredFrom", protocol)
         attrs: dict[str, Any] = {"_tm20ConfiguredFrom": base, "__module__": base.__module__}
@@ -155,6 +156,9 @@ class TerminalFactory(WebSocketServerFactory):
             if isinstance(value, types.FunctionType):
                 value = staticmethod(value)
             attrs[name] = value
+        # Every option is now on the class: autobahn's copy loop at each connection
+        # (C{hasattr}, C{getattr} and a log entry per option, 29 of them) would find them all.
+        attrs["CONFIG_ATTRS"] = ()
         if issubclass(base, TerminalProtocol):
             debug = str(getattr(self.config, "logLevel", "info")).lower() == "debug"
             attrs["log"] = (RedactingLogger if debug else QuietRedactingLogger)()

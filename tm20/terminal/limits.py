@@ -8,6 +8,7 @@ connection becomes a WebSocket) and by L{tm20.terminal.protocol}.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -90,6 +91,12 @@ def hostOf(address: Any) -> str:
     host = getattr(address, "host", None)
     if not isinstance(host, str) or not host:
         return "local"
+    return _hostText(host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hostText(host: str) -> str:
+    # Parsed once per source address: sites behind NAT connect many terminals from one.
     parsed = _address(host)
     return host if parsed is None else str(parsed)
 

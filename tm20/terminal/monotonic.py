@@ -139,6 +139,8 @@ class MonotonicTime:
     and postponing a call cost O(log n), whatever the number of terminals (every connection keeps
     a keep-alive timer here).  A cancelled or postponed call's entry is dropped lazily, when it
     reaches the top, or all at once when such entries outnumber the live ones.
+    The timer is re-armed only for an earlier call: when the earliest is cancelled or postponed,
+    it rings early once, finds nothing due, and is armed for the next.
     """
 
     log = Logger()
@@ -215,7 +217,12 @@ class MonotonicTime:
         if due is None:
             self._sleep()
             return
-        if due == self._armedFor:
+        armedFor = self._armedFor
+        if armedFor is not None and due >= armedFor:
+            # Armed for this time, or sooner (the earliest call was cancelled or postponed):
+            # left as it is, the early ring finds nothing due and arms for the next call.
+            # Re-arming on every cancellation cost a system call per connection (its
+            # registration deadline, cancelled once it registers, is usually the earliest).
             return
         self._armedFor = due
         delay = due - self._now()

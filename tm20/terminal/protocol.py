@@ -74,6 +74,17 @@ class RedactingLogger(Logger):
     path secret never reaches a log, whatever the level.
     """
 
+    def __get__(self, instance: object, owner: type | None = None) -> Logger:
+        # Logger.__get__'s result (namespace: the owning class's name; source: the instance, or
+        # the class), built without its __init__ and list: autobahn reads self.log some 17
+        # times per connection, for debug events that are mostly dropped.
+        assert owner is not None
+        bound = object.__new__(type(self))
+        bound.namespace = f"{owner.__module__}.{owner.__name__}"
+        bound.source = owner if instance is None else instance
+        bound.observer = self.observer
+        return bound
+
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         # any spelling of the path: /t//SECRET, /T/SECRET, /%74/SECRET (see tm20.redact)
         for key, value in kwargs.items():
