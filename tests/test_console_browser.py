@@ -167,8 +167,15 @@ class _CorePath:
             driver.get(case.url("/admin/logs"))
             driver.find_element(By.ID, "sn").send_keys("LIVE000001")
             driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+            # the rows of the unfiltered page are there before the click's page replaces them
+            waitFor(lambda: "sn=LIVE000001" in driver.current_url, "the filtered page")
             waitFor(lambda: driver.find_elements(By.CSS_SELECTOR, "#logs tbody tr"), "rows")
-            return str(driver.find_element(By.ID, "csv-link").get_attribute("href"))
+            return str(
+                waitFor(
+                    lambda: driver.find_element(By.ID, "csv-link").get_attribute("href"),
+                    "the CSV link",
+                )
+            )
 
         href = yield inThread(searchLogs)
         status, headers, body = yield inThread(
