@@ -206,6 +206,20 @@ def waitFor(check: Callable[[], _T], what: str, timeout: float = 10.0) -> _T:
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def waitForPage(driver: WebDriver, urlPart: str, timeout: float = 10.0) -> None:
+    """
+    Wait until the page whose URL contains C{urlPart} has replaced the one before and is
+    loaded: what a click that submits a form leads to (blocking; run it in a thread).
+    """
+
+    def loaded() -> bool:
+        return urlPart in driver.current_url and (
+            driver.execute_script("return document.readyState") == "complete"
+        )
+
+    waitFor(loaded, f"the page {urlPart!r} loaded", timeout)
+
+
 def axeViolations(driver: WebDriver) -> list[dict[str, Any]]:
     """The serious and critical axe-core violations of the current page."""
     from axe_selenium_python import Axe

@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import Select
 from twisted.internet.defer import Deferred, inlineCallbacks
 
 from tests import test_console_browser as browser
-from tests.consolesupport import axeViolations, waitFor
+from tests.consolesupport import axeViolations, waitFor, waitForPage
 from tm20.access.model import DAYS
 
 inThread = browser.inThread
@@ -154,7 +154,7 @@ class AccessConsoleTests(browser._ConsoleCase):
                 found[table] = [str(c.get_attribute("data-decision")) for c in cells]
             Select(driver.find_element(By.ID, "decision-filter")).select_by_value("denied")
             driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
-            waitFor(lambda: "decision=denied" in driver.current_url, "the filter")
+            waitForPage(driver, "decision=denied")
             cells = driver.find_elements(By.CSS_SELECTOR, "table.decisions tbody tr")
             found["denied"] = [str(c.get_attribute("data-decision")) for c in cells]
             for access in ("granted", "denied"):
@@ -162,7 +162,7 @@ class AccessConsoleTests(browser._ConsoleCase):
                 driver.find_element(By.ID, "sn").send_keys(DOOR)
                 Select(driver.find_element(By.ID, "access")).select_by_value(access)
                 driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
-                waitFor(lambda a=access: f"access={a}" in driver.current_url, "the logs filter")
+                waitForPage(driver, f"access={access}")
                 cells = driver.find_elements(By.CSS_SELECTOR, "#logs td.access")
                 found[f"logs-{access}"] = [str(c.text) for c in cells]
             return found

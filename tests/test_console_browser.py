@@ -35,6 +35,7 @@ from tests.consolesupport import (
     sessionCookie,
     startBrowser,
     waitFor,
+    waitForPage,
 )
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
@@ -168,7 +169,7 @@ class _CorePath:
             driver.find_element(By.ID, "sn").send_keys("LIVE000001")
             driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
             # the rows of the unfiltered page are there before the click's page replaces them
-            waitFor(lambda: "sn=LIVE000001" in driver.current_url, "the filtered page")
+            waitForPage(driver, "sn=LIVE000001")
             waitFor(lambda: driver.find_elements(By.CSS_SELECTOR, "#logs tbody tr"), "rows")
             return str(
                 waitFor(
@@ -569,7 +570,7 @@ class SessionTests(_ConsoleCase):
         def logout() -> tuple[str, int]:
             cookie = sessionCookie(driver)
             driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
-            waitFor(lambda: "/admin/login" in driver.current_url, "the login page")
+            waitForPage(driver, "/admin/login")
             return cookie, self.server.get("/admin/terminals.json", cookie)[0]
 
         _, status = yield inThread(logout)
