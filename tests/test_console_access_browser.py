@@ -93,7 +93,7 @@ class AccessConsoleTests(browser._ConsoleCase):
             driver.find_element(By.ID, "w0-end").send_keys(end.strftime("%H:%M"))
             driver.find_element(By.ID, "save-rule").click()
             waitFor(lambda: "Rule created" in driver.page_source, "the rule list")
-            return str(staffCard().text)
+            return str(waitFor(lambda: staffCard().text, "the rule's card"))
 
         card = yield inThread(createRule)
         self.assertIn("site staff", card)
