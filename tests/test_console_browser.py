@@ -492,10 +492,7 @@ class SQLiteConsoleTests(_CorePath, _ConsoleCase):
             driver.get(self.url("/admin/terminals/NARROW0001/"))
             driver.find_element(By.ID, "pull-users-button").click()
             waitFor(lambda: "Users pulled" in driver.page_source, "the pull")
-            waitFor(
-                lambda: driver.execute_script("return document.readyState") == "complete",
-                "the page loaded",
-            )
+            waitForPage(driver, "/admin/terminals/NARROW0001")
             return len(driver.find_elements(By.CSS_SELECTOR, "#users tbody tr"))
 
         self.assertEqual((yield inThread(pullUsers)), 4)

@@ -55,7 +55,7 @@ from tm20.batches import Batcher
 from tm20.cluster.identity import newIncarnation, nodeChannel
 from tm20.cluster.settled import settledMessage
 from tm20.errors import CommandTimeout, StoreUnavailable, TerminalGone
-from tm20.interfaces import IClusterStore
+from tm20.interfaces import IClusterStore, ITerminalSession
 from tm20.model import Claim, StoredCommand
 from tm20.protocol.codes import CloseCode
 from tm20.services.pulls import PullBusyError
@@ -127,7 +127,7 @@ class ClusterNode:
         #: The session of each terminal held here and the count of the registration it
         #: connected with (as it was when it was bound: a record re-read later may count newer
         #: registrations, on other nodes).
-        self._registrations: dict[str, tuple[Any, int]] = {}
+        self._registrations: dict[str, tuple[ITerminalSession, int]] = {}
         #: Releases of disconnected terminals: those asked while one is written go together.
         self._releases: Batcher[str, bool] = Batcher(
             lambda sns: self.store.releaseTerminals(self.nodeId, sns)
@@ -363,7 +363,7 @@ class ClusterNode:
         else:
             self._serial(sn, self._release, sn)
 
-    def _registration(self, sn: str, session: Any) -> int:
+    def _registration(self, sn: str, session: ITerminalSession) -> int:
         """
         The count of the registration C{session} (the one of C{sn} here) connected with
         (L{tm20.model.Terminal.registrations}; 0 when unknown): noted once, the first time.
@@ -371,8 +371,7 @@ class ClusterNode:
         known = self._registrations.get(sn)
         if known is not None and known[0] is session:
             return known[1]
-        terminal = getattr(session, "terminal", None)
-        count = int(getattr(terminal, "registrations", 0) or 0)
+        count = 0 if session.terminal is None else session.terminal.registrations
         self._registrations[sn] = (session, count)
         return count
 
