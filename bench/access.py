@@ -36,6 +36,7 @@ from bench.procinfo import openFilesLimit
 from bench.stats import percentile
 from bench.wsclient import LeanWebSocket
 from tm20.access.model import AccessRule
+from tm20.collector import GarbageCollector
 from tm20.config import ServerConfig
 from tm20.model import Person, TerminalGroup
 from tm20.service import TM20Service, buildServer
@@ -154,7 +155,10 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         accessRefreshInterval=0,
         logLevel="warn",
     )
-    service = TM20Service(buildServer(config, reactor, store))
+    # the collector as a server process settles it (tm20.collector)
+    service = TM20Service(
+        buildServer(config, reactor, store), collector=GarbageCollector(config.gcThreshold)
+    )
     service.startService()
     ports = await service.ready
     context = service.server.context

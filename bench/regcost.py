@@ -29,6 +29,7 @@ from twisted.internet.threads import deferToThread
 from bench import inprocess
 from bench.workers import WorkerPool
 from bench.workloads import _connectOps, _registration, _split
+from tm20.collector import GarbageCollector
 from tm20.config import ServerConfig
 from tm20.service import TM20Service, buildServer
 from tm20.store import _pgpool
@@ -135,7 +136,10 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     _instrument(counts)
     store = inprocess.store(args.database, reactor)
     config = ServerConfig(ports=("tcp:0:interface=127.0.0.1",), logLevel="warn")
-    service = TM20Service(buildServer(config, reactor, store))
+    # the collector as a server process settles it (tm20.collector)
+    service = TM20Service(
+        buildServer(config, reactor, store), collector=GarbageCollector(config.gcThreshold)
+    )
     service.startService()
     ports = await service.ready
     port = ports[0].getHost().port  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ killed with SIGKILL is replaced; SIGTERM to the parent stops every worker and th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -137,6 +138,9 @@ class WorkersTests(TestCase):
             self.assertFalse(alive(pid), f"worker {pid} survived its parent")
         self.assertIn("tm20 workers stopped", self.log())
         self.assertNotIn("Traceback", self.log())
+        # each worker, the replacement included, settled its garbage collector once started
+        settled = re.findall(r"young-generation threshold (\d+) \(was", self.log())
+        self.assertEqual(settled, ["10000"] * 3, self.log())
 
     def test_twistd(self) -> Any:
         proc = self.spawn(

@@ -289,6 +289,12 @@ class EachOptionTests(SynchronousTestCase):
         with self.assertRaises(UsageError):
             parse(["--backlog", "0"])
 
+    def test_gc_threshold(self) -> None:
+        self.check(["--gc-threshold", "50000"], {"TM20_GC_THRESHOLD": "50000"}, gcThreshold=50_000)
+        self.check(["--gc-threshold", "0"], {"TM20_GC_THRESHOLD": "0"}, gcThreshold=0)
+        with self.assertRaises(UsageError):
+            parse(["--gc-threshold", "-1"])
+
     def test_pool_size(self) -> None:
         self.check(["--pool-size", "9"], {"TM20_DB_POOL_SIZE": "9"}, poolSize=9)
 

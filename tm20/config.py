@@ -237,6 +237,17 @@ class ServerConfig:
             " at once)",
         ),
     )
+    gcThreshold: int = attrs.field(
+        default=10_000,
+        metadata=option(
+            "gc-threshold",
+            "TM20_GC_THRESHOLD",
+            integer(0),
+            "Python's young-generation collection threshold once started (its default is 700);"
+            " the start-up heap is frozen too; `0` leaves the collector as Python sets it. See"
+            " *The garbage collector* under [Scaling out](#scaling-out)",
+        ),
+    )
     poolSize: int = attrs.field(
         default=4,
         metadata=option("pool-size", "TM20_DB_POOL_SIZE", integer(1), "PostgreSQL connections"),

@@ -34,6 +34,7 @@ from typing import Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -116,6 +117,9 @@ class Metrics:
         # the process's own: open files against their limit (one per terminal: README's "Open
         # files"), memory, CPU, start time (read from /proc at scrape time, on Linux)
         ProcessCollector(registry=r)
+        # the garbage collector's passes by generation (a full pass is generation 2: README's
+        # "The garbage collector")
+        GCCollector(registry=r)
         self.connectionsOpened = Counter(
             "tm20_connections_opened", "Terminal WebSocket connections opened.", registry=r
         )

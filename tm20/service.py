@@ -28,6 +28,7 @@ from tm20.cluster.local import LocalNode
 from tm20.cluster.node import ClusterNode
 from tm20.cluster.routing import ClusterPulls, CommandRouter
 from tm20.cluster.tlsport import isTLS, tlsFactory
+from tm20.collector import GarbageCollector
 from tm20.config import ServerConfig
 from tm20.context import ServerContext
 from tm20.dispatch import Dispatcher
@@ -329,6 +330,7 @@ class TM20Service(service.Service):
         onStartFailure: Callable[[Failure], None] | None = None,
         preflight: bool = False,
         adopted: Sequence[tuple[int, int, str]] = (),
+        collector: GarbageCollector | None = None,
     ) -> None:
         """
         @param onStartFailure: called with the failure when the service cannot start (after
@@ -336,6 +338,8 @@ class TM20Service(service.Service):
         @param preflight: check synchronously, before anything starts, that the ports can be
             bound and the database used, and raise L{StartupError} if not (for a daemonizing
             twistd, whose parent then exits non-zero: see L{tm20.preflight}).
+        @param collector: the garbage collector's settings, settled once started and before
+            the first terminal is accepted (a server process's own: C{twistd tm20}, a worker).
         """
         self.server = server
         self._preflight = preflight
@@ -347,6 +351,7 @@ class TM20Service(service.Service):
         self.ready: Deferred[list[IListeningPort]] = Deferred()
         self._logObserver = logObserver
         self._onStartFailure = onStartFailure
+        self._collector = collector
 
     def setServiceParent(self, parent: Any) -> None:
         installObserver(parent, self._logObserver)
@@ -383,6 +388,8 @@ class TM20Service(service.Service):
             yield cluster.start()
         if server.context.access is not None:
             yield server.context.access.start()
+        if self._collector is not None:
+            self._collector.settle()  # the start-up heap is built; no terminal yet
         for fd, family, spec in self._adopted:
             factory: Any = server.site
             if isTLS(spec):
@@ -480,4 +487,6 @@ class TM20Service(service.Service):
         yield server.context.ingest.stop()
         yield server.events.stop()
         yield server.store.stop()
+        if self._collector is not None:
+            self._collector.release()
         self.log.info("tm20 stopped")

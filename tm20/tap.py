@@ -105,6 +105,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
+    from tm20.collector import GarbageCollector
     from tm20.service import TM20Service, buildServer
     from tm20.startup import processExit
     from tm20.store import storeFromURL
@@ -137,7 +138,11 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     twistd = options.parent
     daemon = twistd is not None and "nodaemon" in twistd and not twistd["nodaemon"]
     return TM20Service(
-        server, _observer(options, config), onStartFailure=stopOnFailure, preflight=daemon
+        server,
+        _observer(options, config),
+        onStartFailure=stopOnFailure,
+        preflight=daemon,
+        collector=GarbageCollector(config.gcThreshold),
     )
 
 

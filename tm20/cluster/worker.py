@@ -38,6 +38,7 @@ def adoptedSockets(text: str, specs: list[str]) -> list[tuple[int, int, str]]:
 def main() -> int:
     from twisted.internet import reactor
 
+    from tm20.collector import GarbageCollector
     from tm20.logs import makeObserver, openLogFile
     from tm20.service import TM20Service, buildServer, listenSpec
 
@@ -61,7 +62,12 @@ def main() -> int:
         status["code"] = 1
         reactor.stop()
 
-    tm20 = TM20Service(server, onStartFailure=failed, adopted=fds)
+    tm20 = TM20Service(
+        server,
+        onStartFailure=failed,
+        adopted=fds,
+        collector=GarbageCollector(config.gcThreshold),
+    )
     metricsDir = os.environ.get(METRICS_DIR_VARIABLE)
     metrics = server.context.metrics
     if metricsDir and metrics is not None:
