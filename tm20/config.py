@@ -227,14 +227,16 @@ class ServerConfig:
         ),
     )
     backlog: int = attrs.field(
-        default=1024,
+        default=4096,
         metadata=option(
             "backlog",
             "TM20_BACKLOG",
             integer(1),
-            "listen backlog added to `tcp`/`ssl`/`unix` endpoints that do not set their own"
-            " (Twisted's default of 50 drops connections when thousands of terminals reconnect"
-            " at once)",
+            "listen backlog added to `tcp`/`ssl`/`unix` endpoints that do not set their own;"
+            " the kernel caps it at `net.core.somaxconn` (4096 since Linux 5.4). Twisted's"
+            " default of 50 drops connections when thousands of terminals reconnect at once,"
+            " and a dropped connection attempt is retried by the terminal's TCP 1 s, then 3 s,"
+            " 7 s… later: see *The listen queue* under [Scaling out](#scaling-out)",
         ),
     )
     gcThreshold: int = attrs.field(
