@@ -36,10 +36,9 @@ from bench.procinfo import openFilesLimit
 from bench.stats import percentile
 from bench.wsclient import LeanWebSocket
 from tm20.access.model import AccessRule
-from tm20.collector import GarbageCollector
 from tm20.config import ServerConfig
 from tm20.model import Person, TerminalGroup
-from tm20.service import TM20Service, buildServer
+from tm20.service import TM20Service, buildServer, collectorFor
 
 #: Files of this process besides the terminals' sockets (database, listener, reactor, logs).
 _SPARE_FILES = 200
@@ -155,10 +154,9 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         accessRefreshInterval=0,
         logLevel="warn",
     )
+    server = buildServer(config, reactor, store)
     # the collector as a server process settles it (tm20.collector)
-    service = TM20Service(
-        buildServer(config, reactor, store), collector=GarbageCollector(config.gcThreshold)
-    )
+    service = TM20Service(server, collector=collectorFor(server))
     service.startService()
     ports = await service.ready
     context = service.server.context

@@ -149,7 +149,7 @@ def answering(term: Any, sn: str) -> None:
 def run(args: argparse.Namespace) -> Any:
     sys.path.insert(0, str(Path.cwd()))
     from tm20.config import ServerConfig
-    from tm20.service import buildServer
+    from tm20.service import buildServer, collectorFor
     from tm20.store import storeFromURL
 
     url = storeURL(args.store, "commandcpu")
@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> Any:
     yield store.start()
     try:
         server = buildServer(ServerConfig(apiTokens=(TOKEN,)), reactor, store)
+        collectorFor(server).settle()  # as a server process does
         terms = yield registerTerminals(reactor, server.factory, "CMD", args.terminals)
         for sn, t in terms:
             answering(t, sn)

@@ -91,7 +91,7 @@ def batches(sn: str, index: int, count: int, size: int) -> list[bytes]:
 def run(args: argparse.Namespace) -> Any:
     sys.path.insert(0, str(Path.cwd()))
     from tm20.config import ServerConfig
-    from tm20.service import buildServer
+    from tm20.service import buildServer, collectorFor
     from tm20.store import storeFromURL
 
     url = storeURL(args.store, "ingestcpu")
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> Any:
     yield store.start()
     try:
         server = buildServer(ServerConfig(), reactor, store)
+        collectorFor(server).settle()  # as a server process does
         terms = yield registerTerminals(reactor, server.factory, "CPU", args.terminals)
         frames = {sn: batches(sn, i, args.batches, args.batch) for i, (sn, _) in enumerate(terms)}
         state = {"acked": 0, "failed": 0, "open": len(terms)}

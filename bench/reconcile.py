@@ -25,10 +25,9 @@ from typing import Any
 from twisted.internet.task import deferLater
 
 from bench import inprocess
-from tm20.collector import GarbageCollector
 from tm20.config import ServerConfig
 from tm20.model import SYNC_SYNCED, Credential, Person, TerminalGroup
-from tm20.service import TM20Service, buildServer
+from tm20.service import TM20Service, buildServer, collectorFor
 from tm20.simulator.client import TerminalConnection
 from tm20.simulator.device import SimulatedTerminal
 
@@ -44,10 +43,9 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
         commandTimeout=60.0,
         logLevel="warn",
     )
+    server = buildServer(config, reactor, store)
     # the collector as a server process settles it (tm20.collector)
-    service = TM20Service(
-        buildServer(config, reactor, store), collector=GarbageCollector(config.gcThreshold)
-    )
+    service = TM20Service(server, collector=collectorFor(server))
     service.startService()
     ports = await service.ready
     context = service.server.context

@@ -29,9 +29,9 @@ from twisted.internet.threads import deferToThread
 from bench import inprocess
 from bench.workers import WorkerPool
 from bench.workloads import _connectOps, _registration, _split
-from tm20.collector import GarbageCollector
+from tm20.collector import CHECK_SECONDS
 from tm20.config import ServerConfig
-from tm20.service import TM20Service, buildServer
+from tm20.service import TM20Service, buildServer, collectorFor
 from tm20.store import _pgpool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,10 +136,10 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
     _instrument(counts)
     store = inprocess.store(args.database, reactor)
     config = ServerConfig(ports=("tcp:0:interface=127.0.0.1",), logLevel="warn")
+    server = buildServer(config, reactor, store)
     # the collector as a server process settles it (tm20.collector)
-    service = TM20Service(
-        buildServer(config, reactor, store), collector=GarbageCollector(config.gcThreshold)
-    )
+    collector = collectorFor(server)
+    service = TM20Service(server, collector=collector)
     service.startService()
     ports = await service.ready
     port = ports[0].getHost().port  # type: ignore[attr-defined]
@@ -187,6 +187,11 @@ async def _run(reactor: Any, args: argparse.Namespace) -> dict[str, Any]:
             out.update(_phase("storm", counts, reg, max(cpu, 0.0), settle, args.top))
             out["stormCpuUntilRegisteredMs"] = _perRegistrationMs(registeredCpu, reg)
         out["maxRssMiB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        # the memory now, then once the collector's pass after a burst has had its time
+        out["rssMiB"] = round(_rss() / 2**20, 1)
+        await deferLater(reactor, 2 * CHECK_SECONDS + 1.0, lambda: None)
+        out["rssSettledMiB"] = round(_rss() / 2**20, 1)
+        out["collectorPasses"] = collector.passes
         out["loadAverage"] = os.getloadavg()[0]
         return out
     finally:

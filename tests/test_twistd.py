@@ -122,7 +122,7 @@ class TwistdTests(TestCase):
         self.assertFalse(any(e.get("log_level", {}).get("name") == "critical" for e in events))
         self.assertTrue((Path(logFile).parent / "tm20.sqlite3").exists())
         # the garbage collector settled once started (tm20.collector), with the default
-        settled = [e for e in events if "garbage collector" in e.get("log_format", "")]
+        settled = [e for e in events if "objects frozen" in e.get("log_format", "")]
         self.assertEqual([e["threshold"] for e in settled], [10_000])
         self.assertGreater(settled[0]["frozen"], 1000)
 

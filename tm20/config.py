@@ -246,8 +246,9 @@ class ServerConfig:
             "TM20_GC_THRESHOLD",
             integer(0),
             "Python's young-generation collection threshold once started (its default is 700);"
-            " the start-up heap is frozen too; `0` leaves the collector as Python sets it. See"
-            " *The garbage collector* under [Scaling out](#scaling-out)",
+            " the start-up heap is frozen too, and full passes follow bursts of terminal"
+            " sockets; `0` leaves the collector as Python sets it. See *The garbage collector*"
+            " under [Scaling out](#scaling-out)",
         ),
     )
     poolSize: int = attrs.field(

@@ -312,6 +312,11 @@ def _mountConsole(root: TM20Root, context: ServerContext) -> None:
     root.putChild(b"admin", console.resource())
 
 
+def collectorFor(server: Server) -> GarbageCollector:
+    """The garbage collector's settings of a server process (L{tm20.collector})."""
+    return GarbageCollector(server.config.gcThreshold, server.reactor, server.context.registry)
+
+
 class TM20Service(service.Service):
     """
     Starts the store, then listens on every port; stops listening, closes terminals (4001),

@@ -105,8 +105,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
-    from tm20.collector import GarbageCollector
-    from tm20.service import TM20Service, buildServer
+    from tm20.service import TM20Service, buildServer, collectorFor
     from tm20.startup import processExit
     from tm20.store import storeFromURL
 
@@ -142,7 +141,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         _observer(options, config),
         onStartFailure=stopOnFailure,
         preflight=daemon,
-        collector=GarbageCollector(config.gcThreshold),
+        collector=collectorFor(server),
     )
 
 

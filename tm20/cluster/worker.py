@@ -38,9 +38,8 @@ def adoptedSockets(text: str, specs: list[str]) -> list[tuple[int, int, str]]:
 def main() -> int:
     from twisted.internet import reactor
 
-    from tm20.collector import GarbageCollector
     from tm20.logs import makeObserver, openLogFile
-    from tm20.service import TM20Service, buildServer, listenSpec
+    from tm20.service import TM20Service, buildServer, collectorFor, listenSpec
 
     config = configFromJSON(os.environ[CONFIG_VARIABLE])
     fds = adoptedSockets(
@@ -66,7 +65,7 @@ def main() -> int:
         server,
         onStartFailure=failed,
         adopted=fds,
-        collector=GarbageCollector(config.gcThreshold),
+        collector=collectorFor(server),
     )
     metricsDir = os.environ.get(METRICS_DIR_VARIABLE)
     metrics = server.context.metrics

@@ -27,6 +27,9 @@ class TerminalRegistry:
         self._bySn: dict[str, ITerminalSession] = {}
         self._snOf: dict[ITerminalSession, str] = {}
         self._all: set[ITerminalSession] = set()
+        #: Sockets opened, and closed, since the start (L{tm20.collector} reads them).
+        self.opened = 0
+        self.closed = 0
         #: Called with C{(sn, session, connected)} when a session becomes the one of C{sn}
         #: (C{True}) and when the bound session of C{sn} goes away (C{False}).
         self.observers: list[Callable[[str, ITerminalSession, bool], object]] = []
@@ -41,11 +44,15 @@ class TerminalRegistry:
 
     def track(self, session: ITerminalSession) -> None:
         """A socket opened (not yet registered)."""
-        self._all.add(session)
+        if session not in self._all:
+            self._all.add(session)
+            self.opened += 1
 
     def untrack(self, session: ITerminalSession) -> None:
         """A socket closed: forget it, and its C{sn} if it is still the one bound to it."""
-        self._all.discard(session)
+        if session in self._all:
+            self._all.remove(session)
+            self.closed += 1
         sn = self._snOf.pop(session, None)
         if sn is not None and self._bySn.get(sn) is session:
             del self._bySn[sn]
@@ -87,6 +94,11 @@ class TerminalRegistry:
 
     def sessions(self) -> list[ITerminalSession]:
         return list(self._all)
+
+    @property
+    def tracked(self) -> int:
+        """The sockets open, registered or not."""
+        return len(self._all)
 
     def __len__(self) -> int:
         return len(self._bySn)
