@@ -164,7 +164,7 @@ class AroundBurstTests(_Restored, SynchronousTestCase):
         self.assertEqual(
             (self.registry.opened, self.registry.closed), (MIN_CHURN * 8, MIN_CHURN * 4)
         )
-        self.assertEqual(self.registry.tracked, MIN_CHURN * 4)
+        self.assertEqual(len(self.registry.sessions()), MIN_CHURN * 4)
 
     def test_aSmallBurstWaits(self) -> None:
         self.open(MIN_CHURN - 1)
@@ -200,10 +200,10 @@ class AroundBurstTests(_Restored, SynchronousTestCase):
         self.registry.untrack(socket)  # type: ignore[arg-type]  # never opened: not counted
         self.registry.track(socket)  # type: ignore[arg-type]
         self.registry.track(socket)  # type: ignore[arg-type]
-        self.assertEqual((self.registry.opened, self.registry.tracked), (1, 1))
+        self.assertEqual((self.registry.opened, len(self.registry.sessions())), (1, 1))
         self.registry.untrack(socket)  # type: ignore[arg-type]
         self.registry.untrack(socket)  # type: ignore[arg-type]
-        self.assertEqual((self.registry.closed, self.registry.tracked), (1, 0))
+        self.assertEqual((self.registry.closed, len(self.registry.sessions())), (1, 0))
 
 
 class ServiceTests(_Restored, TestCase):

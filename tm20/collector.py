@@ -96,19 +96,19 @@ class GarbageCollector:
             threshold=self.threshold,
             was=previous[0],
         )
-        if self._clock is not None and self._connections is not None:
-            self._atPass = self._atLook = self._counts()
+        connections = self._connections
+        if self._clock is not None and connections is not None:
+            self._atPass = self._atLook = (connections.opened, connections.closed)
             self._loop = LoopingCall(self.look)
             self._loop.clock = self._clock
             self._loop.start(CHECK_SECONDS, now=False)
 
-    def _counts(self) -> tuple[int, int]:
-        connections = self._connections
-        return (connections.opened, connections.closed) if connections is not None else (0, 0)
-
     def look(self) -> None:
         """A full pass if a burst of terminal sockets is over, or has closed half of them."""
-        opened, closed = now = self._counts()
+        connections = self._connections
+        if connections is None:
+            return
+        opened, closed = now = (connections.opened, connections.closed)
         sinceOpened, sinceClosed = opened - self._atPass[0], closed - self._atPass[1]
         quiet = now == self._atLook
         self._atLook = now

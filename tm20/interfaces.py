@@ -223,7 +223,6 @@ class ITerminalRegistry(Interface):
 
     opened: int = Attribute("""Sockets opened since the start (read by L{tm20.collector}).""")
     closed: int = Attribute("""Sockets closed since the start (read by L{tm20.collector}).""")
-    tracked: int = Attribute("""The sockets open, registered or not.""")
 
     def track(session: ITerminalSession) -> None:
         """A socket opened (not yet registered)."""

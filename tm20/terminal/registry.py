@@ -95,10 +95,5 @@ class TerminalRegistry:
     def sessions(self) -> list[ITerminalSession]:
         return list(self._all)
 
-    @property
-    def tracked(self) -> int:
-        """The sockets open, registered or not."""
-        return len(self._all)
-
     def __len__(self) -> int:
         return len(self._bySn)
