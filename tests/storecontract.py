@@ -79,7 +79,11 @@ from tm20.protocol.storable import (
 )
 from tm20.store._ops import BrokenConstraint
 from tm20.store._rows import StagedBatch
-from tm20.store._terminals import REGISTRATION_BATCHES_AT_ONCE
+from tm20.store._terminals import (
+    REGISTRATION_BATCHES_AT_ONCE,
+    registrationParams,
+    writeSightings,
+)
 
 from . import captures
 from .storecontract_watch import WatchStoreContractTests
@@ -614,6 +618,108 @@ class StoreContractTests(WatchStoreContractTests, _Base):
                 + [("terminal.registered", f"LONE{i}") for i in range(len(busy))]
             ),
         )
+
+    def _countStatements(self) -> list[str]:
+        """The statements of the store's operations from now on (each still run)."""
+        statements: list[str] = []
+        runOp = self.store._runOp
+
+        def counting(op: Any) -> Any:
+            sent = None
+            while True:
+                try:
+                    asked = op.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                if isinstance(asked, tuple):
+                    statements.append(" ".join(asked[0].split()))
+                sent = yield asked
+
+        def counted(write: bool, op: Any, single: bool = False) -> Deferred[Any]:
+            return runOp(write, counting(op), single)
+
+        self.store._runOp = counted  # type: ignore[method-assign]
+        return statements
+
+    @inlineCallbacks
+    def test_registrationBatchStatements(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A batch of registrations is one statement per kind of work, however many it holds: the
+        read of their terminals, one update of the known ones, one insert of the new ones, one
+        append of the first registrations' events; a second registration of the same C{sn}
+        starts another turn (checked against the first one's row, then written with those after
+        it).
+        """
+        for sn in ("KNOWN1", "KNOWN2"):
+            yield self.store.registerTerminal(sn, None, {}, True, None, None)
+        statements = self._countStatements()
+        now = self.store._now()
+        asked = [
+            ("KNOWN1", "CK1", {"mac": "AA"}),
+            ("NEW1", "CN1", {}),
+            ("KNOWN2", None, {}),
+            ("NEW2", None, {"firmware": "v2"}),
+            ("NEW1", "CN9", {}),
+        ]
+        answers = yield self.store._writeRegistrations(
+            [
+                (registrationParams(sn, cpusn, devinfo, True, (cpusn, None), now), None)
+                for sn, cpusn, devinfo in asked
+            ]
+        )
+        self.assertEqual(
+            [(t.sn, t.cpusn, t.registrations, bound) for t, _, bound in answers],
+            [
+                ("KNOWN1", "CK1", 2, True),
+                ("NEW1", "CN1", 1, True),
+                ("KNOWN2", None, 2, False),
+                ("NEW2", None, 1, False),
+                ("NEW1", "CN1", 2, False),
+            ],
+        )
+        self.assertEqual((answers[0][0].mac, answers[3][0].firmware), ("AA", "v2"))
+        kinds = {
+            "SELECT * FROM terminals WHERE sn IN": "read",
+            "UPDATE terminals SET": "update",
+            "INSERT INTO terminals": "insert",
+        }
+        self.assertEqual(
+            [
+                next((kinds[k] for k in kinds if k in statement), statement)
+                for statement in statements
+            ],
+            # the second NEW1 is checked against the first one's row: a second turn from there
+            ["read", "update", "insert", "update", "insert"],
+        )
+        for sn in ("NEW1", "NEW2", "KNOWN1"):
+            self.assertEqual(
+                (yield self.store.getTerminal(sn)),
+                [t for t, _, _ in answers if t.sn == sn][-1],
+            )
+        events = yield self.store.listEvents(EventQuery(types=("terminal.registered",), limit=100))
+        self.assertEqual(sorted(e.sn for e in events), ["KNOWN1", "KNOWN2", "NEW1", "NEW2"])
+
+    @inlineCallbacks
+    def test_sightingInsertedMeanwhile(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A terminal another transaction inserted after the batch read its terminals (the
+        batch's insert finds it there) is recorded as a sighting of the row that is there.
+        """
+        yield self.store.registerTerminal("RACED", "C1", {"mac": "AA"}, True, None, None)
+        params = registrationParams(
+            "RACED", "C2", {"firmware": "v3"}, True, None, self.store._now()
+        )
+
+        def op() -> Any:
+            # as if the read had found nothing: the row was inserted since
+            return (yield from writeSightings(self.store.dialect, [(0, params, None)], {}))
+
+        after = yield self.store._runOp(True, op())
+        raced = after["RACED"]
+        self.assertEqual(
+            (raced.cpusn, raced.mac, raced.firmware, raced.registrations), ("C1", "AA", "v3", 2)
+        )
+        self.assertEqual((yield self.store.getTerminal("RACED")), raced)
 
     @inlineCallbacks
     def test_registerTerminalTogetherFailsAlone(self) -> Generator[Deferred[Any], Any, None]:

@@ -37,6 +37,7 @@ __all__ = [
     "registerTerminal",
     "registerTerminals",
     "registrationParams",
+    "writeSightings",
     "updateTerminal",
 ]
 
@@ -150,45 +151,158 @@ def registerTerminals(d: Dialect, registrations: Sequence[Registration]) -> Op[l
     Several L{registerTerminal}s in one transaction, their answers in their order: the rows of
     all their terminals read (and locked) in one statement, in the order of C{sn} (two batches,
     or a batch and another node's, cannot wait for each other's locks), then each one checked
-    and recorded in that order (those with the same C{sn} in theirs: the later sees the
-    earlier's row), then the events of the first registrations, last (an operator's change,
-    which locks a terminal and then appends its event, is never waited for while holding the
-    events' lock).
+    in that order and the sightings written together (L{writeSightings}: one statement for the
+    known terminals, one for the new; those with the same C{sn} in turns, the later checked
+    against the earlier's row), then the events of the first registrations in one append, last
+    (an operator's change, which locks a terminal and then appends its event, is never waited
+    for while holding the events' lock).
     """
     sns = sorted({params["sn"] for params, _ in registrations})
     markers, values = inList(sns)
     rows = yield (f"SELECT * FROM terminals WHERE sn IN {markers} ORDER BY sn{d.forUpdate}", values)
     known: dict[str, Terminal | None] = {row["sn"]: d.read.terminal(row) for row in rows.rows}
     answers: list[Registered | None] = [None] * len(registrations)
-    events: list[tuple[Any, list[NewEvent]]] = []
+    events: list[NewEvent] = []
+    # the registrations checked and not yet written: (index, params, the row before)
+    turn: list[tuple[int, Mapping[str, Any], Terminal | None]] = []
+
+    def written(after: Mapping[str, Terminal]) -> None:
+        for i, params, before in turn:
+            terminal = after[params["sn"]]
+            known[params["sn"]] = terminal
+            first = firstRegistrationEvent(before, terminal)
+            if first is not None:
+                events.append(first)
+            # this call bound it: it was not bound before, and is now, to this claim, at this time
+            bound = bool(
+                params["bind"]
+                and not (before is not None and (before.boundCpusn or before.boundMac))
+                and (terminal.boundCpusn, terminal.boundMac, terminal.boundAt)
+                == (params["bindCpusn"], params["bindMac"], d.time(params["now"]))
+            )
+            answers[i] = (terminal, None, bound)
+        turn.clear()
+
     for i in sorted(range(len(registrations)), key=lambda i: registrations[i][0]["sn"]):
         params, check = registrations[i]
-        sn, now = params["sn"], params["now"]
+        sn = params["sn"]
+        if turn and turn[-1][1]["sn"] == sn:  # (in the order of sn: the same ones are last)
+            written((yield from writeSightings(d, turn, known)))
         before = known.get(sn)
         if check is not None:
             refusal = check(before)
             if refusal is not None:
                 answers[i] = (before, refusal, False)
                 continue
-        terminal = d.read.terminal((yield (_REGISTER, params)).rows[0])
-        known[sn] = terminal
-        first = firstRegistrationEvent(before, terminal)
-        if first is not None:
-            if events and events[-1][0] == now:
-                events[-1][1].append(first)
-            else:
-                events.append((now, [first]))
-        # this call bound it: it was not bound before, and is now, to this claim, at this time
-        bound = bool(
-            params["bind"]
-            and not (before is not None and (before.boundCpusn or before.boundMac))
-            and (terminal.boundCpusn, terminal.boundMac, terminal.boundAt)
-            == (params["bindCpusn"], params["bindMac"], d.time(now))
-        )
-        answers[i] = (terminal, None, bound)
-    for now, appended in events:
-        yield AppendEvents(tuple(appended), now)
+        turn.append((i, params, before))
+    if turn:
+        written((yield from writeSightings(d, turn, known)))
+    if events:
+        # one append for the batch, at the latest of its times (the events follow their rows)
+        yield AppendEvents(tuple(events), max(params["now"] for params, _ in registrations))
     return [answer for answer in answers if answer is not None]
+
+
+#: The columns of C{terminals} (what L{tm20.store._rows.RowReader.terminal} reads), returned by
+#: the statements of L{writeSightings}.
+_TERMINAL_COLUMNS = (
+    "sn, cpusn, mac, modelname, firmware, devinfo, name, approved, active, timezone,"
+    " first_seen, last_seen, bound_cpusn, bound_mac, bound_at, identity_mismatch, secret_hash,"
+    " registrations"
+)
+
+#: The sightings' values (L{registrationParams}), in the order of C{_SIGHTING_KEYS}.
+_SIGHTINGS = (
+    "v (v_sn, v_cpusn, v_mac, v_modelname, v_firmware, v_devinfo, v_keep, v_approved, v_now,"
+    " v_bind, v_bind_cpusn, v_bind_mac)"
+)
+_SIGHTING_KEYS = (
+    "sn",
+    "cpusn",
+    "mac",
+    "modelname",
+    "firmware",
+    "devinfo",
+    "keepDevinfo",
+    "approved",
+    "now",
+    "bind",
+    "bindCpusn",
+    "bindMac",
+)
+
+#: L{_REGISTER}'s update of terminals that exist (read and locked by this transaction).
+_SIGHTED = f"""
+UPDATE terminals SET
+    cpusn = COALESCE(terminals.cpusn, v_cpusn),
+    mac = COALESCE(v_mac, terminals.mac),
+    modelname = COALESCE(v_modelname, terminals.modelname),
+    firmware = COALESCE(v_firmware, terminals.firmware),
+    devinfo = CASE WHEN v_keep THEN terminals.devinfo ELSE v_devinfo END,
+    first_seen = COALESCE(terminals.first_seen, v_now),
+    last_seen = v_now,
+    registrations = terminals.registrations + 1,
+    bound_cpusn = CASE WHEN v_bind AND terminals.approved AND terminals.active
+                            AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                       THEN v_bind_cpusn ELSE terminals.bound_cpusn END,
+    bound_mac = CASE WHEN v_bind AND terminals.approved AND terminals.active
+                          AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                     THEN v_bind_mac ELSE terminals.bound_mac END,
+    bound_at = CASE WHEN v_bind AND terminals.approved AND terminals.active
+                         AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
+                    THEN v_now ELSE terminals.bound_at END
+FROM v WHERE terminals.sn = v_sn
+RETURNING {_TERMINAL_COLUMNS}
+"""
+
+#: L{_REGISTER}'s insert of terminals not seen by this transaction; one that another
+#: transaction inserted meanwhile is left (C{DO NOTHING}) to L{_REGISTER} itself.
+_FIRST_SIGHTED = f"""
+INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
+                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at, registrations)
+SELECT v_sn, v_cpusn, v_mac, v_modelname, v_firmware, v_devinfo, v_approved, true, v_now, v_now,
+       CASE WHEN v_bind AND v_approved THEN v_bind_cpusn END,
+       CASE WHEN v_bind AND v_approved THEN v_bind_mac END,
+       CASE WHEN v_bind AND v_approved THEN v_now END, 1
+FROM v WHERE true
+ON CONFLICT (sn) DO NOTHING
+RETURNING {_TERMINAL_COLUMNS}
+"""
+
+
+def writeSightings(
+    d: Dialect,
+    turn: Sequence[tuple[int, Mapping[str, Any], Terminal | None]],
+    known: Mapping[str, Terminal | None],
+) -> Op[dict[str, Terminal]]:
+    """
+    Write the sightings of C{turn} (each C{sn} once): one C{UPDATE} of those C{known} to exist,
+    one C{INSERT} of the others (L{_REGISTER} alone for one inserted by another transaction
+    since the read); each one's row after it, by C{sn}.
+    """
+    after: dict[str, Terminal] = {}
+    row = (
+        "("
+        + ", ".join(d.jsonText.format("%s") if k == "devinfo" else "%s" for k in _SIGHTING_KEYS)
+        + ")"
+    )
+    for statement, group in (
+        (_SIGHTED, [params for _, params, _ in turn if known.get(params["sn"]) is not None]),
+        (_FIRST_SIGHTED, [params for _, params, _ in turn if known.get(params["sn"]) is None]),
+    ):
+        if not group:
+            continue
+        values = tuple(params[key] for params in group for key in _SIGHTING_KEYS)
+        rows = yield (
+            f"WITH {_SIGHTINGS} AS (VALUES {', '.join([row] * len(group))}) {statement}",
+            values,
+        )
+        for written in rows.rows:
+            after[written["sn"]] = d.read.terminal(written)
+        for params in group:
+            if params["sn"] not in after:  # (another transaction inserted it since the read)
+                after[params["sn"]] = d.read.terminal((yield (_REGISTER, params)).rows[0])
+    return after
 
 
 def createTerminal(
