@@ -81,9 +81,9 @@ class SiblingsTests(TestCase):
     def test_aSiblingThatHangsOrIsGoneIsReportedNotWaitedFor(self) -> Any:
         directory = scratchDir(self)
         me = Metrics()
-        me.connectionsOpened.inc(2)
+        me.sampleCount("tm20_connections_opened", "opened", lambda: 2)
         sibling = Metrics()
-        sibling.connectionsOpened.inc(7)
+        sibling.sampleCount("tm20_connections_opened", "opened", lambda: 7)
         mine, theirs = (
             HostMetrics(reactor, directory, 0, me),
             HostMetrics(reactor, directory, 1, sibling),

@@ -126,6 +126,8 @@ class MetricsEndpointTests(WatchTestCase):
         )
         self.assertEqual(fams["tm20_ack_latency_seconds"].type, "histogram")
         self.assertEqual(value(fams, "tm20_connections_opened", "tm20_connections_opened_total"), 2)
+        # read from the terminal registry's count when scraped, exposed as a counter
+        self.assertEqual(fams["tm20_connections_opened"].type, "counter")
         self.assertEqual(
             value(fams, "tm20_store_batch_records", "tm20_store_batch_records_sum"), 25
         )

@@ -39,7 +39,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -87,10 +87,14 @@ Sample = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
 
 
 class _Sampled(Collector):
-    """Gauges computed when scraped, from callables registered with L{Metrics.sample}."""
+    """
+    Gauges and counters computed when scraped, from callables registered with L{Metrics.sample}
+    and L{Metrics.sampleCount}.
+    """
 
     def __init__(self) -> None:
         self.gauges: list[tuple[str, str, tuple[str, ...], Sample]] = []
+        self.counters: list[tuple[str, str, Callable[[], float]]] = []
 
     def collect(self) -> Iterator[Metric]:
         for name, documentation, labels, sample in self.gauges:
@@ -98,10 +102,14 @@ class _Sampled(Collector):
             for values, value in sample():
                 family.add_metric(list(values), value)
             yield family
+        for name, documentation, count in self.counters:
+            yield CounterMetricFamily(name, documentation, value=count())
 
     def describe(self) -> Iterator[Metric]:
         for name, documentation, labels, _ in self.gauges:
             yield GaugeMetricFamily(name, documentation, labels=list(labels))
+        for name, documentation, _ in self.counters:
+            yield CounterMetricFamily(name, documentation)
 
 
 class Metrics:
@@ -120,12 +128,6 @@ class Metrics:
         # the garbage collector's passes by generation (a full pass is generation 2: README's
         # "The garbage collector")
         GCCollector(registry=r)
-        self.connectionsOpened = Counter(
-            "tm20_connections_opened", "Terminal WebSocket connections opened.", registry=r
-        )
-        self.connectionsClosed = Counter(
-            "tm20_connections_closed", "Terminal WebSocket connections closed.", registry=r
-        )
         self.connectionsRefused = Counter(
             "tm20_connections_refused",
             "Connections or registrations refused, by reason.",
@@ -233,6 +235,14 @@ class Metrics:
         Add a gauge computed at scrape time: C{sample()} yields C{(labelValues, value)} pairs.
         """
         self._sampled.gauges.append((name, documentation, labels, sample))
+
+    def sampleCount(self, name: str, documentation: str, count: Callable[[], float]) -> None:
+        """
+        Add a counter (C{name} without C{_total}) read at scrape time from C{count()}: a count
+        that a part keeps anyway (the terminal registry's sockets opened and closed), not kept
+        twice.
+        """
+        self._sampled.counters.append((name, documentation, count))
 
     def refused(self, reason: str) -> None:
         """Count a refused connection or registration (an unknown reason counts as C{other})."""

@@ -157,6 +157,13 @@ def buildServer(
             fetchMissingLogs=config.fetchMissingLogs,
         )
     _sampleQueues(metrics, context.ingest, queue)
+    # counted by the registry (what the garbage collector reads too), read when scraped
+    metrics.sampleCount(
+        "tm20_connections_opened", "Terminal WebSocket connections opened.", lambda: registry.opened
+    )
+    metrics.sampleCount(
+        "tm20_connections_closed", "Terminal WebSocket connections closed.", lambda: registry.closed
+    )
     events = EventsService(store, clock, config, registry, sinks, context)
     context.events = events
     if dispatcher is None:

@@ -322,9 +322,6 @@ class TerminalProtocol(WebSocketServerProtocol):
         ingest = getattr(factory.context, "ingest", None)
         if ingest is not None and ingest.full:
             self.pauseReading(PAUSE_STORE)
-        metrics = getattr(factory.context, "metrics", None)
-        if metrics is not None:
-            metrics.connectionsOpened.inc()
         self.log.debug("connection from {peer} on {path}", peer=self.peer, path=self.path)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -431,9 +428,6 @@ class TerminalProtocol(WebSocketServerProtocol):
         self._inbox.clear()
         registry = self.factory.registry
         registry.untrack(self)
-        metrics = getattr(self.factory.context, "metrics", None)
-        if metrics is not None and self.keepAlive is not None:  # it was opened
-            metrics.connectionsClosed.inc()
         if self.sn is not None and self.registered:
             registry.unbind(self.sn, self)
             if not self._failureLogged:  # else the failure's line said it
