@@ -318,6 +318,25 @@ class LeaseTests(TestCase):
         self.assertEqual(holders, {})
 
     @inlineCallbacks
+    def test_nodesStartedTogetherNeverLeadTogether(self) -> Any:
+        """
+        Two nodes started one after the other, the larger id first (the workers of one parent
+        in any order): neither leads at its start (the first saw itself alone); at their first
+        renewals only the smallest id leads, and the other never ran the roles.
+        """
+        a, b = self.node(0, "a"), self.node(1, "b")
+        ran: list[str] = []
+        for node in (a, b):
+            node.roles["sinks"] = (lambda n=node.nodeId: ran.append(n), lambda: None)
+        yield self.started(b)
+        yield self.started(a)
+        self.assertEqual((a.leading, b.leading, ran), (False, False, []))
+        self.clock.advance(LEASE / 3)
+        yield b.tick()
+        yield a.tick()
+        self.assertEqual((a.leading, b.leading, ran), (True, False, ["a"]))
+
+    @inlineCallbacks
     def test_singletonRolesRunOnOneNodeAndMoveWhenItDies(self) -> Any:
         a, b = self.node(0, "a"), self.node(1, "b")
         running: dict[str, bool] = {}

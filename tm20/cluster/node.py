@@ -166,7 +166,8 @@ class ClusterNode:
         )
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, True)
-        self._lead(bool(nodes) and nodes[0]["node"] == self.nodeId)
+        # the singleton roles wait for the first renewal (L{_tick}): by then every node that
+        # started with this one has registered, and a node that led before has seen this one
         self.log.info(
             "cluster node {node} started (lease {lease}s, channel {channel})",
             node=self.nodeId,
@@ -310,7 +311,9 @@ class ClusterNode:
         """
         Start or stop the singleton roles: the live node with the smallest id leads (each
         node reads the same table, so they agree); when it dies, the next one takes over as
-        soon as its lease has lapsed.
+        soon as its lease has lapsed.  Only a renewal takes the lead, never the start: two
+        nodes started together (the workers of one parent) would each see itself alone, and a
+        node with a smaller id than the leader's would lead before the leader has seen it.
         """
         if leading == self.leading:
             return succeed(None)
