@@ -318,23 +318,27 @@ class LeaseTests(TestCase):
         self.assertEqual(holders, {})
 
     @inlineCallbacks
-    def test_nodesStartedTogetherNeverLeadTogether(self) -> Any:
+    def test_aYoungerNodeNeverTakesTheRoles(self) -> Any:
         """
-        Two nodes started one after the other, the larger id first (the workers of one parent
-        in any order): neither leads at its start (the first saw itself alone); at their first
-        renewals only the smallest id leads, and the other never ran the roles.
+        The oldest live node leads: a node started after it (here with a smaller id, as the
+        workers of one parent start in any order) finds it there and never runs the roles,
+        at its start or at its renewals; when the leader leaves, the younger one takes over.
         """
         a, b = self.node(0, "a"), self.node(1, "b")
         ran: list[str] = []
         for node in (a, b):
             node.roles["sinks"] = (lambda n=node.nodeId: ran.append(n), lambda: None)
         yield self.started(b)
+        self.clock.advance(0.01)
         yield self.started(a)
-        self.assertEqual((a.leading, b.leading, ran), (False, False, []))
+        self.assertEqual((a.leading, b.leading, ran), (False, True, ["b"]))
         self.clock.advance(LEASE / 3)
         yield b.tick()
         yield a.tick()
-        self.assertEqual((a.leading, b.leading, ran), (True, False, ["a"]))
+        self.assertEqual((a.leading, b.leading, ran), (False, True, ["b"]))
+        yield b.stop()
+        yield a.tick()
+        self.assertEqual((a.leading, ran), (True, ["b", "a"]))
 
     @inlineCallbacks
     def test_singletonRolesRunOnOneNodeAndMoveWhenItDies(self) -> Any:

@@ -36,7 +36,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -73,6 +74,17 @@ class _Snapshot:
 
     nodes: list[dict[str, Any]] = attrs.Factory(list)
     at: float | None = None
+
+
+def _leader(nodes: Sequence[Mapping[str, Any]]) -> str | None:
+    """
+    The node that runs the singleton roles among the live C{nodes}: the oldest (its
+    C{startedAt}; the smallest id of those started at the same time), or C{None}.
+    """
+    if not nodes:
+        return None
+    oldest = min(nodes, key=lambda n: (datetime.fromisoformat(n["startedAt"]), n["node"]))
+    return str(oldest["node"])
 
 
 class ClusterNode:
@@ -166,8 +178,7 @@ class ClusterNode:
         )
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, True)
-        # the singleton roles wait for the first renewal (L{_tick}): by then every node that
-        # started with this one has registered, and a node that led before has seen this one
+        self._lead(_leader(nodes) == self.nodeId)
         self.log.info(
             "cluster node {node} started (lease {lease}s, channel {channel})",
             node=self.nodeId,
@@ -269,7 +280,7 @@ class ClusterNode:
                 )
             nodes = yield self.store.liveNodes()
             self._snapshot = _Snapshot(list(nodes), self.clock.seconds())
-            self._lead(bool(nodes) and nodes[0]["node"] == self.nodeId)
+            self._lead(_leader(nodes) == self.nodeId)
             if self.queue is not None:
                 waiting = yield self.store.queuedCommandTerminals(self.nodeId)
                 for sn in waiting:
@@ -309,11 +320,11 @@ class ClusterNode:
 
     def _lead(self, leading: bool) -> Deferred[Any]:
         """
-        Start or stop the singleton roles: the live node with the smallest id leads (each
-        node reads the same table, so they agree); when it dies, the next one takes over as
-        soon as its lease has lapsed.  Only a renewal takes the lead, never the start: two
-        nodes started together (the workers of one parent) would each see itself alone, and a
-        node with a smaller id than the leader's would lead before the leader has seen it.
+        Start or stop the singleton roles: the oldest live node leads (L{_leader}: each node
+        reads the same table, so they agree); when it dies, the next oldest takes over as soon
+        as its lease has lapsed.  A node that starts never takes the roles from a live leader
+        (it is younger), and of two nodes started together (the workers of one parent) the
+        second to register finds the first there, older.
         """
         if leading == self.leading:
             return succeed(None)
