@@ -17,7 +17,7 @@ One tm20 process as a node of a cluster sharing one PostgreSQL database.
     its own stale socket instead), and a node told to drop a terminal keeps a connection newer
     than the one that took it.
   - B{Singleton roles.}  What must run once per cluster (the event sinks: webhooks and sink
-    plugins; the silence sweep) runs on the leader: the live node with the smallest id.  When
+    plugins; the silence sweep) runs on the leader: the oldest live node (L{_leader}).  When
     it dies, the next one takes over at its first renewal after the lease lapsed.  A node
     that cannot renew past its own lease gives its roles up.  In the hand-over window two
     nodes may deliver the same batch: sinks are at-least-once, with the same delivery ids.
