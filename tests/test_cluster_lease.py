@@ -341,6 +341,40 @@ class LeaseTests(TestCase):
         self.assertEqual((a.leading, ran), (True, ["b", "a"]))
 
     @inlineCallbacks
+    def test_sinksLedByTheOldestNodeThatRunsThem(self) -> Any:
+        """
+        The oldest node, started with C{--no-sinks} (no sinks role), leads the silence sweep
+        only; the sinks run on the oldest node that runs them, and the nodes record which
+        run them (C{/health}).
+        """
+        a, b, c = self.node(0, "a"), self.node(1, "b"), self.node(0, "c")
+        ran: list[tuple[str, str]] = []
+        for node in (a, b, c):
+            names = ("silence sweep",) if node is a else ("silence sweep", "sinks")
+            for name in names:
+                node.roles[name] = (
+                    lambda n=node.nodeId, r=name: ran.append((n, r)),
+                    lambda: None,
+                )
+        for node in (a, b, c):
+            yield self.started(node)
+            self.clock.advance(0.01)
+        for node in (a, b, c):
+            yield node.tick()
+        self.assertEqual(
+            (a.leadingRoles, b.leadingRoles, c.leadingRoles),
+            ({"silence sweep"}, {"sinks"}, frozenset()),
+        )
+        self.assertEqual(sorted(ran), [("a", "silence sweep"), ("b", "sinks")])
+        nodes = yield self.stores[1].liveNodes()
+        self.assertEqual({n["node"]: n["sinks"] for n in nodes}, {"a": False, "b": True, "c": True})
+        # b leaves: c takes the sinks, a keeps the sweep
+        yield b.stop()
+        yield a.tick()
+        yield c.tick()
+        self.assertEqual((a.leadingRoles, c.leadingRoles), ({"silence sweep"}, {"sinks"}))
+
+    @inlineCallbacks
     def test_singletonRolesRunOnOneNodeAndMoveWhenItDies(self) -> Any:
         a, b = self.node(0, "a"), self.node(1, "b")
         running: dict[str, bool] = {}

@@ -408,7 +408,8 @@ class ServerConfig:
             "TM20_NO_SINKS",
             boolean,
             "deliver nothing from this process (webhooks and sink plugins); with several"
-            " processes on one PostgreSQL database, let exactly one deliver",
+            " processes on one PostgreSQL database, the sinks run on the oldest node without it"
+            " (see Scaling out)",
             kind="flag",
             invert=True,
             shownDefault="off",

@@ -1412,9 +1412,12 @@ class IClusterStore(Interface):
     """
 
     def registerNode(
-        nodeId: str, incarnation: str, host: str, pid: int, lease: float
+        nodeId: str, incarnation: str, host: str, pid: int, lease: float, sinks: bool = True
     ) -> Deferred[None]:
-        """Record a node holding nothing; fails with C{NodeIdInUse} for a live duplicate id."""
+        """
+        Record a node holding nothing (C{sinks}: whether it runs the event sinks); fails with
+        C{NodeIdInUse} for a live duplicate id.
+        """
 
     def renewNode(nodeId: str, incarnation: str, lease: float) -> Deferred[bool]:
         """Extend its lease.  @return: L{Deferred} of C{False} when its row is gone."""

@@ -506,7 +506,10 @@ class Pagination:
 
 
 class NodeRecord(dict[str, Any]):
-    """A live node as the API shows it: node, host, pid, startedAt, leaseUntil, terminals."""
+    """
+    A live node as the API shows it: node, host, pid, startedAt, leaseUntil, terminals, sinks
+    (whether it runs the event sinks: not started with C{--no-sinks}).
+    """
 
 
 @attrs.frozen

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from tm20.cluster.identity import defaultNodeId
 from tm20.cluster.local import LocalNode
-from tm20.cluster.node import ClusterNode
+from tm20.cluster.node import SINKS_ROLE, ClusterNode
 from tm20.cluster.routing import ClusterPulls, CommandRouter
 from tm20.cluster.tlsport import isTLS, tlsFactory
 from tm20.collector import GarbageCollector
@@ -236,7 +236,7 @@ def _clusterRoles(server: Server, cluster: ClusterNode) -> None:
                 backlog.stop()
             return Deferred.fromCoroutine(runner.stop())
 
-        cluster.roles["sinks"] = (startSinks, stopSinks)
+        cluster.roles[SINKS_ROLE] = (startSinks, stopSinks)
     watch = server.context.watch
     if watch is not None:
         cluster.roles["silence sweep"] = (watch.silence.start, watch.silence.stop)

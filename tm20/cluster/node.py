@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +62,7 @@ from tm20.protocol.codes import CloseCode
 from tm20.services.pulls import PullBusyError
 from tm20.store._postgres_cluster import NodeIdInUse
 
-__all__ = ["ClusterNode", "DEFAULT_LEASE"]
+__all__ = ["DEFAULT_LEASE", "SINKS_ROLE", "ClusterNode"]
 
 #: Seconds a node's lease lasts unless renewed (C{--node-lease}).
 DEFAULT_LEASE = 15.0
@@ -74,6 +74,11 @@ class _Snapshot:
 
     nodes: list[dict[str, Any]] = attrs.Factory(list)
     at: float | None = None
+
+
+#: The name of the event sinks' singleton role (L{ClusterNode.roles}): recorded with the node
+#: (C{--no-sinks} nodes do not run it, and are not its leader).
+SINKS_ROLE = "sinks"
 
 
 def _leader(nodes: Sequence[Mapping[str, Any]]) -> str | None:
@@ -152,13 +157,19 @@ class ClusterNode:
         #: Singleton roles (name -> (start, stop)): run by the leader only (L{_lead}).
         self.roles: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
         #: Whether this node runs the singleton roles now.
-        self.leading = False
+        #: The singleton roles this node runs now (names of L{roles}).
+        self.leadingRoles: frozenset[str] = frozenset()
         #: Renewals that failed in a row (the database unreachable).
         self.failedRenewals = 0
         #: Times the node registered again after its row was reaped.
         self.reregistrations = 0
 
     # -- life ----------------------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        """Whether this node runs any singleton role now."""
+        return bool(self.leadingRoles)
 
     @inlineCallbacks
     def start(self) -> Any:
@@ -178,7 +189,7 @@ class ClusterNode:
         )
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, True)
-        self._lead(_leader(nodes) == self.nodeId)
+        self._lead(self._rolesToLead(nodes))
         self.log.info(
             "cluster node {node} started (lease {lease}s, channel {channel})",
             node=self.nodeId,
@@ -193,7 +204,12 @@ class ClusterNode:
         while True:
             try:
                 yield self.store.registerNode(
-                    self.nodeId, self.incarnation, self.host, self.pid, self.lease
+                    self.nodeId,
+                    self.incarnation,
+                    self.host,
+                    self.pid,
+                    self.lease,
+                    sinks=SINKS_ROLE in self.roles,
                 )
             except NodeIdInUse as e:
                 # a process of this id that crashed a moment ago: its lease lapses soon
@@ -217,7 +233,7 @@ class ClusterNode:
         self._running = False
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        yield self._lead(False)  # (the sinks finish their last step)
+        yield self._lead(())  # (the sinks finish their last step)
         if self._changed in self.registry.observers:
             self.registry.observers.remove(self._changed)
         if self.queue is not None and self._commandChanged in self.queue.observers:
@@ -280,7 +296,7 @@ class ClusterNode:
                 )
             nodes = yield self.store.liveNodes()
             self._snapshot = _Snapshot(list(nodes), self.clock.seconds())
-            self._lead(_leader(nodes) == self.nodeId)
+            self._lead(self._rolesToLead(nodes))
             if self.queue is not None:
                 waiting = yield self.store.queuedCommandTerminals(self.nodeId)
                 for sn in waiting:
@@ -289,7 +305,7 @@ class ClusterNode:
         except StoreUnavailable as e:
             self.failedRenewals += 1
             if self.lapsed:
-                self._lead(False)  # another node leads once our lease is seen lapsed
+                self._lead(())  # another node leads once our lease is seen lapsed
             self.log.warn(
                 "cluster node {node} cannot renew its lease ({error}); lease ends in {left:.1f}s",
                 node=self.nodeId,
@@ -318,28 +334,45 @@ class ClusterNode:
         for sn in self.registry.connected():
             self._serial(sn, self._claim, sn, False)
 
-    def _lead(self, leading: bool) -> Deferred[Any]:
+    def _rolesToLead(self, nodes: Sequence[Mapping[str, Any]]) -> frozenset[str]:
         """
-        Start or stop the singleton roles: the oldest live node leads (L{_leader}: each node
-        reads the same table, so they agree); when it dies, the next oldest takes over as soon
-        as its lease has lapsed.  A node that starts never takes the roles from a live leader
-        (it is younger), and of two nodes started together (the workers of one parent) the
-        second to register finds the first there, older.
+        The roles this node leads among the live C{nodes}: each role's leader is the oldest
+        live node (L{_leader}) of those that run it — every node runs the silence sweep, the
+        sinks only the nodes recorded with C{sinks} (not started with C{--no-sinks}).
         """
-        if leading == self.leading:
-            return succeed(None)
-        self.leading = leading
-        self.log.info(
-            "cluster node {node} {what} the singleton roles ({roles})",
-            node=self.nodeId,
-            what="takes" if leading else "gives up",
-            roles=", ".join(sorted(self.roles)) or "none",
+        runsSinks = [n for n in nodes if n.get("sinks", True)]
+        return frozenset(
+            name
+            for name in self.roles
+            if _leader(runsSinks if name == SINKS_ROLE else nodes) == self.nodeId
         )
+
+    def _lead(self, roles: Collection[str]) -> Deferred[Any]:
+        """
+        Start the singleton roles in C{roles} and stop the others.  Each role's leader is the
+        oldest live node that runs it (each node reads the same table, so they agree); when it
+        dies, the next oldest takes over as soon as its lease has lapsed.  A node that starts
+        never takes a role from a live leader (it is younger), and of two nodes started
+        together (the workers of one parent) the second to register finds the first there.
+        """
+        wanted = frozenset(roles) & frozenset(self.roles)
+        starting, stopping = wanted - self.leadingRoles, self.leadingRoles - wanted
+        self.leadingRoles = wanted
         changes = []
-        for name, (start, stop) in sorted(self.roles.items()):
-            d: Deferred[Any] = maybeDeferred(start if leading else stop)
-            d.addErrback(self._roleFailed, name)
-            changes.append(d)
+        for what, names in (("takes", starting), ("gives up", stopping)):
+            if not names:
+                continue
+            self.log.info(
+                "cluster node {node} {what} the singleton roles ({roles})",
+                node=self.nodeId,
+                what=what,
+                roles=", ".join(sorted(names)),
+            )
+            for name in sorted(names):
+                start, stop = self.roles[name]
+                d: Deferred[Any] = maybeDeferred(start if what == "takes" else stop)
+                d.addErrback(self._roleFailed, name)
+                changes.append(d)
         return DeferredList(changes)
 
     def _roleFailed(self, f: Failure, name: str) -> None:

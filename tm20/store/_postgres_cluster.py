@@ -64,6 +64,7 @@ def _node(row: Mapping[str, Any]) -> NodeRecord:
         renewedAt=_utc(row["renewed_at"]).isoformat(),
         leaseUntil=_utc(row["lease_until"]).isoformat(),
         terminals=int(row.get("terminals") or 0),
+        sinks=bool(row["sinks"]),
     )
 
 
@@ -98,7 +99,13 @@ class PostgresClusterMixin:
     # -- nodes ---------------------------------------------------------------------------------
 
     def registerNode(
-        self, nodeId: str, incarnation: str, host: str, pid: int, lease: float
+        self,
+        nodeId: str,
+        incarnation: str,
+        host: str,
+        pid: int,
+        lease: float,
+        sinks: bool = True,
     ) -> Deferred[None]:
         """
         Record this process as node C{nodeId} with a lease of C{lease} seconds, holding no
@@ -125,9 +132,9 @@ class PostgresClusterMixin:
             await cur.execute("DELETE FROM cluster_nodes WHERE node_id = %s", (nodeId,))
             await cur.execute(
                 "INSERT INTO cluster_nodes"
-                " (node_id, incarnation, host, pid, started_at, renewed_at, lease_until)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (nodeId, incarnation, host, pid, now, now, until),
+                " (node_id, incarnation, host, pid, started_at, renewed_at, lease_until, sinks)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (nodeId, incarnation, host, pid, now, now, until, bool(sinks)),
             )
 
         return self._run(register)
