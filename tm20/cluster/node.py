@@ -17,8 +17,9 @@ One tm20 process as a node of a cluster sharing one PostgreSQL database.
     its own stale socket instead), and a node told to drop a terminal keeps a connection newer
     than the one that took it.
   - B{Singleton roles.}  What must run once per cluster (the event sinks: webhooks and sink
-    plugins; the silence sweep) runs on the leader: the oldest live node (L{_leader}).  When
-    it dies, the next one takes over at its first renewal after the lease lapsed.  A node
+    plugins; the silence sweep) runs on its leader: the oldest live node that runs it
+    (L{_leader}; the sinks: a node not started with C{--no-sinks}).  When it dies, the next
+    one takes over at its first renewal after the lease lapsed.  A node
     that cannot renew past its own lease gives its roles up.  In the hand-over window two
     nodes may deliver the same batch: sinks are at-least-once, with the same delivery ids.
   - B{Wake-ups.}  Each node listens on its own channel (L{nodeChannel}) for C{deliver} (a
@@ -83,7 +84,7 @@ SINKS_ROLE = "sinks"
 
 def _leader(nodes: Sequence[Mapping[str, Any]]) -> str | None:
     """
-    The node that runs the singleton roles among the live C{nodes}: the oldest (its
+    The leader of a singleton role among the live C{nodes} that run it: the oldest (its
     C{startedAt}; the smallest id of those started at the same time), or C{None}.
     """
     if not nodes:
@@ -156,7 +157,6 @@ class ClusterNode:
         self._ticking: Deferred[None] | None = None
         #: Singleton roles (name -> (start, stop)): run by the leader only (L{_lead}).
         self.roles: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
-        #: Whether this node runs the singleton roles now.
         #: The singleton roles this node runs now (names of L{roles}).
         self.leadingRoles: frozenset[str] = frozenset()
         #: Renewals that failed in a row (the database unreachable).
