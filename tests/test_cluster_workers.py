@@ -178,6 +178,39 @@ class WorkersTests(TestCase):
         return self.exercise(proc)
 
     @inlineCallbacks
+    def test_workersStopWhenTheParentIsKilled(self) -> Any:
+        """
+        The parent killed with SIGKILL (it cannot stop its workers): each worker is told by the
+        kernel and stops; none is left serving the port as an orphan.
+        """
+        proc = self.spawn(
+            [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "tm20",
+                "--workers",
+                "2",
+                "--port",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--database",
+                self.url,
+                "--api-token",
+                TOKEN,
+            ],
+            {},
+        )
+        yield threads.deferToThread(waitForPort, self.port, proc, 30)
+        pids = yield self.liveWorkers(2)
+        proc.kill()
+        proc.wait()
+        for _ in range(300):
+            if not any(alive(p) for p in pids.values()):
+                break
+            yield sleep(0.1)
+        self.assertEqual([p for p in pids.values() if alive(p)], [], self.log())
+
+    @inlineCallbacks
     def test_daemonizedWorkersLogBesideTheParent(self) -> Any:
         argv = [
             TWISTD,

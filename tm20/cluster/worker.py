@@ -6,6 +6,7 @@ the parent with its settings and listening sockets in the environment.  Not for 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -19,8 +20,12 @@ from tm20.cluster.workers import (
     FDS_VARIABLE,
     INDEX_VARIABLE,
     LOGFILE_VARIABLE,
+    PARENT_VARIABLE,
     configFromJSON,
 )
+
+#: C{prctl}'s option that sends a signal when the parent exits (Linux).
+_PR_SET_PDEATHSIG = 1
 
 
 def adoptedSockets(text: str, specs: list[str]) -> list[tuple[int, int, str]]:
@@ -35,8 +40,27 @@ def adoptedSockets(text: str, specs: list[str]) -> list[tuple[int, int, str]]:
     return triples
 
 
+def watchParent(parent: int) -> bool:
+    """
+    Ask Linux to send this worker C{SIGTERM} when its parent exits — killed with C{SIGKILL}, by
+    the OOM killer, or crashed, with no chance to stop its workers —, so that the worker stops
+    as on the parent's own C{SIGTERM} instead of serving on as an orphan holding the port.
+
+    @param parent: the pid the parent gave (L{PARENT_VARIABLE}).
+    @return: C{False} when the parent is gone already (before the request could be made).
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    return os.getppid() == parent
+
+
 def main() -> int:
     from twisted.internet import reactor
+
+    if not watchParent(int(os.environ[PARENT_VARIABLE])):
+        return 1
 
     from tm20.logs import makeObserver, openLogFile
     from tm20.service import TM20Service, buildServer, collectorFor, listenSpec

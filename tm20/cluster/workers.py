@@ -57,6 +57,8 @@ CONFIG_VARIABLE = "TM20_WORKER_CONFIG"
 INDEX_VARIABLE = "TM20_WORKER_INDEX"
 LOGFILE_VARIABLE = "TM20_WORKER_LOGFILE"
 FDS_VARIABLE = "TM20_WORKER_FDS"
+#: The parent's pid: a worker whose parent is gone stops (L{tm20.cluster.worker.watchParent}).
+PARENT_VARIABLE = "TM20_WORKER_PARENT"
 #: Endpoint types whose listening socket workers can adopt (C{ssl}: a TCP socket, TLS in the
 #: workers; its family follows its interface).
 SHAREABLE = {
@@ -200,6 +202,7 @@ class WorkersService(service.Service):
         env[CONFIG_VARIABLE] = configToJSON(config)
         env[FDS_VARIABLE] = ",".join(pairs)
         env[INDEX_VARIABLE] = str(index)
+        env[PARENT_VARIABLE] = str(os.getpid())
         if self.metricsDir is not None:
             env[METRICS_DIR_VARIABLE] = self.metricsDir
         if self.logFile is not None:
