@@ -142,8 +142,9 @@ class WorkersTests(TestCase):
         settled = re.findall(r"young-generation threshold (\d+) \(was", self.log())
         self.assertEqual(settled, ["10000"] * 3, self.log())
 
-    def test_twistd(self) -> Any:
-        proc = self.spawn(
+    def twistdWorkers(self, *extra: str) -> subprocess.Popen[bytes]:
+        """C{twistd -n tm20 --workers 2} on this test's port and database."""
+        return self.spawn(
             [
                 TWISTD,
                 "-n",
@@ -155,14 +156,15 @@ class WorkersTests(TestCase):
                 f"tcp:{self.port}:interface=127.0.0.1",
                 "--database",
                 self.url,
-                "--node-lease",
-                "3",
                 "--api-token",
                 TOKEN,
+                *extra,
             ],
             {},
         )
-        return self.exercise(proc)
+
+    def test_twistd(self) -> Any:
+        return self.exercise(self.twistdWorkers("--node-lease", "3"))
 
     def test_tac(self) -> Any:
         proc = self.spawn(
@@ -183,23 +185,7 @@ class WorkersTests(TestCase):
         The parent killed with SIGKILL (it cannot stop its workers): each worker is told by the
         kernel and stops; none is left serving the port as an orphan.
         """
-        proc = self.spawn(
-            [
-                TWISTD,
-                "-n",
-                "--pidfile=",
-                "tm20",
-                "--workers",
-                "2",
-                "--port",
-                f"tcp:{self.port}:interface=127.0.0.1",
-                "--database",
-                self.url,
-                "--api-token",
-                TOKEN,
-            ],
-            {},
-        )
+        proc = self.twistdWorkers()
         yield threads.deferToThread(waitForPort, self.port, proc, 30)
         pids = yield self.liveWorkers(2)
         proc.kill()
