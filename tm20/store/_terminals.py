@@ -52,38 +52,6 @@ TERMINAL_TABLES = (
     "quarantined_records",
 )
 
-#: A sighting (C{reg}): the upsert of L{registerTerminal}, binding an approved, active, unbound
-#: terminal in the same statement (the C{SET} expressions see the row as it was); it counts itself
-#: in C{registrations} (the row is locked: the count follows the order of the commits).
-_REGISTER = """
-INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
-                       first_seen, last_seen, bound_cpusn, bound_mac, bound_at, registrations)
-VALUES (%(sn)s, %(cpusn)s, %(mac)s, %(modelname)s, %(firmware)s, %(devinfo)s, %(approved)s,
-        true, %(now)s, %(now)s,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(bindCpusn)s END,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(bindMac)s END,
-        CASE WHEN %(bind)s AND %(approved)s THEN %(now)s END, 1)
-ON CONFLICT (sn) DO UPDATE SET
-    cpusn = COALESCE(terminals.cpusn, %(cpusn)s),
-    mac = COALESCE(%(mac)s, terminals.mac),
-    modelname = COALESCE(%(modelname)s, terminals.modelname),
-    firmware = COALESCE(%(firmware)s, terminals.firmware),
-    devinfo = CASE WHEN %(keepDevinfo)s THEN terminals.devinfo ELSE %(devinfo)s END,
-    first_seen = COALESCE(terminals.first_seen, %(now)s),
-    last_seen = %(now)s,
-    registrations = terminals.registrations + 1,
-    bound_cpusn = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
-                            AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
-                       THEN %(bindCpusn)s ELSE terminals.bound_cpusn END,
-    bound_mac = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
-                          AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
-                     THEN %(bindMac)s ELSE terminals.bound_mac END,
-    bound_at = CASE WHEN %(bind)s AND terminals.approved AND terminals.active
-                         AND terminals.bound_cpusn IS NULL AND terminals.bound_mac IS NULL
-                    THEN %(now)s ELSE terminals.bound_at END
-RETURNING *
-"""
-
 
 def getTerminal(d: Dialect, sn: str, lock: str = "") -> Op[Terminal | None]:
     """The terminal C{sn}, or C{None}; C{lock} ends the C{SELECT} (L{Dialect.forUpdate})."""
@@ -100,7 +68,7 @@ def registrationParams(
     now: Any,
 ) -> dict[str, Any]:
     """
-    The parameters of L{registerTerminal}'s upsert.
+    The parameters of a sighting (L{writeSightings}).
 
     @raise TypeError: C{devinfo} cannot be written as JSON.
     """
@@ -231,7 +199,10 @@ _SIGHTING_KEYS = (
     "bindMac",
 )
 
-#: L{_REGISTER}'s update of terminals that exist (read and locked by this transaction).
+#: A sighting (C{reg}) of terminals that exist (read and locked by this transaction, or
+#: inserted by another one since the read): binding an approved, active, unbound terminal in the
+#: same statement (the C{SET} expressions see the row as it was); each counts itself in
+#: C{registrations} (the row is locked: the count follows the order of the commits).
 _SIGHTED = f"""
 UPDATE terminals SET
     cpusn = COALESCE(terminals.cpusn, v_cpusn),
@@ -255,8 +226,8 @@ FROM v WHERE terminals.sn = v_sn
 RETURNING {_TERMINAL_COLUMNS}
 """
 
-#: L{_REGISTER}'s insert of terminals not seen by this transaction; one that another
-#: transaction inserted meanwhile is left (C{DO NOTHING}) to L{_REGISTER} itself.
+#: The first sighting of terminals not seen by this transaction (bound at once when approved);
+#: one that another transaction inserted meanwhile is left (C{DO NOTHING}) to L{_SIGHTED}.
 _FIRST_SIGHTED = f"""
 INSERT INTO terminals (sn, cpusn, mac, modelname, firmware, devinfo, approved, active,
                        first_seen, last_seen, bound_cpusn, bound_mac, bound_at, registrations)
@@ -277,21 +248,22 @@ def writeSightings(
 ) -> Op[dict[str, Terminal]]:
     """
     Write the sightings of C{turn} (each C{sn} once): one C{UPDATE} of those C{known} to exist,
-    one C{INSERT} of the others (L{_REGISTER} alone for one inserted by another transaction
-    since the read); each one's row after it, by C{sn}.
+    one C{INSERT} of the others, and one more C{UPDATE} of those another transaction inserted
+    since the read; each one's row after it, by C{sn}.
+
+    @raise LookupError: a terminal neither inserted nor found (deleted again meanwhile): the
+        batch fails, and its registrations are written again one at a time.
     """
-    after: dict[str, Terminal] = {}
     row = (
         "("
         + ", ".join(d.jsonText.format("%s") if k == "devinfo" else "%s" for k in _SIGHTING_KEYS)
         + ")"
     )
-    for statement, group in (
-        (_SIGHTED, [params for _, params, _ in turn if known.get(params["sn"]) is not None]),
-        (_FIRST_SIGHTED, [params for _, params, _ in turn if known.get(params["sn"]) is None]),
-    ):
+    after: dict[str, Terminal] = {}
+
+    def write(statement: str, group: list[Mapping[str, Any]]) -> Op[None]:
         if not group:
-            continue
+            return
         values = tuple(params[key] for params in group for key in _SIGHTING_KEYS)
         rows = yield (
             f"WITH {_SIGHTINGS} AS (VALUES {', '.join([row] * len(group))}) {statement}",
@@ -299,9 +271,14 @@ def writeSightings(
         )
         for written in rows.rows:
             after[written["sn"]] = d.read.terminal(written)
-        for params in group:
-            if params["sn"] not in after:  # (another transaction inserted it since the read)
-                after[params["sn"]] = d.read.terminal((yield (_REGISTER, params)).rows[0])
+
+    sightings = [params for _, params, _ in turn]
+    yield from write(_SIGHTED, [p for p in sightings if known.get(p["sn"]) is not None])
+    yield from write(_FIRST_SIGHTED, [p for p in sightings if known.get(p["sn"]) is None])
+    yield from write(_SIGHTED, [p for p in sightings if p["sn"] not in after])
+    missing = [p["sn"] for p in sightings if p["sn"] not in after]
+    if missing:
+        raise LookupError(f"terminals {missing} neither inserted nor found")
     return after
 
 
@@ -401,7 +378,8 @@ class TerminalStoreMixin(OpStore):
     ) -> Deferred[tuple[Terminal | None, Any, bool]]:
         """
         See L{tm20.interfaces.ITerminalStore.registerTerminal}: the row read (and locked), the
-        check, then one upsert that records the sighting and binds, in one write transaction.
+        check, then the sighting that records and binds it (L{registerTerminals}: with the
+        others asked meanwhile, in one write transaction).
         C{check} may run in the database's thread: it must be pure.
         """
         try:
