@@ -212,7 +212,7 @@ def buildServer(
         api.auth.metrics = metrics
         root.putChild(b"metrics", MetricsResource(metrics, api.auth))
     _pauseTerminalsWhileLogQueueFull(context.ingest, registry)
-    site = QuietSite(root, config=config, clock=clock)
+    site = QuietSite(root, config=config, clock=clock, terminals=factory)
     site.metrics = metrics
     server = Server(config, reactor, store, context, factory, root, site, events)
     server.sinkBacklog = SinkBacklog(store, clock, events.runner, metrics)
