@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.securitysupport import openRaw, startServerOn, until, wait
 from tm20.redact import redactBytes, redactText
-from tm20.terminal.protocol import splitSecretPath
+from tm20.terminal.protocol import RedactingLogger, splitSecretPath
 
 TOKEN = "noise-token"
 
@@ -238,3 +238,29 @@ class RedactionTests(SynchronousTestCase):
             self.assertEqual(redactText(f"on {path} now"), f"on {path} now")
             self.assertEqual(splitSecretPath(path), (path, None))
         self.assertEqual(splitSecretPath("/t/s3cret"), ("/t/***", "s3cret"))
+
+
+class BoundLoggerTests(SynchronousTestCase):
+    """A protocol's redacting logger is built once per instance, not at every read."""
+
+    def test_builtOncePerInstance(self) -> None:
+        class Owner:
+            log = RedactingLogger()
+
+        first, second = Owner(), Owner()
+        self.assertIs(first.log, first.log)
+        self.assertIs(first.log.source, first)
+        self.assertIsNot(first.log, second.log)
+        self.assertIs(second.log.source, second)
+        self.assertEqual(first.log.namespace, f"{Owner.__module__}.{Owner.__name__}")
+        self.assertIs(Owner.log.source, Owner)  # read on the class: nothing kept
+
+    def test_stillRedacts(self) -> None:
+        class Owner:
+            log = RedactingLogger(observer=lambda event: seen.append(event))
+
+        seen: list[dict[str, Any]] = []
+        owner = Owner()
+        owner.log.info("dialled {path}", path="/t/s3cret")
+        owner.log.info("dialled {path}", path="/t/s3cret")
+        self.assertEqual([formatEvent(e) for e in seen], ["dialled /t/***"] * 2)

@@ -74,15 +74,23 @@ class RedactingLogger(Logger):
     path secret never reaches a log, whatever the level.
     """
 
+    _name = "log"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
     def __get__(self, instance: object, owner: type | None = None) -> Logger:
         # Logger.__get__'s result (namespace: the owning class's name; source: the instance, or
-        # the class), built without its __init__ and list: autobahn reads self.log some 17
-        # times per connection, for debug events that are mostly dropped.
+        # the class), built without its __init__ and list, and kept in the instance's
+        # dictionary (this is a non-data descriptor): autobahn reads self.log some 17 times per
+        # connection and several times per message, for debug events that are mostly dropped.
         assert owner is not None
         bound = object.__new__(type(self))
         bound.namespace = f"{owner.__module__}.{owner.__name__}"
         bound.source = owner if instance is None else instance
         bound.observer = self.observer
+        if instance is not None:
+            instance.__dict__[self._name] = bound
         return bound
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
