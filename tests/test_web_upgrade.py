@@ -125,6 +125,25 @@ class HandOverTests(TestCase):
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
         self.assertEqual(self.terminals.opened, [])
 
+    def test_malformedHeadAnsweredAsBefore(self) -> None:
+        """
+        A whole head with a line that is not a header is not handed over (autobahn would skip
+        the line): twisted.web answers it with the JSON 400 it always gave.
+        """
+        head = handshake().replace(b"\r\n\r\n", b"\r\nno colon here\r\n\r\n")
+        connection, transport = self.connect(head)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
+        self.assertIn(b"malformed HTTP request", transport.value())
+        self.assertEqual(self.terminals.paths, [])
+
+    def test_otherSpellingsGoThroughTwistedWeb(self) -> None:
+        """HTTP/1.0, or a folded header line: the resource tree's road, as before."""
+        folded = handshake().replace(b"\r\n\r\n", b"\r\nX-Note: a\r\n b\r\n\r\n")
+        for head in (handshake().replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1), folded):
+            self.requests.clear()
+            self.connect(head)
+            self.assertEqual(len(self.requests), 1, head)
+
     def test_webRequestsNotHandedOver(self) -> None:
         """A request without an upgrade is the web side's."""
         connection, transport = self.connect(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
