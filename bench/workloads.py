@@ -53,8 +53,10 @@ class Settings:
     phaseTimeout: float = 30.0
     #: the longest each command phase (sequential, concurrent) may last; one request at most 5 s
     cmdPhaseSeconds: float = 15.0
-    #: the suite stops starting new runs after this many seconds (the rest is reported skipped)
-    budget: float = 560.0
+    #: the suite stops starting new runs after this many seconds (the rest is reported skipped):
+    #: a bound for a suite whose phases keep timing out, not for a slow machine (the full suite
+    #: took 566 s and 582 s on the 2-core machine on two days; 560 s skipped its last run)
+    budget: float = 900.0
     cmdSequential: int = 300
     cmdConcurrency: int = 20
     cmdPerClient: int = 30
