@@ -68,6 +68,13 @@ class HandOverTests(TestCase):
             connection.dataReceived(chunk)
         return connection, transport
 
+    def answered(self, status: bytes, *chunks: bytes) -> bytes:
+        """What a connection sent C{chunks} got back, checked to start with C{status}."""
+        connection, transport = self.connect(*chunks)
+        response: bytes = transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 " + status + b" "), response)
+        return response
+
     def test_wholeHeadHandedOverWithoutARequest(self) -> None:
         """
         A whole opening handshake in the first read opens the WebSocket at once, on any path,
@@ -103,17 +110,14 @@ class HandOverTests(TestCase):
     def test_headInPiecesGoesThroughTwistedWeb(self) -> None:
         """A head split over reads is parsed by twisted.web, then upgraded as before."""
         data = handshake()
-        connection, transport = self.connect(data[:20], data[20:])
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "), transport.value())
+        self.answered(b"101", data[:20], data[20:])
         self.assertEqual(len(self.requests), 1)
         self.assertEqual(len(self.terminals.opened), 1)
 
     def test_upgradeWithABodyRefused(self) -> None:
         """An upgrade declaring a body is not handed over: the channel refuses it with a 400."""
         head = handshake().replace(b"\r\n\r\n", b"\r\nContent-Length: 2\r\n\r\nhi")
-        connection, transport = self.connect(head)
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
-        self.assertIn(b"must not carry a body", transport.value())
+        self.assertIn(b"must not carry a body", self.answered(b"400", head))
         self.assertEqual(self.terminals.opened, [])
 
     def test_oversizeHeadRefused(self) -> None:
@@ -121,8 +125,7 @@ class HandOverTests(TestCase):
         head = handshake().replace(
             b"\r\n\r\n", b"\r\nX-Pad: " + b"a" * self.config.maxHandshakeBytes + b"\r\n\r\n"
         )
-        connection, transport = self.connect(head)
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
+        self.answered(b"400", head)
         self.assertEqual(self.terminals.opened, [])
 
     def test_malformedHeadAnsweredAsBefore(self) -> None:
@@ -131,9 +134,7 @@ class HandOverTests(TestCase):
         the line): twisted.web answers it with the JSON 400 it always gave.
         """
         head = handshake().replace(b"\r\n\r\n", b"\r\nno colon here\r\n\r\n")
-        connection, transport = self.connect(head)
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
-        self.assertIn(b"malformed HTTP request", transport.value())
+        self.assertIn(b"malformed HTTP request", self.answered(b"400", head))
         self.assertEqual(self.terminals.paths, [])
 
     def test_otherSpellingsGoThroughTwistedWeb(self) -> None:
@@ -146,8 +147,7 @@ class HandOverTests(TestCase):
 
     def test_webRequestsNotHandedOver(self) -> None:
         """A request without an upgrade is the web side's."""
-        connection, transport = self.connect(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 404 "), transport.value())
+        self.answered(b"404", b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertEqual(len(self.requests), 1)
         self.assertEqual(self.terminals.paths, [])
 
@@ -171,8 +171,7 @@ class HandOverTests(TestCase):
     def test_withoutTerminalsEveryUpgradeGoesThroughTwistedWeb(self) -> None:
         """A site built without the terminals' factory upgrades through the resource tree."""
         self.site.terminals = None
-        connection, transport = self.connect(handshake())
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "), transport.value())
+        self.answered(b"101", handshake())
         self.assertEqual(len(self.requests), 1)
 
 

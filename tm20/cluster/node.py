@@ -359,20 +359,18 @@ class ClusterNode:
         starting, stopping = wanted - self.leadingRoles, self.leadingRoles - wanted
         self.leadingRoles = wanted
         changes = []
-        for what, names in (("takes", starting), ("gives up", stopping)):
-            if not names:
-                continue
-            self.log.info(
-                "cluster node {node} {what} the singleton roles ({roles})",
-                node=self.nodeId,
-                what=what,
-                roles=", ".join(sorted(names)),
-            )
+        # (what is logged, the roles, which of a role's (start, stop) to call)
+        for what, names, step in (("takes", starting, 0), ("gives up", stopping, 1)):
+            if names:
+                self.log.info(
+                    "cluster node {node} {what} the singleton roles ({roles})",
+                    node=self.nodeId,
+                    what=what,
+                    roles=", ".join(sorted(names)),
+                )
             for name in sorted(names):
-                start, stop = self.roles[name]
-                d: Deferred[Any] = maybeDeferred(start if what == "takes" else stop)
-                d.addErrback(self._roleFailed, name)
-                changes.append(d)
+                d: Deferred[Any] = maybeDeferred(self.roles[name][step])
+                changes.append(d.addErrback(self._roleFailed, name))
         return DeferredList(changes)
 
     def _roleFailed(self, f: Failure, name: str) -> None:
