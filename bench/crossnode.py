@@ -11,6 +11,12 @@ the terminals in turn, for C{--seconds}:
   - B{cross node}: posted to B, which stores the command, wakes A (C{NOTIFY}), and answers once A
     has delivered it and woken B back.
 
+Each phase also takes the CPU it cost, per command, by process: the two nodes, PostgreSQL, the
+simulated terminals, the callers (this process) and the rest of the machine; and what those costs
+allow on this machine's cores: at most C{cores / CPU per command} commands per second, so with
+C{callers} always waiting (a closed loop) a mean round trip of at least C{callers} divided by that
+rate (Little's law) — the floor any p50 or p99 of the same run sits on.
+
 Prints one JSON object with p50/p99 of both and their ratio (appended to C{--out} when given).
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import subprocess
 import sys
@@ -26,6 +33,7 @@ import threading
 import time
 from typing import Any
 
+from bench.procinfo import machineCPU, sample, selfCPU
 from bench.server import Databases, ServerProcess, apiCall
 from bench.stats import percentile
 
@@ -83,6 +91,44 @@ def _summary(latencies: list[float], seconds: float) -> dict[str, Any]:
     }
 
 
+def _cpu(nodes: list[ServerProcess], simulator: Any, databases: Databases) -> dict[str, float]:
+    """CPU seconds so far of the nodes, the terminals, PostgreSQL, this process, the machine."""
+    return {
+        "nodes": sum(node.sample().cpu for node in nodes),
+        "terminals": sample(simulator.pid).cpu,
+        "database": databases.cpu() or 0.0,
+        "callers": selfCPU(),
+        "machine": machineCPU(),
+    }
+
+
+def cpuBudget(
+    before: dict[str, float], after: dict[str, float], commands: int, callers: int
+) -> dict[str, Any]:
+    """
+    What one command cost each process between the two L{_cpu} samples (ms), and what that
+    allows on this machine's cores: C{ceilingPerSecond} (every core busy with nothing else) and
+    C{roundTripFloorMs}, the mean round trip of C{callers} in a closed loop at that rate.
+    """
+    spent = {key: after[key] - before[key] for key in before}
+    ours = spent["nodes"] + spent["terminals"] + spent["database"] + spent["callers"]
+    perCommand = {
+        key: round(spent[key] / commands * 1000, 3) if commands else math.nan
+        for key in ("nodes", "database", "terminals", "callers")
+    }
+    perCommand["other"] = (
+        round(max(0.0, spent["machine"] - ours) / commands * 1000, 3) if commands else math.nan
+    )
+    cores = os.cpu_count() or 1
+    ceiling = cores * commands / ours if commands and ours > 0 else math.nan
+    return {
+        "cpuPerCommandMs": perCommand,
+        "cores": cores,
+        "ceilingPerSecond": round(ceiling, 1),
+        "roundTripFloorMs": round(callers / ceiling * 1000, 2) if ceiling > 0 else math.nan,
+    }
+
+
 def measure(
     databases: Databases, callers: int, seconds: float, warmup: float = 2.0
 ) -> dict[str, Any]:
@@ -132,8 +178,11 @@ def measure(
             raise RuntimeError("the simulated terminals did not all register")
         _callers(a.port, a.token, sns, callers, warmup)
         load = os.getloadavg()
+        c0 = _cpu(nodes, simulator, databases)
         same, sameFailed = _callers(a.port, a.token, sns, callers, seconds)
+        c1 = _cpu(nodes, simulator, databases)
         cross, crossFailed = _callers(b.port, b.token, sns, callers, seconds)
+        c2 = _cpu(nodes, simulator, databases)
         result = {
             "benchmark": "crossnode",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -141,8 +190,16 @@ def measure(
             "terminals": TERMINALS,
             "seconds": seconds,
             "loadAverageAtStart": [round(x, 2) for x in load],
-            "sameNode": {**_summary(same, seconds), "failures": len(sameFailed)},
-            "crossNode": {**_summary(cross, seconds), "failures": len(crossFailed)},
+            "sameNode": {
+                **_summary(same, seconds),
+                "failures": len(sameFailed),
+                **cpuBudget(c0, c1, len(same) + len(sameFailed), callers),
+            },
+            "crossNode": {
+                **_summary(cross, seconds),
+                "failures": len(crossFailed),
+                **cpuBudget(c1, c2, len(cross) + len(crossFailed), callers),
+            },
         }
         result["crossOverSame_p50"] = round(
             result["crossNode"]["p50_ms"] / result["sameNode"]["p50_ms"], 2

@@ -204,12 +204,23 @@ def runIngest(
             otherShare=max(0.0, (m1 - m0) - ours) / wall,
             cpuPerRecordUs=(s1.cpu - s0.cpu) / acked * 1e6 if acked else math.nan,
         )
+        # what these costs allow: every core of the machine busy with this server, its database
+        # and the load generators, and nothing else
+        spent = (
+            (s1.cpu - s0.cpu) + (c1 - c0) + ((d1 - d0) if d0 is not None and d1 is not None else 0)
+        )
+        out["ceilingAtCost"] = (
+            (os.cpu_count() or 1) * acked / spent if acked and spent > 0 else math.nan
+        )
         server.stop(STOP_TIMEOUT)
         out["committed"] = _countLogs(url)
         out["committedRate"] = rate(out["committed"], elapsed)
         rows = min(max(out["committed"], 10_000), sizes.ceilingMaxRows)
         out["ceilingCopy"] = ceilingCopy(url, rows)
         out["ratioCopy"] = out["rate"] / out["ceilingCopy"] if out["ceilingCopy"] else math.nan
+        out["ceilingAtCostRatio"] = (
+            out["ceilingAtCost"] / out["ceilingCopy"] if out["ceilingCopy"] else math.nan
+        )
     return out
 
 
@@ -432,6 +443,15 @@ def section(results: dict[str, Any]) -> str:
             ("PostgreSQL CPU per record acknowledged, µs", "dbCpuPerRecordUs", 0, "", None),
             ("load generators' CPU, cores", "loadgenShare", 2, "", None),
             ("CPU of other processes (not this benchmark), cores", "otherShare", 2, "", None),
+            (
+                "the most these costs allow, records/s (every core busy with server, PostgreSQL"
+                " and load generators)",
+                "ceilingAtCost",
+                0,
+                "",
+                None,
+            ),
+            ("… ÷ `COPY` ceiling", "ceilingAtCostRatio", 2, "", None),
         ]
         for f in ingest.values():
             share, db, per = f.get("serverShare"), f.get("dbShare"), f.get("cpuPerRecordUs")
@@ -543,8 +563,30 @@ def section(results: dict[str, Any]) -> str:
             f"| commands /s | {_n(same.get('perSecond'), 1)} | {_n(cross.get('perSecond'), 1)} "
             "| | |",
             f"| failures | {_n(same.get('failures'))} | {_n(cross.get('failures'))} | | 0 |",
-            "",
         ]
+        sameCPU, crossCPU = same.get("cpuPerCommandMs") or {}, cross.get("cpuPerCommandMs") or {}
+        if sameCPU or crossCPU:
+            for label, key in (
+                ("CPU per command: the two nodes", "nodes"),
+                ("… PostgreSQL", "database"),
+                ("… the simulated terminals", "terminals"),
+                ("… the callers (the benchmark's threads)", "callers"),
+                ("… other processes (not this benchmark)", "other"),
+            ):
+                out.append(
+                    f"| {label} | {_n(sameCPU.get(key), 2, 'ms')} "
+                    f"| {_n(crossCPU.get(key), 2, 'ms')} | | |"
+                )
+            out += [
+                f"| the most these costs allow on {same.get('cores') or cross.get('cores')} "
+                f"cores, commands/s | {_n(same.get('ceilingPerSecond'), 0)} "
+                f"| {_n(cross.get('ceilingPerSecond'), 0)} | | |",
+                f"| … the mean round trip it implies for {commands.get('callers')} callers "
+                "(Little's law) "
+                f"| {_n(same.get('roundTripFloorMs'), 1, 'ms')} "
+                f"| {_n(cross.get('roundTripFloorMs'), 1, 'ms')} | | |",
+            ]
+        out.append("")
     for name, text in results.get("profiles", {}).items():
         out += [f"### Profile: {name} (py-spy, parent and workers)", "", text, ""]
     return "\n".join(out)

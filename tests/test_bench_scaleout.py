@@ -44,6 +44,12 @@ class ScaleoutSmokeTests(unittest.TestCase):
             self.assertGreaterEqual(ingest["committed"], ingest["acked"])
             self.assertGreater(ingest["ceilingCopy"], 0)
             self.assertGreater(ingest["ratioCopy"], 0)
+            # what the measured costs allow on this machine's cores: a real figure, and above
+            # what was reached (the run itself did not use every core for nothing else)
+            self.assertGreater(ingest["ceilingAtCost"], 0)
+            self.assertAlmostEqual(
+                ingest["ceilingAtCostRatio"], ingest["ceilingAtCost"] / ingest["ceilingCopy"]
+            )
             connect = results["connect"][n]
             self.assertEqual((connect["connected"], connect["stormRegistered"]), (30, 30))
         hold = results["hold"]
@@ -54,11 +60,25 @@ class ScaleoutSmokeTests(unittest.TestCase):
         self.assertEqual(commands["sameNode"]["failures"], 0)
         self.assertEqual(commands["crossNode"]["failures"], 0)
         self.assertGreater(commands["crossNode"]["commands"], 0)
+        for phase in ("sameNode", "crossNode"):
+            budget = commands[phase]
+            self.assertGreater(budget["cpuPerCommandMs"]["nodes"], 0)
+            self.assertGreater(budget["cpuPerCommandMs"]["terminals"], 0)
+            self.assertGreater(budget["ceilingPerSecond"], 0)
+            # Little's law: the callers' mean round trip at that rate
+            self.assertAlmostEqual(
+                budget["roundTripFloorMs"],
+                TINY.callers / budget["ceilingPerSecond"] * 1000,
+                delta=0.01,
+            )
 
         text = section(results)
         self.assertIn("`--workers 2`", text)
         self.assertIn("ingest ÷ `COPY` ceiling", text)
         self.assertIn("cross ÷ same", text)
+        self.assertIn("the most these costs allow, records/s", text)
+        self.assertIn("the most these costs allow on", text)
+        self.assertIn("CPU per command: the two nodes", text)
         directory = tempfile.mkdtemp()
         saved = os.path.join(directory, "results")
         benchmarks = os.path.join(directory, "BENCHMARKS.md")
