@@ -371,7 +371,7 @@ class ServerConfig:
         ),
     )
     webhookBatchSize: int = attrs.field(
-        default=500,
+        default=1000,
         metadata=option(
             "webhook-batch-size",
             "TM20_WEBHOOK_BATCH_SIZE",
