@@ -423,6 +423,92 @@ class EventOrderTests(_PostgresCase):
         self.assertEqual((yield head), 2)
 
     @inlineCallbacks
+    def test_readerTakesTheRunBeforeAWriterWithoutWaiting(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        Ids 1 and 2 committed, 3 held by a writer in flight, 4 committed: a read after 0 answers
+        1 and 2 at once (every id up to 2 is committed: nothing can appear among them), without
+        waiting for the writer, and never 4; a read after 2 waits for it, then answers 3 and 4.
+        """
+        store = yield self.openStore(self.newDatabase(), poolSize=4)
+        yield store.appendEvents([NewEvent("test.a", None, {"n": 1}), NewEvent("test.b", None, {})])
+        release: Deferred[None] = Deferred()
+
+        async def slowWriter(cur: Any) -> None:
+            await appendEvents(cur, [NewEvent("test.held", None, {"n": 3})], store._now())
+            await release  # holds id 3, not committed
+
+        held = store.runInTransaction(slowWriter)
+        yield sleep(0.2)
+        yield store.appendEvents([NewEvent("test.d", None, {"n": 4})])
+        read = store.listEvents(EventQuery(after=0))
+        for _ in range(100):
+            if read.called:
+                break
+            yield sleep(0.05)
+        self.assertTrue(read.called, "the read waited for the writer in flight")
+        self.assertEqual(
+            [(e.id, e.type) for e in self.successResultOf(read)], [(1, "test.a"), (2, "test.b")]
+        )
+        # a type filter: the run holds no event of it, so the read waits, as before
+        filtered = store.listEvents(EventQuery(after=0, types=("test.d",)))
+        beyond = store.listEvents(EventQuery(after=2))
+        yield sleep(0.3)
+        self.assertFalse(filtered.called)
+        self.assertFalse(beyond.called)
+        release.callback(None)
+        yield held
+        self.assertEqual([e.id for e in (yield filtered)], [4])
+        self.assertEqual(
+            [(e.id, e.type) for e in (yield beyond)], [(3, "test.held"), (4, "test.d")]
+        )
+
+    @inlineCallbacks
+    def test_readerAtTheHeadDoesNotWait(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Every visible id after the cursor is in its run (none missing) while a writer holds a
+        larger one: the read answers at once (its events, or none at the head), without the
+        writers' lock; a page of the query is taken from the run only.
+        """
+        store = yield self.openStore(self.newDatabase(), poolSize=4)
+        yield store.appendEvents([NewEvent("test.n", None, {"i": i}) for i in range(5)])
+        release: Deferred[None] = Deferred()
+
+        async def slowWriter(cur: Any) -> None:
+            await appendEvents(cur, [NewEvent("test.held", None, {})], store._now())
+            await release
+
+        held = store.runInTransaction(slowWriter)
+        yield sleep(0.2)
+        page = yield store.listEvents(EventQuery(after=1, limit=2))
+        self.assertEqual([e.id for e in page], [2, 3])
+        rest = yield store.listEvents(EventQuery(after=3))
+        self.assertEqual([e.id for e in rest], [4, 5])
+        self.assertEqual((yield store.listEvents(EventQuery(after=5))), [])
+        release.callback(None)
+        yield held
+        self.assertEqual([e.id for e in (yield store.listEvents(EventQuery(after=5)))], [6])
+
+    @inlineCallbacks
+    def test_gapLeftByARollbackIsReadPast(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A writer that rolled back leaves its id unused for ever: the read stops short of that
+        gap, then, at it, waits for the writers (none) and reads past it.
+        """
+        store = yield self.openStore(self.newDatabase(), poolSize=4)
+        yield store.appendEvents([NewEvent("test.a", None, {})])
+
+        async def rolledBack(cur: Any) -> None:
+            await appendEvents(cur, [NewEvent("test.gone", None, {})], store._now())
+            raise ValueError("rolled back")
+
+        yield self.assertFailure(store.runInTransaction(rolledBack), ValueError)
+        yield store.appendEvents([NewEvent("test.c", None, {})])
+        self.assertEqual([e.id for e in (yield store.listEvents(EventQuery(after=0)))], [1])
+        self.assertEqual([e.id for e in (yield store.listEvents(EventQuery(after=1)))], [3])
+
+    @inlineCallbacks
     def test_concurrentWritersNeverShowAGap(self) -> Generator[Deferred[Any], Any, None]:
         """
         Many writers (log group commits and single events) and a reader polling all along: every

@@ -93,11 +93,59 @@ def appendEvent(d: Dialect, event: NewEvent, now: Any) -> Op[Event]:
     return _rows(d).event(result.first)
 
 
+#: The ids after the cursor looked at by a read that does not wait for the writers
+#: (L{_CONTIGUOUS_READ}): this many times the page asked for, within these bounds.
+CONTIGUOUS_WINDOW = (4, 1000, 10_000)
+
+#: A read of the log's order that waits for nobody: the events of the query among the ids
+#: after the cursor that follow it without a gap (C{after + 1}, C{after + 2}, …, as far as they
+#: go among the first C{window} visible ids).  Every id of that run is committed, so no event
+#: can ever appear inside it: the page is the query's whole answer up to its last id.  The
+#: first row also says how many ids were looked at (C{window_seen}) and how many of them form
+#: the run (C{window_run}); it is the only row, its event columns null, when none matches.
+_CONTIGUOUS_READ = """
+WITH w AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS k
+    FROM (SELECT id FROM events WHERE id > %s ORDER BY id LIMIT %s) ids
+), c AS (
+    SELECT count(*) AS seen, count(*) FILTER (WHERE id - k = %s) AS run,
+           max(id) FILTER (WHERE id - k = %s) AS upto
+    FROM w
+)
+SELECT c.seen AS window_seen, c.run AS window_run, e.*
+FROM c LEFT JOIN LATERAL (
+    SELECT * FROM events {where} AND id <= c.upto ORDER BY id LIMIT %s
+) e ON true
+"""
+
+
 def listEvents(d: Dialect, query: EventQuery) -> Op[list[Event]]:
+    """
+    The events of C{query}, in id order.  On PostgreSQL (a dialect that waits for the event
+    writers) the read first takes what it can without waiting (L{_CONTIGUOUS_READ}): a full
+    page, or any events of the run of ids after the cursor, or nothing when every visible id
+    after the cursor is in that run (no writer holds a smaller one); only when a gap comes
+    before any event of the query (a writer in flight holds an id there, or a rolled-back one
+    left it) does it wait for the writers and read again, as before.
+    """
     where, params = eventWhere(query, "%s")
-    params.append(max(query.limit, 0))
+    limit = max(query.limit, 0)
+    if d.waitForEventWriters:
+        factor, least, most = CONTIGUOUS_WINDOW
+        window = min(max(factor * limit, least), most)
+        rows = (
+            yield (
+                _CONTIGUOUS_READ.format(where=where),
+                [query.after, window, query.after, query.after, *params, limit],
+            )
+        ).rows
+        events = [_rows(d).event(row) for row in rows if row["id"] is not None]
+        first = rows[0] if rows else None
+        settled = first is not None and first["window_run"] == first["window_seen"] < window
+        if events or settled or limit == 0:
+            return events
     yield from _waitForWriters(d)
-    rows = (yield (f"SELECT * FROM events {where} ORDER BY id LIMIT %s", params)).rows
+    rows = (yield (f"SELECT * FROM events {where} ORDER BY id LIMIT %s", [*params, limit])).rows
     return [_rows(d).event(row) for row in rows]
 
 

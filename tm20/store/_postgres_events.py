@@ -14,15 +14,22 @@ ids 10 and 11, the one with 11 commits first, and a reader whose cursor moves to
     holding an event id not yet committed always holds the shared lock.  Writers never wait
     for each other: concurrent group commits (of this process or another) commit side by
     side, their fsyncs shared, instead of one at a time;
-  - every read of the log's order (L{listEvents}, L{lastEventId}, opening a stream at the
-    head) first takes it in I{exclusive} mode: it waits until every writer holding an id has
-    committed (or rolled back), and writers arriving meanwhile wait behind it.  Its C{SELECT}
-    then (a new snapshot, C{READ COMMITTED}) sees every id taken so far that will ever be
-    committed, and any id taken later is larger.  A reader that sees id N therefore already
-    sees every smaller id still in the log.
+  - a read of the log's order that must see every id taken so far (L{lastEventId}, opening a
+    stream at the head; L{listEvents} when it cannot do without, below) first takes it in
+    I{exclusive} mode: it waits until every writer holding an id has committed (or rolled
+    back), and writers arriving meanwhile wait behind it.  Its C{SELECT} then (a new snapshot,
+    C{READ COMMITTED}) sees every id taken so far that will ever be committed, and any id taken
+    later is larger.  A reader that sees id N therefore already sees every smaller id still in
+    the log.
 
 The lock is released at the commit, after the transaction became visible.  Readers are short
-(one C{SELECT}); the cost of a read is to wait for the writers in flight.
+(one C{SELECT}); the cost of a read is to wait for the writers in flight, and writers queue
+behind a waiting reader — with a webhook delivering every punch, a fifth of ingest.  So
+L{tm20.store._eventsql.listEvents} first reads without the lock: the ids after its cursor that
+follow it without a gap (C{after + 1}, C{after + 2}, …) are all committed, so no event can ever
+appear among them, and their events are a complete answer up to the last of them.  It waits
+only when a gap comes before any event of its query (an id held by a writer in flight, or left
+unused by one that rolled back: the wait tells which, and the read goes past it).
 """
 
 from __future__ import annotations
