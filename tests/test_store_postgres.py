@@ -491,6 +491,25 @@ class EventOrderTests(_PostgresCase):
         self.assertEqual([e.id for e in (yield store.listEvents(EventQuery(after=5)))], [6])
 
     @inlineCallbacks
+    def test_runLongerThanTheWindowWithoutAMatchReadsOn(
+        self,
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        A filtered read whose window of ids holds no event of its type (the run fills the
+        window): it does not answer "nothing" but reads on past the window, as before.
+        """
+        from tm20.store import _eventsql
+
+        self.patch(_eventsql, "CONTIGUOUS_WINDOW", (1, 2, 2))
+        store = yield self.openStore(self.newDatabase(), poolSize=4)
+        yield store.appendEvents([NewEvent("test.a", None, {}) for _ in range(5)])
+        yield store.appendEvents([NewEvent("test.b", None, {})])
+        found = yield store.listEvents(EventQuery(after=0, types=("test.b",)))
+        self.assertEqual([(e.id, e.type) for e in found], [(6, "test.b")])
+        # unfiltered, the run's first two are a complete answer up to id 2
+        self.assertEqual([e.id for e in (yield store.listEvents(EventQuery(after=0)))], [1, 2])
+
+    @inlineCallbacks
     def test_gapLeftByARollbackIsReadPast(self) -> Generator[Deferred[Any], Any, None]:
         """
         A writer that rolled back leaves its id unused for ever: the read stops short of that
