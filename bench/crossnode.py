@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.procinfo import machineCPU, sample, selfCPU
 from bench.server import Databases, ServerProcess, apiCall
-from bench.stats import percentile
+from bench.stats import mostAtCost, percentile
 
 TERMINALS = 20
 
@@ -119,11 +119,10 @@ def cpuBudget(
     perCommand["other"] = (
         round(max(0.0, spent["machine"] - ours) / commands * 1000, 3) if commands else math.nan
     )
-    cores = os.cpu_count() or 1
-    ceiling = cores * commands / ours if commands and ours > 0 else math.nan
+    ceiling = mostAtCost(commands, ours)
     return {
         "cpuPerCommandMs": perCommand,
-        "cores": cores,
+        "cores": os.cpu_count() or 1,
         "ceilingPerSecond": round(ceiling, 1),
         "roundTripFloorMs": round(callers / ceiling * 1000, 2) if ceiling > 0 else math.nan,
     }

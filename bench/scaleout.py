@@ -49,7 +49,7 @@ from bench.procinfo import loadAverage, machine, machineCPU, raiseOpenFilesLimit
 from bench.profiles import renderSummary, summariseFile
 from bench.report import shortError, verdict
 from bench.server import Databases, ServerProcess
-from bench.stats import formatNumber, percentile, rate
+from bench.stats import formatNumber, mostAtCost, percentile, rate
 from bench.workers import WorkerPool
 from bench.workloads import _connectOps, _countLogs, _registration, _split, ceilingCopy
 
@@ -206,11 +206,9 @@ def runIngest(
         )
         # what these costs allow: every core of the machine busy with this server, its database
         # and the load generators, and nothing else
-        spent = (
-            (s1.cpu - s0.cpu) + (c1 - c0) + ((d1 - d0) if d0 is not None and d1 is not None else 0)
-        )
-        out["ceilingAtCost"] = (
-            (os.cpu_count() or 1) * acked / spent if acked and spent > 0 else math.nan
+        out["ceilingAtCost"] = mostAtCost(
+            acked,
+            (s1.cpu - s0.cpu) + (c1 - c0) + ((d1 - d0) if d0 is not None and d1 is not None else 0),
         )
         server.stop(STOP_TIMEOUT)
         out["committed"] = _countLogs(url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -70,4 +71,15 @@ def rate(count: float, seconds: float) -> float:
     return count / seconds if seconds > 0 else math.nan
 
 
-__all__ = ["Summary", "formatNumber", "percentile", "rate"]
+def mostAtCost(count: float, cpuSeconds: float) -> float:
+    """
+    The most of C{count} things per second this machine's cores could do if each cost what
+    C{count} of them cost in C{cpuSeconds} of CPU (every core busy with them and nothing else);
+    C{nan} when nothing was done or nothing spent.
+    """
+    if count <= 0 or cpuSeconds <= 0:
+        return math.nan
+    return (os.cpu_count() or 1) * count / cpuSeconds
+
+
+__all__ = ["Summary", "formatNumber", "mostAtCost", "percentile", "rate"]
