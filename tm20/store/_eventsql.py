@@ -140,8 +140,8 @@ def listEvents(d: Dialect, query: EventQuery) -> Op[list[Event]]:
             )
         ).rows
         events = [_rows(d).event(row) for row in rows if row["id"] is not None]
-        first = rows[0] if rows else None
-        settled = first is not None and first["window_run"] == first["window_seen"] < window
+        # (one row at least: C{c} is an aggregate)
+        settled = rows[0]["window_run"] == rows[0]["window_seen"] < window
         if events or settled or limit == 0:
             return events
     yield from _waitForWriters(d)
